@@ -1,0 +1,106 @@
+"""Configuration: include/config/passerelle.yaml, merged over defaults and checked.
+
+Read at DAG parse time, so it stays cheap (one small YAML file, no connection).
+The file is chosen by the ``PASSERELLE_CONFIG`` environment variable, else the project's own.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from passerelle import INCLUDE
+
+DEFAULT_PATH = INCLUDE / "config" / "passerelle.yaml"
+
+DEFAULTS: dict[str, Any] = {
+    "shop": {
+        "dialect": "generic",
+        "timezone": "Europe/Paris",
+        "erp_conn_id": "passerelle_erp",
+        "shop_conn_id": "passerelle_shop",
+        "outbound_dir": "/outbound",
+        "inbound_dir": "/inbound",
+        "archive_dir": "/inbound/archive",
+        "errors_dir": "/errors",
+        "public_base_url": "",
+        "rows_per_file": 50000,
+    },
+    "catalog": {
+        "selection_rule": "TRUE",
+        "entities": ["family", "brand", "supplier", "article", "variant"],
+    },
+    "images": {
+        "formats": {
+            "thumbnail": {"width": 250, "height": 250, "mode": "pad", "background": "#FFFFFF"},
+            "large": {"width": 1200, "height": 1200, "mode": "fit"},
+        },
+        "format": "jpeg",
+        "quality": 85,
+        "chunk_size": 200,
+    },
+    "stock": {"safety_stock": 0, "variant_display": "all"},
+    "flows": {},
+}
+
+DIALECTS = ("generic", "prestashop")
+
+
+class ConfigError(ValueError):
+    """A configuration value is wrong; the message names the file, section and key."""
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in (over or {}).items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and key != "formats":
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def config_path() -> Path:
+    return Path(os.environ.get("PASSERELLE_CONFIG") or DEFAULT_PATH)
+
+
+def load_config(path: str | Path | None = None) -> dict[str, Any]:
+    """Return the configuration as a plain dict, defaults filled in, checked."""
+    path = Path(path) if path else config_path()
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: configuration file not found") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    for section, value in raw.items():
+        if section not in DEFAULTS:
+            raise ConfigError(f"{path}: unknown section {section!r} (expected one of {sorted(DEFAULTS)})")
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}: section {section!r} must be a mapping")
+    cfg = _merge(DEFAULTS, raw)
+    cfg["_path"] = str(path)
+    _check(cfg, path)
+    return cfg
+
+
+def _check(cfg: dict, path: Path) -> None:
+    shop = cfg["shop"]
+    if shop["dialect"] not in DIALECTS:
+        raise ConfigError(f"{path}: shop.dialect is {shop['dialect']!r}; expected one of {DIALECTS}")
+    rows = shop["rows_per_file"]
+    if not isinstance(rows, int) or rows < 1:
+        raise ConfigError(f"{path}: shop.rows_per_file must be a positive integer, got {rows!r}")
+    rule = cfg["catalog"]["selection_rule"]
+    if not isinstance(rule, str) or not rule.strip() or ";" in rule:
+        raise ConfigError(f"{path}: catalog.selection_rule must be one SQL boolean expression, got {rule!r}")
+    if cfg["stock"]["variant_display"] not in ("all", "in_stock"):
+        raise ConfigError(
+            f"{path}: stock.variant_display is {cfg['stock']['variant_display']!r}; expected 'all' or 'in_stock'"
+        )

@@ -1,0 +1,212 @@
+"""Delta or full, computed set-wise in PostgreSQL.
+
+For each exported entity, the content hash of every selected row of its view is compared with
+the snapshot of what the shop last confirmed; created, changed and removed keys are recorded
+in ``passerelle.batch_row`` in the same statement (a FULL JOIN, never a Python loop). A batch
+is tied to a flow and a run key (the logical date), so computing it again for the same run key
+returns the batch already built: a rerun republishes the same delta.
+
+The snapshot advances only in :func:`confirm_batch`, once the upload is confirmed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import psycopg
+
+log = logging.getLogger(__name__)
+
+VIEW_SCHEMA = "passerelle_src"
+
+
+@dataclass(frozen=True)
+class Entity:
+    """One exported entity: its view, the alias its rows take, and the predicate selecting
+    the rows for the shop (written with that alias)."""
+
+    name: str
+    where: str = "TRUE"
+    alias: str = "v"
+    #: What identifies a removed row to the shop besides its key (kept in the snapshot,
+    #: since a removed row is no longer in the view): a category's name, a variant's article.
+    label: str = "key"
+
+    @property
+    def view(self) -> str:
+        return f"{VIEW_SCHEMA}.{self.name}"
+
+
+def catalog_entities(selection_rule: str, names: Sequence[str] | None = None) -> list[Entity]:
+    """The catalog's entities, in the order the shop must import them.
+
+    Articles: the web flag and the configured rule (written with alias ``a``). Variants
+    follow their article: a variant is sent only while its article is selected.
+    """
+    rule = f"(a.web AND ({selection_rule}))"
+    entities = [
+        Entity("family", label="name"),
+        Entity("brand", label="name"),
+        Entity("supplier", label="name"),
+        Entity("article", where=rule, alias="a"),
+        Entity("variant", label="article_reference", where=f"EXISTS (SELECT 1 FROM {VIEW_SCHEMA}.article a "
+                                f"WHERE a.key = v.article_reference AND {rule})"),
+    ]
+    wanted = list(names or [e.name for e in entities])
+    unknown = set(wanted) - {e.name for e in entities}
+    if unknown:
+        raise ValueError(f"unknown catalog entities {sorted(unknown)}; expected some of "
+                         f"{[e.name for e in entities]}")
+    return [e for e in entities if e.name in wanted]
+
+
+@dataclass
+class Batch:
+    id: int
+    flow: str
+    run_key: str
+    mode: str
+    status: str
+    entities: list[str]
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    reused: bool = False
+
+    def as_xcom(self) -> dict:
+        return {"batch_id": self.id, "flow": self.flow, "run_key": self.run_key, "mode": self.mode,
+                "status": self.status, "entities": self.entities, "counts": self.counts, "reused": self.reused}
+
+
+def find_batch(conn: psycopg.Connection, flow: str, run_key: str) -> Batch | None:
+    row = conn.execute(
+        "SELECT id, mode, status, entities, counts FROM passerelle.batch WHERE flow = %s AND run_key = %s",
+        (flow, run_key),
+    ).fetchone()
+    if row is None:
+        return None
+    return Batch(row[0], flow, run_key, row[1], row[2], list(row[3]), row[4], reused=True)
+
+
+def first_run(conn: psycopg.Connection, entities: Sequence[Entity]) -> bool:
+    """True when the shop never confirmed anything for these entities: the send must be full."""
+    row = conn.execute(
+        "SELECT count(*) FROM passerelle.snapshot WHERE entity = ANY(%s)", ([e.name for e in entities],)
+    ).fetchone()
+    return row[0] == 0
+
+
+def diff_entity(conn: psycopg.Connection, batch_id: int, entity: Entity, *, full: bool) -> dict[str, int]:
+    """Record the entity's created/changed/removed keys for the batch; return the counts.
+
+    The row hash is md5 of the view row's text form: any change to any exported column
+    changes it. A full send records every current row (as created or changed) and the
+    removed ones, so that the shop can deactivate what left the selection.
+    """
+    a = entity.alias
+    sql = f"""
+    WITH cur AS MATERIALIZED (
+        SELECT {a}.key, {a}.{entity.label}::text AS label, md5({a}::text) AS hash FROM {entity.view} {a} WHERE {entity.where}
+    ),
+    snap AS (SELECT key, hash, label FROM passerelle.snapshot WHERE entity = %(entity)s),
+    diff AS (
+        SELECT coalesce(c.key, s.key) AS key, c.hash, coalesce(c.label, s.label) AS label,
+               CASE WHEN s.key IS NULL THEN 'C' WHEN c.key IS NULL THEN 'D'
+                    WHEN c.hash <> s.hash THEN 'U' ELSE '=' END AS op
+        FROM cur c FULL JOIN snap s ON s.key = c.key
+    ),
+    ins AS (
+        INSERT INTO passerelle.batch_row (batch_id, entity, key, hash, label, op)
+        SELECT %(batch)s, %(entity)s, key, hash, label, CASE op WHEN '=' THEN 'U' ELSE op END
+        FROM diff WHERE op <> '=' OR %(full)s
+    )
+    SELECT op, count(*) FROM diff GROUP BY op
+    """
+    rows = dict(conn.execute(sql, {"batch": batch_id, "entity": entity.name, "full": full}).fetchall())
+    return {
+        "created": rows.get("C", 0),
+        "changed": rows.get("U", 0),
+        "removed": rows.get("D", 0),
+        "unchanged": rows.get("=", 0),
+    }
+
+
+def build_batch(
+    conn: psycopg.Connection,
+    *,
+    flow: str,
+    run_key: str,
+    entities: Sequence[Entity],
+    mode: str = "delta",
+    dry_run: bool = False,
+) -> Batch:
+    """Compute (or find again) the batch of a flow for a run key.
+
+    Runs in the caller's transaction, which should be REPEATABLE READ so that the hashes and
+    the rows exported next come from one consistent view of the back office.
+    """
+    if mode not in ("delta", "full"):
+        raise ValueError(f"mode must be 'delta' or 'full', got {mode!r}")
+    key = f"{run_key}#dry" if dry_run else run_key
+    existing = find_batch(conn, flow, key)
+    if existing is not None and not dry_run:
+        log.info("batch %s of %s for %s already built (%s): reused", existing.id, flow, run_key, existing.status)
+        return existing
+    if existing is not None:  # a dry run is recomputed each time
+        conn.execute("DELETE FROM passerelle.batch WHERE id = %s", (existing.id,))
+    if mode == "delta" and first_run(conn, entities):
+        log.info("no snapshot yet for %s: first run, sending everything", [e.name for e in entities])
+        mode = "full"
+    status = "dry_run" if dry_run else "built"
+    batch_id = conn.execute(
+        "INSERT INTO passerelle.batch (flow, run_key, mode, status, entities) VALUES (%s, %s, %s, %s, %s) "
+        "RETURNING id",
+        (flow, key, mode, status, [e.name for e in entities]),
+    ).fetchone()[0]
+    counts = {e.name: diff_entity(conn, batch_id, e, full=mode == "full") for e in entities}
+    conn.execute("UPDATE passerelle.batch SET counts = %s WHERE id = %s", (json.dumps(counts), batch_id))
+    if not dry_run:
+        # An earlier batch built but never confirmed is contained in this one.
+        conn.execute(
+            "UPDATE passerelle.batch SET status = 'superseded' WHERE flow = %s AND id < %s "
+            "AND status IN ('built', 'published')",
+            (flow, batch_id),
+        )
+    return Batch(batch_id, flow, key, mode, status, [e.name for e in entities], counts)
+
+
+def confirm_batch(conn: psycopg.Connection, batch_id: int) -> bool:
+    """Advance the snapshot to what the batch sent; once only. Returns False if already done.
+
+    A full batch replaces the snapshot of its entities; a delta upserts created and changed
+    rows and forgets removed ones. Superseded or dry-run batches never touch the snapshot.
+    """
+    row = conn.execute(
+        "SELECT status, mode, entities FROM passerelle.batch WHERE id = %s FOR UPDATE", (batch_id,)
+    ).fetchone()
+    if row is None:
+        raise ValueError(f"no batch {batch_id}")
+    status, mode, entities = row
+    if status not in ("built", "published"):
+        log.info("batch %s is %s: snapshot left as it is", batch_id, status)
+        return False
+    if mode == "full":
+        conn.execute("DELETE FROM passerelle.snapshot WHERE entity = ANY(%s)", (entities,))
+    else:
+        conn.execute(
+            "DELETE FROM passerelle.snapshot s USING passerelle.batch_row b "
+            "WHERE b.batch_id = %s AND b.op = 'D' AND s.entity = b.entity AND s.key = b.key",
+            (batch_id,),
+        )
+    conn.execute(
+        "INSERT INTO passerelle.snapshot (entity, key, hash, label, batch_id) "
+        "SELECT entity, key, hash, label, batch_id FROM passerelle.batch_row WHERE batch_id = %s AND op <> 'D' "
+        "ON CONFLICT (entity, key) DO UPDATE "
+        "SET hash = EXCLUDED.hash, label = EXCLUDED.label, batch_id = EXCLUDED.batch_id",
+        (batch_id,),
+    )
+    conn.execute(
+        "UPDATE passerelle.batch SET status = 'confirmed', confirmed_at = now() WHERE id = %s", (batch_id,)
+    )
+    return True

@@ -1,0 +1,150 @@
+"""Build a batch's outbound files and keep them in the outbox (``passerelle.outbox_file``).
+
+The rows sent are read in the same REPEATABLE READ transaction that computed their hashes
+(see :func:`build_catalog`), so what the snapshot will record is exactly what the shop got.
+Files are cut in parts of ``rows_per_file`` rows, read and written chunk by chunk: memory
+stays flat whatever the catalog size. Rows a dialect refuses are recorded with their reason
+and dropped from the batch, so the snapshot does not advance for them and they are tried
+again on the next run (once fixed in the back office).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable, Iterator, Sequence
+
+import pandas as pd
+import psycopg
+
+from passerelle.core.differ import Batch, Entity, build_batch
+from passerelle.core.feeds import Dialect, Rejects
+from passerelle.db import copy_in, read_query_chunks
+
+log = logging.getLogger(__name__)
+
+#: Optional hook adding columns to an entity's rows before the dialect sees them
+#: (e.g. the image URLs of articles): (entity, DataFrame) -> DataFrame.
+Enricher = Callable[[str, pd.DataFrame], pd.DataFrame]
+
+
+def _store(conn: psycopg.Connection, batch_id: int, entity: str, name: str, content: bytes, rows: int) -> dict:
+    digest = hashlib.sha256(content).hexdigest()
+    conn.execute(
+        "INSERT INTO passerelle.outbox_file (batch_id, position, name, entity, rows, bytes, sha256, content) "
+        "SELECT %s, coalesce(max(position), 0) + 1, %s, %s, %s, %s, %s, %s "
+        "FROM passerelle.outbox_file WHERE batch_id = %s",
+        (batch_id, name, entity, rows, len(content), digest, content, batch_id),
+    )
+    return {"name": name, "entity": entity, "rows": rows, "bytes": len(content), "sha256": digest}
+
+
+def write_files(
+    conn: psycopg.Connection,
+    batch: Batch,
+    entities: Sequence[Entity],
+    dialect: Dialect,
+    *,
+    rows_per_file: int = 50_000,
+    enrich: Enricher | None = None,
+) -> list[dict]:
+    """Write the batch's files (live rows first, in import order, then deactivations)."""
+    files: list[dict] = []
+    removals: list[tuple[Entity, str]] = []
+    for entity in entities:
+        stem = dialect.stems[entity.name]
+        rejects = Rejects()
+        part = 0
+        query = (
+            f"SELECT v.* FROM {entity.view} v JOIN passerelle.batch_row b "
+            f"ON b.key = v.key AND b.batch_id = %s AND b.entity = %s AND b.op <> 'D' ORDER BY v.key"
+        )
+        for chunk in read_query_chunks(conn, query, (batch.id, entity.name), chunksize=rows_per_file):
+            if enrich is not None:
+                chunk = enrich(entity.name, chunk)
+            bad = dialect.common_checks(entity.name, chunk, rejects)
+            out = dialect.live(entity.name, chunk[~bad], rejects)
+            if len(out):
+                part += 1
+                files.append(_store(conn, batch.id, entity.name, f"{stem}_{part:04d}.csv",
+                                    dialect.to_bytes(out), len(out)))
+        refused = rejects.frame().drop_duplicates("key")
+        if len(refused):
+            _record_rejects(conn, batch, entity.name, rejects.frame())
+        batch.counts.setdefault(entity.name, {})["rejected"] = len(refused)
+        removals.append((entity, stem))
+
+    # Deactivations after every live file, children first (combinations before products...).
+    for entity, _stem in reversed(removals):
+        part = 0
+        query = "SELECT key, label FROM passerelle.batch_row WHERE batch_id = %s AND entity = %s AND op = 'D' ORDER BY key"
+        for chunk in read_query_chunks(conn, query, (batch.id, entity.name), chunksize=rows_per_file):
+            if not len(chunk):
+                continue
+            off_stem, out = dialect.removed(entity.name, chunk)
+            part += 1
+            files.append(_store(conn, batch.id, entity.name, f"{off_stem}_{part:04d}.csv",
+                                dialect.to_bytes(out), len(out)))
+    conn.execute("UPDATE passerelle.batch SET counts = %s WHERE id = %s", (json.dumps(batch.counts), batch.id))
+    return files
+
+
+def _record_rejects(conn: psycopg.Connection, batch: Batch, entity: str, rejects: pd.DataFrame) -> None:
+    for key, field, value, reason in rejects.head(20).itertuples(index=False):
+        log.warning("%s %s refused: %s=%r: %s", entity, key, field, value, reason)
+    copy_in(conn, "passerelle.outbound_reject", rejects.assign(batch_id=batch.id, entity=entity),
+            ["batch_id", "entity", "key", "field", "value", "reason"])
+    conn.execute(
+        "DELETE FROM passerelle.batch_row WHERE batch_id = %s AND entity = %s AND key = ANY(%s)",
+        (batch.id, entity, list(rejects["key"].unique())),
+    )
+
+
+def build_catalog(
+    conn: psycopg.Connection,
+    *,
+    flow: str,
+    run_key: str,
+    entities: Sequence[Entity],
+    dialect: Dialect,
+    mode: str = "delta",
+    dry_run: bool = False,
+    rows_per_file: int = 50_000,
+    enrich: Enricher | None = None,
+) -> tuple[Batch, list[dict]]:
+    """Compute the batch and write its files in one consistent transaction.
+
+    A batch already built for this run key is returned with its stored files, untouched.
+    """
+    conn.commit()  # the isolation level can only change between transactions
+    previous = conn.isolation_level
+    conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+    try:
+        with conn.transaction():
+            # One builder at a time per flow, whatever the scheduler does.
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"passerelle:{flow}",))
+            batch = build_batch(conn, flow=flow, run_key=run_key, entities=entities, mode=mode, dry_run=dry_run)
+            if batch.reused:
+                files = outbox_files(conn, batch.id)
+            else:
+                files = write_files(conn, batch, entities, dialect, rows_per_file=rows_per_file, enrich=enrich)
+    finally:
+        conn.isolation_level = previous
+    return batch, files
+
+
+def outbox_files(conn: psycopg.Connection, batch_id: int) -> list[dict]:
+    rows = conn.execute(
+        "SELECT name, entity, rows, bytes, sha256 FROM passerelle.outbox_file WHERE batch_id = %s "
+        "ORDER BY position", (batch_id,)).fetchall()
+    return [dict(zip(("name", "entity", "rows", "bytes", "sha256"), r)) for r in rows]
+
+
+def iter_outbox(conn: psycopg.Connection, batch_id: int) -> Iterator[tuple[str, bytes, dict]]:
+    """The batch's files with their content, one at a time, in the order they were written."""
+    for info in outbox_files(conn, batch_id):
+        content = conn.execute(
+            "SELECT content FROM passerelle.outbox_file WHERE batch_id = %s AND name = %s", (batch_id, info["name"])
+        ).fetchone()[0]
+        yield info["name"], bytes(content), info

@@ -1,0 +1,44 @@
+"""Where the shop finds an article's photos: the URLs the catalog files carry.
+
+The renders themselves are made and uploaded by the images step (passerelle.core.images);
+this module only names them, so that the product files and the uploaded renders agree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pandas as pd
+
+from passerelle.core.feeds import slug
+
+#: Render used by the shop as the product photo (the others are derived by the shop or unused).
+SHOP_FORMAT = "large"
+
+
+def render_file_name(reference: str, position: int, format_name: str, ext: str) -> str:
+    """Stable, URL-safe name of one render: ``<reference>-<position>-<format>.<ext>``."""
+    ref = slug(pd.Series([reference])).iloc[0] or "x"
+    return f"{ref}-{int(position)}-{format_name}.{ext}"
+
+
+def image_url_enricher(cfg: dict) -> Callable[[str, pd.DataFrame], pd.DataFrame]:
+    """An export enricher adding ``image_urls`` (comma separated, cover first) to article rows."""
+    base = (cfg["shop"].get("public_base_url") or "").rstrip("/")
+    ext = "webp" if cfg["images"].get("format") == "webp" else "jpg"
+    folder = f"{base}/images" if base else "images"
+
+    def enrich(entity: str, df: pd.DataFrame) -> pd.DataFrame:
+        if entity != "article" or "images" not in df:
+            return df
+        parts = df["images"].fillna("").str.split(",").explode()
+        parts = parts[parts != ""]
+        positions = parts.str.split(":").str[0].astype(int)
+        refs = df.loc[positions.index, "reference"]
+        urls = [f"{folder}/{render_file_name(r, p, SHOP_FORMAT, ext)}" for r, p in zip(refs, positions)]
+        joined = pd.Series(urls, index=positions.index, dtype=object).groupby(level=0).agg(",".join)
+        out = df.copy()
+        out["image_urls"] = joined.reindex(df.index).fillna("")
+        return out
+
+    return enrich

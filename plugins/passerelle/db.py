@@ -1,0 +1,111 @@
+"""PostgreSQL access: connections, the project's SQL files, and COPY in and out.
+
+The core takes a psycopg (3) connection, so it runs with or without Airflow; operators get
+theirs from the Postgres provider's hook (``erp_connection``), which hands out psycopg 3
+connections when SQLAlchemy 2 is installed, as it is here.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+
+import pandas as pd
+import psycopg
+
+from passerelle import SQL_DIR
+
+#: Folders of include/sql applied in this order: the reference back office, the views
+#: Passerelle reads it through, Passerelle's own state.
+SQL_PARTS = ("erp", "views", "state")
+
+
+def connect(dsn: str, **kwargs) -> psycopg.Connection:
+    return psycopg.connect(dsn, **kwargs)
+
+
+def erp_connection(conn_id: str) -> psycopg.Connection:
+    """A connection to the back office through the Airflow Postgres provider."""
+    from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+    conn = PostgresHook(postgres_conn_id=conn_id).get_conn()
+    if not isinstance(conn, psycopg.Connection):
+        raise RuntimeError(
+            "Passerelle needs psycopg 3 connections from the Postgres provider "
+            "(install psycopg and SQLAlchemy 2, as requirements.txt pins them)"
+        )
+    return conn
+
+
+def sql_files(parts: Sequence[str] = SQL_PARTS) -> list[Path]:
+    return [f for part in parts for f in sorted((SQL_DIR / part).glob("*.sql"))]
+
+
+def apply_sql(conn: psycopg.Connection, parts: Sequence[str] = SQL_PARTS) -> list[str]:
+    """Run include/sql/<part>/*.sql in order (each file is idempotent); return their names."""
+    done = []
+    for path in sql_files(parts):
+        conn.execute(path.read_text(encoding="utf-8"))
+        done.append(f"{path.parent.name}/{path.name}")
+    conn.commit()
+    return done
+
+
+def copy_out(conn: psycopg.Connection, query: str, params: Sequence | dict | None = None) -> Iterator[bytes]:
+    """Stream ``COPY (query) TO STDOUT`` as CSV with a header, in blocks."""
+    with conn.cursor() as cur:
+        with cur.copy(f"COPY ({query}) TO STDOUT WITH (FORMAT csv, HEADER true)", params) as copy:
+            for block in copy:
+                yield bytes(block)
+
+
+def read_query_chunks(
+    conn: psycopg.Connection, query: str, params=None, *, chunksize: int = 50_000, dtype=str
+) -> Iterator[pd.DataFrame]:
+    """Rows of a query as DataFrames of at most ``chunksize`` rows, via COPY, memory flat.
+
+    Values stay text (dtype=str) unless told: what goes to the shop is text anyway and the
+    back office's formatting of numbers is kept exactly.
+    """
+    spool = _Spool(copy_out(conn, query, params))
+    reader = pd.read_csv(spool, chunksize=chunksize, dtype=dtype, keep_default_na=False, na_values=[],
+                         engine="c")
+    yield from reader
+
+
+class _Spool(io.RawIOBase):
+    """A read-only file over an iterator of byte blocks (for pandas to read COPY's output)."""
+
+    def __init__(self, blocks: Iterable[bytes]):
+        self._blocks = iter(blocks)
+        self._buf = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        while not self._buf:
+            try:
+                self._buf = next(self._blocks)
+            except StopIteration:
+                return 0
+        n = min(len(b), len(self._buf))
+        b[:n] = self._buf[:n]
+        self._buf = self._buf[n:]
+        return n
+
+
+def copy_in(conn: psycopg.Connection, table: str, df: pd.DataFrame, columns: Sequence[str] | None = None) -> int:
+    """``COPY table (columns) FROM STDIN`` from a DataFrame, as CSV; NULL for missing values."""
+    columns = list(columns or df.columns)
+    buf = io.StringIO()
+    df[columns].to_csv(buf, index=False, header=False, na_rep="\\N", quoting=csv.QUOTE_MINIMAL)
+    cols = ", ".join(f'"{c}"' for c in columns)
+    with conn.cursor() as cur:
+        with cur.copy(f"COPY {table} ({cols}) FROM STDIN WITH (FORMAT csv, NULL '\\N')") as copy:
+            data = buf.getvalue().encode()
+            for i in range(0, len(data), 1 << 20):
+                copy.write(data[i : i + (1 << 20)])
+    return len(df)
