@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Iterator, Sequence
+import tempfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -66,35 +67,18 @@ def read_query_chunks(
 ) -> Iterator[pd.DataFrame]:
     """Rows of a query as DataFrames of at most ``chunksize`` rows, via COPY, memory flat.
 
+    The COPY is read to its end first, into a spooled temporary file (in memory up to 64 MiB,
+    then on disk): psycopg holds the connection's lock for the whole COPY, so the caller could
+    not run a statement (store a file) between two chunks while it is open.
     Values stay text (dtype=str) unless told: what goes to the shop is text anyway and the
     back office's formatting of numbers is kept exactly.
     """
-    spool = _Spool(copy_out(conn, query, params))
-    reader = pd.read_csv(spool, chunksize=chunksize, dtype=dtype, keep_default_na=False, na_values=[],
-                         engine="c")
-    yield from reader
-
-
-class _Spool(io.RawIOBase):
-    """A read-only file over an iterator of byte blocks (for pandas to read COPY's output)."""
-
-    def __init__(self, blocks: Iterable[bytes]):
-        self._blocks = iter(blocks)
-        self._buf = b""
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b) -> int:
-        while not self._buf:
-            try:
-                self._buf = next(self._blocks)
-            except StopIteration:
-                return 0
-        n = min(len(b), len(self._buf))
-        b[:n] = self._buf[:n]
-        self._buf = self._buf[n:]
-        return n
+    with tempfile.SpooledTemporaryFile(max_size=64 << 20) as spool:
+        for block in copy_out(conn, query, params):
+            spool.write(block)
+        spool.seek(0)
+        yield from pd.read_csv(spool, chunksize=chunksize, dtype=dtype, keep_default_na=False, na_values=[],
+                               engine="c")
 
 
 def copy_in(conn: psycopg.Connection, table: str, df: pd.DataFrame, columns: Sequence[str] | None = None) -> int:

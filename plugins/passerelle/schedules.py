@@ -7,6 +7,11 @@ time-based rhythm may be combined with ``on_change: true``: the flow then runs o
 timetable *and* on change (Airflow's ``AssetOrTimeSchedule``). A flow left out of the file, or
 given options but no rhythm, keeps its default rhythm (:data:`DEFAULT_RHYTHMS`).
 
+``on_change`` flows get an ``AssetWatcher`` on their change Asset (:func:`change_watch_asset`,
+options ``watch``, ``poll_seconds``, ``settle_seconds``); ``after: [catalog]`` adds the catalog's
+published Asset (:data:`CATALOG_PUBLISHED`) to a flow's schedule; the ``report`` flow also takes
+``local_dir``, ``remote_dir`` and ``days`` (:func:`report_settings`).
+
 Checking the section is pure and fast (croniter and the standard library only); the Airflow
 classes are imported inside the functions that build them, so importing this module costs
 nothing. Every mistake raises :class:`FlowConfigError` naming the file, the flow and the key::
@@ -65,12 +70,32 @@ DEFAULT_ENTITIES: dict[str, tuple[str, ...]] = {
 #: Flows whose run form offers to replay quarantined rows (rows rejected from shop files).
 REPLAY_FLOWS: frozenset[str] = frozenset({"orders_in"})
 
+#: Flows whose publish task emits an Asset (:func:`published_asset`) another flow may follow
+#: with ``after: [<flow>]``. Add a flow here once its publish task has the asset as outlet.
+PUBLISHING_FLOWS: tuple[str, ...] = ("catalog",)
+
+#: Flows ``on_change`` cannot start: orders come from files the shop drops, not from the back
+#: office, and the report is made from run summaries.
+NO_CHANGE_FLOWS: dict[str, str] = {
+    "orders_in": "orders_in reads the files the shop drops; on_change watches the back office",
+    "report": "the report is made from run summaries, not from changes in the back office",
+}
+
 TIME_KEYS: tuple[str, ...] = ("cron", "times", "every_minutes")
 RHYTHM_KEYS: tuple[str, ...] = (*TIME_KEYS, "on_change", "manual")
 OPTION_KEYS: tuple[str, ...] = (
     "enabled", "catchup", "start_date", "max_active_runs", "pool", "retries", "entities",
+    "after", "watch", "poll_seconds", "settle_seconds",
 )
-ALLOWED_KEYS: tuple[str, ...] = (*RHYTHM_KEYS, *OPTION_KEYS)
+#: Keys only the ``report`` flow takes (where its HTML page goes, how many days it covers).
+REPORT_KEYS: tuple[str, ...] = ("local_dir", "remote_dir", "days")
+ALLOWED_KEYS: tuple[str, ...] = (*RHYTHM_KEYS, *OPTION_KEYS, *REPORT_KEYS)
+
+DEFAULT_POLL_SECONDS = 20.0
+DEFAULT_SETTLE_SECONDS = 10.0
+DEFAULT_REPORT_DAYS = 30
+DEFAULT_REPORT_LOCAL_DIR = "reports"
+DEFAULT_REPORT_REMOTE_DIR = "/reports"
 
 DEFAULT_RETRIES = 2
 RETRY_DELAY = timedelta(minutes=5)
@@ -79,6 +104,7 @@ MINUTES_PER_DAY = 24 * 60
 
 _TIME_OF_DAY = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 _POOL_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,256}$")
+_TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*$")
 
 
 class FlowConfigError(ConfigError):
@@ -106,6 +132,16 @@ class FlowSpec:
     retries: int = DEFAULT_RETRIES
     entities: tuple[str, ...] | None = None
     start_date: date | datetime | None = None
+    #: Flows whose published Asset also starts this flow (``after: [catalog]``).
+    after: tuple[str, ...] = ()
+    #: Tables watched per entity for ``on_change``, overriding :data:`passerelle.changes.DEFAULT_WATCH`.
+    watch: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    poll_seconds: float = DEFAULT_POLL_SECONDS
+    settle_seconds: float = DEFAULT_SETTLE_SECONDS
+    #: ``report`` only: where the page is kept locally and on the shop's server, days covered.
+    local_dir: str = DEFAULT_REPORT_LOCAL_DIR
+    remote_dir: str = DEFAULT_REPORT_REMOTE_DIR
+    days: int = DEFAULT_REPORT_DAYS
 
     @property
     def rhythm(self) -> str:
@@ -127,6 +163,8 @@ class FlowSpec:
             parts.append(f"every {self.every_minutes} min")
         if self.on_change:
             parts.append("on change in the ERP")
+        if self.after and parts:
+            parts.append(f"after each publish of {', '.join(self.after)}")
         text = " and ".join(parts) or "manual only"
         return text if self.enabled else f"disabled (was: {text}); manual runs only"
 
@@ -240,6 +278,83 @@ def _check_start_date(value: Any, where: str) -> date | datetime:
     return value
 
 
+def _check_seconds(value: Any, where: str, low: float, high: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+        raise FlowConfigError(f"{where}: expected a number of seconds from {low:g} to {high:g}, got {value!r}")
+    return float(value)
+
+
+def _check_after(value: Any, name: str, where: str) -> tuple[str, ...]:
+    """``after: [catalog]``: flows whose publish also starts this one."""
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not value:
+        raise FlowConfigError(f"{where}: expected a list of flows such as [catalog], got {value!r}")
+    seen: list[str] = []
+    for i, item in enumerate(value):
+        if item == name:
+            raise FlowConfigError(f"{where}[{i}]: a flow cannot run after itself")
+        if item not in PUBLISHING_FLOWS:
+            raise FlowConfigError(
+                f"{where}[{i}]: {item!r} publishes no asset to follow; expected one of {', '.join(PUBLISHING_FLOWS)}"
+            )
+        if item in seen:
+            raise FlowConfigError(f"{where}[{i}]: {item!r} is listed twice")
+        seen.append(item)
+    return tuple(seen)
+
+
+def check_table_name(value: Any, where: str) -> str:
+    """Return *value* if it is a ``schema.table`` name (letters, digits, underscores)."""
+    if not isinstance(value, str) or not _TABLE_NAME.match(value):
+        raise FlowConfigError(f"{where}: expected a table as schema.table, such as \"erp.article\", got {value!r}")
+    return value
+
+
+def _check_watch(value: Any, where: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """``watch: {entity: [schema.table, ...]}``."""
+    if not isinstance(value, Mapping) or not value:
+        raise FlowConfigError(
+            f"{where}: expected a mapping of entity to tables, such as {{stock: [erp.stock, erp.location]}}, "
+            f"got {value!r}"
+        )
+    out = []
+    for entity, tables in value.items():
+        here = f"{where}.{entity}"
+        if not isinstance(entity, str) or not entity.strip():
+            raise FlowConfigError(f"{where}: expected entity names as keys, got {entity!r}")
+        if isinstance(tables, str):
+            tables = [tables]
+        if not isinstance(tables, list) or not tables:
+            raise FlowConfigError(f"{here}: expected a list of tables such as [erp.stock], got {tables!r}")
+        names = tuple(dict.fromkeys(check_table_name(t, f"{here}[{i}]") for i, t in enumerate(tables)))
+        out.append((entity, names))
+    return tuple(out)
+
+
+def _check_report_keys(name: str, flow_cfg: Mapping[str, Any], where: Any) -> dict[str, Any]:
+    present = [key for key in REPORT_KEYS if key in flow_cfg]
+    if present and name != "report":
+        raise FlowConfigError(f"{where(present[0])}: only the report flow takes {', '.join(REPORT_KEYS)}")
+    options: dict[str, Any] = {}
+    for key in ("local_dir", "remote_dir"):
+        if key in flow_cfg:
+            value = flow_cfg[key]
+            if not isinstance(value, str) or not value.strip() or "\x00" in value:
+                raise FlowConfigError(f"{where(key)}: expected a folder path, got {value!r}")
+            options[key] = value.strip()
+    if "remote_dir" in options:
+        parts = options["remote_dir"].replace("\\", "/").split("/")
+        if ".." in parts:
+            raise FlowConfigError(f"{where('remote_dir')}: {options['remote_dir']!r} must not contain '..'")
+    if "days" in flow_cfg:
+        value = flow_cfg["days"]
+        if not _is_int(value) or not 1 <= value <= 366:
+            raise FlowConfigError(f"{where('days')}: expected a whole number of days from 1 to 366, got {value!r}")
+        options["days"] = value
+    return options
+
+
 def parse_flow(name: str, flow_cfg: Mapping[str, Any] | None, *, source: str = "passerelle.yaml") -> FlowSpec:
     """Check one flow's entry and return it with defaults filled in.
 
@@ -279,10 +394,14 @@ def parse_flow(name: str, flow_cfg: Mapping[str, Any] | None, *, source: str = "
             f"{_where(source, name)}: {' and '.join(timed)} are both set; keep one rhythm "
             f"(only on_change: true may be added to cron, times or every_minutes)"
         )
-    if manual and (timed or on_change):
-        other = timed[0] if timed else "on_change"
+    if manual and (timed or on_change or "after" in flow_cfg):
+        other = timed[0] if timed else "on_change" if on_change else "after"
         raise FlowConfigError(
             f"{_where(source, name)}: manual: true and {other} are both set; a manual flow has no other rhythm"
+        )
+    if on_change and name in NO_CHANGE_FLOWS:
+        raise FlowConfigError(
+            f"{where('on_change')}: {NO_CHANGE_FLOWS[name]}; give {name} a cron, times or every_minutes instead"
         )
 
     rhythm: dict[str, Any] = {}
@@ -329,6 +448,15 @@ def parse_flow(name: str, flow_cfg: Mapping[str, Any] | None, *, source: str = "
         options["entities"] = _check_entities(flow_cfg["entities"], where("entities"))
     if "start_date" in flow_cfg:
         options["start_date"] = _check_start_date(flow_cfg["start_date"], where("start_date"))
+    if "after" in flow_cfg:
+        options["after"] = _check_after(flow_cfg["after"], name, where("after"))
+    if "watch" in flow_cfg:
+        options["watch"] = _check_watch(flow_cfg["watch"], where("watch"))
+    if "poll_seconds" in flow_cfg:
+        options["poll_seconds"] = _check_seconds(flow_cfg["poll_seconds"], where("poll_seconds"), 1, 3600)
+    if "settle_seconds" in flow_cfg:
+        options["settle_seconds"] = _check_seconds(flow_cfg["settle_seconds"], where("settle_seconds"), 0, 600)
+    options.update(_check_report_keys(name, flow_cfg, where))
     if options.get("catchup") and "start_date" not in options:
         raise FlowConfigError(
             f"{where('catchup')}: true needs flows.{name}.start_date (YYYY-MM-DD, in the shop's timezone), "
@@ -420,6 +548,83 @@ def flow_change_asset(flow: str) -> Asset:
     return Asset(name=f"passerelle.change.{flow}", uri=f"passerelle://change/{flow}", group="passerelle")
 
 
+def published_asset(flow: str) -> Asset:
+    """The Asset a flow's publish task updates once its files are on the shop's server.
+
+    For the catalog: name ``passerelle.catalog.published``, URI ``passerelle://shop/catalog``
+    (also importable as :data:`CATALOG_PUBLISHED`). A flow configured with ``after: [catalog]``
+    runs after each update of it, besides its own rhythm.
+    """
+    from airflow.sdk import Asset
+
+    return Asset(name=f"passerelle.{flow}.published", uri=f"passerelle://shop/{flow}", group="passerelle")
+
+
+def __getattr__(attr: str) -> Any:
+    """``CATALOG_PUBLISHED`` is built on first use, so importing this module stays free of Airflow."""
+    if attr == "CATALOG_PUBLISHED":
+        value = published_asset("catalog")
+        globals()[attr] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")
+
+
+def watched_tables(name: str, cfg: Mapping[str, Any], spec: FlowSpec | None = None) -> dict[str, tuple[str, ...]]:
+    """Tables watched per entity for flow *name*'s ``on_change``: ``flows.<name>.watch`` over
+    :data:`passerelle.changes.DEFAULT_WATCH`, for the flow's entities (:func:`flow_entities`).
+
+    :raises FlowConfigError: an entity in ``watch`` the flow does not handle, or an entity with
+        no tables to watch (neither configured nor known by default).
+    """
+    from passerelle.changes import DEFAULT_WATCH
+
+    spec = spec or flow_spec(name, cfg)
+    entities = flow_entities(name, cfg, spec)
+    source = _source(cfg)
+    configured = dict(spec.watch)
+    for entity in configured:
+        if entity not in entities:
+            raise FlowConfigError(
+                f"{_where(source, name, f'watch.{entity}')}: {entity!r} is not an entity of {name}; "
+                f"expected one of {', '.join(entities) or '(none)'}"
+            )
+    tables: dict[str, tuple[str, ...]] = {}
+    for entity in entities:
+        chosen = configured.get(entity) or DEFAULT_WATCH.get(entity)
+        if not chosen:
+            raise FlowConfigError(
+                f"{_where(source, name, 'watch')}: no tables known for entity {entity!r}; list them, "
+                f"e.g. watch: {{{entity}: [erp.some_table]}}"
+            )
+        tables[entity] = tuple(chosen)
+    if not tables:
+        raise FlowConfigError(f"{_where(source, name, 'on_change')}: {name} has no entities to watch")
+    return tables
+
+
+def change_watch_asset(name: str, cfg: Mapping[str, Any], spec: FlowSpec | None = None) -> Asset:
+    """:func:`flow_change_asset` carrying an ``AssetWatcher`` whose trigger polls the back office.
+
+    The trigger (:class:`passerelle.changes.ErpChangeTrigger`) runs in Airflow's triggerer; it
+    connects through ``shop.erp_conn_id`` when it starts, never at DAG parse time.
+    """
+    from airflow.sdk import AssetWatcher
+
+    from passerelle.changes import ErpChangeTrigger
+
+    spec = spec or flow_spec(name, cfg)
+    base = flow_change_asset(name)
+    trigger = ErpChangeTrigger(
+        watcher=base.name,
+        tables=watched_tables(name, cfg, spec),
+        conn_id=cfg.get("shop", {}).get("erp_conn_id", "passerelle_erp"),
+        poll_seconds=spec.poll_seconds,
+        settle_seconds=spec.settle_seconds,
+    )
+    base.watchers = [AssetWatcher(name=f"passerelle_erp_changes_{name}", trigger=trigger)]
+    return base
+
+
 def _timetable(spec: FlowSpec, timezone: str) -> Any:
     """The time-based part of *spec*'s rhythm as an Airflow timetable, or ``None``."""
     from airflow.sdk import CronTriggerTimetable, DeltaTriggerTimetable, MultipleCronTriggerTimetable
@@ -443,14 +648,18 @@ def schedule_for(spec: FlowSpec, timezone: str, *, change_asset: Asset | None = 
     if not spec.enabled or spec.manual:
         return None
     timetable = _timetable(spec, timezone)
-    if not spec.on_change:
+    assets = []
+    if spec.on_change:
+        assets.append(change_asset if change_asset is not None else flow_change_asset(spec.name))
+    assets += [published_asset(flow) for flow in spec.after]
+    if not assets:
         return timetable
-    asset = change_asset if change_asset is not None else flow_change_asset(spec.name)
-    if timetable is None:
-        return asset
-    from airflow.sdk import AssetOrTimeSchedule
+    from airflow.sdk import AssetAny, AssetOrTimeSchedule
 
-    return AssetOrTimeSchedule(timetable=timetable, assets=asset)
+    condition = assets[0] if len(assets) == 1 else AssetAny(*assets)
+    if timetable is None:
+        return condition
+    return AssetOrTimeSchedule(timetable=timetable, assets=condition)
 
 
 def flow_schedule(
@@ -472,6 +681,8 @@ def flow_schedule(
       ``DeltaTriggerTimetable(timedelta(minutes=N))``, anchored on the first run;
     - ``on_change`` → the flow's change Asset (*change_asset*, default :func:`flow_change_asset`),
       combined with the timetable above in ``AssetOrTimeSchedule`` when both are set;
+    - ``after: [catalog]`` → the catalog's :func:`published_asset` too (any of the assets, or the
+      timetable, starts a run);
     - ``manual`` or ``enabled: false`` → ``None``.
 
     The classes are the Task SDK's (``airflow.sdk``), the public authoring interface of Airflow 3.
@@ -569,8 +780,13 @@ def flow_settings(name: str, cfg: Mapping[str, Any], *, change_asset: Asset | No
     ``default_args`` (owner, retries, retry delay, and the pool when configured) and
     ``start_date`` when configured.
 
-    :param change_asset: the Asset whose updates start an on-change run (default
-        :func:`flow_change_asset`); pass the one carrying the AssetWatcher.
+    With ``on_change: true`` the schedule's change Asset carries an ``AssetWatcher`` polling the
+    back office (:func:`change_watch_asset`). With a ``pool``, tasks also get
+    ``weight_rule="upstream"``: in a pool shared by several flows, the next task of a run already
+    started (publish, confirm) goes before the first task of another run, so runs do not interleave.
+
+    :param change_asset: the Asset whose updates start an on-change run (default: the flow's
+        change asset with its watcher); pass your own to watch something else.
     :raises FlowConfigError: if the flow names, ``shop.timezone`` or this flow's entry are wrong.
     """
     spec = flow_spec(name, cfg)
@@ -578,6 +794,9 @@ def flow_settings(name: str, cfg: Mapping[str, Any], *, change_asset: Asset | No
     default_args: dict[str, Any] = {"owner": OWNER, "retries": spec.retries, "retry_delay": RETRY_DELAY}
     if spec.pool:
         default_args["pool"] = spec.pool
+        default_args["weight_rule"] = "upstream"
+    if spec.on_change and spec.enabled and change_asset is None:
+        change_asset = change_watch_asset(name, cfg, spec)
     settings: dict[str, Any] = {
         "schedule": schedule_for(spec, timezone, change_asset=change_asset),
         "catchup": spec.catchup,
@@ -590,6 +809,22 @@ def flow_settings(name: str, cfg: Mapping[str, Any], *, change_asset: Asset | No
     if spec.start_date is not None:
         settings["start_date"] = start_datetime(spec.start_date, timezone)
     return settings
+
+
+def report_settings(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """The report flow's options: ``local_dir`` (a Path; relative paths are read from the project
+    root), ``remote_dir`` (on the shop's server) and ``days`` (how many days the page covers)."""
+    from pathlib import Path
+
+    from passerelle import PROJECT_ROOT
+
+    spec = flow_spec("report", cfg)
+    local = Path(spec.local_dir).expanduser()
+    return {
+        "local_dir": local if local.is_absolute() else PROJECT_ROOT / local,
+        "remote_dir": spec.remote_dir,
+        "days": spec.days,
+    }
 
 
 def next_runs(schedule: Any, start: datetime, n: int, *, until: datetime | None = None) -> list[datetime]:
@@ -628,12 +863,15 @@ def next_runs(schedule: Any, start: datetime, n: int, *, until: datetime | None 
 
 
 __all__ = [
+    "CATALOG_PUBLISHED",
     "DEFAULT_RHYTHMS",
     "FLOW_NAMES",
     "FlowConfigError",
     "FlowSpec",
     "check_cron",
     "check_flows",
+    "change_watch_asset",
+    "check_table_name",
     "check_timezone",
     "every_minutes_to_crons",
     "flow_change_asset",
@@ -644,7 +882,10 @@ __all__ = [
     "flow_spec",
     "next_runs",
     "parse_flow",
+    "published_asset",
+    "report_settings",
     "schedule_for",
     "start_datetime",
     "times_to_crons",
+    "watched_tables",
 ]

@@ -10,16 +10,15 @@ from collections.abc import Callable
 
 import pandas as pd
 
-from passerelle.core.feeds import slug
-
 #: Render used by the shop as the product photo (the others are derived by the shop or unused).
 SHOP_FORMAT = "large"
 
 
 def render_file_name(reference: str, position: int, format_name: str, ext: str) -> str:
-    """Stable, URL-safe name of one render: ``<reference>-<position>-<format>.<ext>``."""
-    ref = slug(pd.Series([reference])).iloc[0] or "x"
-    return f"{ref}-{int(position)}-{format_name}.{ext}"
+    """The name the images step gives a render (passerelle.core.images.render_name)."""
+    from passerelle.core.images import render_name
+
+    return render_name(reference, int(position), format_name, ext)
 
 
 def image_url_enricher(cfg: dict) -> Callable[[str, pd.DataFrame], pd.DataFrame]:

@@ -7,45 +7,30 @@ batch already built and republishes the same files.
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pendulum
-from airflow.sdk import DAG, Param
+from airflow.sdk import DAG
 
 from passerelle.config import load_config
 from passerelle.operators.batch import BuildCatalogOperator, ConfirmBatchOperator, PublishBatchOperator
+from passerelle.schedules import CATALOG_PUBLISHED, flow_settings
 
 ENTITIES = ["family", "brand", "supplier", "article", "variant"]
 
 
-def _schedule(cfg: dict):
-    from airflow.timetables.trigger import CronTriggerTimetable
-
-    flow = cfg["flows"].get("catalog") or {"cron": "0 2 * * *"}
-    if flow.get("manual"):
-        return None
-    return CronTriggerTimetable(flow.get("cron", "0 2 * * *"), timezone=cfg["shop"]["timezone"])
+def _schedule(cfg: dict) -> dict:
+    """The DAG's rhythm, run form, tags, owner/retries and run limit from ``flows.catalog``
+    (passerelle.schedules); the start date defaults to 1 January 2026 in the shop's timezone."""
+    settings = flow_settings("catalog", cfg)
+    settings.setdefault("start_date", pendulum.datetime(2026, 1, 1, tz=cfg["shop"]["timezone"]))
+    settings["tags"] = [*settings["tags"], "erp-to-shop"]
+    return settings
 
 
 def catalog_dag(dag_id: str = "catalog_nightly") -> DAG:
     cfg = load_config()
     with DAG(
         dag_id=dag_id,
-        description="Catalog from the back office to the shop: delta (or full) since the last confirmed send",
-        schedule=_schedule(cfg),
-        start_date=pendulum.datetime(2026, 1, 1, tz=cfg["shop"]["timezone"]),
-        catchup=False,
-        max_active_runs=1,
-        tags=["passerelle", "catalog", "erp-to-shop"],
-        default_args={"owner": "passerelle", "retries": 2, "retry_delay": timedelta(minutes=1)},
-        params={
-            "mode": Param("delta", enum=["delta", "full"], title="Mode",
-                          description="delta: what changed since the last confirmed send; full: everything"),
-            "entities": Param(ENTITIES, type="array", title="Entities",
-                              description=f"Among {', '.join(ENTITIES)}"),
-            "dry_run": Param(False, type="boolean", title="Dry run",
-                             description="Compute and show what would be sent; upload nothing"),
-        },
+        **_schedule(cfg),
         render_template_as_native_obj=True,
         doc_md=__doc__,
     ) as dag:
@@ -53,6 +38,6 @@ def catalog_dag(dag_id: str = "catalog_nightly") -> DAG:
             task_id="build", flow="catalog", mode="{{ params.mode }}", entities="{{ params.entities }}",
             dry_run="{{ params.dry_run }}",
         )
-        publish = PublishBatchOperator(task_id="publish", batch=build.output)
+        publish = PublishBatchOperator(task_id="publish", batch=build.output, outlets=[CATALOG_PUBLISHED])
         ConfirmBatchOperator(task_id="confirm", batch=build.output, published=publish.output)
     return dag

@@ -1,0 +1,325 @@
+-- The hourly exchanges as Passerelle reads them: prices, stock, order statuses and invoices.
+-- Same contract as 10_catalog.sql: one view per exported entity, a unique text "key" (the
+-- shop's identifier) first, then content columns only (no column that changes without meaning).
+--
+-- Two run settings reach these views as transaction-local options, set by the exporter with
+-- set_config(name, value, true) in the transaction that diffs and writes the batch
+-- (passerelle.core.exchange.exchange_settings):
+--   passerelle.as_of         the run's logical date in the shop's timezone (YYYY-MM-DD): which
+--                            promotions are current or next. Unset: current_date.
+--   passerelle.safety_stock  stock.safety_stock from the configuration. Unset: 0.
+--   passerelle.timezone      shop.timezone: the day an order was placed, on invoices. Unset: UTC.
+-- A setting is part of the rows it shapes, so changing it resends exactly the rows it changes.
+-- Outside an export (psql, a report) the defaults apply; set them by hand to see what is sent:
+--   BEGIN; SELECT set_config('passerelle.safety_stock', '2', true); SELECT * FROM passerelle_src.stock; ROLLBACK;
+
+CREATE OR REPLACE FUNCTION passerelle_src.as_of() RETURNS date
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce(nullif(current_setting('passerelle.as_of', true), '')::date, current_date)
+$$;
+
+CREATE OR REPLACE FUNCTION passerelle_src.safety_stock() RETURNS numeric
+LANGUAGE sql STABLE AS $$
+    SELECT greatest(coalesce(nullif(current_setting('passerelle.safety_stock', true), '')::numeric, 0), 0)
+$$;
+
+CREATE OR REPLACE FUNCTION passerelle_src.shop_timezone() RETURNS text
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce(nullif(current_setting('passerelle.timezone', true), ''), 'UTC')
+$$;
+
+-- ---------------------------------------------------------------------------------- prices
+
+-- One row per article: base price excl. and incl. VAT and the promotion for every customer
+-- (no price list, no variant) that is current or comes next on the as-of date. A shop such as
+-- PrestaShop holds one such promotion per product: when it ends, the next one replaces it.
+-- "name" is there because PrestaShop's product import blanks a product's name when the cell
+-- is empty (multilingual fields are written even when empty).
+CREATE OR REPLACE VIEW passerelle_src.price AS
+WITH promo AS (
+    SELECT DISTINCT ON (p.article_id)
+           p.article_id, p.id, p.discount_pct, p.price_excl_vat, p.starts_on, p.ends_on
+    FROM erp.promotion p
+    WHERE p.variant_id IS NULL AND p.price_list IS NULL AND p.ends_on >= passerelle_src.as_of()
+    ORDER BY p.article_id, p.starts_on, p.id
+),
+priced AS (
+    SELECT a.reference, a.name, a.vat_rate, a.price_excl_vat, pr.id AS promo_id, pr.discount_pct,
+           pr.starts_on, pr.ends_on,
+           CASE WHEN pr.id IS NULL THEN NULL
+                WHEN pr.price_excl_vat IS NOT NULL THEN pr.price_excl_vat
+                ELSE round(a.price_excl_vat * (1 - pr.discount_pct / 100), 4) END AS promo_price_excl_vat
+    FROM erp.article a
+    LEFT JOIN promo pr ON pr.article_id = a.id
+)
+SELECT reference AS key,
+       reference,
+       name,
+       vat_rate,
+       price_excl_vat,
+       round(price_excl_vat * (1 + vat_rate / 100), 2) AS price_incl_vat,
+       discount_pct AS promo_discount_pct,
+       promo_price_excl_vat,
+       round(promo_price_excl_vat * (1 + vat_rate / 100), 2) AS promo_price_incl_vat,
+       starts_on AS promo_starts_on,
+       ends_on AS promo_ends_on
+FROM priced;
+
+-- Prices for a customer group (a price list), a variant or from a quantity: the price lists'
+-- items, and the promotions restricted to a price list or to a variant (current or next).
+-- from_quantity is a whole number of units as shops count them. A price list's default
+-- discount (erp.price_list.discount_pct) is a group setting, made once in the shop.
+CREATE OR REPLACE VIEW passerelle_src.specific_price AS
+SELECT 'list:' || pli.price_list || ':' || coalesce(v.reference, a.reference) || ':' || trim_scale(pli.min_qty) AS key,
+       'price_list'::text AS kind,
+       a.reference AS article_reference,
+       v.reference AS variant_reference,
+       pli.price_list,
+       pl.name AS price_list_name,
+       greatest(ceil(pli.min_qty), 1)::integer AS from_quantity,
+       pli.price_excl_vat,
+       round(pli.price_excl_vat * (1 + a.vat_rate / 100), 2) AS price_incl_vat,
+       NULL::numeric AS discount_pct,
+       NULL::date AS starts_on,
+       NULL::date AS ends_on
+FROM erp.price_list_item pli
+JOIN erp.article a ON a.id = pli.article_id
+JOIN erp.price_list pl ON pl.code = pli.price_list
+LEFT JOIN erp.variant v ON v.id = pli.variant_id
+WHERE pli.variant_id IS NULL OR v.active
+UNION ALL
+SELECT 'promotion:' || p.id AS key,
+       'promotion'::text,
+       a.reference,
+       v.reference,
+       p.price_list,
+       pl.name,
+       1,
+       p.price_excl_vat,
+       round(p.price_excl_vat * (1 + a.vat_rate / 100), 2),
+       p.discount_pct,
+       p.starts_on,
+       p.ends_on
+FROM erp.promotion p
+JOIN erp.article a ON a.id = p.article_id
+LEFT JOIN erp.price_list pl ON pl.code = p.price_list
+LEFT JOIN erp.variant v ON v.id = p.variant_id
+WHERE (p.price_list IS NOT NULL OR p.variant_id IS NOT NULL)
+  AND (p.variant_id IS NULL OR v.active)
+  AND p.ends_on >= passerelle_src.as_of();
+
+-- ----------------------------------------------------------------------------------- stock
+
+-- Stock per article (level = 'article'; for an article with variants, has_variants is true and
+-- the quantities are the sums of its variants') and per variant (level = 'variant'), over the
+-- locations that serve the web:
+--   real_qty      physical stock;
+--   available_qty back-office available stock (quantity - reserved), minus the quantities of
+--                 shop orders already downloaded but not yet shipped (web orders confirmed or
+--                 prepared: quantity - shipped_qty per line), minus the safety stock, never
+--                 below zero. The safety stock applies to each stock row (article without
+--                 variants, or variant).
+-- Variant rows carry the columns of passerelle_src.variant (attributes, EAN, impacts, position):
+-- PrestaShop's combination import resets what a row leaves empty, so a stock update must restate
+-- the whole combination as the catalog sends it.
+CREATE OR REPLACE VIEW passerelle_src.stock AS
+WITH web_stock AS (
+    SELECT st.article_id, st.variant_id, sum(st.quantity) AS real_qty, sum(st.quantity - st.reserved) AS available
+    FROM erp.stock st
+    JOIN erp.location l ON l.code = st.location_code AND l.web
+    GROUP BY st.article_id, st.variant_id
+),
+downloaded AS (   -- shop orders in the back office, not shipped yet: the shop no longer counts them
+    SELECT ol.article_id, ol.variant_id, sum(greatest(ol.quantity - ol.shipped_qty, 0)) AS qty
+    FROM erp.sales_order o
+    JOIN erp.sales_order_line ol ON ol.order_id = o.id
+    WHERE o.origin = 'web' AND o.kind = 'order' AND o.status IN ('confirmed', 'prepared')
+    GROUP BY ol.article_id, ol.variant_id
+),
+variant_level AS (
+    SELECT v.id, v.article_id, v.reference, v.size, v.colour, v.ean, v.price_impact, v.weight_impact, v.position,
+           coalesce(ws.real_qty, 0) AS real_qty,
+           greatest(coalesce(ws.available, 0) - coalesce(d.qty, 0) - passerelle_src.safety_stock(), 0) AS available_qty
+    FROM erp.variant v
+    LEFT JOIN web_stock ws ON ws.variant_id = v.id
+    LEFT JOIN downloaded d ON d.variant_id = v.id
+    WHERE v.active
+),
+article_level AS (
+    SELECT a.id, a.reference, a.name, false AS has_variants,
+           coalesce(ws.real_qty, 0) AS real_qty,
+           greatest(coalesce(ws.available, 0) - coalesce(d.qty, 0) - passerelle_src.safety_stock(), 0) AS available_qty
+    FROM erp.article a
+    LEFT JOIN web_stock ws ON ws.article_id = a.id AND ws.variant_id IS NULL
+    LEFT JOIN downloaded d ON d.article_id = a.id AND d.variant_id IS NULL
+    WHERE NOT EXISTS (SELECT 1 FROM erp.variant v WHERE v.article_id = a.id AND v.active)
+    UNION ALL
+    SELECT a.id, a.reference, a.name, true, sum(vl.real_qty), sum(vl.available_qty)
+    FROM erp.article a
+    JOIN variant_level vl ON vl.article_id = a.id
+    GROUP BY a.id, a.reference, a.name
+)
+SELECT al.reference AS key,
+       'article'::text AS level,
+       al.reference AS article_reference,
+       NULL::text AS variant_reference,
+       al.name,
+       al.has_variants,
+       NULL::text AS size, NULL::text AS colour, NULL::text AS ean,
+       NULL::numeric AS price_impact, NULL::numeric AS weight_impact, NULL::integer AS position,
+       trim_scale(al.real_qty) AS real_qty,
+       trim_scale(al.available_qty) AS available_qty
+FROM article_level al
+UNION ALL
+SELECT vl.reference,
+       'variant',
+       a.reference,
+       vl.reference,
+       a.name,
+       false,
+       vl.size, vl.colour, vl.ean, vl.price_impact, vl.weight_impact, vl.position,
+       trim_scale(vl.real_qty),
+       trim_scale(vl.available_qty)
+FROM variant_level vl
+JOIN erp.article a ON a.id = vl.article_id;
+
+-- ---------------------------------------------------------------------- orders and invoices
+
+-- Orders the shop is told about: web orders, and orders entered in the back office for web
+-- customers (those have no shop order id; the shop shows them in the customer's area by number).
+CREATE OR REPLACE VIEW passerelle_src.shop_order AS
+SELECT o.id, o.number, o.shop_order_id, o.origin, o.customer_id, c.code AS customer_code, c.email AS customer_email
+FROM erp.sales_order o
+JOIN erp.customer c ON c.id = o.customer_id
+WHERE o.kind = 'order' AND (o.origin = 'web' OR c.web);
+
+-- One row per order and status it went through (from the status history): the key is
+-- "<order number>:<status>", so each change is sent once; an order coming back to a status
+-- later changes that row's changed_at and is sent again. Shipped rows carry the carrier and the
+-- tracking number (the order's, else its last delivery note's): adding or correcting a
+-- tracking number changes that row only. Invoiced rows carry the invoice number.
+-- changed_at is UTC (ISO 8601, "Z"), whatever the session's TimeZone.
+CREATE OR REPLACE VIEW passerelle_src.order_status AS
+WITH last_note AS (
+    SELECT DISTINCT ON (dn.order_id) dn.order_id, dn.carrier, dn.tracking_number
+    FROM erp.delivery_note dn
+    ORDER BY dn.order_id, dn.shipped_at DESC, dn.id DESC
+),
+last_invoice AS (
+    SELECT DISTINCT ON (i.order_id) i.order_id, i.number
+    FROM erp.invoice i
+    ORDER BY i.order_id, i.invoice_date DESC, i.id DESC
+),
+history AS (
+    SELECT h.order_id, h.status, max(h.changed_at) AS changed_at
+    FROM erp.order_status_history h
+    WHERE h.status IN ('confirmed', 'prepared', 'shipped', 'invoiced', 'cancelled')
+    GROUP BY h.order_id, h.status
+)
+SELECT so.number || ':' || h.status AS key,
+       so.number AS order_number,
+       so.shop_order_id,
+       so.origin,
+       so.customer_code,
+       so.customer_email,
+       h.status,
+       to_char(h.changed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS changed_at,
+       CASE WHEN h.status = 'shipped' THEN coalesce(o.carrier, ln.carrier) END AS carrier,
+       CASE WHEN h.status = 'shipped' THEN coalesce(o.tracking_number, ln.tracking_number) END AS tracking_number,
+       CASE WHEN h.status = 'invoiced' THEN li.number END AS invoice_number
+FROM history h
+JOIN passerelle_src.shop_order so ON so.id = h.order_id
+JOIN erp.sales_order o ON o.id = h.order_id
+LEFT JOIN last_note ln ON ln.order_id = h.order_id
+LEFT JOIN last_invoice li ON li.order_id = h.order_id;
+
+-- The seller printed on rendered invoices: ONE row. Replace these values with the retailer's
+-- own (or read them from the back office's company table) before rendering real invoices.
+CREATE OR REPLACE VIEW passerelle_src.seller AS
+SELECT 'Maison Passerelle SAS'::text AS name,
+       '12 rue des Tanneurs'::text AS line1,
+       NULL::text AS line2,
+       '69002'::text AS postcode,
+       'Lyon'::text AS city,
+       'FR'::text AS country,
+       '123 456 789 00012'::text AS siret,
+       'FR32123456789'::text AS vat_number,
+       'contact@maison-passerelle.example'::text AS email,
+       '04 72 00 00 00'::text AS phone,
+       'SAS au capital de 50 000 EUR - RCS Lyon 123 456 789. Paiement à réception. Pénalités de retard : '
+       '3 fois le taux d''intérêt légal ; indemnité forfaitaire pour frais de recouvrement : 40 EUR.'::text
+           AS legal_mentions;
+
+-- Everything an invoice PDF shows, for invoices of the orders above; "pdf" holds the back
+-- office's own PDF when it keeps one (then it is sent as it is). Addresses: the order's, else
+-- the customer's billing address.
+CREATE OR REPLACE VIEW passerelle_src.invoice_document AS
+SELECT i.number AS key,
+       i.number AS invoice_number,
+       i.invoice_date,
+       so.number AS order_number,
+       so.shop_order_id,
+       (o.order_date AT TIME ZONE passerelle_src.shop_timezone())::date AS order_date,
+       o.currency,
+       so.customer_code,
+       so.customer_email,
+       c.vat_number AS customer_vat_number,
+       coalesce(o.billing_name, ba.name, nullif(concat_ws(' ', c.first_name, c.last_name), ''), c.company) AS billing_name,
+       coalesce(o.billing_line1, ba.line1) AS billing_line1,
+       CASE WHEN o.billing_line1 IS NOT NULL THEN o.billing_line2 ELSE ba.line2 END AS billing_line2,
+       coalesce(o.billing_postcode, ba.postcode) AS billing_postcode,
+       coalesce(o.billing_city, ba.city) AS billing_city,
+       coalesce(o.billing_country, ba.country) AS billing_country,
+       o.delivery_name, o.delivery_line1, o.delivery_line2, o.delivery_postcode, o.delivery_city, o.delivery_country,
+       o.shipping_excl_vat,
+       o.shipping_vat_rate,
+       i.total_excl_vat,
+       i.total_vat,
+       i.total_incl_vat,
+       i.pdf
+FROM erp.invoice i
+JOIN passerelle_src.shop_order so ON so.id = i.order_id
+JOIN erp.sales_order o ON o.id = i.order_id
+JOIN erp.customer c ON c.id = o.customer_id
+LEFT JOIN erp.address ba ON ba.customer_id = c.id AND ba.kind = 'billing';
+
+-- The lines an invoice bills: its order's lines.
+CREATE OR REPLACE VIEW passerelle_src.invoice_line AS
+SELECT i.number AS invoice_key,
+       ol.line_number,
+       coalesce(v.reference, a.reference) AS reference,
+       ol.label,
+       ol.quantity,
+       ol.unit_price_excl_vat,
+       ol.discount_excl_vat,
+       ol.vat_rate
+FROM erp.invoice i
+JOIN erp.sales_order_line ol ON ol.order_id = i.order_id
+JOIN erp.article a ON a.id = ol.article_id
+LEFT JOIN erp.variant v ON v.id = ol.variant_id;
+
+-- Invoices for the shop's customer area: the index row of each PDF. content_hash changes when
+-- what the PDF shows changes (the document, its lines, or the stored PDF's size), so a changed
+-- invoice is sent again; the stored PDF's bytes are not read here (only their length).
+CREATE OR REPLACE VIEW passerelle_src.invoice AS
+SELECT d.key,
+       d.invoice_number,
+       d.order_number,
+       d.shop_order_id,
+       d.customer_code,
+       d.customer_email,
+       d.invoice_date,
+       d.currency,
+       d.total_excl_vat,
+       d.total_vat,
+       d.total_incl_vat,
+       CASE WHEN d.pdf IS NULL THEN 'rendered' ELSE 'back_office' END AS pdf_source,
+       md5(concat_ws('|',
+           (d.billing_name, d.billing_line1, d.billing_line2, d.billing_postcode, d.billing_city, d.billing_country,
+            d.delivery_name, d.delivery_line1, d.delivery_line2, d.delivery_postcode, d.delivery_city,
+            d.delivery_country, d.shipping_excl_vat, d.shipping_vat_rate, d.customer_vat_number, d.order_date)::text,
+           octet_length(d.pdf),
+           l.lines)) AS content_hash
+FROM passerelle_src.invoice_document d
+LEFT JOIN (SELECT invoice_key, string_agg(il::text, '|' ORDER BY line_number) AS lines
+           FROM passerelle_src.invoice_line il GROUP BY invoice_key) l ON l.invoice_key = d.key;

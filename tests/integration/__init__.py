@@ -1,0 +1,1 @@
+"""Integration tests: the production topology (CeleryExecutor) as real processes."""
