@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 
@@ -15,6 +16,11 @@ def _run(dag, when, conf=None):
     dr = dag.test(logical_date=when, run_conf=conf or {})
     assert dr.state == "success", f"run ended {dr.state}"
     return dr
+
+
+def _rows(path):
+    with open(path, encoding="utf-8", newline="") as fh:
+        return list(csv.DictReader(fh, delimiter=";"))
 
 
 def _manifests(ftp_server):
@@ -57,11 +63,10 @@ def test_full_then_delta(catalog, connections, erp, ftp_server):
     assert on_server == sorted(f["name"] for f in m2["files"])
     for f in m2["files"]:
         assert hashlib.sha256((folder / f["name"]).read_bytes()).hexdigest() == f["sha256"]
-    products = (folder / "products_0001.csv").read_text(encoding="utf-8")
-    sent = {line.split(";")[0] for line in products.splitlines()[1:]}
-    assert sent == set(changes["changed"]) | set(changes["created"])
-    off = (folder / "products_off_0001.csv").read_text(encoding="utf-8").splitlines()
-    assert off[1:] == [f"{changes['removed'][0]};0"]
+    products = _rows(folder / "products_0001.csv")
+    assert {r["Reference #"] for r in products} == set(changes["changed"]) | set(changes["created"])
+    off = _rows(folder / "products_off_0001.csv")
+    assert [(r["Reference #"], r["Active (0/1)"], r["Name"]) for r in off] == [(changes["removed"][0], "0", "")]
     assert not list(folder.glob("*.part"))
 
 

@@ -94,7 +94,9 @@ SELECT v.reference AS key,
        v.price_impact,
        v.weight_impact,
        v.position,
-       coalesce(sl.available_qty, 0) AS quantity
+       coalesce(sl.available_qty, 0) AS quantity,
+       -- What the shop needs to find this combination once it is removed (see the differ).
+       a.reference || E'\t' || coalesce(v.size, '') || E'\t' || coalesce(v.colour, '') AS removal_label
 FROM erp.variant v
 JOIN erp.article a ON a.id = v.article_id
 LEFT JOIN passerelle_src.stock_level sl ON sl.variant_id = v.id

@@ -52,7 +52,7 @@ def catalog_entities(selection_rule: str, names: Sequence[str] | None = None) ->
         Entity("brand", label="name"),
         Entity("supplier", label="name"),
         Entity("article", where=rule, alias="a"),
-        Entity("variant", label="article_reference", where=f"EXISTS (SELECT 1 FROM {VIEW_SCHEMA}.article a "
+        Entity("variant", label="removal_label", where=f"EXISTS (SELECT 1 FROM {VIEW_SCHEMA}.article a "
                                 f"WHERE a.key = v.article_reference AND {rule})"),
     ]
     wanted = list(names or [e.name for e in entities])

@@ -10,11 +10,19 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
 
 import nh3
 import pandas as pd
+
+from passerelle import INCLUDE
+
+#: PrestaShop 8's import fields per entity, from its AdminImportController (see the file's source).
+REFERENCE_FILE = INCLUDE / "reference" / "prestashop8_import_fields.json"
 
 #: Characters that make a spreadsheet read a cell as a formula (OWASP CSV injection).
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -95,6 +103,38 @@ def valid_ean13(s: pd.Series) -> pd.Series:
     return (s == "") | (shaped & ok)
 
 
+@cache
+def prestashop_fields(entity: str) -> tuple[tuple[str, str], ...]:
+    """(key, label) of a PrestaShop import entity in the order its matching screen pre-selects
+    them: the reference file's order, ``price_tin`` left out (never pre-selected)."""
+    data = json.loads(REFERENCE_FILE.read_text(encoding="utf-8"))
+    try:
+        fields = data["entities"][entity]
+    except KeyError:
+        raise ValueError(f"{REFERENCE_FILE.name}: no PrestaShop import entity {entity!r}") from None
+    return tuple((f["key"], f["label"]) for f in fields if f["key"] != "price_tin")
+
+
+def prestashop_frame(entity: str, values: dict[str, Any], index: pd.Index) -> pd.DataFrame:
+    """A PrestaShop import file: the shortest prefix of the entity's fields holding every key of
+    *values*, in order, with the labels as header; fields not given are left empty.
+
+    PrestaShop matches columns by position, not by header: an empty cell leaves a plain field
+    unchanged (but sets a multilingual one, such as the name, to empty: give those).
+    """
+    fields = prestashop_fields(entity)
+    keys = [k for k, _ in fields]
+    unknown = sorted(set(values) - set(keys))
+    if unknown:
+        raise ValueError(f"PrestaShop {entity} import has no field {unknown}; expected some of {keys}")
+    last = max(keys.index(k) for k in values)
+    columns: dict[str, Any] = {}
+    for key, label in fields[: last + 1]:
+        value = values.get(key, "")
+        columns[label] = value if isinstance(value, pd.Series) else pd.Series(value, index=index, dtype=object)
+    return pd.DataFrame(columns, index=index)
+
+
 class Dialect:
     """Base: file stems, the transform of live rows and of removed rows, the bytes."""
 
@@ -143,7 +183,7 @@ class GenericDialect(Dialect):
              "variant": "variants"}
 
     def live(self, entity: str, df: pd.DataFrame, rejects: Rejects) -> pd.DataFrame:
-        out = df.drop(columns=[c for c in ("web",) if c in df])
+        out = df.drop(columns=[c for c in ("web", "removal_label") if c in df])
         if entity == "article":
             for col in ("short_description", "long_description"):
                 out[col] = sanitise_html(out[col])
@@ -179,21 +219,22 @@ class PrestaShopDialect(Dialect):
 
     def _family(self, df: pd.DataFrame, rejects: Rejects) -> pd.DataFrame:
         home = self.cfg.get("home_category", "Home")
-        return pd.DataFrame({
-            "Active (0/1)": "1",
-            "Name": df["name"],
-            "Parent category": df["parent_name"].replace("", home).fillna(home),
-            "Root category (0/1)": "0",
-            "Meta title": df["name"],
-            "URL rewritten": slug(df["name"]),
-        })
+        return prestashop_frame("categories", {
+            "active": "1",
+            "name": df["name"],
+            "parent": df["parent_name"].replace("", home).fillna(home),
+            "is_root_category": "0",
+            "meta_title": df["name"],
+            "link_rewrite": slug(df["name"]),
+        }, df.index)
 
     def _brand(self, df: pd.DataFrame, rejects: Rejects) -> pd.DataFrame:
-        return pd.DataFrame({"Active (0/1)": "1", "Name": df["name"],
-                             "Description": sanitise_html(df["description"].fillna(""))})
+        return prestashop_frame("manufacturers", {"active": "1", "name": df["name"],
+                                                  "description": sanitise_html(df["description"].fillna(""))},
+                                df.index)
 
     def _supplier(self, df: pd.DataFrame, rejects: Rejects) -> pd.DataFrame:
-        return pd.DataFrame({"Active (0/1)": "1", "Name": df["name"]})
+        return prestashop_frame("suppliers", {"active": "1", "name": df["name"]}, df.index)
 
     def _article(self, df: pd.DataFrame, rejects: Rejects) -> pd.DataFrame:
         vat = _num(df["vat_rate"]).round(2)
@@ -202,66 +243,75 @@ class PrestaShopDialect(Dialect):
                           f"no PrestaShop tax rule for this VAT rate (prestashop.tax_rules_groups has "
                           f"{sorted(self.tax_rules)})")
         # The family path "Maison > Cuisine > Casseroles": leaf first (PrestaShop's default
-        # category is the first listed), then its parents.
+        # category is the first listed), then its parents; "," separates values, so none inside.
         cats = df["family_path"].fillna("").str.split(" > ").map(
             lambda parts: ",".join(p.replace(",", " ") for p in reversed(parts) if p))
-        out = pd.DataFrame({
-            "Reference #": df["reference"],
-            "Active (0/1)": "1",
-            "Name": df["name"],
-            "Categories (x,y,z...)": cats,
-            "Price tax excluded": _fmt(df["price_excl_vat"], 6),
-            "Tax rule ID": rule.map(lambda x: "" if pd.isna(x) else str(int(x))),
-            "Supplier reference #": df["supplier_reference"],
-            "Supplier": df["supplier"],
-            "Brand": df["brand"],
-            "EAN13": df["ean"],
-            "Weight": _fmt(df["weight_kg"], 3),
-            "Quantity": _num(df["quantity"]).fillna(0).astype(int).astype(str),
-            "Summary": sanitise_html(df["short_description"].fillna("")),
-            "Description": sanitise_html(df["long_description"].fillna("")),
-            "Rewritten URL": slug(df["name"]),
-            "Meta title": df["name"],
-        })
+        values: dict[str, Any] = {
+            "active": "1",
+            "name": df["name"],
+            "category": cats,
+            "price_tex": _fmt(df["price_excl_vat"], 6),
+            "id_tax_rules_group": rule.map(lambda x: "" if pd.isna(x) else str(int(x))),
+            "reference": df["reference"],
+            "supplier_reference": df["supplier_reference"],
+            "supplier": df["supplier"],
+            "manufacturer": df["brand"],
+            "ean13": df["ean"],
+            "weight": _fmt(df["weight_kg"], 3),
+            "quantity": _num(df["quantity"]).fillna(0).astype(int).astype(str),
+            "description_short": sanitise_html(df["short_description"].fillna("")),
+            "description": sanitise_html(df["long_description"].fillna("")),
+            "meta_title": df["name"],
+            "link_rewrite": slug(df["name"]),
+        }
         if self.cfg.get("send_purchase_price", False):
-            out.insert(5, "Cost price", _fmt(df["purchase_price"], 6))
+            values["wholesale_price"] = _fmt(df["purchase_price"], 6)
         if "image_urls" in df:
-            out["Image URLs (x,y,z...)"] = df["image_urls"].fillna("")
-            out["Delete existing images (0 = No, 1 = Yes)"] = (df["image_urls"].fillna("") != "").map(
-                {True: "1", False: "0"})
-        return out[~bad]
+            urls = df["image_urls"].fillna("")
+            # Every import adds the listed images again: replace them, and only when they changed
+            # (the article's row changes when one of its photos does).
+            values["image"] = urls
+            values["delete_existing_images"] = (urls != "").map({True: "1", False: "0"})
+        return prestashop_frame("products", values, df.index)[~bad]
 
     def _variant(self, df: pd.DataFrame, rejects: Rejects) -> pd.DataFrame:
-        size, colour = df["size"].fillna(""), df["colour"].fillna("")
-        groups, values = [], []
-        for s, c in zip(size, colour):  # at most two attributes: cheap string assembly
-            g, v = [], []
-            if s:
-                g.append("Taille:select:0")
-                v.append(f"{s}:0")
-            if c:
-                g.append("Couleur:color:1")
-                v.append(f"{c.capitalize()}:1")
-            groups.append(",".join(g))
-            values.append(",".join(v))
-        return pd.DataFrame({
-            "Product Reference": df["article_reference"],
-            "Attribute (Name:Type:Position)*": groups,
-            "Value (Value:Position)*": values,
-            "Reference": df["reference"],
-            "EAN13": df["ean"],
-            "Impact on price": _fmt(df["price_impact"], 6),
-            "Impact on weight": _fmt(df["weight_impact"], 3),
-            "Quantity": _num(df["quantity"]).fillna(0).astype(int).astype(str),
-        }, index=df.index)
+        groups, values = attribute_columns(df["size"], df["colour"])
+        return prestashop_frame("combinations", {
+            "product_reference": df["article_reference"],
+            "group": groups,
+            "attribute": values,
+            "reference": df["reference"],
+            "ean13": df["ean"],
+            "price": _fmt(df["price_impact"], 6),
+            "quantity": _num(df["quantity"]).fillna(0).astype(int).astype(str),
+            "weight": _fmt(df["weight_impact"], 3),
+        }, df.index)
 
     def removed(self, entity: str, df: pd.DataFrame) -> tuple[str, pd.DataFrame]:
         stem = f"{self.stems[entity]}_off"
         if entity == "article":
-            return stem, pd.DataFrame({"Reference #": df["key"], "Active (0/1)": "0"})
+            return stem, prestashop_frame("products", {"active": "0", "reference": df["key"]}, df.index)
         if entity == "variant":
-            return stem, pd.DataFrame({"Product Reference": df["label"], "Reference": df["key"], "Quantity": "0"})
-        return stem, pd.DataFrame({"Name": df["label"], "Active (0/1)": "0"})
+            # A combination row needs its attributes to be found; the snapshot keeps them in the
+            # label ("article reference<TAB>size<TAB>colour"). Quantity 0: nobody can order it.
+            parts = df["label"].fillna("").str.split("\t", expand=True).reindex(columns=range(3)).fillna("")
+            groups, values = attribute_columns(parts[1], parts[2])
+            return stem, prestashop_frame("combinations", {
+                "product_reference": parts[0], "group": groups, "attribute": values, "reference": df["key"],
+                "quantity": "0"}, df.index)
+        kind = {"family": "categories", "brand": "manufacturers", "supplier": "suppliers"}[entity]
+        return stem, prestashop_frame(kind, {"active": "0", "name": df["label"]}, df.index)
+
+
+def attribute_columns(size: pd.Series, colour: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """PrestaShop's "Attribute (Name:Type:Position)" and "Value (Value:Position)" cells."""
+    size, colour = size.fillna(""), colour.fillna("")
+    has_size, has_colour = size != "", colour != ""
+    group = (has_size.map({True: "Taille:select:0", False: ""}) + (has_size & has_colour).map({True: ",", False: ""})
+             + has_colour.map({True: "Couleur:color:1", False: ""}))
+    value = ((size + ":0").where(has_size, "") + (has_size & has_colour).map({True: ",", False: ""})
+             + (colour.str.capitalize() + ":1").where(has_colour, ""))
+    return group, value
 
 
 DIALECTS: dict[str, type[Dialect]] = {"generic": GenericDialect, "prestashop": PrestaShopDialect}

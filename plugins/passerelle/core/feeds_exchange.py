@@ -24,7 +24,9 @@ from typing import Any
 import pandas as pd
 
 from passerelle import INCLUDE
-from passerelle.core.feeds import Dialect, GenericDialect, PrestaShopDialect, Rejects, _fmt, _num
+from passerelle.core.feeds import (  # noqa: F401 (prestashop_fields is re-exported)
+    Dialect, GenericDialect, PrestaShopDialect, Rejects, _fmt, _num, prestashop_fields, prestashop_frame,
+)
 from passerelle.core.invoices import PDF_NAME_DROP, PDF_NAME_PREFIX, PDF_NAME_SUFFIX
 
 #: Entities of the exchanges, in the order the shop must import them.
@@ -46,41 +48,6 @@ STATUS_RANK: dict[str, int] = {"confirmed": 1, "prepared": 2, "shipped": 3, "inv
 
 #: "No limit" for a PrestaShop specific price date, as the shop stores it.
 PS_NO_DATE = "0000-00-00 00:00:00"
-
-REFERENCE_FILE = INCLUDE / "reference" / "prestashop8_import_fields.json"
-
-
-@cache
-def prestashop_fields(entity: str) -> tuple[tuple[str, str], ...]:
-    """(key, label) of a PrestaShop import entity in the order its matching screen pre-selects
-    them: the reference file's order, ``price_tin`` left out (never pre-selected)."""
-    data = json.loads(REFERENCE_FILE.read_text(encoding="utf-8"))
-    try:
-        fields = data["entities"][entity]
-    except KeyError:
-        raise ValueError(f"{REFERENCE_FILE.name}: no PrestaShop import entity {entity!r}") from None
-    return tuple((f["key"], f["label"]) for f in fields if f["key"] != "price_tin")
-
-
-def prestashop_frame(entity: str, values: dict[str, Any], index: pd.Index) -> pd.DataFrame:
-    """A PrestaShop import file: the shortest prefix of the entity's fields holding every key of
-    *values*, in order, with the labels as header; fields not given are left empty.
-
-    PrestaShop matches columns by position, not by header: an empty cell leaves a plain field
-    unchanged (but sets a multilingual one, such as the name, to empty: give those).
-    """
-    fields = prestashop_fields(entity)
-    keys = [k for k, _ in fields]
-    unknown = sorted(set(values) - set(keys))
-    if unknown:
-        raise ValueError(f"PrestaShop {entity} import has no field {unknown}; expected some of {keys}")
-    last = max(keys.index(k) for k in values)
-    columns: dict[str, Any] = {}
-    for key, label in fields[: last + 1]:
-        value = values.get(key, "")
-        columns[label] = value if isinstance(value, pd.Series) else pd.Series(value, index=index, dtype=object)
-    return pd.DataFrame(columns, index=index)
-
 
 def pdf_names(numbers: pd.Series) -> pd.Series:
     """The invoice PDFs' file names (vectorised twin of :func:`passerelle.core.invoices.pdf_name`)."""
