@@ -147,6 +147,9 @@ def start_ftp(root: Path, *, tls: bool = False, port: int = 0) -> tuple[FTPServe
     from pyftpdlib.handlers import FTPHandler, TLS_FTPHandler
     from pyftpdlib.servers import ThreadedFTPServer
 
+    import logging
+
+    logging.getLogger("pyftpdlib").setLevel(logging.WARNING)
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     authorizer = DummyAuthorizer()

@@ -1,0 +1,48 @@
+# Passerelle: `make demo` runs one full sync cycle, `make test` runs every test.
+# Both create the virtual environment (.venv) from requirements.txt on first use.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell sha1sum requirements.txt | cut -c1-12)
+export PYTHONPATH := $(CURDIR)/plugins
+
+.PHONY: demo test airflow bench bench-images bench-orders compose-check clean
+
+$(STAMP): requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python -m passerelle.rundemo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+# The Airflow UI on the project's DAGs (http://localhost:8080; the admin password is printed
+# by `airflow standalone` and kept in var/airflow/simple_auth_manager_passwords.json.generated).
+airflow: $(STAMP)
+	AIRFLOW_HOME=$(CURDIR)/var/airflow AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags \
+	AIRFLOW__CORE__PLUGINS_FOLDER=$(CURDIR)/plugins AIRFLOW__CORE__LOAD_EXAMPLES=False \
+	$(BIN)/airflow standalone
+
+bench: $(STAMP)
+	$(BIN)/python bench/catalog_diff.py
+
+bench-images: $(STAMP)
+	$(BIN)/python bench/images.py
+
+bench-orders: $(STAMP)
+	$(BIN)/python bench/orders.py
+
+# `docker compose config` without an engine (Debian's docker-compose v1 if the plugin is absent).
+compose-check:
+	docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null || \
+	  apt-get install -y --no-install-recommends docker-compose
+	cp -n .env.example .env || true
+	docker compose config >/dev/null 2>&1 || docker-compose config >/dev/null
+
+clean:
+	rm -rf var bench/out

@@ -1,0 +1,131 @@
+"""`make demo`: one full sync cycle against embedded defaults, through the real DAGs.
+
+With no connection configured it uses a local PostgreSQL (127.0.0.1:5432 when it answers,
+else a throwaway cluster) and starts an FTP server on loopback; it seeds a demo back office,
+runs the catalog in full, changes a few articles and runs the delta, then the hourly
+exchanges, and prints a summary and where the shop's files are.
+
+Set AIRFLOW_CONN_PASSERELLE_ERP / AIRFLOW_CONN_PASSERELLE_SHOP to run against real ones
+(the demo then neither seeds nor changes anything: it only runs the flows).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from passerelle import PROJECT_ROOT
+
+VAR = PROJECT_ROOT / "var"
+
+
+def _airflow_env() -> None:
+    home = Path(os.environ.setdefault("AIRFLOW_HOME", str(VAR / "airflow")))
+    home.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(PROJECT_ROOT / "dags"))
+    os.environ.setdefault("AIRFLOW__CORE__PLUGINS_FOLDER", str(PROJECT_ROOT / "plugins"))
+    os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+    os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{home}/airflow.db")
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT / "plugins"),
+                                                             os.environ.get("PYTHONPATH")]))
+    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True)
+
+
+def _run(dag, when, conf=None) -> str:
+    dr = dag.test(logical_date=when, run_conf=conf or {})
+    return str(dr.state)
+
+
+def main() -> int:
+    import pendulum
+    import psycopg
+
+    from passerelle.localenv import create_database, local_postgres, start_ftp
+
+    stops = []
+    embedded = "AIRFLOW_CONN_PASSERELLE_ERP" not in os.environ
+    try:
+        if embedded:
+            server, stop_pg = local_postgres()
+            stops.append(stop_pg)
+            erp_dsn = create_database(server, "passerelle_demo", replace=True)
+            from passerelle.demo import seed_database
+
+            with psycopg.connect(erp_dsn) as conn:
+                counts = seed_database(conn, articles=1000, seed=42)
+            print(f"demo back office: {erp_dsn}  {counts}")
+            os.environ["AIRFLOW_CONN_PASSERELLE_ERP"] = erp_dsn.replace("postgresql://", "postgres://", 1)
+        if "AIRFLOW_CONN_PASSERELLE_SHOP" not in os.environ:
+            shop_root = VAR / "shop"
+            if shop_root.exists():
+                import shutil
+
+                shutil.rmtree(shop_root)
+            ftp, stop_ftp = start_ftp(shop_root)
+            stops.append(stop_ftp)
+            os.environ["AIRFLOW_CONN_PASSERELLE_SHOP"] = ftp.uri()
+            print(f"shop FTP server: ftp://{ftp.host}:{ftp.port} (user {ftp.user}), files in {shop_root}")
+        _airflow_env()
+
+        from airflow.dag_processing.dagbag import DagBag
+
+        bag = DagBag(str(PROJECT_ROOT / "dags"))
+        if bag.import_errors:
+            raise SystemExit(f"DAG import errors: {bag.import_errors}")
+        day = pendulum.now("Europe/Paris").start_of("day").subtract(days=1).add(hours=2)
+        results = []
+        catalog = bag.dags["catalog_nightly"]
+        results.append(("catalog_nightly (full)", _run(catalog, day, {"mode": "full"})))
+        if embedded:
+            from passerelle.demo import apply_demo_changes
+
+            with psycopg.connect(os.environ["AIRFLOW_CONN_PASSERELLE_ERP"].replace("postgres://", "postgresql://")) as c:
+                changes = apply_demo_changes(c)
+            print(f"changed in the back office: {changes}")
+        results.append(("catalog_nightly (delta)", _run(catalog, day.add(hours=1))))
+        for dag_id in ("orders_import", "prices_stock_export", "order_status_export", "daily_report"):
+            if dag_id in bag.dags:
+                results.append((dag_id, _run(bag.dags[dag_id], day.add(hours=2))))
+        _summary(results)
+        return 0 if all(state == "success" for _, state in results) else 1
+    finally:
+        for stop in reversed(stops):
+            stop()
+
+
+def _summary(results) -> None:
+    import psycopg
+
+    dsn = os.environ["AIRFLOW_CONN_PASSERELLE_ERP"].replace("postgres://", "postgresql://", 1)
+    print("\n== Passerelle demo: summary ==")
+    for name, state in results:
+        print(f"  {name:<28} {state}")
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute(
+            "SELECT flow, run_key, mode, dry_run, counts, rejects, bytes_sent, bytes_received "
+            "FROM passerelle.run_summary ORDER BY id").fetchall()
+    for flow, run_key, mode, dry, counts, rejects, sent, received in rows:
+        totals = {}
+        for c in (counts or {}).values():
+            if isinstance(c, dict):
+                for k, v in c.items():
+                    if isinstance(v, (int, float)):
+                        totals[k] = totals.get(k, 0) + v
+        print(f"  {flow:<14} {mode or '':<6} {json.dumps(totals)}  rejects {rejects}  sent {sent} B  "
+              f"received {received} B")
+    shop = VAR / "shop"
+    if shop.exists():
+        files = sorted(p for p in shop.rglob("*") if p.is_file())
+        print(f"\nThe shop's files ({len(files)}) are in {shop}:")
+        for p in files[:25]:
+            print(f"  {p.relative_to(shop)}  ({p.stat().st_size} bytes)")
+        if len(files) > 25:
+            print(f"  ... and {len(files) - 25} more")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
