@@ -32,6 +32,7 @@ DEFAULTS: dict[str, Any] = {
     },
     "catalog": {
         "selection_rule": "TRUE",
+        "send_purchase_price": False,
         "entities": ["family", "brand", "supplier", "article", "variant"],
     },
     "images": {
@@ -44,6 +45,9 @@ DEFAULTS: dict[str, Any] = {
         "chunk_size": 200,
     },
     "stock": {"safety_stock": 0, "variant_display": "all"},
+    # PrestaShop dialect: the parent of top-level categories, and the shop's tax rules group
+    # id per VAT rate (a fresh French install: 1 = 20 %, 2 = 10 %, 3 = 5.5 %, 4 = 2.1 %).
+    "prestashop": {"home_category": "Home", "tax_rules_groups": {20.0: 1, 10.0: 2, 5.5: 3, 2.1: 4}},
     "flows": {},
 }
 
