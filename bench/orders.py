@@ -1,0 +1,155 @@
+"""Benchmark of the inbound orders integration against plain pandas ``DataFrame.to_sql`` (issue 3).
+
+    .venv/bin/python bench/orders.py                      # 10,000 orders, 50,000 lines (default)
+    .venv/bin/python bench/orders.py --orders 1000        # a quick one
+
+What it does, in its own database on the local PostgreSQL (``passerelle_bench_orders``, replaced
+if present, dropped at the end unless ``--keep``):
+
+1. seeds the demo back office (1,000 articles, photos off) and writes ``--files`` generic order
+   files holding ``--orders`` paid orders of ``--lines-per-order`` lines each (SKUs of the
+   back office, one customer per 3 orders, billing address, card payment);
+2. *integration* (``seconds``): :func:`passerelle.core.integrate.integrate_file` on each file's
+   bytes: parse, check, customers and addresses upserted, orders, lines, payments, ledgers, one
+   transaction per file;
+3. *rerun* (``rerun_seconds``): the same files again; the ledger finds every one, nothing is
+   integrated;
+4. *baseline* (``baseline_seconds``): what a user would write: the same rows, parsed by the same
+   parser (``read_inbound``), written with ``DataFrame.to_sql(..., if_exists="append",
+   index=False)`` through a default SQLAlchemy engine into five plain tables (orders, lines,
+   payments, customers, addresses); no matching, no ledger, no checks against the back office.
+
+The last line of output is one JSON object: ``orders``, ``lines``, ``files``, ``seconds``,
+``baseline_seconds``, ``speedup`` (baseline_seconds / seconds), ``rerun_seconds``,
+``rerun_ratio`` (rerun_seconds / seconds), ``parse_seconds`` (``read_inbound`` alone over the
+files, part of both runs), ``database_seconds`` and ``baseline_database_seconds`` (each run less
+the parse). Targets: speedup >= 10, rerun_ratio <= 0.10.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "plugins"))
+
+import psycopg  # noqa: E402
+
+from passerelle.localenv import LOCAL_DSN, create_database, drop_database, local_postgres  # noqa: E402
+
+DATABASE = "passerelle_bench_orders"
+HEADER = ("shop_order_id,order_date,status,shop_customer_id,email,currency,line_number,sku,label,quantity,"
+          "unit_price_excl_vat,vat_rate,line_discount_excl_vat,shipping_method,shipping_excl_vat,shipping_vat_rate,"
+          "payment_method,payment_amount,payment_transaction_id,payment_paid,paid_at,"
+          "billing_first_name,billing_last_name,billing_address1,billing_postcode,billing_city,billing_country")
+
+
+def order_files(skus: list[str], orders: int, lines_per_order: int, files: int) -> list[tuple[str, bytes]]:
+    """``files`` generic order files, ``orders`` in all, deterministic."""
+    out = []
+    per_file = -(-orders // files)
+    for f in range(files):
+        rows = [HEADER]
+        for o in range(f * per_file, min(orders, (f + 1) * per_file)):
+            cust = o // 3
+            for n in range(1, lines_per_order + 1):
+                sku = skus[(o * 7 + n * 13) % len(skus)]
+                rows.append(
+                    f"B{o:07d},2026-11-20T08:{o % 60:02d}:00+01:00,paid,{cust},client{cust}@exemple.fr,EUR,{n},"
+                    f"{sku},Article {sku},{1 + n % 3},{10 + n}.50,20,{n % 2},Colissimo,4.90,20,card,100.00,"
+                    f"pi_{o},1,2026-11-20T08:{o % 60:02d}:30+01:00,Prénom{cust},Nom{cust},{cust} rue Haute,"
+                    f"75001,Paris,FR")
+        out.append((f"orders_bench_{f:03d}.csv", ("\n".join(rows) + "\n").encode("utf-8")))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--orders", type=int, default=10_000)
+    ap.add_argument("--lines-per-order", type=int, default=5)
+    ap.add_argument("--files", type=int, default=10)
+    ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--dsn", default=None, help="server to create the database on (default 127.0.0.1:5432)")
+    args = ap.parse_args()
+
+    import pandas as pd
+    import sqlalchemy
+
+    from passerelle.core.inbound import read_inbound
+    from passerelle.core.integrate import integrate_file
+    from passerelle.demo import seed_database
+
+    server, stop = (args.dsn, lambda: None) if args.dsn else local_postgres()
+    server = server or LOCAL_DSN
+    dsn = create_database(server, DATABASE, replace=True)
+    try:
+        with psycopg.connect(dsn) as conn:
+            print("seeding 1,000 articles...", file=sys.stderr)
+            seed_database(conn, articles=1000, seed=42, photos=False)
+            skus = [r[0] for r in conn.execute("SELECT reference FROM erp.variant UNION ALL SELECT reference "
+                                               "FROM erp.article a WHERE NOT EXISTS (SELECT 1 FROM erp.variant v "
+                                               "WHERE v.article_id = a.id) ORDER BY 1")]
+            conn.commit()
+            conn.autocommit = True
+            conn.execute("VACUUM ANALYZE")
+            conn.autocommit = False
+        files = order_files(skus, args.orders, args.lines_per_order, args.files)
+
+        with psycopg.connect(dsn) as conn:
+            print("integrating...", file=sys.stderr)
+            t0 = time.perf_counter()
+            results = [integrate_file(conn, name, data) for name, data in files]
+            seconds = time.perf_counter() - t0
+            created = sum(r.counts.get("orders_created", 0) for r in results)
+            lines = sum(r.counts.get("lines_created", 0) for r in results)
+            t0 = time.perf_counter()
+            again = [integrate_file(conn, name, data) for name, data in files]
+            rerun_seconds = time.perf_counter() - t0
+            assert all(r.status == "duplicate" for r in again), "rerun integrated something"
+            rejected = sum(r.counts.get("rejected_rows", 0) for r in results)
+
+        t0 = time.perf_counter()
+        for name, data in files:
+            read_inbound(name, data)
+        parse_seconds = time.perf_counter() - t0
+
+        print("baseline (to_sql)...", file=sys.stderr)
+        engine = sqlalchemy.create_engine(dsn)
+        with engine.begin() as c:
+            c.exec_driver_sql("CREATE SCHEMA IF NOT EXISTS bench_baseline")
+        t0 = time.perf_counter()
+        for name, data in files:
+            parsed = read_inbound(name, data)
+            for table in ("orders", "lines", "payments", "customers", "addresses"):
+                getattr(parsed, table).to_sql(table, engine, schema="bench_baseline", if_exists="append",
+                                              index=False)
+        baseline_seconds = time.perf_counter() - t0
+        with engine.connect() as c:
+            base_lines = c.exec_driver_sql("SELECT count(*) FROM bench_baseline.lines").scalar()
+        engine.dispose()
+    finally:
+        if not args.keep:
+            drop_database(server, DATABASE)
+        stop()
+
+    result = {
+        "orders": created, "lines": lines, "files": len(files), "rejected_rows": rejected,
+        "baseline_lines": int(base_lines), "seconds": round(seconds, 3), "baseline_seconds": round(baseline_seconds, 3),
+        "speedup": round(baseline_seconds / seconds, 2), "rerun_seconds": round(rerun_seconds, 3),
+        "rerun_ratio": round(rerun_seconds / seconds, 4), "parse_seconds": round(parse_seconds, 3),
+        "database_seconds": round(seconds - parse_seconds, 3),
+        "baseline_database_seconds": round(baseline_seconds - parse_seconds, 3),
+    }
+    print(f"{'integration':<12} {seconds:8.2f} s  ({created} orders, {lines} lines, {len(files)} files)")
+    print(f"{'to_sql':<12} {baseline_seconds:8.2f} s  (speedup {result['speedup']})")
+    print(f"{'parse only':<12} {parse_seconds:8.2f} s  (read_inbound, in both of the above)")
+    print(f"{'rerun':<12} {rerun_seconds:8.2f} s  ({result['rerun_ratio']:.1%} of the first run)")
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,8 @@
+"""Airflow DAG: orders and customers from the shop's inbound files, into the back office.
+
+Built from include/config/passerelle.yaml by passerelle.flows.orders; nothing heavy at import.
+"""
+
+from passerelle.flows.orders import orders_import_dag
+
+dag = orders_import_dag()

@@ -1,0 +1,271 @@
+"""Inbound integration against a real PostgreSQL (a seeded back office per test): exactly once,
+nothing lost, quarantine and replay, reorder proposals, and a process killed in mid-file."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from passerelle import INCLUDE
+from passerelle.core.inbound import read_inbound, reject_unknown_skus
+from passerelle.core.integrate import (
+    PAUSE_ENV,
+    archive_name,
+    finish_file,
+    integrate_file,
+    known_skus,
+    propose_reorders,
+    replay_quarantine,
+)
+
+SAMPLES = INCLUDE / "sample" / "inbound"
+ORDERS_0900 = (SAMPLES / "orders_20261120_0900.csv").read_bytes()
+ORDERS_1000 = (SAMPLES / "orders_20261120_1000.csv").read_bytes()
+CUSTOMERS = (SAMPLES / "customers_20261120.csv").read_bytes()
+
+HEADER = ("shop_order_id,order_date,status,shop_customer_id,email,currency,line_number,sku,label,quantity,"
+          "unit_price_excl_vat,vat_rate,line_discount_excl_vat,payment_method,payment_amount,payment_paid,"
+          "billing_first_name,billing_last_name,billing_address1,billing_postcode,billing_city,billing_country")
+
+
+def _orders_file(n: int, *, bad: dict[int, str] | None = None, prefix: str = "T") -> bytes:
+    """n one-line paid orders; ``bad`` replaces the row of some orders (index -> row text)."""
+    rows = [HEADER]
+    for i in range(n):
+        sku = f"ART-{(i % 50) + 1:06d}"
+        rows.append(f"{prefix}{i:05d},2026-11-20T08:00:00+01:00,paid,{9000 + i % 7},c{i % 7}@exemple.fr,EUR,1,"
+                    f"{sku},Article {i},2,10.00,20,0,card,24.00,1,Ana,Test,1 rue Haute,75001,Paris,FR")
+    for i, text in (bad or {}).items():
+        rows[i + 1] = text
+    return ("\n".join(rows) + "\n").encode()
+
+
+def _counts(conn: psycopg.Connection) -> dict[str, int]:
+    q = {
+        "orders": "SELECT count(*) FROM erp.sales_order WHERE origin = 'web'",
+        "lines": "SELECT count(*) FROM erp.sales_order_line l JOIN erp.sales_order o ON o.id = l.order_id "
+                 "WHERE o.origin = 'web'",
+        "payments": "SELECT count(*) FROM erp.payment",
+        "customers": "SELECT count(*) FROM erp.customer",
+        "addresses": "SELECT count(*) FROM erp.address",
+        "ledger": "SELECT count(*) FROM passerelle.order_ledger",
+        "files": "SELECT count(*) FROM passerelle.inbound_file",
+        "quarantine": "SELECT count(*) FROM passerelle.quarantine",
+    }
+    out = {k: conn.execute(v).fetchone()[0] for k, v in q.items()}
+    conn.commit()
+    return out
+
+
+def test_sample_files_give_exactly_the_expected_orders_lines_payments_and_customers(erp):
+    before = _counts(erp)
+    r1 = integrate_file(erp, "orders_20261120_0900.csv", ORDERS_0900)
+    r2 = integrate_file(erp, "orders_20261120_1000.csv", ORDERS_1000)
+    r3 = integrate_file(erp, "customers_20261120.csv", CUSTOMERS)
+    assert (r1.status, r2.status, r3.status) == ("integrated",) * 3
+    after = _counts(erp)
+
+    known = known_skus(erp)
+    p1 = reject_unknown_skus(read_inbound("a", ORDERS_0900), known)
+    p2 = reject_unknown_skus(read_inbound("b", ORDERS_1000), known)
+    # The 10:00 file holds an order with a SKU the back office does not know: quarantined whole.
+    quarantined = {r[0] for r in erp.execute("SELECT DISTINCT shop_order_id FROM passerelle.quarantine")}
+    assert quarantined == set(p2.rejects["shop_order_id"]) == {"WEB-100237"}
+    statuses = dict(zip(p1.orders["shop_order_id"], p1.orders["status"]))
+    kept1 = [k for k, s in statuses.items() if s in ("paid", "validated", "quote")]
+    orders = erp.execute("SELECT shop_order_id, kind, status FROM erp.sales_order WHERE origin = 'web' "
+                         "ORDER BY shop_order_id").fetchall()
+    expected = sorted([*kept1, *p2.orders["shop_order_id"]])
+    assert [o[0] for o in orders] == expected
+    kinds = {o[0]: o[1] for o in orders}
+    assert {k for k, v in kinds.items() if v == "quote"} == {k for k, s in statuses.items() if s == "quote"}
+    n_lines = int(p1.lines["shop_order_id"].isin(kept1).sum()) + len(p2.lines)
+    assert after["lines"] - before["lines"] == n_lines
+    assert after["ledger"] == len(expected)
+    # Line discounts, prices and taxes as in the file (WEB-100231 line 2: 32.19 less 3.22).
+    line = erp.execute("SELECT l.unit_price_excl_vat, l.discount_excl_vat, l.vat_rate, l.variant_id IS NOT NULL "
+                       "FROM erp.sales_order_line l JOIN erp.sales_order o ON o.id = l.order_id "
+                       "WHERE o.shop_order_id = 'WEB-100231' AND l.line_number = 2").fetchone()
+    assert [float(line[0]), float(line[1]), float(line[2]), line[3]] == [32.19, 3.22, 20.0, True]
+    total = erp.execute("SELECT total_incl_vat, shipping_excl_vat, total_vat FROM erp.sales_order "
+                        "WHERE shop_order_id = 'WEB-100231'").fetchone()
+    o = p1.orders.set_index("shop_order_id").loc["WEB-100231"]
+    assert [float(x) for x in total] == pytest.approx([o.total_incl_vat, o.shipping_excl_vat, o.taxes_total])
+    pay = erp.execute("SELECT p.method, p.amount, p.paid FROM erp.payment p JOIN erp.sales_order o "
+                      "ON o.id = p.order_id WHERE o.shop_order_id = 'WEB-100231'").fetchall()
+    assert [(m, float(a), paid) for m, a, paid in pay] == [("Carte bancaire", 58.76, True)]
+    # Customers: found by shop id (link), the customers file updated them and added addresses.
+    cust = erp.execute("SELECT c.email, c.first_name, c.customer_family FROM passerelle.customer_link l "
+                       "JOIN erp.customer c ON c.id = l.customer_id WHERE l.shop_customer_id = '5013'").fetchone()
+    assert cust == ("ines.garcia@exemple.org", "Inès", "PART")
+    addr = erp.execute("SELECT a.kind, a.city FROM erp.address a JOIN passerelle.customer_link l "
+                       "ON l.customer_id = a.customer_id WHERE l.shop_customer_id = '5013' ORDER BY kind").fetchall()
+    assert addr == [("billing", "Bordeaux"), ("delivery", "Bordeaux")]
+    # Every order has a customer with the file's e-mail.
+    wrong = erp.execute("SELECT count(*) FROM erp.sales_order o JOIN erp.customer c ON c.id = o.customer_id "
+                        "WHERE o.origin = 'web' AND c.email IS NULL").fetchone()[0]
+    assert wrong == 0
+
+
+def test_rerun_and_same_file_under_another_name_integrate_nothing_twice(erp):
+    integrate_file(erp, "orders_20261120_0900.csv", ORDERS_0900)
+    integrate_file(erp, "customers_20261120.csv", CUSTOMERS)
+    first = _counts(erp)
+    again = integrate_file(erp, "orders_20261120_0900.csv", ORDERS_0900)
+    renamed = integrate_file(erp, "orders_copy.csv", ORDERS_0900)
+    assert again.status == renamed.status == "duplicate"
+    assert renamed.duplicate_of == "orders_20261120_0900.csv"
+    # Same orders in a different file (other bytes): the order ledger stops them.
+    other = ORDERS_0900.replace(b"\n", b"\r\n")
+    r = integrate_file(erp, "orders_crlf.csv", other)
+    assert r.status == "integrated" and r.counts["orders_created"] == 0
+    assert r.counts["orders_already_integrated"] > 0
+    assert {k: v for k, v in _counts(erp).items() if k != "files"} == {k: v for k, v in first.items() if k != "files"}
+
+
+def test_cancellation_cancels_an_integrated_order(erp):
+    integrate_file(erp, "day1.csv", _orders_file(3))
+    cancel = _orders_file(3).decode().replace("T00001,2026-11-20T08:00:00+01:00,paid",
+                                              "T00001,2026-11-20T08:00:00+01:00,cancelled")
+    r = integrate_file(erp, "day2.csv", cancel.encode())
+    assert r.counts["orders_cancelled"] == 1
+    status = dict(erp.execute("SELECT shop_order_id, status FROM erp.sales_order WHERE shop_order_id LIKE 'T%'"))
+    assert status == {"T00000": "confirmed", "T00001": "cancelled", "T00002": "confirmed"}
+
+    # Already shipped: left alone, the cancellation is quarantined for the staff, never replayed.
+    erp.execute("UPDATE erp.sales_order SET status = 'shipped' WHERE shop_order_id = 'T00002'")
+    erp.commit()
+    late = cancel.replace("T00002,2026-11-20T08:00:00+01:00,paid", "T00002,2026-11-20T08:00:00+01:00,cancelled")
+    r = integrate_file(erp, "day3.csv", late.encode())
+    assert r.counts["cancels_too_late"] == 1 and r.counts["orders_cancelled"] == 0
+    row = erp.execute("SELECT line, shop_order_id, reason, status FROM passerelle.quarantine").fetchone()
+    assert row == (4, "T00002", "order T00002 is already shipped: cancel it by hand", "open")
+    erp.commit()
+    assert replay_quarantine(erp) == []
+    assert erp.execute("SELECT status FROM erp.sales_order WHERE shop_order_id = 'T00002'").fetchone() == ("shipped",)
+
+
+def test_three_bad_rows_among_100_are_quarantined_and_the_rest_integrated(erp):
+    good = _orders_file(100).decode().splitlines()
+    bad = {
+        10: good[11].replace(",2,10.00,", ",deux,10.00,"),         # quantity not a number
+        40: good[41].replace("2026-11-20T08:00:00+01:00", "hier"),  # bad date
+        70: good[71].replace("ART-000021", "NO-SUCH-SKU"),         # unknown SKU
+    }
+    r = integrate_file(erp, "orders_bad.csv", _orders_file(100, bad=bad))
+    assert r.counts["orders_created"] == 97
+    rows = erp.execute("SELECT line, field, reason, status, raw FROM passerelle.quarantine ORDER BY line").fetchall()
+    assert [(x[0], x[1]) for x in rows] == [(12, "quantity"), (42, "order_date"), (72, "sku")]
+    assert all(x[3] == "open" and x[2] for x in rows)
+    assert "NO-SUCH-SKU" in rows[2][4]
+    assert "unknown SKU" in rows[2][2]
+
+    # Fix: the article now exists; replay integrates that order and only that one.
+    erp.execute("INSERT INTO erp.article (reference, name, vat_rate, price_excl_vat) "
+                "VALUES ('NO-SUCH-SKU', 'Nouvel article', 20, 10)")
+    erp.commit()
+    out = replay_quarantine(erp)
+    assert out[0]["rows_replayed"] == 1 and out[0]["rows_still_open"] == 2
+    assert out[0]["orders_created"] == 1
+    left = erp.execute("SELECT line, status FROM passerelle.quarantine ORDER BY line").fetchall()
+    assert left == [(12, "open"), (42, "open"), (72, "replayed")]
+    assert erp.execute("SELECT count(*) FROM erp.sales_order WHERE shop_order_id LIKE 'T%'").fetchone()[0] == 98
+    assert replay_quarantine(erp)[0]["orders_created"] == 0  # again: nothing twice
+
+
+def test_finish_file_uploads_rejects_and_archives_and_is_safe_to_repeat(erp):
+    bad = _orders_file(5).decode().replace("ART-000003", "NOPE").encode()
+    r = integrate_file(erp, "o.csv", bad)
+    put, moved = {}, []
+    out = finish_file(erp, r, put=lambda n, b: put.__setitem__(n, b), move=lambda n: moved.append(n) or f"/a/{n}")
+    assert list(put) == [out["rejects_file"]] and b"unknown SKU" in put[out["rejects_file"]]
+    assert moved == [archive_name("o.csv", r.sha256)]
+    assert erp.execute("SELECT status, archived_as FROM passerelle.inbound_file").fetchone() == (
+        "archived", f"/a/{moved[0]}")
+
+
+def test_crash_after_commit_before_archive_is_finished_by_the_next_run(erp):
+    bad = _orders_file(4).decode().replace("ART-000002", "NOPE").encode()
+    integrate_file(erp, "o.csv", bad)  # committed; the process dies before the archive
+    before = _counts(erp)
+    again = integrate_file(erp, "o.csv", bad)
+    assert again.status == "duplicate"
+    put, moved = {}, []
+    out = finish_file(erp, again, put=lambda n, b: put.__setitem__(n, b), move=lambda n: moved.append(n) or n)
+    assert b"unknown SKU" in put[out["rejects_file"]] and moved == [archive_name("o.csv", again.sha256)]
+    assert erp.execute("SELECT status FROM passerelle.inbound_file").fetchone() == ("archived",)
+    erp.commit()
+    assert _counts(erp) == before
+    # Once archived, a duplicate is only moved away: no second rejects file.
+    put.clear()
+    finish_file(erp, integrate_file(erp, "o2.csv", bad), put=lambda n, b: put.__setitem__(n, b), move=lambda n: n)
+    assert put == {}
+
+
+def test_reorder_proposals_for_articles_below_minimum(erp):
+    art = erp.execute("SELECT a.id FROM erp.article a JOIN passerelle_src.stock_level s ON s.article_id = a.id "
+                      "AND s.variant_id IS NULL WHERE a.reference = 'ART-000001'").fetchone()
+    assert art, "seed has stock for ART-000001"
+    erp.execute("UPDATE erp.article SET min_stock = 1000, reorder_qty = 5 WHERE id = %s", (art[0],))
+    erp.commit()
+    integrate_file(erp, "o.csv", _orders_file(1))
+    n = propose_reorders(erp)
+    row = erp.execute("SELECT projected_qty, min_stock, proposed_qty, supplier_id IS NOT NULL FROM "
+                      "erp.reorder_proposal WHERE article_id = %s", (art[0],)).fetchone()
+    avail = erp.execute("SELECT available_qty FROM passerelle_src.stock_level WHERE article_id = %s "
+                        "AND variant_id IS NULL", (art[0],)).fetchone()[0]
+    assert n >= 1 and float(row[0]) == float(avail) - 2 and float(row[1]) == 1000
+    assert float(row[2]) == 1000 - float(row[0])
+    erp.commit()
+    assert propose_reorders(erp) == 0  # an open proposal is not repeated
+
+
+_CHILD = """
+import sys, psycopg
+from passerelle.core.integrate import integrate_file
+with psycopg.connect(sys.argv[1]) as conn:
+    integrate_file(conn, 'big.csv', open(sys.argv[2], 'rb').read())
+"""
+
+
+def test_killed_in_mid_file_then_rerun_integrates_everything_once(erp, erp_dsn, tmp_path):
+    data = _orders_file(200)
+    path = tmp_path / "big.csv"
+    path.write_bytes(data)
+    marker = tmp_path / "inside"
+    env = {**os.environ, PAUSE_ENV: str(marker),
+           "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "plugins")}
+    child = subprocess.Popen([sys.executable, "-c", _CHILD, erp_dsn, str(path)], env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while not marker.exists():
+            assert child.poll() is None, "integration ended before the pause"
+            assert time.monotonic() < deadline, "integration never reached the pause"
+            time.sleep(0.05)
+        # Inside the transaction: its rows are written but not visible.
+        with psycopg.connect(erp_dsn) as other:
+            busy = other.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                                 "AND state = 'idle in transaction'").fetchone()[0]
+            assert busy == 1
+            assert other.execute("SELECT count(*) FROM passerelle.order_ledger").fetchone()[0] == 0
+        child.send_signal(signal.SIGKILL)
+        child.wait(10)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    r = integrate_file(erp, "big.csv", data)  # waits for the dead session's lock, if still held
+    assert r.status == "integrated" and r.counts["orders_created"] == 200
+    c = _counts(erp)
+    assert (c["ledger"], c["files"], c["payments"]) == (200, 1, 200)
+    dup = erp.execute("SELECT count(*) FROM (SELECT shop_order_id FROM erp.sales_order GROUP BY 1 "
+                      "HAVING count(*) > 1) d").fetchone()[0]
+    assert dup == 0
+    erp.commit()
+    assert integrate_file(erp, "big.csv", data).status == "duplicate"

@@ -1,0 +1,145 @@
+"""End to end: the orders_import DAG runs for real with dag.test() against PostgreSQL (a seeded
+back office per test) and an FTP server on loopback where the shop drops its files."""
+
+from __future__ import annotations
+
+import shutil
+
+import pendulum
+import pytest
+
+from passerelle import INCLUDE
+
+SAMPLES = INCLUDE / "sample" / "inbound"
+DROPPED = ("orders_20261120_0900.csv", "orders_20261120_1000.csv", "customers_20261120.csv")
+DAY1 = pendulum.datetime(2026, 11, 20, 10, 15, tz="Europe/Paris")
+
+
+def _run(dag, when, conf=None):
+    dr = dag.test(logical_date=when, run_conf=conf or {})
+    assert dr.state == "success", f"run ended {dr.state}"
+    return dr
+
+
+def _state(erp) -> dict:
+    q = {
+        "orders": "SELECT string_agg(shop_order_id || ':' || kind || ':' || status, ',' ORDER BY shop_order_id) "
+                  "FROM erp.sales_order WHERE origin = 'web'",
+        "lines": "SELECT count(*) FROM erp.sales_order_line l JOIN erp.sales_order o ON o.id = l.order_id "
+                 "WHERE o.origin = 'web'",
+        "payments": "SELECT count(*) FROM erp.payment",
+        "customers": "SELECT count(*) FROM erp.customer",
+        "links": "SELECT count(*) FROM passerelle.customer_link",
+        "addresses": "SELECT count(*) FROM erp.address",
+        "quarantine": "SELECT count(*) FROM passerelle.quarantine",
+    }
+    out = {k: erp.execute(v).fetchone()[0] for k, v in q.items()}
+    erp.commit()
+    return out
+
+
+@pytest.fixture
+def orders_import(airflow_db, connections):
+    from passerelle.flows.orders import orders_import_dag
+
+    return orders_import_dag()
+
+
+def _drop(ftp_server, names=DROPPED, as_names=None):
+    inbound = ftp_server.path("/inbound")
+    inbound.mkdir(parents=True, exist_ok=True)
+    for name, target in zip(names, as_names or names):
+        shutil.copy(SAMPLES / name, inbound / target)
+
+
+def test_dropped_files_are_integrated_once_archived_and_rejects_uploaded(orders_import, erp, ftp_server):
+    from passerelle.core.inbound import read_inbound
+
+    customers_before = _state(erp)["customers"]
+    parsed = {n: read_inbound(n, (SAMPLES / n).read_bytes()) for n in DROPPED}
+    integrated = {"WEB-100231", "WEB-100232", "WEB-100233", "WEB-100235", "WEB-100236"}
+    emails = sorted({*parsed["customers_20261120.csv"].customers["email"],
+                     *(e for n in DROPPED[:2]
+                       for e in parsed[n].orders.loc[parsed[n].orders["shop_order_id"].isin(integrated), "email"])})
+    known = erp.execute("SELECT count(*) FROM erp.customer WHERE lower(email) = ANY(%s)", (emails,)).fetchone()[0]
+    assert 0 < known < len(emails)  # some are already customers of the store: matched by e-mail
+    _drop(ftp_server)
+    inbound = ftp_server.path("/inbound")
+    (inbound / "orders_20261120_1100.csv.part").write_bytes(b"half an upload")  # still uploading: left alone
+    _run(orders_import, DAY1)
+
+    s1 = _state(erp)
+    # 0900: paid and validated orders, one quote; pending and cancelled (never integrated) are not.
+    # 1000: three paid orders, WEB-100237 has an unknown SKU and is quarantined whole.
+    assert s1["orders"] == ("WEB-100231:order:confirmed,WEB-100232:order:confirmed,WEB-100233:quote:quote,"
+                            "WEB-100235:order:confirmed,WEB-100236:order:confirmed")
+    assert s1["lines"] == 9 and s1["payments"] == 4
+    assert s1["links"] == len(emails)  # every shop customer id linked to a back-office customer
+    assert s1["customers"] == customers_before + len(emails) - known
+    assert erp.execute("SELECT DISTINCT shop_order_id FROM passerelle.quarantine").fetchall() == [("WEB-100237",)]
+    erp.commit()
+
+    assert sorted(p.name for p in inbound.iterdir() if p.is_file()) == ["orders_20261120_1100.csv.part"]
+    archived = sorted(p.name.split("_", 1)[1] for p in ftp_server.path("/inbound/archive").iterdir())
+    assert archived == sorted(DROPPED)
+    errors = list(ftp_server.path("/errors").iterdir())
+    assert len(errors) == 1 and errors[0].name.startswith("orders_20261120_1000.")
+    assert "unknown SKU" in errors[0].read_text(encoding="utf-8-sig")
+    summary = erp.execute("SELECT counts FROM passerelle.run_summary WHERE flow = 'orders_in'").fetchone()[0]
+    assert summary["orders_created"] == 4 and summary["files"] == 3
+    erp.commit()
+
+    # The same logical date again, with the files dropped once more (and one under another name).
+    _drop(ftp_server)
+    _drop(ftp_server, names=["orders_20261120_0900.csv"], as_names=["orders_copie.csv"])
+    _run(orders_import, DAY1)
+    assert _state(erp) == s1
+    assert sorted(p.name for p in inbound.iterdir() if p.is_file()) == ["orders_20261120_1100.csv.part"]
+    assert len(list(ftp_server.path("/inbound/archive").iterdir())) == 4  # the copy archived too
+
+    # Fix the cause (the article exists now) and replay the quarantine: the order comes in, once.
+    sku = erp.execute("SELECT value FROM passerelle.quarantine WHERE field = 'sku'").fetchone()[0]
+    erp.execute("INSERT INTO erp.article (reference, name, vat_rate, price_excl_vat, min_stock) "
+                "VALUES (%s, 'Article créé après coup', 20, 10, 0)", (sku,))
+    erp.commit()
+    _run(orders_import, DAY1.add(hours=1), {"replay_quarantine": True})
+    s3 = _state(erp)
+    lines_237 = int((parsed[DROPPED[1]].lines["shop_order_id"] == "WEB-100237").sum())
+    assert "WEB-100237:order:confirmed" in s3["orders"] and s3["lines"] == s1["lines"] + lines_237
+    assert s3["payments"] == s1["payments"] + 1
+    assert erp.execute("SELECT DISTINCT status FROM passerelle.quarantine").fetchall() == [("replayed",)]
+
+
+def test_dry_run_moves_nothing_and_writes_nothing(orders_import, erp, ftp_server):
+    before = _state(erp)
+    _drop(ftp_server)
+    _run(orders_import, DAY1, {"dry_run": True})
+    assert _state(erp) == before
+    assert sorted(p.name for p in ftp_server.path("/inbound").iterdir()) == sorted(DROPPED)
+
+
+def test_dag_imports_with_tags_owner_and_params():
+    from airflow.dag_processing.dagbag import DagBag
+
+    from passerelle import PROJECT_ROOT
+
+    bag = DagBag(dag_folder=str(PROJECT_ROOT / "dags" / "orders_import.py"))
+    assert not bag.import_errors
+    dag = bag.dags["orders_import"]
+    assert {"passerelle", "orders_in", "shop-to-erp"} <= set(dag.tags)
+    assert "replay_quarantine" in dag.params
+    assert [t.task_id for t in dag.tasks] == ["import_files", "propose_reorders"]
+    assert {t.owner for t in dag.tasks} == {"passerelle"} and {t.retries for t in dag.tasks} == {2}
+    assert dag.max_active_runs == 1
+
+
+def test_unreadable_file_goes_to_the_error_folder_and_the_quarantine(orders_import, erp, ftp_server):
+    inbound = ftp_server.path("/inbound")
+    inbound.mkdir(parents=True)
+    (inbound / "notes.csv").write_bytes(b"hello;world\n1;2\n")
+    _run(orders_import, DAY1)
+    assert [p.name for p in inbound.iterdir() if p.is_file()] == []
+    moved = [p.name for p in ftp_server.path("/errors").iterdir()]
+    assert len(moved) == 1 and moved[0].endswith("_notes.csv")
+    row = erp.execute("SELECT file, line, field, reason FROM passerelle.quarantine").fetchone()
+    assert row[:3] == ("notes.csv", 0, "file") and "notes.csv" in row[3]
