@@ -3,6 +3,11 @@
 build (delta or full, files into the outbox) -> publish (atomic upload, manifest last)
 -> confirm (snapshot advances, run summary). A rerun of the same logical date finds the
 batch already built and republishes the same files.
+
+Photos, beside the build: plan_images -> render_images (mapped over chunks, each render
+uploaded to ``<outbound_dir>/images/``) -> finish_images (removals, image snapshot). publish
+waits for finish_images, so the product files never name a render not yet on the server, and
+its manifest carries the images' counts under ``images``.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from airflow.sdk import DAG
 
 from passerelle.config import load_config
 from passerelle.operators.batch import BuildCatalogOperator, ConfirmBatchOperator, PublishBatchOperator
+from passerelle.operators.images import FinishImagesOperator, PlanImagesOperator, RenderImagesOperator
 from passerelle.schedules import CATALOG_PUBLISHED, flow_settings
 
 ENTITIES = ["family", "brand", "supplier", "article", "variant"]
@@ -38,6 +44,10 @@ def catalog_dag(dag_id: str = "catalog_nightly") -> DAG:
             task_id="build", flow="catalog", mode="{{ params.mode }}", entities="{{ params.entities }}",
             dry_run="{{ params.dry_run }}",
         )
-        publish = PublishBatchOperator(task_id="publish", batch=build.output, outlets=[CATALOG_PUBLISHED])
+        plan = PlanImagesOperator(task_id="plan_images", mode="{{ params.mode }}", dry_run="{{ params.dry_run }}")
+        render = RenderImagesOperator.partial(task_id="render_images").expand(chunk=plan.output)
+        images = FinishImagesOperator(task_id="finish_images", plan=plan.output["plan"], results=render.output)
+        publish = PublishBatchOperator(task_id="publish", batch=build.output, extra={"images": images.output},
+                                       outlets=[CATALOG_PUBLISHED])
         ConfirmBatchOperator(task_id="confirm", batch=build.output, published=publish.output)
     return dag

@@ -99,15 +99,19 @@ class PublishBatchOperator(ErpMixin, BaseOperator):
     :param shop_conn_id: the shop server's connection (FTP, FTPS or SFTP).
     :param erp_conn_id: the back office's Postgres connection (the outbox lives there).
     :param folder: remote folder; default ``<shop.outbound_dir>/<flow>`` (templated).
+    :param extra: more entries for the manifest, e.g. ``{"images": <images summary>}`` (templated;
+        must not replace the manifest's own keys). Republishing a batch keeps the entries of its
+        first publication.
     """
 
-    template_fields: Sequence[str] = ("batch", "folder")
+    template_fields: Sequence[str] = ("batch", "folder", "extra")
 
     def __init__(self, *, batch: Any, shop_conn_id: str | None = None, erp_conn_id: str | None = None,
-                 folder: str | None = None, config_path: str | None = None, **kwargs) -> None:
+                 folder: str | None = None, config_path: str | None = None, extra: Any = None, **kwargs) -> None:
         super().__init__(**kwargs)
         cfg = load_config(config_path)
         self.batch = batch
+        self.extra = extra
         self.folder = folder
         self.config_path = config_path
         self.shop_conn_id = shop_conn_id or cfg["shop"]["shop_conn_id"]
@@ -133,6 +137,18 @@ class PublishBatchOperator(ErpMixin, BaseOperator):
         folder = posixpath.join(base, f"{batch['batch_id']:08d}-{_stamp(batch['run_key'])}")
         manifest = {"flow": batch["flow"], "batch_id": batch["batch_id"], "run_key": batch["run_key"],
                     "mode": batch["mode"], "dialect": cfg["shop"]["dialect"], "counts": batch["counts"]}
+        extra = dict(self.extra or {})
+        clash = sorted(set(extra) & {*manifest, "files"})
+        if clash:
+            raise ValueError(f"extra must not replace the manifest's own keys {clash}; got keys {sorted(extra)}")
+        if extra:
+            # A rerun of a published batch republishes its first manifest's extra entries, so that
+            # the manifest is the same byte for byte (the extra reflects the first publication).
+            row = self.erp.execute("SELECT manifest FROM passerelle.batch WHERE id = %s",
+                                   (batch["batch_id"],)).fetchone()
+            before = (row[0] if row else None) or {}
+            extra = {k: before.get(k, v) for k, v in extra.items()}
+        manifest.update(extra)
         with self.shop as shop:
             done = shop.publish(folder, iter_outbox(self.erp, batch["batch_id"]), manifest)
         manifest["files"] = [f.__dict__ for f in done]
