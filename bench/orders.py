@@ -76,7 +76,6 @@ def main() -> None:
     ap.add_argument("--dsn", default=None, help="server to create the database on (default 127.0.0.1:5432)")
     args = ap.parse_args()
 
-    import pandas as pd
     import sqlalchemy
 
     from passerelle.core.inbound import read_inbound

@@ -17,13 +17,8 @@ Besides the file stems, an exchange dialect says two things the exporter needs:
 
 from __future__ import annotations
 
-import json
-from functools import cache
-from typing import Any
-
 import pandas as pd
 
-from passerelle import INCLUDE
 from passerelle.core.feeds import (  # noqa: F401 (prestashop_fields is re-exported)
     Dialect, GenericDialect, PrestaShopDialect, Rejects, _fmt, _num, prestashop_fields, prestashop_frame,
 )

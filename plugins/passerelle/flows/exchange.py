@@ -12,15 +12,14 @@ entities, dry run), owner and retries come from the configuration's ``flows`` se
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
 import pendulum
-from airflow.sdk import DAG, BaseOperator
+from airflow.sdk import DAG
 
 from passerelle.config import load_config
-from passerelle.operators.batch import ConfirmBatchOperator, ErpMixin, PublishBatchOperator, run_key
+from passerelle.operators.batch import BuildBatchOperator, ConfirmBatchOperator, PublishBatchOperator, run_key
 from passerelle.schedules import flow_settings
 
 DEFAULT_START = (2026, 1, 1)
@@ -36,31 +35,20 @@ def as_of_date(context: Any, timezone: str) -> date:
     return pendulum.instance(when).in_timezone(timezone).date()
 
 
-class BuildExchangeOperator(ErpMixin, BaseOperator):
+class BuildExchangeOperator(BuildBatchOperator):
     """Compute an exchange flow's delta (or full send) and write its files to the outbox.
 
-    :param flow: ``prices_stock`` or ``order_status``.
-    :param mode: ``delta`` or ``full`` (templated; the first run is always full).
-    :param entities: run-form entity names, e.g. ``["price", "stock"]`` (templated; default all).
-    :param dry_run: compute and show what would be sent, upload nothing (templated).
-    :param erp_conn_id: the back office's Postgres connection; default ``shop.erp_conn_id``.
-    :param config_path: configuration file; default ``PASSERELLE_CONFIG`` or the project's.
+    Arguments as :class:`~passerelle.operators.batch.BuildBatchOperator`, with ``flow``
+    ``prices_stock`` or ``order_status`` and entities run-form names such as
+    ``["price", "stock"]``.
     """
 
-    template_fields: Sequence[str] = ("mode", "entities", "dry_run")
     FLOWS = ("prices_stock", "order_status")
 
-    def __init__(self, *, flow: str, mode: str = "delta", entities: Any = None, dry_run: Any = False,
-                 erp_conn_id: str | None = None, config_path: str | None = None, **kwargs) -> None:
-        super().__init__(**kwargs)
+    def __init__(self, *, flow: str, **kwargs) -> None:
         if flow not in self.FLOWS:
             raise ValueError(f"flow must be one of {self.FLOWS}, got {flow!r}")
-        self.flow = flow
-        self.mode = mode
-        self.entities = entities
-        self.dry_run = dry_run
-        self.config_path = config_path
-        self.erp_conn_id = erp_conn_id or load_config(config_path)["shop"]["erp_conn_id"]
+        super().__init__(flow=flow, **kwargs)
 
     def execute(self, context: Any) -> dict:
         from passerelle.core.exchange import (
@@ -71,11 +59,9 @@ class BuildExchangeOperator(ErpMixin, BaseOperator):
         )
         from passerelle.core.feeds_exchange import exchange_dialect
 
-        if self.mode not in ("delta", "full"):
-            raise ValueError(f"mode must be 'delta' or 'full', got {self.mode!r}")
+        names, dry = self.checked_arguments()
         cfg = load_config(self.config_path)
         shop = cfg["shop"]
-        names = self.entities.split(",") if isinstance(self.entities, str) else self.entities
         dialect = exchange_dialect(shop["dialect"], {**cfg.get("prestashop", {}), "timezone": shop["timezone"]})
         if self.flow == "prices_stock":
             entities = prices_stock_entities(cfg["catalog"]["selection_rule"],
@@ -83,7 +69,6 @@ class BuildExchangeOperator(ErpMixin, BaseOperator):
                                              filter_variants=dialect.filters_variant_display, names=names)
         else:
             entities = order_status_entities(names)
-        dry = self.dry_run in (True, "true", "True", "1", 1)
         batch, files = build_exchange(
             self.erp, flow=self.flow, run_key=run_key(context), entities=entities, dialect=dialect,
             settings=exchange_settings(cfg, as_of_date(context, shop["timezone"])), mode=self.mode, dry_run=dry,

@@ -41,20 +41,20 @@ class ErpMixin:
         return erp_connection(self.erp_conn_id)
 
 
-class BuildCatalogOperator(ErpMixin, BaseOperator):
-    """Compute the catalog's delta (or full send) and write its files to the outbox.
+class BuildBatchOperator(ErpMixin, BaseOperator):
+    """Base of the operators that compute a flow's batch and write its files to the outbox.
 
-    :param flow: the flow's name, e.g. ``catalog`` (templated).
+    :param flow: the flow's name.
     :param mode: ``delta`` or ``full`` (templated; the first run is always full).
-    :param entities: entities to send, among family, brand, supplier, article, variant (templated).
+    :param entities: run-form entity names (templated; a list or a comma-separated string).
     :param dry_run: compute and show what would be sent, upload nothing (templated).
-    :param erp_conn_id: the back office's Postgres connection.
+    :param erp_conn_id: the back office's Postgres connection; default ``shop.erp_conn_id``.
     :param config_path: configuration file; default: ``PASSERELLE_CONFIG`` or the project's.
     """
 
     template_fields: Sequence[str] = ("flow", "mode", "entities", "dry_run")
 
-    def __init__(self, *, flow: str = "catalog", mode: str = "delta", entities: Any = None, dry_run: Any = False,
+    def __init__(self, *, flow: str, mode: str = "delta", entities: Any = None, dry_run: Any = False,
                  erp_conn_id: str | None = None, config_path: str | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
         self.flow = flow
@@ -64,18 +64,33 @@ class BuildCatalogOperator(ErpMixin, BaseOperator):
         self.config_path = config_path
         self.erp_conn_id = erp_conn_id or load_config(config_path)["shop"]["erp_conn_id"]
 
+    def checked_arguments(self) -> tuple[list[str] | None, bool]:
+        """(entity names or None for all, dry run), after checking the rendered arguments."""
+        if self.mode not in ("delta", "full"):
+            raise ValueError(f"mode must be 'delta' or 'full', got {self.mode!r}")
+        names = self.entities.split(",") if isinstance(self.entities, str) else self.entities
+        return names or None, self.dry_run in (True, "true", "True", "1", 1)
+
+
+class BuildCatalogOperator(BuildBatchOperator):
+    """Compute the catalog's delta (or full send) and write its files to the outbox.
+
+    Arguments as :class:`BuildBatchOperator`; entities among family, brand, supplier, article,
+    variant.
+    """
+
+    def __init__(self, *, flow: str = "catalog", **kwargs) -> None:
+        super().__init__(flow=flow, **kwargs)
+
     def execute(self, context: Any) -> dict:
         from passerelle.core.differ import catalog_entities
         from passerelle.core.export import build_catalog
         from passerelle.core.feeds import dialect
         from passerelle.core.photos import image_url_enricher
 
+        names, dry = self.checked_arguments()
         cfg = load_config(self.config_path)
-        if self.mode not in ("delta", "full"):
-            raise ValueError(f"mode must be 'delta' or 'full', got {self.mode!r}")
-        names = self.entities.split(",") if isinstance(self.entities, str) else self.entities
         entities = catalog_entities(cfg["catalog"]["selection_rule"], names or cfg["catalog"]["entities"])
-        dry = self.dry_run in (True, "true", "True", "1", 1)
         shop = cfg["shop"]
         batch, files = build_catalog(
             self.erp, flow=self.flow, run_key=run_key(context), entities=entities,
