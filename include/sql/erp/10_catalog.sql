@@ -101,6 +101,7 @@ CREATE TABLE IF NOT EXISTS erp.stock (
     updated_at    timestamptz NOT NULL DEFAULT now()
 );
 CREATE UNIQUE INDEX IF NOT EXISTS stock_key ON erp.stock (location_code, article_id, coalesce(variant_id, 0));
+CREATE INDEX IF NOT EXISTS stock_article_idx ON erp.stock (article_id);  -- per-article lookups, cascades
 
 -- Photos per article or variant, ordered (position 1 is the cover). Bytes or a path.
 CREATE TABLE IF NOT EXISTS erp.image (
