@@ -75,8 +75,28 @@ def config_path() -> Path:
 
 
 def load_config(path: str | Path | None = None) -> dict[str, Any]:
-    """Return the configuration as a plain dict, defaults filled in, checked."""
+    """Return the configuration as a plain dict, defaults filled in, checked.
+
+    A DAG file's factory and each of its operators read it while the file is parsed: the file
+    is parsed and checked once per version (path, modification time) and each caller gets its
+    own copy.
+    """
     path = Path(path) if path else config_path()
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: configuration file not found") from None
+    key = (str(path), st.st_mtime_ns, st.st_size)
+    if key not in _CACHE:
+        _CACHE.clear()
+        _CACHE[key] = _read(path)
+    return copy.deepcopy(_CACHE[key])
+
+
+_CACHE: dict[tuple[str, int, int], dict[str, Any]] = {}
+
+
+def _read(path: Path) -> dict[str, Any]:
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except FileNotFoundError:

@@ -135,7 +135,7 @@ def generate(articles: int = 1000, seed: int = 42, customers: int | None = None)
     article = pd.DataFrame(
         {
             "id": ids, "reference": refs, "name": names, "short_description": short, "long_description": long,
-            "family_id": [fam_ids[c] for c in leaf] if n <= 200_000 else pd.Series(leaf).map(fam_ids).to_numpy(),
+            "family_id": pd.Series(leaf).map(fam_ids).to_numpy(),
             "brand_id": brand_id, "supplier_id": supplier_idx + 1,
             "supplier_reference": np.char.add("SR-", np.char.zfill(((ids * 7919) % 1_000_000).astype(str), 6)),
             "sales_unit": np.vectorize(UNIT_OF.get, otypes=[object])(kind), "weight_kg": weights,

@@ -69,10 +69,10 @@ def write_files(
                 part += 1
                 files.append(_store(conn, batch.id, entity.name, f"{stem}_{part:04d}.csv",
                                     dialect.to_bytes(out), len(out)))
-        refused = rejects.frame().drop_duplicates("key")
+        refused = rejects.frame()
         if len(refused):
-            _record_rejects(conn, batch, entity.name, rejects.frame())
-        batch.counts.setdefault(entity.name, {})["rejected"] = len(refused)
+            _record_rejects(conn, batch, entity.name, refused)
+        batch.counts.setdefault(entity.name, {})["rejected"] = refused["key"].nunique()
         removals.append((entity, stem))
 
     # Deactivations after every live file, children first (combinations before products...).
