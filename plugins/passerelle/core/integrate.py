@@ -66,10 +66,16 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def known_skus(conn: psycopg.Connection) -> pd.Series:
-    """References of every article and variant of the back office."""
-    rows = conn.execute("SELECT reference FROM erp.article UNION ALL SELECT reference FROM erp.variant").fetchall()
-    return pd.Series([r[0] for r in rows], dtype="str")
+def known_skus(conn: psycopg.Connection, candidates: Iterable[str] | None = None) -> pd.Series:
+    """References of the back office's articles and variants: those among ``candidates`` (a
+    file's SKUs; one indexed lookup, whatever the size of the catalog), or all when None."""
+    if candidates is None:
+        rows = conn.execute("SELECT reference FROM erp.article UNION ALL SELECT reference FROM erp.variant")
+    else:
+        wanted = sorted({str(c).strip() for c in candidates if c is not None})
+        rows = conn.execute("SELECT reference FROM erp.article WHERE reference = ANY(%(s)s) "
+                            "UNION SELECT reference FROM erp.variant WHERE reference = ANY(%(s)s)", {"s": wanted})
+    return pd.Series([r[0] for r in rows.fetchall()], dtype="str")
 
 
 # --------------------------------------------------------------------------------------------
@@ -126,7 +132,7 @@ def _integrate_parsed(conn: psycopg.Connection, parsed: ib.ParsedFile, file_id: 
                       rules: Mapping[str, Iterable[str]], *, quarantine: bool = True) -> dict[str, int]:
     """The set-wise part, inside the caller's transaction. Returns counts; when ``quarantine``,
     the rejects go to ``passerelle.quarantine`` (a replay handles its own)."""
-    parsed = _reject_orders_without_customer(ib.reject_unknown_skus(parsed, known_skus(conn)))
+    parsed = _checked(conn, parsed)
     sel = ib.filter_orders(parsed, **{k: list(v) for k, v in rules.items()})
     wanted = pd.concat([sel.create.assign(kind="order"), sel.quotes.assign(kind="quote")], ignore_index=True)
     keep = set(wanted["shop_order_id"])
@@ -152,6 +158,13 @@ def _integrate_parsed(conn: psycopg.Connection, parsed: ib.ParsedFile, file_id: 
     counts["rejected_orders"] = int(rejects["shop_order_id"].dropna().nunique())
     conn.execute("DROP TABLE IF EXISTS s_customer, s_address, s_order, s_line, s_payment, s_cancel, s_new")
     return counts
+
+
+def _checked(conn: psycopg.Connection, parsed: ib.ParsedFile) -> ib.ParsedFile:
+    """The checks that need the back office: orders with an unknown SKU, or without a customer
+    key, go to the rejects."""
+    parsed = ib.reject_unknown_skus(parsed, known_skus(conn, parsed.lines["sku"].unique()))
+    return _reject_orders_without_customer(parsed)
 
 
 def _reject_orders_without_customer(parsed: ib.ParsedFile) -> ib.ParsedFile:
@@ -208,7 +221,6 @@ def _stage(conn: psycopg.Connection, parsed: ib.ParsedFile, wanted: pd.DataFrame
     copy_in(conn, "s_line", lines, ib.LINE_COLUMNS)
     copy_in(conn, "s_payment", payments, ib.PAYMENT_COLUMNS)
     copy_in(conn, "s_cancel", cancels.assign(raw=cancels["line"].map(parsed.raw)), ["line", "shop_order_id", "raw"])
-    conn.execute("ANALYZE s_customer; ANALYZE s_address; ANALYZE s_order; ANALYZE s_line")
 
 
 _CUSTOMERS = """
@@ -506,7 +518,7 @@ def replay_quarantine(conn: psycopg.Connection, *, rules: Mapping[str, Iterable[
                              addresses=remap(parsed.addresses), rejects=remap(parsed.rejects).assign(file=name),
                              raw=pd.Series(parsed.raw.to_numpy(), index=parsed.raw.index.map(original)))
             counts = _integrate_parsed(conn, parsed, file_id, rules or DEFAULT_RULES, quarantine=False)
-            final = _reject_orders_without_customer(ib.reject_unknown_skus(parsed, known_skus(conn)))
+            final = _checked(conn, parsed)
             still = final.rejects.drop_duplicates("line").set_index("line")["reason"]
             done = conn.execute(
                 "UPDATE passerelle.quarantine q SET status = 'replayed', replayed_at = now() "
