@@ -38,27 +38,21 @@ FLOW_COLOURS: dict[str, str] = {
 OTHER_COLOURS = ("#D55E00", "#F0E442", "#000000", "#882255")
 WEB_COLOUR, STORE_COLOUR = "#0072B2", "#E69F00"
 
-#: Orders counted as sales: confirmed orders and later states, quotes and cancelled ones left out.
+# The back office is read through views (include/sql/views/40_report.sql), like every flow.
+#: Sales per day (in the shop's time zone) and origin.
 SALES_SQL = """
-SELECT (o.order_date AT TIME ZONE %(tz)s)::date AS day,
-       o.origin = 'web' AS web,
-       count(*) AS orders,
-       coalesce(sum(o.total_incl_vat), 0) AS total
-FROM erp.sales_order o
-WHERE o.kind = 'order' AND o.status <> 'cancelled'
-  AND o.order_date >= %(start)s AND o.order_date < %(end)s
+SELECT (s.order_date AT TIME ZONE %(tz)s)::date AS day, s.web, count(*) AS orders,
+       coalesce(sum(s.total_incl_vat), 0) AS total
+FROM passerelle_src.sale s
+WHERE s.order_date >= %(start)s AND s.order_date < %(end)s
 GROUP BY 1, 2
 """
 
-#: Articles whose available stock (web locations, net of reservations) is below their minimum.
+#: Articles below their minimum stock, the furthest below first.
 STOCK_ALERTS_SQL = """
-SELECT a.reference, a.name, a.web, coalesce(sum(sl.available_qty), 0) AS available, a.min_stock
-FROM erp.article a
-LEFT JOIN passerelle_src.stock_level sl ON sl.article_id = a.id
-WHERE a.min_stock > 0
-GROUP BY a.id
-HAVING coalesce(sum(sl.available_qty), 0) < a.min_stock
-ORDER BY coalesce(sum(sl.available_qty), 0) - a.min_stock, a.reference
+SELECT reference, name, web, available, min_stock
+FROM passerelle_src.stock_alert
+ORDER BY available - min_stock, reference
 """
 
 RUNS_SQL = """
