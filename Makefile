@@ -23,10 +23,15 @@ test: $(STAMP)
 
 # The Airflow UI on the project's DAGs (http://localhost:8080; the admin password is printed
 # by `airflow standalone` and kept in var/airflow/simple_auth_manager_passwords.json.generated).
+# The pool of the tasks that connect to the shop's server (shop.ftp_pool) is created first: the
+# scheduler never starts a task whose pool does not exist.
+AIRFLOW_LOCAL_ENV := AIRFLOW_HOME=$(CURDIR)/var/airflow AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags \
+	AIRFLOW__CORE__PLUGINS_FOLDER=$(CURDIR)/plugins AIRFLOW__CORE__LOAD_EXAMPLES=False
+
 airflow: $(STAMP)
-	AIRFLOW_HOME=$(CURDIR)/var/airflow AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags \
-	AIRFLOW__CORE__PLUGINS_FOLDER=$(CURDIR)/plugins AIRFLOW__CORE__LOAD_EXAMPLES=False \
-	$(BIN)/airflow standalone
+	$(AIRFLOW_LOCAL_ENV) $(BIN)/airflow db migrate
+	$(AIRFLOW_LOCAL_ENV) $(BIN)/python -m passerelle.pools
+	$(AIRFLOW_LOCAL_ENV) $(BIN)/airflow standalone
 
 bench: $(STAMP)
 	$(BIN)/python bench/catalog_diff.py

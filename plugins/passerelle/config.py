@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,8 @@ DEFAULTS: dict[str, Any] = {
         "errors_dir": "/errors",
         "public_base_url": "",
         "rows_per_file": 50000,
+        # Airflow pool of the tasks that connect to the shop's server (docs/configuration.md).
+        "ftp_pool": "shop_ftp",
     },
     "catalog": {
         "selection_rule": "TRUE",
@@ -54,6 +57,8 @@ DEFAULTS: dict[str, Any] = {
 }
 
 DIALECTS = ("generic", "prestashop")
+#: An Airflow pool name as the pools API accepts it (``shop.ftp_pool``, ``flows.<flow>.pool``).
+POOL_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,256}$")
 
 
 class ConfigError(ValueError):
@@ -123,6 +128,11 @@ def _check(cfg: dict, path: Path) -> None:
     rows = shop["rows_per_file"]
     if not isinstance(rows, int) or rows < 1:
         raise ConfigError(f"{path}: shop.rows_per_file must be a positive integer, got {rows!r}")
+    pool = shop["ftp_pool"]
+    if not isinstance(pool, str) or not POOL_NAME.match(pool):
+        raise ConfigError(
+            f"{path}: shop.ftp_pool must be an Airflow pool name (letters, digits, _ . -), got {pool!r}"
+        )
     rule = cfg["catalog"]["selection_rule"]
     if not isinstance(rule, str) or not rule.strip() or ";" in rule:
         raise ConfigError(f"{path}: catalog.selection_rule must be one SQL boolean expression, got {rule!r}")

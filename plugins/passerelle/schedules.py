@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from croniter import CroniterBadCronError, CroniterBadDateError, CroniterError, croniter
 
-from passerelle.config import ConfigError
+from passerelle.config import DEFAULTS, POOL_NAME, ConfigError
 
 if TYPE_CHECKING:
     from airflow.sdk import Asset, Param
@@ -103,7 +103,6 @@ OWNER = "passerelle"
 MINUTES_PER_DAY = 24 * 60
 
 _TIME_OF_DAY = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
-_POOL_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,256}$")
 _TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -439,7 +438,7 @@ def parse_flow(name: str, flow_cfg: Mapping[str, Any] | None, *, source: str = "
         options["retries"] = value
     if "pool" in flow_cfg:
         value = flow_cfg["pool"]
-        if not isinstance(value, str) or not _POOL_NAME.match(value):
+        if not isinstance(value, str) or not POOL_NAME.match(value):
             raise FlowConfigError(
                 f"{where('pool')}: expected an Airflow pool name (letters, digits, _ . -), got {value!r}"
             )
@@ -811,6 +810,18 @@ def flow_settings(name: str, cfg: Mapping[str, Any], *, change_asset: Asset | No
     return settings
 
 
+def ftp_pool(name: str, cfg: Mapping[str, Any]) -> str:
+    """The Airflow pool of flow *name*'s tasks that connect to the shop's server (uploads,
+    listings, downloads, renames): ``shop.ftp_pool`` (default ``shop_ftp``), which caps the
+    sessions all flows open at once.
+
+    A flow given its own ``pool`` keeps all its tasks in it, these included: a pool shared by
+    flows writing the same rows of the shop must hold their uploads too (a task is in one pool).
+    """
+    spec = flow_spec(name, cfg)
+    return spec.pool or cfg.get("shop", {}).get("ftp_pool") or DEFAULTS["shop"]["ftp_pool"]
+
+
 def report_settings(cfg: Mapping[str, Any]) -> dict[str, Any]:
     """The report flow's options: ``local_dir`` (a Path; relative paths are read from the project
     root), ``remote_dir`` (on the shop's server) and ``days`` (how many days the page covers)."""
@@ -880,6 +891,7 @@ __all__ = [
     "flow_schedule",
     "flow_settings",
     "flow_spec",
+    "ftp_pool",
     "next_runs",
     "parse_flow",
     "published_asset",

@@ -91,3 +91,57 @@ def test_dry_run_uploads_nothing(catalog, connections, erp, ftp_server):
     _run(catalog, pendulum.datetime(2026, 11, 20, 2, tz="Europe/Paris"), {"dry_run": True})
     assert not ftp_server.path("/outbound").exists() or not any(ftp_server.path("/outbound").rglob("*"))
     assert erp.execute("SELECT count(*) FROM passerelle.snapshot").fetchone()[0] == 0
+
+
+def _catalog_events(dr) -> int:
+    """Asset events of the catalog's published asset that run *dr* left in Airflow's metadata DB."""
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import func, select
+
+    from passerelle.schedules import CATALOG_PUBLISHED
+
+    with create_session() as session:
+        return session.scalar(
+            select(func.count()).select_from(AssetEvent).join(AssetModel, AssetModel.id == AssetEvent.asset_id)
+            .where(AssetModel.uri == CATALOG_PUBLISHED.uri, AssetEvent.source_dag_id == dr.dag_id,
+                   AssetEvent.source_run_id == dr.run_id)
+        )
+
+
+def _states(dr) -> dict[str, str]:
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        tis = session.scalars(select(TaskInstance).where(TaskInstance.dag_id == dr.dag_id,
+                                                         TaskInstance.run_id == dr.run_id))
+        return {ti.task_id: ti.state for ti in tis if ti.map_index < 1}
+
+
+def test_only_a_run_that_sends_catalog_files_announces_the_publication(catalog, connections, erp, ftp_server):
+    night = pendulum.datetime(2026, 11, 20, 2, tz="Europe/Paris")
+    summaries = "SELECT dry_run, counts FROM passerelle.run_summary WHERE flow = 'catalog' ORDER BY id"
+
+    # A dry run: nothing uploaded, no asset event; the run succeeds and its summary is recorded.
+    dry = _run(catalog, night.subtract(hours=1), {"dry_run": True})
+    assert _catalog_events(dry) == 0
+    assert _states(dry)["publish"] == "skipped" and _states(dry)["confirm"] == "success"
+    assert not ftp_server.path("/outbound/catalog").exists()
+    ((was_dry, counts),) = erp.execute(summaries).fetchall()
+    assert was_dry and counts["article"]["created"] > 0
+
+    # A real run: the files reach the shop and the asset is updated once.
+    real = _run(catalog, night, {"dry_run": False})
+    assert _catalog_events(real) == 1
+    assert _states(real)["publish"] == "success"
+    assert len(_manifests(ftp_server)) == 1
+
+    # The next night, nothing changed: the manifest alone is uploaded, nothing is announced.
+    quiet = _run(catalog, night.add(days=1))
+    assert _catalog_events(quiet) == 0
+    assert _states(quiet)["publish"] == "skipped" and _states(quiet)["confirm"] == "success"
+    manifest = json.loads(_manifests(ftp_server)[-1].read_text())
+    assert manifest["mode"] == "delta" and manifest["files"] == []
+    assert [dry for dry, _ in erp.execute(summaries).fetchall()] == [True, False, False]

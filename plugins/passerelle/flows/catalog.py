@@ -2,7 +2,11 @@
 
 build (delta or full, files into the outbox) -> publish (atomic upload, manifest last)
 -> confirm (snapshot advances, run summary). A rerun of the same logical date finds the
-batch already built and republishes the same files.
+batch already built and republishes the same files. publish updates the Asset
+``CATALOG_PUBLISHED`` (flows with ``after: [catalog]`` follow it) only when catalog files were
+sent: a dry run, or a delta with nothing to send, ends it skipped and confirm still runs.
+Tasks connecting to the shop's server (render_images, finish_images, publish) run in the
+pool ``shop.ftp_pool``.
 
 Photos, beside the build: plan_images -> render_images (mapped over chunks, each render
 uploaded to ``<outbound_dir>/images/``) -> finish_images (removals, image snapshot). publish
@@ -18,7 +22,7 @@ from airflow.sdk import DAG
 from passerelle.config import load_config
 from passerelle.operators.batch import BuildCatalogOperator, ConfirmBatchOperator, PublishBatchOperator
 from passerelle.operators.images import FinishImagesOperator, PlanImagesOperator, RenderImagesOperator
-from passerelle.schedules import CATALOG_PUBLISHED, flow_settings
+from passerelle.schedules import CATALOG_PUBLISHED, flow_settings, ftp_pool
 
 ENTITIES = ["family", "brand", "supplier", "article", "variant"]
 
@@ -45,9 +49,15 @@ def catalog_dag(dag_id: str = "catalog_nightly") -> DAG:
             dry_run="{{ params.dry_run }}",
         )
         plan = PlanImagesOperator(task_id="plan_images", mode="{{ params.mode }}", dry_run="{{ params.dry_run }}")
-        render = RenderImagesOperator.partial(task_id="render_images").expand(chunk=plan.output)
-        images = FinishImagesOperator(task_id="finish_images", plan=plan.output["plan"], results=render.output)
+        # The tasks that connect to the shop's server share its pool (a render task uploads each
+        # photo as soon as it is encoded, so it holds a session while it renders).
+        shop_pool = ftp_pool("catalog", cfg)
+        render = RenderImagesOperator.partial(task_id="render_images", pool=shop_pool).expand(chunk=plan.output)
+        images = FinishImagesOperator(task_id="finish_images", plan=plan.output["plan"], results=render.output,
+                                      pool=shop_pool)
+        # Updates CATALOG_PUBLISHED only when catalog files reach the shop: a dry run, or a run
+        # with nothing but the manifest to send, ends this task skipped (no asset event).
         publish = PublishBatchOperator(task_id="publish", batch=build.output, extra={"images": images.output},
-                                       outlets=[CATALOG_PUBLISHED])
+                                       outlets=[CATALOG_PUBLISHED], pool=shop_pool)
         ConfirmBatchOperator(task_id="confirm", batch=build.output, published=publish.output)
     return dag

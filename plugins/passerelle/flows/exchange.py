@@ -5,7 +5,8 @@ and variant, net of downloaded shop orders and safety stock).
 ``order_status_export``: order status changes (with carrier and tracking number) and invoice PDFs.
 
 Each: build (delta or full into the outbox, one consistent transaction) -> publish (atomic
-upload, manifest last) -> confirm (snapshot advances, run summary). A rerun of the same logical
+upload, manifest last; the only task connecting to the shop's server, in the pool
+``shop.ftp_pool``) -> confirm (snapshot advances, run summary). A rerun of the same logical
 date finds its batch already built and republishes the same files. Rhythm, run form (mode,
 entities, dry run), owner and retries come from the configuration's ``flows`` section.
 """
@@ -20,7 +21,7 @@ from airflow.sdk import DAG
 
 from passerelle.config import load_config
 from passerelle.operators.batch import BuildBatchOperator, ConfirmBatchOperator, PublishBatchOperator, run_key
-from passerelle.schedules import flow_settings
+from passerelle.schedules import flow_settings, ftp_pool
 
 DEFAULT_START = (2026, 1, 1)
 
@@ -95,7 +96,7 @@ def _exchange_dag(flow: str, dag_id: str, doc: str) -> DAG:
             task_id="build", flow=flow, mode="{{ params.mode }}", entities="{{ params.entities }}",
             dry_run="{{ params.dry_run }}",
         )
-        publish = PublishBatchOperator(task_id="publish", batch=build.output)
+        publish = PublishBatchOperator(task_id="publish", batch=build.output, pool=ftp_pool(flow, cfg))
         ConfirmBatchOperator(task_id="confirm", batch=build.output, published=publish.output)
     return dag
 

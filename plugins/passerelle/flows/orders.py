@@ -23,7 +23,7 @@ from airflow.sdk import DAG, BaseOperator
 
 from passerelle.config import load_config
 from passerelle.operators.batch import ErpMixin, run_key
-from passerelle.schedules import flow_settings
+from passerelle.schedules import flow_settings, ftp_pool
 
 DEFAULT_START = (2026, 1, 1)
 FLOW = "orders_in"
@@ -189,7 +189,8 @@ def orders_import_dag(dag_id: str = "orders_import") -> DAG:
     settings.setdefault("start_date", pendulum.datetime(*DEFAULT_START, tz=cfg["shop"]["timezone"]))
     settings["tags"] = [*settings["tags"], "shop-to-erp"]
     with DAG(dag_id=dag_id, render_template_as_native_obj=True, doc_md=__doc__, **settings) as dag:
+        # Lists, downloads and moves the shop's files: in the pool of the shop's server.
         imported = ImportOrdersOperator(task_id="import_files", replay_quarantine="{{ params.replay_quarantine }}",
-                                        dry_run="{{ params.dry_run }}")
+                                        dry_run="{{ params.dry_run }}", pool=ftp_pool(FLOW, cfg))
         ProposeReordersOperator(task_id="propose_reorders", imported=imported.output)
     return dag

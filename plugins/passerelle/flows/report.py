@@ -23,7 +23,7 @@ import pendulum
 from airflow.sdk import DAG, BaseOperator
 
 from passerelle.config import load_config
-from passerelle.schedules import flow_settings, report_settings
+from passerelle.schedules import flow_settings, ftp_pool, report_settings
 
 
 def report_day(context: Any, timezone: str) -> date:
@@ -126,5 +126,5 @@ def report_dag(dag_id: str = "daily_report") -> DAG:
     settings.setdefault("start_date", pendulum.datetime(2026, 1, 1, tz=cfg["shop"]["timezone"]))
     settings["params"].pop("mode", None)  # a report has no delta: the form keeps only "dry run"
     with DAG(dag_id=dag_id, render_template_as_native_obj=True, doc_md=__doc__, **settings) as dag:
-        PublishReportOperator(task_id="publish_report", dry_run="{{ params.dry_run }}")
+        PublishReportOperator(task_id="publish_report", dry_run="{{ params.dry_run }}", pool=ftp_pool("report", cfg))
     return dag

@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from functools import cached_property
 from typing import Any
 
-from airflow.sdk import BaseOperator
+from airflow.sdk import BaseOperator, BaseXCom
+from airflow.sdk.exceptions import AirflowSkipException
 
 from passerelle.config import load_config
 
@@ -117,6 +118,10 @@ class PublishBatchOperator(ErpMixin, BaseOperator):
     :param extra: more entries for the manifest, e.g. ``{"images": <images summary>}`` (templated;
         must not replace the manifest's own keys). Republishing a batch keeps the entries of its
         first publication.
+
+    With ``outlets`` (the catalog's published Asset), a dry run or a batch with no file to send
+    (the manifest alone is uploaded) ends the task skipped, its result still pushed as XCom, so
+    that no asset event announces a publication that did not happen.
     """
 
     template_fields: Sequence[str] = ("batch", "folder", "extra")
@@ -146,7 +151,8 @@ class PublishBatchOperator(ErpMixin, BaseOperator):
             raise ValueError(f"batch must be the build task's result (a dict with batch_id), got {batch!r}")
         if batch["status"] == "dry_run":
             self.log.info("dry run: %d files would be published, nothing uploaded", len(batch["files"]))
-            return {"published": 0, "dry_run": True, "files": batch["files"]}
+            return self._unannounced(context, {"published": 0, "dry_run": True, "files": batch["files"]},
+                                     "dry run, nothing uploaded")
         cfg = load_config(self.config_path)
         base = self.folder or posixpath.join(cfg["shop"]["outbound_dir"], batch["flow"])
         folder = posixpath.join(base, f"{batch['batch_id']:08d}-{_stamp(batch['run_key'])}")
@@ -175,7 +181,23 @@ class PublishBatchOperator(ErpMixin, BaseOperator):
         self.erp.commit()
         sent = sum(f.bytes for f in done)
         self.log.info("published %d files (%d bytes) to %s", len(done), sent, folder)
-        return {"folder": folder, "published": len(done), "bytes": sent}
+        result = {"folder": folder, "published": len(done), "bytes": sent}
+        if not done:
+            return self._unannounced(context, result, "no file to send, the manifest alone uploaded")
+        return result
+
+    def _unannounced(self, context: Any, result: dict, why: str) -> dict:
+        """Return *result*, unless this task has outlets: then end it skipped, *result* kept as its XCom.
+
+        Airflow records an asset event for every outlet of a task that succeeds and none for a
+        skipped one; a skip is how a run that sent no file keeps flows scheduled on the asset
+        (``after: [catalog]``) from starting. The next task (confirm) runs after a skip too.
+        """
+        if not self.outlets:
+            return result
+        context["ti"].xcom_push(key=BaseXCom.XCOM_RETURN_KEY, value=result)
+        assets = ", ".join(getattr(outlet, "name", None) or str(outlet) for outlet in self.outlets)
+        raise AirflowSkipException(f"{why}: {assets} not updated")
 
 
 class ConfirmBatchOperator(ErpMixin, BaseOperator):
@@ -183,12 +205,15 @@ class ConfirmBatchOperator(ErpMixin, BaseOperator):
 
     :param batch: the build task's return value (templated).
     :param published: the publish task's return value (templated).
+
+    Runs once publish succeeded or was skipped (nothing announced): trigger rule ``none_failed``.
     """
 
     template_fields: Sequence[str] = ("batch", "published")
 
     def __init__(self, *, batch: Any, published: Any, erp_conn_id: str | None = None,
                  config_path: str | None = None, **kwargs) -> None:
+        kwargs.setdefault("trigger_rule", "none_failed")  # a publish that announced nothing is skipped
         super().__init__(**kwargs)
         self.batch = batch
         self.published = published
