@@ -49,13 +49,13 @@ log = logging.getLogger(__name__)
 #: ``include/sql/views`` reads. Override per flow with ``flows.<flow>.watch`` when the views
 #: are rewritten for another back office.
 DEFAULT_WATCH: dict[str, tuple[str, ...]] = {
-    # catalog
+    # catalog (quantities are the shop's stock, net of downloaded shop orders: erp.sales_order)
     "family": ("erp.family",),
     "brand": ("erp.brand",),
     "supplier": ("erp.supplier",),
     "article": ("erp.article", "erp.family", "erp.brand", "erp.supplier", "erp.stock", "erp.location",
-                "erp.image"),
-    "variant": ("erp.variant", "erp.article", "erp.stock", "erp.location"),
+                "erp.image", "erp.variant", "erp.sales_order"),
+    "variant": ("erp.variant", "erp.article", "erp.stock", "erp.location", "erp.sales_order"),
     # customers
     "customer": ("erp.customer",),
     "address": ("erp.address",),

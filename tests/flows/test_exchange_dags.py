@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+from decimal import Decimal
 from pathlib import Path
 
 import pandas as pd
@@ -260,6 +261,74 @@ def test_prestashop_sends_out_of_stock_combinations_with_zero_quantity(erp):
     plain = erp.execute("SELECT count(*) FROM passerelle_src.stock s JOIN passerelle_src.article a ON a.key = s.key "
                         "WHERE s.level = 'article' AND a.web AND NOT s.has_variants").fetchone()[0]
     assert 0 < len(products) == plain < batch.counts["stock"]["created"]  # combinations' products: PrestaShop sums
+
+
+# -- one stock for the catalog and the stock file ------------------------------------------------
+def _quantities(folder: Path, stem: str, column: str) -> dict[str, Decimal]:
+    """{key: quantity} over the parts of a generic file (``<stem>_0001.csv``...) of a batch folder."""
+    sent: dict[str, Decimal] = {}
+    for part in sorted(folder.glob(f"{stem}_[0-9]*.csv")):
+        df = _csv(part, ",")
+        sent.update(zip(df["key"], df[column].map(Decimal)))
+    return sent
+
+
+def test_catalog_and_hourly_stock_file_send_the_same_stock(
+        airflow_db, connections, erp, ftp_server, tmp_path, monkeypatch):
+    """One definition of the stock the shop sees. Back-office stock 10, a downloaded web order of 3
+    not shipped yet, safety stock 2: the nightly catalog's products and variants and the hourly
+    stock file all say 5. Once the order has shipped, all say 8."""
+    _config(tmp_path, monkeypatch, shop={"dialect": "generic"}, stock={"safety_stock": 2})
+    from passerelle.flows.catalog import catalog_dag
+    from passerelle.flows.exchange import prices_stock_dag
+
+    catalog, prices_stock = catalog_dag(), prices_stock_dag()
+    ((plain_id, plain_ref),) = _web_plain_articles(erp, 1)
+    # An article with variants: one variant holds the stock, the others none, so that the
+    # article's quantity (the sum of its variants') is that variant's.
+    art_id, art_ref, var_id, var_ref = erp.execute(
+        "SELECT a.id, a.reference, v.id, v.reference FROM erp.article a JOIN erp.variant v ON v.article_id = a.id "
+        "WHERE a.web AND a.price_excl_vat > 0 AND a.name <> '' AND v.active "
+        "AND EXISTS (SELECT 1 FROM erp.stock s WHERE s.variant_id = v.id AND s.location_code = 'ENT') "
+        "ORDER BY a.id, v.id LIMIT 1").fetchone()
+    erp.execute("UPDATE erp.stock SET quantity = 10, reserved = 0 WHERE location_code = 'ENT' AND article_id = %s",
+                (plain_id,))
+    erp.execute("UPDATE erp.stock SET quantity = CASE WHEN variant_id = %s THEN 10 ELSE 0 END, reserved = 0 "
+                "WHERE location_code = 'ENT' AND article_id = %s", (var_id, art_id))
+    customer = erp.execute("SELECT min(id) FROM erp.customer").fetchone()[0]
+    _order(erp, "W-77", customer_id=customer, shop_order_id="PS-77", status="confirmed",
+           lines=[(plain_id, None, 3, 0, 10, 20), (art_id, var_id, 3, 0, 10, 20)])
+
+    def back_office_available() -> list:
+        """The raw web-available stock (what the reorder proposals read): orders not deducted."""
+        return erp.execute(
+            "SELECT available_qty FROM passerelle_src.stock_level WHERE (article_id = %s AND variant_id IS NULL) "
+            "OR variant_id = %s ORDER BY variant_id NULLS FIRST", (plain_id, var_id)).fetchall()
+
+    def sent(catalog_folder: Path, stock_folder: Path) -> tuple[dict, dict]:
+        products = _quantities(catalog_folder, "products", "quantity")
+        variants = _quantities(catalog_folder, "variants", "quantity")
+        stock = _quantities(stock_folder, "stock", "available_qty")
+        variant_stock = _quantities(stock_folder, "variant_stock", "available_qty")
+        return ({plain_ref: products.get(plain_ref), art_ref: products.get(art_ref), var_ref: variants.get(var_ref)},
+                {plain_ref: stock.get(plain_ref), art_ref: stock.get(art_ref), var_ref: variant_stock.get(var_ref)})
+
+    assert back_office_available() == [(10,), (10,)]
+    _run(catalog, DAY1.subtract(hours=8))       # nightly, 02:00
+    _run(prices_stock, DAY1)                    # hourly, 10:00
+    (catalog_1,), (stock_1,) = _folders(ftp_server, "catalog"), _folders(ftp_server, "prices_stock")
+    in_catalog, in_stock_file = sent(catalog_1, stock_1)
+    assert in_catalog == in_stock_file == {plain_ref: 5, art_ref: 5, var_ref: 5}   # 10 - 3 - 2
+
+    # The order ships: nothing is held back for it any more, in either flow.
+    erp.execute("UPDATE erp.sales_order SET status = 'shipped' WHERE number = 'W-77'")
+    erp.commit()
+    _run(catalog, DAY1.add(days=1).subtract(hours=8))
+    _run(prices_stock, DAY1.add(hours=1))
+    catalog_2, stock_2 = _folders(ftp_server, "catalog")[1], _folders(ftp_server, "prices_stock")[1]
+    in_catalog, in_stock_file = sent(catalog_2, stock_2)
+    assert in_catalog == in_stock_file == {plain_ref: 8, art_ref: 8, var_ref: 8}   # 10 - 2
+    assert back_office_available() == [(10,), (10,)]
 
 
 # -- order statuses and invoices ------------------------------------------------------------------

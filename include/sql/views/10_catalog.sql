@@ -35,7 +35,10 @@ CREATE OR REPLACE VIEW passerelle_src.supplier AS
 SELECT s.code AS key, s.code, s.name, s.email, s.phone, s.address, s.postcode, s.city, s.country
 FROM erp.supplier s;
 
--- Available stock per article and variant over the locations that serve the web.
+-- Raw web stock per stock row (article and variant) over the locations that serve the web:
+-- physical stock, and quantity - reserved (never below zero). Not what the shop is told (see
+-- shop_stock below); the reorder proposals (passerelle.core.integrate) and the stock alerts of
+-- the daily report read it and make their own deductions.
 CREATE OR REPLACE VIEW passerelle_src.stock_level AS
 SELECT st.article_id, st.variant_id,
        sum(st.quantity) AS real_qty,
@@ -43,6 +46,60 @@ SELECT st.article_id, st.variant_id,
 FROM erp.stock st
 JOIN erp.location l ON l.code = st.location_code AND l.web
 GROUP BY st.article_id, st.variant_id;
+
+-- The safety stock kept back from the shop: stock.safety_stock, set by the exporters of the
+-- catalog and of the hourly stock file as the transaction-local option passerelle.safety_stock
+-- (see 20_exchange.sql for the run settings). Unset (psql, a report): 0.
+CREATE OR REPLACE FUNCTION passerelle_src.safety_stock() RETURNS numeric
+LANGUAGE sql STABLE AS $$
+    SELECT greatest(coalesce(nullif(current_setting('passerelle.safety_stock', true), '')::numeric, 0), 0)
+$$;
+
+-- The stock the shop is told about: the ONE definition behind the catalog's quantities
+-- (article.quantity, variant.quantity) and the hourly stock file (passerelle_src.stock), so both
+-- files say the same for the same article at the same moment. One row per stock row the shop
+-- sees: each active variant, and each article without an active variant (variant_id NULL):
+--   real_qty      physical stock over the web locations;
+--   available_qty back-office available stock (stock_level.available_qty: quantity - reserved),
+--                 minus the quantities of shop orders already downloaded but not yet shipped
+--                 (web orders confirmed or prepared: quantity - shipped_qty per line), minus the
+--                 safety stock (passerelle_src.safety_stock()), never below zero.
+-- Open orders are summed once per query (the grouped subquery "d"), then joined by article and
+-- variant (coalesce(variant_id, 0): the article's own row, as in the back office's erp.stock key).
+CREATE OR REPLACE VIEW passerelle_src.shop_stock AS
+SELECT r.article_id, r.variant_id,
+       coalesce(r.real_qty, 0) AS real_qty,
+       greatest(coalesce(r.available_qty, 0) - coalesce(d.qty, 0) - passerelle_src.safety_stock(), 0)
+           AS available_qty
+FROM (SELECT v.article_id, v.id AS variant_id, sl.real_qty, sl.available_qty
+      FROM erp.variant v
+      -- (IS NOT NULL, implied by the equality, lets stock_level filter its rows before it groups)
+      LEFT JOIN passerelle_src.stock_level sl ON sl.variant_id = v.id AND sl.variant_id IS NOT NULL
+      WHERE v.active
+      UNION ALL
+      SELECT a.id, NULL::integer, sl.real_qty, sl.available_qty
+      FROM erp.article a
+      LEFT JOIN passerelle_src.stock_level sl ON sl.article_id = a.id AND sl.variant_id IS NULL
+      WHERE NOT EXISTS (SELECT 1 FROM erp.variant v WHERE v.article_id = a.id AND v.active)) r
+LEFT JOIN (   -- shop orders in the back office, not shipped yet: the shop no longer counts them
+    SELECT ol.article_id, ol.variant_id, sum(greatest(ol.quantity - ol.shipped_qty, 0)) AS qty
+    FROM erp.sales_order o
+    JOIN erp.sales_order_line ol ON ol.order_id = o.id
+    WHERE o.origin = 'web' AND o.kind = 'order' AND o.status IN ('confirmed', 'prepared')
+    GROUP BY ol.article_id, ol.variant_id
+) d ON d.article_id = r.article_id AND coalesce(d.variant_id, 0) = coalesce(r.variant_id, 0);
+
+-- The same per article: an article with active variants (has_variants) holds the sums of their
+-- rows, any other its own row. Grouped by the article's id, so that a view joining it by article
+-- and read without its stock columns (the selection checks of other entities) skips it.
+CREATE OR REPLACE VIEW passerelle_src.shop_stock_article AS
+SELECT a.id AS article_id,
+       bool_or(ss.variant_id IS NOT NULL) AS has_variants,
+       sum(ss.real_qty) AS real_qty,
+       sum(ss.available_qty) AS available_qty
+FROM erp.article a
+JOIN passerelle_src.shop_stock ss ON ss.article_id = a.id
+GROUP BY a.id;
 
 -- Articles. "web" is the back office's web flag; the configurable selection rule
 -- (catalog.selection_rule, alias a) is applied on top of it by the differ.
@@ -64,7 +121,7 @@ SELECT a.reference AS key,
        round(a.price_excl_vat * (1 + a.vat_rate / 100), 2) AS price_incl_vat,
        a.purchase_price,
        a.ean,
-       coalesce(sl.available_qty, vs.available_qty, 0) AS quantity,
+       ss.available_qty AS quantity,   -- shop_stock_article has a row for every article
        img.images,
        a.web
 FROM erp.article a
@@ -72,10 +129,7 @@ LEFT JOIN erp.family f ON f.id = a.family_id
 LEFT JOIN passerelle_src.family fam ON fam.code = f.code
 LEFT JOIN erp.brand b ON b.id = a.brand_id
 LEFT JOIN erp.supplier s ON s.id = a.supplier_id
-LEFT JOIN passerelle_src.stock_level sl ON sl.article_id = a.id AND sl.variant_id IS NULL
-LEFT JOIN (SELECT article_id, sum(available_qty) AS available_qty
-           FROM passerelle_src.stock_level WHERE variant_id IS NOT NULL
-           GROUP BY article_id) vs ON vs.article_id = a.id
+LEFT JOIN passerelle_src.shop_stock_article ss ON ss.article_id = a.id
 -- The article's own photos as "position:version,..." (version changes when a photo does),
 -- so that a new, changed or removed photo makes the article's row change too.
 LEFT JOIN (SELECT article_id,
@@ -83,7 +137,7 @@ LEFT JOIN (SELECT article_id,
            FROM erp.image WHERE variant_id IS NULL
            GROUP BY article_id) img ON img.article_id = a.id;
 
--- Variants (combinations) with their own reference, EAN and available stock.
+-- Variants (combinations) with their own reference, EAN and available stock (shop_stock).
 CREATE OR REPLACE VIEW passerelle_src.variant AS
 SELECT v.reference AS key,
        a.reference AS article_reference,
@@ -94,10 +148,11 @@ SELECT v.reference AS key,
        v.price_impact,
        v.weight_impact,
        v.position,
-       coalesce(sl.available_qty, 0) AS quantity,
+       ss.available_qty AS quantity,   -- shop_stock has a row for every active variant
        -- What the shop needs to find this combination once it is removed (see the differ).
        a.reference || E'\t' || coalesce(v.size, '') || E'\t' || coalesce(v.colour, '') AS removal_label
 FROM erp.variant v
 JOIN erp.article a ON a.id = v.article_id
-LEFT JOIN passerelle_src.stock_level sl ON sl.variant_id = v.id
+-- (IS NOT NULL leaves shop_stock's rows of articles without variants uncomputed)
+LEFT JOIN passerelle_src.shop_stock ss ON ss.variant_id = v.id AND ss.variant_id IS NOT NULL
 WHERE v.active;

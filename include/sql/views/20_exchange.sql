@@ -2,12 +2,14 @@
 -- Same contract as 10_catalog.sql: one view per exported entity, a unique text "key" (the
 -- shop's identifier) first, then content columns only (no column that changes without meaning).
 --
--- Two run settings reach these views as transaction-local options, set by the exporter with
+-- Run settings reach these views as transaction-local options, set by the exporter with
 -- set_config(name, value, true) in the transaction that diffs and writes the batch
 -- (passerelle.core.exchange.exchange_settings):
 --   passerelle.as_of         the run's logical date in the shop's timezone (YYYY-MM-DD): which
 --                            promotions are current or next. Unset: current_date.
---   passerelle.safety_stock  stock.safety_stock from the configuration. Unset: 0.
+--   passerelle.safety_stock  stock.safety_stock from the configuration. Unset: 0. Read through
+--                            passerelle_src.safety_stock() (10_catalog.sql): the catalog's
+--                            quantities apply it too, and its exporter sets it the same way.
 --   passerelle.timezone      shop.timezone: the day an order was placed, on invoices. Unset: UTC.
 -- A setting is part of the rows it shapes, so changing it resends exactly the rows it changes.
 -- Outside an export (psql, a report) the defaults apply; set them by hand to see what is sent:
@@ -16,11 +18,6 @@
 CREATE OR REPLACE FUNCTION passerelle_src.as_of() RETURNS date
 LANGUAGE sql STABLE AS $$
     SELECT coalesce(nullif(current_setting('passerelle.as_of', true), '')::date, current_date)
-$$;
-
-CREATE OR REPLACE FUNCTION passerelle_src.safety_stock() RETURNS numeric
-LANGUAGE sql STABLE AS $$
-    SELECT greatest(coalesce(nullif(current_setting('passerelle.safety_stock', true), '')::numeric, 0), 0)
 $$;
 
 CREATE OR REPLACE FUNCTION passerelle_src.shop_timezone() RETURNS text
@@ -111,77 +108,43 @@ WHERE (p.price_list IS NOT NULL OR p.variant_id IS NOT NULL)
 -- ----------------------------------------------------------------------------------- stock
 
 -- Stock per article (level = 'article'; for an article with variants, has_variants is true and
--- the quantities are the sums of its variants') and per variant (level = 'variant'), over the
--- locations that serve the web:
---   real_qty      physical stock;
+-- the quantities are the sums of its variants') and per variant (level = 'variant'): the rows of
+-- passerelle_src.shop_stock_article and passerelle_src.shop_stock (10_catalog.sql), the one
+-- definition of the stock the shop is told about, which the catalog's quantities read too:
+--   real_qty      physical stock over the locations that serve the web;
 --   available_qty back-office available stock (quantity - reserved), minus the quantities of
---                 shop orders already downloaded but not yet shipped (web orders confirmed or
---                 prepared: quantity - shipped_qty per line), minus the safety stock, never
---                 below zero. The safety stock applies to each stock row (article without
---                 variants, or variant).
+--                 shop orders already downloaded but not yet shipped, minus the safety stock,
+--                 never below zero.
 -- Variant rows carry the columns of passerelle_src.variant (attributes, EAN, impacts, position):
 -- PrestaShop's combination import resets what a row leaves empty, so a stock update must restate
 -- the whole combination as the catalog sends it.
 CREATE OR REPLACE VIEW passerelle_src.stock AS
-WITH web_stock AS (
-    SELECT st.article_id, st.variant_id, sum(st.quantity) AS real_qty, sum(st.quantity - st.reserved) AS available
-    FROM erp.stock st
-    JOIN erp.location l ON l.code = st.location_code AND l.web
-    GROUP BY st.article_id, st.variant_id
-),
-downloaded AS (   -- shop orders in the back office, not shipped yet: the shop no longer counts them
-    SELECT ol.article_id, ol.variant_id, sum(greatest(ol.quantity - ol.shipped_qty, 0)) AS qty
-    FROM erp.sales_order o
-    JOIN erp.sales_order_line ol ON ol.order_id = o.id
-    WHERE o.origin = 'web' AND o.kind = 'order' AND o.status IN ('confirmed', 'prepared')
-    GROUP BY ol.article_id, ol.variant_id
-),
-variant_level AS (
-    SELECT v.id, v.article_id, v.reference, v.size, v.colour, v.ean, v.price_impact, v.weight_impact, v.position,
-           coalesce(ws.real_qty, 0) AS real_qty,
-           greatest(coalesce(ws.available, 0) - coalesce(d.qty, 0) - passerelle_src.safety_stock(), 0) AS available_qty
-    FROM erp.variant v
-    LEFT JOIN web_stock ws ON ws.variant_id = v.id
-    LEFT JOIN downloaded d ON d.variant_id = v.id
-    WHERE v.active
-),
-article_level AS (
-    SELECT a.id, a.reference, a.name, false AS has_variants,
-           coalesce(ws.real_qty, 0) AS real_qty,
-           greatest(coalesce(ws.available, 0) - coalesce(d.qty, 0) - passerelle_src.safety_stock(), 0) AS available_qty
-    FROM erp.article a
-    LEFT JOIN web_stock ws ON ws.article_id = a.id AND ws.variant_id IS NULL
-    LEFT JOIN downloaded d ON d.article_id = a.id AND d.variant_id IS NULL
-    WHERE NOT EXISTS (SELECT 1 FROM erp.variant v WHERE v.article_id = a.id AND v.active)
-    UNION ALL
-    SELECT a.id, a.reference, a.name, true, sum(vl.real_qty), sum(vl.available_qty)
-    FROM erp.article a
-    JOIN variant_level vl ON vl.article_id = a.id
-    GROUP BY a.id, a.reference, a.name
-)
-SELECT al.reference AS key,
+SELECT a.reference AS key,
        'article'::text AS level,
-       al.reference AS article_reference,
+       a.reference AS article_reference,
        NULL::text AS variant_reference,
-       al.name,
-       al.has_variants,
+       a.name,
+       sa.has_variants,
        NULL::text AS size, NULL::text AS colour, NULL::text AS ean,
        NULL::numeric AS price_impact, NULL::numeric AS weight_impact, NULL::integer AS position,
-       trim_scale(al.real_qty) AS real_qty,
-       trim_scale(al.available_qty) AS available_qty
-FROM article_level al
+       trim_scale(sa.real_qty) AS real_qty,
+       trim_scale(sa.available_qty) AS available_qty
+FROM passerelle_src.shop_stock_article sa
+JOIN erp.article a ON a.id = sa.article_id
 UNION ALL
-SELECT vl.reference,
+SELECT v.reference,
        'variant',
        a.reference,
-       vl.reference,
+       v.reference,
        a.name,
        false,
-       vl.size, vl.colour, vl.ean, vl.price_impact, vl.weight_impact, vl.position,
-       trim_scale(vl.real_qty),
-       trim_scale(vl.available_qty)
-FROM variant_level vl
-JOIN erp.article a ON a.id = vl.article_id;
+       v.size, v.colour, v.ean, v.price_impact, v.weight_impact, v.position,
+       trim_scale(ss.real_qty),
+       trim_scale(ss.available_qty)
+FROM passerelle_src.shop_stock ss
+JOIN erp.variant v ON v.id = ss.variant_id
+JOIN erp.article a ON a.id = v.article_id
+WHERE ss.variant_id IS NOT NULL;   -- leaves shop_stock's rows of articles without variants uncomputed
 
 -- ---------------------------------------------------------------------- orders and invoices
 

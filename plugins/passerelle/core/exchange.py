@@ -6,7 +6,8 @@ writes the files into the outbox, and the catalog's publisher and confirmer send
 specific here:
 
 - run settings reach the views as transaction-local options (:func:`exchange_settings`): the
-  as-of date for promotions, the safety stock, the shop's timezone;
+  as-of date for promotions, the safety stock (:func:`stock_settings`, which the catalog's
+  exporter sets too, so that both flows send the same stock), the shop's timezone;
 - ``stock.variant_display: in_stock`` leaves out-of-stock variants out of the selection
   (where the dialect hides variants that way, see ``filters_variant_display``);
 - some removals are forgotten without a file (``silent_removals`` of the dialect);
@@ -31,7 +32,7 @@ import pandas as pd
 import psycopg
 
 from passerelle.core.differ import VIEW_SCHEMA, Batch, Entity, build_batch
-from passerelle.core.export import _record_rejects, _store, outbox_files, write_files
+from passerelle.core.export import _record_rejects, _store, apply_settings, outbox_files, write_files
 from passerelle.core.feeds_exchange import GenericExchangeDialect, PrestaShopExchangeDialect
 from passerelle.core.invoices import InvoiceError, invoice_pdf, load_invoices, load_seller, pdf_name
 
@@ -143,19 +144,19 @@ def safety_stock(cfg: dict[str, Any]) -> Decimal:
     return number
 
 
+def stock_settings(cfg: dict[str, Any]) -> dict[str, str]:
+    """The option the stock the shop sees depends on (``passerelle_src.shop_stock``): set by the
+    catalog's exporter and the hourly stock file's alike, so both send the same quantities."""
+    return {"passerelle.safety_stock": str(safety_stock(cfg))}
+
+
 def exchange_settings(cfg: dict[str, Any], as_of: date) -> dict[str, str]:
     """The transaction-local options the exchange views read (include/sql/views/20_exchange.sql)."""
     return {
         "passerelle.as_of": as_of.isoformat(),
-        "passerelle.safety_stock": str(safety_stock(cfg)),
+        **stock_settings(cfg),
         "passerelle.timezone": cfg.get("shop", {}).get("timezone", "Europe/Paris"),
     }
-
-
-def apply_settings(conn: psycopg.Connection, settings: dict[str, str]) -> None:
-    """Set the options for the current transaction only (``set_config(..., true)``)."""
-    for name, value in settings.items():
-        conn.execute("SELECT set_config(%s, %s, true)", (name, value))
 
 
 def _hold_removals(conn: psycopg.Connection, batch_id: int, names: Sequence[str], *, hold: bool) -> int:

@@ -13,7 +13,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 
 import pandas as pd
 import psycopg
@@ -40,6 +41,31 @@ def _store(conn: psycopg.Connection, batch_id: int, entity: str, name: str, cont
     return {"name": name, "entity": entity, "rows": rows, "bytes": len(content), "sha256": digest}
 
 
+def apply_settings(conn: psycopg.Connection, settings: Mapping[str, str]) -> None:
+    """Set run settings the views read (``passerelle.*`` options) for the current transaction
+    only (``set_config(..., true)``), e.g. ``passerelle.safety_stock``."""
+    for name, value in settings.items():
+        conn.execute("SELECT set_config(%s, %s, true)", (name, value))
+
+
+@contextmanager
+def _hash_joins_only(conn: psycopg.Connection) -> Iterator[None]:
+    """Plan the block's statements without nested loops; the setting is put back after it.
+
+    The files are read by joining each view with the batch's rows, which this very transaction
+    has just written: batch_row's statistics do not know them (a first full send of 100,000
+    articles is estimated at one row), and the planner would then put the view's grouped
+    subqueries (the stock sums of passerelle_src.shop_stock) on the inner side of a nested loop,
+    evaluated again for every row. A whole view read against a set of keys is a job for hash
+    joins. If the block fails the setting is not put back: the transaction is rolled back, and
+    its local setting with it.
+    """
+    previous = conn.execute("SELECT current_setting('enable_nestloop')").fetchone()[0]
+    conn.execute("SELECT set_config('enable_nestloop', 'off', true)")
+    yield
+    conn.execute("SELECT set_config('enable_nestloop', %s, true)", (previous,))
+
+
 def write_files(
     conn: psycopg.Connection,
     batch: Batch,
@@ -60,15 +86,16 @@ def write_files(
             f"SELECT v.* FROM {entity.view} v JOIN passerelle.batch_row b "
             f"ON b.key = v.key AND b.batch_id = %s AND b.entity = %s AND b.op <> 'D' ORDER BY v.key"
         )
-        for chunk in read_query_chunks(conn, query, (batch.id, entity.name), chunksize=rows_per_file):
-            if enrich is not None:
-                chunk = enrich(entity.name, chunk)
-            bad = dialect.common_checks(entity.name, chunk, rejects)
-            out = dialect.live(entity.name, chunk[~bad], rejects)
-            if len(out):
-                part += 1
-                files.append(_store(conn, batch.id, entity.name, f"{stem}_{part:04d}.csv",
-                                    dialect.to_bytes(out), len(out)))
+        with _hash_joins_only(conn):
+            for chunk in read_query_chunks(conn, query, (batch.id, entity.name), chunksize=rows_per_file):
+                if enrich is not None:
+                    chunk = enrich(entity.name, chunk)
+                bad = dialect.common_checks(entity.name, chunk, rejects)
+                out = dialect.live(entity.name, chunk[~bad], rejects)
+                if len(out):
+                    part += 1
+                    files.append(_store(conn, batch.id, entity.name, f"{stem}_{part:04d}.csv",
+                                        dialect.to_bytes(out), len(out)))
         refused = rejects.frame()
         if len(refused):
             _record_rejects(conn, batch, entity.name, refused)
@@ -112,8 +139,13 @@ def build_catalog(
     dry_run: bool = False,
     rows_per_file: int = 50_000,
     enrich: Enricher | None = None,
+    settings: Mapping[str, str] | None = None,
 ) -> tuple[Batch, list[dict]]:
     """Compute the batch and write its files in one consistent transaction.
+
+    :param settings: run settings the views read, set for this transaction only
+        (:func:`apply_settings`): the catalog's quantities read ``passerelle.safety_stock``
+        (:func:`passerelle.core.exchange.stock_settings`), as the hourly stock file does.
 
     A batch already built for this run key is returned with its stored files, untouched.
     """
@@ -124,6 +156,7 @@ def build_catalog(
         with conn.transaction():
             # One builder at a time per flow, whatever the scheduler does.
             conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"passerelle:{flow}",))
+            apply_settings(conn, settings or {})
             batch = build_batch(conn, flow=flow, run_key=run_key, entities=entities, mode=mode, dry_run=dry_run)
             if batch.reused:
                 files = outbox_files(conn, batch.id)

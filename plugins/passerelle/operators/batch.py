@@ -85,6 +85,7 @@ class BuildCatalogOperator(BuildBatchOperator):
 
     def execute(self, context: Any) -> dict:
         from passerelle.core.differ import catalog_entities
+        from passerelle.core.exchange import stock_settings
         from passerelle.core.export import build_catalog
         from passerelle.core.feeds import dialect
         from passerelle.core.photos import image_url_enricher
@@ -97,6 +98,8 @@ class BuildCatalogOperator(BuildBatchOperator):
             self.erp, flow=self.flow, run_key=run_key(context), entities=entities,
             dialect=dialect(shop["dialect"], {**cfg.get("prestashop", {}), **cfg["catalog"]}), mode=self.mode,
             dry_run=dry, rows_per_file=shop["rows_per_file"], enrich=image_url_enricher(cfg),
+            # The quantities follow the hourly stock file's rule, safety stock included.
+            settings=stock_settings(cfg),
         )
         self.erp.commit()
         for entity, c in batch.counts.items():
