@@ -373,6 +373,32 @@ def test_stray_quote_keeps_line_numbers():
     assert p.rejects.raw.tolist() == ["W3,2026-11-20,paid,a@b.fr,ART-3,ok,x,10,20"]
 
 
+def test_lines_of_an_order_need_not_be_next_to_each_other():
+    df = generic_rows(3, 2).iloc[[0, 2, 4, 1, 3, 5]].reset_index(drop=True)  # first lines, then second lines
+    df.loc[5, "shipping_excl_vat"] = "9.99"  # WEB-000003's second line (line 7) disagrees with its first (line 4)
+    p = read_inbound("orders_mixed.csv", to_bytes(df))
+    assert p.orders[["shop_order_id", "line"]].values.tolist() == [["WEB-000001", 2], ["WEB-000002", 3]]
+    assert p.lines[["shop_order_id", "line", "line_number"]].values.tolist() == [
+        ["WEB-000001", 2, 1], ["WEB-000002", 3, 1], ["WEB-000001", 5, 2], ["WEB-000002", 6, 2]]
+    assert p.rejects[["line", "field", "reason"]].values.tolist() == [
+        [4, "shop_order_id", "order WEB-000003 has a rejected line 7"],
+        [7, "shipping_excl_vat", "differs from line 4 of the same order (4.08)"]]
+    lines = p.lines[p.lines.shop_order_id == "WEB-000001"]
+    expected = round((lines.quantity * lines.unit_price_excl_vat).sum() + 4.08, 2)
+    assert p.orders.set_index("shop_order_id").loc["WEB-000001", "total_excl_vat"] == pytest.approx(expected)
+
+
+def test_cells_are_stripped():
+    df = generic_rows(2, 1)
+    df.loc[0, ["shop_order_id", "quantity", "vat_rate"]] = ["  WEB-000001\t", " 3 ", "20 "]
+    df.loc[1, ["email", "billing_city"]] = ["\u00a0Client2@exemple.fr ", " Paris "]
+    p = read_inbound("orders_pad.csv", to_bytes(df))
+    assert p.rejects.empty
+    assert p.lines[["shop_order_id", "quantity", "vat_rate"]].values.tolist()[0] == ["WEB-000001", 3, 20.0]
+    assert p.orders.email.tolist()[1] == "client2@exemple.fr"
+    assert p.addresses.city.tolist() == ["Paris", "Paris"]
+
+
 def test_whole_file_errors_name_the_file():
     with pytest.raises(InboundError, match=r"mystery.csv: header not recognised \(foo, bar\)"):
         read_inbound("mystery.csv", b"foo,bar\n1,2\n")
@@ -484,6 +510,27 @@ def test_shopify_several_vat_rates_leave_excl_vat_to_the_back_office():
     assert p.orders.total_incl_vat.tolist() == [30.0] and p.orders.taxes_total.tolist() == [3.85]
 
 
+def test_shopify_vat_rate_is_worked_out_per_order():
+    order = {"Email": "a@b.fr", "Financial Status": "paid", "Currency": "EUR", "Subtotal": "20.00", "Shipping": "0.00",
+             "Created at": "2026-11-20 10:15:00 +0100"}
+    line = {"Lineitem quantity": "1", "Lineitem price": "10.00", "Lineitem taxable": "true"}
+    data = shopify_file([
+        {"Name": "#5001", **order, "Taxes": "3.33", "Total": "20.00", "Tax 1 Name": "TVA 20%", "Tax 1 Value": "3.33",
+         **line, "Lineitem sku": "ART-000001"},
+        {"Name": "#5001", **line, "Lineitem sku": "ART-000002"},
+        {"Name": "#5002", **order, "Taxes": "2.19", "Total": "20.00", "Tax 1 Name": "TVA 20%", "Tax 1 Value": "1.67",
+         "Tax 2 Name": "TVA 5,5 %", "Tax 2 Value": "0.52", **line, "Lineitem sku": "ART-000001"},
+        {"Name": "#5003", **order, "Taxes": "0.00", "Total": "20.00", **line, "Lineitem sku": "ART-000003"},
+        {"Name": "#5004", **order, "Taxes": "1.82", "Total": "20.00", "Tax 1 Name": "TVA 10%", "Tax 1 Value": "0.91",
+         "Tax 2 Name": "TVA 10 %", "Tax 2 Value": "0.91", **line, "Lineitem sku": "ART-000004"},
+    ])
+    p = read_inbound("export3.csv", data)
+    assert p.rejects.empty
+    rates = p.lines.groupby("shop_order_id", sort=False).vat_rate.first()
+    assert rates.fillna(-1).to_dict() == {"#5001": 20.0, "#5002": -1, "#5003": 0.0, "#5004": 10.0}
+    assert p.lines[p.lines.shop_order_id == "#5001"].vat_rate.tolist() == [20.0, 20.0]
+
+
 # ------------------------------------------------------------------------------------------
 # Size: 10,000 orders, 50,000 lines (timing lives in the benchmarks)
 # ------------------------------------------------------------------------------------------
@@ -506,3 +553,16 @@ def test_ten_thousand_orders_fifty_thousand_lines():
     lines = kept[kept.shop_order_id == "WEB-000001"]
     expected = round((lines.quantity.astype(int) * lines.unit_price_excl_vat.astype(float)).sum() * 1.2 + 4.08 * 1.2, 2)
     assert o.total_incl_vat == pytest.approx(expected)
+
+
+def test_every_row_without_an_order_id_is_rejected():
+    # Two rows with an empty order id belong to no order: both are rejected on their own,
+    # none becomes an order with an empty id, and the other orders are kept.
+    df = generic_rows(3, 2)
+    df.loc[[2, 3], "shop_order_id"] = ""
+    p = read_inbound("orders_noid.csv", to_bytes(df))
+    assert sorted(p.orders["shop_order_id"]) == ["WEB-000001", "WEB-000003"]
+    assert "" not in set(p.lines["shop_order_id"])
+    missing = p.rejects[p.rejects["reason"] == "required value is empty"]
+    assert sorted(missing.loc[missing["field"] == "shop_order_id", "line"]) == [4, 5]
+    assert p.counts["rejected_rows"] == 2

@@ -127,6 +127,10 @@ _SHOPIFY_LINE_LEVEL: dict[str, tuple[str, ...]] = {
 SHOPIFY_REQUIRED = ["Name", "Created at", "Financial Status", "Lineitem quantity", "Lineitem price",
                     "Lineitem sku"]
 
+#: The "str" dtype of text columns (python or pyarrow storage, as pandas chooses).
+_STR = pd.api.types.pandas_dtype("str")
+#: Dates and times: in UTC, to the microsecond. (Dtypes named once: parsing their names costs.)
+_UTC = pd.api.types.pandas_dtype("datetime64[us, UTC]")
 _SURROGATE = re.compile("[\udc80-\udcff]")
 _VALID_NON_ASCII = re.compile("[\u0080-\ud7ff\ue000-\U0010ffff]")
 _EMAIL = r"^[^@\s;,]+@[^@\s;,]+\.[^@\s;,]+$"
@@ -345,15 +349,28 @@ class _Table:
     delimiter: str
     header: list[str]
     header_text: str
-    cells: pd.DataFrame  # columns 0..n-1 (str, stripped later), RangeIndex
-    line: np.ndarray  # physical line where each row starts
-    raw: pd.Series  # raw text of each row (RangeIndex)
+    cells: pd.DataFrame  # columns 0..n-1 (str, as read: see text()), RangeIndex
+    line: np.ndarray  # physical line where each row starts (increasing)
+    raw: np.ndarray  # raw text of each row (object array of str)
     fields: np.ndarray  # number of fields found in each row
     lookup: dict[str, int]  # lower-cased header name -> position (first occurrence)
+    undecodable: bool  # some row holds undecodable bytes (lone surrogates)
+    _stripped: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
 
     @property
     def raw_by_line(self) -> pd.Series:
-        return pd.Series(self.raw.to_numpy(), index=self.line, dtype="str")
+        return pd.Series(self.raw, index=self.line, dtype=_STR)
+
+    def text(self, pos: int) -> np.ndarray:
+        """The stripped cells of column ``pos``, as an object array of str.
+
+        Computed once per column (the decimal mark detection and the parsers both read it) and
+        shared: callers must not modify it in place. Plain object arrays rather than Series of
+        the "str" dtype: comparing or indexing them is several times cheaper."""
+        if pos not in self._stripped:
+            cells = self.cells[pos].to_numpy(dtype=object)
+            self._stripped[pos] = np.array([c.strip() for c in cells], dtype=object)
+        return self._stripped[pos]
 
 
 @dataclass
@@ -477,40 +494,43 @@ def _read_table(name: str, text: str, first_line: int, delimiter: str | None) ->
     delim = delimiter or _sniff_delimiter(header_text)
     header = [h.strip() for h in next(csv.reader([header_text], delimiter=delim))]
     body = "" if nl < 0 else text[nl + 1:]
-    lines = pd.Series(body.split("\n"), dtype="str")
-    if len(lines) and lines.iloc[-1] == "":
-        lines = lines.iloc[:-1]
-    lines = lines.str.removesuffix("\r")
+    lines = body.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    if "\r" in body:
+        lines = [line.removesuffix("\r") for line in lines]
     line_no = np.arange(len(lines)) + first_line + 1
 
-    # A row starts on a line where the quotes seen so far are balanced.
-    quotes = lines.str.count('"').to_numpy()
-    starts = ((np.cumsum(quotes) - quotes) % 2) == 0
-    rid = np.cumsum(starts) - 1
-    multi = pd.Series(rid).duplicated(keep=False).to_numpy()
-    raw_all = lines.copy()
-    if multi.any():
-        joined = lines[multi].groupby(rid[multi]).agg("\n".join)
-        raw_all = pd.Series(lines.to_numpy(), dtype="str")
-        raw_all[starts & multi] = joined.to_numpy()
-    raw = raw_all[starts].reset_index(drop=True)
+    # A row starts on a line where the quotes seen so far are balanced; a row spanning several
+    # lines (quoted line breaks) keeps them in its raw text.
+    starts = np.ones(len(lines), dtype=bool)
+    if '"' in body:
+        quotes = np.fromiter((line.count('"') for line in lines), dtype=np.int64, count=len(lines))
+        starts = ((np.cumsum(quotes) - quotes) % 2) == 0
+    raw = lines
+    if not starts.all():
+        first = np.flatnonzero(starts).tolist()
+        raw = [lines[a] if b == a + 1 else "\n".join(lines[a:b]) for a, b in zip(first, first[1:] + [len(lines)])]
     start_line = line_no[starts]
-    blank = raw.str.strip(" ").eq("").to_numpy()
-    raw = raw[~blank].reset_index(drop=True)
-    start_line = start_line[~blank]
-    unquoted = raw.str.replace(r'"(?:[^"]|"")*"', "", regex=True)
-    fields = (unquoted.str.count(re.escape(delim)) + 1).to_numpy()
+    blank = np.array([r.strip(" ") == "" for r in raw], dtype=bool)
+    if blank.any():
+        raw = [r for r, b in zip(raw, blank) if not b]
+        start_line = start_line[~blank]
+    fields = _field_counts(raw, delim)
 
     width = max(len(header), int(fields.max()) if len(fields) else 0)
+    try:
+        source, undecodable = body.encode("utf-8"), False
+    except UnicodeEncodeError:  # lone surrogates: undecodable bytes, kept by _decode
+        source, undecodable = body.encode("utf-8", "surrogateescape"), _has_surrogates(body)
     if len(raw):
-        # Undecodable bytes are lone surrogates, which pandas cannot take as str: hand it bytes
-        # and the same error handler, so they come back as the same surrogates.
-        source = (io.BytesIO(body.encode("utf-8", "surrogateescape")) if _SURROGATE.search(body)
-                  else io.StringIO(body))
-        cells = pd.read_csv(source, encoding="utf-8", encoding_errors="surrogateescape", sep=delim,
-                            header=None, names=list(range(width)), dtype="str", na_filter=False,
+        # pandas reads bytes faster than text, and cannot take lone surrogates as str: it gets
+        # the bytes and the same error handler, so undecodable bytes come back as the same
+        # surrogates.
+        cells = pd.read_csv(io.BytesIO(source), encoding="utf-8", encoding_errors="surrogateescape", sep=delim,
+                            header=None, names=list(range(width)), dtype=_STR, na_filter=False,
                             skip_blank_lines=True, engine="c", index_col=False, quotechar='"',
-                            doublequote=True)
+                            doublequote=True, low_memory=False)
     else:
         cells = pd.DataFrame({i: pd.Series(dtype="str") for i in range(width)})
     if len(cells) != len(raw):
@@ -522,10 +542,30 @@ def _read_table(name: str, text: str, first_line: int, delimiter: str | None) ->
     for i, h in enumerate(header):
         lookup.setdefault(h.lower(), i)
     return _Table(delimiter=delim, header=header, header_text=header_text, cells=cells,
-                  line=np.asarray(start_line, dtype=np.int64), raw=raw, fields=np.asarray(fields), lookup=lookup)
+                  line=np.asarray(start_line, dtype=np.int64), raw=np.array(raw, dtype=object),
+                  fields=np.asarray(fields), lookup=lookup, undecodable=undecodable)
 
 
-def _records_with_csv(body: str, delim: str, first_line: int) -> tuple[pd.Series, np.ndarray, np.ndarray]:
+_QUOTED = re.compile(r'"(?:[^"]|"")*"')
+
+
+def _field_counts(raw: list[str], delim: str) -> np.ndarray:
+    """Number of fields of each row: its delimiters outside quoted text, plus one."""
+    return np.fromiter((r.count(delim) + 1 if '"' not in r else _QUOTED.sub("", r).count(delim) + 1 for r in raw),
+                       dtype=np.int64, count=len(raw))
+
+
+def _has_surrogates(text: str) -> bool:
+    """Whether ``text`` holds undecodable bytes (lone surrogates, from surrogateescape). A text
+    that encodes to UTF-8 has none: that test is much cheaper than the regex search."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _SURROGATE.search(text) is not None
+    return False
+
+
+def _records_with_csv(body: str, delim: str, first_line: int) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Slow path for files with unbalanced quotes: rows, start lines and field counts from the
     csv module, which tokenises like pandas' C parser."""
     physical = body.split("\n")
@@ -539,7 +579,7 @@ def _records_with_csv(body: str, delim: str, first_line: int) -> tuple[pd.Series
         raws.append("\n".join(p.removesuffix("\r") for p in physical[start - 1:prev]))
         starts.append(start + first_line)
         counts.append(len(row))
-    return pd.Series(raws, dtype="str"), np.asarray(starts, dtype=np.int64), np.asarray(counts)
+    return raws, np.asarray(starts, dtype=np.int64), np.asarray(counts)
 
 
 def _detect_kind(name: str, header: list[str]) -> str:
@@ -565,6 +605,10 @@ def _amount_sources(kind: str) -> list[str]:
     return []
 
 
+_COMMA_DECIMAL = re.compile(r"[+-]?\d+,\d+")
+_DOT_DECIMAL = re.compile(r"[+-]?\d+\.\d+")
+
+
 def _detect_decimal(table: _Table, kind: str) -> str:
     """',' when amounts look like 12,50 and none like 12.50; else '.'."""
     comma = dot = False
@@ -572,9 +616,9 @@ def _detect_decimal(table: _Table, kind: str) -> str:
         pos = table.lookup.get(col)
         if pos is None:
             continue
-        s = table.cells[pos].str.strip()
-        comma = comma or bool(s.str.fullmatch(r"[+-]?\d+,\d+").any())
-        dot = dot or bool(s.str.fullmatch(r"[+-]?\d+\.\d+").any())
+        distinct = set(table.text(pos).tolist())  # amounts repeat a lot: test each value once
+        comma = comma or any(_COMMA_DECIMAL.fullmatch(v) for v in distinct)
+        dot = dot or any(_DOT_DECIMAL.fullmatch(v) for v in distinct)
     return "," if comma and not dot else "."
 
 
@@ -587,18 +631,18 @@ def _on_unique(parse):
     """Run a column parser on the column's distinct values only, then spread the results back.
 
     Order-level columns repeat on every line of an order (dates, statuses, amounts...): parsing
-    each distinct value once is several times faster and gives the same result.
+    each distinct value once is several times faster and gives the same result. The column may
+    be a Series of str or an object array of str (then the results have a RangeIndex).
     """
 
-    def wrapper(s: pd.Series, *args):
-        codes, uniques = pd.factorize(s)
-        if len(uniques) == len(s):
-            return parse(s, *args)
-        results = parse(pd.Series(uniques, dtype="str"), *args)
+    def wrapper(s: pd.Series | np.ndarray, *args):
+        index = s.index if isinstance(s, pd.Series) else pd.RangeIndex(len(s))
+        codes, uniques = pd.factorize(np.asarray(s, dtype=object))
+        results = parse(pd.Series(uniques, dtype=_STR), *args)
         out = []
         for r in results:
             if isinstance(r, pd.Series):
-                out.append(pd.Series(r.to_numpy()[codes], index=s.index, dtype=r.dtype))
+                out.append(pd.Series(r.array.take(codes), index=index, dtype=r.dtype))
             else:
                 out.append(np.asarray(r)[codes])
         return tuple(out)
@@ -608,19 +652,32 @@ def _on_unique(parse):
     return wrapper
 
 
+def _each_distinct(values: np.ndarray, func, dtype: Any = object) -> np.ndarray:
+    """``func`` of each value of the object array ``values``, called once per distinct value."""
+    codes, uniques = pd.factorize(values)
+    return np.array([func(v) for v in uniques], dtype=dtype)[codes]
+
+
+_NUMBER_SPACES = re.compile(r"[ \u00a0\u202f]")
+_DECIMAL_COMMA_NUMBER = re.compile(r"[+-]?(\d+|\d{1,3}(\.\d{3})+)(,\d+)?")
+_DECIMAL_DOT_NUMBER = re.compile(r"[+-]?(\d+|\d{1,3}(,\d{3})+)(\.\d+)?")
+
+
 @_on_unique
 def _parse_number(s: pd.Series, decimal: str) -> tuple[pd.Series, np.ndarray]:
     """Numbers written with the file's decimal mark (thousands groups allowed). Empty -> NaN, not bad."""
-    t = s.str.replace(r"[ \u00a0\u202f]", "", regex=True)
-    if decimal == ",":
-        ok = t.str.fullmatch(r"[+-]?(\d+|\d{1,3}(\.\d{3})+)(,\d+)?")
-        t = t.str.replace(".", "", regex=False).str.replace(",", ".", regex=False)
-    else:
-        ok = t.str.fullmatch(r"[+-]?(\d+|\d{1,3}(,\d{3})+)(\.\d+)?")
-        t = t.str.replace(",", "", regex=False)
-    empty = (s == "").to_numpy()
-    ok = ok.to_numpy(dtype=bool)
-    values = pd.to_numeric(t.where(ok), errors="coerce").astype("float64")
+    # Plain Python on the few distinct values: much cheaper than a dozen .str calls.
+    shape = _DECIMAL_COMMA_NUMBER if decimal == "," else _DECIMAL_DOT_NUMBER
+    texts = s.tolist()
+    ok, plain = [], []  # plain: the number as pandas reads it ('.' decimal mark, no groups)
+    for v in texts:
+        t = _NUMBER_SPACES.sub("", v)
+        ok.append(shape.fullmatch(t) is not None)
+        t = t.replace(".", "").replace(",", ".") if decimal == "," else t.replace(",", "")
+        plain.append(t if ok[-1] else None)
+    ok = np.array(ok, dtype=bool)
+    empty = np.array([v == "" for v in texts], dtype=bool)
+    values = pd.to_numeric(pd.Series(plain, dtype=_STR), errors="coerce").astype("float64")
     return values, ~ok & ~empty
 
 
@@ -631,46 +688,65 @@ def _number_help(decimal: str) -> str:
 @_on_unique
 def _parse_rate(s: pd.Series, decimal: str) -> tuple[pd.Series, np.ndarray, np.ndarray]:
     """VAT rates in percent (20, 5.5, 20%). Returns values, unparsable mask, out-of-range mask."""
-    values, bad = _parse_number(s.str.removesuffix("%").str.strip(), decimal)
-    out = (values.lt(0) | values.ge(100) | (values.gt(0) & values.lt(1))).to_numpy()
+    numbers = [v.removesuffix("%").strip() for v in s.tolist()]
+    values, bad = _parse_number(np.array(numbers, dtype=object), decimal)
+    v = values.to_numpy()
+    out = (v < 0) | (v >= 100) | ((v > 0) & (v < 1))
     return values, bad, out
+
+
+_FRENCH_DATE = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})(?:[ T](\d{1,2})[:h](\d{2})(?::(\d{2}))?)?$")
+_DATE_OFFSET = re.compile(r"\s*([+-]\d{2}):?(\d{2})$")
+_DATE_SHAPE = re.compile(r"\d{4}-\d{2}-\d{2}(?:$|[ T]\d{2}:\d{2})")
+_DATE_WITH_OFFSET = re.compile(r"(?:Z|[+-]\d{2}:\d{2})$")
+
+
+def _iso_date_text(text: str) -> str:
+    """A French date (20/11/2026 09:15) in ISO order, and an offset (+0100, ' +01:00') as +01:00."""
+    fr = _FRENCH_DATE.search(text)
+    if fr:
+        day, month, year, hour, minute, second = fr.groups()
+        text = (f"{year}-{month.zfill(2)}-{day.zfill(2)} "
+                f"{(hour or '0').zfill(2)}:{minute or '00'}:{second or '00'}")
+    return _DATE_OFFSET.sub(lambda m: f"{m[1]}:{m[2]}", text)
 
 
 @_on_unique
 def _parse_datetime(s: pd.Series, tz: str) -> tuple[pd.Series, np.ndarray]:
     """ISO 8601, Shopify's ``2026-11-20 10:15:00 +0100`` and French ``20/11/2026 10:15``.
     Times without offset are in ``tz``. Result in UTC. Empty -> NaT, not bad."""
-    empty = (s == "").to_numpy()
-    fr = s.str.extract(r"^(\d{1,2})/(\d{1,2})/(\d{4})(?:[ T](\d{1,2})[:h](\d{2})(?::(\d{2}))?)?$")
-    is_fr = fr[0].notna()
-    iso = s.copy()
-    if is_fr.any():
-        f = fr[is_fr]
-        iso[is_fr] = (f[2] + "-" + f[1].str.zfill(2) + "-" + f[0].str.zfill(2) + " "
-                      + f[3].fillna("0").str.zfill(2) + ":" + f[4].fillna("00") + ":" + f[5].fillna("00"))
-    iso = iso.str.replace(r"\s*([+-]\d{2}):?(\d{2})$", r"\1:\2", regex=True)
-    shaped = iso.str.match(r"\d{4}-\d{2}-\d{2}(?:$|[ T]\d{2}:\d{2})").to_numpy(dtype=bool)
-    has_tz = iso.str.contains(r"(?:Z|[+-]\d{2}:\d{2})$", regex=True).to_numpy(dtype=bool)
-    out = pd.Series(pd.NaT, index=s.index, dtype="datetime64[us, UTC]")
+    texts = s.tolist()
+    empty = np.array([v == "" for v in texts], dtype=bool)
+    iso_texts = [_iso_date_text(v) for v in texts]
+    shaped = np.array([_DATE_SHAPE.match(v) is not None for v in iso_texts], dtype=bool)
+    has_tz = np.array([_DATE_WITH_OFFSET.search(v) is not None for v in iso_texts], dtype=bool)
+    iso = pd.Series(iso_texts, index=s.index, dtype=_STR)
+    # UTC times without their zone while assembling (numpy arrays are cheap to fill); NaT: none.
+    utc = np.full(len(texts), np.datetime64("NaT"), dtype="datetime64[us]")
     aware = shaped & has_tz
     if aware.any():
-        out[aware] = pd.to_datetime(iso[aware], format="ISO8601", utc=True, errors="coerce").astype(out.dtype)
+        parsed = pd.to_datetime(iso[aware], format="ISO8601", utc=True, errors="coerce").astype(_UTC)
+        utc[aware] = parsed.dt.tz_localize(None).to_numpy()
     naive = shaped & ~has_tz
     if naive.any():
         local = pd.to_datetime(iso[naive], format="ISO8601", errors="coerce")
         local = local.dt.tz_localize(tz, ambiguous=np.ones(int(naive.sum()), dtype=bool),
                                      nonexistent="shift_forward")
-        out[naive] = local.dt.tz_convert("UTC").astype(out.dtype)
-    bad = ~empty & out.isna().to_numpy()
-    return out, bad
+        utc[naive] = local.dt.tz_convert("UTC").astype(_UTC).dt.tz_localize(None).to_numpy()
+    bad = ~empty & np.isnat(utc)
+    return pd.Series(utc, index=s.index).dt.tz_localize("UTC"), bad
+
+
+_TRUE = ("1", "true", "yes", "y", "oui", "o", "vrai")
+_FALSE = ("0", "false", "no", "n", "non", "faux")
 
 
 @_on_unique
 def _parse_bool(s: pd.Series) -> tuple[pd.Series, np.ndarray]:
-    low = s.str.lower()
-    true = low.isin(["1", "true", "yes", "y", "oui", "o", "vrai"]).to_numpy()
-    false = low.isin(["0", "false", "no", "n", "non", "faux"]).to_numpy()
-    empty = (s == "").to_numpy()
+    low = [v.lower() for v in s.tolist()]
+    true = np.array([v in _TRUE for v in low], dtype=bool)
+    false = np.array([v in _FALSE for v in low], dtype=bool)
+    empty = np.array([v == "" for v in low], dtype=bool)
     return pd.Series(true, index=s.index), ~(true | false | empty)
 
 
@@ -683,50 +759,82 @@ class _Problems:
     """Row problems as they are found: (row position, field, value, reason)."""
 
     def __init__(self) -> None:
-        self._parts: list[pd.DataFrame] = []
+        self._rows: list[np.ndarray] = []
+        self._fields: list[np.ndarray] = []
+        self._values: list[np.ndarray] = []
+        self._reasons: list[np.ndarray] = []
 
-    def add(self, mask: np.ndarray | pd.Series, field_: str, values: pd.Series | str, reason: pd.Series | str) -> None:
-        mask = np.asarray(mask, dtype=bool)
-        if not mask.any():
+    def add(self, mask: np.ndarray | pd.Series, field_: str, values: np.ndarray | pd.Series | str,
+            reason: np.ndarray | pd.Series | str) -> None:
+        """A problem on each row where ``mask`` holds; ``values`` and ``reason`` are one per row
+        of the file, or one for all."""
+        idx = np.flatnonzero(np.asarray(mask, dtype=bool))
+        if not len(idx):
             return
-        idx = np.flatnonzero(mask)
-        vals = values.to_numpy()[idx] if isinstance(values, pd.Series) else values
-        why = reason.to_numpy()[idx] if isinstance(reason, pd.Series) else reason
-        self._parts.append(pd.DataFrame({"row": idx, "field": field_, "value": vals, "reason": why}))
+        vals = np.asarray(values, dtype=object)[idx] if not isinstance(values, str) else values
+        why = np.asarray(reason, dtype=object)[idx] if not isinstance(reason, str) else reason
+        self.add_rows(idx, field_, vals, why)
 
-    def frame(self) -> pd.DataFrame:
-        if not self._parts:
-            return pd.DataFrame({"row": pd.Series(dtype="int64"), "field": pd.Series(dtype="str"),
-                                 "value": pd.Series(dtype="str"), "reason": pd.Series(dtype="str")})
-        return pd.concat(self._parts, ignore_index=True)
+    def add_rows(self, idx: np.ndarray, field_: str, values: Any, reasons: Any) -> None:
+        """A problem on each row of ``idx``; ``values`` and ``reasons`` are one per row of
+        ``idx`` (the reasons need not be worked out for the rows without a problem), or one for
+        all."""
+        n = len(idx)
+        if not n:
+            return
+
+        def column(v: Any) -> np.ndarray:
+            if isinstance(v, str):
+                return np.full(n, v, dtype=object)
+            return np.asarray(v, dtype=object)
+
+        self._rows.append(np.asarray(idx, dtype=np.int64))
+        self._fields.append(np.full(n, field_, dtype=object))
+        self._values.append(column(values))
+        self._reasons.append(column(reasons))
+
+    def rows(self) -> np.ndarray:
+        """Position of the row of each problem (a row may have several)."""
+        return np.concatenate(self._rows) if self._rows else np.zeros(0, dtype=np.int64)
+
+    def columns(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Row, field, value and reason of each problem, in the order found."""
+        if not self._rows:
+            return self.rows(), *(np.zeros(0, dtype=object) for _ in range(3))
+        return (self.rows(), np.concatenate(self._fields), np.concatenate(self._values),
+                np.concatenate(self._reasons))
 
 
 def _check_shape(ctx: _Context, problems: _Problems) -> None:
     """Rows with too few or too many fields, and rows holding undecodable bytes."""
     t = ctx.table
     n = len(t.header)
-    reason = f"expected {n} fields as in the header, found " + pd.Series(t.fields).astype("str")
-    problems.add(t.fields < n, "", "", reason)
+
+    def wrong_count(mask: np.ndarray) -> None:
+        idx = np.flatnonzero(mask)
+        problems.add_rows(idx, "", "", [f"expected {n} fields as in the header, found {f}" for f in t.fields[idx]])
+
+    wrong_count(t.fields < n)
     if t.cells.shape[1] > n:
-        extra = t.cells.iloc[:, n:].apply(lambda c: c.str.strip() != "").any(axis=1).to_numpy()
-        problems.add((t.fields > n) & extra, "", "", reason)
-    if t.raw.str.contains(_SURROGATE.pattern, regex=True).any():
+        extra = np.zeros(len(t.fields), dtype=bool)
+        for pos in range(n, t.cells.shape[1]):
+            extra |= t.text(pos) != ""
+        wrong_count((t.fields > n) & extra)
+    if t.undecodable:
         for pos in range(min(n, t.cells.shape[1])):
             col = t.cells[pos]
             bad = col.str.contains(_SURROGATE.pattern, regex=True).to_numpy(dtype=bool)
             problems.add(bad, t.header[pos], col, "undecodable bytes: not valid text in the file's encoding")
 
 
-def _text(ctx: _Context, *names: str) -> pd.Series:
-    """The stripped text of the first present column among ``names`` (case-insensitive), or ''."""
+def _text(ctx: _Context, *names: str) -> np.ndarray:
+    """The stripped text of the first present column among ``names`` (case-insensitive), or ''
+    (an object array of str, shared with the table: not to be modified in place)."""
     for nm in names:
         pos = ctx.table.lookup.get(nm.lower())
         if pos is not None:
-            col = ctx.table.cells[pos]
-            codes, uniques = pd.factorize(col)
-            return pd.Series(pd.Series(uniques, dtype="str").str.strip().to_numpy()[codes], index=col.index,
-                             dtype="str")
-    return pd.Series("", index=ctx.table.cells.index, dtype="str")
+            return ctx.table.text(pos)
+    return np.full(len(ctx.table.cells), "", dtype=object)
 
 
 def _source(ctx: _Context, *names: str) -> str:
@@ -749,42 +857,110 @@ def _require_columns(ctx: _Context, required: list[str], kind_label: str) -> Non
 # --------------------------------------------------------------------------------------------
 
 
-def _order_rows(ctx: _Context, kind: str) -> tuple[pd.DataFrame, dict[str, str], list[str]]:
-    """Canonical text columns for an orders file, the file's own name of each, and which are
-    order-level."""
+@dataclass
+class _Orders:
+    """The rows of an orders file grouped by order id, worked out once for all the order-level
+    work (numpy indexing is much cheaper than a groupby per column).
+
+    ``codes[i]`` numbers the order of row ``i``: 0, 1, ... in order of first appearance; an
+    empty id is a group like any other, as in a groupby. ``first_rows[c]`` is the row where
+    order ``c`` first appears.
+    """
+
+    codes: np.ndarray
+    first_rows: np.ndarray
+
+    @classmethod
+    def of(cls, key: np.ndarray) -> _Orders:
+        codes, _ = pd.factorize(key)
+        _, first_rows = np.unique(codes, return_index=True)
+        return cls(codes=codes, first_rows=first_rows)
+
+    def first_of_order(self) -> np.ndarray:
+        """True on the first row of each order."""
+        out = np.zeros(len(self.codes), dtype=bool)
+        out[self.first_rows] = True
+        return out
+
+    def first_where(self, mask: np.ndarray) -> np.ndarray:
+        """For each order, the first of its rows where ``mask`` holds, or -1 if none does."""
+        if mask.all():
+            return self.first_rows
+        rows = np.flatnonzero(mask)
+        found, pos = np.unique(self.codes[rows], return_index=True)
+        out = np.full(len(self.first_rows), -1, dtype=np.intp)
+        out[found] = rows[pos]
+        return out
+
+    def position(self) -> np.ndarray:
+        """1, 2, ... for the rows of each order, in file order."""
+        by_order = np.argsort(self.codes, kind="stable")  # rows grouped by order, in file order
+        grouped = self.codes[by_order]
+        out = np.empty(len(self.codes), dtype=np.int64)
+        out[by_order] = np.arange(len(grouped)) - np.searchsorted(grouped, grouped) + 1
+        return out
+
+
+def _order_rows(ctx: _Context, kind: str) -> tuple[dict[str, np.ndarray], dict[str, str], list[str], set[str]]:
+    """Canonical text columns for an orders file (object arrays of str), the file's own name of
+    each, which are order-level, and which the file lacks (all empty)."""
     if kind == ORDERS:
         _require_columns(ctx, GENERIC_ORDER_REQUIRED, "generic orders")
         if "email" not in ctx.table.lookup and "shop_customer_id" not in ctx.table.lookup:
             raise InboundError(f"{ctx.name}: generic orders file needs an email or a shop_customer_id column")
         src = {c: _GENERIC_RENAMES.get(c, c) for c in _GENERIC_ORDER_LEVEL + _GENERIC_LINE_LEVEL}
         order_level = list(_GENERIC_ORDER_LEVEL)
-        rows = pd.DataFrame({c: _text(ctx, s) for c, s in src.items()})
+        rows = {c: _text(ctx, s) for c, s in src.items()}
+        absent = {c for c, s in src.items() if s.lower() not in ctx.table.lookup}
     else:
         _require_columns(ctx, SHOPIFY_REQUIRED, "Shopify orders export")
         spec = {**_SHOPIFY_ORDER_LEVEL, **_SHOPIFY_LINE_LEVEL}
         src = {c: _source(ctx, *alts) for c, alts in spec.items()}
         order_level = list(_SHOPIFY_ORDER_LEVEL)
-        rows = pd.DataFrame({c: _text(ctx, *alts) for c, alts in spec.items()})
+        rows = {c: _text(ctx, *alts) for c, alts in spec.items()}
+        absent = {c for c, alts in spec.items() if not any(a.lower() in ctx.table.lookup for a in alts)}
         for col in ("shop_customer_id", "line_number", "payment_amount", "payment_paid"):  # not in the export
-            rows[col] = ""
+            rows[col] = np.full(len(ctx.table.cells), "", dtype=object)
             src[col] = col
+            absent.add(col)
         for col in ("billing_postcode", "delivery_postcode", "billing_phone", "delivery_phone", "phone"):
-            rows[col] = rows[col].str.removeprefix("'")  # Shopify keeps leading zeros for Excel this way
-    return rows, src, order_level
+            # Shopify keeps leading zeros for Excel this way.
+            rows[col] = _each_distinct(rows[col], lambda v: v.removeprefix("'"))
+    return rows, src, order_level, absent
+
+
+def _not_whole_positive(numbers: pd.Series) -> np.ndarray:
+    """True where a number is given but is not a whole number greater than 0."""
+    v = numbers.to_numpy()
+    return ~np.isnan(v) & ((v <= 0) | (v != np.round(v)))
+
+
+_EMAIL_RE = re.compile(_EMAIL)
+_CURRENCY_RE = re.compile(r"[A-Z]{3}")
+
+
+def _emails(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Emails in lower case, and which look like one (each distinct value worked out once)."""
+    codes, distinct = pd.factorize(values)
+    lower = np.array([v.lower() for v in distinct], dtype=object)[codes]
+    valid = np.array([_EMAIL_RE.match(v) is not None for v in distinct], dtype=bool)[codes]
+    return lower, valid
 
 
 def _parse_orders(ctx: _Context, kind: str) -> dict[str, pd.DataFrame]:
-    rows, src, order_level = _order_rows(ctx, kind)
+    rows, src, order_level, absent = _order_rows(ctx, kind)
     problems = _Problems()
     _check_shape(ctx, problems)
     key = rows["shop_order_id"]
-    n = len(rows)
+    n = len(key)
+    has_key = key != ""
+    orders = _Orders.of(key)
+    first_of_order = orders.first_of_order()
+    line_of = ctx.table.line
 
     # Order-level values: the first non-empty value of each order stands for the order; a
     # different non-empty value on another line of the same order is an error.
-    first_line = pd.Series(ctx.table.line, index=rows.index)
-    written = {col: (rows[col] != "").to_numpy() for col in order_level}
-    first_of_order = ~key.duplicated().to_numpy()
+    written = {col: np.zeros(n, dtype=bool) if col in absent else rows[col] != "" for col in order_level}
 
     def add(mask, col: str, reason) -> None:
         """A problem with column ``col``; for an order-level column, only on the lines where the
@@ -793,44 +969,47 @@ def _parse_orders(ctx: _Context, kind: str) -> dict[str, pd.DataFrame]:
         problems.add(mask & written[col] if col in written else mask, src[col], rows[col], reason)
 
     for col in order_level:
-        s = rows[col]
-        present = s != ""
+        values, present = rows[col], written[col]
         if not present.any():
             continue
-        filled = s.where(present)
-        ref = filled.groupby(key, sort=False).transform("first")
-        ref_line = first_line.where(present).groupby(key, sort=False).transform("first")
-        differs = (present & (key != "") & (s != ref)).to_numpy(dtype=bool)
-        if differs.any():
-            problems.add(differs, src[col], s, "differs from line " + ref_line.fillna(0).astype("int64").astype(str)
-                         + " of the same order (" + ref.fillna("").astype(str) + ")")
-        rows[col] = s.where(present, ref.fillna(""))
+        ref_row = orders.first_where(present)[orders.codes]  # row holding the order's value; -1: none
+        ref = values[ref_row]  # the order's value (meaningless where ref_row is -1, never used there)
+        differs = np.flatnonzero(present & has_key & (values != ref))
+        problems.add_rows(differs, src[col], values[differs],
+                          [f"differs from line {line_of[r]} of the same order ({v})"
+                           for r, v in zip(ref_row[differs], ref[differs])])
+        if not present.all():  # lines without the value take the order's
+            rows[col] = np.where(present | (ref_row < 0), values, ref)
 
     # Required values.
     required = ["shop_order_id", "order_date", "status", "sku", "quantity", "unit_price"]
     if kind == ORDERS:
         required.append("vat_rate")
     for col in required:
-        missing = (rows[col] == "").to_numpy()
-        if col in written:  # an order-level value missing from the whole order: said once
+        missing = rows[col] == ""
+        # An order-level value missing from the whole order is said once, on its first line;
+        # but rows without an order id belong to no order: each one is rejected.
+        if col in written and col != "shop_order_id":
             missing = missing & first_of_order
         problems.add(missing, src[col], "", "required value is empty")
-    no_customer = ((rows["email"] == "") & (rows["shop_customer_id"] == "")).to_numpy() & first_of_order
+    no_customer = (rows["email"] == "") & (rows["shop_customer_id"] == "") & first_of_order
     problems.add(no_customer, src["email"], "", "no customer: email and shop_customer_id are both empty")
 
     # Types.
-    email_bad = (rows["email"] != "") & ~rows["email"].str.match(_EMAIL)
-    add(email_bad, "email", "not an email address")
+    email, valid = _emails(rows["email"])
+    add((rows["email"] != "") & ~valid, "email", "not an email address")
     order_date, bad = _parse_datetime(rows["order_date"], ctx.timezone)
     add(bad, "order_date", "not a date: " + _DATE_HELP)
     paid_at, bad = _parse_datetime(rows["paid_at"], ctx.timezone)
     add(bad, "paid_at", "not a date: " + _DATE_HELP)
     qty, bad = _parse_number(rows["quantity"], ctx.decimal)
-    bad_qty = bad | (qty.notna() & ((qty <= 0) | (qty != qty.round()))).to_numpy()
-    add(bad_qty, "quantity", "quantity must be a whole number greater than 0")
-    currency = rows["currency"].str.upper().where(rows["currency"] != "", ctx.currency)
-    add(~currency.str.fullmatch(r"[A-Z]{3}").to_numpy(dtype=bool), "currency",
-                 "not a currency code: expected 3 letters such as EUR")
+    add(bad | _not_whole_positive(qty), "quantity", "quantity must be a whole number greater than 0")
+    # Currency and status codes: worked out once per distinct value, then spread to the rows.
+    which, distinct = pd.factorize(rows["currency"])
+    distinct = [v.upper() if v != "" else ctx.currency for v in distinct]
+    currency = np.array(distinct, dtype=object)[which]
+    add(~np.array([_CURRENCY_RE.fullmatch(v) is not None for v in distinct], dtype=bool)[which], "currency",
+        "not a currency code: expected 3 letters such as EUR")
 
     money_cols = ["unit_price", "line_discount", "shipping_amount", "order_discount", "payment_amount"]
     if kind == SHOPIFY_ORDERS:
@@ -839,88 +1018,103 @@ def _parse_orders(ctx: _Context, kind: str) -> dict[str, pd.DataFrame]:
     for col in money_cols:
         values, bad = _parse_number(rows[col], ctx.decimal)
         add(bad, col, "not a number: " + _number_help(ctx.decimal))
-        add((values < 0).to_numpy() & ~bad, col, "must not be negative")
+        add((values.to_numpy() < 0) & ~bad, col, "must not be negative")
         money[col] = values
 
     line_number, bad = _parse_number(rows["line_number"], ".")
-    bad = bad | (line_number.notna() & ((line_number <= 0) | (line_number != line_number.round()))).to_numpy()
-    add(bad, "line_number", "line_number must be a whole number greater than 0")
-    position = rows.groupby(key, sort=False).cumcount() + 1
-    line_number = line_number.fillna(position.astype("float64"))
-    dup = pd.DataFrame({"k": key, "n": line_number}).duplicated(keep="first").to_numpy() & (key != "").to_numpy()
+    add(bad | _not_whole_positive(line_number), "line_number", "line_number must be a whole number greater than 0")
+    line_number = _filled(line_number.to_numpy(), orders.position().astype("float64"))
+    dup = pd.DataFrame({"k": orders.codes, "n": line_number}).duplicated(keep="first").to_numpy() & has_key
     add(dup, "line_number", "line number appears twice in the same order")
 
     if kind == ORDERS:
-        status = rows["status"].str.lower().replace(_STATUS_ALIASES)
-        unknown = (rows["status"] != "") & ~status.isin(STATUSES)
+        which, distinct = pd.factorize(rows["status"])
+        distinct = [_STATUS_ALIASES.get(v.lower(), v.lower()) for v in distinct]
+        status = np.array(distinct, dtype=object)[which]
+        unknown = (rows["status"] != "") & ~np.array([v in STATUSES for v in distinct], dtype=bool)[which]
         add(unknown, "status", f"unknown status: expected one of {', '.join(STATUSES)}")
         paid, bad = _parse_bool(rows["payment_paid"])
         add(bad, "payment_paid", "expected 1 or 0 (paid or not)")
-        paid = paid | ((rows["payment_paid"] == "") & status.eq("paid"))
+        paid = paid.to_numpy() | ((rows["payment_paid"] == "") & (status == "paid"))
         vat, bad, out = _parse_rate(rows["vat_rate"], ctx.decimal)
         svat, sbad, sout = _parse_rate(rows["shipping_vat_rate"], ctx.decimal)
-        for col, b, o, v in (("vat_rate", bad, out, vat), ("shipping_vat_rate", sbad, sout, svat)):
+        for col, b, o in (("vat_rate", bad, out), ("shipping_vat_rate", sbad, sout)):
             add(b, col, "not a VAT rate: expected a percentage such as 20 or 5"
                          + (",5" if ctx.decimal == "," else ".5"))
             add(o & ~b, col, "VAT rate out of range: write a percentage (20, not 0.2)")
-        typed = _generic_amounts(key, qty, money, vat, svat)
+        typed = _generic_amounts(orders.codes, qty, money, vat, svat)
     else:
-        low = rows["status"].str.lower()
-        status = low.map(SHOPIFY_STATUSES)
-        unknown = (low != "") & status.isna()
-        add(unknown, "status",
-                     f"unknown Financial Status: expected one of {', '.join(SHOPIFY_STATUSES)}")
+        which, distinct = pd.factorize(rows["status"])
+        low = [v.lower() for v in distinct]
+        mapped = np.array([SHOPIFY_STATUSES.get(v, "") for v in low], dtype=object)[which]
+        add(np.array([v != "" and v not in SHOPIFY_STATUSES for v in low], dtype=bool)[which], "status",
+            f"unknown Financial Status: expected one of {', '.join(SHOPIFY_STATUSES)}")
         cancelled_at, bad = _parse_datetime(rows["cancelled_at"], ctx.timezone)
         add(bad, "cancelled_at", "not a date: " + _DATE_HELP)
-        status = status.where(rows["cancelled_at"] == "", "cancelled").fillna("")
-        paid = low.isin(["paid", "partially_refunded", "refunded"]) | (rows["paid_at"] != "")
-        typed = _shopify_amounts(ctx, rows, money, key)
+        status = np.where(rows["cancelled_at"] == "", mapped, "cancelled")
+        paid = (np.array([v in ("paid", "partially_refunded", "refunded") for v in low], dtype=bool)[which]
+                | (rows["paid_at"] != ""))
+        typed = _shopify_amounts(ctx, rows, money, orders.codes)
 
     # Reject: the bad rows and every other row of their orders.
-    prob = problems.frame()
     bad_rows = np.zeros(n, dtype=bool)
-    bad_rows[prob["row"].to_numpy()] = True
-    lines_no = ctx.table.line
-    bad_key = key[bad_rows & (key != "").to_numpy()]
-    first_bad = pd.Series(lines_no[bad_rows & (key != "").to_numpy()]).groupby(bad_key.to_numpy()).min()
-    in_bad_order = key.isin(first_bad.index).to_numpy() & (key != "").to_numpy()
-    collateral = in_bad_order & ~bad_rows
-    problems.add(collateral, src["shop_order_id"], key,
-                 "order " + key + " has a rejected line " + key.map(first_bad).fillna(0).astype("int64").astype(str))
+    bad_rows[problems.rows()] = True
+    first_bad = orders.first_where(bad_rows & has_key)[orders.codes]  # the order's first bad row; -1: none
+    in_bad_order = (first_bad >= 0) & has_key
+    collateral = np.flatnonzero(in_bad_order & ~bad_rows)
+    problems.add_rows(collateral, src["shop_order_id"], key[collateral],
+                      [f"order {k} has a rejected line {line_of[r]}"
+                       for k, r in zip(key[collateral], first_bad[collateral])])
     keep = ~(bad_rows | in_bad_order)
     has_payment = ((rows["payment_method"] != "") | (rows["payment_transaction_id"] != "")
                    | (rows["payment_amount"] != "") | paid)
-    rejects = _rejects_frame(ctx, problems.frame(), key)
+    rejects = _rejects_frame(ctx, problems, key)
 
     # Build the frames from the rows kept.
-    T = pd.DataFrame({
-        "line": lines_no, "shop_order_id": key, "order_date": order_date, "status": status,
-        "shop_status": rows["status"], "shop_customer_id": rows.get("shop_customer_id", ""),
-        "email": rows["email"].str.lower(), "currency": currency, "shipping_method": rows["shipping_method"],
-        "discount_code": rows["discount_code"], "note": rows["note"], "refunded_amount": money.get("refunded_amount"),
+    per_row = {
+        "line": line_of, "shop_order_id": key, "order_date": order_date, "status": status,
+        "shop_status": rows["status"], "shop_customer_id": rows["shop_customer_id"],
+        "email": email, "currency": currency,
+        "shipping_method": rows["shipping_method"], "discount_code": rows["discount_code"], "note": rows["note"],
+        "refunded_amount": money.get("refunded_amount", np.zeros(n)),
         "line_number": line_number, "sku": rows["sku"], "label": rows["label"], "quantity": qty,
         "payment_method": rows["payment_method"], "payment_transaction_id": rows["payment_transaction_id"],
-        "paid": paid.astype(bool), "paid_at": paid_at, "phone": rows["phone"], "has_payment": has_payment,
+        "paid": paid, "paid_at": paid_at, "phone": rows["phone"], "has_payment": has_payment,
         **typed,
-        **{c: rows[c] for c in rows.columns if c.startswith(("billing_", "delivery_"))},
-    })[keep].reset_index(drop=True)
-    return {**_order_frames(T, kind), "rejects": rejects}
+        **{c: rows[c] for c in rows if c.startswith(("billing_", "delivery_"))},
+    }
+    return {**_order_frames(per_row, orders, keep), "rejects": rejects}
 
 
-def _generic_amounts(key: pd.Series, qty: pd.Series, money: dict[str, pd.Series], vat: pd.Series,
-                     svat: pd.Series) -> dict[str, pd.Series]:
+def _per_order(values: np.ndarray, key: np.ndarray, how: str) -> np.ndarray:
+    """For each row, the "sum" or "max" of ``values`` over the rows of its order (``key``): a
+    groupby, for its NaN handling and its compensated sums."""
+    return pd.Series(values).groupby(key).transform(how).to_numpy()
+
+
+def _filled(values: np.ndarray, other: Any) -> np.ndarray:
+    """``values`` with NaN replaced by ``other`` (a number, or one per row)."""
+    return np.where(np.isnan(values), other, values)
+
+
+@np.errstate(all="ignore")  # as with Series: NaN and inf are results, not warnings
+def _generic_amounts(key: np.ndarray, qty: pd.Series, money: dict[str, pd.Series], vat: pd.Series,
+                     svat: pd.Series) -> dict[str, np.ndarray]:
     """Excl. VAT amounts as given; incl. VAT computed; totals per order (an order-level discount
-    is spread over VAT rates like the lines)."""
-    price = money["unit_price"]
-    disc = money["line_discount"].fillna(0.0)
+    is spread over VAT rates like the lines). ``key`` numbers the order of each row.
+
+    The same arithmetic as on Series, on their numpy arrays (much less overhead)."""
+    qty, vat, svat = qty.to_numpy(), vat.to_numpy(), svat.to_numpy()
+    price = money["unit_price"].to_numpy()
+    disc = _filled(money["line_discount"].to_numpy(), 0.0)
     net = qty * price - disc
     net_incl = net * (1 + vat / 100)
-    lines_excl = net.groupby(key).transform("sum")
-    lines_incl = net_incl.groupby(key).transform("sum")
-    ship = money["shipping_amount"].fillna(0.0)
-    ship_incl = ship * (1 + svat.fillna(vat.groupby(key).transform("max")) / 100)
-    odisc = money["order_discount"].fillna(0.0)
-    odisc_incl = odisc * (lines_incl / lines_excl.where(lines_excl != 0)).fillna(1.0)
+    lines_excl = _per_order(net, key, "sum")
+    lines_incl = _per_order(net_incl, key, "sum")
+    ship = _filled(money["shipping_amount"].to_numpy(), 0.0)
+    ship_incl = ship * (1 + _filled(svat, _per_order(vat, key, "max")) / 100)
+    odisc = _filled(money["order_discount"].to_numpy(), 0.0)
+    odisc_incl = odisc * _filled(lines_incl / np.where(lines_excl != 0, lines_excl, np.nan), 1.0)
     total_excl = lines_excl + ship - odisc
     total_incl = lines_incl + ship_incl - odisc_incl
     return {
@@ -930,15 +1124,36 @@ def _generic_amounts(key: pd.Series, qty: pd.Series, money: dict[str, pd.Series]
         "order_discount_excl_vat": odisc.round(2), "order_discount_incl_vat": odisc_incl.round(2),
         "total_excl_vat": total_excl.round(2), "total_incl_vat": total_incl.round(2),
         "taxes_total": (total_incl - total_excl).round(2),
-        "payment_amount": money["payment_amount"].fillna(total_incl).round(2),
+        "payment_amount": _filled(money["payment_amount"].to_numpy(), total_incl).round(2),
     }
 
 
 _RATE_IN_NAME = r"(\d+(?:[.,]\d+)?)\s*%"
 
 
-def _shopify_amounts(ctx: _Context, rows: pd.DataFrame, money: dict[str, pd.Series],
-                     key: pd.Series) -> dict[str, pd.Series]:
+@_on_unique
+def _tax_rate(names: pd.Series) -> tuple[pd.Series]:
+    """The rate written in the names of Shopify's tax lines ("FR TVA 20%" -> 20); NaN if none."""
+    return (pd.to_numeric(names.str.extract(_RATE_IN_NAME)[0].str.replace(",", "."), errors="coerce"),)
+
+
+def _split_name(name: str) -> tuple[str, str]:
+    """Shopify's "Billing Name" as first name and the rest."""
+    first, _, rest = name.partition(" ")
+    return first, rest
+
+
+def _distinct_per_row(frame: pd.DataFrame) -> pd.Series:
+    """``frame.nunique(axis=1)`` for numbers (distinct values of each row, NaN not counted),
+    without its row-by-row loop: sort each row, count the values unlike the one before."""
+    v = np.sort(frame.to_numpy(dtype="float64"), axis=1)  # NaN last
+    new = ~np.isnan(v)
+    new[:, 1:] &= v[:, 1:] != v[:, :-1]
+    return pd.Series(new.sum(axis=1), index=frame.index)
+
+
+def _shopify_amounts(ctx: _Context, rows: dict[str, np.ndarray], money: dict[str, pd.Series],
+                     key: np.ndarray) -> dict[str, Any]:
     """Shopify amounts to ours: VAT rate from the order's tax lines (``Tax 1 Name`` "TVA 20%"),
     prices excl. VAT from prices incl. VAT when the shop's prices include taxes.
 
@@ -949,15 +1164,14 @@ def _shopify_amounts(ctx: _Context, rows: pd.DataFrame, money: dict[str, pd.Seri
     """
     rates = []
     for i in range(1, 6):
-        r = rows[f"tax_{i}_name"].str.extract(_RATE_IN_NAME)[0].str.replace(",", ".")
-        r = pd.to_numeric(r, errors="coerce").where(money[f"tax_{i}_value"].fillna(0) > 0)
-        rates.append(r)
+        (r,) = _tax_rate(rows[f"tax_{i}_name"])
+        rates.append(r.where(money[f"tax_{i}_value"].fillna(0) > 0))
     R = pd.concat(rates, axis=1)
-    distinct = R.nunique(axis=1)
+    distinct = _distinct_per_row(R)
     taxes = money["taxes"].fillna(0.0)
     single = R.max(axis=1).where(distinct == 1)
     order_rate = single.where(distinct > 0, np.where(taxes == 0, 0.0, np.nan))
-    taxable = ~rows["taxable"].str.lower().isin(["false", "no", "0"])
+    taxable = _each_distinct(rows["taxable"], lambda v: v.lower() not in ("false", "no", "0"), bool)
     vat = order_rate.where(taxable, 0.0)
 
     subtotal, ship, total = money["subtotal"].fillna(0.0), money["shipping_amount"].fillna(0.0), money["total"]
@@ -965,7 +1179,7 @@ def _shopify_amounts(ctx: _Context, rows: pd.DataFrame, money: dict[str, pd.Seri
         included = (total - (subtotal + ship)).abs() <= (total - (subtotal + ship + taxes)).abs()
         included = included & (taxes > 0)
     else:
-        included = pd.Series(bool(ctx.taxes_included), index=rows.index)
+        included = pd.Series(bool(ctx.taxes_included), index=taxes.index)
 
     def split(amount: pd.Series, rate: pd.Series) -> tuple[pd.Series, pd.Series]:
         excl = amount.where(~included, amount / (1 + rate / 100))
@@ -988,94 +1202,173 @@ def _shopify_amounts(ctx: _Context, rows: pd.DataFrame, money: dict[str, pd.Seri
         "order_discount_excl_vat": o_excl.round(2), "order_discount_incl_vat": o_incl.round(2),
         "total_excl_vat": (total_incl - taxes).round(2), "total_incl_vat": total_incl.round(2),
         "taxes_total": taxes.round(2), "payment_amount": total_incl.round(2),
-        "billing_first_name": rows["billing_name"].str.split(" ", n=1).str[0].fillna(""),
-        "billing_last_name": rows["billing_name"].str.split(" ", n=1).str[1].fillna(""),
-        "delivery_first_name": rows["delivery_name"].str.split(" ", n=1).str[0].fillna(""),
-        "delivery_last_name": rows["delivery_name"].str.split(" ", n=1).str[1].fillna(""),
+        "billing_first_name": _each_distinct(rows["billing_name"], lambda v: _split_name(v)[0]),
+        "billing_last_name": _each_distinct(rows["billing_name"], lambda v: _split_name(v)[1]),
+        "delivery_first_name": _each_distinct(rows["delivery_name"], lambda v: _split_name(v)[0]),
+        "delivery_last_name": _each_distinct(rows["delivery_name"], lambda v: _split_name(v)[1]),
     }
 
 
-def _nullable(s: pd.Series) -> pd.Series:
-    """'' -> missing, for COPY (NULL)."""
-    return s.astype("str").where(s.astype("str") != "")
+def _str_array(values: Any) -> pd.api.extensions.ExtensionArray:
+    """``values`` as an array of the "str" dtype, for a frame column; missing values (None, NaN,
+    NaT) stay missing. The same as ``.astype("str")`` on a Series, but cheaper: building Series
+    costs, frames are built from arrays here."""
+    return pd.array(np.asarray(values, dtype=object), dtype=_STR)
 
 
-def _order_frames(T: pd.DataFrame, kind: str) -> dict[str, pd.DataFrame]:
-    """Orders, lines, payments, addresses and customers from the kept rows (one per order line)."""
-    g = T.groupby("shop_order_id", sort=False)
-    o = g.first()
-    o["line"] = g["line"].min()
-    o = o.reset_index()
-    orders = o.reindex(columns=ORDER_COLUMNS)
-    for col in ("shop_customer_id", "email", "phone", "shipping_method", "discount_code", "note", "shop_status"):
-        orders[col] = _nullable(orders[col])
-    if kind == ORDERS:
-        orders["refunded_amount"] = 0.0
-    orders["line"] = orders["line"].astype("int64")
+def _nullable(values: Any) -> pd.api.extensions.ExtensionArray:
+    """Text for COPY: an array of str where '' is missing (NULL), as are missing values."""
+    values = np.asarray(values, dtype=object)
+    blank = values == ""
+    return _str_array(np.where(blank, np.nan, values) if blank.any() else values)
 
-    lines = T.reindex(columns=LINE_COLUMNS).copy()
-    lines["line_number"] = lines["line_number"].astype("int64")
-    lines["quantity"] = lines["quantity"].astype("int64")
-    lines["label"] = _nullable(lines["label"])
 
-    p = o[o["has_payment"].to_numpy(dtype=bool)]
+def _values(column: Any) -> Any:
+    """The values of a column given as a Series or an array: a numpy array, or an extension
+    array (datetimes with a time zone)."""
+    if isinstance(column, pd.Series):
+        return column.to_numpy() if isinstance(column.dtype, np.dtype) else column.array
+    return column
+
+
+def _order_frames(rows: Mapping[str, Any], orders: _Orders, keep: np.ndarray) -> dict[str, pd.DataFrame]:
+    """Orders, lines, payments, addresses and customers from the kept rows (one per order line).
+
+    ``rows`` holds one value per row of the file for each column: object arrays of str for the
+    text (never missing: '' is a value), Series or arrays otherwise (where NaN or NaT may be).
+    An order takes, for each column, the first value that is not missing among its kept rows,
+    as ``groupby(...).first()`` would.
+    """
+    take = pd.api.extensions.take
+    kept = np.flatnonzero(keep)
+    order_rows = orders.first_where(keep)
+    order_rows = np.sort(order_rows[order_rows >= 0])  # first kept row of each order, in file order
+
+    def first(col: str) -> Any:
+        values = _values(rows[col])
+        out = take(values, order_rows)
+        if values.dtype != object and pd.isna(out).any():  # missing on the order's first line: take another's
+            found = orders.first_where(keep & ~pd.isna(values))[orders.codes[order_rows]]
+            out = take(values, found, allow_fill=True)
+        return out
+
+    def each_line(col: str) -> Any:
+        return take(_values(rows[col]), kept)
+
+    line = rows["line"][order_rows]
+    owners = {c: first(c) for c in ("shop_order_id", "shop_customer_id", "email")}
+    orders_frame = pd.DataFrame({
+        "line": line, "shop_order_id": _str_array(owners["shop_order_id"]), "order_date": first("order_date"),
+        "status": _str_array(first("status")), "shop_status": _nullable(first("shop_status")),
+        "shop_customer_id": _nullable(owners["shop_customer_id"]), "email": _nullable(owners["email"]),
+        "phone": _nullable(first("phone")),
+        "currency": _str_array(first("currency")), "shipping_method": _nullable(first("shipping_method")),
+        **{c: first(c) for c in ("shipping_excl_vat", "shipping_incl_vat", "shipping_vat_rate",
+                                 "order_discount_excl_vat", "order_discount_incl_vat")},
+        "discount_code": _nullable(first("discount_code")),
+        **{c: first(c) for c in ("total_excl_vat", "total_incl_vat", "taxes_total", "refunded_amount")},
+        "note": _nullable(first("note")),
+    })
+
+    lines = pd.DataFrame({
+        "line": rows["line"][kept], "shop_order_id": _str_array(each_line("shop_order_id")),
+        "line_number": each_line("line_number").astype("int64"), "sku": _str_array(each_line("sku")),
+        "label": _nullable(each_line("label")), "quantity": each_line("quantity").astype("int64"),
+        **{c: each_line(c) for c in ("unit_price_excl_vat", "unit_price_incl_vat", "vat_rate",
+                                     "discount_excl_vat", "discount_incl_vat")},
+    })
+
+    paying = first("has_payment").astype(bool)
     payments = pd.DataFrame({
-        "line": p["line"].astype("int64"), "shop_order_id": p["shop_order_id"],
-        "method": _nullable(p["payment_method"]),
-        "amount": p["payment_amount"], "transaction_id": _nullable(p["payment_transaction_id"]),
-        "paid": p["paid"].astype(bool), "paid_at": p["paid_at"],
-    }).reset_index(drop=True)
+        "line": line[paying], "shop_order_id": _str_array(owners["shop_order_id"][paying]),
+        "method": _nullable(first("payment_method")[paying]), "amount": first("payment_amount")[paying],
+        "transaction_id": _nullable(first("payment_transaction_id")[paying]),
+        "paid": first("paid")[paying].astype(bool), "paid_at": first("paid_at")[paying],
+    })
 
-    addresses = _addresses(o, owner_cols=["shop_order_id", "shop_customer_id", "email"])
-    return {"orders": orders, "lines": lines, "payments": payments, "addresses": addresses,
-            "customers": _customers_from_orders_frame(orders, addresses)}
+    addresses = _addresses(line, owners, {c: first(c) for c in _ADDR_CANON if c in rows})
+    return {"orders": orders_frame, "lines": lines, "payments": payments, "addresses": addresses,
+            "customers": _customers_from_orders_frame(orders_frame, addresses)}
 
 
-def _addresses(frame: pd.DataFrame, owner_cols: list[str]) -> pd.DataFrame:
-    """Billing and delivery addresses found in ``frame``'s billing_*/delivery_* columns."""
-    parts = []
+def _addresses(line: np.ndarray, owners: Mapping[str, np.ndarray],
+               fields: Mapping[str, np.ndarray]) -> pd.DataFrame:
+    """Billing and delivery addresses of orders or customers, one per item of ``line``.
+
+    ``fields`` holds their billing_*/delivery_* text and ``owners`` the columns naming them
+    (shop_order_id, shop_customer_id, email): object arrays of str, absent ones empty. An
+    address is kept when one of its fields other than country and phone is filled.
+    """
+    empty = np.full(len(line), "", dtype=object)
+    at, is_delivery = [], []  # owner of each address, and its kind
     for kind in ADDRESS_KINDS:
-        cols = {f: frame.get(f"{kind}_{f}", pd.Series("", index=frame.index)).fillna("").astype("str")
-                for f in ADDRESS_FIELDS}
-        a = pd.DataFrame({"line": frame["line"], **{c: frame[c] if c in frame else "" for c in owner_cols},
-                          "kind": kind, **cols})
-        filled = pd.concat([a[f] != "" for f in ADDRESS_FIELDS if f not in ("country", "phone")], axis=1).any(axis=1)
-        parts.append(a[filled])
-    out = pd.concat(parts, ignore_index=True).reindex(columns=ADDRESS_COLUMNS)
-    out = out.sort_values(["line", "kind"], kind="stable").reset_index(drop=True)
-    for col in ADDRESS_COLUMNS:
-        if col not in ("line", "kind"):
-            out[col] = _nullable(out[col].fillna("").astype("str"))
-    out["country"] = out["country"].str.upper().where(out["country"].str.len() == 2, out["country"])
-    out["line"] = out["line"].astype("int64")
-    return out
+        filled = np.zeros(len(line), dtype=bool)
+        for f in ADDRESS_FIELDS:
+            if f not in ("country", "phone"):
+                filled |= fields.get(f"{kind}_{f}", empty) != ""
+        at.append(np.flatnonzero(filled))
+        is_delivery.append(np.full(len(at[-1]), kind == "delivery"))
+    at, is_delivery = np.concatenate(at), np.concatenate(is_delivery)
+    order = np.lexsort((is_delivery, line[at]))  # by line, billing first
+    at, is_delivery = at[order], is_delivery[order]
+
+    def field_(f: str) -> np.ndarray:
+        """Field ``f`` of each address taken."""
+        return np.where(is_delivery, fields.get(f"delivery_{f}", empty)[at], fields.get(f"billing_{f}", empty)[at])
+
+    country = np.array([c.upper() if len(c) == 2 else c for c in field_("country")], dtype=object)
+    return pd.DataFrame({
+        "line": line[at].astype("int64"),
+        **{c: _nullable(owners.get(c, empty)[at]) for c in ("shop_order_id", "shop_customer_id", "email")},
+        "kind": _str_array(np.where(is_delivery, "delivery", "billing").astype(object)),
+        **{f: _nullable(country if f == "country" else field_(f)) for f in ADDRESS_FIELDS},
+    })
 
 
 def _customers_from_orders_frame(orders: pd.DataFrame, addresses: pd.DataFrame) -> pd.DataFrame:
     """One customer per key (shop customer id and email) of the given orders, named after the
     billing address of its latest order."""
-    bill = addresses[addresses["kind"] == "billing"].drop_duplicates("shop_order_id").set_index("shop_order_id")
-    o = orders.sort_values(["order_date", "line"], kind="stable")
-    o = o.drop_duplicates(["shop_customer_id", "email"], keep="last")
-    b = bill.reindex(o["shop_order_id"].to_numpy())
-    out = pd.DataFrame({
-        "line": o["line"].to_numpy(), "shop_customer_id": o["shop_customer_id"].to_numpy(),
-        "email": o["email"].to_numpy(), "first_name": b["first_name"].to_numpy(),
-        "last_name": b["last_name"].to_numpy(), "company": b["company"].to_numpy(),
-        "phone": b["phone"].fillna(pd.Series(o["phone"].to_numpy(), index=b.index)).to_numpy(),
-        "customer_family": None, "updated_at": o["order_date"].to_numpy(), "source": "order",
+    take = pd.api.extensions.take
+    line, date = orders["line"].to_numpy(), orders["order_date"].array
+    # The latest order of each key: the last one by order date then line (orders without a
+    # date last, as sort_values puts them); customers listed by line.
+    by_date = np.lexsort((line, np.where(date.isna(), np.iinfo(np.int64).max, date.asi8)))
+    latest = by_date[~orders[["shop_customer_id", "email"]].take(by_date).duplicated(keep="last").to_numpy()]
+    latest = latest[np.argsort(line[latest], kind="stable")]
+    # The first billing address of that order (-1: none).
+    billing = np.flatnonzero(addresses["kind"].to_numpy(dtype=object) == "billing")
+    billing_order = addresses["shop_order_id"].to_numpy(dtype=object)[billing]
+    first = ~pd.Index(billing_order).duplicated()
+    found = pd.Index(billing_order[first]).get_indexer(orders["shop_order_id"].to_numpy(dtype=object)[latest])
+    address = take(billing[first], found, allow_fill=True, fill_value=-1)
+
+    def billing_(f: str) -> np.ndarray:
+        return take(addresses[f].to_numpy(dtype=object), address, allow_fill=True)
+
+    phone = billing_("phone")
+    phone = np.where(pd.isna(phone), orders["phone"].to_numpy(dtype=object)[latest], phone)
+    return _customer_frame({
+        "line": line[latest], "shop_customer_id": orders["shop_customer_id"].to_numpy(dtype=object)[latest],
+        "email": orders["email"].to_numpy(dtype=object)[latest], "first_name": billing_("first_name"),
+        "last_name": billing_("last_name"), "company": billing_("company"), "phone": phone,
+        "updated_at": date.take(latest), "source": np.full(len(latest), "order", dtype=object),
     })
-    return _customer_dtypes(out.sort_values("line").reset_index(drop=True))
 
 
-def _customer_dtypes(out: pd.DataFrame) -> pd.DataFrame:
-    out = out.reindex(columns=CUSTOMER_COLUMNS)
+def _customer_frame(columns: Mapping[str, Any]) -> pd.DataFrame:
+    """The customers frame from its columns (arrays, one per customer; absent ones missing):
+    text with '' as missing, dates in UTC."""
+    n = len(columns["line"])
+    out = {}
     for col in CUSTOMER_COLUMNS:
-        if col not in ("line", "updated_at"):
-            out[col] = out[col].astype("str").where(out[col].notna() & (out[col].astype("str") != ""))
-    out["line"] = out["line"].astype("int64")
-    out["updated_at"] = pd.to_datetime(out["updated_at"], utc=True).astype("datetime64[us, UTC]")
-    return out
+        values = columns.get(col, np.full(n, None, dtype=object))
+        if col == "line":
+            out[col] = np.asarray(values).astype("int64")
+        elif col == "updated_at":
+            out[col] = pd.to_datetime(values, utc=True).astype(_UTC)
+        else:
+            out[col] = _nullable(values)
+    return pd.DataFrame(out)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1087,26 +1380,34 @@ def _parse_customers(ctx: _Context) -> dict[str, pd.DataFrame]:
     if "email" not in ctx.table.lookup and "shop_customer_id" not in ctx.table.lookup:
         raise InboundError(f"{ctx.name}: customers file needs a shop_customer_id or an email column; "
                            f"its header is {ctx.table.header}")
-    rows = pd.DataFrame({c: _text(ctx, c) for c in GENERIC_CUSTOMER_COLUMNS})
+    rows = {c: _text(ctx, c) for c in GENERIC_CUSTOMER_COLUMNS}
+    email, customer_id = rows["email"], rows["shop_customer_id"]
     problems = _Problems()
     _check_shape(ctx, problems)
-    problems.add((rows["email"] == "") & (rows["shop_customer_id"] == ""), "email", "",
+    problems.add((email == "") & (customer_id == ""), "email", "",
                  "no customer key: email and shop_customer_id are both empty")
-    problems.add((rows["email"] != "") & ~rows["email"].str.match(_EMAIL), "email", rows["email"],
-                 "not an email address")
+    lower, valid = _emails(email)
+    problems.add((email != "") & ~valid, "email", email, "not an email address")
     updated, bad = _parse_datetime(rows["updated_at"], ctx.timezone)
     problems.add(bad, "updated_at", rows["updated_at"], "not a date: " + _DATE_HELP)
-    prob = problems.frame()
-    keep = np.ones(len(rows), dtype=bool)
-    keep[prob["row"].to_numpy()] = False
-    rejects = _rejects_frame(ctx, prob, None)
+    keep = np.ones(len(email), dtype=bool)
+    keep[problems.rows()] = False
+    rejects = _rejects_frame(ctx, problems, None)
 
-    T = rows.assign(line=ctx.table.line, updated_at=updated, email=rows["email"].str.lower())[keep]
-    T["_key"] = np.where(T["shop_customer_id"] != "", "id:" + T["shop_customer_id"], "email:" + T["email"])
-    T = T.sort_values(["updated_at", "line"], kind="stable", na_position="first").drop_duplicates("_key", keep="last")
-    T = T.sort_values("line").reset_index(drop=True)
-    customers = _customer_dtypes(T.assign(source="customers"))
-    addresses = _addresses(T, owner_cols=["shop_customer_id", "email"])
+    # One customer per key (shop customer id, else email): the latest updated, then the last in
+    # the file; kept in file order.
+    rows["email"] = lower
+    key = np.where(customer_id != "", "id:" + customer_id, "email:" + rows["email"])
+    latest = pd.DataFrame({"updated_at": updated, "line": ctx.table.line, "key": key})[keep]
+    latest = latest.sort_values(["updated_at", "line"], kind="stable", na_position="first")
+    chosen = np.sort(latest.drop_duplicates("key", keep="last").index.to_numpy())
+    line = ctx.table.line[chosen]
+    customers = _customer_frame({
+        "line": line, **{c: rows[c][chosen] for c in CUSTOMER_COLUMNS if c in rows and c != "updated_at"},
+        "updated_at": updated.array[chosen], "source": np.full(len(chosen), "customers", dtype=object),
+    })
+    addresses = _addresses(line, {c: rows[c][chosen] for c in ("shop_customer_id", "email")},
+                           {c: rows[c][chosen] for c in _ADDR_CANON})
     empty = _empty_order_frames()
     return {**empty, "customers": customers, "addresses": addresses, "rejects": rejects}
 
@@ -1130,31 +1431,41 @@ def _printable(s: pd.Series) -> pd.Series:
     bad = s.str.contains(_SURROGATE.pattern, regex=True, na=False)
     if bad.any():
         s = s.copy()
-        s[bad] = s[bad].map(lambda v: v.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace"))
+        s[bad] = s[bad].map(_shown)
     return s
 
 
-def _rejects_frame(ctx: _Context, prob: pd.DataFrame, key: pd.Series | None) -> pd.DataFrame:
-    rows = prob["row"].to_numpy()
-    out = pd.DataFrame({
-        "file": ctx.name,
-        "line": ctx.table.line[rows],
-        "field": prob["field"].astype("str").to_numpy(),
-        "value": _printable(prob["value"].fillna("").astype("str")).to_numpy(),
-        "reason": prob["reason"].astype("str").to_numpy(),
-        "raw": _printable(ctx.table.raw.iloc[rows].reset_index(drop=True)).to_numpy(),
-        "shop_order_id": (_nullable(key.iloc[rows].reset_index(drop=True)).to_numpy() if key is not None
-                          else np.full(len(rows), None, dtype=object)),
+def _shown(text: str) -> str:
+    """``text`` with its undecodable bytes (lone surrogates) shown as \\xNN."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _rejects_frame(ctx: _Context, problems: _Problems, key: np.ndarray | None) -> pd.DataFrame:
+    """The rejects of the file's problems, sorted by line then field (as :func:`_sort_rejects`)."""
+    rows, fields, values, reasons = problems.columns()
+    line = ctx.table.line[rows]
+    _, field_rank = np.unique(fields, return_inverse=True)
+    order = np.lexsort((field_rank.reshape(-1), line))  # stable: problems of a line and field stay in order
+    rows, fields, values, reasons, line = rows[order], fields[order], values[order], reasons[order], line[order]
+
+    def printable(texts: np.ndarray) -> np.ndarray:
+        return np.array([_shown(t) if _has_surrogates(t) else t for t in texts], dtype=object)
+
+    return pd.DataFrame({
+        "file": _str_array(np.full(len(rows), ctx.name, dtype=object)),
+        "line": line,
+        "field": _str_array(fields),
+        "value": _str_array(printable(np.where(pd.isna(values), "", values))),
+        "reason": _str_array(reasons),
+        "raw": _str_array(printable(ctx.table.raw[rows])),
+        "shop_order_id": _nullable(key[rows]) if key is not None else _str_array(np.full(len(rows), None)),
     })
-    return _sort_rejects(out)
 
 
 def _sort_rejects(out: pd.DataFrame) -> pd.DataFrame:
     out = out.reindex(columns=REJECT_COLUMNS)
-    out["line"] = out["line"].astype("int64")
-    for col in ("file", "field", "value", "reason", "raw", "shop_order_id"):
-        out[col] = out[col].astype("str").where(out[col].notna())
-    return out.sort_values(["line", "field"], kind="stable").reset_index(drop=True)
+    columns = {c: out[c].astype("int64").to_numpy() if c == "line" else _str_array(out[c]) for c in REJECT_COLUMNS}
+    return pd.DataFrame(columns).sort_values(["line", "field"], kind="stable").reset_index(drop=True)
 
 
 def _sku_field(kind: str) -> str:
