@@ -108,7 +108,7 @@ def integrate_file(conn: psycopg.Connection, name: str, data: bytes, *,
             "VALUES (%s, %s, %s, %s, 'integrated', %s, %s, %s) RETURNING id",
             (name, len(data), digest, parsed.kind, parsed.header, parsed.delimiter, parsed.decimal),
         ).fetchone()[0]
-        counts = _integrate_parsed(conn, parsed, file_id, rules or DEFAULT_RULES)
+        counts, _ = _integrate_parsed(conn, parsed, file_id, rules or DEFAULT_RULES)
         conn.execute("UPDATE passerelle.inbound_file SET counts = %s WHERE id = %s", (json.dumps(counts), file_id))
         _maybe_pause()
     return FileResult(name, digest, "integrated", file_id=file_id, counts=counts)
@@ -129,9 +129,11 @@ def _maybe_pause() -> None:
 
 
 def _integrate_parsed(conn: psycopg.Connection, parsed: ib.ParsedFile, file_id: int,
-                      rules: Mapping[str, Iterable[str]], *, quarantine: bool = True) -> dict[str, int]:
-    """The set-wise part, inside the caller's transaction. Returns counts; when ``quarantine``,
-    the rejects go to ``passerelle.quarantine`` (a replay handles its own)."""
+                      rules: Mapping[str, Iterable[str]], *,
+                      quarantine: bool = True) -> tuple[dict[str, int], pd.DataFrame]:
+    """The set-wise part, inside the caller's transaction. Returns counts and the rejects (the
+    parser's and the back office checks'); when ``quarantine``, the rejects go to
+    ``passerelle.quarantine`` (a replay handles its own)."""
     parsed = _checked(conn, parsed)
     sel = ib.filter_orders(parsed, **{k: list(v) for k, v in rules.items()})
     wanted = pd.concat([sel.create.assign(kind="order"), sel.quotes.assign(kind="quote")], ignore_index=True)
@@ -157,7 +159,7 @@ def _integrate_parsed(conn: psycopg.Connection, parsed: ib.ParsedFile, file_id: 
     counts["rejected_rows"] = int(rejects["line"].nunique())
     counts["rejected_orders"] = int(rejects["shop_order_id"].dropna().nunique())
     conn.execute("DROP TABLE IF EXISTS s_customer, s_address, s_order, s_line, s_payment, s_cancel, s_new")
-    return counts
+    return counts, rejects
 
 
 def _checked(conn: psycopg.Connection, parsed: ib.ParsedFile) -> ib.ParsedFile:
@@ -517,9 +519,8 @@ def replay_quarantine(conn: psycopg.Connection, *, rules: Mapping[str, Iterable[
                              payments=remap(parsed.payments), customers=remap(parsed.customers),
                              addresses=remap(parsed.addresses), rejects=remap(parsed.rejects).assign(file=name),
                              raw=pd.Series(parsed.raw.to_numpy(), index=parsed.raw.index.map(original)))
-            counts = _integrate_parsed(conn, parsed, file_id, rules or DEFAULT_RULES, quarantine=False)
-            final = _checked(conn, parsed)
-            still = final.rejects.drop_duplicates("line").set_index("line")["reason"]
+            counts, rejects = _integrate_parsed(conn, parsed, file_id, rules or DEFAULT_RULES, quarantine=False)
+            still = rejects.drop_duplicates("line").set_index("line")["reason"]
             done = conn.execute(
                 "UPDATE passerelle.quarantine q SET status = 'replayed', replayed_at = now() "
                 f"WHERE file_id = %s AND status = 'open' AND {_REPLAYABLE} AND NOT (line = ANY(%s))",
