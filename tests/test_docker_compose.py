@@ -276,7 +276,7 @@ def test_ftps_certificate_is_kept_until_names_change(tmp_path):
 
 # -- docker/erp_seed.py ---------------------------------------------------------------------------
 def test_erp_seed_seeds_an_empty_back_office_once(pg_server):
-    from passerelle.localenv import create_database, drop_database
+    from passerelle_demo.localenv import create_database, drop_database
 
     name = f"passerelle_seed_{uuid.uuid4().hex[:8]}"
     dsn = create_database(pg_server, name)
