@@ -36,7 +36,8 @@ INSERT INTO passerelle.batch_row VALUES (1, 'article', 'ART-000001', 'h1', 'Cass
                                         (1, 'article', 'ART-000003', NULL, 'Poêle', 'D');
 INSERT INTO passerelle.snapshot VALUES ('article', 'ART-000001', 'h1', 'Casserole 24 cm', 1),
                                        ('variant', 'ART-000001-M-BLEU', 'h3', NULL, 1);
-INSERT INTO passerelle.outbox_file VALUES (1, 1, 'articles_1.csv', 'article', 2, 11, 'e3b0c442', '\x7265663b6e616d650a');
+INSERT INTO passerelle.outbox_file
+VALUES (1, 1, 'articles_1.csv', 'article', 2, 11, 'e3b0c442', '\x7265663b6e616d650a');
 INSERT INTO passerelle.outbound_reject VALUES (1, 'article', 'ART-000004', 'ean13', '1234', 'not an EAN-13');
 INSERT INTO passerelle.run_summary (flow, dag_run_id, run_key, mode, counts, rejects, bytes_sent, bytes_received,
                                     started_at, finished_at)
@@ -71,43 +72,58 @@ def legacy_installation(dsn: str, *, data: bool = True) -> None:
 
 def migrate(*args: str, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
     """The documented command, as a user runs it."""
-    return subprocess.run([sys.executable, "-m", "passerelle.migrate", *args], capture_output=True, text=True,
-                          check=check, env={**os.environ, **(env or {})}, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "passerelle.migrate", *args],
+        capture_output=True,
+        text=True,
+        check=check,
+        env={**os.environ, **(env or {})},
+        timeout=300,
+    )
 
 
 def rows(dsn: str) -> dict[str, list]:
     """Every row of every state table, as JSON, in a stable order."""
     with psycopg.connect(dsn) as conn:
-        return {t: [r[0] for r in conn.execute(f"SELECT to_jsonb(t) FROM {SCHEMA}.{t} t ORDER BY to_jsonb(t)::text")]
-                for t in baseline_tables()}
+        return {
+            t: [r[0] for r in conn.execute(f"SELECT to_jsonb(t) FROM {SCHEMA}.{t} t ORDER BY to_jsonb(t)::text")]
+            for t in baseline_tables()
+        }
 
 
 def schema_of(dsn: str) -> dict[str, list]:
     """Tables, columns, constraints, indexes and sequences of the state schema (the version table aside)."""
     queries = {
         "columns": "SELECT table_name, column_name, ordinal_position, data_type, udt_name, is_nullable, "
-                   "column_default, character_maximum_length FROM information_schema.columns "
-                   "WHERE table_schema = %(s)s AND table_name <> %(v)s",
+        "column_default, character_maximum_length FROM information_schema.columns "
+        "WHERE table_schema = %(s)s AND table_name <> %(v)s",
         "table_constraints": "SELECT table_name, constraint_name, constraint_type FROM "
-                             "information_schema.table_constraints WHERE table_schema = %(s)s AND table_name <> %(v)s",
+        "information_schema.table_constraints WHERE table_schema = %(s)s AND table_name <> %(v)s",
         "check_constraints": "SELECT cc.constraint_name, cc.check_clause FROM information_schema.check_constraints cc "
-                             "JOIN information_schema.table_constraints tc USING (constraint_schema, constraint_name) "
-                             "WHERE cc.constraint_schema = %(s)s AND tc.table_name <> %(v)s",
+        "JOIN information_schema.table_constraints tc USING (constraint_schema, constraint_name) "
+        "WHERE cc.constraint_schema = %(s)s AND tc.table_name <> %(v)s",
         "key_columns": "SELECT table_name, constraint_name, column_name, ordinal_position FROM "
-                       "information_schema.key_column_usage WHERE table_schema = %(s)s AND table_name <> %(v)s",
+        "information_schema.key_column_usage WHERE table_schema = %(s)s AND table_name <> %(v)s",
         "definitions": "SELECT c.conrelid::regclass::text, c.conname, pg_get_constraintdef(c.oid) FROM pg_constraint c "
-                       "JOIN pg_namespace n ON n.oid = c.connamespace WHERE n.nspname = %(s)s "
-                       "AND c.conrelid::regclass::text <> %(s)s || '.' || %(v)s",
+        "JOIN pg_namespace n ON n.oid = c.connamespace WHERE n.nspname = %(s)s "
+        "AND c.conrelid::regclass::text <> %(s)s || '.' || %(v)s",
         "indexes": "SELECT tablename, indexname, indexdef FROM pg_indexes WHERE schemaname = %(s)s "
-                   "AND tablename <> %(v)s",
+        "AND tablename <> %(v)s",
         "sequences": "SELECT sequence_name, data_type FROM information_schema.sequences WHERE sequence_schema = %(s)s",
         "tables": "SELECT table_name, table_type FROM information_schema.tables WHERE table_schema = %(s)s "
-                  "AND table_name <> %(v)s",
+        "AND table_name <> %(v)s",
     }
     with psycopg.connect(dsn) as conn:
-        return {name: sorted((tuple(_oid_free(v) for v in row)
-                              for row in conn.execute(q, {"s": SCHEMA, "v": VERSION_TABLE}).fetchall()), key=repr)
-                for name, q in queries.items()}
+        return {
+            name: sorted(
+                (
+                    tuple(_oid_free(v) for v in row)
+                    for row in conn.execute(q, {"s": SCHEMA, "v": VERSION_TABLE}).fetchall()
+                ),
+                key=repr,
+            )
+            for name, q in queries.items()
+        }
 
 
 def _oid_free(value):
@@ -118,8 +134,12 @@ def _oid_free(value):
 
 def version_tables(dsn: str) -> list[str]:
     with psycopg.connect(dsn) as conn:
-        return [f"{s}.{t}" for s, t in conn.execute(
-            "SELECT table_schema, table_name FROM information_schema.tables WHERE table_name = %s", (VERSION_TABLE,))]
+        return [
+            f"{s}.{t}"
+            for s, t in conn.execute(
+                "SELECT table_schema, table_name FROM information_schema.tables WHERE table_name = %s", (VERSION_TABLE,)
+            )
+        ]
 
 
 @pytest.fixture
@@ -149,8 +169,10 @@ def test_legacy_installation_upgrades_with_one_command_and_loses_nothing(empty_d
     with psycopg.connect(empty_db) as conn:
         assert current(conn) == head()
         # The sequences went on where they were: nothing was recreated under the data.
-        new_id = conn.execute("INSERT INTO passerelle.batch (flow, run_key, mode, status, entities) "
-                              "VALUES ('catalog', 'next', 'delta', 'built', '{article}') RETURNING id").fetchone()[0]
+        new_id = conn.execute(
+            "INSERT INTO passerelle.batch (flow, run_key, mode, status, entities) "
+            "VALUES ('catalog', 'next', 'delta', 'built', '{article}') RETURNING id"
+        ).fetchone()[0]
         assert new_id == 3
 
 
@@ -161,8 +183,11 @@ def test_upgrade_twice_is_a_no_op_also_through_an_airflow_connection(empty_db):
         conn.execute(LEGACY_DATA)
     schema, data = schema_of(empty_db), rows(empty_db)
 
-    again = migrate("--conn-id", "passerelle_migrate_test",
-                    env={"AIRFLOW_CONN_PASSERELLE_MIGRATE_TEST": empty_db.replace("postgresql://", "postgres://", 1)})
+    again = migrate(
+        "--conn-id",
+        "passerelle_migrate_test",
+        env={"AIRFLOW_CONN_PASSERELLE_MIGRATE_TEST": empty_db.replace("postgresql://", "postgres://", 1)},
+    )
 
     assert f"{head()} -> {head()} (already up to date)" in again.stdout
     assert (schema_of(empty_db), rows(empty_db)) == (schema, data)
@@ -217,13 +242,17 @@ def test_a_legacy_installation_without_a_later_table_gets_it_and_keeps_its_rows(
     legacy_installation(empty_db)
     with psycopg.connect(empty_db) as conn:
         conn.execute("DROP TABLE passerelle.image_snapshot")
-    before = {t: r for t, r in rows_without(empty_db, "image_snapshot").items()}
+    before = rows_without(empty_db, "image_snapshot")
 
     with psycopg.connect(empty_db) as conn:
         outcome = upgrade(conn)
 
-    assert (outcome.before, outcome.after, outcome.stamped, outcome.created) == (None, head(), False,
-                                                                                 ["image_snapshot"])
+    assert (outcome.before, outcome.after, outcome.stamped, outcome.created) == (
+        None,
+        head(),
+        False,
+        ["image_snapshot"],
+    )
     assert rows_without(empty_db, "image_snapshot") == before
     with psycopg.connect(other_db) as conn:
         apply_sql(conn, ("erp", "views"))
@@ -233,8 +262,11 @@ def test_a_legacy_installation_without_a_later_table_gets_it_and_keeps_its_rows(
 
 def rows_without(dsn: str, table: str) -> dict[str, list]:
     with psycopg.connect(dsn) as conn:
-        return {t: conn.execute(f"SELECT to_jsonb(t) FROM {SCHEMA}.{t} t ORDER BY to_jsonb(t)::text").fetchall()
-                for t in baseline_tables() if t != table}
+        return {
+            t: conn.execute(f"SELECT to_jsonb(t) FROM {SCHEMA}.{t} t ORDER BY to_jsonb(t)::text").fetchall()
+            for t in baseline_tables()
+            if t != table
+        }
 
 
 def test_two_upgrades_at_once_run_one_after_the_other(empty_db):
@@ -245,7 +277,7 @@ def test_two_upgrades_at_once_run_one_after_the_other(empty_db):
         try:
             with psycopg.connect(empty_db) as conn:
                 outcomes.append(upgrade(conn))
-        except Exception as exc:  # noqa: BLE001 - reported below
+        except Exception as exc:  # reported below
             errors.append(exc)
 
     threads = [threading.Thread(target=run) for _ in range(2)]

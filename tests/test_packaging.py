@@ -45,8 +45,9 @@ print(json.dumps({{"plugins": [p.name for p in plugins], "errors": errors,
                   "from_plugins": [f for f in loaded if f.startswith({str(PLUGINS)!r})]}}))
 """
     env = {**os.environ, "PYTHONPATH": ""}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env,
-                         cwd=ROOT, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env, cwd=ROOT, timeout=300
+    )
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["errors"] == {}
     assert set(result["from_plugins"]) == entry_points()
@@ -66,9 +67,10 @@ def imported_modules(path: Path) -> set[str]:
 def test_production_code_never_imports_the_demo_package():
     files = sorted((PLUGINS / "passerelle").rglob("*.py")) + sorted((ROOT / "dags").glob("*.py"))
     assert len(files) > 10
-    offenders = {str(f.relative_to(ROOT)): sorted(m for m in imported_modules(f)
-                                                  if m.split(".")[0] == "passerelle_demo")
-                 for f in files}
+    offenders = {
+        str(f.relative_to(ROOT)): sorted(m for m in imported_modules(f) if m.split(".")[0] == "passerelle_demo")
+        for f in files
+    }
     assert {f: m for f, m in offenders.items() if m} == {}
     # Nor by name in a string (importlib.import_module, subprocess "-m" ...).
     mentions = [str(f.relative_to(ROOT)) for f in files if "passerelle_demo" in f.read_text(encoding="utf-8")]

@@ -52,6 +52,7 @@ class Outcome:
     def __str__(self) -> str:
         said = [f"passerelle schema: {self.before or 'empty'} -> {self.after}"]
         if self.stamped:
+            said[0] = f"passerelle schema: no version table -> {self.after}"
             said.append(f"(installation made before migrations: stamped at {BASELINE}, nothing recreated)")
         if self.created:
             said.append(f"(tables added to an installation made before migrations: {', '.join(self.created)})")
@@ -105,11 +106,14 @@ def _current(sa_conn) -> str | None:
 def _columns(sa_conn) -> dict[str, set[str]]:
     import sqlalchemy as sa
 
-    rows = sa_conn.execute(sa.text(
-        "SELECT c.table_name, c.column_name FROM information_schema.columns c "
-        "JOIN information_schema.tables t USING (table_schema, table_name) "
-        "WHERE c.table_schema = :schema AND t.table_type = 'BASE TABLE' AND c.table_name <> :version"),
-        {"schema": SCHEMA, "version": VERSION_TABLE})
+    rows = sa_conn.execute(
+        sa.text(
+            "SELECT c.table_name, c.column_name FROM information_schema.columns c "
+            "JOIN information_schema.tables t USING (table_schema, table_name) "
+            "WHERE c.table_schema = :schema AND t.table_type = 'BASE TABLE' AND c.table_name <> :version"
+        ),
+        {"schema": SCHEMA, "version": VERSION_TABLE},
+    )
     out: dict[str, set[str]] = {}
     for table, column in rows:
         out.setdefault(table, set()).add(column)
@@ -127,12 +131,16 @@ def _legacy_plan(sa_conn) -> tuple[bool, list[str]]:
     known = set(present) & set(expected)
     if not known:
         return False, []
-    problems = [f"{SCHEMA}.{t}: missing column(s) {', '.join(sorted(set(expected[t]) - present[t]))}"
-                for t in sorted(known) if set(expected[t]) - present[t]]
+    problems = [
+        f"{SCHEMA}.{t}: missing column(s) {', '.join(sorted(set(expected[t]) - present[t]))}"
+        for t in sorted(known)
+        if set(expected[t]) - present[t]
+    ]
     if problems:
         raise MigrationError(
             f"schema {SCHEMA} has tables but no {SCHEMA}.{VERSION_TABLE}, and does not match revision {BASELINE} "
-            f"(plugins/passerelle/migrations/versions/0001_state_schema.py): " + "; ".join(problems)
+            f"(plugins/passerelle/migrations/versions/0001_state_schema.py): "
+            + "; ".join(problems)
             + ". Add the columns by hand as revision 0001 defines them, then run `python -m passerelle.migrate` again."
         )
     return True, sorted(set(expected) - known)
@@ -145,9 +153,8 @@ def upgrade(conn: psycopg.Connection, revision: str = "head", *, out=None) -> Ou
     is stamped at 0001 first (its missing 0001 tables, if any, are created by 0001's own
     ``CREATE TABLE IF NOT EXISTS`` instead).
     """
-    from alembic import command
-
     import sqlalchemy as sa
+    from alembic import command
 
     autocommit = conn.autocommit
     conn.commit()
@@ -210,10 +217,18 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m passerelle.migrate", description=__doc__.split("\n")[0])
     where = p.add_mutually_exclusive_group()
     where.add_argument("--dsn", help="a PostgreSQL DSN (postgresql://user:password@host:port/database)")
-    where.add_argument("--conn-id", default=DEFAULT_CONN_ID,
-                       help=f"an Airflow connection id, read through the Postgres provider (default {DEFAULT_CONN_ID})")
-    p.add_argument("--wait", type=float, default=0, metavar="SECONDS",
-                   help="retry connecting this long while the server refuses (a starting container)")
+    where.add_argument(
+        "--conn-id",
+        default=DEFAULT_CONN_ID,
+        help=f"an Airflow connection id, read through the Postgres provider (default {DEFAULT_CONN_ID})",
+    )
+    p.add_argument(
+        "--wait",
+        type=float,
+        default=0,
+        metavar="SECONDS",
+        help="retry connecting this long while the server refuses (a starting container)",
+    )
     p.add_argument("command", nargs="?", default="upgrade", choices=("upgrade", "current", "history", "revision"))
     p.add_argument("--to", default="head", metavar="REVISION", help="upgrade: the target revision (default head)")
     p.add_argument("-m", "--message", help="revision: what the new revision does")
