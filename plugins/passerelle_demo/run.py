@@ -15,6 +15,7 @@ import json
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 from passerelle import PROJECT_ROOT
@@ -23,6 +24,8 @@ VAR = PROJECT_ROOT / "var"
 
 
 def _airflow_env() -> None:
+    # Airflow's reading of plugins/.airflowignore uses a pathspec class pathspec deprecates: noise here.
+    warnings.filterwarnings("ignore", message=r"GitWildMatchPattern", category=DeprecationWarning)
     home = Path(os.environ.setdefault("AIRFLOW_HOME", str(VAR / "airflow")))
     home.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(PROJECT_ROOT / "dags"))
