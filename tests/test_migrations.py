@@ -304,3 +304,32 @@ def test_apply_sql_names_an_unknown_part(empty_db):
 def test_history_lists_the_baseline():
     out = migrate("history").stdout
     assert f"-> {BASELINE}" in out and "before migrations" in out
+
+
+def test_a_later_revision_reaches_a_legacy_installation(empty_db, tmp_path, monkeypatch):
+    """The point of migrations: a column added by a later release reaches an installation made
+    before migrations, its rows kept (a copy of the revisions plus a probe revision 0002)."""
+    import shutil
+
+    import passerelle.migrate as migrate_module
+
+    folder = tmp_path / "migrations"
+    shutil.copytree(migrate_module.MIGRATIONS_DIR, folder, ignore=shutil.ignore_patterns("__pycache__"))
+    (folder / "versions" / "0002_probe.py").write_text(
+        'revision = "0002"\ndown_revision = "0001"\nbranch_labels = None\ndepends_on = None\n\n\n'
+        "def upgrade():\n    import sqlalchemy as sa\n    from alembic import op\n\n"
+        '    op.add_column("batch", sa.Column("note", sa.Text(), server_default="kept"), schema="passerelle")\n'
+    )
+    monkeypatch.setattr(migrate_module, "MIGRATIONS_DIR", folder)
+    legacy_installation(empty_db)
+    before = rows(empty_db)
+
+    with psycopg.connect(empty_db) as conn:
+        outcome = upgrade(conn)
+        notes = conn.execute("SELECT id, note FROM passerelle.batch ORDER BY id").fetchall()
+
+    assert (outcome.before, outcome.stamped, outcome.after) == (None, True, "0002")
+    assert notes == [(1, "kept"), (2, "kept")]
+    after = rows(empty_db)
+    assert after["batch"] == [{**row, "note": "kept"} for row in before["batch"]]
+    assert {t: r for t, r in after.items() if t != "batch"} == {t: r for t, r in before.items() if t != "batch"}

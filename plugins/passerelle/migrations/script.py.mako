@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import sqlalchemy as sa  # noqa: F401
 from alembic import op  # noqa: F401
-${imports if imports else ""}
+% if imports:
+${imports}
+% endif
 
 revision = "${up_revision}"
-down_revision = ${repr(down_revision)}
+down_revision = "${down_revision}"
 branch_labels = ${repr(branch_labels)}
 depends_on = ${repr(depends_on)}
 
