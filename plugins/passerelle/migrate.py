@@ -189,7 +189,11 @@ def upgrade(conn: psycopg.Connection, revision: str = "head", *, out=None) -> Ou
 
 
 def current(conn: psycopg.Connection) -> str | None:
-    """The schema's revision, or None when there is no version table (empty or made before migrations)."""
+    """The schema's revision, or None when there is no version table (empty or made before migrations).
+
+    Like ``upgrade``, commits the connection's pending work first (SQLAlchemy's first use of a
+    connection ends its transaction)."""
+    conn.commit()
     engine = _sqlalchemy(conn)
     with engine.connect() as sa_conn:
         rev = _current(sa_conn)
