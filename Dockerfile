@@ -19,6 +19,9 @@ RUN grep -iE '^(numpy|pandas|pillow|nh3|reportlab|psycopg|psycopg-binary|pyyaml|
     && pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" -r /tmp/passerelle-runtime.txt
 
 COPY --chown=airflow:root dags/ /opt/airflow/dags/
+# plugins/ holds the package passerelle (with its migrations: the init runs python -m
+# passerelle.migrate), the demo package passerelle_demo (the erp-seed service) and the
+# .airflowignore that keeps Airflow's plugin loader out of both.
 COPY --chown=airflow:root plugins/ /opt/airflow/plugins/
 COPY --chown=airflow:root include/ /opt/airflow/include/
 COPY --chown=airflow:root include/config/ /opt/airflow/config/

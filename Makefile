@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell sha1sum requirements.txt | cut -c1-12)
 export PYTHONPATH := $(CURDIR)/plugins
 
-.PHONY: demo test airflow bench bench-images bench-orders compose-check clean
+.PHONY: demo test lint migrate airflow bench bench-images bench-orders compose-check clean
 
 $(STAMP): requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -16,10 +16,20 @@ $(STAMP): requirements.txt
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m passerelle.rundemo
+	$(BIN)/python -m passerelle_demo.run
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# ruff with the settings of pyproject.toml (not yet part of `make test`).
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+# The state schema (passerelle) to the latest migration, through the Airflow connection
+# passerelle_erp, or DSN=postgresql://... (docs/production.md, "Upgrading").
+migrate: $(STAMP)
+	$(BIN)/python -m passerelle.migrate $(if $(DSN),--dsn "$(DSN)") upgrade
 
 # The Airflow UI on the project's DAGs (http://localhost:8080; the admin password is printed
 # by `airflow standalone` and kept in var/airflow/simple_auth_manager_passwords.json.generated).

@@ -8,7 +8,7 @@ What it does, in its own database on the local PostgreSQL (``passerelle_bench_ca
 dropped at the end unless ``--keep``):
 
 1. *seed* (a child process): loads the demo back office with N articles, photos off
-   (``passerelle.demo.seed_database``) and runs ``VACUUM ANALYZE``;
+   (``passerelle_demo.seed.seed_database``) and runs ``VACUUM ANALYZE``;
    *prepare* (another child): runs one full catalog batch of the articles (generic dialect) and
    confirms it, so the snapshot holds every article; then changes 1 % of the articles set-wise
    (``UPDATE ... WHERE id % 100 = 0``: price + 1) and runs ``VACUUM ANALYZE`` again;
@@ -49,7 +49,7 @@ sys.path.insert(0, str(ROOT / "plugins"))
 
 import psycopg  # noqa: E402
 
-from passerelle.localenv import (  # noqa: E402
+from passerelle_demo.localenv import (  # noqa: E402
     LOCAL_DSN,
     create_database,
     drop_database,
@@ -82,7 +82,7 @@ def _selection(rule: str) -> str:
 
 def seed_demo(dsn: str, articles: int, demo_seed: int) -> dict[str, Any]:
     """Load the demo back office, photos off, and analyse it (child process)."""
-    from passerelle.demo import seed_database
+    from passerelle_demo.seed import seed_database
 
     t = time.perf_counter()
     with psycopg.connect(dsn) as conn:

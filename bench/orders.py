@@ -45,7 +45,7 @@ sys.path.insert(0, str(ROOT / "plugins"))
 
 import psycopg  # noqa: E402
 
-from passerelle.localenv import LOCAL_DSN, create_database, drop_database, local_postgres  # noqa: E402
+from passerelle_demo.localenv import LOCAL_DSN, create_database, drop_database, local_postgres  # noqa: E402
 
 DATABASE = "passerelle_bench_orders"
 HEADER = ("shop_order_id,order_date,status,shop_customer_id,email,currency,line_number,sku,label,quantity,"
@@ -124,7 +124,7 @@ def main() -> None:
 
     from passerelle.core.inbound import read_inbound
     from passerelle.core.integrate import integrate_file
-    from passerelle.demo import seed_database
+    from passerelle_demo.seed import seed_database
 
     server, stop = (args.dsn, lambda: None) if args.dsn else local_postgres()
     server = server or LOCAL_DSN

@@ -1,4 +1,4 @@
-"""Seed the demo back office once, with the project's own `python -m passerelle.demo seed`.
+"""Seed the demo back office once, with the project's own `python -m passerelle_demo seed`.
 
 Run by the ``erp-seed`` service of docker-compose.yaml (profile "demo"):
 
@@ -55,7 +55,7 @@ def main() -> int:
     if count:
         print(f"erp_seed: the back office already has {count} articles; left as it is")
         return 0
-    command = [sys.executable, "-m", "passerelle.demo", "seed", "--dsn", dsn, "--articles", articles]
+    command = [sys.executable, "-m", "passerelle_demo", "seed", "--dsn", dsn, "--articles", articles]
     print(f"erp_seed: seeding {articles} demo articles")
     return subprocess.run(command, check=False).returncode
 

@@ -43,7 +43,7 @@ def pytest_sessionfinish(session, exitstatus):
     shutil.rmtree(_AIRFLOW_HOME, ignore_errors=True)
 
 
-from passerelle.localenv import FTPServer, create_database, drop_database, local_postgres, start_ftp  # noqa: E402,F401
+from passerelle_demo.localenv import FTPServer, create_database, drop_database, local_postgres, start_ftp  # noqa: E402,F401
 
 
 # -- PostgreSQL ---------------------------------------------------------------------------------
@@ -64,7 +64,7 @@ def pg_server():
 @pytest.fixture(scope="session")
 def erp_template(pg_server):
     """A seeded demo back office (1,000 articles, seed 42), used as a template database."""
-    from passerelle.demo import seed_database
+    from passerelle_demo.seed import seed_database
 
     name = f"passerelle_tpl_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(create_database(pg_server, name)) as conn:

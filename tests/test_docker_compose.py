@@ -130,6 +130,10 @@ def test_compose_has_the_celery_topology(compose):
     # The worker's replicas share one queue: nothing pins a container name or a host port.
     assert "container_name" not in services["airflow-worker"] and "ports" not in services["airflow-worker"]
     assert "shop_ftp" in " ".join(services["airflow-init"]["command"])
+    # The init upgrades Passerelle's state schema with the documented command, on the ERP connection.
+    init = " ".join(services["airflow-init"]["command"])
+    assert "python -m passerelle.migrate --conn-id passerelle_erp" in init
+    assert "AIRFLOW_CONN_PASSERELLE_ERP" in services["airflow-init"]["environment"]
     assert set(compose["volumes"]) == {"postgres-db-volume", "erp-db-volume", "airflow-logs", "ftps-certs", "ftps-data"}
 
 
@@ -276,7 +280,7 @@ def test_ftps_certificate_is_kept_until_names_change(tmp_path):
 
 # -- docker/erp_seed.py ---------------------------------------------------------------------------
 def test_erp_seed_seeds_an_empty_back_office_once(pg_server):
-    from passerelle.localenv import create_database, drop_database
+    from passerelle_demo.localenv import create_database, drop_database
 
     name = f"passerelle_seed_{uuid.uuid4().hex[:8]}"
     dsn = create_database(pg_server, name)

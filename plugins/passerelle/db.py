@@ -16,9 +16,12 @@ import psycopg
 
 from passerelle import SQL_DIR
 
-#: Folders of include/sql applied in this order: the reference back office, the views
-#: Passerelle reads it through, Passerelle's own state.
+#: What ``apply_sql`` sets up, in this order: the reference back office and the views Passerelle
+#: reads it through (plain, idempotent SQL files in include/sql/<part>), then Passerelle's own
+#: state, which is versioned: the ``passerelle`` schema is brought to the latest migration
+#: (passerelle.migrate), never created from files, so a later column reaches every installation.
 SQL_PARTS = ("erp", "views", "state")
+MIGRATED_PARTS = ("state",)
 
 
 def connect(dsn: str, **kwargs) -> psycopg.Connection:
@@ -39,15 +42,27 @@ def erp_connection(conn_id: str) -> psycopg.Connection:
 
 
 def sql_files(parts: Sequence[str] = SQL_PARTS) -> list[Path]:
-    return [f for part in parts for f in sorted((SQL_DIR / part).glob("*.sql"))]
+    """The SQL files of the plain parts among ``parts`` (the state has migrations, not files)."""
+    return [f for part in parts if part not in MIGRATED_PARTS for f in sorted((SQL_DIR / part).glob("*.sql"))]
 
 
 def apply_sql(conn: psycopg.Connection, parts: Sequence[str] = SQL_PARTS) -> list[str]:
-    """Run include/sql/<part>/*.sql in order (each file is idempotent); return their names."""
+    """Run include/sql/<part>/*.sql in order (each file is idempotent), and for ``state`` the
+    migrations up to head; return what was applied (file names, then ``state@<revision>``)."""
+    unknown = [p for p in parts if p not in SQL_PARTS]
+    if unknown:
+        raise ValueError(f"apply_sql: unknown part(s) {unknown}; expected some of {list(SQL_PARTS)}")
     done = []
-    for path in sql_files(parts):
-        conn.execute(path.read_text(encoding="utf-8"))
-        done.append(f"{path.parent.name}/{path.name}")
+    for part in parts:
+        if part in MIGRATED_PARTS:
+            from passerelle.migrate import upgrade
+
+            conn.commit()
+            done.append(f"{part}@{upgrade(conn).after}")
+            continue
+        for path in sql_files([part]):
+            conn.execute(path.read_text(encoding="utf-8"))
+            done.append(f"{path.parent.name}/{path.name}")
     conn.commit()
     return done
 

@@ -188,9 +188,9 @@ def test_shopify_export_sample():
 
 
 def test_sample_skus_are_the_demo_back_office_references():
-    """The samples name SKUs that `passerelle.demo` generates for seed 42; the one exception
+    """The samples name SKUs that `passerelle_demo.seed` generates for seed 42; the one exception
     (ART-999999) is there to show the quarantine."""
-    from passerelle.demo import generate
+    from passerelle_demo.seed import generate
 
     demo = generate(1000, 42)
     known = set(demo["article"].reference) | set(demo["variant"].reference)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from passerelle.demo import apply_demo_changes
+from passerelle_demo.seed import apply_demo_changes
 
 UTC = timezone.utc
 

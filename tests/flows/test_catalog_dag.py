@@ -9,7 +9,7 @@ import json
 import pendulum
 import pytest
 
-from passerelle.demo import apply_demo_changes
+from passerelle_demo.seed import apply_demo_changes
 
 
 def _run(dag, when, conf=None):

@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from passerelle.core.images import image_settings, render_name
-from passerelle.demo import photo
+from passerelle_demo.seed import photo
 
 DAY1 = pendulum.datetime(2026, 11, 20, 2, tz="Europe/Paris")
 OLD = 946_684_800  # 2000-01-01: mtime given to every render between the nights

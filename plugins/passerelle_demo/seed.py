@@ -1,7 +1,7 @@
 """A deterministic demo back office: French retail data and photos made with Pillow.
 
-    python -m passerelle.demo seed --dsn postgresql://... --articles 1000 --seed 42
-    python -m passerelle.demo change --dsn ...      # the few edits `make demo` makes between runs
+    python -m passerelle_demo seed --dsn postgresql://... --articles 1000 --seed 42
+    python -m passerelle_demo change --dsn ...      # the few edits `make demo` makes between runs
 
 Generation is vectorised (numpy) and loaded with COPY: 1,000 articles with photos take a
 couple of seconds, and 1,000,000 articles (photos off) fit the benchmarks.
@@ -327,7 +327,7 @@ def apply_demo_changes(conn: psycopg.Connection) -> dict[str, list[str]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m passerelle.demo", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m passerelle_demo", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("seed", help="create the schemas and load demo data")
     s.add_argument("--dsn", required=True)

@@ -1,0 +1,84 @@
+"""What Airflow's plugin loader imports from plugins/, and the line between the production
+package ``passerelle`` and the demo helpers ``passerelle_demo``."""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PLUGINS = ROOT / "plugins"
+
+
+def entry_points() -> set[str]:
+    """The files meant for the plugin loader: the .py files directly in plugins/ (none today)."""
+    return {str(p) for p in PLUGINS.glob("*.py")}
+
+
+def test_plugin_loader_finds_only_the_entry_points():
+    from airflow.configuration import conf
+    from airflow.utils.file import find_path_from_directory
+
+    syntax = conf.get("core", "dag_ignore_file_syntax", fallback="glob")
+    assert syntax == "glob", "plugins/.airflowignore is written in glob syntax"
+    found = {p for p in find_path_from_directory(str(PLUGINS), ".airflowignore", syntax) if p.endswith(".py")}
+    assert found == entry_points()
+    # Not vacuous: without the ignore file the loader would walk both packages.
+    everything = {str(p) for p in PLUGINS.rglob("*.py")}
+    assert any("/passerelle/" in p for p in everything) and any("/passerelle_demo/" in p for p in everything)
+
+
+def test_airflow_plugin_loader_imports_nothing_of_the_packages():
+    """Airflow's own loader, in a fresh interpreter: no import error, no module from plugins/."""
+    code = f"""
+import json, sys
+from airflow.configuration import conf
+from airflow.plugins_manager import _load_plugins_from_plugin_directory
+plugins, errors = _load_plugins_from_plugin_directory(
+    plugins_folder={str(PLUGINS)!r}, ignore_file_syntax=conf.get("core", "dag_ignore_file_syntax"))
+loaded = sorted(getattr(m, "__file__", None) or "" for m in list(sys.modules.values()))
+print(json.dumps({{"plugins": [p.name for p in plugins], "errors": errors,
+                  "from_plugins": [f for f in loaded if f.startswith({str(PLUGINS)!r})]}}))
+"""
+    env = {**os.environ, "PYTHONPATH": ""}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env, cwd=ROOT, timeout=300
+    )
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["errors"] == {}
+    assert set(result["from_plugins"]) == entry_points()
+    assert result["plugins"] == []
+
+
+def imported_modules(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def test_production_code_never_imports_the_demo_package():
+    files = sorted((PLUGINS / "passerelle").rglob("*.py")) + sorted((ROOT / "dags").glob("*.py"))
+    assert len(files) > 10
+    offenders = {
+        str(f.relative_to(ROOT)): sorted(m for m in imported_modules(f) if m.split(".")[0] == "passerelle_demo")
+        for f in files
+    }
+    assert {f: m for f, m in offenders.items() if m} == {}
+    # Nor by name in a string (importlib.import_module, subprocess "-m" ...).
+    mentions = [str(f.relative_to(ROOT)) for f in files if "passerelle_demo" in f.read_text(encoding="utf-8")]
+    assert mentions == []
+
+
+def test_the_ast_check_sees_a_demo_import(tmp_path):
+    """The check above can fail: both import forms are seen."""
+    probe = tmp_path / "probe.py"
+    probe.write_text("import passerelle_demo.seed\nfrom passerelle_demo.localenv import start_ftp\n")
+    assert imported_modules(probe) == {"passerelle_demo.seed", "passerelle_demo.localenv"}
