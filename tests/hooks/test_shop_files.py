@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import os
+import socket
 import uuid
 
 import pytest
@@ -146,9 +147,11 @@ def test_test_connection_says_it_works(server, connect):
 
 
 def test_nothing_connects_before_the_first_verb(server, connect):
-    hook = connect(server, port=free_port())  # nothing listens there
+    hook = connect(server, port=free_port(), retries=1)  # nothing listens there
     with hook:
-        assert hook.where.endswith(f":{hook.get_connection(CONN_ID).port}")
+        pass  # entering and leaving the context opens nothing, so nothing fails
+    with pytest.raises(TransferError, match="cannot connect"):
+        hook.list("/")  # the first verb connects
 
 
 # -- failures -------------------------------------------------------------------------------------------
@@ -322,3 +325,23 @@ def test_an_unknown_connection_type_is_named(monkeypatch):
     with pytest.raises(TransferError) as err:
         ShopFilesHook("shop_http").list("/")
     assert "shop_http" in str(err.value) and "'http'" in str(err.value) and "sftp" in str(err.value)
+
+
+def _network_socket(hook: ShopFilesHook):
+    """The socket under the hook's session (test plumbing: the adapters keep it in different places)."""
+    server = hook.get_conn()
+    sftp = getattr(server, "_sftp", None)
+    return sftp.get_channel().get_transport().sock if sftp is not None else server.hook.conn.sock
+
+
+def test_a_dropped_connection_is_reopened_and_the_verb_done(server, shop, folder, caplog):
+    shop.put_bytes(f"{folder}/a.csv", b"a")
+    _network_socket(shop).shutdown(socket.SHUT_RDWR)  # the shop's firewall forgets the session
+    with caplog.at_level(logging.WARNING, logger="passerelle.hooks.shop"):
+        assert shop.get_bytes(f"{folder}/a.csv") == b"a"
+    assert "transient error" in caplog.text
+
+
+def test_sftp_host_key_check_can_be_turned_off_as_the_provider_allows(sftp_shop, connect):
+    with connect(sftp_shop, extra={"host_key": None, "no_host_key_check": "true"}) as hook:
+        assert hook.list("/") == ["locked", "shop"]

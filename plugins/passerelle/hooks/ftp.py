@@ -12,6 +12,7 @@ set), ``passive`` (default true), ``encoding``, ``timeout`` (seconds, default 60
 from __future__ import annotations
 
 import datetime
+import errno
 import ftplib  # nosec: B402 (plain FTP is what many shops still run; FTPS and SFTP are offered)
 import io
 import posixpath
@@ -188,7 +189,7 @@ class FTPFiles:
                 raise
             names = []
         if not names and not self.isdir(folder):
-            raise ftplib.error_perm(f"550 {folder}: no such folder")
+            raise FileNotFoundError(errno.ENOENT, "no such folder (listed as empty, and CWD there is refused)")
         return sorted({posixpath.basename(n.rstrip("/")) for n in names} - {".", "..", ""})
 
     def mtime(self, path: str) -> datetime.datetime | None:
@@ -230,10 +231,10 @@ class FTPFiles:
                 self._has_mlsd = False
             else:
                 if name not in facts:
-                    raise ftplib.error_perm(f"550 {path}: no such file")
+                    raise FileNotFoundError(errno.ENOENT, "not in its folder's MLSD listing")
                 return int(facts[name]["size"]) if "size" in facts[name] else None
         if not self.exists(path):
-            raise ftplib.error_perm(f"550 {path}: no such file")
+            raise FileNotFoundError(errno.ENOENT, "not in its folder's NLST listing")
         return None
 
     def exists(self, path: str) -> bool:
@@ -273,6 +274,8 @@ class FTPFiles:
 
     def missing(self, exc: BaseException, path: str) -> bool:
         """A 550 means many things (missing, refused, busy): ask the folder whether the file is there."""
+        if isinstance(exc, FileNotFoundError):  # our own finding, from a listing
+            return True
         if not isinstance(exc, ftplib.error_perm) or _code(exc) != "550":
             return False
         try:

@@ -31,13 +31,16 @@ class SFTPFiles:
         self.host = connection.host or ""
         self.port = int(connection.port or 22)
         self.login = connection.login or ""
-        extra = connection.extra_dejson
-        # One attempt per connect: ShopFilesHook retries (the provider would wait 3-5 s between its own
-        # three attempts, also after a refused password, which no retry will change).
-        self.hook = SFTPHook(ssh_conn_id=conn_id, conn_retry_attempts=1,
-                             conn_timeout=int(extra.get("conn_timeout") or 60))
+        self.conn_id = conn_id
+        self.conn_timeout = int(connection.extra_dejson.get("conn_timeout") or 60)
+        self.hook = self._new_hook()
         self._stack: ExitStack | None = None
         self._sftp: paramiko.SFTPClient | None = None
+
+    def _new_hook(self) -> SFTPHook:
+        # One attempt per connect: ShopFilesHook retries (the provider would wait 3-5 s between its own
+        # three attempts, also after a refused password, which no retry will change).
+        return SFTPHook(ssh_conn_id=self.conn_id, conn_retry_attempts=1, conn_timeout=self.conn_timeout)
 
     # -- session --------------------------------------------------------------------------------
     def connect(self) -> None:
@@ -47,12 +50,14 @@ class SFTPFiles:
             self._stack = stack
 
     def close(self) -> None:
+        """End the session. After a dropped one the provider's hook may keep its dead client (closing
+        it raised before the hook forgot it), so the next session gets a new provider hook."""
         stack, self._stack, self._sftp = self._stack, None, None
         if stack is not None:
             try:
                 stack.close()
-            except Exception:  # a dead session is dropped either way
-                pass
+            except Exception:
+                self.hook = self._new_hook()
 
     @property
     def _conn(self) -> paramiko.SFTPClient:
@@ -126,8 +131,19 @@ class SFTPFiles:
     def transient(self, exc: BaseException) -> bool:
         if isinstance(exc, (paramiko.AuthenticationException, paramiko.BadHostKeyException)):
             return False
-        return isinstance(exc, (paramiko.SSHException, paramiko.ssh_exception.NoValidConnectionsError, EOFError,
-                                ConnectionError, socket.timeout, TimeoutError))
+        if isinstance(exc, (paramiko.SSHException, paramiko.ssh_exception.NoValidConnectionsError, EOFError,
+                            ConnectionError, socket.timeout, TimeoutError)):
+            return True
+        # paramiko reports a dropped session as a bare OSError ("Socket is closed"), like a server's
+        # refusal without a status code: only the state of the session tells them apart.
+        return isinstance(exc, OSError) and self._sftp is not None and not self._alive()
+
+    def _alive(self) -> bool:
+        try:
+            channel = self._sftp.get_channel()  # type: ignore[union-attr]
+            return bool(channel and not channel.closed and channel.get_transport().is_active())
+        except Exception:
+            return False
 
     def missing(self, exc: BaseException, path: str) -> bool:
         return isinstance(exc, FileNotFoundError)
