@@ -210,10 +210,10 @@ def _server_dir(prefix: str) -> Path:
 
 # -- pyftpdlib ---------------------------------------------------------------------------------------
 def start_pyftpdlib(root: Path, *, tls: bool = False, without: tuple[str, ...] = (), chmod: bool = True,
-                    size_lies: bool = False) -> ShopServer:
+                    size_lies: bool = False, stor_reply: str | None = None) -> ShopServer:
     """pyftpdlib in a thread, with the shared tree; ``without`` removes commands (``SIZE``, ``MLSD``...),
     ``chmod=False`` refuses ``SITE CHMOD``, ``size_lies`` answers SIZE with one byte less (a server that
-    truncated the upload silently)."""
+    truncated the upload silently), ``stor_reply`` answers every upload so (``452 ...``: a full disk)."""
     import logging
 
     from pyftpdlib.authorizers import DummyAuthorizer
@@ -239,6 +239,8 @@ def start_pyftpdlib(root: Path, *, tls: bool = False, without: tuple[str, ...] =
             self.respond(f"213 {max(size - 1, 0)}")
 
         attrs["ftp_SIZE"] = ftp_SIZE
+    if stor_reply:
+        attrs["ftp_STOR"] = lambda self, file, mode="w": self.respond(stor_reply)
     cafile = None
     if tls:
         cafile, keyfile = self_signed_certificate(Path(tempfile.mkdtemp(prefix="passerelle-tls-")))

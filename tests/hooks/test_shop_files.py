@@ -9,11 +9,14 @@ The servers come from ``tests/servers.py``; one that cannot be installed or star
 from __future__ import annotations
 
 import datetime
+import ftplib
 import hashlib
 import json
 import logging
 import os
 import socket
+import ssl
+import time
 import uuid
 
 import pytest
@@ -345,3 +348,47 @@ def test_a_dropped_connection_is_reopened_and_the_verb_done(server, shop, folder
 def test_sftp_host_key_check_can_be_turned_off_as_the_provider_allows(sftp_shop, connect):
     with connect(sftp_shop, extra={"host_key": None, "no_host_key_check": "true"}) as hook:
         assert hook.list("/") == ["locked", "shop"]
+
+
+@pytest.fixture
+def silent_port():
+    """A port that accepts connections and never says a word (a hung server)."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        yield listener.getsockname()[1]
+
+
+def test_a_hung_server_times_out_naming_host_and_port(server, connect, silent_port):
+    hook = connect(server, port=silent_port, retries=2, extra={"timeout": "1", "conn_timeout": "1"})
+    started = time.monotonic()
+    with pytest.raises(TransferError) as err:
+        hook.list("/")
+    assert f"127.0.0.1:{silent_port}" in str(err.value) and "after 2 attempts" in str(err.value)
+    assert time.monotonic() - started < 15
+
+
+def test_a_full_disk_is_retried_then_named(tmp_path, connect):
+    server = start_pyftpdlib(tmp_path / "root", stor_reply="452 Insufficient storage space.")
+    try:
+        with connect(server) as hook, pytest.raises(TransferError) as err:
+            hook.publish("/shop/out", [("stock.csv", b"x", {})], {})
+        message = str(err.value)
+        assert "/shop/out/stock.csv.part" in message and f"127.0.0.1:{server.port}" in message
+        assert "after 3 attempts" in message and "452 Insufficient storage space." in message
+        assert not server.path("/shop/out/stock.csv").exists()
+    finally:
+        server.stop()
+
+
+def test_vsftpd_requires_the_tls_session_reuse_the_hook_does(vsftpd_shop):
+    """Without ReusedSessionFTP_TLS the data connections are refused: the suite's vsftpd proves the hook's."""
+    plain = ftplib.FTP_TLS(context=ssl.create_default_context(cafile=vsftpd_shop.extra["ca_file"]), timeout=10)
+    plain.connect("127.0.0.1", vsftpd_shop.port)
+    try:
+        plain.login(vsftpd_shop.user, vsftpd_shop.password)
+        plain.prot_p()
+        with pytest.raises(ftplib.error_perm, match="522"):
+            plain.nlst("/")
+    finally:
+        plain.close()

@@ -40,7 +40,9 @@ class SFTPFiles:
     def _new_hook(self) -> SFTPHook:
         # One attempt per connect: ShopFilesHook retries (the provider would wait 3-5 s between its own
         # three attempts, also after a refused password, which no retry will change).
-        return SFTPHook(ssh_conn_id=self.conn_id, conn_retry_attempts=1, conn_timeout=self.conn_timeout)
+        # The banner wait too: the provider's 30 s would outlast a short conn_timeout on a hung server.
+        return SFTPHook(ssh_conn_id=self.conn_id, conn_retry_attempts=1, conn_timeout=self.conn_timeout,
+                        banner_timeout=float(self.conn_timeout))
 
     # -- session --------------------------------------------------------------------------------
     def connect(self) -> None:
