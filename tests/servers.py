@@ -99,7 +99,7 @@ class ShopServer:
 
 def _run(cmd: list[str], what: str, **kwargs) -> subprocess.CompletedProcess:
     try:
-        done = subprocess.run(cmd, capture_output=True, text=True, **kwargs)
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False, **kwargs)
     except OSError as exc:
         raise ServerUnavailable(f"{what}: cannot run {' '.join(cmd)}: {exc}") from exc
     if done.returncode:
@@ -185,7 +185,7 @@ def create_user(home: Path) -> LocalUser:
 
 
 def delete_user(user: LocalUser) -> None:
-    subprocess.run(["userdel", user.name], capture_output=True)
+    subprocess.run(["userdel", "--force", user.name], capture_output=True, check=False)
 
 
 def _shop_tree(root: Path, owner: tuple[int, int] | None) -> None:
@@ -231,7 +231,7 @@ def start_pyftpdlib(root: Path, *, tls: bool = False, without: tuple[str, ...] =
     if without:
         attrs["proto_cmds"] = {k: v for k, v in base.proto_cmds.items() if k not in without}
     if size_lies:
-        def ftp_SIZE(self, path):  # noqa: N802 (pyftpdlib's naming)
+        def ftp_SIZE(self, path):
             try:
                 size = self.run_as_current_user(self.fs.getsize, path)
             except OSError:

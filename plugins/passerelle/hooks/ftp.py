@@ -37,7 +37,7 @@ def truthy(value: Any, default: bool) -> bool:
     return bool(value)
 
 
-class ReusedSessionFTP_TLS(ftplib.FTP_TLS):  # noqa: N801 (named after ftplib's class)
+class ReusedSessionFTP_TLS(ftplib.FTP_TLS):
     """FTP_TLS that resumes the control connection's TLS session on data connections.
 
     vsftpd (``require_ssl_reuse=YES``, its default), ProFTPD (``TLSOptions
@@ -194,7 +194,7 @@ class FTPFiles:
 
     def mtime(self, path: str) -> datetime.datetime | None:
         try:
-            return self.hook.get_mod_time(path).replace(tzinfo=datetime.timezone.utc)  # MDTM is UTC (RFC 3659)
+            return self.hook.get_mod_time(path).replace(tzinfo=datetime.UTC)  # MDTM is UTC (RFC 3659)
         except ftplib.error_perm as exc:
             if _code(exc) in UNSUPPORTED:
                 return None

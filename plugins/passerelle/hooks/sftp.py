@@ -127,7 +127,7 @@ class SFTPFiles:
     def mtime(self, path: str) -> datetime.datetime | None:
         """``stat``: the provider's ``get_mod_time`` gives a string in the worker's local time."""
         seconds = self._conn.stat(path).st_mtime
-        return None if seconds is None else datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc)
+        return None if seconds is None else datetime.datetime.fromtimestamp(seconds, datetime.UTC)
 
     # -- classifying errors ---------------------------------------------------------------------
     def transient(self, exc: BaseException) -> bool:

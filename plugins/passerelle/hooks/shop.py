@@ -283,7 +283,7 @@ class ShopFilesHook(BaseHook):
         is kept; so is one whose date the server does not tell. Returns the names deleted.
         """
         age = older_than if isinstance(older_than, datetime.timedelta) else datetime.timedelta(seconds=older_than)
-        limit = datetime.datetime.now(datetime.timezone.utc) - age
+        limit = datetime.datetime.now(datetime.UTC) - age
         removed = []
         for name in self.list(folder, missing_ok=True):
             if not name.endswith(PART_SUFFIX):
