@@ -38,6 +38,9 @@ os.environ.update(
 
 import psycopg  # noqa: E402
 
+# Real FTP, FTPS (pyftpdlib, vsftpd) and SFTP (OpenSSH) servers for the hook tests: tests/servers.py.
+pytest_plugins = ["servers"]
+
 
 def pytest_sessionfinish(session, exitstatus):
     shutil.rmtree(_AIRFLOW_HOME, ignore_errors=True)

@@ -175,6 +175,7 @@ def test_project_flow_runs_on_the_celery_worker(stack, project_dags, dag_id, req
         pytest.skip(f"no file of dags/ defines {dag_id!r} yet")
     erp_dsn = request.getfixturevalue("erp_dsn")
     shop = request.getfixturevalue("ftps_server")
+    shop.path("/inbound").mkdir(parents=True, exist_ok=True)  # the shop's drop folder: a missing one is an error
     stack.set_connection("passerelle_erp", erp_dsn.replace("postgresql://", "postgres://", 1))
     stack.set_connection("passerelle_shop", shop.uri())
     received_before = stack.celery_tasks_received()

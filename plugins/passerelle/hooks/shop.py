@@ -2,97 +2,62 @@
 
 ``ShopFilesHook`` owns one connection and offers the few verbs Passerelle needs (put, get,
 size, rename, list, delete, makedirs) whatever the protocol, plus ``publish``: upload under a
-temporary name, check the size, rename into place, manifest last.
+temporary name, check the size, set the mode, rename into place, manifest last.
 
-Which protocol is read from the Airflow connection: ``conn_type`` ``sftp`` uses the SFTP
-provider; ``ftp`` uses the FTP provider, with TLS (explicit FTPS) when the connection's
-extra has ``"tls": true`` or its type is ``ftps``.
+The protocol is read once from the Airflow connection and picks an adapter
+(:mod:`passerelle.hooks.ftp` for ``ftp``/``ftps``, :mod:`passerelle.hooks.sftp` for ``sftp``);
+the verbs here are the same for all. Every error reaching a caller is a :class:`TransferError`
+naming the server (``ftp://host:port``), the path and the server's reply, never a password;
+:class:`FileVanished` and :class:`FolderMissing` are the two a caller may handle.
 
-FTPS extras: ``ca_file`` (a PEM bundle to trust, e.g. the shop's self-signed certificate),
-``verify`` (default true; false only when explicitly set), ``passive`` (default true),
-``encoding``, ``timeout`` (seconds, default 60).
+Extras: see the adapters' modules; ``file_mode`` (octal, e.g. ``"640"``; ``"keep"`` leaves the
+server's choice) sets the mode of published files when the hook is not given one (default 0644,
+so a web server can read photos).
 """
 
 from __future__ import annotations
 
-import ftplib  # nosec: B402 (plain FTP is what many shops still run; FTPS and SFTP are offered)
-import io
+import datetime
+import hashlib
 import json
 import logging
 import posixpath
-import socket
-import ssl
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from functools import cached_property
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
-from airflow.providers.ftp.hooks.ftp import FTPHook, FTPSHook
+from airflow.sdk import BaseHook
+
+from passerelle.hooks.base import FileVanished, FolderMissing, ServerFiles, TransferError
+from passerelle.hooks.ftp import TRANSIENT, FTPFiles, ReusedSessionFTP_TLS, ShopFTPHook, ShopFTPSHook
+
+__all__ = [
+    "PART_SUFFIX", "TRANSIENT", "FileVanished", "FolderMissing", "PublishedFile", "ReusedSessionFTP_TLS",
+    "ShopFTPHook", "ShopFTPSHook", "ShopFilesHook", "TransferError", "safe_name",
+]
 
 log = logging.getLogger(__name__)
 
-#: Errors worth a retry: the network, and FTP's 4xx "transient negative" replies.
-TRANSIENT = (ftplib.error_temp, socket.timeout, ConnectionError, EOFError, TimeoutError)
 PART_SUFFIX = ".part"
+DEFAULT_FILE_MODE = 0o644
+_UNSET: Any = object()
+T = TypeVar("T")
 
 
-class TransferError(RuntimeError):
-    """A file could not be moved safely; the message names the file and what was wrong."""
+def _sftp_files(conn_id: str, connection: Any) -> ServerFiles:
+    from passerelle.hooks.sftp import SFTPFiles  # paramiko only when a shop uses SFTP
+
+    return SFTPFiles(conn_id, connection)
 
 
-def _truthy(value: Any, default: bool) -> bool:
-    if value is None:
-        return default
-    if isinstance(value, str):
-        return value.strip().lower() not in ("false", "0", "no", "off", "")
-    return bool(value)
-
-
-class ReusedSessionFTP_TLS(ftplib.FTP_TLS):
-    """FTP_TLS that resumes the control connection's TLS session on data connections.
-
-    vsftpd (``require_ssl_reuse=YES``, its default), ProFTPD (``TLSOptions
-    NoSessionReuseRequired`` absent) and FileZilla Server refuse data connections that do not
-    reuse the control session; the standard library does not do it.
-    """
-
-    def ntransfercmd(self, cmd, rest=None):
-        conn, size = ftplib.FTP.ntransfercmd(self, cmd, rest)
-        if self._prot_p:
-            conn = self.context.wrap_socket(conn, server_hostname=self.host, session=self.sock.session)
-        return conn, size
-
-
-class ShopFTPSHook(FTPSHook):
-    """FTPS (explicit TLS) with certificate verification on by default.
-
-    The provider's ``FTPSHook`` sets the port on the ``FTP_TLS`` class (shared by every
-    connection in the process), cannot trust a private CA and does not reuse TLS sessions;
-    this subclass fixes the three.
-    """
-
-    hook_name = "Shop FTPS"
-
-    def get_conn(self) -> ftplib.FTP:
-        if self.conn is None:
-            params = self.get_connection(self.ftp_conn_id)
-            extra = params.extra_dejson
-            context = ssl.create_default_context(cafile=extra.get("ca_file") or None)
-            if not _truthy(extra.get("verify"), True):
-                context.check_hostname = False
-                context.verify_mode = ssl.CERT_NONE
-            timeout = float(extra.get("timeout", 60))
-            kwargs: dict[str, Any] = {"context": context, "timeout": timeout}
-            if extra.get("encoding"):
-                kwargs["encoding"] = extra["encoding"]
-            conn = ReusedSessionFTP_TLS(**kwargs)
-            conn.connect(params.host, int(params.port or ftplib.FTP_PORT))
-            conn.login(params.login or "anonymous", params.password or "")
-            conn.prot_p()
-            conn.set_pasv(_truthy(extra.get("passive"), True))
-            self.conn = conn
-        return self.conn
+#: Connection type -> adapter factory. Picked once per hook.
+ADAPTERS: dict[str, Callable[[str, Any], ServerFiles]] = {
+    "ftp": FTPFiles,
+    "ftps": FTPFiles,
+    "sftp": _sftp_files,
+    "ssh": _sftp_files,
+}
 
 
 @dataclass(frozen=True)
@@ -103,57 +68,104 @@ class PublishedFile:
     rows: int | None = None
 
 
-class ShopFilesHook:
+def _file_mode(value: Any, conn_id: str) -> int | None:
+    if value is None or value == "":
+        return DEFAULT_FILE_MODE
+    if isinstance(value, str) and value.strip().lower() in ("keep", "none"):
+        return None
+    try:
+        mode = int(value, 8) if isinstance(value, str) else int(value)
+    except ValueError:
+        mode = -1
+    if not 0 <= mode <= 0o7777:
+        raise TransferError(f"connection {conn_id}: extra file_mode={value!r} is not a file mode; expected octal "
+                            "digits such as 644 or 640, or 'keep'")
+    return mode
+
+
+class ShopFilesHook(BaseHook):
     """Verbs over the shop's server, whatever the protocol; a context manager.
 
-    :param shop_conn_id: the Airflow connection of the shop's server.
+    :param shop_conn_id: the Airflow connection of the shop's server (``ftp``, ``ftps`` or ``sftp``).
     :param retries: attempts per operation on transient errors (backoff 1, 2, 4... s).
+    :param backoff: seconds before the first retry.
+    :param file_mode: mode of the files ``put_atomic``/``publish`` put (default: the connection's
+        ``file_mode`` extra, else 0o644); ``None`` leaves the server's default (often 0600 on vsftpd).
     """
 
     conn_name_attr = "shop_conn_id"
     default_conn_name = "passerelle_shop"
+    conn_type = "ftp"  # the connection may also be of type ftps or sftp
+    hook_name = "Passerelle shop files (FTP, FTPS, SFTP)"
+    adapters: ClassVar[dict[str, Callable[[str, Any], ServerFiles]]] = ADAPTERS
 
-    def __init__(self, shop_conn_id: str = default_conn_name, *, retries: int = 3, backoff: float = 1.0):
+    def __init__(self, shop_conn_id: str = default_conn_name, *, retries: int = 3, backoff: float = 1.0,
+                 file_mode: int | None = _UNSET) -> None:
+        super().__init__()
         self.shop_conn_id = shop_conn_id
-        self.retries = retries
+        self.retries = max(1, retries)
         self.backoff = backoff
-        self._hook: Any = None
+        self._file_mode = file_mode
+        self._server: ServerFiles | None = None
+        self._connected = False
 
-    # -- connection -------------------------------------------------------------------------
-    @cached_property
-    def connection(self):
-        return FTPHook.get_connection(self.shop_conn_id)
+    # -- connection -------------------------------------------------------------------------------
+    def _adapter(self) -> ServerFiles:
+        if self._server is None:
+            try:
+                connection = self.get_connection(self.shop_conn_id)
+            except Exception as exc:
+                raise TransferError(f"shop connection {self.shop_conn_id!r} not found: {exc}") from exc
+            factory = self.adapters.get(connection.conn_type or "")
+            if factory is None:
+                raise TransferError(f"connection {self.shop_conn_id}: type {connection.conn_type!r} is not a shop "
+                                    f"file server; expected one of {', '.join(sorted(self.adapters))}")
+            try:
+                self._server = factory(self.shop_conn_id, connection)
+            except Exception as exc:  # e.g. the SSH provider refusing a host_key extra
+                raise TransferError(f"connection {self.shop_conn_id}: {exc}") from exc
+            if self._file_mode is _UNSET:
+                self._file_mode = _file_mode(connection.extra_dejson.get("file_mode"), self.shop_conn_id)
+        return self._server
 
-    @cached_property
+    @property
     def protocol(self) -> str:
-        conn = self.connection
-        if conn.conn_type == "sftp":
-            return "sftp"
-        if conn.conn_type == "ftps" or _truthy(conn.extra_dejson.get("tls"), False):
-            return "ftps"
-        return "ftp"
+        return self._adapter().scheme
 
-    def _new_hook(self):
-        if self.protocol == "sftp":
-            from airflow.providers.sftp.hooks.sftp import SFTPHook
+    @property
+    def file_mode(self) -> int | None:
+        self._adapter()
+        return self._file_mode
 
-            return SFTPHook(ssh_conn_id=self.shop_conn_id)
-        if self.protocol == "ftps":
-            return ShopFTPSHook(ftp_conn_id=self.shop_conn_id)
-        return FTPHook(ftp_conn_id=self.shop_conn_id)
+    @property
+    def where(self) -> str:
+        """``scheme://host:port`` of the server, for messages (no login, no password)."""
+        server = self._adapter()
+        return f"{server.scheme}://{server.host}:{server.port}"
 
-    def _client(self):
-        if self._hook is None:
-            self._hook = self._new_hook()
-        return self._hook.get_conn()
+    def get_conn(self) -> ServerFiles:
+        """The adapter, logged in (lazily: nothing connects before the first verb)."""
+        server = self._adapter()
+        if self._connected:
+            return server
+        for attempt in range(1, self.retries + 1):
+            try:
+                server.connect()
+                self._connected = True
+                return server
+            except Exception as exc:
+                server.close()
+                if not server.transient(exc) or attempt == self.retries:
+                    tried = f" after {attempt} attempts" if attempt > 1 else ""
+                    raise TransferError(f"cannot connect to {self.where} as {server.login or '(no login)'}{tried}: "
+                                        f"{self._reply(exc)}") from exc
+                self._pause(f"connect to {self.where}", exc, attempt)
+        raise AssertionError("unreachable")
 
     def close(self) -> None:
-        if self._hook is not None:
-            try:
-                self._hook.close_conn()
-            except Exception:  # a broken connection is dropped either way
-                pass
-            self._hook = None
+        if self._server is not None:
+            self._server.close()
+        self._connected = False
 
     def __enter__(self) -> ShopFilesHook:
         return self
@@ -161,141 +173,157 @@ class ShopFilesHook:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def _retry(self, what: str, fn: Callable[[], Any]) -> Any:
-        for attempt in range(1, self.retries + 1):
-            try:
-                return fn()
-            except TRANSIENT as exc:
-                if attempt == self.retries:
-                    raise TransferError(f"{what}: failed after {attempt} attempts: {exc}") from exc
-                log.warning("%s: transient error (%s), retry %d/%d", what, exc, attempt, self.retries - 1)
-                self.close()  # reconnect: the control connection may be dead
-                time.sleep(self.backoff * 2 ** (attempt - 1))
-        raise AssertionError("unreachable")
-
     def test_connection(self) -> tuple[bool, str]:
         try:
-            self.list(".")
-            return True, f"{self.protocol.upper()} connection to the shop works"
+            home = self.get_conn().check()
+            return True, f"{self.protocol.upper()} connection to {self.where} works (working folder {home})"
         except Exception as exc:
             return False, str(exc)
+        finally:
+            self.close()
 
-    # -- verbs ------------------------------------------------------------------------------
+    # -- errors -------------------------------------------------------------------------------------
+    def _reply(self, exc: BaseException) -> str:
+        text = self._adapter().reply(exc)
+        try:
+            password = self.get_connection(self.shop_conn_id).password
+        except Exception:
+            password = None
+        return text.replace(password, "***") if password else text
+
+    def _pause(self, what: str, exc: BaseException, attempt: int) -> None:
+        log.warning("%s: transient error (%s), retry %d/%d", what, self._reply(exc), attempt, self.retries - 1)
+        time.sleep(self.backoff * 2 ** (attempt - 1))
+
+    def _do(self, what: str, fn: Callable[[ServerFiles], T], *, path: str | None = None) -> T:
+        """Run ``fn(adapter)``; retry transient errors on a new connection; raise a ``TransferError``
+        naming ``what``, the server and its reply (``FileVanished`` when ``path`` is not there)."""
+        for attempt in range(1, self.retries + 1):
+            server = self.get_conn()
+            try:
+                return fn(server)
+            except TransferError:
+                raise
+            except Exception as exc:
+                if server.transient(exc) and attempt < self.retries:
+                    self.close()  # reconnect: the control connection may be dead
+                    self._pause(f"{what} on {self.where}", exc, attempt)
+                    continue
+                if path is not None and server.missing(exc, path):
+                    raise FileVanished(f"{what} on {self.where}: {path} is not on the server "
+                                       f"({self._reply(exc)})") from exc
+                tried = f" after {attempt} attempts" if attempt > 1 else ""
+                raise TransferError(f"{what} on {self.where} failed{tried}: {self._reply(exc)}") from exc
+        raise AssertionError("unreachable")
+
+    # -- verbs --------------------------------------------------------------------------------------
     def put_bytes(self, path: str, data: bytes) -> None:
-        def go():
-            client = self._client()
-            if self.protocol == "sftp":
-                with client.open(path, "wb") as fh:
-                    fh.set_pipelined(True)
-                    fh.write(data)
-            else:
-                client.storbinary(f"STOR {path}", io.BytesIO(data), 65536)
-
-        self._retry(f"upload {path}", go)
+        self._do(f"upload {path}", lambda s: s.put(path, data))
 
     def get_bytes(self, path: str) -> bytes:
-        def go():
-            client = self._client()
-            if self.protocol == "sftp":
-                with client.open(path, "rb") as fh:
-                    fh.prefetch()
-                    return fh.read()
-            buf = io.BytesIO()
-            client.retrbinary(f"RETR {path}", buf.write, 65536)
-            return buf.getvalue()
-
-        return self._retry(f"download {path}", go)
+        """The file's bytes; :class:`FileVanished` when it is not (or no longer) there."""
+        return self._do(f"download {path}", lambda s: s.get(path), path=path)
 
     def size(self, path: str) -> int | None:
-        def go():
-            client = self._client()
-            if self.protocol == "sftp":
-                return client.stat(path).st_size
-            client.voidcmd("TYPE I")  # SIZE is only reliable in binary mode
-            value = client.size(path)
-            return int(value) if value is not None else None
-
+        """Bytes held by the server; ``None`` when the file is missing or the server cannot tell."""
         try:
-            return self._retry(f"size of {path}", go)
-        except (ftplib.error_perm, FileNotFoundError, IOError):
+            return self._do(f"size of {path}", lambda s: s.size(path), path=path)
+        except FileVanished:
             return None
 
     def exists(self, path: str) -> bool:
-        return self.size(path) is not None
+        return self._do(f"look for {path}", lambda s: s.exists(path))
 
     def delete(self, path: str) -> None:
-        def go():
-            client = self._client()
-            if self.protocol == "sftp":
-                client.remove(path)
-            else:
-                client.delete(path)
-
-        self._retry(f"delete {path}", go)
+        self._do(f"delete {path}", lambda s: s.delete(path), path=path)
 
     def rename(self, src: str, dst: str) -> None:
         """Rename, replacing dst: some servers (FileZilla, IIS) refuse to rename over a file."""
 
-        def go():
-            client = self._client()
-            if self.protocol == "sftp":
-                try:
-                    client.posix_rename(src, dst)
-                except OSError:
-                    if self.exists(dst):
-                        client.remove(dst)
-                    client.rename(src, dst)
-                return
+        def go(server: ServerFiles) -> None:
             try:
-                client.rename(src, dst)
-            except ftplib.error_perm:
-                if not self.exists(dst):
+                server.rename(src, dst)
+            except Exception as exc:
+                if server.transient(exc) or not server.exists(dst) or not server.exists(src):
                     raise
-                client.delete(dst)
-                client.rename(src, dst)
+                server.delete(dst)
+                server.rename(src, dst)
 
-        self._retry(f"rename {src} to {dst}", go)
+        self._do(f"rename {src} to {dst}", go, path=src)
 
-    def list(self, folder: str) -> list[str]:
-        """Names (not paths) of the entries of a folder; never trusted as paths by callers."""
+    def list(self, folder: str, missing_ok: bool = False) -> list[str]:
+        """Names (not paths) of the entries of a folder; never trusted as paths by callers.
 
-        def go():
-            client = self._client()
-            if self.protocol == "sftp":
-                return sorted(client.listdir(folder))
-            try:
-                names = client.nlst(folder)
-            except ftplib.error_perm as exc:  # some servers answer 550 for an empty folder
-                if str(exc).startswith("550"):
-                    return []
-                raise
-            return sorted(posixpath.basename(n.rstrip("/")) for n in names if n not in (".", ".."))
-
-        return self._retry(f"list {folder}", go)
+        A folder that does not exist raises :class:`FolderMissing` (a mistyped folder would
+        otherwise read as "no files" forever), unless ``missing_ok``.
+        """
+        try:
+            return self._do(f"list {folder}", lambda s: s.listdir(folder), path=folder)
+        except FileVanished as exc:
+            if missing_ok:
+                return []
+            raise FolderMissing(f"list {folder} on {self.where}: the folder does not exist "
+                                f"({self._reply(exc.__cause__) if exc.__cause__ else 'not found'})") from exc
 
     def makedirs(self, folder: str) -> None:
-        """Create a folder and its parents; existing ones are fine."""
-        parts = [p for p in folder.split("/") if p]
-        path = "/" if folder.startswith("/") else ""
-        client = self._client()
-        for part in parts:
-            path = posixpath.join(path, part) if path else part
-            try:
-                if self.protocol == "sftp":
-                    client.mkdir(path)
-                else:
-                    client.mkd(path)
-            except (ftplib.error_perm, OSError):
-                pass  # exists (or not ours to create: the upload will say so clearly)
+        """Create a folder and its parents; existing ones are fine, a refused one is an error."""
+        self._do(f"create folder {folder}", lambda s: s.makedirs(folder))
 
-    # -- atomic publishing --------------------------------------------------------------------
-    def put_atomic(self, path: str, data: bytes) -> None:
-        """Upload under a temporary name, check the size, then rename into place."""
+    def chmod(self, path: str, mode: int) -> bool:
+        """Set ``path``'s mode; ``False`` (logged) when the server does not allow it."""
+        done = self._do(f"set mode {mode:o} on {path}", lambda s: s.chmod(path, mode), path=path)
+        if not done:
+            log.debug("%s: the server does not let us set mode %o on %s; left as it is", self.where, mode, path)
+        return done
+
+    def cleanup_parts(self, folder: str, older_than: datetime.timedelta | float) -> list[str]:
+        """Delete the abandoned ``*.part`` uploads of ``folder`` last changed before ``older_than`` ago.
+
+        A ``.part`` younger than that may be an upload in progress (another run, another worker) and
+        is kept; so is one whose date the server does not tell. Returns the names deleted.
+        """
+        age = older_than if isinstance(older_than, datetime.timedelta) else datetime.timedelta(seconds=older_than)
+        limit = datetime.datetime.now(datetime.UTC) - age
+        removed = []
+        for name in self.list(folder, missing_ok=True):
+            if not name.endswith(PART_SUFFIX):
+                continue
+            path = posixpath.join(folder, name)
+            try:
+                changed = self._do(f"date of {path}", lambda s, p=path: s.mtime(p), path=path)
+                if changed is None:
+                    log.warning("%s: cannot tell when %s was written; kept", self.where, path)
+                elif changed < limit:
+                    self.delete(path)
+                    removed.append(name)
+            except FileVanished:  # finished (renamed) or removed meanwhile
+                continue
+        if removed:
+            log.info("%s: deleted %d abandoned uploads in %s: %s", self.where, len(removed), folder,
+                     ", ".join(removed))
+        return removed
+
+    # -- atomic publishing --------------------------------------------------------------------------
+    def put_atomic(self, path: str, data: bytes, *, file_mode: int | None = _UNSET) -> None:
+        """Upload under a temporary name, check the size, set the mode, then rename into place.
+
+        The size comes from ``SIZE`` (or ``stat``), else the folder's ``MLSD`` listing; a server
+        offering neither gets the file read back and compared byte for byte.
+        """
         tmp = path + PART_SUFFIX
         self.put_bytes(tmp, data)
-        remote = self.size(tmp)
-        if remote != len(data):
-            raise TransferError(f"upload {path}: server holds {remote} bytes, sent {len(data)}")
+        remote = self._do(f"size of {tmp}", lambda s: s.size(tmp), path=tmp)
+        if remote is None:
+            log.debug("%s tells no sizes: %s verified by reading it back", self.where, tmp)
+            if self.get_bytes(tmp) != data:
+                raise TransferError(f"upload {path} on {self.where}: the copy read back from {tmp} differs "
+                                    f"from the {len(data)} bytes sent; {tmp} left in place")
+        elif remote != len(data):
+            raise TransferError(f"upload {path} on {self.where}: server holds {remote} bytes, sent {len(data)}; "
+                                f"{tmp} left in place")
+        mode = self.file_mode if file_mode is _UNSET else file_mode
+        if mode is not None:
+            self.chmod(tmp, mode)
         self.rename(tmp, path)
 
     def publish(
@@ -305,25 +333,25 @@ class ShopFilesHook:
         manifest: dict[str, Any],
         *,
         manifest_name: str = "manifest.json",
+        file_mode: int | None = _UNSET,
     ) -> list[PublishedFile]:
         """Put every file in ``folder`` atomically, then the manifest (files, rows, sha256) last.
 
         ``files`` yields (name, content, info) with info holding at least ``sha256``; rows are
         read from ``info['rows']`` when given. Publishing again is safe: same names, same bytes.
         """
-        import hashlib
-
         self.makedirs(folder)
         done: list[PublishedFile] = []
         for name, content, info in files:
             safe_name(name)
             digest = info.get("sha256") or hashlib.sha256(content).hexdigest()
-            self.put_atomic(posixpath.join(folder, name), content)
+            self.put_atomic(posixpath.join(folder, name), content, file_mode=file_mode)
             done.append(PublishedFile(name, len(content), digest, info.get("rows")))
             log.info("published %s/%s (%d bytes)", folder, name, len(content))
         body = dict(manifest)
         body["files"] = [f.__dict__ for f in done]
-        self.put_atomic(posixpath.join(folder, manifest_name), json.dumps(body, indent=2, sort_keys=True).encode())
+        self.put_atomic(posixpath.join(folder, manifest_name), json.dumps(body, indent=2, sort_keys=True).encode(),
+                        file_mode=file_mode)
         return done
 
 
@@ -332,3 +360,4 @@ def safe_name(name: str) -> str:
     if not name or name in (".", "..") or "/" in name or "\\" in name or "\x00" in name or name.startswith("."):
         raise TransferError(f"refusing unsafe file name {name!r}: expected a plain name")
     return name
+
