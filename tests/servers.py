@@ -34,7 +34,7 @@ from pathlib import Path
 
 import pytest
 
-from passerelle.localenv import free_port, self_signed_certificate
+from passerelle_demo.localenv import free_port, self_signed_certificate
 
 SERVER_BASE = Path("/srv/passerelle-tests")
 SFTP_SERVER_PACKAGES = ("openssh-server", "openssh-sftp-server")

@@ -30,7 +30,7 @@ from passerelle.hooks.shop import (
     TransferError,
     safe_name,
 )
-from passerelle.localenv import free_port
+from passerelle_demo.localenv import free_port
 from servers import ShopServer, start_pyftpdlib, start_vsftpd
 
 KINDS = ["ftp", "ftps", "vsftpd", "sftp"]
@@ -253,7 +253,7 @@ def test_an_unknown_server_identity_is_refused(kind, request, tmp_path, connect)
         hook = connect(server, extra={"host_key": other})
         expected = "host key"
     else:
-        from passerelle.localenv import self_signed_certificate
+        from passerelle_demo.localenv import self_signed_certificate
 
         stranger, _ = self_signed_certificate(tmp_path)
         hook = connect(server, extra={"ca_file": stranger})
