@@ -8,7 +8,7 @@ import threading
 
 from passerelle.core.differ import catalog_entities, confirm_batch
 from passerelle.core.export import build_catalog, iter_outbox
-from passerelle.core.feeds import dialect
+from passerelle.core.dialects import dialect
 
 RULE = "a.price_excl_vat > 0 AND a.name <> ''"
 
