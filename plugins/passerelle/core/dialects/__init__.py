@@ -44,6 +44,11 @@ def register(name: str, *, catalog: type[Dialect], exchange: type[Dialect] | Non
     """Make a shop's dialects available under *name* (the value of ``shop.dialect``)."""
     known = _REGISTRY.get(name)
     if known is not None and known != Registration(catalog, exchange):
+        if known.catalog.__qualname__ == catalog.__qualname__ and \
+                known.catalog.__module__.rpartition(".")[2] == catalog.__module__.rpartition(".")[2]:
+            # The same file imported again under another module name (Airflow's plugin loader
+            # imports every .py under plugins/ as a top-level module): the first one stays.
+            return
         raise ValueError(f"shop dialect {name!r} is registered twice ({known.catalog.__module__} and "
                          f"{catalog.__module__})")
     _REGISTRY[name] = Registration(catalog, exchange)
