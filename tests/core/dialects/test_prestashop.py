@@ -48,7 +48,8 @@ FAMILY = pd.DataFrame({
     "parent_code": ["CUI", "SDB", "", ""], "parent_name": ["Cuisine", "Salle de bain", "", ""],
     "path": ["Cuisine > Accessoires", "Salle de bain > Accessoires", "Cuisine", "Salle de bain"],
     "depth": ["2", "2", "1", "1"], "position": ["0", "0", "0", "1"],
-    "family_id": ["11", "12", "3", "4"], "parent_family_id": ["3", "4", "", ""], "family_ids": ["3,11", "4,12", "3", "4"],
+    "family_id": ["11", "12", "3", "4"], "parent_family_id": ["3", "4", "", ""],
+    "family_ids": ["3,11", "4,12", "3", "4"],
 })
 
 
