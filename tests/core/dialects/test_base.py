@@ -48,3 +48,17 @@ def test_a_shop_without_exchange_files_says_so():
         exchange_dialect("only_catalog_test")
     with pytest.raises(ValueError, match="registered twice"):
         register("only_catalog_test", catalog=Dialect)
+
+
+def test_a_shop_module_imported_again_under_another_name_keeps_the_first_registration():
+    """Airflow's plugin loader imports every .py under plugins/ as a top-level module."""
+    import importlib.util
+
+    import passerelle.core.dialects.generic as generic
+
+    before = type(dialect("generic"))
+    spec = importlib.util.spec_from_file_location("generic", generic.__file__)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.GenericDialect is not generic.GenericDialect
+    assert type(dialect("generic")) is before is generic.GenericDialect
