@@ -99,7 +99,7 @@ def prepare(dsn: str, articles: int, rule: str) -> dict[str, Any]:
     """Send every article once and confirm it, then change 1 % of the articles (child process)."""
     from passerelle.core.differ import catalog_entities, confirm_batch
     from passerelle.core.export import build_catalog
-    from passerelle.core.feeds import dialect
+    from passerelle.core.dialects import dialect
 
     out: dict[str, Any] = {}
     with psycopg.connect(dsn) as conn:
@@ -132,7 +132,7 @@ def measure(dsn: str, rule: str, repeat: int) -> dict[str, Any]:
     """Time the delta and the bare COPY, interleaved, ``repeat`` times each (fresh child process)."""
     import passerelle.core.export as export
     from passerelle.core.differ import catalog_entities
-    from passerelle.core.feeds import dialect
+    from passerelle.core.dialects import dialect
 
     # Time the diff (hashes + FULL JOIN + batch rows) apart from the files, without touching
     # the code measured: wrap the build_batch that build_catalog calls.

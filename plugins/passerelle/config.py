@@ -50,9 +50,11 @@ DEFAULTS: dict[str, Any] = {
     "stock": {"safety_stock": 0, "variant_display": "all"},
     # Inbound files (orders_in): shop statuses per outcome; encoding/delimiter/decimal optional.
     "inbound": {"integrate": ["paid", "validated"], "quotes": ["quote"], "cancels": ["cancelled"]},
-    # PrestaShop dialect: the parent of top-level categories, and the shop's tax rules group
-    # id per VAT rate (a fresh French install: 1 = 20 %, 2 = 10 %, 3 = 5.5 %, 4 = 2.1 %).
-    "prestashop": {"home_category": "Home", "tax_rules_groups": {20.0: 1, 10.0: 2, 5.5: 3, 2.1: 4}},
+    # PrestaShop dialect: the import's language (its root category's default name: Accueil for
+    # fr), root_category to name it otherwise, and the shop's tax rules group id per VAT rate
+    # (a fresh French install: 1 = 20 %, 2 = 10 %, 3 = 5.5 %, 4 = 2.1 %). See
+    # passerelle.core.dialects.prestashop for root_category and category_id_offset.
+    "prestashop": {"language": "fr", "tax_rules_groups": {20.0: 1, 10.0: 2, 5.5: 3, 2.1: 4}},
     "flows": {},
 }
 

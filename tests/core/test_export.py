@@ -8,7 +8,7 @@ import threading
 
 from passerelle.core.differ import catalog_entities, confirm_batch
 from passerelle.core.export import build_catalog, iter_outbox
-from passerelle.core.feeds import dialect
+from passerelle.core.dialects import dialect
 
 RULE = "a.price_excl_vat > 0 AND a.name <> ''"
 
@@ -50,3 +50,82 @@ def test_rejected_rows_are_recorded_and_retried(erp):
     erp.commit()
     batch, files = build_catalog(erp, flow="catalog", run_key="r2", entities=ents, dialect=dialect("generic"))
     assert batch.counts["article"]["created"] == 1 and batch.counts["article"]["rejected"] == 0
+
+
+def _ps_rows(erp, batch_id, name):
+    for file_name, content, _info in iter_outbox(erp, batch_id):
+        if file_name == name:
+            return list(csv.DictReader(io.StringIO(content.decode()), delimiter=";"))
+    return []
+
+
+def _urls(entity, df):
+    """Photo URLs as the catalog's enricher gives them: one per photo of the article."""
+    if entity != "article":
+        return df
+    return df.assign(image_urls=df["images"].str.split(",").map(
+        lambda parts: ",".join(f"https://s/{p.split(':')[0]}.jpg" for p in parts if p)))
+
+
+def test_prestashop_photos_only_where_they_changed(erp):
+    """The photos digest in the snapshot label tells a photo change from any other change."""
+    ents = catalog_entities(RULE, ["article"])
+    ps = dialect("prestashop")
+    batch, _ = build_catalog(erp, flow="catalog", run_key="p1", entities=ents, dialect=ps, enrich=_urls)
+    confirm_batch(erp, batch.id)
+    erp.commit()
+    price, photo = [r[0] for r in erp.execute(
+        "SELECT a.reference FROM erp.article a WHERE a.web AND a.price_excl_vat > 0 AND a.name <> '' "
+        "AND EXISTS (SELECT 1 FROM erp.image i WHERE i.article_id = a.id AND i.variant_id IS NULL) "
+        "ORDER BY a.id LIMIT 2")]
+    erp.execute("UPDATE erp.article SET price_excl_vat = price_excl_vat + 1 WHERE reference = %s", (price,))
+    erp.execute("UPDATE erp.image SET updated_at = updated_at + interval '1 day' "
+                "WHERE article_id = (SELECT id FROM erp.article WHERE reference = %s)", (photo,))
+    erp.commit()
+    batch, _ = build_catalog(erp, flow="catalog", run_key="p2", entities=ents, dialect=ps, enrich=_urls)
+    rows = {r["Reference #"]: r for r in _ps_rows(erp, batch.id, "products_0001.csv")}
+    assert set(rows) == {price, photo}
+    assert (rows[price]["Image URLs (x,y,z...)"], rows[price]["Delete existing images (0 = No, 1 = Yes)"]) == ("", "")
+    assert rows[photo]["Image URLs (x,y,z...)"].startswith("https://s/")
+    assert rows[photo]["Delete existing images (0 = No, 1 = Yes)"] == "1"
+    # A full send resends every photo (it sends everything as if the shop had nothing).
+    batch, _ = build_catalog(erp, flow="catalog", run_key="p3", entities=ents, dialect=ps, mode="full", enrich=_urls)
+    rows = _ps_rows(erp, batch.id, "products_0001.csv")
+    assert all(r["Delete existing images (0 = No, 1 = Yes)"] == "1" for r in rows)
+
+
+def test_prestashop_homonym_families_and_deactivations(erp):
+    """Families of the same name in two branches get two category IDs; a family and an article
+    taken off the web come back as rows PrestaShop's import accepts (ID/reference, name, parent)."""
+    erp.execute("INSERT INTO erp.family (code, name, parent_id) SELECT 'HOMONYM-' || code, 'Accessoires', id "
+                "FROM erp.family WHERE parent_id IS NULL AND web ORDER BY id LIMIT 2")
+    erp.commit()
+    ents = catalog_entities(RULE, ["family", "article"])
+    ps = dialect("prestashop", {"language": "fr"})
+    batch, _ = build_catalog(erp, flow="catalog", run_key="h1", entities=ents, dialect=ps)
+    cats = _ps_rows(erp, batch.id, "categories_0001.csv")
+    homonyms = [r for r in cats if r["Name"] == "Accessoires"]
+    assert len(homonyms) == 2 and homonyms[0]["ID"] != homonyms[1]["ID"]
+    assert homonyms[0]["Parent category"] != homonyms[1]["Parent category"]
+    by_id = {r["ID"]: r for r in cats}
+    for r in homonyms:  # the parent is a category of the same file, listed before its child
+        assert r["Parent category"] in by_id
+        assert cats.index(by_id[r["Parent category"]]) < cats.index(r)
+    assert {r["Parent category"] for r in cats if r["ID"] not in {h["ID"] for h in homonyms}
+            and not r["Parent category"].isdigit()} == {"Accueil"}
+    confirm_batch(erp, batch.id)
+    erp.commit()
+
+    family_id, family = erp.execute("SELECT id, name FROM erp.family WHERE code LIKE 'HOMONYM-%' ORDER BY id "
+                                    "LIMIT 1").fetchone()
+    erp.execute("UPDATE erp.family SET web = false WHERE id = %s", (family_id,))
+    ref, name = erp.execute("SELECT reference, name FROM erp.article a WHERE a.web AND " + RULE +
+                            " ORDER BY id LIMIT 1").fetchone()
+    erp.execute("UPDATE erp.article SET web = false WHERE reference = %s", (ref,))
+    erp.commit()
+    batch, _ = build_catalog(erp, flow="catalog", run_key="h2", entities=ents, dialect=ps)
+    off = _ps_rows(erp, batch.id, "products_off_0001.csv")
+    assert [(r["Reference #"], r["Active (0/1)"], r["Name"]) for r in off] == [(ref, "0", name)]
+    off = _ps_rows(erp, batch.id, "categories_off_0001.csv")
+    assert [(r["ID"], r["Active (0/1)"], r["Name"]) for r in off] == [(str(10_000 + family_id), "0", family)]
+    assert off[0]["Parent category"].isdigit()

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from pypdf import PdfReader
 
-from passerelle.core.feeds_exchange import pdf_names
+from passerelle.core.dialects.base import pdf_names
 from passerelle.core.invoices import (
     Address,
     Invoice,

@@ -65,8 +65,15 @@ def test_full_then_delta(catalog, connections, erp, ftp_server):
         assert hashlib.sha256((folder / f["name"]).read_bytes()).hexdigest() == f["sha256"]
     products = _rows(folder / "products_0001.csv")
     assert {r["Reference #"] for r in products} == set(changes["changed"]) | set(changes["created"])
+    # A price-only change carries no photo: PrestaShop would download every photo again.
+    price_only = next(r for r in products if r["Reference #"] == changes["changed"][0])
+    assert erp.execute("SELECT count(*) FROM erp.image i JOIN erp.article a ON a.id = i.article_id "
+                       "WHERE a.reference = %s", (changes["changed"][0],)).fetchone()[0] > 0
+    assert (price_only["Image URLs (x,y,z...)"], price_only["Delete existing images (0 = No, 1 = Yes)"]) == ("", "")
     off = _rows(folder / "products_off_0001.csv")
-    assert [(r["Reference #"], r["Active (0/1)"], r["Name"]) for r in off] == [(changes["removed"][0], "0", "")]
+    # Deactivated by reference with its name (PrestaShop refuses a product row with an empty name).
+    name = erp.execute("SELECT name FROM erp.article WHERE reference = %s", (changes["removed"][0],)).fetchone()[0]
+    assert [(r["Reference #"], r["Active (0/1)"], r["Name"]) for r in off] == [(changes["removed"][0], "0", name)]
     assert not list(folder.glob("*.part"))
 
 

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from passerelle import INCLUDE
-from passerelle.core.feeds_exchange import prestashop_fields
+from passerelle.core.dialects.prestashop import prestashop_fields
 
 DAY1 = pendulum.datetime(2026, 11, 20, 10, 0, tz="Europe/Paris")
 
@@ -237,7 +237,7 @@ def test_prestashop_sends_out_of_stock_combinations_with_zero_quantity(erp):
     orderable at their old quantity): they get 0 and the shop's display setting hides them."""
     from passerelle.core.exchange import build_exchange, exchange_settings, prices_stock_entities
     from passerelle.core.export import iter_outbox
-    from passerelle.core.feeds_exchange import exchange_dialect
+    from passerelle.core.dialects import exchange_dialect
 
     v_out = erp.execute("SELECT v.reference FROM erp.variant v JOIN erp.article a ON a.id = v.article_id "
                         "WHERE a.web AND a.price_excl_vat > 0 ORDER BY v.id LIMIT 1").fetchone()[0]

@@ -11,20 +11,26 @@ DROP SCHEMA IF EXISTS passerelle_src CASCADE;
 CREATE SCHEMA passerelle_src;
 
 -- Families as a category tree: full path and parent, web families only.
+-- family_id, parent_family_id and family_ids (the family's and its parents' ids, root first,
+-- comma separated) are the back office's stable numeric ids: shops that match categories by
+-- number (PrestaShop, see docs/formats/prestashop.md) derive their category ids from them, so
+-- that two families of the same name in different branches stay two categories.
 CREATE OR REPLACE VIEW passerelle_src.family AS
 WITH RECURSIVE tree AS (
     SELECT f.id, f.code, f.name, f.parent_id, f.position,
-           NULL::text AS parent_code, NULL::text AS parent_name, f.name::text AS path, 1 AS depth
+           NULL::text AS parent_code, NULL::text AS parent_name, f.name::text AS path, 1 AS depth,
+           f.id::text AS id_path
     FROM erp.family f
     WHERE f.parent_id IS NULL AND f.web
     UNION ALL
     SELECT c.id, c.code, c.name, c.parent_id, c.position,
-           t.code, t.name, t.path || ' > ' || c.name, t.depth + 1
+           t.code, t.name, t.path || ' > ' || c.name, t.depth + 1, t.id_path || ',' || c.id
     FROM erp.family c
     JOIN tree t ON c.parent_id = t.id
     WHERE c.web
 )
-SELECT code AS key, code, name, parent_code, parent_name, path, depth, position
+SELECT code AS key, code, name, parent_code, parent_name, path, depth, position,
+       id AS family_id, parent_id AS parent_family_id, id_path AS family_ids
 FROM tree;
 
 CREATE OR REPLACE VIEW passerelle_src.brand AS
@@ -123,7 +129,8 @@ SELECT a.reference AS key,
        a.ean,
        ss.available_qty AS quantity,   -- shop_stock_article has a row for every article
        img.images,
-       a.web
+       a.web,
+       fam.family_ids                  -- the family's and its parents' ids, root first (see family)
 FROM erp.article a
 LEFT JOIN erp.family f ON f.id = a.family_id
 LEFT JOIN passerelle_src.family fam ON fam.code = f.code

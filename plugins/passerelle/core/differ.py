@@ -33,11 +33,16 @@ class Entity:
     alias: str = "v"
     #: What identifies a removed row to the shop besides its key (kept in the snapshot,
     #: since a removed row is no longer in the view): a category's name, a variant's article.
+    #: A column of the view, or an SQL expression over the alias (text).
     label: str = "key"
 
     @property
     def view(self) -> str:
         return f"{VIEW_SCHEMA}.{self.name}"
+
+    @property
+    def label_sql(self) -> str:
+        return f"{self.alias}.{self.label}" if self.label.isidentifier() else f"({self.label})"
 
 
 def catalog_entities(selection_rule: str, names: Sequence[str] | None = None) -> list[Entity]:
@@ -48,10 +53,14 @@ def catalog_entities(selection_rule: str, names: Sequence[str] | None = None) ->
     """
     rule = f"(a.web AND ({selection_rule}))"
     entities = [
-        Entity("family", label="name"),
+        # A removed family is found again by its id, under its parent, and needs its name.
+        Entity("family", label="v.family_id || E'\\t' || coalesce(v.parent_family_id::text, '') || E'\\t' || v.name"),
         Entity("brand", label="name"),
         Entity("supplier", label="name"),
-        Entity("article", where=rule, alias="a"),
+        # The digest of the article's photos, then its name: a deactivation row carries the name
+        # last sent, and a changed row's photos are sent only if the digest changed (the label
+        # recorded for the row against the snapshot's, see passerelle.core.export.write_files).
+        Entity("article", where=rule, alias="a", label="md5(coalesce(a.images, '')) || E'\\t' || coalesce(a.name, '')"),
         Entity("variant", label="removal_label", where=f"EXISTS (SELECT 1 FROM {VIEW_SCHEMA}.article a "
                                 f"WHERE a.key = v.article_reference AND {rule})"),
     ]
@@ -107,7 +116,8 @@ def diff_entity(conn: psycopg.Connection, batch_id: int, entity: Entity, *, full
     a = entity.alias
     sql = f"""
     WITH cur AS MATERIALIZED (
-        SELECT {a}.key, {a}.{entity.label}::text AS label, md5({a}::text) AS hash FROM {entity.view} {a} WHERE {entity.where}
+        SELECT {a}.key, {entity.label_sql}::text AS label, md5({a}::text) AS hash FROM {entity.view} {a}
+        WHERE {entity.where}
     ),
     snap AS (SELECT key, hash, label FROM passerelle.snapshot WHERE entity = %(entity)s),
     diff AS (

@@ -33,7 +33,8 @@ import psycopg
 
 from passerelle.core.differ import VIEW_SCHEMA, Batch, Entity, build_batch
 from passerelle.core.export import _record_rejects, _store, apply_settings, outbox_files, write_files
-from passerelle.core.feeds_exchange import GenericExchangeDialect, PrestaShopExchangeDialect
+from passerelle.core.dialects.generic import GenericExchangeDialect
+from passerelle.core.dialects.prestashop import PrestaShopExchangeDialect
 from passerelle.core.invoices import InvoiceError, invoice_pdf, load_invoices, load_seller, pdf_name
 
 log = logging.getLogger(__name__)

@@ -20,7 +20,7 @@ import pandas as pd
 import psycopg
 
 from passerelle.core.differ import Batch, Entity, build_batch
-from passerelle.core.feeds import Dialect, Rejects
+from passerelle.core.dialects.base import Dialect, Rejects
 from passerelle.db import copy_in, read_query_chunks
 
 log = logging.getLogger(__name__)
@@ -82,12 +82,9 @@ def write_files(
         stem = dialect.stems[entity.name]
         rejects = Rejects()
         part = 0
-        query = (
-            f"SELECT v.* FROM {entity.view} v JOIN passerelle.batch_row b "
-            f"ON b.key = v.key AND b.batch_id = %s AND b.entity = %s AND b.op <> 'D' ORDER BY v.key"
-        )
+        query, params = _live_rows_query(batch, entity, entity.name in dialect.with_previous)
         with _hash_joins_only(conn):
-            for chunk in read_query_chunks(conn, query, (batch.id, entity.name), chunksize=rows_per_file):
+            for chunk in read_query_chunks(conn, query, params, chunksize=rows_per_file):
                 if enrich is not None:
                     chunk = enrich(entity.name, chunk)
                 bad = dialect.common_checks(entity.name, chunk, rejects)
@@ -115,6 +112,21 @@ def write_files(
                                 dialect.to_bytes(out), len(out)))
     conn.execute("UPDATE passerelle.batch SET counts = %s WHERE id = %s", (json.dumps(batch.counts), batch.id))
     return files
+
+
+def _live_rows_query(batch: Batch, entity: Entity, with_previous: bool) -> tuple[str, tuple]:
+    """The view's rows of the batch's created and changed keys; with *with_previous*, two more
+    columns: ``batch_label`` (the label the snapshot will record) and ``previous_label`` (the
+    snapshot's, from the last confirmed send; NULL for a new row and in a full send, which
+    sends everything as if the shop had nothing)."""
+    if not with_previous:
+        return (f"SELECT v.* FROM {entity.view} v JOIN passerelle.batch_row b "
+                f"ON b.key = v.key AND b.batch_id = %s AND b.entity = %s AND b.op <> 'D' ORDER BY v.key",
+                (batch.id, entity.name))
+    return (f"SELECT v.*, b.label AS batch_label, s.label AS previous_label FROM {entity.view} v "
+            f"JOIN passerelle.batch_row b ON b.key = v.key AND b.batch_id = %s AND b.entity = %s AND b.op <> 'D' "
+            f"LEFT JOIN passerelle.snapshot s ON s.entity = b.entity AND s.key = b.key AND %s "
+            f"ORDER BY v.key", (batch.id, entity.name, batch.mode != "full"))
 
 
 def _record_rejects(conn: psycopg.Connection, batch: Batch, entity: str, rejects: pd.DataFrame) -> None:

@@ -58,7 +58,7 @@ class BuildExchangeOperator(BuildBatchOperator):
             order_status_entities,
             prices_stock_entities,
         )
-        from passerelle.core.feeds_exchange import exchange_dialect
+        from passerelle.core.dialects import exchange_dialect
 
         names, dry = self.checked_arguments()
         cfg = load_config(self.config_path)

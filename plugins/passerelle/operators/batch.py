@@ -87,7 +87,7 @@ class BuildCatalogOperator(BuildBatchOperator):
         from passerelle.core.differ import catalog_entities
         from passerelle.core.exchange import stock_settings
         from passerelle.core.export import build_catalog
-        from passerelle.core.feeds import dialect
+        from passerelle.core.dialects import dialect
         from passerelle.core.photos import image_url_enricher
 
         names, dry = self.checked_arguments()

@@ -1,0 +1,175 @@
+"""What every shop dialect shares: the base class, rejects, value formatting, HTML sanitising.
+
+A dialect turns chunks of rows of an entity's view (all values as text, as COPY gives them)
+into the columns, values and bytes the shop's importer expects, and refuses (with a reason)
+the rows the shop could not take. Each shop's dialects (catalog and exchanges) live in one
+module of this package and register themselves (:func:`passerelle.core.dialects.register`).
+
+Files written for an importer are written as they are: no value is changed to protect a
+spreadsheet (``-20% Lot de 2 torchons`` stays as it is). :func:`neutralise_formulas` is for
+files a person opens (rejects, reports); the rule is in docs/formats/generic.md.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from dataclasses import dataclass, field
+
+import nh3
+import pandas as pd
+
+from passerelle.core.invoices import PDF_NAME_DROP, PDF_NAME_PREFIX, PDF_NAME_SUFFIX
+
+#: Characters that make a spreadsheet read a cell as a formula (OWASP CSV injection).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER = re.compile(r"^[+-]?\d+([.,]\d+)?$")
+_SLUG_DROP = re.compile(r"[^a-z0-9]+")
+
+#: Tags a rich-text description may keep (nh3 also strips script/style and every on* handler).
+ALLOWED_TAGS = {"p", "br", "strong", "b", "em", "i", "u", "ul", "ol", "li", "h2", "h3", "h4", "a", "span",
+                "table", "thead", "tbody", "tr", "th", "td", "blockquote"}
+
+#: The order of statuses changed in the same second (one back-office transaction, say).
+STATUS_RANK: dict[str, int] = {"confirmed": 1, "prepared": 2, "shipped": 3, "invoiced": 4, "cancelled": 5}
+
+
+def sanitise_html(values: pd.Series) -> pd.Series:
+    """Rich text with no script, no event handler, no javascript: URL (nh3, Rust's ammonia)."""
+    def one(v: str) -> str:
+        return nh3.clean(v, tags=ALLOWED_TAGS, attributes={"a": {"href", "title"}},
+                         url_schemes={"http", "https", "mailto"}) if v else v
+
+    return values.map(one)
+
+
+def neutralise_formulas(df: pd.DataFrame) -> pd.DataFrame:
+    """Prefix with ' every text cell a spreadsheet would evaluate; numbers are left alone.
+
+    For files a person opens in a spreadsheet only: it changes the data (``-20% ...`` becomes
+    ``'-20% ...``), so no file read by an importer goes through it.
+    """
+    out = df.copy()
+    for col in out.columns:
+        s = out[col]
+        if not (pd.api.types.is_object_dtype(s) or pd.api.types.is_string_dtype(s)):
+            continue
+        s = s.astype("string")
+        risky = s.str.startswith(FORMULA_START).fillna(False) & ~s.str.match(_NUMBER).fillna(False)
+        if risky.any():
+            out[col] = s.where(~risky, "'" + s).astype(object)
+    return out
+
+
+def slug(values: pd.Series) -> pd.Series:
+    """URL-safe lower-case ASCII (accents dropped), as shops want their rewritten URLs."""
+    ascii_ = values.fillna("").str.normalize("NFKD").str.encode("ascii", "ignore").str.decode("ascii")
+    return ascii_.str.lower().str.replace(_SLUG_DROP, "-", regex=True).str.strip("-")
+
+
+@dataclass
+class Rejects:
+    """Rows refused for the shop, one line per (key, field)."""
+
+    rows: list[pd.DataFrame] = field(default_factory=list)
+
+    def add(self, df: pd.DataFrame, mask: pd.Series, field_: str, reason: str) -> pd.Series:
+        if mask.any():
+            self.rows.append(pd.DataFrame({"key": df.loc[mask, "key"], "field": field_,
+                                           "value": df.loc[mask, field_] if field_ in df else "",
+                                           "reason": reason}))
+        return mask
+
+    def frame(self) -> pd.DataFrame:
+        if not self.rows:
+            return pd.DataFrame(columns=["key", "field", "value", "reason"])
+        return pd.concat(self.rows, ignore_index=True)
+
+
+def _num(s: pd.Series) -> pd.Series:
+    return pd.to_numeric(s.replace("", None), errors="coerce")
+
+
+def _fmt(s: pd.Series, decimals: int, decimal: str = ".") -> pd.Series:
+    """Numbers as text with a fixed number of decimals; missing stays empty."""
+    n = _num(s)
+    out = n.map(lambda x: "" if pd.isna(x) else f"{x:.{decimals}f}")
+    return out.str.replace(".", decimal, regex=False) if decimal != "." else out
+
+
+def _whole(s: pd.Series) -> pd.Series:
+    """Quantities as whole units (rounded down), as shops count stock; missing is 0."""
+    return _num(s).fillna(0).clip(lower=0).floordiv(1).astype(int).astype(str)
+
+
+def _blank(s: pd.Series) -> pd.Series:
+    return s.fillna("").astype(str)
+
+
+def valid_ean13(s: pd.Series) -> pd.Series:
+    """True where the value is empty or a 13-digit EAN with a right check digit (vectorised)."""
+    s = s.fillna("")
+    shaped = s.str.fullmatch(r"\d{13}")
+    digits = s.where(shaped, "0" * 13)
+    total = sum(digits.str[i].astype(int) * (3 if i % 2 else 1) for i in range(12))
+    ok = ((10 - total % 10) % 10) == digits.str[12].astype(int)
+    return (s == "") | (shaped & ok)
+
+
+def pdf_names(numbers: pd.Series) -> pd.Series:
+    """The invoice PDFs' file names (vectorised twin of :func:`passerelle.core.invoices.pdf_name`)."""
+    return PDF_NAME_PREFIX + numbers.str.replace(PDF_NAME_DROP, "-", regex=True) + PDF_NAME_SUFFIX
+
+
+def in_time_order(df: pd.DataFrame) -> pd.DataFrame:
+    """Status rows in the order they happened: time, then the statuses' natural order."""
+    rank = df["status"].map(STATUS_RANK).fillna(len(STATUS_RANK) + 1)
+    return df.assign(_rank=rank).sort_values(["changed_at", "_rank", "key"], kind="stable").drop(columns="_rank")
+
+
+class Dialect:
+    """Base: file stems, the transform of live rows and of removed rows, the bytes.
+
+    ``with_previous``: entities whose live rows the file writer gives two more columns,
+    ``batch_label`` (the label the snapshot will record for the row) and ``previous_label``
+    (the one it holds now, from the last confirmed send; empty for a new row and in a full
+    send), so that a dialect can tell which part of a changed row changed (PrestaShop: the
+    photos) without a second hash in the snapshot.
+    """
+
+    name = "base"
+    separator = ","
+    decimal = "."
+    encoding = "utf-8"
+    #: Entity -> file stem, in the order the shop must import.
+    stems: dict[str, str] = {}
+    with_previous: frozenset[str] = frozenset()
+
+    def __init__(self, cfg: dict | None = None):
+        self.cfg = cfg or {}
+
+    def live(self, entity: str, df: pd.DataFrame, rejects: Rejects) -> pd.DataFrame:
+        raise NotImplementedError
+
+    def removed(self, entity: str, df: pd.DataFrame) -> tuple[str, pd.DataFrame]:
+        """(file stem, rows) telling the shop to deactivate; df has columns key and label."""
+        raise NotImplementedError
+
+    def common_checks(self, entity: str, df: pd.DataFrame, rejects: Rejects) -> pd.Series:
+        bad = pd.Series(False, index=df.index)
+        if "name" in df:
+            bad |= rejects.add(df, df["name"].fillna("").str.strip() == "", "name", "name is empty")
+        if entity == "article":
+            price = _num(df["price_excl_vat"])
+            bad |= rejects.add(df, price.isna() | (price < 0), "price_excl_vat",
+                               "price excl. VAT is missing or negative")
+        if "ean" in df:
+            bad |= rejects.add(df, ~valid_ean13(df["ean"]), "ean", "not a valid EAN-13 (13 digits, check digit)")
+        return bad
+
+    def to_bytes(self, df: pd.DataFrame) -> bytes:
+        """The file as the importer reads it: values written as they are (never neutralised)."""
+        buf = io.StringIO()
+        df.to_csv(buf, index=False, sep=self.separator, quoting=csv.QUOTE_MINIMAL, lineterminator="\r\n")
+        return buf.getvalue().encode(self.encoding, errors="strict")

@@ -1,0 +1,65 @@
+"""Passerelle's own documented format (docs/formats/generic.md, docs/formats/exchange.md).
+
+UTF-8, comma, dot decimals, one file per entity: the views' columns plus ``active``;
+deactivations go to ``*_off`` files (key, active=0).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from passerelle.core.dialects import register
+from passerelle.core.dialects.base import Dialect, Rejects, in_time_order, pdf_names, sanitise_html
+
+#: View columns the generic files leave out: internal to Passerelle (selection flag, the
+#: snapshot's labels, the family ids other dialects use as shop ids).
+INTERNAL_COLUMNS = ("web", "removal_label", "family_id", "parent_family_id", "family_ids")
+
+
+class GenericDialect(Dialect):
+    """The catalog: family, brand, supplier, article, variant."""
+
+    name = "generic"
+    stems = {"family": "categories", "brand": "brands", "supplier": "suppliers", "article": "products",
+             "variant": "variants"}
+
+    def live(self, entity: str, df: pd.DataFrame, rejects: Rejects) -> pd.DataFrame:
+        out = df.drop(columns=[c for c in INTERNAL_COLUMNS if c in df])
+        if entity == "article":
+            for col in ("short_description", "long_description"):
+                out[col] = sanitise_html(out[col])
+            if not self.cfg.get("send_purchase_price", False):
+                out = out.drop(columns=["purchase_price"])
+        out.insert(1, "active", "1")
+        return out
+
+    def removed(self, entity: str, df: pd.DataFrame) -> tuple[str, pd.DataFrame]:
+        return f"{self.stems[entity]}_off", pd.DataFrame({"key": df["key"], "active": "0"})
+
+
+class GenericExchangeDialect(GenericDialect):
+    """The exchanges: the views' columns, UTF-8, comma, dot decimals.
+
+    ``silent_removals``: entities whose removed rows are forgotten by the snapshot but written
+    to no file; ``filters_variant_display``: ``stock.variant_display: in_stock`` is applied by
+    leaving out-of-stock variants out of the files (see passerelle.core.exchange).
+    """
+
+    stems = {**GenericDialect.stems, "price": "prices", "specific_price": "specific_prices", "stock": "stock",
+             "variant_stock": "variant_stock", "order_status": "order_statuses", "invoice": "invoices"}
+    silent_removals: frozenset[str] = frozenset({"order_status", "invoice"})
+    filters_variant_display = True
+
+    def live(self, entity: str, df: pd.DataFrame, rejects: Rejects) -> pd.DataFrame:
+        if entity in ("stock", "variant_stock"):
+            out = df[["key", "article_reference", "variant_reference", "real_qty", "available_qty"]].copy()
+            out.insert(1, "active", "1")
+            return out
+        if entity == "order_status":
+            return in_time_order(df)
+        if entity == "invoice":
+            return df.drop(columns=["content_hash"]).assign(file=pdf_names(df["invoice_number"]))
+        return super().live(entity, df, rejects)
+
+
+register("generic", catalog=GenericDialect, exchange=GenericExchangeDialect)

@@ -1,0 +1,429 @@
+"""PrestaShop 8: the catalog and the hourly exchanges as its CSV import takes them.
+
+Checked against PrestaShop 8.1's own importer, ``controllers/admin/AdminImportController.php``
+(what each rule below rests on is cited in docs/formats/prestashop.md, "What Passerelle writes
+and why"); the import screen's fields per entity are in
+``include/reference/prestashop8_import_fields.json``. In short:
+
+- columns are matched by position, so every file is a prefix of the entity's field list;
+- products and combinations are matched by reference ("Use product reference as key");
+- categories carry their own ``ID`` (the back office's family id plus
+  ``prestashop.category_id_offset``, imported with "Force all ID numbers") and their parent by
+  that ID, so that homonyms in different branches never meet; top-level families hang under
+  the shop's root category, named ``prestashop.root_category`` (default by
+  ``prestashop.language``);
+- a deactivation row carries the product's name (the import sets the name from the cell,
+  empty included, and refuses a product without one);
+- photo columns are filled only in rows whose photos changed: every import appends the listed
+  images again.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from functools import cache
+from typing import Any
+
+import pandas as pd
+
+from passerelle import INCLUDE
+from passerelle.core.dialects import register
+from passerelle.core.dialects.base import (
+    Dialect,
+    Rejects,
+    _blank,
+    _fmt,
+    _num,
+    _whole,
+    in_time_order,
+    pdf_names,
+    sanitise_html,
+    slug,
+)
+
+#: PrestaShop 8's import fields per entity, from its AdminImportController (see the file's source).
+REFERENCE_FILE = INCLUDE / "reference" / "prestashop8_import_fields.json"
+
+#: The name of PrestaShop's home category as a fresh install creates it, per install language.
+#: The categories import finds a parent given by name in the import's language.
+ROOT_CATEGORY_BY_LANGUAGE: dict[str, str] = {"fr": "Accueil", "en": "Home", "es": "Inicio", "de": "Startseite",
+                                              "it": "Home"}
+
+#: Default first category id (plus the back-office family id): above the ids of a fresh install
+#: (1 root, 2 home, 3-9 demo) and of categories created by hand in most shops.
+CATEGORY_ID_OFFSET = 10_000
+
+#: PrestaShop 8's default order states (ps_order_state ids of a fresh install) per back-office
+#: status; "invoiced" has no state of its own (the PDF goes to the customer area instead).
+#: A shop with other ids sets ``order_states`` in the dialect's configuration.
+PRESTASHOP_ORDER_STATES: dict[str, str] = {
+    "confirmed": "2",   # Payment accepted
+    "prepared": "3",    # Processing in progress
+    "shipped": "4",     # Shipped
+    "invoiced": "",
+    "cancelled": "6",   # Canceled
+}
+
+#: "No limit" for a PrestaShop specific price date, as the shop stores it.
+PS_NO_DATE = "0000-00-00 00:00:00"
+
+#: Length of the photos' digest that starts an article's snapshot label (md5 in hex, see the differ).
+_DIGEST = 32
+
+
+@cache
+def prestashop_fields(entity: str) -> tuple[tuple[str, str], ...]:
+    """(key, label) of a PrestaShop import entity in the order its matching screen pre-selects
+    them: the reference file's order, ``price_tin`` left out (never pre-selected)."""
+    data = json.loads(REFERENCE_FILE.read_text(encoding="utf-8"))
+    try:
+        fields = data["entities"][entity]
+    except KeyError:
+        raise ValueError(f"{REFERENCE_FILE.name}: no PrestaShop import entity {entity!r}") from None
+    return tuple((f["key"], f["label"]) for f in fields if f["key"] != "price_tin")
+
+
+@cache
+def prestashop_required(entity: str) -> tuple[str, ...]:
+    """Labels of the entity's fields the import refuses empty ($required_fields, or required by
+    the object's own definition, such as a product's or a category's name)."""
+    data = json.loads(REFERENCE_FILE.read_text(encoding="utf-8"))
+    return tuple(f["label"] for f in data["entities"][entity] if f.get("required"))
+
+
+def prestashop_frame(entity: str, values: dict[str, Any], index: pd.Index) -> pd.DataFrame:
+    """A PrestaShop import file: the shortest prefix of the entity's fields holding every key of
+    *values*, in order, with the labels as header; fields not given are left empty.
+
+    PrestaShop matches columns by position, not by header: an empty cell leaves a plain field
+    unchanged (but sets a multilingual one, such as the name, to empty: give those).
+    """
+    fields = prestashop_fields(entity)
+    keys = [k for k, _ in fields]
+    unknown = sorted(set(values) - set(keys))
+    if unknown:
+        raise ValueError(f"PrestaShop {entity} import has no field {unknown}; expected some of {keys}")
+    last = max(keys.index(k) for k in values)
+    columns: dict[str, Any] = {}
+    for key, label in fields[: last + 1]:
+        value = values.get(key, "")
+        columns[label] = value if isinstance(value, pd.Series) else pd.Series(value, index=index, dtype=object)
+    return pd.DataFrame(columns, index=index)
+
+
+def attribute_columns(size: pd.Series, colour: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """PrestaShop's "Attribute (Name:Type:Position)" and "Value (Value:Position)" cells."""
+    size, colour = size.fillna(""), colour.fillna("")
+    has_size, has_colour = size != "", colour != ""
+    group = (has_size.map({True: "Taille:select:0", False: ""}) + (has_size & has_colour).map({True: ",", False: ""})
+             + has_colour.map({True: "Couleur:color:1", False: ""}))
+    value = ((size + ":0").where(has_size, "") + (has_size & has_colour).map({True: ",", False: ""})
+             + (colour.str.capitalize() + ":1").where(has_colour, ""))
+    return group, value
+
+
+def article_label_name(labels: pd.Series) -> pd.Series:
+    """The name in an article's snapshot label (``<photos digest><TAB><name>``, see the differ).
+
+    A label written before the digest existed is the bare reference: it is given back as it is
+    (PrestaShop needs a non-empty name; the product is being deactivated anyway).
+    """
+    labels = labels.fillna("")
+    name = labels.str.extract(rf"^[0-9a-f]{{{_DIGEST}}}\t(.*)$", flags=re.S, expand=False)
+    return name.where(name.notna() & (name != ""), labels)
+
+
+class PrestaShopDialect(Dialect):
+    """PrestaShop 8 CSV import: ``;`` separated, dot decimals, 0/1 booleans, UTF-8.
+
+    Products and combinations are matched by reference (tick "Use product reference as key"
+    on the import screen); categories by ID (tick "Force all ID numbers"); brands and
+    suppliers by name. Deactivations go to separate ``*_off`` files holding the key columns
+    and what the import requires, so nothing else is overwritten.
+
+    Settings (the ``prestashop`` section, as a dict): ``language`` (the import's language, a
+    two-letter code, default ``fr``), ``root_category`` (default by language; ``home_category``
+    is read as an older name of it), ``category_id_offset``, ``tax_rules_groups``,
+    ``send_purchase_price``.
+    """
+
+    name = "prestashop"
+    separator = ";"
+    stems = {"family": "categories", "brand": "manufacturers", "supplier": "suppliers", "article": "products",
+             "variant": "combinations"}
+    #: The article's previous snapshot label tells whether its photos changed (see _article).
+    with_previous: frozenset[str] = frozenset({"article"})
+
+    @property
+    def tax_rules(self) -> dict[float, int]:
+        rules = self.cfg.get("tax_rules_groups") or {20.0: 1, 10.0: 2, 5.5: 3, 2.1: 4}
+        return {float(k): int(v) for k, v in rules.items()}
+
+    @property
+    def root_category(self) -> str:
+        """The name of the category top-level families hang under, in the import's language."""
+        given = self.cfg.get("root_category") or self.cfg.get("home_category")
+        if given:
+            return str(given)
+        language = str(self.cfg.get("language") or "fr").lower()
+        try:
+            return ROOT_CATEGORY_BY_LANGUAGE[language]
+        except KeyError:
+            raise ValueError(
+                f"prestashop.language is {language!r}: no default root category for it (known: "
+                f"{sorted(ROOT_CATEGORY_BY_LANGUAGE)}); set prestashop.root_category to the name of the "
+                f"shop's home category") from None
+
+    @property
+    def category_id_offset(self) -> int:
+        value = self.cfg.get("category_id_offset", CATEGORY_ID_OFFSET)
+        try:
+            offset = int(value)
+        except (TypeError, ValueError):
+            offset = -1
+        if offset < 2:
+            raise ValueError(f"prestashop.category_id_offset must be a whole number of at least 2, got {value!r}")
+        return offset
+
+    def category_ids(self, family_ids: pd.Series) -> pd.Series:
+        """Shop category ids for back-office family ids (text, as COPY gives them); empty stays empty."""
+        n = _num(family_ids)
+        return (n + self.category_id_offset).map(lambda x: "" if pd.isna(x) else str(int(x)))
+
+    def live(self, entity: str, df: pd.DataFrame, rejects: Rejects) -> pd.DataFrame:
+        return getattr(self, f"_{entity}")(df, rejects)
+
+    def _family(self, df: pd.DataFrame, rejects: Rejects) -> pd.DataFrame:
+        # Parents before children: a parent given by ID must exist when its child is imported.
+        df = df.assign(_depth=_num(df["depth"])).sort_values("_depth", kind="stable")
+        parent = self.category_ids(df["parent_family_id"])
+        return prestashop_frame("categories", {
+            "id": self.category_ids(df["family_id"]),
+            "active": "1",
+            "name": df["name"],
+            "parent": parent.where(parent != "", self.root_category),
+            "is_root_category": "0",
+            "meta_title": df["name"],
+            "link_rewrite": slug(df["name"]),
+        }, df.index)
+
+    def _brand(self, df: pd.DataFrame, rejects: Rejects) -> pd.DataFrame:
+        return prestashop_frame("manufacturers", {"active": "1", "name": df["name"],
+                                                  "description": sanitise_html(df["description"].fillna(""))},
+                                df.index)
+
+    def _supplier(self, df: pd.DataFrame, rejects: Rejects) -> pd.DataFrame:
+        return prestashop_frame("suppliers", {"active": "1", "name": df["name"]}, df.index)
+
+    def _article(self, df: pd.DataFrame, rejects: Rejects) -> pd.DataFrame:
+        vat = _num(df["vat_rate"]).round(2)
+        rule = vat.map(self.tax_rules)
+        bad = rejects.add(df, rule.isna(), "vat_rate",
+                          f"no PrestaShop tax rule for this VAT rate (prestashop.tax_rules_groups has "
+                          f"{sorted(self.tax_rules)})")
+        # The family and its parents by category ID, leaf first (PrestaShop's default category is
+        # the first listed): "1,3,7" becomes "10007,10003,10001".
+        ids = df["family_ids"].fillna("").str.split(",").explode()
+        ids = ids[ids != ""]
+        cats = (self.category_ids(ids).groupby(level=0).agg(lambda s: ",".join(reversed(list(s))))
+                .reindex(df.index).fillna(""))
+        values: dict[str, Any] = {
+            "active": "1",
+            "name": df["name"],
+            "category": cats,
+            "price_tex": _fmt(df["price_excl_vat"], 6),
+            "id_tax_rules_group": rule.map(lambda x: "" if pd.isna(x) else str(int(x))),
+            "reference": df["reference"],
+            "supplier_reference": df["supplier_reference"],
+            "supplier": df["supplier"],
+            "manufacturer": df["brand"],
+            "ean13": df["ean"],
+            "weight": _fmt(df["weight_kg"], 3),
+            "quantity": _num(df["quantity"]).fillna(0).astype(int).astype(str),
+            "description_short": sanitise_html(df["short_description"].fillna("")),
+            "description": sanitise_html(df["long_description"].fillna("")),
+            "meta_title": df["name"],
+            "link_rewrite": slug(df["name"]),
+        }
+        if self.cfg.get("send_purchase_price", False):
+            values["wholesale_price"] = _fmt(df["purchase_price"], 6)
+        if "image_urls" in df:
+            # Every import appends the listed images: list them (replacing the old ones) only in
+            # rows whose photos changed, i.e. whose photos digest (the start of the snapshot
+            # label) differs from the last confirmed send's. A new row, a full send (no previous
+            # label) and a photo list that became empty (the old photos are deleted) count as
+            # changed. Elsewhere both cells stay empty: the import leaves the photos alone.
+            changed = self.photos_changed(df)
+            values["image"] = df["image_urls"].fillna("").where(changed, "")
+            values["delete_existing_images"] = changed.map({True: "1", False: ""})
+        return prestashop_frame("products", values, df.index)[~bad]
+
+    @staticmethod
+    def photos_changed(df: pd.DataFrame) -> pd.Series:
+        """True where the row's photos differ from the last confirmed send (set-wise, on labels)."""
+        if "batch_label" not in df or "previous_label" not in df:
+            return pd.Series(True, index=df.index)
+        now = df["batch_label"].fillna("").str[:_DIGEST]
+        before = df["previous_label"].fillna("").str[:_DIGEST]
+        return (now != before) | (now == "")
+
+    def _variant(self, df: pd.DataFrame, rejects: Rejects) -> pd.DataFrame:
+        groups, values = attribute_columns(df["size"], df["colour"])
+        return prestashop_frame("combinations", {
+            "product_reference": df["article_reference"],
+            "group": groups,
+            "attribute": values,
+            "reference": df["reference"],
+            "ean13": df["ean"],
+            "price": _fmt(df["price_impact"], 6),
+            "quantity": _num(df["quantity"]).fillna(0).astype(int).astype(str),
+            "weight": _fmt(df["weight_impact"], 3),
+        }, df.index)
+
+    def removed(self, entity: str, df: pd.DataFrame) -> tuple[str, pd.DataFrame]:
+        stem = f"{self.stems[entity]}_off"
+        if entity == "article":
+            # Found by reference; the name is required (an empty cell would set it empty and the
+            # product would be refused): the last name sent, kept in the snapshot label.
+            return stem, prestashop_frame("products", {"active": "0", "name": article_label_name(df["label"]),
+                                                       "reference": df["key"]}, df.index)
+        if entity == "variant":
+            # A combination row needs its attributes to be found; the snapshot keeps them in the
+            # label ("article reference<TAB>size<TAB>colour"). Quantity 0: nobody can order it.
+            parts = df["label"].fillna("").str.split("\t", expand=True).reindex(columns=range(3)).fillna("")
+            groups, values = attribute_columns(parts[1], parts[2])
+            return stem, prestashop_frame("combinations", {
+                "product_reference": parts[0], "group": groups, "attribute": values, "reference": df["key"],
+                "quantity": "0"}, df.index)
+        if entity == "family":
+            # Label "family id<TAB>parent family id<TAB>name" (the differ): found by ID, the name
+            # required, the parent given again (left empty, the import would move it under Home).
+            parts = df["label"].fillna("").str.split("\t", n=2, expand=True).reindex(columns=range(3)).fillna("")
+            parent = self.category_ids(parts[1])
+            return stem, prestashop_frame("categories", {
+                "id": self.category_ids(parts[0]), "active": "0", "name": parts[2],
+                "parent": parent.where(parent != "", self.root_category)}, df.index)
+        kind = {"brand": "manufacturers", "supplier": "suppliers"}[entity]
+        return stem, prestashop_frame(kind, {"active": "0", "name": df["label"]}, df.index)
+
+
+class PrestaShopExchangeDialect(PrestaShopDialect):
+    """PrestaShop 8: prices and stock as product/combination imports (by reference, positional
+    columns), the rest as documented files for a shop-side module or webservice script
+    (PrestaShop's CSV import has no specific prices, order states or invoices).
+
+    ``silent_removals``: PrestaShop cannot take a stock or price removal, and the catalog
+    already deactivates what left the shop; ``filters_variant_display`` is off: combinations
+    must get their zero quantity, else they stay orderable.
+    """
+
+    stems = {**PrestaShopDialect.stems, "price": "products_prices", "specific_price": "specific_prices",
+             "stock": "products_stock", "variant_stock": "combinations_stock", "order_status": "order_states",
+             "invoice": "invoices"}
+    silent_removals: frozenset[str] = frozenset({"order_status", "invoice", "price", "stock", "variant_stock"})
+    filters_variant_display = False
+
+    @property
+    def order_states(self) -> dict[str, str]:
+        return {**PRESTASHOP_ORDER_STATES, **{k: str(v) for k, v in (self.cfg.get("order_states") or {}).items()}}
+
+    def _local_time(self, utc_iso: pd.Series) -> pd.Series:
+        tz = self.cfg.get("timezone", "Europe/Paris")
+        when = pd.to_datetime(utc_iso.replace("", None), utc=True, format="%Y-%m-%dT%H:%M:%SZ")
+        return when.dt.tz_convert(tz).dt.strftime("%Y-%m-%d %H:%M:%S").fillna("")
+
+    def _price(self, df: pd.DataFrame, rejects: Rejects) -> pd.DataFrame:
+        """Products import: name (kept), price excl. VAT, tax rule, the promotion, reference."""
+        rule = _num(df["vat_rate"]).round(2).map(self.tax_rules)
+        bad = rejects.add(df, rule.isna(), "vat_rate",
+                          f"no PrestaShop tax rule for this VAT rate (prestashop.tax_rules_groups has "
+                          f"{sorted(self.tax_rules)})")
+        has_promo = df["promo_starts_on"].fillna("") != ""
+        pct = _num(df["promo_discount_pct"])
+        fixed = has_promo & pct.isna()
+        # A fixed promotional price becomes an amount off the price incl. VAT (the import's
+        # specific price has reduction_tax = 1, PrestaShop's default).
+        amount = (_num(df["price_incl_vat"]) - _num(df["promo_price_incl_vat"])).round(2)
+        bad |= rejects.add(df, fixed & ~(amount > 0), "promo_price_excl_vat",
+                           "the promotional price is not below the base price")
+        values = {
+            "name": df["name"],
+            "price_tex": _fmt(df["price_excl_vat"], 6),
+            "id_tax_rules_group": rule.map(lambda x: "" if pd.isna(x) else str(int(x))),
+            "reduction_price": amount.where(fixed).map(lambda x: "" if pd.isna(x) else f"{x:.2f}"),
+            "reduction_percent": _fmt(df["promo_discount_pct"], 2).where(has_promo & ~fixed, ""),
+            "reduction_from": _blank(df["promo_starts_on"]),
+            "reduction_to": (_blank(df["promo_ends_on"]) + " 23:59:59").where(has_promo, ""),
+            "reference": df["reference"],
+        }
+        return prestashop_frame("products", values, df.index)[~bad]
+
+    def _stock(self, df: pd.DataFrame, rejects: Rejects) -> pd.DataFrame:
+        """Products import: name (kept), reference, quantity; articles with combinations are left
+        out (PrestaShop sums their combinations' stock itself)."""
+        plain = df[df["has_variants"].fillna("f").isin(["f", "false"])]
+        values = {"name": plain["name"], "reference": plain["article_reference"],
+                  "quantity": _whole(plain["available_qty"])}
+        return prestashop_frame("products", values, plain.index)
+
+    def _variant_stock(self, df: pd.DataFrame, rejects: Rejects) -> pd.DataFrame:
+        """Combinations import: the catalog's combination row (the import resets what a row leaves
+        out) with the available quantity."""
+        return self._variant(df.assign(reference=df["variant_reference"], quantity=_whole(df["available_qty"])),
+                             rejects)
+
+    def _specific_price(self, df: pd.DataFrame, rejects: Rejects) -> pd.DataFrame:
+        """specific_prices file, mirroring the webservice resource ``specific_prices``."""
+        pct = _num(df["discount_pct"])
+        has_price = _num(df["price_excl_vat"]).notna()
+        starts, ends = _blank(df["starts_on"]), _blank(df["ends_on"])
+        return pd.DataFrame({
+            "passerelle_key": df["key"],
+            "reference": df["article_reference"],
+            "combination_reference": _blank(df["variant_reference"]),
+            "id_group": _blank(df["price_list"]),
+            "from_quantity": _blank(df["from_quantity"]),
+            "price": _fmt(df["price_excl_vat"], 6).where(has_price, "-1"),
+            "reduction": (pct / 100).map(lambda x: "0" if pd.isna(x) else f"{x:.6f}"),
+            "reduction_tax": "0",
+            "reduction_type": pct.notna().map({True: "percentage", False: "amount"}),
+            "from": (starts + " 00:00:00").where(starts != "", PS_NO_DATE),
+            "to": (ends + " 23:59:59").where(ends != "", PS_NO_DATE),
+        }, index=df.index)
+
+    def _order_status(self, df: pd.DataFrame, rejects: Rejects) -> pd.DataFrame:
+        """order_states file: one state change per row, in the order they happened."""
+        df = in_time_order(df)
+        return pd.DataFrame({
+            "id_order": _blank(df["shop_order_id"]),
+            "reference": df["order_number"],
+            "status": df["status"],
+            "id_order_state": df["status"].map(self.order_states).fillna(""),
+            "carrier": _blank(df["carrier"]),
+            "tracking_number": _blank(df["tracking_number"]),
+            "invoice_number": _blank(df["invoice_number"]),
+            "date": self._local_time(df["changed_at"]),
+            "customer_email": _blank(df["customer_email"]),
+        }, index=df.index)
+
+    def _invoice(self, df: pd.DataFrame, rejects: Rejects) -> pd.DataFrame:
+        """invoices file: the index of the PDFs published beside it."""
+        return pd.DataFrame({
+            "invoice_number": df["invoice_number"],
+            "id_order": _blank(df["shop_order_id"]),
+            "reference": df["order_number"],
+            "customer_email": _blank(df["customer_email"]),
+            "date": df["invoice_date"],
+            "total_paid_tax_excl": _fmt(df["total_excl_vat"], 2),
+            "total_paid_tax_incl": _fmt(df["total_incl_vat"], 2),
+            "file": pdf_names(df["invoice_number"]),
+        }, index=df.index)
+
+    def removed(self, entity: str, df: pd.DataFrame) -> tuple[str, pd.DataFrame]:
+        if entity == "specific_price":
+            return f"{self.stems[entity]}_off", pd.DataFrame({"passerelle_key": df["key"], "reference": df["label"]})
+        return super().removed(entity, df)
+
+
+register("prestashop", catalog=PrestaShopDialect, exchange=PrestaShopExchangeDialect)

@@ -1,0 +1,64 @@
+"""What every dialect shares: the registry, sanitising, neutralising (human-facing files only)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from passerelle.core.dialects import dialect, exchange_dialect, names, register
+from passerelle.core.dialects.base import Dialect, neutralise_formulas, sanitise_html, valid_ean13
+
+
+def test_formulas_are_neutralised_numbers_are_not():
+    df = neutralise_formulas(pd.DataFrame({"a": ["=1+2", "@SUM(A1)", "-3.5", "+33 1 23", "plain"]}))
+    assert list(df["a"]) == ["'=1+2", "'@SUM(A1)", "-3.5", "'+33 1 23", "plain"]
+
+
+@pytest.mark.parametrize("name", ["generic", "prestashop"])
+def test_files_for_an_importer_are_not_neutralised(name):
+    """The shop's importer reads the values as written: a leading - or = is data, not a formula."""
+    csv = dialect(name).to_bytes(pd.DataFrame({"name": ["-20% Lot de 2 torchons", "=cmd|' /C calc'!A0"]})).decode()
+    assert csv.splitlines()[1:] == ["-20% Lot de 2 torchons", "=cmd|' /C calc'!A0"]
+
+
+def test_sanitise_html_strips_scripts_and_handlers():
+    out = sanitise_html(pd.Series(['<p>ok <a href="javascript:alert(1)">x</a><img src=x onerror=alert(1)></p>']))
+    assert "javascript" not in out[0] and "onerror" not in out[0] and "<p>ok" in out[0]
+
+
+def test_ean13_check_digit():
+    assert list(valid_ean13(pd.Series(["3760000000017", "3760000000018", "", "12"]))) == [True, False, True, False]
+
+
+def test_registry_lists_the_shop_modules_and_names_the_unknown():
+    assert {"generic", "prestashop"} <= set(names())
+    with pytest.raises(ValueError, match=r"unknown shop dialect 'nope'; expected one of \[.*'generic'.*\]"):
+        dialect("nope")
+    with pytest.raises(ValueError, match="unknown shop dialect 'nope'"):
+        exchange_dialect("nope")
+
+
+def test_a_shop_without_exchange_files_says_so():
+    class Only(Dialect):
+        name = "only_catalog_test"
+
+    register("only_catalog_test", catalog=Only)
+    assert isinstance(dialect("only_catalog_test"), Only)
+    with pytest.raises(ValueError, match="'only_catalog_test' writes no exchange files"):
+        exchange_dialect("only_catalog_test")
+    with pytest.raises(ValueError, match="registered twice"):
+        register("only_catalog_test", catalog=Dialect)
+
+
+def test_a_shop_module_imported_again_under_another_name_keeps_the_first_registration():
+    """Airflow's plugin loader imports every .py under plugins/ as a top-level module."""
+    import importlib.util
+
+    import passerelle.core.dialects.generic as generic
+
+    before = type(dialect("generic"))
+    spec = importlib.util.spec_from_file_location("generic", generic.__file__)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.GenericDialect is not generic.GenericDialect
+    assert type(dialect("generic")) is before is generic.GenericDialect

@@ -1,0 +1,30 @@
+"""The generic dialect: the views' columns, less Passerelle's internal ones."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from passerelle.core.dialects import dialect
+from passerelle.core.dialects.base import Rejects
+from passerelle.core.dialects.generic import GenericDialect
+
+from .test_prestashop import ARTICLE, FAMILY
+
+
+def test_generic_drops_internal_columns_and_purchase_price():
+    out = GenericDialect().live("article", ARTICLE, Rejects())
+    assert "web" not in out and "purchase_price" not in out and "family_ids" not in out
+    assert out["active"].eq("1").all()
+    out = GenericDialect({"send_purchase_price": True}).live("article", ARTICLE, Rejects())
+    assert "purchase_price" in out
+
+
+def test_generic_categories_keep_their_documented_columns():
+    out = dialect("generic").live("family", FAMILY, Rejects())
+    assert list(out.columns) == ["key", "active", "code", "name", "parent_code", "parent_name", "path", "depth",
+                                 "position"]
+
+
+def test_generic_removal_is_key_and_active_zero():
+    stem, out = GenericDialect().removed("article", pd.DataFrame({"key": ["ART-1"], "label": ["x"]}))
+    assert stem == "products_off" and out.to_dict("records") == [{"key": "ART-1", "active": "0"}]
