@@ -1,0 +1,342 @@
+"""WooCommerce: the product CSV of WooCommerce's built-in product importer (WooCommerce > Products > Import).
+
+One file format for everything: products, variations, prices and stock are all rows of the same
+product CSV, matched by SKU (tick "Update existing products" on the import screen, else every
+existing SKU is skipped). WooCommerce maps columns by header, not by position, so each file
+carries only the columns it sets: a column left out leaves the product's value as it is.
+
+Every rule below comes from WooCommerce's own source (woocommerce/woocommerce, paths and commits
+in include/reference/woocommerce_product_csv.json) and is documented in docs/formats/woocommerce.md:
+
+- headers: ``WC_Product_CSV_Exporter::get_default_column_names`` (what the exporter writes) and
+  ``WC_Product_CSV_Importer_Controller::auto_map_columns`` (what the import screen maps by itself);
+- values: ``WC_Product_CSV_Importer::get_formatting_callback`` and the ``parse_*_field`` methods
+  (``1``/``0`` booleans, ``Published`` 1/0/-1, dates ``YYYY-MM-DD``, multi-value cells split on
+  ``,`` with ``\\,`` for a literal comma, category paths ``Parent > Child``);
+- variations: ``WC_Product_Importer::set_variation_data`` refuses a variation whose parent does
+  not exist yet or does not declare the variation's attribute, so the parent (``variable``) row
+  lists every value of each attribute and is imported before its variations.
+
+Input: rows of the views in include/sql/views (text, as COPY gives them). Beyond today's views
+this dialect needs, on ``passerelle_src.article``, ``has_variants``, ``variant_sizes`` and
+``variant_colours`` (the article's variant values, tab separated, in variant order) and, on
+``passerelle_src.variant``, ``article_price_excl_vat`` and ``vat_rate`` (a variation's price is
+absolute in WooCommerce, not an impact): see docs/formats/woocommerce.md for the SQL.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from functools import cache
+from typing import Any
+
+import pandas as pd
+
+from passerelle import INCLUDE
+from passerelle.core.feeds import Dialect, Rejects, _num, sanitise_html
+
+#: WooCommerce's product CSV columns, extracted from its exporter (see the file's "sources").
+REFERENCE_FILE = INCLUDE / "reference" / "woocommerce_product_csv.json"
+
+#: Entities whose rows WooCommerce's product importer has no place for (written to no file).
+UNSUPPORTED: frozenset[str] = frozenset({"family", "brand", "supplier", "specific_price"})
+
+#: Default tax class per VAT rate: WooCommerce's built-in classes are Standard (empty slug),
+#: "Reduced rate" (reduced-rate) and "Zero rate" (zero-rate); other rates need a class of their own.
+DEFAULT_TAX_CLASSES: dict[float, str] = {20.0: "", 5.5: "reduced-rate", 0.0: "zero-rate"}
+
+#: kg -> the shop's weight unit (woocommerce_weight_unit), as WooCommerce names it in the header.
+WEIGHT_FACTORS: dict[str, float] = {"kg": 1.0, "g": 1000.0, "lbs": 2.20462262185, "oz": 35.2739619496}
+
+
+@cache
+def woocommerce_columns() -> dict[str, str]:
+    """key -> header label of WooCommerce's product CSV, in the exporter's order."""
+    data = json.loads(REFERENCE_FILE.read_text(encoding="utf-8"))
+    return {c["key"]: c["label"] for c in data["columns"]}
+
+
+def escape_values(s: pd.Series) -> pd.Series:
+    """A value inside a multi-value cell: WooCommerce splits on "," and reads "\\," as a comma
+    (``explode_values``); surrounding spaces are trimmed by the importer anyway."""
+    return s.fillna("").astype(str).str.replace(",", "\\,", regex=False)
+
+
+def join_values(cells: pd.Series, sep: str = "\t") -> pd.Series:
+    """"S<TAB>M<TAB>L" (a view's list) -> "S, M, L" with each value escaped."""
+    def one(v: Any) -> str:
+        if not isinstance(v, str) or not v:
+            return ""
+        return ", ".join(p.replace(",", "\\,") for p in v.split(sep) if p)
+
+    return cells.map(one)
+
+
+def category_paths(paths: pd.Series) -> pd.Series:
+    """"Maison > Cuisine" as WooCommerce reads it: ">" between levels (each level trimmed), "," between
+    categories, so a "," or ">" inside a family name would cut it: they are escaped or replaced."""
+    def one(v: Any) -> str:
+        if not isinstance(v, str) or not v:
+            return ""
+        return " > ".join(p.strip().replace(">", "-").replace(",", "\\,") for p in v.split(" > ") if p.strip())
+
+    return paths.map(one)
+
+
+def _numeric(s: pd.Series) -> pd.Series:
+    """Numbers from view text (empty is missing); numbers stay numbers."""
+    return s.astype(float) if pd.api.types.is_numeric_dtype(s) else _num(s)
+
+
+def _flag(mask: pd.Series) -> pd.Series:
+    return mask.map({True: "1", False: "0"})
+
+
+def _true(s: pd.Series) -> pd.Series:
+    """PostgreSQL booleans as COPY writes them ("t"/"f"), or "true"/"false"."""
+    return s.fillna("f").astype(str).str.lower().isin(["t", "true", "1"])
+
+
+def require(entity: str, df: pd.DataFrame, columns: tuple[str, ...], shop: str) -> None:
+    """Refuse, with the view's name, rows missing a column this shop's format cannot do without."""
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise ValueError(f"passerelle_src.{entity} has no column {missing}: the {shop} dialect needs them "
+                         f"(see docs/formats/{shop.lower()}.md, 'Input columns')")
+
+
+class WooCommerceDialect(Dialect):
+    """WooCommerce's product CSV: UTF-8, comma, dot decimals, 1/0 booleans, headers by name.
+
+    Configuration (the ``woocommerce`` section, passed as *cfg*):
+
+    - ``tax_classes``: VAT rate -> tax class slug (default :data:`DEFAULT_TAX_CLASSES`);
+    - ``prices_include_tax``: the shop's "Prices entered with tax" setting (default true): which of
+      the back office's prices goes into ``Regular price``;
+    - ``weight_unit``: the shop's weight unit (default ``kg``; the header says it);
+    - ``attribute_names``: names of the size and colour attributes (default Taille, Couleur);
+    - ``global_attributes``: create them as global attributes, usable in layered navigation (default true);
+    - ``send_gtin``: add the EAN as ``GTIN, UPC, EAN, or ISBN`` (default false: the import screen does
+      not map that header by itself, pick the field once and WooCommerce remembers it).
+    """
+
+    name = "woocommerce"
+    separator = ","
+    stems = {"family": "categories", "brand": "brands", "supplier": "suppliers", "article": "products",
+             "variant": "variations", "price": "products_prices", "specific_price": "specific_prices",
+             "stock": "products_stock", "variant_stock": "variations_stock"}
+    #: Removed rows of these entities are forgotten without a file (see feeds_exchange).
+    silent_removals: frozenset[str] = frozenset({"price", "stock", "variant_stock", "specific_price",
+                                                 "order_status", "invoice"})
+    #: Out-of-stock variations are sent with 0 (WooCommerce hides them itself when told to).
+    filters_variant_display = False
+
+    # ------------------------------------------------------------------ configuration
+    @property
+    def tax_classes(self) -> dict[float, str]:
+        classes = self.cfg.get("tax_classes")
+        classes = DEFAULT_TAX_CLASSES if classes is None else classes
+        return {round(float(k), 2): str(v or "") for k, v in classes.items()}
+
+    @property
+    def prices_include_tax(self) -> bool:
+        return bool(self.cfg.get("prices_include_tax", True))
+
+    @property
+    def weight_unit(self) -> str:
+        unit = self.cfg.get("weight_unit", "kg")
+        if unit not in WEIGHT_FACTORS:
+            raise ValueError(f"woocommerce.weight_unit is {unit!r}; expected one of {sorted(WEIGHT_FACTORS)}")
+        return unit
+
+    @property
+    def attribute_names(self) -> tuple[str, str]:
+        names = self.cfg.get("attribute_names") or {}
+        return names.get("size", "Taille"), names.get("colour", "Couleur")
+
+    # ------------------------------------------------------------------ frames
+    def frame(self, values: dict[str, Any], index: pd.Index, attributes: list[dict[str, Any]] | None = None
+              ) -> pd.DataFrame:
+        """A product CSV: the given WooCommerce fields in the exporter's order (labels as headers),
+        then the numbered attribute columns; scalars are repeated on every row."""
+        labels = woocommerce_columns()
+        unknown = sorted(set(values) - set(labels))
+        if unknown:
+            raise ValueError(f"WooCommerce's product CSV has no field {unknown}; expected some of {list(labels)}")
+        columns: dict[str, Any] = {}
+        for key, label in labels.items():
+            if key in values:
+                label = label.replace("%s", self.weight_unit) if key == "weight" else label
+                columns[label] = values[key]
+        for n, attribute in enumerate(attributes or [], start=1):
+            for suffix in ("name", "value(s)", "visible", "global"):
+                if suffix in attribute:
+                    columns[f"Attribute {n} {suffix}"] = attribute[suffix]
+        return pd.DataFrame({k: v if isinstance(v, pd.Series) else pd.Series(v, index=index, dtype=object)
+                             for k, v in columns.items()}, index=index)
+
+    def _tax_class(self, df: pd.DataFrame, rejects: Rejects) -> tuple[pd.Series, pd.Series]:
+        classes = self.tax_classes
+        tax_class = _num(df["vat_rate"]).round(2).map(classes)
+        bad = rejects.add(df, tax_class.isna(), "vat_rate",
+                          f"no WooCommerce tax class for this VAT rate (woocommerce.tax_classes has {sorted(classes)})")
+        return tax_class.fillna(""), bad
+
+    def _price(self, excl: pd.Series, vat: pd.Series) -> pd.Series:
+        """The price the shop is told: incl. VAT (2 decimals) or excl. VAT, per its tax setting."""
+        excl_n = _numeric(excl)
+        if not self.prices_include_tax:
+            return excl_n.round(4).map(lambda x: "" if pd.isna(x) else f"{x:.4f}")
+        incl = (excl_n * (1 + _numeric(vat) / 100)).round(2)
+        return incl.map(lambda x: "" if pd.isna(x) else f"{x:.2f}")
+
+    def _stock(self, qty: pd.Series) -> tuple[pd.Series, pd.Series]:
+        """``In stock?`` and ``Stock`` (whole units: a ``Stock`` value turns stock management on)."""
+        whole = _num(qty).fillna(0).clip(lower=0).floordiv(1).astype(int)
+        return _flag(whole > 0), whole.astype(str)
+
+    def _attributes(self, sizes: pd.Series, colours: pd.Series, *, variation: bool) -> list[dict[str, Any]]:
+        """Attribute 1 = size, Attribute 2 = colour (empty name where the row has none of it).
+
+        A variable product declares every value ("S, M, L"), visible on the product page; a
+        variation names one value per attribute and leaves ``visible`` empty (as in WooCommerce's
+        sample_products.csv). ``global`` must agree between the two, since it decides the key the
+        variation's attribute is looked up by (``get_variation_attribute_key``)."""
+        size_name, colour_name = self.attribute_names
+        glob = "1" if self.cfg.get("global_attributes", True) else "0"
+        out = []
+        for name, values in ((size_name, sizes), (colour_name, colours)):
+            has = values.fillna("") != ""
+            out.append({"name": pd.Series(name, index=values.index).where(has, ""),
+                        "value(s)": values.fillna(""),
+                        "visible": pd.Series("" if variation else "1", index=values.index).where(has, ""),
+                        "global": pd.Series(glob, index=values.index).where(has, "")})
+        return out
+
+    # ------------------------------------------------------------------ entities
+    def live(self, entity: str, df: pd.DataFrame, rejects: Rejects) -> pd.DataFrame:
+        if entity in UNSUPPORTED:
+            # Categories are created from the products' paths; brands, suppliers and customer or
+            # quantity prices have no column in WooCommerce's product CSV.
+            return pd.DataFrame(index=df.index[:0])
+        method = getattr(self, f"_live_{entity}", None)
+        if method is None:
+            raise ValueError(f"the WooCommerce dialect writes no {entity!r} file; it writes "
+                             f"{sorted(set(self.stems) - UNSUPPORTED)}")
+        return method(df, rejects)
+
+    def _live_article(self, df: pd.DataFrame, rejects: Rejects) -> pd.DataFrame:
+        require("article", df, ("has_variants", "variant_sizes", "variant_colours"), "WooCommerce")
+        tax_class, bad = self._tax_class(df, rejects)
+        variable = _true(df["has_variants"])
+        in_stock, stock = self._stock(df["quantity"])
+        sizes = join_values(df["variant_sizes"]).where(variable, "")
+        colours = join_values(df["variant_colours"].fillna("").str.split("\t").map(
+            lambda vs: "\t".join(v.capitalize() for v in vs) if isinstance(vs, list) else "")).where(variable, "")
+        weight = (_num(df["weight_kg"]) * WEIGHT_FACTORS[self.weight_unit]).round(3)
+        values: dict[str, Any] = {
+            "type": variable.map({True: "variable", False: "simple"}),
+            "sku": df["reference"],
+            "name": df["name"],
+            "published": "1",
+            "catalog_visibility": "visible",
+            "short_description": sanitise_html(df["short_description"].fillna("")),
+            "description": sanitise_html(df["long_description"].fillna("")),
+            "tax_status": "taxable",
+            "tax_class": tax_class,
+            # A variable product's stock is its variations': no Stock (no stock management on the
+            # parent), "In stock?" 1 (WooCommerce syncs the parent's status from its variations).
+            "stock_status": in_stock.where(~variable, "1"),
+            "stock": stock.where(~variable, ""),
+            "backorders": "0",
+            "weight": weight.map(lambda x: "" if pd.isna(x) else f"{x:g}"),
+            "regular_price": self._price(df["price_excl_vat"], df["vat_rate"]).where(~variable, ""),
+            "category_ids": category_paths(df["family_path"]),
+        }
+        if self.cfg.get("send_gtin", False):
+            values["global_unique_id"] = df["ean"].fillna("")
+        if "image_urls" in df:
+            # Same URLs, same attachments: WooCommerce looks an external URL up by its source
+            # (_wc_attachment_source) before downloading it again.
+            values["images"] = df["image_urls"].fillna("").str.split(",").map(
+                lambda urls: ", ".join(u.replace(",", "%2C") for u in urls if u) if isinstance(urls, list) else "")
+        out = self.frame(values, df.index, self._attributes(sizes, colours, variation=False))
+        return out[~bad]
+
+    def _live_variant(self, df: pd.DataFrame, rejects: Rejects) -> pd.DataFrame:
+        require("variant", df, ("article_price_excl_vat", "vat_rate"), "WooCommerce")
+        in_stock, stock = self._stock(df["quantity"])
+        excl = _num(df["article_price_excl_vat"]) + _num(df["price_impact"]).fillna(0)
+        bad = rejects.add(df, ~(excl >= 0), "price_impact",
+                          "the variant's price (article price + impact) is missing or negative")
+        values: dict[str, Any] = {
+            "type": "variation",
+            "sku": df["reference"],
+            "published": "1",
+            "tax_status": "taxable",
+            "tax_class": "parent",
+            "stock_status": in_stock,
+            "stock": stock,
+            "backorders": "0",
+            "regular_price": self._price(excl, df["vat_rate"]),
+            "parent_id": df["article_reference"],
+        }
+        if self.cfg.get("send_gtin", False):
+            values["global_unique_id"] = df["ean"].fillna("")
+        attributes = self._attributes(escape_values(df["size"]).where(df["size"].fillna("") != "", ""),
+                                      escape_values(df["colour"].fillna("").str.capitalize()), variation=True)
+        return self.frame(values, df.index, attributes)[~bad]
+
+    def _live_price(self, df: pd.DataFrame, rejects: Rejects) -> pd.DataFrame:
+        """Regular price, sale price and its dates, tax class, by SKU. WooCommerce runs the sale
+        itself between the two dates (both days included: the importer keeps the date only)."""
+        tax_class, bad = self._tax_class(df, rejects)
+        has_promo = df["promo_starts_on"].fillna("") != ""
+        sale = self._price(df["promo_price_excl_vat"], df["vat_rate"]).where(has_promo, "")
+        regular = self._price(df["price_excl_vat"], df["vat_rate"])
+        bad |= rejects.add(df, has_promo & ~(_num(sale) < _num(regular)), "promo_price_excl_vat",
+                           "the promotional price is not below the regular price")
+        values = {
+            "sku": df["reference"],
+            "date_on_sale_from": df["promo_starts_on"].fillna("").where(has_promo, ""),
+            "date_on_sale_to": df["promo_ends_on"].fillna("").where(has_promo, ""),
+            "tax_class": tax_class,
+            "sale_price": sale,
+            "regular_price": regular,
+        }
+        return self.frame(values, df.index)[~bad]
+
+    def _stock_rows(self, df: pd.DataFrame, sku: pd.Series, parent: pd.Series) -> pd.DataFrame:
+        in_stock, stock = self._stock(df["available_qty"])
+        return self.frame({"sku": sku, "stock_status": in_stock, "stock": stock, "parent_id": parent}, df.index)
+
+    def _live_stock(self, df: pd.DataFrame, rejects: Rejects) -> pd.DataFrame:
+        """Articles without variants; a variable product's stock is its variations' (variant_stock)."""
+        plain = df[~_true(df["has_variants"])]
+        return self._stock_rows(plain, plain["article_reference"], pd.Series("", index=plain.index))
+
+    def _live_variant_stock(self, df: pd.DataFrame, rejects: Rejects) -> pd.DataFrame:
+        return self._stock_rows(df, df["variant_reference"], df["article_reference"])
+
+    def removed(self, entity: str, df: pd.DataFrame) -> tuple[str, pd.DataFrame]:
+        """Deactivations by SKU: a product becomes a draft (``Published`` -1: off the shop, kept with
+        its history); a variation becomes private (``Published`` 0: WooCommerce's "Enabled" box
+        unticked; -1 on a variation row is read as published by ``expand_data``)."""
+        stem = f"{self.stems[entity]}_off"
+        if entity == "article":
+            return stem, self.frame({"sku": df["key"], "published": "-1"}, df.index)
+        if entity == "variant":
+            parent = df["label"].fillna("").str.split("\t").str[0]
+            return stem, self.frame({"sku": df["key"], "published": "0", "parent_id": parent}, df.index)
+        return stem, pd.DataFrame(index=df.index[:0])
+
+    def to_bytes(self, df: pd.DataFrame) -> bytes:
+        """UTF-8 CSV, no formula neutralising: WooCommerce removes the leading ``'`` only from the
+        fields it parses with ``unescape_data`` (numbers, lists), never from names, descriptions,
+        SKUs or categories, where a ``'`` would be stored as typed ("-20% Lot" would become "'-20% Lot").
+        The file goes to the shop's importer, not to a spreadsheet."""
+        buf = io.StringIO()
+        df.to_csv(buf, index=False, sep=self.separator, quoting=csv.QUOTE_MINIMAL, lineterminator="\r\n")
+        return buf.getvalue().encode(self.encoding, errors="strict")
