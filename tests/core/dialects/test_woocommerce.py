@@ -32,15 +32,13 @@ ARTICLES = pd.DataFrame({
     "price_incl_vat": ["12.00", "13.19"], "purchase_price": ["4", "6"], "ean": ["3760000000017", ""],
     "quantity": ["3.000", "7"], "images": ["1:5,2:7", ""],
     "image_urls": ["https://s/images/ART-1_1_large.jpg,https://s/images/ART-1_2_large.jpg", ""], "web": ["t", "t"],
-    "has_variants": ["f", "t"], "variant_sizes": [None, "S\tM"], "variant_colours": [None, "BLEU"],
-})
-
-VARIANTS = pd.DataFrame({
-    "key": ["TEE-S", "TEE-M"], "article_reference": ["TEE", "TEE"], "reference": ["TEE-S", "TEE-M"],
-    "ean": ["", ""], "size": ["S", "M"], "colour": ["BLEU", "BLEU"], "price_impact": ["0", "1.0000"],
-    "weight_impact": ["0", "0"], "position": ["1", "2"], "quantity": ["2.000", "0"],
-    "removal_label": ["TEE\tS\tBLEU", "TEE\tM\tBLEU"], "article_price_excl_vat": ["12.5000", "12.5000"],
-    "vat_rate": ["5.50", "5.50"],
+    # The article's variants as the view's json_agg writes them (numbers as JSON numbers).
+    "variants": [None, json.dumps([
+        {"reference": "TEE-S", "ean": None, "size": "S", "colour": "BLEU", "price_impact": 0, "weight_impact": 0,
+         "position": 1, "quantity": 2.0},
+        {"reference": "TEE-M", "ean": "3760000000024", "size": "M", "colour": "BLEU", "price_impact": 1.0,
+         "weight_impact": 0.05, "position": 2, "quantity": 0},
+    ])],
 })
 
 
@@ -81,13 +79,13 @@ def test_simple_and_variable_products():
     header, rows, rejects = written(WooCommerceDialect(), "article", ARTICLES)
     assert_woocommerce_header(header)
     assert len(rejects) == 0
-    simple, variable = rows
+    simple, variable, *_ = rows
     assert simple["Type"] == "simple" and simple["SKU"] == "ART-1"
     assert simple["Name"] == "-20% Lot de 2 torchons"  # no formula quote: WooCommerce would keep it
     assert simple["Published"] == "1" and simple["Visibility in catalog"] == "visible"
     assert simple["Regular price"] == "12.00" and simple["Tax class"] == "" and simple["Tax status"] == "taxable"
     assert simple["In stock?"] == "1" and simple["Stock"] == "3" and simple["Backorders allowed?"] == "0"
-    assert simple["Weight (kg)"] == "1.5"
+    assert simple["Weight (kg)"] == "1.5" and simple["Parent"] == ""
     assert simple["Categories"] == "Maison > Cuisine"
     assert simple["Images"] == "https://s/images/ART-1_1_large.jpg, https://s/images/ART-1_2_large.jpg"
     assert "script" not in simple["Description"] and "onclick" not in simple["Description"]
@@ -104,26 +102,30 @@ def test_simple_and_variable_products():
     assert variable["Attribute 1 visible"] == "1" and variable["Attribute 1 global"] == "1"
 
 
-def test_two_variations_of_a_variable_product():
-    header, rows, _ = written(WooCommerceDialect(), "variant", VARIANTS)
-    assert_woocommerce_header(header)
-    assert [r["Type"] for r in rows] == ["variation", "variation"]
-    assert [r["Parent"] for r in rows] == ["TEE", "TEE"]  # the parent's SKU, as the exporter writes it
-    assert [r["SKU"] for r in rows] == ["TEE-S", "TEE-M"]
-    # Absolute prices incl. VAT: (12.50 + impact) * 1.055.
-    assert [r["Regular price"] for r in rows] == ["13.19", "14.24"]
-    assert [r["Attribute 1 value(s)"] for r in rows] == ["S", "M"]
-    assert [r["Attribute 2 value(s)"] for r in rows] == ["Bleu", "Bleu"]
-    # Each variation's values are among the parent's, under the same attribute name and "global".
-    _, (_, parent), _ = written(WooCommerceDialect(), "article", ARTICLES)
-    for row in rows:
+def test_two_variations_follow_their_variable_product():
+    _, rows, _ = written(WooCommerceDialect(), "article", ARTICLES)
+    assert [(r["Type"], r["SKU"], r["Parent"]) for r in rows] == [
+        ("simple", "ART-1", ""), ("variable", "TEE", ""), ("variation", "TEE-S", "TEE"), ("variation", "TEE-M", "TEE")]
+    parent, *variations = rows[1:]
+    # Absolute prices incl. VAT: (12.50 + impact) * 1.055; weight: article's + impact.
+    assert [r["Regular price"] for r in variations] == ["13.19", "14.24"]
+    assert [r["Weight (kg)"] for r in variations] == ["0.2", "0.25"]
+    assert [r["Name"] for r in variations] == ["Tee-shirt, coton - S, Bleu", "Tee-shirt, coton - M, Bleu"]
+    assert [r["Attribute 1 value(s)"] for r in variations] == ["S", "M"]
+    assert [r["Attribute 2 value(s)"] for r in variations] == ["Bleu", "Bleu"]
+    # Each variation's values are among the parent's, under the same attribute name and "global"
+    # (WooCommerce refuses a variation whose attribute its parent does not declare).
+    for row in variations:
         for n in ("1", "2"):
             assert row[f"Attribute {n} name"] == parent[f"Attribute {n} name"]
             assert row[f"Attribute {n} global"] == parent[f"Attribute {n} global"]
             assert row[f"Attribute {n} value(s)"] in parent[f"Attribute {n} value(s)"].split(", ")
             assert row[f"Attribute {n} visible"] == ""
-    assert [r["In stock?"] for r in rows] == ["1", "0"] and [r["Stock"] for r in rows] == ["2", "0"]
-    assert [r["Tax class"] for r in rows] == ["parent", "parent"]
+    assert [r["In stock?"] for r in variations] == ["1", "0"] and [r["Stock"] for r in variations] == ["2", "0"]
+    assert [r["Tax class"] for r in variations] == ["parent", "parent"]
+    assert all(r["Categories"] == "" and r["Images"] == "" for r in variations)
+    # The variant entity writes no file of its own.
+    assert len(WooCommerceDialect().live("variant", pd.DataFrame({"key": ["TEE-S"]}), Rejects())) == 0
 
 
 def test_tax_class_map_and_rejects():
@@ -158,8 +160,8 @@ def test_families_brands_suppliers_write_nothing():
 
 
 def test_missing_view_columns_are_named():
-    with pytest.raises(ValueError, match=r"passerelle_src.article has no column \['has_variants'"):
-        WooCommerceDialect().live("article", ARTICLES.drop(columns=["has_variants"]), Rejects())
+    with pytest.raises(ValueError, match=r"passerelle_src.article has no column \['variants'\]"):
+        WooCommerceDialect().live("article", ARTICLES.drop(columns=["variants"]), Rejects())
 
 
 PRICES = pd.DataFrame({

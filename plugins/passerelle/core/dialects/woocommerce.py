@@ -18,10 +18,10 @@ in include/reference/woocommerce_product_csv.json) and is documented in docs/for
   lists every value of each attribute and is imported before its variations.
 
 Input: rows of the views in include/sql/views (text, as COPY gives them). Beyond today's views
-this dialect needs, on ``passerelle_src.article``, ``has_variants``, ``variant_sizes`` and
-``variant_colours`` (the article's variant values, tab separated, in variant order) and, on
-``passerelle_src.variant``, ``article_price_excl_vat`` and ``vat_rate`` (a variation's price is
-absolute in WooCommerce, not an impact): see docs/formats/woocommerce.md for the SQL.
+this dialect needs one column on ``passerelle_src.article``: ``variants``, the article's active
+variants as a JSON array (json_agg, in position order), so that a product and its variations are
+written together, parent first, and sent again whole when any of them changes; the SQL is in
+docs/formats/woocommerce.md ("Input columns"). The same column serves the Shopify dialect.
 """
 
 from __future__ import annotations
@@ -64,16 +64,6 @@ def escape_values(s: pd.Series) -> pd.Series:
     return s.fillna("").astype(str).str.replace(",", "\\,", regex=False)
 
 
-def join_values(cells: pd.Series, sep: str = "\t") -> pd.Series:
-    """"S<TAB>M<TAB>L" (a view's list) -> "S, M, L" with each value escaped."""
-    def one(v: Any) -> str:
-        if not isinstance(v, str) or not v:
-            return ""
-        return ", ".join(p.replace(",", "\\,") for p in v.split(sep) if p)
-
-    return cells.map(one)
-
-
 def category_paths(paths: pd.Series) -> pd.Series:
     """"Maison > Cuisine" as WooCommerce reads it: ">" between levels (each level trimmed), "," between
     categories, so a "," or ">" inside a family name would cut it: they are escaped or replaced."""
@@ -83,6 +73,42 @@ def category_paths(paths: pd.Series) -> pd.Series:
         return " > ".join(p.strip().replace(">", "-").replace(",", "\\,") for p in v.split(" > ") if p.strip())
 
     return paths.map(one)
+
+
+def explode_variants(df: pd.DataFrame) -> pd.DataFrame:
+    """The article rows' ``variants`` (a JSON array per article, as the view's json_agg gives it)
+    as one row per variant: ``_row`` (the article row's index), ``_order`` (position in the
+    article), reference, ean, size, colour, price_impact, weight_impact, position, quantity."""
+    fields = ["reference", "ean", "size", "colour", "price_impact", "weight_impact", "position", "quantity"]
+    records = []
+    for row, cell in df["variants"].items():
+        if isinstance(cell, str) and cell.strip():
+            try:
+                items = json.loads(cell)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"passerelle_src.article {df.at[row, 'key']!r}: variants is not JSON ({exc})") from None
+        elif isinstance(cell, list):
+            items = cell
+        else:
+            items = []
+        for order, item in enumerate(items or []):
+            records.append({"_row": row, "_order": order, **{f: item.get(f) for f in fields}})
+    out = pd.DataFrame.from_records(records, columns=["_row", "_order", *fields])
+    for col in ("reference", "ean", "size", "colour"):
+        out[col] = out[col].map(lambda v: "" if v is None else str(v)).astype(object)
+    return out
+
+
+def value_lists(variants: pd.DataFrame, column: str, index: pd.Index) -> pd.Series:
+    """Per article, the distinct values of *column* over its variants in their order, joined as
+    WooCommerce lists them ("S, M, L"), each value escaped; empty where there are none."""
+    values = variants[["_row", column]]
+    values = values[values[column] != ""]
+    if column == "colour":
+        values = values.assign(colour=values["colour"].str.capitalize())
+    values = values.drop_duplicates()
+    joined = values.groupby("_row", sort=False)[column].agg(lambda vs: ", ".join(v.replace(",", "\\,") for v in vs))
+    return joined.reindex(index).fillna("")
 
 
 def _numeric(s: pd.Series) -> pd.Series:
@@ -217,9 +243,10 @@ class WooCommerceDialect(Dialect):
 
     # ------------------------------------------------------------------ entities
     def live(self, entity: str, df: pd.DataFrame, rejects: Rejects) -> pd.DataFrame:
-        if entity in UNSUPPORTED:
+        if entity in UNSUPPORTED or entity == "variant":
             # Categories are created from the products' paths; brands, suppliers and customer or
-            # quantity prices have no column in WooCommerce's product CSV.
+            # quantity prices have no column in WooCommerce's product CSV; variations are written
+            # right after their product in the products file (their parent must exist first).
             return pd.DataFrame(index=df.index[:0])
         method = getattr(self, f"_live_{entity}", None)
         if method is None:
@@ -228,14 +255,19 @@ class WooCommerceDialect(Dialect):
         return method(df, rejects)
 
     def _live_article(self, df: pd.DataFrame, rejects: Rejects) -> pd.DataFrame:
-        require("article", df, ("has_variants", "variant_sizes", "variant_colours"), "WooCommerce")
+        """Products, each followed by its variations: a ``simple`` product, or a ``variable`` one
+        declaring every size and colour of its variations, then one ``variation`` row per variant
+        (``Parent`` = the product's SKU). The article's row changes whenever one of its variants
+        does (the view's ``variants`` column), so the product is always sent whole, parent first."""
+        require("article", df, ("variants",), "WooCommerce")
         tax_class, bad = self._tax_class(df, rejects)
-        variable = _true(df["has_variants"])
+        df = df[~bad]
+        variants = explode_variants(df)
+        variable = pd.Series(df.index.isin(variants["_row"]), index=df.index)
         in_stock, stock = self._stock(df["quantity"])
-        sizes = join_values(df["variant_sizes"]).where(variable, "")
-        colours = join_values(df["variant_colours"].fillna("").str.split("\t").map(
-            lambda vs: "\t".join(v.capitalize() for v in vs) if isinstance(vs, list) else "")).where(variable, "")
-        weight = (_num(df["weight_kg"]) * WEIGHT_FACTORS[self.weight_unit]).round(3)
+        sizes = value_lists(variants, "size", df.index)
+        colours = value_lists(variants, "colour", df.index)
+        weight_kg = _num(df["weight_kg"])
         values: dict[str, Any] = {
             "type": variable.map({True: "variable", False: "simple"}),
             "sku": df["reference"],
@@ -245,15 +277,16 @@ class WooCommerceDialect(Dialect):
             "short_description": sanitise_html(df["short_description"].fillna("")),
             "description": sanitise_html(df["long_description"].fillna("")),
             "tax_status": "taxable",
-            "tax_class": tax_class,
+            "tax_class": tax_class[df.index],
             # A variable product's stock is its variations': no Stock (no stock management on the
             # parent), "In stock?" 1 (WooCommerce syncs the parent's status from its variations).
             "stock_status": in_stock.where(~variable, "1"),
             "stock": stock.where(~variable, ""),
             "backorders": "0",
-            "weight": weight.map(lambda x: "" if pd.isna(x) else f"{x:g}"),
+            "weight": self._weight(weight_kg),
             "regular_price": self._price(df["price_excl_vat"], df["vat_rate"]).where(~variable, ""),
             "category_ids": category_paths(df["family_path"]),
+            "parent_id": "",
         }
         if self.cfg.get("send_gtin", False):
             values["global_unique_id"] = df["ean"].fillna("")
@@ -262,32 +295,51 @@ class WooCommerceDialect(Dialect):
             # (_wc_attachment_source) before downloading it again.
             values["images"] = df["image_urls"].fillna("").str.split(",").map(
                 lambda urls: ", ".join(u.replace(",", "%2C") for u in urls if u) if isinstance(urls, list) else "")
-        out = self.frame(values, df.index, self._attributes(sizes, colours, variation=False))
-        return out[~bad]
+        products = self.frame(values, df.index, self._attributes(sizes, colours, variation=False))
+        if not len(variants):
+            return products
+        return self._interleave(products, self._variations(df, variants))
 
-    def _live_variant(self, df: pd.DataFrame, rejects: Rejects) -> pd.DataFrame:
-        require("variant", df, ("article_price_excl_vat", "vat_rate"), "WooCommerce")
-        in_stock, stock = self._stock(df["quantity"])
-        excl = _num(df["article_price_excl_vat"]) + _num(df["price_impact"]).fillna(0)
-        bad = rejects.add(df, ~(excl >= 0), "price_impact",
-                          "the variant's price (article price + impact) is missing or negative")
+    def _interleave(self, products: pd.DataFrame, variations: pd.DataFrame) -> pd.DataFrame:
+        """Each product's row, then its variations' rows (WooCommerce imports rows in file order)."""
+        rows = products.assign(_row=products.index, _order=-1)
+        out = pd.concat([rows, variations], ignore_index=True).fillna("")
+        out = out.sort_values(["_row", "_order"], kind="stable").drop(columns=["_row", "_order"])
+        return out.reset_index(drop=True)
+
+    def _variations(self, df: pd.DataFrame, variants: pd.DataFrame) -> pd.DataFrame:
+        """One ``variation`` row per variant: absolute price (article price + impact), its stock,
+        its attribute values (one per attribute, among the parent's), ``Parent`` = product SKU."""
+        article = df.loc[variants["_row"]].set_index(variants.index)
+        in_stock, stock = self._stock(variants["quantity"])
+        excl = _num(article["price_excl_vat"]) + _numeric(variants["price_impact"]).fillna(0)
+        weight = _num(article["weight_kg"]) + _numeric(variants["weight_impact"]).fillna(0)
+        size = variants["size"].fillna("")
+        colour = variants["colour"].fillna("").str.capitalize()
+        label = (size + ", " + colour).str.strip(", ")
         values: dict[str, Any] = {
             "type": "variation",
-            "sku": df["reference"],
+            "sku": variants["reference"],
+            "name": article["name"] + (" - " + label).where(label != "", ""),
             "published": "1",
             "tax_status": "taxable",
             "tax_class": "parent",
             "stock_status": in_stock,
             "stock": stock,
             "backorders": "0",
-            "regular_price": self._price(excl, df["vat_rate"]),
-            "parent_id": df["article_reference"],
+            "weight": self._weight(weight),
+            "regular_price": self._price(excl, article["vat_rate"]),
+            "parent_id": article["reference"],
         }
         if self.cfg.get("send_gtin", False):
-            values["global_unique_id"] = df["ean"].fillna("")
-        attributes = self._attributes(escape_values(df["size"]).where(df["size"].fillna("") != "", ""),
-                                      escape_values(df["colour"].fillna("").str.capitalize()), variation=True)
-        return self.frame(values, df.index, attributes)[~bad]
+            values["global_unique_id"] = variants["ean"].fillna("")
+        attributes = self._attributes(escape_values(size), escape_values(colour), variation=True)
+        out = self.frame(values, variants.index, attributes)
+        return out.assign(_row=variants["_row"].to_numpy(), _order=variants["_order"].to_numpy())
+
+    def _weight(self, kg: pd.Series) -> pd.Series:
+        weight = (kg * WEIGHT_FACTORS[self.weight_unit]).round(3)
+        return weight.map(lambda x: "" if pd.isna(x) else f"{x:g}")
 
     def _live_price(self, df: pd.DataFrame, rejects: Rejects) -> pd.DataFrame:
         """Regular price, sale price and its dates, tax class, by SKU. WooCommerce runs the sale
