@@ -14,7 +14,6 @@ import re
 
 import pandas as pd
 import pytest
-
 from passerelle.core.dialects.woocommerce import REFERENCE_FILE, WooCommerceDialect
 from passerelle.core.feeds import Rejects
 
@@ -60,7 +59,7 @@ def assert_woocommerce_header(header: list[str], weight_unit: str = "kg") -> Non
     attrs = [h for h in header if ATTRIBUTE.match(h)]
     assert header[len(plain):] == attrs  # the attribute columns come after the others
     for h in attrs:
-        n, suffix = ATTRIBUTE.match(h).groups()
+        _, suffix = ATTRIBUTE.match(h).groups()
         assert f"Attribute %d {suffix}" in REFERENCE["attribute_columns"]
 
 
@@ -124,6 +123,7 @@ def test_two_variations_follow_their_variable_product():
     assert [r["In stock?"] for r in variations] == ["1", "0"] and [r["Stock"] for r in variations] == ["2", "0"]
     assert [r["Tax class"] for r in variations] == ["parent", "parent"]
     assert all(r["Categories"] == "" and r["Images"] == "" for r in variations)
+    assert all(r["Visibility in catalog"] == "visible" for r in rows)  # WooCommerce throws on an empty one
     # The variant entity writes no file of its own.
     assert len(WooCommerceDialect().live("variant", pd.DataFrame({"key": ["TEE-S"]}), Rejects())) == 0
 

@@ -95,7 +95,8 @@ def explode_variants(df: pd.DataFrame) -> pd.DataFrame:
             records.append({"_row": row, "_order": order, **{f: item.get(f) for f in fields}})
     out = pd.DataFrame.from_records(records, columns=["_row", "_order", *fields])
     for col in ("reference", "ean", "size", "colour"):
-        out[col] = out[col].map(lambda v: "" if v is None else str(v)).astype(object)
+        out[col] = out[col].map(lambda v: "" if v is None or (isinstance(v, float) and pd.isna(v)) else str(v)
+                                ).astype(object)
     return out
 
 
@@ -322,6 +323,8 @@ class WooCommerceDialect(Dialect):
             "sku": variants["reference"],
             "name": article["name"] + (" - " + label).where(label != "", ""),
             "published": "1",
+            # Never empty: set_catalog_visibility() throws on a value it does not know, failing the row.
+            "catalog_visibility": "visible",
             "tax_status": "taxable",
             "tax_class": "parent",
             "stock_status": in_stock,
