@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 
 import pandas as pd
 import pytest
@@ -186,3 +187,31 @@ def test_unsupported_entities_write_nothing():
         assert len(ShopifyDialect().live(entity, pd.DataFrame({"key": ["X"]}), Rejects())) == 0
     with pytest.raises(ValueError, match="no 'invoice' file"):
         ShopifyDialect().live("invoice", pd.DataFrame({"key": ["X"]}), Rejects())
+
+
+def test_view_rows_of_the_demo_back_office(erp):
+    from core.dialects.test_woocommerce import view_articles
+
+    articles = view_articles(erp)
+    header, rows, rejects = written(ShopifyDialect(), "article", articles)
+    assert_in_template_order(header)
+    assert len(rejects) == 0
+    # One contiguous group per article, its product fields on the first row.
+    handles = [r["URL handle"] for r in rows]
+    groups = list(dict.fromkeys(handles))
+    assert len(groups) == len(articles) == articles["reference"].str.lower().nunique()
+    assert all(handles[i] == handles[i - 1] or handles[i] not in handles[:i] for i in range(1, len(handles)))
+    by_handle: dict[str, list[dict]] = {}
+    for row in rows:
+        by_handle.setdefault(row["URL handle"], []).append(row)
+    for group in by_handle.values():
+        first, *others = group
+        assert first["Title"] and first["Status"] == "active" and first["Option1 name"]
+        assert all(r["Title"] == "" and r["Option1 name"] == "" for r in others)
+        variant_rows = [r for r in group if r["SKU"]]
+        # Shopify refuses two variants with the same options.
+        options = [(r["Option1 value"], r["Option2 value"]) for r in variant_rows]
+        assert len(set(options)) == len(options)
+        assert all(re.fullmatch(r"\d+\.\d{2}", r["Price"]) for r in variant_rows)
+    assert sum(1 for r in rows if r["SKU"]) == len(articles) + sum(
+        len(json.loads(v)) - 1 for v in articles["variants"] if v)

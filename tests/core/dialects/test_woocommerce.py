@@ -199,3 +199,45 @@ def test_stock_update_files():
     assert rows == [{"SKU": "ART-1", "In stock?": "1", "Stock": "3", "Parent": ""}]  # TEE: its variations'
     _, rows, _ = written(WooCommerceDialect(), "variant_stock", STOCK[STOCK["level"] == "variant"])
     assert rows == [{"SKU": "TEE-S", "In stock?": "0", "Stock": "0", "Parent": "TEE"}]
+
+
+# -- on the seeded back office's own view rows ---------------------------------------------------
+
+def view_articles(erp) -> pd.DataFrame:
+    """passerelle_src.article's web rows as COPY gives them, with the ``variants`` column the
+    dialect needs, from the SQL the module documents (ARTICLE_VARIANTS_JOIN)."""
+    from passerelle.core.dialects.woocommerce import ARTICLE_VARIANTS_JOIN
+    from passerelle.db import read_query_chunks
+
+    query = (f"SELECT v.*, vj.variants FROM passerelle_src.article v JOIN erp.article a ON a.reference = v.key "
+             f"{ARTICLE_VARIANTS_JOIN} WHERE v.web ORDER BY v.key")
+    return pd.concat(list(read_query_chunks(erp, query)), ignore_index=True)
+
+
+def test_view_rows_of_the_demo_back_office(erp):
+    articles = view_articles(erp)
+    variants = pd.DataFrame(erp.execute(
+        "SELECT a.reference, v.reference, v.size, v.colour FROM erp.variant v JOIN erp.article a ON a.id = v.article_id "
+        "WHERE v.active AND a.web ORDER BY v.position, v.reference").fetchall(),
+        columns=["article", "reference", "size", "colour"])
+    assert len(variants), "the demo back office has variants"
+    header, rows, rejects = written(WooCommerceDialect(), "article", articles)
+    assert_woocommerce_header(header)
+    assert len(rejects) == 0
+    products = [r for r in rows if r["Type"] != "variation"]
+    assert [r["SKU"] for r in products] == articles["reference"].tolist()
+    # Every variation right after its parent, which declares each of its values.
+    parent = None
+    for row in rows:
+        if row["Type"] != "variation":
+            parent = row
+            continue
+        assert parent["Type"] == "variable" and row["Parent"] == parent["SKU"]
+        for n in ("1", "2"):
+            if row[f"Attribute {n} name"]:
+                assert row[f"Attribute {n} value(s)"] in parent[f"Attribute {n} value(s)"].split(", ")
+    assert sorted(r["SKU"] for r in rows if r["Type"] == "variation") == sorted(variants["reference"])
+    for row in rows:
+        if row["Type"] != "variable":
+            assert re.fullmatch(r"\d+\.\d{2}", row["Regular price"]), row
+            assert re.fullmatch(r"\d+", row["Stock"]) and row["In stock?"] in ("0", "1")

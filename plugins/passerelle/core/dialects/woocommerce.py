@@ -40,6 +40,21 @@ from passerelle.core.feeds import Dialect, Rejects, _num, sanitise_html
 #: WooCommerce's product CSV columns, extracted from its exporter (see the file's "sources").
 REFERENCE_FILE = INCLUDE / "reference" / "woocommerce_product_csv.json"
 
+#: The ``variants`` column both shop dialects need on ``passerelle_src.article`` (alias ``a`` for
+#: erp.article there): the article's active variants as a JSON array, in position order, with the
+#: stock the shop is told. To add to the view's select list as ``vj.variants``, after its joins.
+ARTICLE_VARIANTS_JOIN = """
+LEFT JOIN LATERAL (
+    SELECT json_agg(json_build_object(
+               'reference', v.reference, 'ean', v.ean, 'size', v.size, 'colour', v.colour,
+               'price_impact', v.price_impact, 'weight_impact', v.weight_impact, 'position', v.position,
+               'quantity', ss.available_qty) ORDER BY v.position, v.reference) AS variants
+    FROM erp.variant v
+    LEFT JOIN passerelle_src.shop_stock ss ON ss.variant_id = v.id AND ss.variant_id IS NOT NULL
+    WHERE v.article_id = a.id AND v.active
+) vj ON true
+"""
+
 #: Entities whose rows WooCommerce's product importer has no place for (written to no file).
 UNSUPPORTED: frozenset[str] = frozenset({"family", "brand", "supplier", "specific_price"})
 
