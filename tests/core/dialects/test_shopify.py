@@ -107,6 +107,17 @@ def test_products_grouped_by_handle():
     assert len(ShopifyDialect().live("variant", pd.DataFrame({"key": ["TEE-S"]}), Rejects())) == 0
 
 
+def test_articles_shopify_could_not_tell_apart_are_rejected():
+    twins = ARTICLES.iloc[[0, 1]].copy()
+    twins.loc[0, "variants"] = json.dumps([{"reference": "A-1", "size": "S", "colour": "ROUGE"},
+                                           {"reference": "A-2", "size": "S", "colour": "rouge"}])
+    same_handle = ARTICLES.iloc[[0]].assign(key="art_1", reference="art_1")
+    _, rows, rejects = written(ShopifyDialect(), "article", pd.concat([twins, same_handle], ignore_index=True))
+    assert [r["SKU"] for r in rows] == ["TEE-S", "TEE-M"]
+    assert rejects.set_index("key")["field"].to_dict() == {"ART-1": "variants", "art_1": "handle"}
+    assert rejects.set_index("key").loc["art_1", "value"] == "art-1"
+
+
 def test_a_running_promotion_is_the_price_with_compare_at():
     promo = ARTICLES.iloc[[0]].assign(promo_price_excl_vat="8.0000", promo_starts_on="2026-11-20",
                                       promo_ends_on="2026-12-24")

@@ -186,6 +186,17 @@ class ShopifyDialect(Dialect):
         bad = rejects.add(df, pd.Series(df.index.isin(incomplete[incomplete].index), index=df.index), "variants",
                           "a variant has no size or colour while others of the article have one: Shopify needs a "
                           "value for every option of the product")
+        # Two variants with the same options are one variant to Shopify.
+        # (as written: colours capitalised; compared without case, as a shopper would read them)
+        options = rows.assign(size=rows["size"].str.casefold(), colour=rows["colour"].str.casefold())
+        twins = options.duplicated(["_row", "size", "colour"], keep=False).groupby(rows["_row"]).any()
+        bad |= rejects.add(df, pd.Series(df.index.isin(twins[twins].index), index=df.index), "variants",
+                           "two variants have the same size and colour: Shopify tells variants apart by their options")
+        # Two references with the same handle would be merged into one product.
+        handles = handle(df["reference"])
+        bad |= rejects.add(df.assign(handle=handles), handles.duplicated(keep="first") & (handles != ""), "handle",
+                           "another article of this file has the same Shopify URL handle (references differing only "
+                           "by case or punctuation): rename one reference")
         rows = rows[~rows["_row"].isin(df.index[bad])]
         if not len(rows):
             return pd.DataFrame(index=df.index[:0])
