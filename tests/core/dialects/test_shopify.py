@@ -86,9 +86,9 @@ def test_products_grouped_by_handle():
     assert simple["Weight value (grams)"] == "1500" and simple["Weight unit for display"] == "kg"
     assert simple["Vendor"] == "Marque" and simple["Type"] == "Cuisine" and simple["Tags"] == "Maison, Cuisine"
     assert "script" not in simple["Description"] and "onclick" not in simple["Description"]
-    assert (simple["Product image URL"], simple["Image position"]) == ("https://s/images/ART-1_1_large.jpg", "1")
+    assert (simple["Product image URL"], simple["Image position"]) == ("https://s/images/ART-1_1_large.jpg?v=5", "1")
     # The second image: a row of its own with the handle and image columns only.
-    assert (image2["Product image URL"], image2["Image position"]) == ("https://s/images/ART-1_2_large.jpg", "2")
+    assert (image2["Product image URL"], image2["Image position"]) == ("https://s/images/ART-1_2_large.jpg?v=7", "2")
     assert all(image2[c] == "" for c in header if c not in ("URL handle", "Product image URL", "Image position",
                                                             "Image alt text"))
     assert "Inventory quantity" not in header  # single-location column, off by default

@@ -86,7 +86,7 @@ def test_simple_and_variable_products():
     assert simple["In stock?"] == "1" and simple["Stock"] == "3" and simple["Backorders allowed?"] == "0"
     assert simple["Weight (kg)"] == "1.5" and simple["Parent"] == ""
     assert simple["Categories"] == "Maison > Cuisine"
-    assert simple["Images"] == "https://s/images/ART-1_1_large.jpg, https://s/images/ART-1_2_large.jpg"
+    assert simple["Images"] == "https://s/images/ART-1_1_large.jpg?v=5, https://s/images/ART-1_2_large.jpg?v=7"
     assert "script" not in simple["Description"] and "onclick" not in simple["Description"]
     assert simple["Attribute 1 name"] == "" and simple["Attribute 2 name"] == ""
     assert "GTIN, UPC, EAN, or ISBN" not in header  # not mapped by the import screen by itself
@@ -241,3 +241,11 @@ def test_view_rows_of_the_demo_back_office(erp):
         if row["Type"] != "variable":
             assert re.fullmatch(r"\d+\.\d{2}", row["Regular price"]), row
             assert re.fullmatch(r"\d+", row["Stock"]) and row["In stock?"] in ("0", "1")
+
+
+def test_a_changed_photo_gets_a_new_url():
+    """WooCommerce reuses the attachment of a URL it has imported: a new version must change the URL."""
+    before = written(WooCommerceDialect(), "article", ARTICLES.iloc[[0]])[1][0]["Images"]
+    after = written(WooCommerceDialect(), "article", ARTICLES.iloc[[0]].assign(images="1:5,2:9"))[1][0]["Images"]
+    assert before.split(", ")[0] == after.split(", ")[0]
+    assert after.split(", ")[1] == "https://s/images/ART-1_2_large.jpg?v=9" != before.split(", ")[1]

@@ -31,7 +31,7 @@ from functools import cache
 import pandas as pd
 
 from passerelle import INCLUDE
-from passerelle.core.dialects.woocommerce import _numeric, _true, explode_variants, require
+from passerelle.core.dialects.woocommerce import _numeric, _true, explode_variants, require, versioned_image_urls
 from passerelle.core.feeds import Dialect, Rejects, _num, sanitise_html, slug
 
 #: Shopify's product and inventory CSV columns, with where they were read (see the file's "sources").
@@ -264,7 +264,7 @@ class ShopifyDialect(Dialect):
         out["Image alt text"] = ""
         if "image_urls" not in article:
             return out.sort_values(["_row", "_n"], kind="stable").drop(columns=["_row", "_n"])
-        urls = article["image_urls"].fillna("").where(out["_n"] == 0).dropna().str.split(",").explode()
+        urls = versioned_image_urls(article).where(out["_n"] == 0).dropna().str.split(",").explode()
         urls = urls[urls.fillna("") != ""]
         images = pd.DataFrame({"_row": out.loc[urls.index, "_row"].to_numpy(), "url": urls.to_numpy(),
                                "alt": out.loc[urls.index, "SEO title"].to_numpy(),

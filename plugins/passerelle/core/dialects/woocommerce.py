@@ -79,6 +79,24 @@ def escape_values(s: pd.Series) -> pd.Series:
     return s.fillna("").astype(str).str.replace(",", "\\,", regex=False)
 
 
+def versioned_image_urls(df: pd.DataFrame) -> pd.Series:
+    """Per article, its image URLs (``image_urls``, cover first) each with ``?v=<version>`` from the
+    view's ``images`` ("position:version,...", same order): a render keeps its URL when its photo
+    changes, and WooCommerce reuses an attachment whose source URL it has already imported
+    (``get_attachment_id_from_url``), so without the version a changed photo would never reach
+    the shop. A static file server ignores the query string."""
+    def one(urls: Any, images: Any) -> str:
+        urls = [u for u in (urls.split(",") if isinstance(urls, str) else []) if u]
+        versions = [p.split(":", 1)[1] if ":" in p else "" for p in (images.split(",") if isinstance(images, str)
+                                                                       else []) if p]
+        if len(versions) != len(urls):
+            versions = [""] * len(urls)
+        return ",".join(f"{u}{'&' if '?' in u else '?'}v={v}" if v else u for u, v in zip(urls, versions))
+
+    images = df["images"] if "images" in df else pd.Series("", index=df.index)
+    return pd.Series([one(u, i) for u, i in zip(df["image_urls"], images)], index=df.index, dtype=object)
+
+
 def category_paths(paths: pd.Series) -> pd.Series:
     """"Maison > Cuisine" as WooCommerce reads it: ">" between levels (each level trimmed), "," between
     categories, so a "," or ">" inside a family name would cut it: they are escaped or replaced."""
@@ -307,9 +325,9 @@ class WooCommerceDialect(Dialect):
         if self.cfg.get("send_gtin", False):
             values["global_unique_id"] = df["ean"].fillna("")
         if "image_urls" in df:
-            # Same URLs, same attachments: WooCommerce looks an external URL up by its source
-            # (_wc_attachment_source) before downloading it again.
-            values["images"] = df["image_urls"].fillna("").str.split(",").map(
+            # Same URL, same attachment: WooCommerce looks an external URL up by its source
+            # (_wc_attachment_source) before downloading it; the version makes a changed photo new.
+            values["images"] = versioned_image_urls(df).str.split(",").map(
                 lambda urls: ", ".join(u.replace(",", "%2C") for u in urls if u) if isinstance(urls, list) else "")
         products = self.frame(values, df.index, self._attributes(sizes, colours, variation=False))
         if not len(variants):
