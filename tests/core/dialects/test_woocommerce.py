@@ -128,6 +128,13 @@ def test_two_variations_follow_their_variable_product():
     assert len(WooCommerceDialect().live("variant", pd.DataFrame({"key": ["TEE-S"]}), Rejects())) == 0
 
 
+def test_prices_round_as_the_back_office():
+    """3.00 excl. VAT at 5.5 % is 3.165: 3.17 in PostgreSQL (half away from zero), 3.16 in floats."""
+    row = ARTICLES.iloc[[0]].assign(price_excl_vat="3.0000", vat_rate="5.50")
+    _, rows, _ = written(WooCommerceDialect(), "article", row)
+    assert rows[0]["Regular price"] == "3.17"
+
+
 def test_tax_class_map_and_rejects():
     cfg = {"tax_classes": {20: "", 10: "intermediate"}, "prices_include_tax": False, "weight_unit": "g",
            "send_gtin": True}
@@ -237,6 +244,10 @@ def test_view_rows_of_the_demo_back_office(erp):
             if row[f"Attribute {n} name"]:
                 assert row[f"Attribute {n} value(s)"] in parent[f"Attribute {n} value(s)"].split(", ")
     assert sorted(r["SKU"] for r in rows if r["Type"] == "variation") == sorted(variants["reference"])
+    # The shop's price incl. VAT is the back office's own (passerelle_src.article.price_incl_vat).
+    incl = dict(zip(articles["reference"], articles["price_incl_vat"]))
+    assert {r["SKU"]: r["Regular price"] for r in rows if r["Type"] == "simple"} == \
+        {sku: incl[sku] for sku in (r["SKU"] for r in rows if r["Type"] == "simple")}
     for row in rows:
         if row["Type"] != "variable":
             assert re.fullmatch(r"\d+\.\d{2}", row["Regular price"]), row

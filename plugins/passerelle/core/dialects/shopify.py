@@ -31,7 +31,9 @@ from functools import cache
 import pandas as pd
 
 from passerelle import INCLUDE
-from passerelle.core.dialects.woocommerce import _numeric, _true, explode_variants, require, versioned_image_urls
+from passerelle.core.dialects.woocommerce import (
+    _numeric, _true, add_decimals, decimals, explode_variants, money_text, require, shop_price, versioned_image_urls,
+)
 from passerelle.core.feeds import Dialect, Rejects, _num, sanitise_html, slug
 
 #: Shopify's product and inventory CSV columns, with where they were read (see the file's "sources").
@@ -56,10 +58,6 @@ def shopify_columns(kind: str = "product_columns") -> tuple[str, ...]:
 
 def _bool(mask: pd.Series) -> pd.Series:
     return mask.map({True: "TRUE", False: "FALSE"})
-
-
-def _money(x: pd.Series) -> pd.Series:
-    return x.round(2).map(lambda v: "" if pd.isna(v) else f"{v:.2f}")
 
 
 def handle(reference: pd.Series) -> pd.Series:
@@ -128,8 +126,7 @@ class ShopifyDialect(Dialect):
         return str(location)
 
     def _price(self, excl: pd.Series, vat: pd.Series) -> pd.Series:
-        excl = _numeric(excl)
-        return excl * (1 + _numeric(vat) / 100) if self.prices_include_tax else excl
+        return shop_price(excl, vat, include_tax=self.prices_include_tax)
 
     def _promo_active(self, df: pd.DataFrame) -> pd.Series:
         """Whether the row's promotion runs: the view's ``promo_active`` when it has one (then the
@@ -142,17 +139,20 @@ class ShopifyDialect(Dialect):
         starts, ends = df["promo_starts_on"].fillna(""), df["promo_ends_on"].fillna("")
         return (starts != "") & (starts <= today) & ((ends == "") | (ends >= today))
 
-    def _prices(self, df: pd.DataFrame, impact: pd.Series | float = 0.0) -> tuple[pd.Series, pd.Series]:
+    def _prices(self, df: pd.DataFrame, impact: pd.Series | None = None) -> tuple[pd.Series, pd.Series]:
         """(Price, Compare-at price): the promotional price with the regular one struck through
         while a promotion runs (Shopify has no scheduled sale), else the regular price and an
         empty compare-at price (which ends a previous sale)."""
-        regular = self._price(_num(df["price_excl_vat"]) + impact, df["vat_rate"])
+        impact = pd.Series(None, index=df.index, dtype=object) if impact is None else impact
+        regular = self._price(add_decimals(decimals(df["price_excl_vat"]), impact), df["vat_rate"])
         active = self._promo_active(df)
         if "promo_price_excl_vat" in df:
-            promo = self._price(_num(df["promo_price_excl_vat"]) + impact, df["vat_rate"])
-            active &= promo.notna() & (promo < regular)
-            return _money(promo.where(active, regular)), _money(regular).where(active, "")
-        return _money(regular), pd.Series("", index=df.index)
+            promo = self._price(add_decimals(decimals(df["promo_price_excl_vat"]), impact), df["vat_rate"])
+            below = pd.Series([p is not None and r is not None and p < r for p, r in zip(promo, regular)],
+                              index=df.index)
+            active &= below
+            return money_text(promo.where(active, regular)), money_text(regular).where(active, "")
+        return money_text(regular), pd.Series("", index=df.index)
 
     # ------------------------------------------------------------------ entities
     def live(self, entity: str, df: pd.DataFrame, rejects: Rejects) -> pd.DataFrame:
@@ -213,7 +213,7 @@ class ShopifyDialect(Dialect):
             .mask(~uses_size & uses_colour, colour)
         opt2_name = pd.Series(colour_name, index=rows.index).where(uses_size & uses_colour, "")
         opt2_value = colour.where(uses_size & uses_colour, "")
-        price, compare_at = self._prices(article, _numeric(rows["price_impact"]).fillna(0))
+        price, compare_at = self._prices(article, decimals(rows["price_impact"]))
         grams = ((_num(article["weight_kg"]) + _numeric(rows["weight_impact"]).fillna(0)) * 1000).round(1)
         tags = article["family_path"].fillna("").map(
             lambda p: ", ".join(" ".join(t.replace(",", " ").split()) for t in p.split(" > ") if t.strip()))

@@ -29,6 +29,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from functools import cache
 from typing import Any
 
@@ -145,6 +146,54 @@ def value_lists(variants: pd.DataFrame, column: str, index: pd.Index) -> pd.Seri
     return joined.reindex(index).fillna("")
 
 
+def decimals(s: pd.Series | float) -> pd.Series | Decimal:
+    """Exact decimals from view text or JSON numbers (None where empty): prices are computed as
+    PostgreSQL computes price_incl_vat (numeric, half away from zero), never in binary floats
+    (3.00 at 5.5 % is 3.165: 3.17 in the back office, 3.16 in floats)."""
+    def one(v: Any) -> Decimal | None:
+        if isinstance(v, Decimal):
+            return v
+        if v is None or (isinstance(v, float) and pd.isna(v)) or (isinstance(v, str) and not v.strip()):
+            return None
+        try:
+            return Decimal(str(v).strip())
+        except InvalidOperation:
+            return None
+
+    if not isinstance(s, pd.Series):
+        return one(s)
+    return s.map(one).astype(object)
+
+
+def add_decimals(a: pd.Series, b: pd.Series | Decimal) -> pd.Series:
+    """a + b, an empty b counting as 0; an empty a stays empty."""
+    bs = b if isinstance(b, pd.Series) else [b] * len(a)
+    return pd.Series([x + y if isinstance(x, Decimal) and isinstance(y, Decimal) else
+                      (x if isinstance(x, Decimal) else None) for x, y in zip(a, bs)], index=a.index, dtype=object)
+
+
+def shop_price(excl: pd.Series, vat: pd.Series, *, include_tax: bool, places: int = 2) -> pd.Series:
+    """The price a shop is given, as Decimals: incl. VAT rounded to cents (half up, as the back office
+    rounds price_incl_vat) or excl. VAT to *places*; None where missing."""
+    quantum = Decimal(1).scaleb(-places)
+    out = []
+    for x, rate in zip(decimals(excl), decimals(vat)):
+        x = x if isinstance(x, Decimal) else None
+        rate = rate if isinstance(rate, Decimal) else None
+        if x is None or (include_tax and rate is None):
+            out.append(None)
+        elif include_tax:
+            out.append((x * (1 + rate / 100)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
+        else:
+            out.append(x.quantize(quantum, rounding=ROUND_HALF_UP))
+    return pd.Series(out, index=excl.index, dtype=object)
+
+
+def money_text(d: pd.Series) -> pd.Series:
+    """Decimals as text with "." (empty where missing)."""
+    return d.map(lambda x: format(x, "f") if isinstance(x, Decimal) else "").astype(object)
+
+
 def _numeric(s: pd.Series) -> pd.Series:
     """Numbers from view text (empty is missing); numbers stay numbers."""
     return s.astype(float) if pd.api.types.is_numeric_dtype(s) else _num(s)
@@ -245,12 +294,8 @@ class WooCommerceDialect(Dialect):
         return tax_class.fillna(""), bad
 
     def _price(self, excl: pd.Series, vat: pd.Series) -> pd.Series:
-        """The price the shop is told: incl. VAT (2 decimals) or excl. VAT, per its tax setting."""
-        excl_n = _numeric(excl)
-        if not self.prices_include_tax:
-            return excl_n.round(4).map(lambda x: "" if pd.isna(x) else f"{x:.4f}")
-        incl = (excl_n * (1 + _numeric(vat) / 100)).round(2)
-        return incl.map(lambda x: "" if pd.isna(x) else f"{x:.2f}")
+        """The price the shop is told: incl. VAT (2 decimals) or excl. VAT (4), per its tax setting."""
+        return money_text(shop_price(excl, vat, include_tax=self.prices_include_tax, places=4))
 
     def _stock(self, qty: pd.Series) -> tuple[pd.Series, pd.Series]:
         """``In stock?`` and ``Stock`` (whole units: a ``Stock`` value turns stock management on)."""
@@ -346,7 +391,7 @@ class WooCommerceDialect(Dialect):
         its attribute values (one per attribute, among the parent's), ``Parent`` = product SKU."""
         article = df.loc[variants["_row"]].set_index(variants.index)
         in_stock, stock = self._stock(variants["quantity"])
-        excl = _num(article["price_excl_vat"]) + _numeric(variants["price_impact"]).fillna(0)
+        excl = add_decimals(decimals(article["price_excl_vat"]), decimals(variants["price_impact"]))
         weight = _num(article["weight_kg"]) + _numeric(variants["weight_impact"]).fillna(0)
         size = variants["size"].fillna("")
         colour = variants["colour"].fillna("").str.capitalize()
