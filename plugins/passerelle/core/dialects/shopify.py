@@ -32,7 +32,15 @@ import pandas as pd
 
 from passerelle import INCLUDE
 from passerelle.core.dialects.woocommerce import (
-    _numeric, _true, add_decimals, decimals, explode_variants, money_text, require, shop_price, versioned_image_urls,
+    _numeric,
+    _true,
+    add_decimals,
+    decimals,
+    explode_variants,
+    money_text,
+    require,
+    shop_price,
+    versioned_image_urls,
 )
 from passerelle.core.feeds import Dialect, Rejects, _num, sanitise_html, slug
 
