@@ -118,6 +118,18 @@ def test_articles_shopify_could_not_tell_apart_are_rejected():
     assert rejects.set_index("key").loc["art_1", "value"] == "art-1"
 
 
+def test_legacy_headers():
+    """The previous template's names and order, for a shop whose importer wants them."""
+    header, rows, _ = written(ShopifyDialect({"csv_headers": "legacy"}), "article", ARTICLES.iloc[[0]])
+    assert_in_template_order(header, "legacy_product_columns")
+    assert header[:3] == ["Handle", "Title", "Body (HTML)"]
+    assert (rows[0]["Variant SKU"], rows[0]["Variant Price"], rows[0]["Image Src"]) == \
+        ("ART-1", "12.00", "https://s/images/ART-1_1_large.jpg?v=5")
+    assert rows[0]["Variant Inventory Policy"] == "deny" and rows[0]["Status"] == "active"
+    with pytest.raises(ValueError, match="shopify.csv_headers"):
+        ShopifyDialect({"csv_headers": "v2"}).live("article", ARTICLES.iloc[[0]], Rejects())
+
+
 def test_a_running_promotion_is_the_price_with_compare_at():
     promo = ARTICLES.iloc[[0]].assign(promo_price_excl_vat="8.0000", promo_starts_on="2026-11-20",
                                       promo_ends_on="2026-12-24")

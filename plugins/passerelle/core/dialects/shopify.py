@@ -83,6 +83,23 @@ def csv_frame(rows: pd.DataFrame, kind: str = "product_columns") -> pd.DataFrame
     return rows[[c for c in columns if c in rows.columns]].fillna("")
 
 
+#: Current product CSV header -> the name Shopify's previous template gave the same column
+#: (include/reference/shopify_product_csv.json, ``legacy_product_columns``), for the columns written here.
+LEGACY_NAMES: dict[str, str] = {
+    "Title": "Title", "URL handle": "Handle", "Description": "Body (HTML)", "Vendor": "Vendor", "Type": "Type",
+    "Tags": "Tags", "Published on online store": "Published", "Status": "Status", "SKU": "Variant SKU",
+    "Barcode": "Variant Barcode", "Option1 name": "Option1 Name", "Option1 value": "Option1 Value",
+    "Option2 name": "Option2 Name", "Option2 value": "Option2 Value", "Price": "Variant Price",
+    "Compare-at price": "Variant Compare At Price", "Charge tax": "Variant Taxable",
+    "Inventory tracker": "Variant Inventory Tracker", "Inventory quantity": "Variant Inventory Qty",
+    "Continue selling when out of stock": "Variant Inventory Policy", "Weight value (grams)": "Variant Grams",
+    "Weight unit for display": "Variant Weight Unit", "Requires shipping": "Variant Requires Shipping",
+    "Fulfillment service": "Variant Fulfillment Service", "Product image URL": "Image Src",
+    "Image position": "Image Position", "Image alt text": "Image Alt Text", "Gift card": "Gift Card",
+    "SEO title": "SEO Title",
+}
+
+
 class ShopifyDialect(Dialect):
     """Shopify's product and inventory CSV files: UTF-8, comma, dot decimals, TRUE/FALSE.
 
@@ -95,7 +112,9 @@ class ShopifyDialect(Dialect):
     - ``single_location``: also write ``Inventory quantity`` in product files (default false: that
       column is for single-location shops only; stock then comes with the next inventory file);
     - ``as_of``: the day that decides whether a promotion runs (default today), when the rows have
-      no ``promo_active`` column.
+      no ``promo_active`` column;
+    - ``csv_headers``: ``current`` (default: the template of Shopify Help today) or ``legacy`` (the
+      previous template's names and order, ``Handle``, ``Body (HTML)``, ``Variant SKU``...).
     """
 
     name = "shopify"
@@ -124,6 +143,20 @@ class ShopifyDialect(Dialect):
         if status not in OFF_STATUSES:
             raise ValueError(f"shopify.off_status is {status!r}; expected one of {list(OFF_STATUSES)}")
         return status
+
+    def _product_csv(self, rows: pd.DataFrame) -> pd.DataFrame:
+        """A product CSV in the configured header dialect (``csv_headers``)."""
+        out = csv_frame(rows)
+        headers = self.cfg.get("csv_headers", "current")
+        if headers == "current":
+            return out
+        if headers != "legacy":
+            raise ValueError(f"shopify.csv_headers is {headers!r}; expected 'current' or 'legacy'")
+        legacy = shopify_columns("legacy_product_columns")
+        out = out.rename(columns=LEGACY_NAMES)
+        if "Variant Inventory Policy" in out:
+            out["Variant Inventory Policy"] = out["Variant Inventory Policy"].str.lower()  # deny, as that sample
+        return out[[c for c in legacy if c in out.columns]]
 
     @property
     def location(self) -> str:
@@ -261,7 +294,7 @@ class ShopifyDialect(Dialect):
         if self.cfg.get("single_location", False):
             out["Inventory quantity"] = _num(rows["quantity"]).fillna(0).clip(lower=0).floordiv(1).astype(int).astype(str)
         out = self._with_images(out, rows, article)
-        return csv_frame(out)
+        return self._product_csv(out)
 
     def _with_images(self, out: pd.DataFrame, rows: pd.DataFrame, article: pd.DataFrame) -> pd.DataFrame:
         """Image n of a product on the group's n-th row; images beyond its variants get rows of their
@@ -294,7 +327,7 @@ class ShopifyDialect(Dialect):
         require("price", df, ("has_variants",), "Shopify")
         plain = df[~_true(df["has_variants"])]
         price, compare_at = self._prices(plain)
-        return csv_frame(pd.DataFrame({
+        return self._product_csv(pd.DataFrame({
             "Title": plain["name"], "URL handle": handle(plain["reference"]), "SKU": plain["reference"],
             "Option1 name": "Title", "Option1 value": "Default Title", "Price": price,
             "Compare-at price": compare_at,
@@ -340,7 +373,7 @@ class ShopifyDialect(Dialect):
         so that nobody can order it whether or not Shopify drops it when its product is sent again."""
         stem = f"{self.stems[entity]}_off"
         if entity == "article":
-            return stem, csv_frame(pd.DataFrame({"Title": df["label"].fillna(""), "URL handle": handle(df["key"]),
+            return stem, self._product_csv(pd.DataFrame({"Title": df["label"].fillna(""), "URL handle": handle(df["key"]),
                                                  "Status": self.off_status}, index=df.index))
         if entity == "variant":
             parts = df["label"].fillna("").str.split("\t", expand=True).reindex(columns=range(3)).fillna("")
