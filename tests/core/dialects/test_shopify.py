@@ -238,3 +238,9 @@ def test_view_rows_of_the_demo_back_office(erp):
         assert all(re.fullmatch(r"\d+\.\d{2}", r["Price"]) for r in variant_rows)
     assert sum(1 for r in rows if r["SKU"]) == len(articles) + sum(
         len(json.loads(v)) - 1 for v in articles["variants"] if v)
+
+
+def test_single_location_shops_get_the_quantity_in_the_product_file():
+    _, rows, _ = written(ShopifyDialect({"single_location": True}), "article", ARTICLES.iloc[[0, 1]])
+    assert [(r["SKU"], r["Inventory quantity"]) for r in rows if r["SKU"]] == [("ART-1", "3"), ("TEE-S", "2"),
+                                                                               ("TEE-M", "0")]
