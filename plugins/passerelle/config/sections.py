@@ -11,7 +11,7 @@ from typing import Annotated, Any, ClassVar
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
-from passerelle.config.base import Section, fail
+from passerelle.config.base import Section, did_you_mean, fail
 from passerelle.config.checks import (
     Bool,
     check_bool,
@@ -130,6 +130,7 @@ class ImageFormatSection(Section):
     @model_validator(mode="before")
     @classmethod
     def _size_given(cls, data: Any) -> Any:
+        data = cls.check_keys(data)
         for key in ("width", "height"):
             if isinstance(data, dict) and key not in data:
                 raise fail(f"missing; every format needs width and height (pixels), e.g. {cls.EXAMPLE}", key=key)
@@ -203,7 +204,10 @@ def _statuses(value: Any) -> tuple[str, ...]:
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, (list, tuple)) or any(v not in INBOUND_STATUSES for v in value):
-        raise fail(f"{{key}} is {value!r}; expected a list of statuses among {list(INBOUND_STATUSES)}")
+        wrong = next((v for v in value if v not in INBOUND_STATUSES), value) if isinstance(value, (list, tuple)) \
+            else value
+        raise fail(f"{{key}} is {value!r}; expected a list of statuses among {list(INBOUND_STATUSES)}"
+                   f"{did_you_mean(wrong, INBOUND_STATUSES)}")
     return tuple(value)
 
 
