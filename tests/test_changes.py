@@ -380,3 +380,15 @@ def test_bad_change_or_asset_configuration_names_the_flow_and_key(flows, flow, e
         flow_settings(flow, cfg_with(flows))
     assert str(err.value).startswith("/etc/passerelle/passerelle.yaml: flows.")
     assert expected in str(err.value)
+
+
+def test_triggers_serialized_under_the_former_classpath_still_load():
+    # A triggerer may load a trigger row written by the previous release before the DAG is parsed again.
+    import importlib
+
+    from passerelle import triggers
+
+    module, _, name = "passerelle.changes.ErpChangeTrigger".rpartition(".")
+    assert getattr(importlib.import_module(module), name) is triggers.ErpChangeTrigger
+    classpath, _ = ErpChangeTrigger(watcher="w", tables={"stock": ["erp.stock"]}).serialize()
+    assert classpath == "passerelle.triggers.ErpChangeTrigger"

@@ -81,7 +81,8 @@ def test_a_wrong_value_names_file_section_key_value_and_hint(raw, key, hint):
 
 UNKNOWN_KEYS = [
     ({"shop": {"timezon": "UTC"}}, "shop.timezon: unknown key", "did you mean 'timezone'?"),
-    ({"catalog": {"selection_rules": "TRUE"}}, "catalog.selection_rules: unknown key", "did you mean 'selection_rule'?"),
+    ({"catalog": {"selection_rules": "TRUE"}}, "catalog.selection_rules: unknown key",
+     "did you mean 'selection_rule'?"),
     ({"images": {"qualty": 80}}, "images.qualty: unknown key", "did you mean 'quality'?"),
     ({"images": {"formats": {"large": {"widht": 10, "height": 10}}}}, "images.formats.large.widht: unknown key",
      "did you mean 'width'?"),
@@ -224,3 +225,16 @@ def test_a_typo_in_a_section_only_tasks_read_fails_every_dag_import(section, tmp
     assert len(bag.import_errors) == len(list((ROOT / "dags").glob("*.py")))
     for error in bag.import_errors.values():
         assert f"{config}: {where}" in error and hint in error, error
+
+
+def test_the_model_and_change_detection_import_no_airflow():
+    import subprocess
+    import sys
+
+    code = ("import sys; import passerelle.config, passerelle.core.changes, passerelle.timetables, "
+            "passerelle.params, passerelle.assets, passerelle.dag_settings; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('airflow', 'pandas')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(ROOT / "plugins")})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "[]"

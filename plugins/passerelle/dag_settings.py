@@ -165,7 +165,8 @@ def flow_entities(name: str, cfg: Config) -> list[str]:
 
 
 def watched_tables(name: str, cfg: Config) -> dict[str, tuple[str, ...]]:
-    """Tables watched per entity for flow *name*'s ``on_change`` (:meth:`~passerelle.config.Settings.watched_tables`)."""
+    """Tables watched per entity for flow *name*'s ``on_change``
+    (:meth:`~passerelle.config.Settings.watched_tables`)."""
     return as_settings(cfg).watched_tables(name)
 
 

@@ -24,7 +24,7 @@ from pydantic import BaseModel, Field, PrivateAttr, ValidationError, model_valid
 
 from passerelle import INCLUDE
 from passerelle.config.base import ConfigError, Section, config_error, fail
-from passerelle.config.flows import DEFAULT_ENTITIES, FLOW_NAMES, FlowSettings, FlowsSection
+from passerelle.config.flows import DEFAULT_ENTITIES, FlowSettings, FlowsSection
 from passerelle.config.sections import (
     CatalogSection,
     ImagesSection,
