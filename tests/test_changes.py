@@ -15,22 +15,12 @@ from datetime import datetime, timezone
 import psycopg
 import pytest
 
-from passerelle.changes import (
-    DEFAULT_WATCH,
-    ChangeDetector,
-    ErpChangeTrigger,
-    TableProbe,
-    changed_entities,
-    marker_sql,
-)
-from passerelle.schedules import (
-    FlowConfigError,
-    flow_change_asset,
-    flow_settings,
-    next_runs,
-    published_asset,
-    watched_tables,
-)
+from passerelle.assets import flow_change_asset, published_asset
+from passerelle.config import FlowConfigError
+from passerelle.core.changes import DEFAULT_WATCH, ChangeDetector, TableProbe, changed_entities, marker_sql
+from passerelle.dag_settings import flow_settings, watched_tables
+from passerelle.timetables import next_runs
+from passerelle.triggers import ErpChangeTrigger
 
 CATALOG_TABLES = {
     "article": ["erp.article", "erp.stock", "erp.image"],
@@ -310,7 +300,7 @@ def test_on_change_flow_is_scheduled_on_its_change_asset_with_a_watcher():
     dag = DAG("catalog_on_change", **settings)
     data = DagSerialization.to_dict(dag)
     text = str(data)
-    assert "passerelle.changes.ErpChangeTrigger" in text and "passerelle_erp_changes_catalog" in text
+    assert "passerelle.triggers.ErpChangeTrigger" in text and "passerelle_erp_changes_catalog" in text
     back = DagSerialization.from_dict(data)
     assert "passerelle.change.catalog" in str(back.timetable.asset_condition)
     classpath, kwargs = trigger.serialize()
@@ -331,7 +321,7 @@ def test_on_change_added_to_times_keeps_both_and_the_watcher():
 def test_after_catalog_adds_the_catalog_published_asset_to_the_schedule():
     from airflow.sdk import AssetAny, AssetOrTimeSchedule
 
-    from passerelle.schedules import CATALOG_PUBLISHED
+    from passerelle.assets import CATALOG_PUBLISHED
 
     assert CATALOG_PUBLISHED == published_asset("catalog")
     assert CATALOG_PUBLISHED.name == "passerelle.catalog.published"
@@ -352,8 +342,8 @@ def test_after_catalog_adds_the_catalog_published_asset_to_the_schedule():
 
 
 def test_the_catalog_dag_publishes_its_asset():
+    from passerelle.assets import CATALOG_PUBLISHED
     from passerelle.flows.catalog import catalog_dag
-    from passerelle.schedules import CATALOG_PUBLISHED
 
     dag = catalog_dag()
     assert dag.get_task("publish").outlets == [CATALOG_PUBLISHED]
@@ -390,3 +380,15 @@ def test_bad_change_or_asset_configuration_names_the_flow_and_key(flows, flow, e
         flow_settings(flow, cfg_with(flows))
     assert str(err.value).startswith("/etc/passerelle/passerelle.yaml: flows.")
     assert expected in str(err.value)
+
+
+def test_triggers_serialized_under_the_former_classpath_still_load():
+    # A triggerer may load a trigger row written by the previous release before the DAG is parsed again.
+    import importlib
+
+    from passerelle import triggers
+
+    module, _, name = "passerelle.changes.ErpChangeTrigger".rpartition(".")
+    assert getattr(importlib.import_module(module), name) is triggers.ErpChangeTrigger
+    classpath, _ = ErpChangeTrigger(watcher="w", tables={"stock": ["erp.stock"]}).serialize()
+    assert classpath == "passerelle.triggers.ErpChangeTrigger"

@@ -16,21 +16,12 @@ import pytest
 import yaml
 from croniter import croniter
 
-from passerelle.config import ConfigError, load_config
-from passerelle.schedules import (
-    DEFAULT_RHYTHMS,
-    FLOW_NAMES,
-    FlowConfigError,
-    check_flows,
-    every_minutes_to_crons,
-    flow_change_asset,
-    flow_params,
-    flow_schedule,
-    flow_settings,
-    next_runs,
-    parse_flow,
-    times_to_crons,
-)
+from passerelle.assets import flow_change_asset
+from passerelle.config import ConfigError, FlowConfigError, load_settings
+from passerelle.config.flows import DEFAULT_RHYTHMS, FLOW_NAMES, parse_flow
+from passerelle.dag_settings import check_flows, flow_schedule, flow_settings
+from passerelle.params import flow_params
+from passerelle.timetables import every_minutes_to_crons, next_runs, times_to_crons
 
 UTC = timezone.utc
 PARIS = "Europe/Paris"
@@ -41,7 +32,7 @@ def utc(*args: int) -> datetime:
 
 
 def cfg_with(flows: dict, *, tz: str = PARIS, path: str = "/etc/passerelle/passerelle.yaml") -> dict:
-    """A configuration dict shaped like load_config()'s, with the given flows section."""
+    """A raw configuration (partial sections, as in a file) with the given flows section."""
     return {
         "_path": path,
         "shop": {"timezone": tz},
@@ -268,11 +259,13 @@ def test_unknown_timezone_is_reported_on_shop_timezone():
         flow_schedule("catalog", {"cron": "0 2 * * *"}, "Mars/Olympus")
 
 
-def test_a_mistake_in_one_flow_does_not_stop_the_others_but_check_flows_finds_it():
+def test_a_mistake_in_one_flow_fails_every_flow_since_the_whole_file_is_checked():
+    # Until the typed model, a mistake in one flow let the other DAGs import; now the whole file
+    # is checked at every DAG parse, so it shows on every DAG rather than hiding behind one.
     cfg = cfg_with({"report": {"cron": "0 6 * *"}})
-    assert flow_settings("catalog", cfg)["schedule"] is not None
-    with pytest.raises(FlowConfigError, match=r"flows\.report\.cron"):
-        flow_settings("report", cfg)
+    for name in ("catalog", "report"):
+        with pytest.raises(FlowConfigError, match=r"flows\.report\.cron"):
+            flow_settings(name, cfg)
     with pytest.raises(FlowConfigError, match=r"flows\.report\.cron"):
         check_flows(cfg)
 
@@ -281,10 +274,9 @@ def test_unquoted_yaml_time_is_explained(tmp_path: Path):
     # YAML 1.1 reads 13:00 (unquoted) as 780, the number of minutes in base 60; 08:00 stays a string.
     path = tmp_path / "passerelle.yaml"
     path.write_text("flows:\n  prices_stock:\n    times: [08:00, 13:00]\n", encoding="utf-8")
-    cfg = load_config(path)
-    assert cfg["flows"]["prices_stock"]["times"] == ["08:00", 780]
+    assert yaml.safe_load(path.read_text())["flows"]["prices_stock"]["times"] == ["08:00", 780]
     with pytest.raises(FlowConfigError) as err:
-        flow_settings("prices_stock", cfg)
+        load_settings(path)
     assert str(err.value) == (
         f"{path}: flows.prices_stock.times[1]: 780 is not a time of day (HH:MM); YAML reads an unquoted "
         "13:00 as the number 780: write it in quotes, \"13:00\""
@@ -302,10 +294,10 @@ def test_bad_configuration_fails_the_dag_import_with_the_message(tmp_path: Path)
         textwrap.dedent(
             f"""
             from airflow.sdk import DAG
-            from passerelle.config import load_config
-            from passerelle.schedules import flow_settings
+            from passerelle.config import load_settings
+            from passerelle.dag_settings import flow_settings
 
-            with DAG("passerelle_catalog", **flow_settings("catalog", load_config({str(config)!r}))):
+            with DAG("passerelle_catalog", **flow_settings("catalog", load_settings({str(config)!r}))):
                 pass
             """
         ),
@@ -361,8 +353,8 @@ def test_shipped_configuration_is_valid_and_builds_every_dag():
     from airflow.sdk import DAG
     from airflow.serialization.serialized_objects import DagSerialization
 
-    cfg = load_config()
-    shipped = yaml.safe_load(Path(cfg["_path"]).read_text(encoding="utf-8"))["flows"]
+    cfg = load_settings()
+    shipped = yaml.safe_load(Path(cfg.source).read_text(encoding="utf-8"))["flows"]
     assert set(shipped) == set(FLOW_NAMES)
     for name in FLOW_NAMES:
         assert shipped[name] == DEFAULT_RHYTHMS[name], "the YAML shows the defaults"
@@ -374,7 +366,7 @@ def test_shipped_configuration_is_valid_and_builds_every_dag():
         assert back.max_active_runs == 1 and back.catchup is False
         assert set(back.tags) == {"passerelle", name}
         assert dag.default_args["owner"] == "passerelle" and dag.default_args["retries"] == 2
-    assert list(flow_settings("catalog", cfg)["params"]["entities"].value) == cfg["catalog"]["entities"]
+    assert list(flow_settings("catalog", cfg)["params"]["entities"].value) == list(cfg.catalog.entities)
     assert "replay_quarantine" in flow_settings("orders_in", cfg)["params"]
 
 

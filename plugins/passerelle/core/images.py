@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from PIL import Image, ImageCms, ImageColor, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 log = logging.getLogger(__name__)
 
@@ -132,81 +132,28 @@ class ImageSettings:
         return hashlib.sha256(blob).hexdigest()[:16]
 
 
-def _config_error(where: str, message: str) -> Exception:
-    from passerelle.config import ConfigError  # local: keeps this module importable on its own
+def image_settings(cfg: Any) -> ImageSettings:
+    """The ``images`` section as :class:`ImageSettings` (what the renderer needs).
 
-    return ConfigError(f"{where}: {message}")
-
-
-def _positive_int(value: Any, where: str, key: str, *, low: int = 1, high: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
-        expected = f"an integer from {low} to {high}" if high is not None else f"an integer >= {low}"
-        raise _config_error(where, f"{key} must be {expected}, got {value!r}")
-    return value
-
-
-def _bool(value: Any, where: str, key: str) -> bool:
-    if not isinstance(value, bool):
-        raise _config_error(where, f"{key} must be true or false, got {value!r}")
-    return value
-
-
-def _format_spec(name: Any, raw: Any, where: str) -> FormatSpec:
-    key = f"images.formats.{name}"
-    if not isinstance(name, str) or not _FORMAT_NAME.match(name):
-        raise _config_error(
-            where, f"format name {name!r} must be lowercase letters, digits and '-' (it is part of file names)"
-        )
-    if not isinstance(raw, Mapping):
-        raise _config_error(where, f"{key} must be a mapping with width, height and mode, got {raw!r}")
-    unknown = set(raw) - {"width", "height", "mode", "background", "upscale"}
-    if unknown:
-        raise _config_error(
-            where, f"{key} has unknown keys {sorted(unknown)}; expected width, height, mode, background, upscale"
-        )
-    width = _positive_int(raw.get("width"), where, f"{key}.width", high=10_000)
-    height = _positive_int(raw.get("height"), where, f"{key}.height", high=10_000)
-    mode = raw.get("mode", "fit")
-    if mode not in MODES:
-        raise _config_error(where, f"{key}.mode is {mode!r}; expected one of {MODES}")
-    background = raw.get("background", "#FFFFFF")
-    try:
-        rgb = ImageColor.getrgb(str(background))[:3]
-    except ValueError:
-        raise _config_error(
-            where, f"{key}.background is {background!r}; expected a colour such as \"#FFFFFF\" or \"white\""
-        ) from None
-    upscale = _bool(raw.get("upscale", False), where, f"{key}.upscale")
-    return FormatSpec(name, width, height, mode, (rgb[0], rgb[1], rgb[2]), upscale)
-
-
-def image_settings(cfg: Mapping[str, Any] | ImageSettings) -> ImageSettings:
-    """Check the ``images`` configuration and return it as :class:`ImageSettings`.
-
-    ``cfg`` is the whole configuration (``load_config()``) or its ``images`` section.
-    Raises ``passerelle.config.ConfigError`` naming the file, the key and the value.
+    ``cfg`` is the typed section (``Settings.images``), the whole :class:`passerelle.config.Settings`,
+    ``load_config()``'s dict, or a raw mapping (whole configuration or the ``images`` section);
+    a raw one is checked by the configuration model, which raises
+    ``passerelle.config.ConfigError`` naming the file, the key and the value.
     """
     if isinstance(cfg, ImageSettings):
         return cfg
-    where = str(cfg.get("_path", "configuration"))
-    section = cfg.get("images", cfg)
-    if not isinstance(section, Mapping):
-        raise _config_error(where, f"images must be a mapping, got {section!r}")
-    formats = section.get("formats")
-    if not isinstance(formats, Mapping) or not formats:
-        raise _config_error(where, f"images.formats must map format names to sizes, got {formats!r}")
-    specs = tuple(_format_spec(name, raw, where) for name, raw in formats.items())
-    image_format = str(section.get("format", "jpeg")).lower()
-    if image_format not in EXTENSIONS:
-        raise _config_error(where, f"images.format is {image_format!r}; expected one of {tuple(EXTENSIONS)}")
+    from passerelle.config import ImagesSection, section_settings  # local: no configuration import at load
+
+    section = section_settings(cfg, "images", ImagesSection)
     return ImageSettings(
-        formats=specs,
-        image_format=image_format,
-        quality=_positive_int(section.get("quality", 85), where, "images.quality", high=100),
-        chunk_size=_positive_int(section.get("chunk_size", 200), where, "images.chunk_size"),
-        max_pixels=_positive_int(section.get("max_pixels", DEFAULT_MAX_PIXELS), where, "images.max_pixels"),
-        progressive=_bool(section.get("progressive", False), where, "images.progressive"),
-        optimize=_bool(section.get("optimize", True), where, "images.optimize"),
+        formats=tuple(FormatSpec(name, f.width, f.height, f.mode, f.rgb, f.upscale)
+                      for name, f in section.formats.items()),
+        image_format=section.format,
+        quality=section.quality,
+        chunk_size=section.chunk_size,
+        max_pixels=section.max_pixels,
+        progressive=section.progressive,
+        optimize=section.optimize,
     )
 
 

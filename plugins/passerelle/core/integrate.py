@@ -572,34 +572,21 @@ def propose_reorders(conn: psycopg.Connection) -> int:
 # --------------------------------------------------------------------------------------------
 
 
-def inbound_settings(cfg: Mapping[str, Any]) -> tuple[dict[str, list[str]], dict[str, Any]]:
-    """The ``inbound`` section as (status rules, declared dialect), checked.
+def inbound_settings(cfg: Any, shop_timezone: str | None = None) -> tuple[dict[str, list[str]], dict[str, Any]]:
+    """The ``inbound`` section as (status rules, declared dialect for :func:`read_inbound`).
 
-    :raises ConfigError: a status that is not one of the parser's, or one in two groups.
+    ``cfg`` is the typed section (``Settings.inbound``, then *shop_timezone* is the files' default
+    timezone), the whole :class:`passerelle.config.Settings`, or ``load_config()``'s dict; the
+    configuration model has checked it (a status not among the parser's, one in two groups...).
     """
-    from passerelle.config import ConfigError
+    from passerelle.config import InboundSection, Settings, as_settings  # local: no configuration import at load
 
-    section = cfg.get("inbound") or {}
-    where = cfg.get("_path", "passerelle.yaml")
-    rules: dict[str, list[str]] = {}
-    for key, default in DEFAULT_RULES.items():
-        value = section.get(key, default)
-        if isinstance(value, str):
-            value = [value]
-        if not isinstance(value, list) or any(v not in ib.STATUSES for v in value):
-            raise ConfigError(f"{where}: inbound.{key} is {value!r}; expected a list of statuses among "
-                              f"{list(ib.STATUSES)}")
-        rules[key] = list(value)
-    seen: dict[str, str] = {}
-    for key, values in rules.items():
-        for v in values:
-            if v in seen:
-                raise ConfigError(f"{where}: status {v!r} is in both inbound.{seen[v]} and inbound.{key}")
-            seen[v] = key
-    declared = {k: section[k] for k in ("encoding", "delimiter", "decimal", "timezone", "currency")
-                if section.get(k) not in (None, "")}
-    declared.setdefault("timezone", (cfg.get("shop") or {}).get("timezone", "Europe/Paris"))
-    return rules, declared
+    if isinstance(cfg, InboundSection):
+        section, timezone = cfg, shop_timezone or "Europe/Paris"
+    else:
+        settings = cfg if isinstance(cfg, Settings) else as_settings(cfg)
+        section, timezone = settings.inbound, shop_timezone or settings.shop.timezone
+    return section.rules, section.declared(timezone)
 
 
 def refuse_file(conn: psycopg.Connection, name: str, error: Exception) -> None:

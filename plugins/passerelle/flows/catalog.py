@@ -16,31 +16,31 @@ its manifest carries the images' counts under ``images``.
 
 from __future__ import annotations
 
-import pendulum
+from datetime import date
+
 from airflow.sdk import DAG
 
-from passerelle.config import load_config
+from passerelle.config import Settings, load_settings
 from passerelle.operators.batch import BuildCatalogOperator, ConfirmBatchOperator, PublishBatchOperator
 from passerelle.operators.images import FinishImagesOperator, PlanImagesOperator, RenderImagesOperator
-from passerelle.schedules import CATALOG_PUBLISHED, flow_settings, ftp_pool
+from passerelle.assets import CATALOG_PUBLISHED
+from passerelle.dag_settings import flow_settings
 
 ENTITIES = ["family", "brand", "supplier", "article", "variant"]
+DEFAULT_START = (2026, 1, 1)
 
 
-def _schedule(cfg: dict) -> dict:
+def _schedule(settings: Settings) -> dict:
     """The DAG's rhythm, run form, tags, owner/retries and run limit from ``flows.catalog``
-    (passerelle.schedules); the start date defaults to 1 January 2026 in the shop's timezone."""
-    settings = flow_settings("catalog", cfg)
-    settings.setdefault("start_date", pendulum.datetime(2026, 1, 1, tz=cfg["shop"]["timezone"]))
-    settings["tags"] = [*settings["tags"], "erp-to-shop"]
-    return settings
+    (passerelle.dag_settings); the start date defaults to 1 January 2026 in the shop's timezone."""
+    return flow_settings("catalog", settings, default_start=date(*DEFAULT_START), extra_tags=("erp-to-shop",))
 
 
 def catalog_dag(dag_id: str = "catalog_nightly") -> DAG:
-    cfg = load_config()
+    settings = load_settings()  # the whole file checked: any mistake fails this DAG's import
     with DAG(
         dag_id=dag_id,
-        **_schedule(cfg),
+        **_schedule(settings),
         render_template_as_native_obj=True,
         doc_md=__doc__,
     ) as dag:
@@ -51,7 +51,7 @@ def catalog_dag(dag_id: str = "catalog_nightly") -> DAG:
         plan = PlanImagesOperator(task_id="plan_images", mode="{{ params.mode }}", dry_run="{{ params.dry_run }}")
         # The tasks that connect to the shop's server share its pool (a render task uploads each
         # photo as soon as it is encoded, so it holds a session while it renders).
-        shop_pool = ftp_pool("catalog", cfg)
+        shop_pool = settings.ftp_pool("catalog")
         render = RenderImagesOperator.partial(task_id="render_images", pool=shop_pool).expand(chunk=plan.output)
         images = FinishImagesOperator(task_id="finish_images", plan=plan.output["plan"], results=render.output,
                                       pool=shop_pool)

@@ -19,9 +19,9 @@ from typing import Any
 import pendulum
 from airflow.sdk import DAG
 
-from passerelle.config import load_config
+from passerelle.config import load_config, load_settings
 from passerelle.operators.batch import BuildBatchOperator, ConfirmBatchOperator, PublishBatchOperator, run_key
-from passerelle.schedules import flow_settings, ftp_pool
+from passerelle.dag_settings import flow_settings
 
 DEFAULT_START = (2026, 1, 1)
 
@@ -87,16 +87,14 @@ class BuildExchangeOperator(BuildBatchOperator):
 
 
 def _exchange_dag(flow: str, dag_id: str, doc: str) -> DAG:
-    cfg = load_config()
-    settings = flow_settings(flow, cfg)
-    settings.setdefault("start_date", pendulum.datetime(*DEFAULT_START, tz=cfg["shop"]["timezone"]))
-    settings["tags"] = [*settings["tags"], "erp-to-shop"]
-    with DAG(dag_id=dag_id, render_template_as_native_obj=True, doc_md=doc, **settings) as dag:
+    settings = load_settings()  # the whole file checked: any mistake fails this DAG's import
+    arguments = flow_settings(flow, settings, default_start=date(*DEFAULT_START), extra_tags=("erp-to-shop",))
+    with DAG(dag_id=dag_id, render_template_as_native_obj=True, doc_md=doc, **arguments) as dag:
         build = BuildExchangeOperator(
             task_id="build", flow=flow, mode="{{ params.mode }}", entities="{{ params.entities }}",
             dry_run="{{ params.dry_run }}",
         )
-        publish = PublishBatchOperator(task_id="publish", batch=build.output, pool=ftp_pool(flow, cfg))
+        publish = PublishBatchOperator(task_id="publish", batch=build.output, pool=settings.ftp_pool(flow))
         ConfirmBatchOperator(task_id="confirm", batch=build.output, published=publish.output)
     return dag
 

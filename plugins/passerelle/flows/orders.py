@@ -15,15 +15,15 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import Iterable, Sequence
+from datetime import date
 from functools import cached_property
 from typing import Any
 
-import pendulum
 from airflow.sdk import DAG, BaseOperator
 
-from passerelle.config import load_config
+from passerelle.config import load_config, load_settings
 from passerelle.operators.batch import ErpMixin, run_key
-from passerelle.schedules import flow_settings, ftp_pool
+from passerelle.dag_settings import flow_settings
 
 DEFAULT_START = (2026, 1, 1)
 FLOW = "orders_in"
@@ -184,13 +184,11 @@ class ProposeReordersOperator(ErpMixin, BaseOperator):
 
 def orders_import_dag(dag_id: str = "orders_import") -> DAG:
     """Orders and customers from the shop's files, hourly by default."""
-    cfg = load_config()
-    settings = flow_settings(FLOW, cfg)
-    settings.setdefault("start_date", pendulum.datetime(*DEFAULT_START, tz=cfg["shop"]["timezone"]))
-    settings["tags"] = [*settings["tags"], "shop-to-erp"]
-    with DAG(dag_id=dag_id, render_template_as_native_obj=True, doc_md=__doc__, **settings) as dag:
+    settings = load_settings()  # the whole file checked: any mistake fails this DAG's import
+    arguments = flow_settings(FLOW, settings, default_start=date(*DEFAULT_START), extra_tags=("shop-to-erp",))
+    with DAG(dag_id=dag_id, render_template_as_native_obj=True, doc_md=__doc__, **arguments) as dag:
         # Lists, downloads and moves the shop's files: in the pool of the shop's server.
         imported = ImportOrdersOperator(task_id="import_files", replay_quarantine="{{ params.replay_quarantine }}",
-                                        dry_run="{{ params.dry_run }}", pool=ftp_pool(FLOW, cfg))
+                                        dry_run="{{ params.dry_run }}", pool=settings.ftp_pool(FLOW))
         ProposeReordersOperator(task_id="propose_reorders", imported=imported.output)
     return dag

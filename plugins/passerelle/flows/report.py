@@ -22,8 +22,10 @@ from typing import Any
 import pendulum
 from airflow.sdk import DAG, BaseOperator
 
-from passerelle.config import load_config
-from passerelle.schedules import flow_settings, ftp_pool, report_settings
+from passerelle.config import load_config, load_settings
+from passerelle.dag_settings import flow_settings, report_settings
+
+DEFAULT_START = (2026, 1, 1)
 
 
 def report_day(context: Any, timezone: str) -> date:
@@ -121,10 +123,10 @@ class PublishReportOperator(BaseOperator):
 
 def report_dag(dag_id: str = "daily_report") -> DAG:
     """The ``report`` flow: rhythm and run form from ``flows.report`` (default daily at 06:00)."""
-    cfg = load_config()
-    settings = flow_settings("report", cfg)
-    settings.setdefault("start_date", pendulum.datetime(2026, 1, 1, tz=cfg["shop"]["timezone"]))
-    settings["params"].pop("mode", None)  # a report has no delta: the form keeps only "dry run"
-    with DAG(dag_id=dag_id, render_template_as_native_obj=True, doc_md=__doc__, **settings) as dag:
-        PublishReportOperator(task_id="publish_report", dry_run="{{ params.dry_run }}", pool=ftp_pool("report", cfg))
+    settings = load_settings()  # the whole file checked: any mistake fails this DAG's import
+    arguments = flow_settings("report", settings, default_start=date(*DEFAULT_START))
+    arguments["params"].pop("mode", None)  # a report has no delta: the form keeps only "dry run"
+    with DAG(dag_id=dag_id, render_template_as_native_obj=True, doc_md=__doc__, **arguments) as dag:
+        PublishReportOperator(task_id="publish_report", dry_run="{{ params.dry_run }}",
+                              pool=settings.ftp_pool("report"))
     return dag

@@ -1,0 +1,338 @@
+"""The sections of passerelle.yaml other than ``flows``: ``shop``, ``catalog``, ``images``,
+``stock``, ``inbound``, ``prestashop``. Every key documented in docs/configuration.md; defaults
+are the field defaults."""
+
+from __future__ import annotations
+
+import codecs
+import re
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any, ClassVar
+
+from pydantic import BeforeValidator, Field, field_validator, model_validator
+
+from passerelle.config.base import Section, did_you_mean, fail
+from passerelle.config.checks import (
+    Bool,
+    check_bool,
+    check_pool,
+    check_timezone_name,
+    names_list,
+    one_of,
+    text,
+    whole,
+)
+
+DIALECTS = ("generic", "prestashop")
+#: PrestaShop languages whose root category name is known (kept equal to the dialect's by a test).
+PRESTASHOP_LANGUAGES = ("fr", "en", "es", "de", "it")
+VARIANT_DISPLAYS = ("all", "in_stock")
+CATALOG_ENTITIES = ("family", "brand", "supplier", "article", "variant")
+
+#: The statuses the inbound parser gives an order (``passerelle.core.inbound.STATUSES``; a test
+#: keeps both equal: the configuration is checked at DAG parse without importing the parser).
+INBOUND_STATUSES = ("pending", "authorized", "paid", "validated", "quote", "cancelled", "refunded")
+INBOUND_DELIMITERS = (",", ";", "tab", "\\t", "\t", "|")
+
+#: Photo modes and output formats (``passerelle.core.images.MODES`` / ``EXTENSIONS``, kept equal by a test).
+IMAGE_MODES = ("fit", "pad", "crop")
+IMAGE_FORMATS = ("jpeg", "webp")
+_FORMAT_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
+
+#: A fresh French PrestaShop install's tax rules groups: 1 = 20 %, 2 = 10 %, 3 = 5.5 %, 4 = 2.1 %.
+DEFAULT_TAX_RULES_GROUPS = {20.0: 1, 10.0: 2, 5.5: 3, 2.1: 4}
+
+
+def _folder(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip() or "\x00" in value:
+        raise fail(f"expected a folder path such as \"/outbound\", got {value!r}")
+    return value.strip()
+
+
+def _rows_per_file(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise fail(f"{{key}} must be a positive integer, got {value!r}")
+    return value
+
+
+def _ftp_pool(value: Any) -> str:
+    try:
+        return check_pool(value)
+    except Exception:
+        raise fail(f"{{key}} must be an Airflow pool name (letters, digits, _ . -), got {value!r}") from None
+
+
+def _url(value: Any) -> str:
+    if not isinstance(value, str) or (value and not re.match(r"^https?://", value)):
+        raise fail(f"expected an http(s) URL such as \"https://shop.example.com/passerelle\" or \"\", got {value!r}")
+    return value
+
+
+Folder = Annotated[str, BeforeValidator(_folder)]
+ConnId = Annotated[str, BeforeValidator(text("\"passerelle_erp\""))]
+
+
+class ShopSection(Section):
+    """``shop``: the dialect, the clock, the connections, the server's folders."""
+
+    dialect: Annotated[str, BeforeValidator(one_of(DIALECTS))] = "generic"
+    timezone: Annotated[str, BeforeValidator(check_timezone_name)] = "Europe/Paris"
+    erp_conn_id: ConnId = "passerelle_erp"
+    shop_conn_id: ConnId = "passerelle_shop"
+    outbound_dir: Folder = "/outbound"
+    inbound_dir: Folder = "/inbound"
+    archive_dir: Folder = "/inbound/archive"
+    errors_dir: Folder = "/errors"
+    public_base_url: Annotated[str, BeforeValidator(_url)] = ""
+    rows_per_file: Annotated[int, BeforeValidator(_rows_per_file)] = 50000
+    #: Airflow pool of the tasks that connect to the shop's server (docs/configuration.md).
+    ftp_pool: Annotated[str, BeforeValidator(_ftp_pool)] = "shop_ftp"
+
+
+def _selection_rule(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip() or ";" in value:
+        raise fail(f"{{key}} must be one SQL boolean expression (no ';'), such as \"a.price_excl_vat > 0\", "
+                   f"got {value!r}")
+    return value
+
+
+class CatalogSection(Section):
+    """``catalog``: which articles go to the shop, and what is sent of them."""
+
+    selection_rule: Annotated[str, BeforeValidator(_selection_rule)] = "TRUE"
+    send_purchase_price: Bool = False
+    entities: Annotated[tuple[str, ...], BeforeValidator(names_list("entity", "[article, variant]"))] = (
+        CATALOG_ENTITIES)
+
+
+# --------------------------------------------------------------------------- images
+
+
+def _background(value: Any) -> str:
+    from PIL import ImageColor
+
+    try:
+        ImageColor.getrgb(str(value))
+    except ValueError:
+        raise fail(f"{value!r} is not a colour; expected a colour such as \"#FFFFFF\" or \"white\"") from None
+    return str(value)
+
+
+class ImageFormatSection(Section):
+    """``images.formats.<name>``: a box of ``width`` x ``height`` and how the photo goes in it."""
+
+    EXAMPLE: ClassVar[str] = "{width: 250, height: 250, mode: pad}"
+
+    width: Annotated[int, BeforeValidator(whole(1, 10_000, "pixels"))]
+    height: Annotated[int, BeforeValidator(whole(1, 10_000, "pixels"))]
+    mode: Annotated[str, BeforeValidator(one_of(IMAGE_MODES))] = "fit"
+    background: Annotated[str, BeforeValidator(_background)] = "#FFFFFF"
+    upscale: Bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _size_given(cls, data: Any) -> Any:
+        data = cls.check_keys(data)
+        for key in ("width", "height"):
+            if isinstance(data, dict) and key not in data:
+                raise fail(f"missing; every format needs width and height (pixels), e.g. {cls.EXAMPLE}", key=key)
+        return data
+
+    @property
+    def rgb(self) -> tuple[int, int, int]:
+        from PIL import ImageColor
+
+        r, g, b = ImageColor.getrgb(self.background)[:3]
+        return r, g, b
+
+
+def _default_formats() -> dict[str, ImageFormatSection]:
+    return {
+        "thumbnail": ImageFormatSection(width=250, height=250, mode="pad", background="#FFFFFF"),
+        "large": ImageFormatSection(width=1200, height=1200, mode="fit"),
+    }
+
+
+class ImagesSection(Section):
+    """``images``: the renders made of each photo."""
+
+    formats: dict[str, ImageFormatSection] = Field(default_factory=_default_formats)
+    format: Annotated[str, BeforeValidator(lambda v: one_of(IMAGE_FORMATS)(v.lower() if isinstance(v, str) else v))] \
+        = "jpeg"
+    quality: Annotated[int, BeforeValidator(whole(1, 100))] = 85
+    chunk_size: Annotated[int, BeforeValidator(whole(1, unit="photos"))] = 200
+    max_pixels: Annotated[int, BeforeValidator(whole(1, unit="pixels"))] = 80_000_000
+    progressive: Bool = False
+    optimize: Bool = True
+
+    @field_validator("formats", mode="before")
+    @classmethod
+    def _formats(cls, value: Any) -> Any:
+        if not isinstance(value, dict) or not value:
+            raise fail(f"{{key}} must map format names to sizes, such as {{thumbnail: {{width: 250, height: 250}}}}, "
+                       f"got {value!r}")
+        for name in value:
+            if not isinstance(name, str) or not _FORMAT_NAME.match(name):
+                raise fail(f"format name {name!r} must be lowercase letters, digits and '-' (it is part of file "
+                           f"names)", key=str(name))
+        return value
+
+
+# --------------------------------------------------------------------------- stock
+
+
+def _safety_stock(value: Any) -> Decimal:
+    try:
+        number = Decimal(str(value))
+    except InvalidOperation:
+        number = Decimal("NaN")
+    if isinstance(value, bool) or not number.is_finite() or number < 0:
+        raise fail(f"{{key}} must be a number >= 0 (units kept back from the shop per article or variant), "
+                   f"got {value!r}")
+    return value
+
+
+class StockSection(Section):
+    """``stock``: what the shop is told it has."""
+
+    safety_stock: Annotated[int | float, BeforeValidator(_safety_stock)] = 0
+    variant_display: Annotated[str, BeforeValidator(one_of(VARIANT_DISPLAYS))] = "all"
+
+
+# --------------------------------------------------------------------------- inbound
+
+
+def _statuses(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, (list, tuple)) or any(v not in INBOUND_STATUSES for v in value):
+        wrong = next((v for v in value if v not in INBOUND_STATUSES), value) if isinstance(value, (list, tuple)) \
+            else value
+        raise fail(f"{{key}} is {value!r}; expected a list of statuses among {list(INBOUND_STATUSES)}"
+                   f"{did_you_mean(wrong, INBOUND_STATUSES)}")
+    return tuple(value)
+
+
+def _encoding(value: Any) -> str | None:
+    if value in (None, ""):
+        return None
+    try:
+        codecs.lookup(str(value))
+    except LookupError:
+        raise fail(f"encoding {value!r} is unknown; expected e.g. utf-8 or cp1252") from None
+    return str(value)
+
+
+def _delimiter(value: Any) -> str | None:
+    if value in (None, ""):
+        return None
+    if str(value).lower() not in INBOUND_DELIMITERS:
+        raise fail(f"delimiter {value!r}; expected one of , ; tab |")
+    return str(value)
+
+
+def _decimal(value: Any) -> str | None:
+    if value in (None, ""):
+        return None
+    if value not in (".", ","):
+        raise fail(f"decimal {value!r}; expected '.' or ','")
+    return value
+
+
+def _optional_timezone(value: Any) -> str | None:
+    return None if value in (None, "") else check_timezone_name(value)
+
+
+def _currency(value: Any) -> str | None:
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str) or not re.match(r"^[A-Z]{3}$", value):
+        raise fail(f"expected an ISO 4217 currency code such as \"EUR\", got {value!r}")
+    return value
+
+
+Statuses = Annotated[tuple[str, ...], BeforeValidator(_statuses)]
+
+
+class InboundSection(Section):
+    """``inbound``: the shop statuses per outcome, and the files' dialect when it is not detected."""
+
+    integrate: Statuses = ("paid", "validated")
+    quotes: Statuses = ("quote",)
+    cancels: Statuses = ("cancelled",)
+    encoding: Annotated[str | None, BeforeValidator(_encoding)] = None
+    delimiter: Annotated[str | None, BeforeValidator(_delimiter)] = None
+    decimal: Annotated[str | None, BeforeValidator(_decimal)] = None
+    timezone: Annotated[str | None, BeforeValidator(_optional_timezone)] = None
+    currency: Annotated[str | None, BeforeValidator(_currency)] = None
+
+    @model_validator(mode="after")
+    def _one_group_per_status(self) -> InboundSection:
+        seen: dict[str, str] = {}
+        for key in ("integrate", "quotes", "cancels"):
+            for status in getattr(self, key):
+                if status in seen:
+                    raise fail(f"status {status!r} is in both inbound.{seen[status]} and inbound.{key}; keep it in one",
+                               key=key)
+                seen[status] = key
+        return self
+
+    @property
+    def rules(self) -> dict[str, list[str]]:
+        """The status groups as :func:`passerelle.core.integrate.integrate_file` takes them."""
+        return {"integrate": list(self.integrate), "quotes": list(self.quotes), "cancels": list(self.cancels)}
+
+    def declared(self, shop_timezone: str) -> dict[str, Any]:
+        """The dialect options set here, for the parser (``read_inbound(declared=...)``); the
+        timezone defaults to the shop's."""
+        out = {k: getattr(self, k) for k in ("encoding", "delimiter", "decimal", "timezone", "currency")
+               if getattr(self, k) is not None}
+        out.setdefault("timezone", shop_timezone)
+        return out
+
+
+# --------------------------------------------------------------------------- prestashop
+
+
+def _tax_rules_groups(value: Any) -> dict[float, int]:
+    if not isinstance(value, dict):
+        raise fail(f"expected a mapping of VAT rate to tax rules group id, such as {{20: 1, 5.5: 3}}, got {value!r}")
+    out = dict(DEFAULT_TAX_RULES_GROUPS)  # the file's groups over a fresh install's
+    for rate, group in value.items():
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 100:
+            raise fail(f"{rate!r} is not a VAT rate; expected a percentage such as 20 or 5.5", key=str(rate))
+        if isinstance(group, bool) or not isinstance(group, int) or group < 1:
+            raise fail(f"expected a tax rules group id (a whole number >= 1), got {group!r}", key=str(rate))
+        out[rate] = group
+    return out
+
+
+def _order_states(value: Any) -> dict[str, str]:
+    if not isinstance(value, dict):
+        raise fail(f"expected a mapping of status to PrestaShop order state id, such as {{shipped: 4}}, got {value!r}")
+    for key, state in value.items():
+        if isinstance(state, bool) or not isinstance(state, (int, str)) or str(state).strip() == "":
+            raise fail(f"expected a PrestaShop order state id, got {state!r}", key=str(key))
+    return {str(k): v for k, v in value.items()}
+
+
+class PrestashopSection(Section):
+    """``prestashop``: what the PrestaShop dialect needs to know about the shop."""
+
+    #: The import's language: the root category's default name (fr: Accueil, en: Home, es: Inicio,
+    #: de: Startseite, it: Home; passerelle.core.dialects.prestashop.ROOT_CATEGORY_BY_LANGUAGE).
+    language: Annotated[str, BeforeValidator(one_of(PRESTASHOP_LANGUAGES))] = "fr"
+    #: The root category's name when it is not the language's default.
+    root_category: Annotated[str, BeforeValidator(text("\"Accueil\""))] | None = None
+    #: Former name of root_category, still read.
+    home_category: Annotated[str, BeforeValidator(text("\"Home\""))] | None = None
+    #: Category IDs in the shop = back-office family id + this offset (imported with "Force all ID numbers").
+    category_id_offset: Annotated[int, Field(ge=0, le=1_000_000_000)] = 10_000
+    tax_rules_groups: Annotated[dict[float, int], BeforeValidator(_tax_rules_groups)] = DEFAULT_TAX_RULES_GROUPS
+    order_states: Annotated[dict[str, int | str], BeforeValidator(_order_states)] = {}  # noqa: RUF012
+
+
+__all__ = [
+    "CatalogSection", "ImageFormatSection", "ImagesSection", "InboundSection", "PrestashopSection", "ShopSection",
+    "StockSection", "check_bool",
+]

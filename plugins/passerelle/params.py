@@ -1,0 +1,71 @@
+"""The run form of a flow's DAG: Airflow ``Param``s shown by "Trigger Dag" with config.
+
+Scheduled and on-change runs use the defaults (delta, all entities, no dry run); the Airflow
+class is imported inside the function, so importing this module costs nothing.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from airflow.sdk import Param
+
+
+def flow_params(entities: list[str] | tuple[str, ...], *, replay: bool = False) -> dict[str, Param]:
+    """The run form shown in the UI ("Trigger Dag" with config) as DAG ``params``.
+
+    - ``mode``: ``delta`` (only what changed since the shop last received it) or ``full``
+      (everything; resets the snapshot);
+    - ``entities``: which of *entities* to process (default all); left out if *entities* is empty;
+    - ``dry_run``: compute and show what would be sent, upload nothing;
+    - ``replay_quarantine`` (if *replay*): also replay quarantined rows that have been fixed.
+
+    Scheduled and on-change runs use the defaults: delta, all entities, no dry run.
+    """
+    from airflow.sdk import Param
+
+    section = "Run options"
+    params: dict[str, Param] = {
+        "mode": Param(
+            "delta",
+            type="string",
+            enum=["delta", "full"],
+            values_display={
+                "delta": "Delta: only what changed since the last send",
+                "full": "Full: send everything and reset the snapshot",
+            },
+            title="Mode",
+            description="Delta sends only rows whose content changed; full sends every row.",
+            section=section,
+        ),
+    }
+    if entities:
+        names = list(dict.fromkeys(entities))
+        params["entities"] = Param(
+            names,
+            type="array",
+            items={"type": "string", "enum": names},
+            examples=names,
+            minItems=1,
+            uniqueItems=True,
+            title="Entities",
+            description="Entities to process in this run (default: all of the flow's entities).",
+            section=section,
+        )
+    params["dry_run"] = Param(
+        False,
+        type="boolean",
+        title="Dry run",
+        description="Compute and show what would be sent; upload nothing and leave the snapshot unchanged.",
+        section=section,
+    )
+    if replay:
+        params["replay_quarantine"] = Param(
+            False,
+            type="boolean",
+            title="Replay quarantine",
+            description="Also integrate again the quarantined rows (fix their cause first).",
+            section=section,
+        )
+    return params
