@@ -14,14 +14,14 @@ import psycopg
 import pytest
 
 from passerelle import INCLUDE
-from passerelle.core.inbound import read_inbound, reject_unknown_skus
+from passerelle.core.inbound import read_inbound
 from passerelle.core.integrate import (
-    PAUSE_ENV,
     archive_name,
     finish_file,
     integrate_file,
     known_skus,
     propose_reorders,
+    reject_unknown_skus,
     replay_quarantine,
 )
 
@@ -227,10 +227,24 @@ def test_reorder_proposals_for_articles_below_minimum(erp):
     assert propose_reorders(erp) == 0  # an open proposal is not repeated
 
 
+# The child integrates with a connection that stops, once every row of the file is written
+# (the ledger row's counts, the last statement before commit), to write a marker and wait to be
+# killed: the same point as a crash inside the transaction. The hook lives here, in the test;
+# production code has none.
 _CHILD = """
-import sys, psycopg
+import sys, time, psycopg
 from passerelle.core.integrate import integrate_file
-with psycopg.connect(sys.argv[1]) as conn:
+
+class Pausing(psycopg.Connection):
+    def execute(self, query, params=None, **kwargs):
+        cur = super().execute(query, params, **kwargs)
+        if str(query).startswith("UPDATE passerelle.inbound_file SET counts"):
+            with open(sys.argv[3], "w") as fh:
+                fh.write("inside")
+            time.sleep(600)
+        return cur
+
+with Pausing.connect(sys.argv[1]) as conn:
     integrate_file(conn, 'big.csv', open(sys.argv[2], 'rb').read())
 """
 
@@ -240,9 +254,8 @@ def test_killed_in_mid_file_then_rerun_integrates_everything_once(erp, erp_dsn, 
     path = tmp_path / "big.csv"
     path.write_bytes(data)
     marker = tmp_path / "inside"
-    env = {**os.environ, PAUSE_ENV: str(marker),
-           "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "plugins")}
-    child = subprocess.Popen([sys.executable, "-c", _CHILD, erp_dsn, str(path)], env=env)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "plugins")}
+    child = subprocess.Popen([sys.executable, "-c", _CHILD, erp_dsn, str(path), str(marker)], env=env)
     try:
         deadline = time.monotonic() + 60
         while not marker.exists():
