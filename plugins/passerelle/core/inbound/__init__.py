@@ -55,6 +55,7 @@ from passerelle.core.inbound.reading import (
     _detect_kind,
     _parse_dialect_line,
     _read_table,
+    _shown,
     _split_dialect_line,
 )
 from passerelle.core.inbound.shopify import SHOPIFY_REQUIRED, SHOPIFY_STATUSES
@@ -80,7 +81,19 @@ def read_inbound(name: str, data: bytes, *, declared: Mapping[str, Any] | None =
         has none (default ``EUR``), ``taxes_included`` for Shopify prices (default: detected per
         order). A ``#passerelle key=value ...`` first line in the file overrides these.
     :raises InboundError: when the file as a whole cannot be read; row problems become rejects.
+        Whatever the bytes, nothing else is raised (but MemoryError): an error nobody foresaw
+        becomes an InboundError naming the file, so that one file never stops the others.
     """
+    try:
+        return _read(name, data, declared)
+    except (InboundError, MemoryError):
+        raise
+    except Exception as exc:  # a reading bug or a byte sequence nobody foresaw: this file only
+        raise InboundError(f"{name}: cannot be read: {type(exc).__name__}: {_shown(str(exc))[:300]}; "
+                           "the file is refused whole (see docs/formats/inbound.md)") from exc
+
+
+def _read(name: str, data: bytes, declared: Mapping[str, Any] | None) -> ParsedFile:
     opts = _declared_options(name, declared)
     body, comment, first_line = _split_dialect_line(data)
     if comment:

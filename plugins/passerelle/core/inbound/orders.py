@@ -32,6 +32,14 @@ from passerelle.core.inbound.reading import _Context
 
 #: The module of each orders format.
 FORMATS: dict[str, ModuleType] = {ORDERS: generic_orders, SHOPIFY_ORDERS: shopify}
+#: Every number must stay below this: the back office keeps amounts as numeric(12, 4).
+LIMIT = 1e8
+_TOO_LARGE = "too large: the back office takes numbers below 100,000,000"
+#: Line numbers are integers in the back office.
+MAX_LINE_NUMBER = 2**31 - 1
+#: Computed amounts of the order (the same on each of its rows), checked on its first row only.
+_ORDER_AMOUNTS = ("shipping_incl_vat", "order_discount_incl_vat", "total_excl_vat", "total_incl_vat",
+                  "taxes_total", "payment_amount")
 #: Amount columns of every orders file.
 _MONEY = ["unit_price", "line_discount", "shipping_amount", "order_discount", "payment_amount"]
 
@@ -93,6 +101,7 @@ def _parse_orders(ctx: _Context, kind: str) -> dict[str, pd.DataFrame]:
     add(bad, "paid_at", "not a date: " + _DATE_HELP)
     qty, bad = _parse_number(rows["quantity"], ctx.decimal)
     add(bad | _not_whole_positive(qty), "quantity", "quantity must be a whole number greater than 0")
+    add(qty.to_numpy() >= LIMIT, "quantity", _TOO_LARGE)
     # Currency and status codes: worked out once per distinct value, then spread to the rows.
     which, distinct = pd.factorize(rows["currency"])
     distinct = [v.upper() if v != "" else ctx.currency for v in distinct]
@@ -105,15 +114,18 @@ def _parse_orders(ctx: _Context, kind: str) -> dict[str, pd.DataFrame]:
         values, bad = _parse_number(rows[col], ctx.decimal)
         add(bad, col, "not a number: " + _number_help(ctx.decimal))
         add((values.to_numpy() < 0) & ~bad, col, "must not be negative")
+        add(values.to_numpy() >= LIMIT, col, _TOO_LARGE)
         money[col] = values
 
     line_number, bad = _parse_number(rows["line_number"], ".")
     add(bad | _not_whole_positive(line_number), "line_number", "line_number must be a whole number greater than 0")
+    add(line_number.to_numpy() > MAX_LINE_NUMBER, "line_number", f"line_number must be at most {MAX_LINE_NUMBER}")
     line_number = _filled(line_number.to_numpy(), orders.position().astype("float64"))
     dup = pd.DataFrame({"k": orders.codes, "n": line_number}).duplicated(keep="first").to_numpy() & has_key
     add(dup, "line_number", "line number appears twice in the same order")
 
     status, paid, typed = fmt.typed(ctx, rows, add, orders.codes, qty, money)
+    _check_computed(typed, first_of_order, problems)
 
     # Reject: the bad rows and every other row of their orders.
     bad_rows = np.zeros(n, dtype=bool)
@@ -144,3 +156,18 @@ def _parse_orders(ctx: _Context, kind: str) -> dict[str, pd.DataFrame]:
     }
     return {**_order_frames(per_row, orders, keep), "rejects": rejects}
 
+
+
+def _check_computed(typed: dict, first_of_order: np.ndarray, problems: _Problems) -> None:
+    """Amounts worked out from the file's (incl. VAT prices, totals) must fit the back office
+    too: a file of amounts each below the limit may still add up to an order above it."""
+    for col in ("unit_price_incl_vat", "discount_incl_vat", *_ORDER_AMOUNTS):
+        values = typed[col]
+        v = np.asarray(values.to_numpy() if isinstance(values, pd.Series) else values, dtype="float64")
+        with np.errstate(invalid="ignore"):
+            over = np.abs(v) >= LIMIT
+        if col in _ORDER_AMOUNTS:
+            over &= first_of_order
+        idx = np.flatnonzero(over)
+        problems.add_rows(idx, col, [f"{x:.2f}" for x in v[idx]],
+                          [f"{col} works out at {x:,.2f}: {_TOO_LARGE}" for x in v[idx]])

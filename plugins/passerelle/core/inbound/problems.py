@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from passerelle.core.inbound.model import CUSTOMERS, REJECT_COLUMNS, REJECT_CSV_COLUMNS, SHOPIFY_ORDERS, ParsedFile
-from passerelle.core.inbound.reading import _SURROGATE, _Context, _has_surrogates
+from passerelle.core.inbound.reading import _SURROGATE, _Context, _has_surrogates, _shown
 from passerelle.core.inbound.frames import _customers_from_orders_frame, _nullable, _str_array
 
 class _Problems:
@@ -84,6 +84,14 @@ def _check_shape(ctx: _Context, problems: _Problems) -> None:
         for pos in range(n, t.cells.shape[1]):
             extra |= t.text(pos) != ""
         wrong_count((t.fields > n) & extra)
+    if t.broken.any():
+        problems.add(t.broken, "", "", "unbalanced quote: a quoted cell opened on this line never closes "
+                     "(the row runs to the end of the file); close it with a \" or remove the \"")
+    if t.has_nul:
+        for pos in range(min(n, t.cells.shape[1])):
+            col = t.cells[pos]
+            bad = col.str.contains("\x00", regex=False).to_numpy(dtype=bool)
+            problems.add(bad, t.header[pos], col, "NUL character: not text (a binary or UTF-16 file?)")
     if t.undecodable:
         for pos in range(min(n, t.cells.shape[1])):
             col = t.cells[pos]
@@ -109,18 +117,14 @@ def rejects_csv(rejects: pd.DataFrame) -> bytes:
 
 
 def _printable(s: pd.Series) -> pd.Series:
-    """Undecodable bytes (kept as lone surrogates) shown as \\xNN so the text can be written."""
+    """Undecodable bytes (kept as lone surrogates) shown as \\xNN and NUL as \\x00, so the
+    text can be written anywhere."""
     s = s.astype("str")
-    bad = s.str.contains(_SURROGATE.pattern, regex=True, na=False)
+    bad = s.str.contains(_SURROGATE.pattern + "|\x00", regex=True, na=False)
     if bad.any():
         s = s.copy()
         s[bad] = s[bad].map(_shown)
     return s
-
-
-def _shown(text: str) -> str:
-    """``text`` with its undecodable bytes (lone surrogates) shown as \\xNN."""
-    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def _rejects_frame(ctx: _Context, problems: _Problems, key: np.ndarray | None) -> pd.DataFrame:
@@ -132,14 +136,14 @@ def _rejects_frame(ctx: _Context, problems: _Problems, key: np.ndarray | None) -
     rows, fields, values, reasons, line = rows[order], fields[order], values[order], reasons[order], line[order]
 
     def printable(texts: np.ndarray) -> np.ndarray:
-        return np.array([_shown(t) if _has_surrogates(t) else t for t in texts], dtype=object)
+        return np.array([_shown(t) if "\x00" in t or _has_surrogates(t) else t for t in texts], dtype=object)
 
     return pd.DataFrame({
         "file": _str_array(np.full(len(rows), ctx.name, dtype=object)),
         "line": line,
         "field": _str_array(fields),
         "value": _str_array(printable(np.where(pd.isna(values), "", values))),
-        "reason": _str_array(reasons),
+        "reason": _str_array(printable(reasons)),
         "raw": _str_array(printable(ctx.table.raw[rows])),
         "shop_order_id": _nullable(key[rows]) if key is not None else _str_array(np.full(len(rows), None)),
     })

@@ -41,6 +41,8 @@ class _Table:
     fields: np.ndarray  # number of fields found in each row
     lookup: dict[str, int]  # lower-cased header name -> position (first occurrence)
     undecodable: bool  # some row holds undecodable bytes (lone surrogates)
+    has_nul: bool  # some row holds a NUL character
+    broken: np.ndarray  # rows that cannot be split into cells (a quote that never closes)
     _stripped: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
 
     @property
@@ -150,7 +152,17 @@ def _decode(name: str, data: bytes, declared: str | None) -> tuple[str, str]:
         except UnicodeDecodeError as exc:
             raise InboundError(f"{name}: starts with a UTF-16 mark but is not UTF-16: {exc}") from None
     if declared:
-        return data.decode(declared, "surrogateescape"), declared
+        try:
+            return data.decode(declared, "surrogateescape"), declared
+        except UnicodeError as exc:  # UTF-16 and the like know no surrogateescape
+            raise InboundError(f"{name}: not valid {declared} (declared): {exc}") from None
+    utf16 = _utf16_without_bom(data)
+    if utf16:
+        try:
+            return data.decode(utf16), utf16
+        except UnicodeDecodeError as exc:
+            raise InboundError(f"{name}: looks like {utf16.upper()} without a byte order mark (every other "
+                               f"byte is 0) but does not decode: {exc}; save it as UTF-8") from None
     try:
         return data.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
@@ -159,6 +171,22 @@ def _decode(name: str, data: bytes, declared: str | None) -> tuple[str, str]:
     if _VALID_NON_ASCII.search(text):
         return text, "utf-8"
     return data.decode("cp1252", "surrogateescape"), "cp1252"
+
+
+def _utf16_without_bom(data: bytes) -> str | None:
+    """'utf-16-le' or 'utf-16-be' when the file looks like UTF-16 text without its byte order
+    mark (Windows tools write it so): in the first KB, nearly every odd (LE) or even (BE) byte
+    is 0 and nearly none of the others. Else None."""
+    head = data[:1024]
+    if len(head) < 4 or b"\x00" not in head:
+        return None
+    half = len(head) // 2
+    even, odd = head[0:2 * half:2].count(0), head[1:2 * half:2].count(0)
+    if odd >= 0.9 * half and even <= 0.1 * half:
+        return "utf-16-le"
+    if even >= 0.9 * half and odd <= 0.1 * half:
+        return "utf-16-be"
+    return None
 
 
 def _sniff_delimiter(header: str) -> str:
@@ -172,12 +200,18 @@ def _sniff_delimiter(header: str) -> str:
 def _read_table(name: str, text: str, first_line: int, delimiter: str | None) -> _Table:
     """Split ``text`` (header first) into rows with pandas' C parser, keeping for each row the
     physical line where it starts, its raw text and its number of fields."""
-    if "\n" not in text and "\r" in text:
-        text = text.replace("\r", "\n")
+    if "\r" in text:
+        lone_cr = text.count("\r") - text.count("\r\n")
+        if lone_cr > text.count("\n"):  # CR line ends (Excel's "CSV (Macintosh)"): LF only inside cells
+            text = _LONE_CR.sub("\n", text)
     nl = text.find("\n")
     header_text = (text if nl < 0 else text[:nl]).rstrip("\r")
     if not header_text.strip():
         raise InboundError(f"{name}: line {first_line}: no header; the first line must name the columns")
+    if "\x00" in header_text or _has_surrogates(header_text):
+        shown = _shown(header_text)[:200]
+        raise InboundError(f"{name}: line {first_line}: the header holds undecodable bytes or NUL characters "
+                           f"({shown}); save the file as UTF-8 or declare its encoding (#passerelle encoding=...)")
     delim = delimiter or _sniff_delimiter(header_text)
     header = [h.strip() for h in next(csv.reader([header_text], delimiter=delim))]
     body = "" if nl < 0 else text[nl + 1:]
@@ -191,9 +225,6 @@ def _read_table(name: str, text: str, first_line: int, delimiter: str | None) ->
     # A row starts on a line where the quotes seen so far are balanced; a row spanning several
     # lines (quoted line breaks) keeps them in its raw text.
     starts = np.ones(len(lines), dtype=bool)
-    if '"' in body:
-        quotes = np.fromiter((line.count('"') for line in lines), dtype=np.int64, count=len(lines))
-        starts = ((np.cumsum(quotes) - quotes) % 2) == 0
     raw = lines
     if not starts.all():
         first = np.flatnonzero(starts).tolist()
@@ -210,30 +241,41 @@ def _read_table(name: str, text: str, first_line: int, delimiter: str | None) ->
         source, undecodable = body.encode("utf-8"), False
     except UnicodeEncodeError:  # lone surrogates: undecodable bytes, kept by _decode
         source, undecodable = body.encode("utf-8", "surrogateescape"), _has_surrogates(body)
+    cells = None
     if len(raw):
         # pandas reads bytes faster than text, and cannot take lone surrogates as str: it gets
         # the bytes and the same error handler, so undecodable bytes come back as the same
         # surrogates.
-        cells = pd.read_csv(io.BytesIO(source), encoding="utf-8", encoding_errors="surrogateescape", sep=delim,
-                            header=None, names=list(range(width)), dtype=_STR, na_filter=False,
-                            skip_blank_lines=True, engine="c", index_col=False, quotechar='"',
-                            doublequote=True, low_memory=False)
+        try:
+            cells = pd.read_csv(io.BytesIO(source), encoding="utf-8", encoding_errors="surrogateescape", sep=delim,
+                                header=None, names=list(range(width)), dtype=_STR, na_filter=False,
+                                skip_blank_lines=True, engine="c", index_col=False, quotechar='"',
+                                doublequote=True, low_memory=False)
+        except (pd.errors.ParserError, csv.Error, ValueError):  # the csv module below says which row
+            cells = None
     else:
         cells = pd.DataFrame({i: pd.Series(dtype="str") for i in range(width)})
-    if len(cells) != len(raw):
-        raw, start_line, fields = _records_with_csv(body, delim, first_line)
-        if len(cells) != len(raw):
-            raise InboundError(f"{name}: cannot split the file into rows (quotes do not balance?); "
-                               f"found {len(cells)} rows with pandas and {len(raw)} with the csv module")
+    if cells is None or len(cells) != len(raw):
+        raw, start_line, fields, rows = _records_with_csv(body, delim, first_line)
+        if cells is None or len(cells) != len(raw):
+            width = max(width, int(fields.max()) if len(fields) else 0)
+            cells = _frame_of(rows, width)
+    broken = np.zeros(len(raw), dtype=bool)
+    if len(raw) and '"' in raw[-1] and _ends_inside_quotes(raw[-1], delim):
+        broken[-1] = True  # the csv module ran its open quote to the end of the file
+        fields = np.asarray(fields).copy()
+        fields[-1] = len(header)  # its field count means nothing: the quote is the problem
     lookup: dict[str, int] = {}
     for i, h in enumerate(header):
         lookup.setdefault(h.lower(), i)
     return _Table(delimiter=delim, header=header, header_text=header_text, cells=cells,
                   line=np.asarray(start_line, dtype=np.int64), raw=np.array(raw, dtype=object),
-                  fields=np.asarray(fields), lookup=lookup, undecodable=undecodable)
+                  fields=np.asarray(fields), lookup=lookup, undecodable=undecodable, has_nul="\x00" in body,
+                  broken=broken)
 
 
 _QUOTED = re.compile(r'"(?:[^"]|"")*"')
+_LONE_CR = re.compile("\r(?!\n)")
 
 
 def _field_counts(raw: list[str], delim: str) -> np.ndarray:
@@ -252,11 +294,20 @@ def _has_surrogates(text: str) -> bool:
     return False
 
 
-def _records_with_csv(body: str, delim: str, first_line: int) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """Slow path for files with unbalanced quotes: rows, start lines and field counts from the
-    csv module, which tokenises like pandas' C parser."""
+def _shown(text: str) -> str:
+    """``text`` with its undecodable bytes (lone surrogates) shown as \\xNN and NUL as \\x00,
+    so that it can be written anywhere (a log, a CSV, a PostgreSQL text column)."""
+    if _has_surrogates(text):
+        text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return text.replace("\x00", "\\x00")
+
+
+def _records_with_csv(body: str, delim: str,
+                      first_line: int) -> tuple[list[str], np.ndarray, np.ndarray, list[list[str]]]:
+    """Slow path for files with unbalanced quotes, or that pandas cannot split: rows, start
+    lines, field counts and cells from the csv module, which tokenises like pandas' C parser."""
     physical = body.split("\n")
-    raws, starts, counts = [], [], []
+    raws, starts, counts, rows = [], [], [], []
     reader = csv.reader(io.StringIO(body), delimiter=delim)
     prev = 0
     for row in reader:
@@ -266,7 +317,36 @@ def _records_with_csv(body: str, delim: str, first_line: int) -> tuple[list[str]
         raws.append("\n".join(p.removesuffix("\r") for p in physical[start - 1:prev]))
         starts.append(start + first_line)
         counts.append(len(row))
-    return raws, np.asarray(starts, dtype=np.int64), np.asarray(counts)
+        rows.append(row)
+    return raws, np.asarray(starts, dtype=np.int64), np.asarray(counts, dtype=np.int64), rows
+
+
+def _frame_of(rows: list[list[str]], width: int) -> pd.DataFrame:
+    """Cells as pandas would give them: columns 0..width-1 of str, missing cells empty."""
+    padded = [row + [""] * (width - len(row)) if len(row) < width else row[:width] for row in rows]
+    return pd.DataFrame({i: pd.Series([r[i] for r in padded], dtype=_STR) for i in range(width)})
+
+
+def _ends_inside_quotes(text: str, delim: str) -> bool:
+    """Whether a quoted cell of ``text`` (a row) is still open at its end, as the csv module
+    reads quotes: a quote opens a cell only at the cell's start ('5" screen' is text), ``""``
+    inside a quoted cell is a quote."""
+    in_quotes, at_start, i = False, True, 0
+    while i < len(text):
+        c = text[i]
+        if in_quotes:
+            if c == '"':
+                if text[i + 1:i + 2] == '"':
+                    i += 1
+                else:
+                    in_quotes = False
+        elif c == '"' and at_start:
+            in_quotes = True
+            at_start = False
+        else:
+            at_start = c in (delim, "\n")
+        i += 1
+    return in_quotes
 
 
 def _detect_kind(name: str, header: list[str]) -> str:

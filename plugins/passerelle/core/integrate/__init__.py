@@ -40,14 +40,18 @@ from passerelle.core.integrate.rules import (
     OrderSelection,
     filter_orders,
     known_skus,
+    order_numbers,
+    reject_number_clashes,
     reject_unknown_skus,
+    taken_numbers,
 )
 from passerelle.core.integrate.writes import cancel_orders, insert_orders, stage, upsert_customers
 from passerelle.db import copy_in
 
 __all__ = [
     "DEFAULT_RULES", "LOCK_KEY", "FileResult", "OrderSelection", "archive_name", "filter_orders", "finish_file",
-    "inbound_settings", "integrate_file", "known_skus", "propose_reorders", "refuse_file", "reject_unknown_skus",
+    "inbound_settings", "integrate_file", "known_skus", "order_numbers", "propose_reorders", "refuse_file",
+    "reject_number_clashes", "reject_unknown_skus",
     "rejects_for_file", "rejects_name", "replay_quarantine", "sha256",
 ]
 
@@ -90,24 +94,63 @@ def integrate_file(conn: psycopg.Connection, name: str, data: bytes, *,
     :param data: its bytes.
     :param rules: shop statuses ``integrate``/``quotes``/``cancels`` (default :data:`DEFAULT_RULES`).
     :param declared: dialect options for :func:`read_inbound` (encoding, delimiter, decimal...).
-    :raises InboundError: the file as a whole cannot be read (nothing is written).
+    :raises InboundError: the file cannot be integrated: as a whole it cannot be read, or its
+        content makes anything else fail (a value the back office refuses, an error nobody
+        foresaw). The transaction is rolled back (nothing of the file is written) and the
+        message names the file and the error: the caller refuses the file
+        (:func:`refuse_file`) and goes on with the next one.
+    :raises psycopg.Error: the database itself failed (connection lost, server restarting,
+        missing schema): no file could be integrated, the run must stop.
     """
     digest = sha256(data)
     _idle(conn)
-    with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
-        row = conn.execute("SELECT id, name FROM passerelle.inbound_file WHERE sha256 = %s", (digest,)).fetchone()
-        if row:
-            return FileResult(name, digest, "duplicate", file_id=row[0], duplicate_of=row[1])
-        parsed = ib.read_inbound(name, data, declared=declared)
-        file_id = conn.execute(
-            "INSERT INTO passerelle.inbound_file (name, size, sha256, kind, status, header, delimiter, decimal) "
-            "VALUES (%s, %s, %s, %s, 'integrated', %s, %s, %s) RETURNING id",
-            (name, len(data), digest, parsed.kind, parsed.header, parsed.delimiter, parsed.decimal),
-        ).fetchone()[0]
-        counts, _ = _integrate_parsed(conn, parsed, file_id, rules or DEFAULT_RULES)
-        conn.execute("UPDATE passerelle.inbound_file SET counts = %s WHERE id = %s", (json.dumps(counts), file_id))
+    try:
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
+            row = conn.execute("SELECT id, name FROM passerelle.inbound_file WHERE sha256 = %s",
+                               (digest,)).fetchone()
+            if row:
+                return FileResult(name, digest, "duplicate", file_id=row[0], duplicate_of=row[1])
+            parsed = ib.read_inbound(name, data, declared=declared)
+            file_id = conn.execute(
+                "INSERT INTO passerelle.inbound_file (name, size, sha256, kind, status, header, delimiter, decimal) "
+                "VALUES (%s, %s, %s, %s, 'integrated', %s, %s, %s) RETURNING id",
+                (name, len(data), digest, parsed.kind, parsed.header, parsed.delimiter, parsed.decimal),
+            ).fetchone()[0]
+            counts, _ = _integrate_parsed(conn, parsed, file_id, rules or DEFAULT_RULES)
+            conn.execute("UPDATE passerelle.inbound_file SET counts = %s WHERE id = %s",
+                         (json.dumps(counts), file_id))
+    except ib.InboundError:
+        raise
+    except Exception as exc:
+        if not _content_error(conn, exc):
+            raise
+        raise ib.InboundError(f"{name}: cannot be integrated: {_describe(exc)}; nothing of it was written, "
+                              "the file is refused whole") from exc
     return FileResult(name, digest, "integrated", file_id=file_id, counts=counts)
+
+
+def _content_error(conn: psycopg.Connection, exc: Exception) -> bool:
+    """Whether ``exc``, raised while integrating a file, comes from the file (refuse it, go on)
+    rather than from the database or the machine (stop the run). The database's own failures
+    (connection lost, server shutting down, a missing table, a lock timeout) are not the file's;
+    values it refuses (``DataError``: overflow, NUL, bad encoding) or a constraint the file's
+    rows break (``IntegrityError``) are; so is anything raised by Python code on the file's
+    content. A connection left broken is never the file's fault."""
+    if isinstance(exc, MemoryError) or conn.closed or conn.broken:
+        return False
+    if isinstance(exc, psycopg.Error):
+        return isinstance(exc, (psycopg.DataError, psycopg.IntegrityError))
+    return True
+
+
+def _describe(exc: Exception) -> str:
+    """The error for a person: its type, message and, from PostgreSQL, where (a COPY's row)."""
+    text = f"{type(exc).__name__}: {exc}".strip()
+    context = getattr(getattr(exc, "diag", None), "context", None)
+    if context:
+        text += f" ({context.strip()})"
+    return _storable(text)[:500]
 
 
 def _idle(conn: psycopg.Connection) -> None:
@@ -123,8 +166,10 @@ def _integrate_parsed(conn: psycopg.Connection, parsed: ib.ParsedFile, file_id: 
     parser's and the back office checks'); when ``quarantine``, the rejects go to
     ``passerelle.quarantine`` (a replay handles its own)."""
     parsed = reject_unknown_skus(parsed, known_skus(conn, parsed.lines["sku"].unique()))
+    parsed = reject_number_clashes(parsed, taken_numbers(conn, parsed.orders["shop_order_id"]))
     sel = filter_orders(parsed, **{k: list(v) for k, v in rules.items()})
     wanted = pd.concat([sel.create.assign(kind="order"), sel.quotes.assign(kind="quote")], ignore_index=True)
+    wanted["number"] = order_numbers(wanted["shop_order_id"])
     keep = set(wanted["shop_order_id"])
     if parsed.kind != ib.CUSTOMERS:  # customers of an order file: those of the orders integrated
         pairs = wanted[["shop_customer_id", "email"]].drop_duplicates()
@@ -338,5 +383,11 @@ def refuse_file(conn: psycopg.Connection, name: str, error: Exception) -> None:
     _idle(conn)
     with conn.transaction():
         conn.execute("INSERT INTO passerelle.quarantine (file, line, field, reason) VALUES (%s, 0, 'file', %s)",
-                     (name, str(error)))
+                     (_storable(name), _storable(str(error))))
+
+
+def _storable(text: str) -> str:
+    """``text`` as PostgreSQL can store it: NUL and undecodable bytes (lone surrogates) shown
+    as escapes (a file's name or an error quoting its content may hold them)."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
 

@@ -2,6 +2,9 @@
 
 * an order whose SKU the back office does not know is rejected whole
   (:func:`reject_unknown_skus`, with :func:`known_skus` looking the file's SKUs up);
+* a shop order id gives the back-office order number ``WEB-<id>`` (:func:`order_numbers`);
+  an order whose number is already another shop order's (``100231`` and ``WEB-100231``), in
+  the back office or earlier in the file, is rejected (:func:`reject_number_clashes`);
 * orders are split by shop status into created, quotes, cancellations and ignored
   (:func:`filter_orders`, the ``inbound`` section's rules).
 
@@ -68,6 +71,56 @@ def reject_unknown_skus(parsed: ib.ParsedFile, known: Iterable[str] | pd.Series)
         "field": ib.sku_field(parsed.kind), "value": bad["sku"].to_numpy(),
         "reason": "unknown SKU: no article or variant with this reference in the back office",
     }))
+
+
+#: Back-office numbers of web orders: the shop's id behind this prefix (unless it has it).
+NUMBER_PREFIX = "WEB-"
+
+
+def order_numbers(shop_order_ids: pd.Series) -> pd.Series:
+    """The back-office order number of each shop order id: ``WEB-<id>``, or the id itself when
+    it already starts with ``WEB-``."""
+    ids = shop_order_ids.astype("str")
+    return ids.where(ids.str.startswith(NUMBER_PREFIX), NUMBER_PREFIX + ids)
+
+
+def taken_numbers(conn: psycopg.Connection, shop_order_ids: Iterable[str]) -> pd.DataFrame:
+    """The back office's orders holding the numbers of ``shop_order_ids``: columns number and
+    shop_order_id (the shop id that holds it; empty for an order made in the back office)."""
+    numbers = sorted(set(order_numbers(pd.Series(list(shop_order_ids), dtype="str"))))
+    rows = conn.execute("SELECT number, shop_order_id FROM erp.sales_order WHERE number = ANY(%s)",
+                        (numbers,)).fetchall()
+    return pd.DataFrame(rows, columns=["number", "shop_order_id"])
+
+
+def reject_number_clashes(parsed: ib.ParsedFile, taken: pd.DataFrame) -> ib.ParsedFile:
+    """Move to the rejects every order whose back-office number (:func:`order_numbers`) is
+    already another order's: in the back office (``taken``, from :func:`taken_numbers`), or an
+    earlier order of the file (the first one in the file keeps it)."""
+    orders = parsed.orders[["line", "shop_order_id"]].sort_values("line", kind="stable")
+    if not len(orders):
+        return parsed
+    numbers = order_numbers(orders["shop_order_id"]).to_numpy()
+    ids, lines = orders["shop_order_id"].to_numpy(), orders["line"].to_numpy()
+    owner = dict(zip(taken["number"], taken["shop_order_id"]))
+    first: dict[str, tuple[str, int]] = {}
+    bad = []
+    for number, sid, line in zip(numbers, ids, lines):
+        if number in owner and owner[number] != sid:
+            held = f"order {owner[number]} of the shop" if owner[number] else "an order made in the back office"
+            bad.append((line, sid, f"order number {number} is already {held}'s: rename the order in the shop "
+                                   "or its number in the back office"))
+        elif number in first and first[number][0] != sid:
+            bad.append((line, sid, f"order number {number} is also that of order {first[number][0]} "
+                                   f"(line {first[number][1]}): one shop order per back-office number"))
+        else:
+            first.setdefault(number, (sid, line))
+    if not bad:
+        return parsed
+    own = pd.DataFrame(bad, columns=["line", "shop_order_id", "reason"])
+    own["field"] = ib.order_id_field(parsed.kind)
+    own["value"] = own["shop_order_id"]
+    return ib.reject_orders(parsed, own)
 
 
 def filter_orders(

@@ -24,7 +24,7 @@ CREATE TEMP TABLE s_order (line int, shop_order_id text, order_date timestamptz,
     shop_customer_id text, email text, phone text, currency text, shipping_method text, shipping_excl_vat numeric,
     shipping_incl_vat numeric, shipping_vat_rate numeric, order_discount_excl_vat numeric,
     order_discount_incl_vat numeric, discount_code text, total_excl_vat numeric, total_incl_vat numeric,
-    taxes_total numeric, refunded_amount numeric, note text, kind text) ON COMMIT DROP;
+    taxes_total numeric, refunded_amount numeric, note text, kind text, number text) ON COMMIT DROP;
 CREATE TEMP TABLE s_line (line int, shop_order_id text, line_number int, sku text, label text, quantity numeric,
     unit_price_excl_vat numeric, unit_price_incl_vat numeric, vat_rate numeric, discount_excl_vat numeric,
     discount_incl_vat numeric) ON COMMIT DROP;
@@ -40,7 +40,7 @@ def stage(conn: psycopg.Connection, parsed: ib.ParsedFile, wanted: pd.DataFrame,
     conn.execute(_STAGING)
     copy_in(conn, "s_customer", parsed.customers, ib.CUSTOMER_COLUMNS)
     copy_in(conn, "s_address", parsed.addresses, ib.ADDRESS_COLUMNS)
-    copy_in(conn, "s_order", wanted, [*ib.ORDER_COLUMNS, "kind"])
+    copy_in(conn, "s_order", wanted, [*ib.ORDER_COLUMNS, "kind", "number"])
     copy_in(conn, "s_line", lines, ib.LINE_COLUMNS)
     copy_in(conn, "s_payment", payments, ib.PAYMENT_COLUMNS)
     copy_in(conn, "s_cancel", cancels.assign(raw=cancels["line"].map(parsed.raw)), ["line", "shop_order_id", "raw"])
@@ -154,7 +154,7 @@ WITH src AS (
         billing_name, billing_line1, billing_line2, billing_postcode, billing_city, billing_country,
         delivery_name, delivery_line1, delivery_line2, delivery_postcode, delivery_city, delivery_country,
         carrier, note)
-    SELECT CASE WHEN shop_order_id LIKE 'WEB-%' THEN shop_order_id ELSE 'WEB-' || shop_order_id END,
+    SELECT number,
            kind, 'web', shop_order_id, customer_id, order_date,
            CASE WHEN kind = 'quote' THEN 'quote' ELSE 'confirmed' END, coalesce(currency, 'EUR'),
            coalesce(shipping_excl_vat, 0), coalesce(shipping_vat_rate, 20), coalesce(total_excl_vat, 0),
