@@ -282,3 +282,116 @@ def test_killed_in_mid_file_then_rerun_integrates_everything_once(erp, erp_dsn, 
     assert dup == 0
     erp.commit()
     assert integrate_file(erp, "big.csv", data).status == "duplicate"
+
+
+# ------------------------------------------------------------------------------------------
+# Each file its own unit of failure (issue #12 item 1)
+# ------------------------------------------------------------------------------------------
+
+_ROW = ("{id},2026-11-20T08:00:00+01:00,paid,9001,c1@exemple.fr,EUR,{ln},ART-000001,Article,{qty},{price},20,0,"
+        "card,,1,Ana,Test,1 rue Haute,75001,Paris,FR")
+
+
+def _file(*rows: str, end: str = "\n") -> bytes:
+    return end.join([HEADER, *rows, ""]).encode("utf-8")
+
+
+def _row(oid: str, *, ln: str = "1", qty: str = "1", price: str = "10.00") -> str:
+    return _ROW.format(id=oid, ln=ln, qty=qty, price=price)
+
+
+def _import(conn: psycopg.Connection, name: str, data: bytes) -> str:
+    """What the import does with one file: integrate it, or refuse it (quarantine row) and go on."""
+    from passerelle.core.inbound import InboundError
+    from passerelle.core.integrate import refuse_file
+
+    try:
+        return integrate_file(conn, name, data).status
+    except InboundError as exc:
+        refuse_file(conn, name, exc)
+        return "refused"
+
+
+def test_each_trigger_is_integrated_or_refused_and_the_next_file_goes_through(erp):
+    orders = ORDERS_0900.decode("utf-8")
+    triggers = {
+        "mac.csv": _file(_row("M1"), _row("M2").replace("Article", '"Article\nsur deux lignes"'), end="\r"),
+        "nul.csv": _file(_row("N1"), _row("N2").replace("Article", "Art\x00icle")),
+        "header.csv": ORDERS_0900.replace(b"sku", b"sk\xff", 1),
+        "quote.csv": _file(_row("Q1"), _row("Q2") + ',"never closed'),
+        "utf16.csv": orders.replace("WEB-1002", "U-1002").encode("utf-16-le"),
+        "big.csv": _file(_row("B1", price="123456789.00"), _row("B2", qty="20000", price="9999.99"), _row("B3")),
+        "line.csv": _file(_row("L1", ln="2147483648"), _row("L2")),
+        "ids.csv": _file(_row("100231"), _row("WEB-100231"), _row("WEB-100299")),
+        "ids_later.csv": _file(_row("WEB-100231", ln="1", qty="3")),
+    }
+    status = {name: _import(erp, name, data) for name, data in triggers.items()}
+    assert status == {"mac.csv": "integrated", "nul.csv": "integrated", "header.csv": "refused",
+                      "quote.csv": "integrated", "utf16.csv": "integrated", "big.csv": "integrated",
+                      "line.csv": "integrated", "ids.csv": "integrated", "ids_later.csv": "integrated"}
+    assert erp.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    q: dict[tuple[str, int], set] = {}
+    for f, line, field, reason in erp.execute("SELECT file, line, field, reason FROM passerelle.quarantine"):
+        q.setdefault((f, line), set()).add((field, reason))
+    erp.commit()
+    assert {f for f, _ in q} == {"header.csv", "nul.csv", "quote.csv", "big.csv", "line.csv", "ids.csv",
+                                 "ids_later.csv"}
+    [(_, refused)] = q[("header.csv", 0)]
+    assert refused.startswith("header.csv: line 1: the header holds undecodable bytes")
+    assert q[("nul.csv", 3)] == {("label", "NUL character: not text (a binary or UTF-16 file?)")}
+    assert [r for _, r in q[("quote.csv", 3)]][0].startswith("unbalanced quote")
+    assert ("unit_price_excl_vat", "too large: the back office takes numbers below 100,000,000") in q[("big.csv", 2)]
+    assert {f for f, _ in q[("big.csv", 3)]} == {"total_excl_vat", "total_incl_vat", "payment_amount"}
+    assert q[("line.csv", 2)] == {("line_number", "line_number must be at most 2147483647")}
+    assert q[("ids.csv", 3)] == {("shop_order_id", "order number WEB-100231 is also that of order 100231 (line 2): "
+                                                    "one shop order per back-office number")}
+    assert q[("ids_later.csv", 2)] == {("shop_order_id", "order number WEB-100231 is already order 100231 of the "
+                                                          "shop's: rename the order in the shop or its number in the "
+                                                          "back office")}
+    created = {r[0] for r in erp.execute("SELECT shop_order_id FROM erp.sales_order WHERE origin = 'web'")}
+    assert {"M1", "M2", "N1", "Q1", "B3", "L2", "100231", "WEB-100299", "U-100231"} <= created
+    assert not {"N2", "Q2", "B1", "B2", "L1", "WEB-100231"} & created
+    label = erp.execute("SELECT l.label FROM erp.sales_order_line l JOIN erp.sales_order o ON o.id = l.order_id "
+                        "WHERE o.shop_order_id = 'M2'").fetchone()
+    assert label == ("Article\nsur deux lignes",)
+    erp.commit()
+    # The next file goes through as if nothing had happened.
+    assert _import(erp, "next.csv", _orders_file(3)) == "integrated"
+
+
+def test_an_error_of_the_files_content_refuses_it_whole_and_a_database_failure_still_raises(erp, monkeypatch):
+    """The core guarantee: whatever fails on a file's content rolls its transaction back and
+    becomes an InboundError naming the file; the server's own failures are not the file's."""
+    import passerelle.core.integrate as integrate
+    from passerelle.core.inbound import InboundError
+
+    real_stage = integrate.stage
+    failure: list = []
+
+    def stage(conn, *args):
+        real_stage(conn, *args)
+        failure[0](conn)
+
+    monkeypatch.setattr(integrate, "stage", stage)
+    before = _counts(erp)
+    failure[:] = [lambda conn: conn.execute("INSERT INTO s_line (line, quantity) VALUES (1, 1e20::numeric(12,3))")]
+    with pytest.raises(InboundError, match=r"^o\.csv: cannot be integrated: NumericValueOutOfRange: .*nothing of it"):
+        integrate_file(erp, "o.csv", _orders_file(3))
+    assert erp.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    assert _counts(erp) == before  # rolled back: not even the file's ledger row
+
+    failure[:] = [lambda conn: (_ for _ in ()).throw(UnicodeEncodeError("utf-8", "\udcff", 0, 1, "surrogates"))]
+    with pytest.raises(InboundError, match=r"^o\.csv: cannot be integrated: UnicodeEncodeError"):
+        integrate_file(erp, "o.csv", _orders_file(3))
+    assert _counts(erp) == before
+
+    failure[:] = [lambda conn: (_ for _ in ()).throw(psycopg.OperationalError("server closed the connection"))]
+    with pytest.raises(psycopg.OperationalError):
+        integrate_file(erp, "o.csv", _orders_file(3))
+    failure[:] = [lambda conn: conn.execute("SELECT * FROM erp.no_such_table")]
+    with pytest.raises(psycopg.errors.UndefinedTable):  # a broken installation stops the run
+        integrate_file(erp, "o.csv", _orders_file(3))
+    assert _counts(erp) == before
+
+    monkeypatch.setattr(integrate, "stage", real_stage)
+    assert integrate_file(erp, "o.csv", _orders_file(3)).status == "integrated"

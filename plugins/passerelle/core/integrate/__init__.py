@@ -150,7 +150,7 @@ def _describe(exc: Exception) -> str:
     context = getattr(getattr(exc, "diag", None), "context", None)
     if context:
         text += f" ({context.strip()})"
-    return _storable(text)[:500]
+    return _storable(" ".join(text.split()))[:500]  # one line, for a log and a spreadsheet
 
 
 def _idle(conn: psycopg.Connection) -> None:
