@@ -93,6 +93,8 @@ _FRENCH_DATE = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})(?:[ T](\d{1,2})[:h](\d{
 _DATE_OFFSET = re.compile(r"\s*([+-]\d{2}):?(\d{2})$")
 _DATE_SHAPE = re.compile(r"\d{4}-\d{2}-\d{2}(?:$|[ T]\d{2}:\d{2})")
 _DATE_WITH_OFFSET = re.compile(r"(?:Z|[+-]\d{2}:\d{2})$")
+#: A date or time without offset, whole: anything else (a stray "+01") is not read as local time.
+_NAIVE_DATE = re.compile(r"\d{4}-\d{2}-\d{2}(?:[ T]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?)?")
 
 
 def _iso_date_text(text: str) -> str:
@@ -121,9 +123,14 @@ def _parse_datetime(s: pd.Series, tz: str) -> tuple[pd.Series, np.ndarray]:
     if aware.any():
         parsed = pd.to_datetime(iso[aware], format="ISO8601", utc=True, errors="coerce").astype(_UTC)
         utc[aware] = parsed.dt.tz_localize(None).to_numpy()
-    naive = shaped & ~has_tz
+    naive = shaped & ~has_tz & np.array([_NAIVE_DATE.fullmatch(v) is not None for v in iso_texts], dtype=bool)
     if naive.any():
-        local = pd.to_datetime(iso[naive], format="ISO8601", errors="coerce")
+        try:
+            local = pd.to_datetime(iso[naive], format="ISO8601", errors="coerce")
+        except (ValueError, TypeError):  # an offset our patterns did not see, mixed with times without
+            local = pd.Series(pd.NaT, index=iso[naive].index, dtype="datetime64[us]")
+        if local.dt.tz is not None:  # an offset our patterns did not see ("+01"): not a date we read
+            local = pd.Series(pd.NaT, index=local.index, dtype="datetime64[us]")
         local = local.dt.tz_localize(tz, ambiguous=np.ones(int(naive.sum()), dtype=bool),
                                      nonexistent="shift_forward")
         utc[naive] = local.dt.tz_convert("UTC").astype(_UTC).dt.tz_localize(None).to_numpy()

@@ -200,10 +200,11 @@ def _sniff_delimiter(header: str) -> str:
 def _read_table(name: str, text: str, first_line: int, delimiter: str | None) -> _Table:
     """Split ``text`` (header first) into rows with pandas' C parser, keeping for each row the
     physical line where it starts, its raw text and its number of fields."""
-    if "\r" in text:
-        lone_cr = text.count("\r") - text.count("\r\n")
-        if lone_cr > text.count("\n"):  # CR line ends (Excel's "CSV (Macintosh)"): LF only inside cells
-            text = _LONE_CR.sub("\n", text)
+    if "\r" in text and text.count("\r") != text.count("\r\n"):
+        # A CR alone ends a line, as for pandas and Python's text files: Excel's "CSV
+        # (Macintosh)" ends rows so (LF only inside cells); elsewhere a stray CR splits its row,
+        # which the field count then rejects.
+        text = _LONE_CR.sub("\n", text)
     nl = text.find("\n")
     header_text = (text if nl < 0 else text[:nl]).rstrip("\r")
     if not header_text.strip():
