@@ -23,6 +23,7 @@ from passerelle.core.integrate import (
     propose_reorders,
     reject_unknown_skus,
     replay_quarantine,
+    sha256,
 )
 
 SAMPLES = INCLUDE / "sample" / "inbound"
@@ -395,3 +396,37 @@ def test_an_error_of_the_files_content_refuses_it_whole_and_a_database_failure_s
 
     monkeypatch.setattr(integrate, "stage", real_stage)
     assert integrate_file(erp, "o.csv", _orders_file(3)).status == "integrated"
+
+
+def test_fuzzed_files_are_integrated_or_refused_never_crash_the_import(erp):
+    """Mutated samples through the whole integration (a few: the parser's own fuzz runs many):
+    only InboundError escapes; an integrated file's rejects are all in the quarantine, each
+    with a reason; the connection stays usable for the next file."""
+    hypothesis = pytest.importorskip("hypothesis")
+    from hypothesis import HealthCheck, given, settings
+
+    from tests.core.test_inbound_faults import mutated
+
+    seen: list[str] = []
+
+    @settings(max_examples=10, deadline=None, derandomize=True,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+    @given(mutated())
+    def run(case):
+        name, data = case
+        status = _import(erp, name, data)
+        seen.append(status)
+        assert erp.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        if status == "integrated":
+            file_id, rejected, reasonless = erp.execute(
+                "SELECT f.id, (f.counts->>'rejected_rows')::int, (SELECT count(*) FROM passerelle.quarantine q "
+                "WHERE q.file_id = f.id AND coalesce(q.reason, '') = '') FROM passerelle.inbound_file f "
+                "WHERE f.sha256 = %s", (sha256(data),)).fetchone()
+            lines = erp.execute("SELECT count(DISTINCT line) FROM passerelle.quarantine WHERE file_id = %s "
+                                "AND field <> 'status'", (file_id,)).fetchone()[0]
+            erp.commit()
+            assert (lines, reasonless) == (rejected, 0)
+
+    run()
+    assert hypothesis and "integrated" in seen
+    assert _import(erp, "after.csv", _orders_file(2)) == "integrated"
