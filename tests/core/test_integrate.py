@@ -409,7 +409,7 @@ def test_fuzzed_files_are_integrated_or_refused_never_crash_the_import(erp):
 
     seen: list[str] = []
 
-    @settings(max_examples=10, deadline=None, derandomize=True,
+    @settings(max_examples=10, deadline=None, derandomize=True, database=None,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
     @given(mutated())
     def run(case):
@@ -430,3 +430,26 @@ def test_fuzzed_files_are_integrated_or_refused_never_crash_the_import(erp):
     run()
     assert hypothesis and "integrated" in seen
     assert _import(erp, "after.csv", _orders_file(2)) == "integrated"
+
+
+def test_a_replay_failing_on_one_files_rows_goes_on_with_the_next_file(erp, monkeypatch):
+    import passerelle.core.integrate as integrate
+
+    for name in ("a.csv", "b.csv"):
+        bad = _orders_file(2, prefix=name[0].upper()).decode().replace("ART-000002", "NEW-SKU").encode()
+        integrate_file(erp, name, bad)
+    erp.execute("INSERT INTO erp.article (reference, name, vat_rate, price_excl_vat) VALUES ('NEW-SKU', 'N', 20, 1)")
+    erp.commit()
+    real_stage = integrate.stage
+
+    def stage(conn, parsed, *args):
+        if parsed.name == "a.csv":
+            conn.execute("SELECT 1/0")  # DivisionByZero: a DataError, as a value of the file would cause
+        real_stage(conn, parsed, *args)
+
+    monkeypatch.setattr(integrate, "stage", stage)
+    out = replay_quarantine(erp)
+    assert [(r["file"], r["rows_replayed"], r["rows_still_open"]) for r in out] == [("a.csv", 0, 1), ("b.csv", 1, 0)]
+    assert out[0]["error"].startswith("DivisionByZero: division by zero")
+    assert {r[0] for r in erp.execute("SELECT shop_order_id FROM erp.sales_order WHERE shop_order_id LIKE '_0000_'")} \
+        == {"A00000", "B00000", "B00001"}

@@ -277,36 +277,54 @@ def replay_quarantine(conn: psycopg.Connection, *, rules: Mapping[str, Iterable[
     results = []
     _idle(conn)
     for file_id, name, header, delimiter, decimal, kind in files:
-        with conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
-            rows = conn.execute(
-                "SELECT line, min(raw) FROM passerelle.quarantine q WHERE file_id = %s AND status = 'open' "
-                f"AND {_REPLAYABLE} GROUP BY line ORDER BY line", (file_id,)).fetchall()
-            if not rows:
-                continue
-            text = "\n".join([header, *[r[1] or "" for r in rows]]) + "\n"
-            opts = {**(declared or {}), "encoding": "utf-8", "delimiter": delimiter, "decimal": decimal, "kind": kind}
-            parsed = ib.read_inbound(f"{name} (replay)", text.encode("utf-8"), declared=opts)
-            # Replayed physical line i+2 is the original line rows[i].
-            original = {i + 2: r[0] for i, r in enumerate(rows)}
-            remap = lambda f: f.assign(line=f["line"].map(original).astype("int64"))  # noqa: E731
-            parsed = replace(parsed, name=name, orders=remap(parsed.orders), lines=remap(parsed.lines),
-                             payments=remap(parsed.payments), customers=remap(parsed.customers),
-                             addresses=remap(parsed.addresses), rejects=remap(parsed.rejects).assign(file=name),
-                             raw=pd.Series(parsed.raw.to_numpy(), index=parsed.raw.index.map(original)))
-            counts, rejects = _integrate_parsed(conn, parsed, file_id, rules or DEFAULT_RULES, quarantine=False)
-            still = rejects.drop_duplicates("line").set_index("line")["reason"]
-            done = conn.execute(
-                "UPDATE passerelle.quarantine q SET status = 'replayed', replayed_at = now() "
-                f"WHERE file_id = %s AND status = 'open' AND {_REPLAYABLE} AND NOT (line = ANY(%s))",
-                (file_id, [int(x) for x in still.index])).rowcount
-            with conn.cursor() as cur:
-                cur.executemany("UPDATE passerelle.quarantine SET reason = %s WHERE file_id = %s AND line = %s "
-                                "AND status = 'open'",
-                                [(reason, file_id, int(line)) for line, reason in still.items()])
-            results.append({"file": name, "file_id": file_id, "rows_replayed": done,
-                            "rows_still_open": int(len(still)), **counts})
+        try:
+            result = _replay_file(conn, file_id, name, header, delimiter, decimal, kind, rules, declared)
+        except Exception as exc:  # one file's rows failing again must not stop the others' replay
+            if not _content_error(conn, exc):
+                raise
+            open_rows = conn.execute("SELECT count(DISTINCT line) FROM passerelle.quarantine WHERE file_id = %s "
+                                     "AND status = 'open'", (file_id,)).fetchone()[0]
+            conn.commit()
+            result = {"file": name, "file_id": file_id, "rows_replayed": 0, "rows_still_open": int(open_rows),
+                      "error": _describe(exc)}
+        if result:
+            results.append(result)
     return results
+
+
+def _replay_file(conn: psycopg.Connection, file_id: int, name: str, header: str, delimiter: str, decimal: str,
+                 kind: str, rules: Mapping[str, Iterable[str]] | None,
+                 declared: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """Replay the open rows of one file in one transaction; None when it has none left."""
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
+        rows = conn.execute(
+            "SELECT line, min(raw) FROM passerelle.quarantine q WHERE file_id = %s AND status = 'open' "
+            f"AND {_REPLAYABLE} GROUP BY line ORDER BY line", (file_id,)).fetchall()
+        if not rows:
+            return None
+        text = "\n".join([header, *[r[1] or "" for r in rows]]) + "\n"
+        opts = {**(declared or {}), "encoding": "utf-8", "delimiter": delimiter, "decimal": decimal, "kind": kind}
+        parsed = ib.read_inbound(f"{name} (replay)", text.encode("utf-8"), declared=opts)
+        # Replayed physical line i+2 is the original line rows[i].
+        original = {i + 2: r[0] for i, r in enumerate(rows)}
+        remap = lambda f: f.assign(line=f["line"].map(original).astype("int64"))  # noqa: E731
+        parsed = replace(parsed, name=name, orders=remap(parsed.orders), lines=remap(parsed.lines),
+                         payments=remap(parsed.payments), customers=remap(parsed.customers),
+                         addresses=remap(parsed.addresses), rejects=remap(parsed.rejects).assign(file=name),
+                         raw=pd.Series(parsed.raw.to_numpy(), index=parsed.raw.index.map(original)))
+        counts, rejects = _integrate_parsed(conn, parsed, file_id, rules or DEFAULT_RULES, quarantine=False)
+        still = rejects.drop_duplicates("line").set_index("line")["reason"]
+        done = conn.execute(
+            "UPDATE passerelle.quarantine q SET status = 'replayed', replayed_at = now() "
+            f"WHERE file_id = %s AND status = 'open' AND {_REPLAYABLE} AND NOT (line = ANY(%s))",
+            (file_id, [int(x) for x in still.index])).rowcount
+        with conn.cursor() as cur:
+            cur.executemany("UPDATE passerelle.quarantine SET reason = %s WHERE file_id = %s AND line = %s "
+                            "AND status = 'open'",
+                            [(reason, file_id, int(line)) for line, reason in still.items()])
+        return {"file": name, "file_id": file_id, "rows_replayed": done, "rows_still_open": int(len(still)),
+                **counts}
 
 
 # --------------------------------------------------------------------------------------------
