@@ -210,9 +210,11 @@ def _read_table(name: str, text: str, first_line: int, delimiter: str | None) ->
     if not header_text.strip():
         raise InboundError(f"{name}: line {first_line}: no header; the first line must name the columns")
     if "\x00" in header_text or _has_surrogates(header_text):
-        shown = _shown(header_text)[:200]
+        cells = _shown(header_text).split(delimiter or _sniff_delimiter(_shown(header_text)))
+        bad = [f"column {i} '{c.strip()}'" for i, c in enumerate(cells, 1) if "\\x" in c][:5]
         raise InboundError(f"{name}: line {first_line}: the header holds undecodable bytes or NUL characters "
-                           f"({shown}); save the file as UTF-8 or declare its encoding (#passerelle encoding=...)")
+                           f"({', '.join(bad) or _shown(header_text)[:200]}); save the file as UTF-8 or declare its "
+                           "encoding (#passerelle encoding=...)")
     delim = delimiter or _sniff_delimiter(header_text)
     header = [h.strip() for h in next(csv.reader([header_text], delimiter=delim))]
     body = "" if nl < 0 else text[nl + 1:]
