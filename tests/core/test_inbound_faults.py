@@ -46,7 +46,8 @@ def test_nul_character_rejects_its_row_and_order_shown_as_an_escape():
 
 def test_undecodable_byte_in_the_header_refuses_the_file_naming_line_1():
     data = ORDERS_0900.replace(b"sku", b"sk\xff", 1)  # the rest of the file is valid UTF-8
-    with pytest.raises(InboundError, match=r"orders_h\.csv: line 1: the header holds undecodable bytes or NUL characters \(column 8 'sk\\xff'\)"):
+    with pytest.raises(InboundError, match=r"orders_h\.csv: line 1: the header holds undecodable bytes or NUL "
+                                           r"characters \(column 8 'sk\\xff'\)"):
         read_inbound("orders_h.csv", data)
 
 
