@@ -163,7 +163,7 @@ def account(parsed) -> None:
         assert len(kept) + len(rejected) == parsed.rows_read, (parsed.kind == ORDERS, kept, rejected)
 
 
-@settings(max_examples=150, deadline=None, derandomize=True, database=None,
+@settings(max_examples=300, deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.too_slow])
 @given(mutated())
 def test_fuzzed_samples_raise_nothing_but_inbound_error_and_every_row_is_accounted_for(case):

@@ -409,7 +409,7 @@ def test_fuzzed_files_are_integrated_or_refused_never_crash_the_import(erp):
 
     seen: list[str] = []
 
-    @settings(max_examples=10, deadline=None, derandomize=True, database=None,
+    @settings(max_examples=20, deadline=None, derandomize=True, database=None,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
     @given(mutated())
     def run(case):
