@@ -12,6 +12,7 @@ import codecs
 import csv
 import io
 import re
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -250,11 +251,13 @@ def _read_table(name: str, text: str, first_line: int, delimiter: str | None) ->
         # the bytes and the same error handler, so undecodable bytes come back as the same
         # surrogates.
         try:
-            cells = pd.read_csv(io.BytesIO(source), encoding="utf-8", encoding_errors="surrogateescape", sep=delim,
-                                header=None, names=list(range(width)), dtype=_STR, na_filter=False,
-                                skip_blank_lines=True, engine="c", index_col=False, quotechar='"',
-                                doublequote=True, low_memory=False)
-        except (pd.errors.ParserError, csv.Error, ValueError):  # the csv module below says which row
+            with warnings.catch_warnings():  # "loss of data": pandas sees other rows than ours
+                warnings.simplefilter("error", pd.errors.ParserWarning)
+                cells = pd.read_csv(io.BytesIO(source), encoding="utf-8", encoding_errors="surrogateescape",
+                                    sep=delim, header=None, names=list(range(width)), dtype=_STR, na_filter=False,
+                                    skip_blank_lines=True, engine="c", index_col=False, quotechar='"',
+                                    doublequote=True, low_memory=False)
+        except (pd.errors.ParserError, pd.errors.ParserWarning, csv.Error, ValueError):  # the csv module decides
             cells = None
     else:
         cells = pd.DataFrame({i: pd.Series(dtype="str") for i in range(width)})
