@@ -195,7 +195,9 @@ def test_the_vocabularies_checked_here_are_the_ones_the_core_uses():
 
     assert INBOUND_STATUSES == inbound.STATUSES
     assert IMAGE_MODES == images.MODES and IMAGE_FORMATS == tuple(images.EXTENSIONS)
-    assert set(INBOUND_DELIMITERS) == set(inbound._DELIMITERS)
+    from passerelle.core.inbound import reading
+
+    assert set(INBOUND_DELIMITERS) == set(reading._DELIMITERS)
 
 
 # --------------------------------------------------------------------------- DAG import

@@ -19,12 +19,11 @@ from passerelle.core.inbound import (
     REJECT_COLUMNS,
     SHOPIFY_ORDERS,
     InboundError,
-    _parse_datetime,
-    filter_orders,
     read_inbound,
-    reject_unknown_skus,
     rejects_csv,
 )
+from passerelle.core.inbound.fields import _parse_datetime
+from passerelle.core.integrate.rules import reject_unknown_skus
 
 SAMPLES = INCLUDE / "sample" / "inbound"
 
@@ -185,31 +184,6 @@ def test_shopify_export_sample():
     assert addr.loc["billing", ["first_name", "last_name", "postcode"]].tolist() == ["Louise", "Bernard", "33000"]
     assert p.customers.email.tolist() == ["camille.leroy.6@exemple.fr", "theo.dubois.12@exemple.fr",
                                           "louise.bernard.10@exemple.fr"]
-
-
-def test_sample_skus_are_the_demo_back_office_references():
-    """The samples name SKUs that `passerelle_demo.seed` generates for seed 42; the one exception
-    (ART-999999) is there to show the quarantine."""
-    from passerelle_demo.seed import generate
-
-    demo = generate(1000, 42)
-    known = set(demo["article"].reference) | set(demo["variant"].reference)
-    skus = set()
-    for name in ("orders_20261120_0900.csv", "orders_20261120_1000.csv", "shopify_orders_export.csv"):
-        skus |= set(sample(name).lines.sku)
-    assert skus - known == {"ART-999999"}
-
-    p = reject_unknown_skus(sample("orders_20261120_1000.csv"), known)
-    assert set(p.orders.shop_order_id) == {"WEB-100235", "WEB-100236"}
-    assert "WEB-100237" not in set(p.lines.shop_order_id) | set(p.payments.shop_order_id)
-    assert "WEB-100237" not in set(p.addresses.shop_order_id) and len(p.customers) == 2
-    r = p.rejects
-    assert r[["line", "field", "value"]].values.tolist() == [
-        [6, "shop_order_id", "WEB-100237"], [7, "sku", "ART-999999"]]
-    assert r.reason.tolist() == ["order WEB-100237 has a rejected line 7",
-                                 "unknown SKU: no article or variant with this reference in the back office"]
-    assert r.raw.iloc[1].startswith("WEB-100237;20/11/2026 09:47;paid;")
-    assert p.counts["rejected_orders"] == 1 and p.counts["rejected_rows"] == 2
 
 
 # ------------------------------------------------------------------------------------------
@@ -434,21 +408,6 @@ def test_rejects_csv_neutralises_formulas():
     assert rows[1][1] == "2" and rows[1][5].startswith("WEB-000001,")
     assert all(not r[3].startswith(("=", "+", "-", "@")) for r in rows[1:])
     assert data.count(b"\r\n") == len(rows)
-
-
-def test_filter_orders_by_status():
-    p = sample("orders_20261120_0900.csv")
-    sel = filter_orders(p)
-    assert sel.create.shop_order_id.tolist() == ["WEB-100231", "WEB-100232"]
-    assert sel.quotes.shop_order_id.tolist() == ["WEB-100233"]
-    assert sel.cancels.shop_order_id.tolist() == ["WEB-100180"]
-    assert sel.ignored.shop_order_id.tolist() == ["WEB-100234"]
-    assert sel.counts == {"create": 2, "quotes": 1, "cancels": 1, "ignored": 1}
-    assert filter_orders(p, integrate=("paid",)).counts["ignored"] == 2
-    with pytest.raises(ValueError, match="unknown statuses \\['payed'\\]"):
-        filter_orders(p, integrate=("payed",))
-    with pytest.raises(ValueError, match="more than one group"):
-        filter_orders(p, integrate=("paid", "quote"))
 
 
 # ------------------------------------------------------------------------------------------

@@ -1,0 +1,245 @@
+"""The integration's writes into the back office, set-wise, inside the caller's transaction:
+the parsed frames COPYed into TEMP staging tables, then customers (matched by shop customer id
+through ``passerelle.customer_link``, then by e-mail) and addresses upserted; orders inserted
+``ON CONFLICT (shop_order_id) DO NOTHING`` (quotes as ``kind='quote'``), lines and payments for
+the newly inserted orders only, ``passerelle.order_ledger``; cancellations applied to orders
+already integrated."""
+
+from __future__ import annotations
+
+import pandas as pd
+import psycopg
+
+from passerelle.core import inbound as ib
+from passerelle.db import copy_in
+
+_STAGING = """
+CREATE TEMP TABLE s_customer (line int, shop_customer_id text, email text, first_name text, last_name text,
+    company text, phone text, customer_family text, updated_at timestamptz, source text, customer_id int, code text)
+    ON COMMIT DROP;
+CREATE TEMP TABLE s_address (line int, shop_order_id text, shop_customer_id text, email text, kind text,
+    first_name text, last_name text, company text, address1 text, address2 text, postcode text, city text,
+    region text, country text, phone text, customer_id int) ON COMMIT DROP;
+CREATE TEMP TABLE s_order (line int, shop_order_id text, order_date timestamptz, status text, shop_status text,
+    shop_customer_id text, email text, phone text, currency text, shipping_method text, shipping_excl_vat numeric,
+    shipping_incl_vat numeric, shipping_vat_rate numeric, order_discount_excl_vat numeric,
+    order_discount_incl_vat numeric, discount_code text, total_excl_vat numeric, total_incl_vat numeric,
+    taxes_total numeric, refunded_amount numeric, note text, kind text, number text) ON COMMIT DROP;
+CREATE TEMP TABLE s_line (line int, shop_order_id text, line_number int, sku text, label text, quantity numeric,
+    unit_price_excl_vat numeric, unit_price_incl_vat numeric, vat_rate numeric, discount_excl_vat numeric,
+    discount_incl_vat numeric) ON COMMIT DROP;
+CREATE TEMP TABLE s_payment (line int, shop_order_id text, method text, amount numeric, transaction_id text,
+    paid boolean, paid_at timestamptz) ON COMMIT DROP;
+CREATE TEMP TABLE s_cancel (line int, shop_order_id text, raw text) ON COMMIT DROP;
+"""
+
+
+def stage(conn: psycopg.Connection, parsed: ib.ParsedFile, wanted: pd.DataFrame, lines: pd.DataFrame,
+           payments: pd.DataFrame, cancels: pd.DataFrame) -> None:
+    conn.execute("DROP TABLE IF EXISTS s_customer, s_address, s_order, s_line, s_payment, s_cancel, s_new")
+    conn.execute(_STAGING)
+    copy_in(conn, "s_customer", parsed.customers, ib.CUSTOMER_COLUMNS)
+    copy_in(conn, "s_address", parsed.addresses, ib.ADDRESS_COLUMNS)
+    copy_in(conn, "s_order", wanted, [*ib.ORDER_COLUMNS, "kind", "number"])
+    copy_in(conn, "s_line", lines, ib.LINE_COLUMNS)
+    copy_in(conn, "s_payment", payments, ib.PAYMENT_COLUMNS)
+    copy_in(conn, "s_cancel", cancels.assign(raw=cancels["line"].map(parsed.raw)), ["line", "shop_order_id", "raw"])
+
+
+_CUSTOMERS = """
+UPDATE s_customer s SET customer_id = l.customer_id FROM passerelle.customer_link l
+ WHERE l.shop_customer_id = s.shop_customer_id;
+UPDATE s_customer s SET customer_id = c.id FROM erp.customer c
+ WHERE s.customer_id IS NULL AND s.email IS NOT NULL AND lower(c.email) = s.email;
+UPDATE s_customer SET code = CASE WHEN shop_customer_id IS NOT NULL THEN 'WEB-C' || shop_customer_id
+                                  ELSE 'WEB-E' || left(md5(email), 12) END;
+"""
+
+_CUSTOMERS_NEW = """
+INSERT INTO erp.customer (code, email, first_name, last_name, company, phone, customer_family, web)
+SELECT DISTINCT ON (s.code) s.code, s.email, s.first_name, s.last_name, s.company, s.phone, f.code, true
+  FROM s_customer s LEFT JOIN erp.customer_family f ON f.code = s.customer_family
+ WHERE s.customer_id IS NULL
+ ORDER BY s.code, s.updated_at DESC NULLS LAST, s.line DESC
+ON CONFLICT DO NOTHING
+"""
+
+_CUSTOMERS_RESOLVE = """
+UPDATE s_customer s SET customer_id = c.id FROM erp.customer c WHERE s.customer_id IS NULL AND c.code = s.code;
+UPDATE s_customer s SET customer_id = c.id FROM erp.customer c
+ WHERE s.customer_id IS NULL AND s.email IS NOT NULL AND lower(c.email) = s.email;
+"""
+
+# Existing customers: the latest row wins; a value the file leaves empty keeps the back office's.
+_CUSTOMERS_UPDATE = """
+WITH latest AS (
+    SELECT DISTINCT ON (customer_id) * FROM s_customer WHERE customer_id IS NOT NULL
+     ORDER BY customer_id, updated_at DESC NULLS LAST, line DESC)
+UPDATE erp.customer c SET
+    email = CASE WHEN s.email IS NOT NULL AND NOT EXISTS (
+                SELECT 1 FROM erp.customer o WHERE lower(o.email) = s.email AND o.id <> c.id)
+            THEN s.email ELSE c.email END,
+    first_name = coalesce(s.first_name, c.first_name), last_name = coalesce(s.last_name, c.last_name),
+    company = coalesce(s.company, c.company), phone = coalesce(s.phone, c.phone),
+    customer_family = coalesce(f.code, c.customer_family)
+  FROM latest s LEFT JOIN erp.customer_family f ON f.code = s.customer_family
+ WHERE c.id = s.customer_id
+   AND (c.email, c.first_name, c.last_name, c.company, c.phone, c.customer_family) IS DISTINCT FROM
+       (coalesce(s.email, c.email), coalesce(s.first_name, c.first_name), coalesce(s.last_name, c.last_name),
+        coalesce(s.company, c.company), coalesce(s.phone, c.phone), coalesce(f.code, c.customer_family))
+"""
+
+_LINKS = """
+INSERT INTO passerelle.customer_link (shop_customer_id, customer_id)
+SELECT DISTINCT ON (shop_customer_id) shop_customer_id, customer_id FROM s_customer
+ WHERE shop_customer_id IS NOT NULL AND customer_id IS NOT NULL
+ ORDER BY shop_customer_id, updated_at DESC NULLS LAST, line DESC
+ON CONFLICT (shop_customer_id) DO UPDATE SET customer_id = EXCLUDED.customer_id, updated_at = now()
+ WHERE passerelle.customer_link.customer_id <> EXCLUDED.customer_id
+"""
+
+# Addresses belong to the customer of their row (shop id first, then e-mail); one per kind.
+_ADDRESSES = """
+UPDATE s_address a SET customer_id = l.customer_id FROM passerelle.customer_link l
+ WHERE l.shop_customer_id = a.shop_customer_id;
+UPDATE s_address a SET customer_id = c.id FROM erp.customer c
+ WHERE a.customer_id IS NULL AND a.email IS NOT NULL AND lower(c.email) = a.email;
+"""
+
+_ADDRESSES_UPSERT = """
+INSERT INTO erp.address AS t (customer_id, kind, name, line1, line2, postcode, city, country, phone)
+SELECT DISTINCT ON (customer_id, kind) customer_id, kind,
+       nullif(trim(concat_ws(' ', first_name, last_name,
+                             CASE WHEN company IS NOT NULL THEN '(' || company || ')' END)), ''),
+       address1, address2, postcode, city, CASE WHEN length(country) = 2 THEN upper(country) ELSE 'FR' END, phone
+  FROM s_address
+ WHERE customer_id IS NOT NULL AND address1 IS NOT NULL AND postcode IS NOT NULL AND city IS NOT NULL
+ ORDER BY customer_id, kind, line DESC
+ON CONFLICT (customer_id, kind) DO UPDATE SET name = EXCLUDED.name, line1 = EXCLUDED.line1, line2 = EXCLUDED.line2,
+    postcode = EXCLUDED.postcode, city = EXCLUDED.city, country = EXCLUDED.country, phone = EXCLUDED.phone,
+    updated_at = now()
+ WHERE (t.name, t.line1, t.line2, t.postcode, t.city, t.country, t.phone) IS DISTINCT FROM
+       (EXCLUDED.name, EXCLUDED.line1, EXCLUDED.line2, EXCLUDED.postcode, EXCLUDED.city, EXCLUDED.country,
+        EXCLUDED.phone)
+"""
+
+
+def upsert_customers(conn: psycopg.Connection) -> dict[str, int]:
+    conn.execute(_CUSTOMERS)
+    created = conn.execute(_CUSTOMERS_NEW).rowcount
+    conn.execute(_CUSTOMERS_RESOLVE)
+    updated = conn.execute(_CUSTOMERS_UPDATE).rowcount
+    conn.execute(_LINKS)
+    conn.execute(_ADDRESSES)
+    addresses = conn.execute(_ADDRESSES_UPSERT).rowcount
+    return {"customers_created": created, "customers_updated": max(updated, 0), "addresses_upserted": addresses}
+
+
+_ORDERS = """
+CREATE TEMP TABLE s_new ON COMMIT DROP AS
+WITH src AS (
+    SELECT o.*, coalesce(l.customer_id, c.id) AS customer_id,
+           b.first_name || ' ' || b.last_name AS b_name, b.address1 AS b1, b.address2 AS b2, b.postcode AS bp,
+           b.city AS bc, b.country AS bco,
+           d.first_name || ' ' || d.last_name AS d_name, d.address1 AS d1, d.address2 AS d2, d.postcode AS dp,
+           d.city AS dc, d.country AS dco
+      FROM s_order o
+      LEFT JOIN passerelle.customer_link l ON l.shop_customer_id = o.shop_customer_id
+      LEFT JOIN erp.customer c ON o.email IS NOT NULL AND lower(c.email) = o.email
+      LEFT JOIN s_address b ON b.shop_order_id = o.shop_order_id AND b.kind = 'billing'
+      LEFT JOIN s_address d ON d.shop_order_id = o.shop_order_id AND d.kind = 'delivery'
+), ins AS (
+    INSERT INTO erp.sales_order (number, kind, origin, shop_order_id, customer_id, order_date, status, currency,
+        shipping_excl_vat, shipping_vat_rate, total_excl_vat, total_vat, total_incl_vat,
+        billing_name, billing_line1, billing_line2, billing_postcode, billing_city, billing_country,
+        delivery_name, delivery_line1, delivery_line2, delivery_postcode, delivery_city, delivery_country,
+        carrier, note)
+    SELECT number,
+           kind, 'web', shop_order_id, customer_id, order_date,
+           CASE WHEN kind = 'quote' THEN 'quote' ELSE 'confirmed' END, coalesce(currency, 'EUR'),
+           coalesce(shipping_excl_vat, 0), coalesce(shipping_vat_rate, 20), coalesce(total_excl_vat, 0),
+           coalesce(taxes_total, 0), coalesce(total_incl_vat, 0),
+           b_name, b1, b2, bp, bc, CASE WHEN length(bco) = 2 THEN bco END,
+           coalesce(d_name, b_name), coalesce(d1, b1), CASE WHEN d1 IS NULL THEN b2 ELSE d2 END,
+           coalesce(dp, bp), coalesce(dc, bc), CASE WHEN length(coalesce(dco, bco)) = 2 THEN coalesce(dco, bco) END,
+           shipping_method,
+           nullif(concat_ws(' / ', note, CASE WHEN discount_code IS NOT NULL THEN 'code ' || discount_code END), '')
+      FROM src
+    ON CONFLICT (shop_order_id) DO NOTHING
+    RETURNING id, shop_order_id, kind
+)
+SELECT * FROM ins
+"""
+
+_LINES = """
+WITH sku AS (
+    SELECT v.reference, v.article_id, v.id AS variant_id FROM erp.variant v
+    UNION ALL
+    SELECT a.reference, a.id, NULL FROM erp.article a
+     WHERE NOT EXISTS (SELECT 1 FROM erp.variant v WHERE v.reference = a.reference)
+)
+INSERT INTO erp.sales_order_line (order_id, line_number, article_id, variant_id, label, quantity,
+    unit_price_excl_vat, discount_excl_vat, vat_rate)
+SELECT n.id, row_number() OVER (PARTITION BY n.id ORDER BY l.line_number, l.line), k.article_id, k.variant_id,
+       coalesce(l.label, a.name), l.quantity,
+       coalesce(l.unit_price_excl_vat, l.unit_price_incl_vat / (1 + coalesce(l.vat_rate, a.vat_rate) / 100)),
+       coalesce(l.discount_excl_vat, 0), coalesce(l.vat_rate, a.vat_rate)
+  FROM s_new n
+  JOIN s_line l ON l.shop_order_id = n.shop_order_id
+  JOIN sku k ON k.reference = l.sku
+  JOIN erp.article a ON a.id = k.article_id
+"""
+
+_PAYMENTS = """
+INSERT INTO erp.payment (order_id, method, amount, transaction_id, paid, paid_at)
+SELECT DISTINCT ON (n.id) n.id, coalesce(p.method, 'unknown'), p.amount, p.transaction_id, coalesce(p.paid, false),
+       p.paid_at
+  FROM s_new n JOIN s_payment p ON p.shop_order_id = n.shop_order_id
+ ORDER BY n.id, p.line
+ON CONFLICT DO NOTHING
+"""
+
+# A quote the shop later says is paid becomes an order (its lines are the quote's).
+_QUOTES_CONFIRMED = """
+UPDATE erp.sales_order o SET kind = 'order', status = 'confirmed'
+  FROM s_order s WHERE s.kind = 'order' AND o.shop_order_id = s.shop_order_id AND o.kind = 'quote'
+   AND o.status = 'quote'
+"""
+
+
+def insert_orders(conn: psycopg.Connection, file_id: int) -> dict[str, int]:
+    conn.execute(_ORDERS)
+    new = conn.execute("SELECT count(*) FILTER (WHERE kind = 'order'), count(*) FILTER (WHERE kind = 'quote') "
+                       "FROM s_new").fetchone()
+    lines = conn.execute(_LINES).rowcount
+    payments = conn.execute(_PAYMENTS).rowcount
+    conn.execute("INSERT INTO passerelle.order_ledger (shop_order_id, order_id, kind, file_id) "
+                 "SELECT shop_order_id, id, kind, %s FROM s_new ON CONFLICT DO NOTHING", (file_id,))
+    converted = conn.execute(_QUOTES_CONFIRMED).rowcount
+    staged = conn.execute("SELECT count(*) FROM s_order").fetchone()[0]
+    return {"orders_created": new[0], "quotes_created": new[1], "quotes_confirmed": converted,
+            "orders_already_integrated": staged - new[0] - new[1], "lines_created": lines,
+            "payments_created": payments}
+
+
+def cancel_orders(conn: psycopg.Connection, file_id: int, name: str, *, quarantine: bool) -> dict[str, int]:
+    """Cancel integrated orders the shop cancelled; an order already shipped or invoiced is not
+    changed: the cancellation goes to the quarantine for the staff to handle."""
+    cancelled = conn.execute(
+        "UPDATE erp.sales_order o SET status = 'cancelled' FROM s_cancel s "
+        "WHERE o.shop_order_id = s.shop_order_id AND o.status IN ('quote', 'confirmed', 'prepared')").rowcount
+    late = conn.execute(
+        "SELECT s.line, s.shop_order_id, s.raw, o.status FROM s_cancel s "
+        "JOIN erp.sales_order o ON o.shop_order_id = s.shop_order_id AND o.status IN ('shipped', 'invoiced')"
+    ).fetchall()
+    unknown = conn.execute("SELECT count(*) FROM s_cancel s WHERE NOT EXISTS "
+                           "(SELECT 1 FROM erp.sales_order o WHERE o.shop_order_id = s.shop_order_id)").fetchone()[0]
+    if late and quarantine:
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO passerelle.quarantine (file_id, file, line, field, value, reason, raw, shop_order_id) "
+                "VALUES (%s, %s, %s, 'status', 'cancelled', %s, %s, %s)",
+                [(file_id, name, line, f"order {sid} is already {status}: cancel it by hand", raw, sid)
+                 for line, sid, raw, status in late])
+    return {"orders_cancelled": cancelled, "cancels_too_late": len(late), "cancels_not_integrated": unknown}
+
