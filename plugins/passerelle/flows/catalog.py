@@ -20,7 +20,8 @@ import pendulum
 from airflow.sdk import DAG
 
 from passerelle.config import load_config
-from passerelle.operators.batch import BuildCatalogOperator, ConfirmBatchOperator, PublishBatchOperator
+from passerelle.operators.batch import ConfirmBatchOperator, PublishBatchOperator
+from passerelle.operators.catalog import BuildCatalogOperator
 from passerelle.operators.images import FinishImagesOperator, PlanImagesOperator, RenderImagesOperator
 from passerelle.schedules import CATALOG_PUBLISHED, flow_settings, ftp_pool
 
@@ -36,7 +37,7 @@ def _schedule(cfg: dict) -> dict:
     return settings
 
 
-def catalog_dag(dag_id: str = "catalog_nightly") -> DAG:
+def catalog_dag(dag_id: str = "catalog") -> DAG:
     cfg = load_config()
     with DAG(
         dag_id=dag_id,
