@@ -78,8 +78,8 @@ def main() -> int:
             raise SystemExit(f"DAG import errors: {bag.import_errors}")
         day = pendulum.now("Europe/Paris").start_of("day").subtract(days=1).add(hours=2)
         results = []
-        catalog = bag.dags["catalog_nightly"]
-        results.append(("catalog_nightly (full)", _run(catalog, day, {"mode": "full"})))
+        catalog = bag.dags["catalog"]
+        results.append(("catalog (full)", _run(catalog, day, {"mode": "full"})))
         if embedded:
             from passerelle.demo import apply_demo_changes
 
@@ -87,7 +87,7 @@ def main() -> int:
                 changes = apply_demo_changes(c)
             print(f"changed in the back office: {changes}")
         # Explicit: dag.test() keeps the previous run's conf in the DAG's params.
-        results.append(("catalog_nightly (delta)", _run(catalog, day.add(hours=1), {"mode": "delta"})))
+        results.append(("catalog (delta)", _run(catalog, day.add(hours=1), {"mode": "delta"})))
         if embedded and "AIRFLOW_CONN_PASSERELLE_SHOP" in os.environ and (VAR / "shop").exists():
             # The shop drops its orders and customers (the samples of docs/formats/inbound.md).
             import shutil
@@ -97,7 +97,7 @@ def main() -> int:
             for sample in sorted((PROJECT_ROOT / "include" / "sample" / "inbound").glob("*.csv")):
                 shutil.copy(sample, drop / sample.name)
             print(f"the shop dropped {len(list(drop.glob('*.csv')))} files in {drop}")
-        for dag_id in ("orders_import", "prices_stock_export", "order_status_export", "daily_report"):
+        for dag_id in ("orders_in", "prices_stock", "order_status", "report"):
             if dag_id in bag.dags:
                 results.append((dag_id, _run(bag.dags[dag_id], day.add(hours=2), {"mode": "delta"}
                                              if "mode" in bag.dags[dag_id].params else {})))
