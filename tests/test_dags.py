@@ -25,7 +25,7 @@ def test_every_dag_imports_without_error():
         for task in dag.tasks:
             assert task.owner == "passerelle", (dag_id, task.task_id)
             assert task.retries >= 1, (dag_id, task.task_id)
-    assert {"catalog_nightly", "prices_stock_export", "order_status_export", "daily_report"} <= set(bag.dags)
+    assert {"catalog", "prices_stock", "order_status", "report"} <= set(bag.dags)
 
 
 PROBE = r"""
@@ -65,11 +65,11 @@ def test_importing_dag_files_opens_no_connection_and_is_cheap():
 # -- the pool of the shop's server ----------------------------------------------------------------
 #: Every task that connects to the shop's server, by DAG.
 FTP_TASKS = {
-    "catalog_nightly": {"render_images", "finish_images", "publish"},
-    "prices_stock_export": {"publish"},
-    "order_status_export": {"publish"},
-    "orders_import": {"import_files"},
-    "daily_report": {"publish_report"},
+    "catalog": {"render_images", "finish_images", "publish"},
+    "prices_stock": {"publish"},
+    "order_status": {"publish"},
+    "orders_in": {"import_files"},
+    "report": {"publish_report"},
 }
 
 
@@ -114,10 +114,10 @@ def test_the_ftp_pool_name_comes_from_the_configuration_and_a_flow_pool_wins(tmp
     monkeypatch.setenv("PASSERELLE_CONFIG", str(config))
 
     pools = _pools()
-    assert pools["catalog_nightly"]["publish"] == pools["orders_import"]["import_files"] == "shop_sftp_2"
-    assert pools["catalog_nightly"]["build"] == "default_pool"
+    assert pools["catalog"]["publish"] == pools["orders_in"]["import_files"] == "shop_sftp_2"
+    assert pools["catalog"]["build"] == "default_pool"
     # prices_stock has its own pool: all its tasks are in it, the upload included.
-    assert set(pools["prices_stock_export"].values()) == {"shop_products"}
+    assert set(pools["prices_stock"].values()) == {"shop_products"}
 
 
 def test_a_bad_ftp_pool_name_is_refused(tmp_path):

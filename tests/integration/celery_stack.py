@@ -17,7 +17,7 @@ the task talked to the Execution API, exactly as in production.
 Typical use::
 
     with CeleryStack(tmp_path, bundles={"passerelle": PROJECT_DAGS}) as stack:
-        result = stack.run_dag("catalog_nightly")
+        result = stack.run_dag("catalog")
 
 :meth:`CeleryStack.stop` stops every process (SIGTERM, then SIGKILL for the whole process tree),
 also when start-up or a test failed.
@@ -547,7 +547,7 @@ class CeleryStack:
     def wait_for_dag(self, dag_id: str, *, dag_file: str | None = None, timeout: float = 120.0) -> dict[str, Any]:
         """Wait until the dag-processor has serialized ``dag_id``.
 
-        :param dag_file: the DAG's file name (e.g. ``catalog_nightly.py``): an import error in
+        :param dag_file: the DAG's file name (e.g. ``catalog.py``): an import error in
             that file fails at once, with Airflow's traceback, instead of waiting for ``timeout``.
         """
 

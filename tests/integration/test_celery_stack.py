@@ -70,9 +70,9 @@ PROBE_DAGS = textwrap.dedent(
 
 #: The project's flows this test runs (catalog nightly, and the hourly exchanges); each is skipped
 #: while no file of dags/ defines it.
-PROJECT_FLOWS = ["catalog_nightly", "prices_stock_export", "orders_import", "order_status_export"]
+PROJECT_FLOWS = ["catalog", "prices_stock", "orders_in", "order_status"]
 #: Flows that send files to the shop: a success must leave files on its server.
-SENDING_FLOWS = {"catalog_nightly", "prices_stock_export", "order_status_export"}
+SENDING_FLOWS = {"catalog", "prices_stock", "order_status"}
 
 
 def manual_config(path: Path) -> Path:

@@ -21,7 +21,8 @@ from datetime import date
 from airflow.sdk import DAG
 
 from passerelle.config import Settings, load_settings
-from passerelle.operators.batch import BuildCatalogOperator, ConfirmBatchOperator, PublishBatchOperator
+from passerelle.operators.batch import ConfirmBatchOperator, PublishBatchOperator
+from passerelle.operators.catalog import BuildCatalogOperator
 from passerelle.operators.images import FinishImagesOperator, PlanImagesOperator, RenderImagesOperator
 from passerelle.assets import CATALOG_PUBLISHED
 from passerelle.dag_settings import flow_settings
@@ -36,7 +37,7 @@ def _schedule(settings: Settings) -> dict:
     return flow_settings("catalog", settings, default_start=date(*DEFAULT_START), extra_tags=("erp-to-shop",))
 
 
-def catalog_dag(dag_id: str = "catalog_nightly") -> DAG:
+def catalog_dag(dag_id: str = "catalog") -> DAG:
     settings = load_settings()  # the whole file checked: any mistake fails this DAG's import
     with DAG(
         dag_id=dag_id,

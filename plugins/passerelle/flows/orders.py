@@ -1,4 +1,4 @@
-"""The inbound flow, shop to back office, as a DAG: ``orders_import``.
+"""The inbound flow, shop to back office, as a DAG: ``orders_in``.
 
 ``import_files``: every order or customer file in ``shop.inbound_dir`` is integrated in its own
 transaction (:func:`passerelle.core.integrate.integrate_file`); once committed, its rejects go
@@ -13,176 +13,18 @@ archive to do, which the next run does.
 
 from __future__ import annotations
 
-import posixpath
-from collections.abc import Iterable, Sequence
 from datetime import date
-from functools import cached_property
-from typing import Any
 
-from airflow.sdk import DAG, BaseOperator
+from airflow.sdk import DAG
 
-from passerelle.config import load_config, load_settings
-from passerelle.operators.batch import ErpMixin, run_key
+from passerelle.config import load_settings
 from passerelle.dag_settings import flow_settings
+from passerelle.operators.inbound import FLOW, ImportOrdersOperator, ProposeReordersOperator
 
 DEFAULT_START = (2026, 1, 1)
-FLOW = "orders_in"
 
 
-def _true(value: Any) -> bool:
-    return value in (True, "true", "True", "1", 1)
-
-
-def inbound_names(names: Iterable[str]) -> list[str]:
-    """The names of a listing worth reading: CSV or TXT files, no partial uploads (``.part``),
-    no hidden or path-like names (:func:`safe_name`); sorted (shops name files by time)."""
-    from passerelle.hooks.shop import TransferError, safe_name
-
-    out = []
-    for name in names:
-        try:
-            safe_name(name)
-        except TransferError:
-            continue
-        if name.lower().endswith((".csv", ".txt")):
-            out.append(name)
-    return sorted(out)
-
-
-class ImportOrdersOperator(ErpMixin, BaseOperator):
-    """Integrate the shop's inbound files, then (optionally) replay the quarantine.
-
-    :param replay_quarantine: also integrate again the open quarantined rows (templated).
-    :param dry_run: parse and count the files; write nothing, move nothing (templated).
-    :param erp_conn_id: the back office's Postgres connection; default ``shop.erp_conn_id``.
-    :param shop_conn_id: the shop's FTP/FTPS/SFTP connection; default ``shop.shop_conn_id``.
-    :param config_path: configuration file; default ``PASSERELLE_CONFIG`` or the project's.
-    """
-
-    template_fields: Sequence[str] = ("replay_quarantine", "dry_run")
-
-    def __init__(self, *, replay_quarantine: Any = False, dry_run: Any = False, erp_conn_id: str | None = None,
-                 shop_conn_id: str | None = None, config_path: str | None = None, **kwargs) -> None:
-        super().__init__(**kwargs)
-        shop = load_config(config_path)["shop"]
-        self.replay_quarantine = replay_quarantine
-        self.dry_run = dry_run
-        self.config_path = config_path
-        self.erp_conn_id = erp_conn_id or shop["erp_conn_id"]
-        self.shop_conn_id = shop_conn_id or shop["shop_conn_id"]
-
-    @cached_property
-    def shop(self):
-        from passerelle.hooks.shop import ShopFilesHook
-
-        return ShopFilesHook(self.shop_conn_id)
-
-    def execute(self, context: Any) -> dict:
-        from passerelle.core import integrate as core
-        from passerelle.core.inbound import InboundError, read_inbound
-
-        cfg = load_config(self.config_path)
-        rules, declared = core.inbound_settings(cfg)
-        folders = {k: cfg["shop"][k] for k in ("inbound_dir", "archive_dir", "errors_dir")}
-        dry = _true(self.dry_run)
-        files: list[dict] = []
-        received = 0
-        with self.shop as shop:
-            names = inbound_names(shop.list(folders["inbound_dir"]))
-            if not dry:
-                shop.makedirs(folders["archive_dir"])
-                shop.makedirs(folders["errors_dir"])
-            for name in names:
-                path = posixpath.join(folders["inbound_dir"], name)
-                data = shop.get_bytes(path)
-                size = shop.size(path)
-                if size is not None and size != len(data):  # still being written: next run
-                    self.log.warning("%s: downloaded %d bytes, server now holds %d; left for the next run",
-                                     name, len(data), size)
-                    files.append({"name": name, "status": "incomplete"})
-                    continue
-                received += len(data)
-                if dry:
-                    try:
-                        files.append({"name": name, "status": "dry_run", "counts": read_inbound(name, data,
-                                      declared=declared).counts})
-                    except InboundError as exc:
-                        files.append({"name": name, "status": "refused", "error": str(exc)})
-                    continue
-                try:
-                    result = core.integrate_file(self.erp, name, data, rules=rules, declared=declared)
-                except InboundError as exc:
-                    core.refuse_file(self.erp, name, exc)
-                    shop.rename(path, posixpath.join(folders["errors_dir"], core.archive_name(name, core.sha256(data))))
-                    self.log.error("%s refused and moved to %s: %s", name, folders["errors_dir"], exc)
-                    files.append({"name": name, "status": "refused", "error": str(exc)})
-                    continue
-                done = core.finish_file(
-                    self.erp, result,
-                    put=lambda n, b: shop.put_atomic(posixpath.join(folders["errors_dir"], n), b),
-                    move=lambda n, p=path: self._move(shop, p, posixpath.join(folders["archive_dir"], n)),
-                )
-                self.log.info("%s: %s%s %s", name, result.status,
-                              f" (same content as {result.duplicate_of})" if result.duplicate_of else "",
-                              result.counts)
-                files.append({**result.as_dict(), **done})
-        replayed = core.replay_quarantine(self.erp, rules=rules, declared=declared) if (
-            _true(self.replay_quarantine) and not dry) else []
-        for r in replayed:
-            self.log.info("replayed %s: %d rows integrated, %d still open", r["file"], r["rows_replayed"],
-                          r["rows_still_open"])
-        totals: dict[str, int] = {}
-        parts = [f.get("counts", {}) for f in files]
-        parts += [{k: v for k, v in r.items() if isinstance(v, int) and k != "file_id"} for r in replayed]
-        for part in parts:
-            for k, v in part.items():
-                totals[k] = totals.get(k, 0) + int(v)
-        return {"files": files, "replayed": replayed, "counts": totals, "bytes_received": received, "dry_run": dry}
-
-    @staticmethod
-    def _move(shop, src: str, dst: str) -> str:
-        shop.rename(src, dst)
-        return dst
-
-
-class ProposeReordersOperator(ErpMixin, BaseOperator):
-    """Reorder proposals after integration, then the run summary.
-
-    :param imported: the import task's XCom (templated).
-    :param erp_conn_id: the back office's Postgres connection; default ``shop.erp_conn_id``.
-    :param config_path: configuration file; default ``PASSERELLE_CONFIG`` or the project's.
-    """
-
-    template_fields: Sequence[str] = ("imported",)
-
-    def __init__(self, *, imported: Any, erp_conn_id: str | None = None, config_path: str | None = None,
-                 **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.imported = imported
-        self.config_path = config_path
-        self.erp_conn_id = erp_conn_id or load_config(config_path)["shop"]["erp_conn_id"]
-
-    def execute(self, context: Any) -> dict:
-        from passerelle.core.integrate import propose_reorders
-        from passerelle.core.summary import record_run
-
-        imported = self.imported or {}
-        if not isinstance(imported, dict):
-            raise ValueError(f"imported must be the import task's result (a dict), got {type(imported).__name__}")
-        dry = bool(imported.get("dry_run"))
-        proposals = 0 if dry else propose_reorders(self.erp)
-        counts = {**imported.get("counts", {}), "files": len(imported.get("files", [])),
-                  "reorder_proposals": proposals}
-        record_run(self.erp, flow=FLOW, dag_run_id=context["run_id"], run_key=run_key(context), mode=None,
-                   dry_run=dry, counts=counts, rejects=int(counts.get("rejected_rows", 0)),
-                   bytes_received=int(imported.get("bytes_received", 0)),
-                   started_at=getattr(context.get("dag_run"), "start_date", None))
-        self.erp.commit()
-        self.log.info("%d reorder proposals; run counts %s", proposals, counts)
-        return counts
-
-
-def orders_import_dag(dag_id: str = "orders_import") -> DAG:
+def orders_in_dag(dag_id: str = "orders_in") -> DAG:
     """Orders and customers from the shop's files, hourly by default."""
     settings = load_settings()  # the whole file checked: any mistake fails this DAG's import
     arguments = flow_settings(FLOW, settings, default_start=date(*DEFAULT_START), extra_tags=("shop-to-erp",))

@@ -144,7 +144,7 @@ def _parse_bool(s: pd.Series) -> tuple[pd.Series, np.ndarray]:
     values, bad = [], []
     for v in s.tolist():
         try:
-            b = parse_bool(v)
+            b = parse_bool(v, "payment_paid", default=False)
         except ValueError:
             b, bad_ = None, True
         else:

@@ -99,7 +99,7 @@ def _check_options(name: str, opts: dict[str, Any], origin: str) -> dict[str, An
         raise InboundError(f"{name}: {origin} decimal {opts['decimal']!r}; expected '.' or ','")
     if "taxes_included" in opts:
         try:
-            opts["taxes_included"] = parse_bool(opts["taxes_included"])
+            opts["taxes_included"] = parse_bool(opts["taxes_included"], "taxes_included")
         except ValueError:
             raise InboundError(f"{name}: {origin} taxes_included {opts['taxes_included']!r}; "
                                "expected true or false") from None

@@ -1,4 +1,4 @@
-"""End to end: the orders_import DAG runs for real with dag.test() against PostgreSQL (a seeded
+"""End to end: the orders_in DAG runs for real with dag.test() against PostgreSQL (a seeded
 back office per test) and an FTP server on loopback where the shop drops its files."""
 
 from __future__ import annotations
@@ -39,10 +39,10 @@ def _state(erp) -> dict:
 
 
 @pytest.fixture
-def orders_import(airflow_db, connections):
-    from passerelle.flows.orders import orders_import_dag
+def orders_in(airflow_db, connections):
+    from passerelle.flows.orders import orders_in_dag
 
-    return orders_import_dag()
+    return orders_in_dag()
 
 
 def _drop(ftp_server, names=DROPPED, as_names=None):
@@ -52,7 +52,7 @@ def _drop(ftp_server, names=DROPPED, as_names=None):
         shutil.copy(SAMPLES / name, inbound / target)
 
 
-def test_dropped_files_are_integrated_once_archived_and_rejects_uploaded(orders_import, erp, ftp_server):
+def test_dropped_files_are_integrated_once_archived_and_rejects_uploaded(orders_in, erp, ftp_server):
     from passerelle.core.inbound import read_inbound
 
     customers_before = _state(erp)["customers"]
@@ -66,7 +66,7 @@ def test_dropped_files_are_integrated_once_archived_and_rejects_uploaded(orders_
     _drop(ftp_server)
     inbound = ftp_server.path("/inbound")
     (inbound / "orders_20261120_1100.csv.part").write_bytes(b"half an upload")  # still uploading: left alone
-    _run(orders_import, DAY1)
+    _run(orders_in, DAY1)
 
     s1 = _state(erp)
     # 0900: paid and validated orders, one quote; pending and cancelled (never integrated) are not.
@@ -92,7 +92,7 @@ def test_dropped_files_are_integrated_once_archived_and_rejects_uploaded(orders_
     # The same logical date again, with the files dropped once more (and one under another name).
     _drop(ftp_server)
     _drop(ftp_server, names=["orders_20261120_0900.csv"], as_names=["orders_copie.csv"])
-    _run(orders_import, DAY1)
+    _run(orders_in, DAY1)
     assert _state(erp) == s1
     assert sorted(p.name for p in inbound.iterdir() if p.is_file()) == ["orders_20261120_1100.csv.part"]
     assert len(list(ftp_server.path("/inbound/archive").iterdir())) == 4  # the copy archived too
@@ -102,7 +102,7 @@ def test_dropped_files_are_integrated_once_archived_and_rejects_uploaded(orders_
     erp.execute("INSERT INTO erp.article (reference, name, vat_rate, price_excl_vat, min_stock) "
                 "VALUES (%s, 'Article créé après coup', 20, 10, 0)", (sku,))
     erp.commit()
-    _run(orders_import, DAY1.add(hours=1), {"replay_quarantine": True})
+    _run(orders_in, DAY1.add(hours=1), {"replay_quarantine": True})
     s3 = _state(erp)
     lines_237 = int((parsed[DROPPED[1]].lines["shop_order_id"] == "WEB-100237").sum())
     assert "WEB-100237:order:confirmed" in s3["orders"] and s3["lines"] == s1["lines"] + lines_237
@@ -110,10 +110,10 @@ def test_dropped_files_are_integrated_once_archived_and_rejects_uploaded(orders_
     assert erp.execute("SELECT DISTINCT status FROM passerelle.quarantine").fetchall() == [("replayed",)]
 
 
-def test_dry_run_moves_nothing_and_writes_nothing(orders_import, erp, ftp_server):
+def test_dry_run_moves_nothing_and_writes_nothing(orders_in, erp, ftp_server):
     before = _state(erp)
     _drop(ftp_server)
-    _run(orders_import, DAY1, {"dry_run": True})
+    _run(orders_in, DAY1, {"dry_run": True})
     assert _state(erp) == before
     assert sorted(p.name for p in ftp_server.path("/inbound").iterdir()) == sorted(DROPPED)
 
@@ -123,9 +123,9 @@ def test_dag_imports_with_tags_owner_and_params():
 
     from passerelle import PROJECT_ROOT
 
-    bag = DagBag(dag_folder=str(PROJECT_ROOT / "dags" / "orders_import.py"))
+    bag = DagBag(dag_folder=str(PROJECT_ROOT / "dags" / "orders_in.py"))
     assert not bag.import_errors
-    dag = bag.dags["orders_import"]
+    dag = bag.dags["orders_in"]
     assert {"passerelle", "orders_in", "shop-to-erp"} <= set(dag.tags)
     assert "replay_quarantine" in dag.params
     assert [t.task_id for t in dag.tasks] == ["import_files", "propose_reorders"]
@@ -133,11 +133,11 @@ def test_dag_imports_with_tags_owner_and_params():
     assert dag.max_active_runs == 1
 
 
-def test_unreadable_file_goes_to_the_error_folder_and_the_quarantine(orders_import, erp, ftp_server):
+def test_unreadable_file_goes_to_the_error_folder_and_the_quarantine(orders_in, erp, ftp_server):
     inbound = ftp_server.path("/inbound")
     inbound.mkdir(parents=True)
     (inbound / "notes.csv").write_bytes(b"hello;world\n1;2\n")
-    _run(orders_import, DAY1)
+    _run(orders_in, DAY1)
     assert [p.name for p in inbound.iterdir() if p.is_file()] == []
     moved = [p.name for p in ftp_server.path("/errors").iterdir()]
     assert len(moved) == 1 and moved[0].endswith("_notes.csv")

@@ -207,7 +207,7 @@ def test_dry_run_report_writes_and_uploads_nothing(report, erp, ftp_server, tmp_
 
 
 def test_report_dag_form_and_schedule(report):
-    assert report.dag_id == "daily_report"
+    assert report.dag_id == "report"
     assert list(report.params) == ["dry_run"]
     from passerelle.schedules import next_runs
 
@@ -221,6 +221,6 @@ def test_dag_file_imports_cleanly(airflow_db, report_config):
 
     from passerelle import PROJECT_ROOT
 
-    bag = DagBag(dag_folder=str(PROJECT_ROOT / "dags" / "daily_report.py"))
+    bag = DagBag(dag_folder=str(PROJECT_ROOT / "dags" / "report.py"))
     assert bag.import_errors == {}
-    assert list(bag.dags) == ["daily_report"]
+    assert list(bag.dags) == ["report"]

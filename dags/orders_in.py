@@ -3,6 +3,6 @@
 Built from include/config/passerelle.yaml by passerelle.flows.orders; nothing heavy at import.
 """
 
-from passerelle.flows.orders import orders_import_dag
+from passerelle.flows.orders import orders_in_dag
 
-dag = orders_import_dag()
+dag = orders_in_dag()

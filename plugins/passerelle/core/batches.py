@@ -1,0 +1,77 @@
+"""A batch's publication bookkeeping: its folder on the shop's server, its manifest, its status.
+
+A batch (``passerelle.batch``, built by :mod:`passerelle.core.differ`) is published once per
+logical date; a rerun republishes the same files under the same folder with the same manifest,
+byte for byte. These functions hold that rule and the SQL behind it; the publish operator only
+moves bytes between the outbox and the shop's server.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import psycopg
+
+#: The keys every manifest carries (``files`` is added once the upload is done).
+MANIFEST_KEYS = ("flow", "batch_id", "run_key", "mode", "dialect", "counts")
+
+_DATED = re.compile(r"\d{4}-?\d{2}-?\d{2}.*")
+
+
+def folder_stamp(run_key: str) -> str:
+    """The readable part of a batch folder's name: the run key's date and time, digits and letters only.
+
+    A run key is the logical date (``2026-11-20T02:00:00+01:00`` gives ``20261120T020000``) or, for
+    a run without one (an asset-triggered run), its run id: its leading words
+    (``asset_triggered__``) are skipped so that its folder is named by date too. A run id with no
+    date keeps its first 15 letters and digits.
+    """
+    dated = _DATED.search(run_key)
+    return re.sub(r"[^0-9A-Za-z]+", "", dated.group(0) if dated else run_key)[:15] or "run"
+
+
+def batch_folder(batch_id: int, run_key: str) -> str:
+    """The batch's folder name under the flow's outbound folder: ``<id, 8 digits>-<stamp>``."""
+    return f"{batch_id:08d}-{folder_stamp(run_key)}"
+
+
+def manifest(batch: Mapping[str, Any], *, dialect: str, extra: Mapping[str, Any] | None = None,
+             first: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The manifest of *batch* (the build task's result) before its files are listed.
+
+    :param extra: more entries (e.g. ``{"images": {...}}``); none may replace the manifest's own keys.
+    :param first: the manifest of the batch's first publication, if any: an extra entry it already
+        carried keeps its first value, so that republishing a batch gives the same manifest.
+    :raises ValueError: naming the clashing keys.
+    """
+    out = {"flow": batch["flow"], "batch_id": batch["batch_id"], "run_key": batch["run_key"],
+           "mode": batch["mode"], "dialect": dialect, "counts": batch["counts"]}
+    extra = dict(extra or {})
+    clash = sorted(set(extra) & {*out, "files"})
+    if clash:
+        raise ValueError(f"extra must not replace the manifest's own keys {clash}; got keys {sorted(extra)}")
+    first = first or {}
+    out.update({k: first.get(k, v) for k, v in extra.items()})
+    return out
+
+
+def published_manifest(conn: psycopg.Connection, batch_id: int) -> dict[str, Any] | None:
+    """The manifest recorded when the batch was last published, or None (never published)."""
+    row = conn.execute("SELECT manifest FROM passerelle.batch WHERE id = %s", (batch_id,)).fetchone()
+    return (row[0] if row else None) or None
+
+
+def mark_published(conn: psycopg.Connection, batch_id: int, manifest: Mapping[str, Any]) -> None:
+    """Record the uploaded manifest and the time; a built batch becomes ``published`` (a confirmed or
+    superseded one keeps its status: republishing it must not reopen it). The caller commits."""
+    conn.execute(
+        "UPDATE passerelle.batch SET manifest = %s, published_at = now(), "
+        "status = CASE WHEN status = 'built' THEN 'published' ELSE status END WHERE id = %s",
+        (json.dumps(manifest), batch_id),
+    )
+
+
+__all__ = ["MANIFEST_KEYS", "batch_folder", "folder_stamp", "manifest", "mark_published", "published_manifest"]

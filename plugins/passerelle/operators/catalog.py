@@ -1,0 +1,56 @@
+"""The catalog's build: families, brands, suppliers, articles, variants into the outbox.
+
+Publish and confirm are the batch's (:mod:`passerelle.operators.batch`); the photos beside it
+are :mod:`passerelle.operators.images`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from passerelle.operators.batch import BuildBatchOperator
+from passerelle.operators.common import run_key
+
+
+class BuildCatalogOperator(BuildBatchOperator):
+    """Compute the catalog's delta (or full send) and write its files to the outbox.
+
+    :param flow: the flow's name (templated; default ``catalog``).
+    :param mode: ``delta`` or ``full`` (templated; the first run is always full).
+    :param entities: among family, brand, supplier, article, variant (templated; a list or a
+        comma-separated string; empty: ``catalog.entities``).
+    :param dry_run: compute and show what would be sent, upload nothing (templated).
+    :param erp_conn_id: the back office's Postgres connection; default ``shop.erp_conn_id``.
+    :param config_path: configuration file; default ``PASSERELLE_CONFIG`` or the project's.
+    """
+
+    def __init__(self, *, flow: str = "catalog", **kwargs) -> None:
+        super().__init__(flow=flow, **kwargs)
+
+    def execute(self, context: Any) -> dict:
+        from passerelle.core.differ import catalog_entities
+        from passerelle.core.exchange import stock_settings
+        from passerelle.core.export import build_catalog
+        from passerelle.core.dialects import dialect
+        from passerelle.core.photos import image_url_enricher
+
+        names, dry = self.checked_arguments()
+        cfg = self.config
+        entities = catalog_entities(cfg["catalog"]["selection_rule"], names or cfg["catalog"]["entities"])
+        shop = cfg["shop"]
+        batch, files = build_catalog(
+            self.erp, flow=self.flow, run_key=run_key(context), entities=entities,
+            dialect=dialect(shop["dialect"], {**cfg.get("prestashop", {}), **cfg["catalog"]}), mode=self.mode,
+            dry_run=dry, rows_per_file=shop["rows_per_file"], enrich=image_url_enricher(cfg),
+            # The quantities follow the hourly stock file's rule, safety stock included.
+            settings=stock_settings(cfg),
+        )
+        self.erp.commit()
+        for entity, c in batch.counts.items():
+            self.log.info("%-9s created %6d  changed %6d  removed %6d  unchanged %7d  rejected %4d", entity,
+                          c.get("created", 0), c.get("changed", 0), c.get("removed", 0), c.get("unchanged", 0),
+                          c.get("rejected", 0))
+        return {**batch.as_xcom(), "files": self.log_files(files)}
+
+
+__all__ = ["BuildCatalogOperator"]

@@ -1,0 +1,80 @@
+"""What every Passerelle operator shares: the configuration, the two connections, the run's key and day.
+
+Nothing here connects or reads a file at import or in an operator's ``__init__``: the
+configuration is read, and the back office's connection and the shop server's hook are made,
+the first time a running task asks for them (``cached_property``). A connection id left to
+``None`` is the configuration's (``shop.erp_conn_id``, ``shop.shop_conn_id``).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from functools import cached_property
+from typing import Any
+
+import pendulum
+
+from passerelle.config import load_config
+
+
+def run_key(context: Any) -> str:
+    """The logical date (what a backfill or a rerun reproduces), else the run id."""
+    logical_date = context.get("logical_date")
+    if logical_date is not None:
+        return logical_date.isoformat()
+    return context["run_id"]
+
+
+def run_day(context: Any, timezone: str) -> date:
+    """The run's day in the shop's timezone: the logical date's, else (a manual or asset-triggered
+    run without one) the day the run was due."""
+    when = context.get("logical_date")
+    if when is None:
+        dag_run = context.get("dag_run")
+        when = getattr(dag_run, "run_after", None) or pendulum.now("UTC")
+    return pendulum.instance(when).in_timezone(timezone).date()
+
+
+def check_mode(mode: Any) -> str:
+    """*mode* if it is ``delta`` or ``full``; else a ValueError naming the value."""
+    if mode not in ("delta", "full"):
+        raise ValueError(f"mode must be 'delta' or 'full', got {mode!r}")
+    return mode
+
+
+class ConfigMixin:
+    """The configuration file (``config_path``, default ``PASSERELLE_CONFIG`` or the project's),
+    read once per task when first needed."""
+
+    config_path: str | None
+
+    @cached_property
+    def config(self) -> dict[str, Any]:
+        return load_config(self.config_path)
+
+
+class ErpMixin(ConfigMixin):
+    """``erp``: a psycopg connection to the back office (``erp_conn_id``), made on first use."""
+
+    erp_conn_id: str | None
+
+    @cached_property
+    def erp(self):
+        from passerelle.db import erp_connection
+
+        return erp_connection(self.erp_conn_id or self.config["shop"]["erp_conn_id"])
+
+
+class ShopMixin(ConfigMixin):
+    """``shop``: the hook of the shop's FTP/FTPS/SFTP server (``shop_conn_id``), made on first use."""
+
+    shop_conn_id: str | None
+
+    @cached_property
+    def shop(self):
+        from passerelle.hooks.shop import ShopFilesHook
+
+        return ShopFilesHook(self.shop_conn_id or self.config["shop"]["shop_conn_id"])
+
+
+__all__ = ["ConfigMixin", "ErpMixin", "ShopMixin", "check_mode", "run_day", "run_key"]

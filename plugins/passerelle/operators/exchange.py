@@ -1,0 +1,68 @@
+"""The hourly exchanges' build: prices and stock, order statuses and invoices into the outbox.
+
+Publish and confirm are the batch's (:mod:`passerelle.operators.batch`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from passerelle.operators.batch import BuildBatchOperator
+from passerelle.operators.common import run_day, run_key
+
+#: The flows this operator builds.
+FLOWS = ("prices_stock", "order_status")
+
+
+class BuildExchangeOperator(BuildBatchOperator):
+    """Compute an exchange flow's delta (or full send) and write its files to the outbox.
+
+    :param flow: ``prices_stock`` or ``order_status`` (templated).
+    :param mode: ``delta`` or ``full`` (templated; the first run is always full).
+    :param entities: run-form entity names such as ``["price", "stock"]`` (templated; a list or a
+        comma-separated string; empty: all).
+    :param dry_run: compute and show what would be sent, upload nothing (templated).
+    :param erp_conn_id: the back office's Postgres connection; default ``shop.erp_conn_id``.
+    :param config_path: configuration file; default ``PASSERELLE_CONFIG`` or the project's.
+    """
+
+    FLOWS = FLOWS
+
+    def execute(self, context: Any) -> dict:
+        from passerelle.core.exchange import (
+            build_exchange,
+            exchange_settings,
+            order_status_entities,
+            prices_stock_entities,
+        )
+        from passerelle.core.dialects import exchange_dialect
+
+        if self.flow not in FLOWS:
+            raise ValueError(f"flow must be one of {FLOWS}, got {self.flow!r}")
+        names, dry = self.checked_arguments()
+        cfg = self.config
+        shop = cfg["shop"]
+        dialect = exchange_dialect(shop["dialect"], {**cfg.get("prestashop", {}), "timezone": shop["timezone"]})
+        if self.flow == "prices_stock":
+            entities = prices_stock_entities(cfg["catalog"]["selection_rule"],
+                                             variant_display=cfg["stock"]["variant_display"],
+                                             filter_variants=dialect.filters_variant_display, names=names)
+        else:
+            entities = order_status_entities(names)
+        batch, files = build_exchange(
+            self.erp, flow=self.flow, run_key=run_key(context), entities=entities, dialect=dialect,
+            settings=exchange_settings(cfg, run_day(context, shop["timezone"])), mode=self.mode, dry_run=dry,
+            rows_per_file=shop["rows_per_file"],
+        )
+        self.erp.commit()
+        for entity, c in batch.counts.items():
+            extra = "".join(f"  {k} {v}" for k, v in c.items() if k.startswith("pdf_"))
+            self.log.info("%-14s created %6d  changed %6d  removed %6d  unchanged %7d  rejected %4d%s", entity,
+                          c.get("created", 0), c.get("changed", 0), c.get("removed", 0), c.get("unchanged", 0),
+                          c.get("rejected", 0), extra)
+        self.log.info("%d files in the outbox (%d bytes)%s", len(files), sum(f["bytes"] for f in files),
+                      " (reused: same logical date)" if batch.reused else "")
+        return {**batch.as_xcom(), "files": [{k: f[k] for k in ("name", "rows", "bytes")} for f in files]}
+
+
+__all__ = ["FLOWS", "BuildExchangeOperator"]

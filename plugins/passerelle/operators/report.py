@@ -1,0 +1,91 @@
+"""The daily report's operator: render the run's day, put the page on the shop's server, keep a copy.
+
+Reading and rendering are :mod:`passerelle.core.report`; the run's summary is
+:mod:`passerelle.core.summary`. This operator only moves the page to its two places.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from airflow.sdk import BaseOperator
+
+from passerelle.core.values import parse_bool
+from passerelle.operators.common import ErpMixin, ShopMixin, run_day
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write *data* to *path* through a temporary file in the same folder, then rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class PublishReportOperator(ErpMixin, ShopMixin, BaseOperator):
+    """Render the report for the run's day, upload it to the shop's server, keep a local copy.
+
+    :param dry_run: render and log, write and upload nothing (templated).
+    :param erp_conn_id: the back office's Postgres connection; default ``shop.erp_conn_id``.
+    :param shop_conn_id: the shop server's connection; default ``shop.shop_conn_id``.
+    :param config_path: configuration file; default ``PASSERELLE_CONFIG`` or the project's.
+    """
+
+    template_fields: Sequence[str] = ("dry_run",)
+
+    def __init__(self, *, dry_run: Any = False, erp_conn_id: str | None = None, shop_conn_id: str | None = None,
+                 config_path: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.dry_run = dry_run
+        self.erp_conn_id = erp_conn_id
+        self.shop_conn_id = shop_conn_id
+        self.config_path = config_path
+
+    def execute(self, context: Any) -> dict:
+        from passerelle.core.report import collect_report, render_html
+        from passerelle.core.summary import record_run
+        from passerelle.schedules import report_settings
+
+        dry = parse_bool(self.dry_run, "dry_run")
+        cfg = self.config
+        options = report_settings(cfg)
+        timezone = cfg["shop"]["timezone"]
+        day = run_day(context, timezone)
+        data = collect_report(self.erp, day=day, days=options["days"], timezone=timezone)
+        self.erp.rollback()  # end the read transaction
+        content = render_html(data).encode("utf-8")
+        name = f"report-{day.isoformat()}.html"
+        remote = posixpath.join(options["remote_dir"], name)
+        local = options["local_dir"] / name
+        result = {"day": day.isoformat(), "bytes": len(content), "runs": data.total_runs, "flows": len(data.flows),
+                  "orders": data.total_orders, "stock_alerts": data.stock_alert_count, "dry_run": dry}
+        if dry:
+            self.log.info("dry run: %s would be %d bytes; nothing written or uploaded", name, len(content))
+        else:
+            write_atomically(local, content)
+            with self.shop as shop:
+                shop.makedirs(options["remote_dir"])
+                shop.put_atomic(remote, content)
+            self.log.info("report %s: %d bytes, kept in %s and put on the shop's server as %s", name,
+                          len(content), local, remote)
+            result.update(remote=remote, local=str(local))
+        dag_run = context.get("dag_run")
+        record_run(self.erp, flow="report", dag_run_id=context["run_id"], run_key=day.isoformat(), mode=None,
+                   dry_run=dry, counts={"report": {"runs": data.total_runs, "orders": data.total_orders,
+                                                   "stock_alerts": data.stock_alert_count}},
+                   bytes_sent=0 if dry else len(content), started_at=getattr(dag_run, "start_date", None))
+        self.erp.commit()
+        return result
+
+
+__all__ = ["PublishReportOperator", "write_atomically"]
