@@ -17,8 +17,8 @@ import pytest
 from passerelle.core.customers import normalise_emails
 from passerelle.core.dialects import dialect
 from passerelle.core.dialects.base import Rejects
-from passerelle.core.dialects.prestashop import prestashop_fields, prestashop_required
 from passerelle.core.dialects.generic import GenericDialect
+from passerelle.core.dialects.prestashop import prestashop_fields, prestashop_required
 from passerelle.core.dialects.shopify import ShopifyDialect, shopify_customer_columns
 from passerelle.core.dialects.woocommerce import WooCommerceDialect
 from passerelle.core.export import _live_files
