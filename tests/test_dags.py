@@ -25,7 +25,7 @@ def test_every_dag_imports_without_error():
         for task in dag.tasks:
             assert task.owner == "passerelle", (dag_id, task.task_id)
             assert task.retries >= 1, (dag_id, task.task_id)
-    assert {"catalog", "prices_stock", "order_status", "report"} <= set(bag.dags)
+    assert {"catalog", "customers", "prices_stock", "order_status", "report"} <= set(bag.dags)
 
 
 PROBE = r"""
@@ -66,6 +66,7 @@ def test_importing_dag_files_opens_no_connection_and_is_cheap():
 #: Every task that connects to the shop's server, by DAG.
 FTP_TASKS = {
     "catalog": {"render_images", "finish_images", "publish"},
+    "customers": {"publish"},
     "prices_stock": {"publish"},
     "order_status": {"publish"},
     "orders_in": {"import_files"},

@@ -39,7 +39,7 @@ DEFAULT_RHYTHMS: dict[str, dict[str, Any]] = {
 #: Entities each flow handles when ``flows.<flow>.entities`` is not set: the choices of the run
 #: form and, for ``on_change``, the ones watched. The catalog's come from ``catalog.entities``.
 DEFAULT_ENTITIES: dict[str, tuple[str, ...]] = {
-    "customers": ("customer", "address"),
+    "customers": ("customer", "customer_address"),
     "prices_stock": ("price", "stock"),
     "orders_in": ("order", "customer", "payment"),
     "order_status": ("order_status", "tracking", "invoice"),

@@ -330,6 +330,9 @@ class PrestashopSection(Section):
     category_id_offset: Annotated[int, Field(ge=0, le=1_000_000_000)] = 10_000
     tax_rules_groups: Annotated[dict[float, int], BeforeValidator(_tax_rules_groups)] = DEFAULT_TAX_RULES_GROUPS
     order_states: Annotated[dict[str, int | str], BeforeValidator(_order_states)] = {}  # noqa: RUF012
+    #: Customer family code to PrestaShop group id: the customers' "Default group ID" (the
+    #: group whose prices they get); a family not listed is still added by name to "Groups".
+    customer_groups: dict[str, Annotated[int, Field(ge=1)]] = {}  # noqa: RUF012
 
 
 __all__ = [

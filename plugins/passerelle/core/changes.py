@@ -55,8 +55,8 @@ DEFAULT_WATCH: dict[str, tuple[str, ...]] = {
                 "erp.image", "erp.variant", "erp.sales_order"),
     "variant": ("erp.variant", "erp.article", "erp.stock", "erp.location", "erp.sales_order"),
     # customers
-    "customer": ("erp.customer",),
-    "address": ("erp.address",),
+    "customer": ("erp.customer", "erp.address"),
+    "customer_address": ("erp.address", "erp.customer"),
     # prices_stock (stock is net of orders placed in the back office, hence erp.sales_order)
     "price": ("erp.article", "erp.promotion", "erp.price_list_item", "erp.price_list"),
     "stock": ("erp.stock", "erp.location", "erp.article", "erp.variant", "erp.sales_order"),

@@ -72,6 +72,46 @@ def catalog_entities(selection_rule: str, names: Sequence[str] | None = None) ->
     return [e for e in entities if e.name in wanted]
 
 
+
+#: The customers flow's entities, in the order the shop must import them (addresses find their
+#: customer by e-mail, so customers come first).
+CUSTOMER_ENTITIES: tuple[str, ...] = ("customer", "customer_address")
+
+
+def customer_selection(alias: str, code: str = "key") -> str:
+    """The customers the shop gets (SQL over the customer view's alias): web customers with an
+    e-mail (a shop account is an e-mail), except those the shop created itself.
+
+    A customer who signed up on the site comes back through orders_in with the shop's id
+    (``passerelle.customer_link``): the shop has it already, and PrestaShop's import, which finds
+    customers by ID only, would create it a second time. Such a customer is sent only if it was
+    sent before (it is in the snapshot), so that getting linked later never reads as a removal.
+    """
+    return (f"({alias}.web AND nullif(btrim({alias}.email), '') IS NOT NULL AND ("
+            f"NOT EXISTS (SELECT 1 FROM passerelle.customer_link l WHERE l.customer_id = {alias}.customer_id) "
+            f"OR EXISTS (SELECT 1 FROM passerelle.snapshot s WHERE s.entity = 'customer' AND s.key = {alias}.{code})))")
+
+
+def customer_entities(names: Sequence[str] | None = None) -> list[Entity]:
+    """The customers flow's entities: customers, then their addresses (billing, delivery).
+
+    An address follows its customer: it is sent only while its customer is selected. Labels keep
+    what a removal row needs once the row has left the view: the e-mail last sent (and, for an
+    address, its kind), since shops find customers by e-mail.
+    """
+    entities = [
+        Entity("customer", where=customer_selection("v"), label="lower(btrim(coalesce(v.email, '')))"),
+        Entity("customer_address",
+               where=f"EXISTS (SELECT 1 FROM {VIEW_SCHEMA}.customer c WHERE c.key = v.customer "
+                     f"AND {customer_selection('c')})",
+               label="lower(btrim(coalesce(v.customer_email, ''))) || E'\\t' || v.kind"),
+    ]
+    wanted = list(names or CUSTOMER_ENTITIES)
+    unknown = set(wanted) - set(CUSTOMER_ENTITIES)
+    if unknown:
+        raise ValueError(f"unknown customers entities {sorted(unknown)}; expected some of {list(CUSTOMER_ENTITIES)}")
+    return [e for e in entities if e.name in wanted]
+
 @dataclass
 class Batch:
     id: int

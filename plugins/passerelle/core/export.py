@@ -81,18 +81,18 @@ def write_files(
     for entity in entities:
         stem = dialect.stems[entity.name]
         rejects = Rejects()
-        part = 0
+        parts: dict[str, int] = {}
         query, params = _live_rows_query(batch, entity, entity.name in dialect.with_previous)
         with _hash_joins_only(conn):
             for chunk in read_query_chunks(conn, query, params, chunksize=rows_per_file):
                 if enrich is not None:
                     chunk = enrich(entity.name, chunk)
                 bad = dialect.common_checks(entity.name, chunk, rejects)
-                out = dialect.live(entity.name, chunk[~bad], rejects)
-                if len(out):
-                    part += 1
-                    files.append(_store(conn, batch.id, entity.name, f"{stem}_{part:04d}.csv",
-                                        dialect.to_bytes(out), len(out)))
+                for file_stem, out in _live_files(dialect, entity.name, chunk[~bad], rejects).items():
+                    if len(out):
+                        parts[file_stem] = parts.get(file_stem, 0) + 1
+                        files.append(_store(conn, batch.id, entity.name, f"{file_stem}_{parts[file_stem]:04d}.csv",
+                                            dialect.to_bytes(out), len(out)))
         refused = rejects.frame()
         if len(refused):
             _record_rejects(conn, batch, entity.name, refused)
@@ -114,16 +114,27 @@ def write_files(
     return files
 
 
+def _live_files(dialect: Dialect, entity: str, df: pd.DataFrame, rejects: Rejects) -> dict[str, pd.DataFrame]:
+    """File stem -> rows of a chunk. A dialect that splits an entity's live rows over several
+    files (PrestaShop: the customers its import creates, and the changes its import cannot
+    apply) has a ``live_files`` method; the others write one file, the entity's stem."""
+    split = getattr(dialect, "live_files", None)
+    if split is not None:
+        return split(entity, df, rejects)
+    return {dialect.stems[entity]: dialect.live(entity, df, rejects)}
+
+
 def _live_rows_query(batch: Batch, entity: Entity, with_previous: bool) -> tuple[str, tuple]:
-    """The view's rows of the batch's created and changed keys; with *with_previous*, two more
-    columns: ``batch_label`` (the label the snapshot will record) and ``previous_label`` (the
+    """The view's rows of the batch's created and changed keys; with *with_previous*, three more
+    columns: ``batch_label`` (the label the snapshot will record), ``previous_label`` (the
     snapshot's, from the last confirmed send; NULL for a new row and in a full send, which
-    sends everything as if the shop had nothing)."""
+    sends everything as if the shop had nothing) and ``batch_op`` (``C``: the shop never
+    confirmed the row, full send included; ``U``: it did)."""
     if not with_previous:
         return (f"SELECT v.* FROM {entity.view} v JOIN passerelle.batch_row b "
                 f"ON b.key = v.key AND b.batch_id = %s AND b.entity = %s AND b.op <> 'D' ORDER BY v.key",
                 (batch.id, entity.name))
-    return (f"SELECT v.*, b.label AS batch_label, s.label AS previous_label FROM {entity.view} v "
+    return (f"SELECT v.*, b.label AS batch_label, s.label AS previous_label, b.op AS batch_op FROM {entity.view} v "
             f"JOIN passerelle.batch_row b ON b.key = v.key AND b.batch_id = %s AND b.entity = %s AND b.op <> 'D' "
             f"LEFT JOIN passerelle.snapshot s ON s.entity = b.entity AND s.key = b.key AND %s "
             f"ORDER BY v.key", (batch.id, entity.name, batch.mode != "full"))

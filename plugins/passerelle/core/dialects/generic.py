@@ -1,7 +1,8 @@
 """Passerelle's own documented format (docs/formats/generic.md, docs/formats/exchange.md).
 
 UTF-8, comma, dot decimals, one file per entity: the views' columns plus ``active``;
-deactivations go to ``*_off`` files (key, active=0).
+deactivations go to ``*_off`` files (key, active=0). Customers and their addresses (the customers
+flow) are documented in docs/formats/generic.md, "Customers".
 """
 
 from __future__ import annotations
@@ -15,15 +16,42 @@ from passerelle.core.dialects.base import Dialect, Rejects, in_time_order, pdf_n
 #: snapshot's labels, the family ids other dialects use as shop ids).
 INTERNAL_COLUMNS = ("web", "removal_label", "family_id", "parent_family_id", "family_ids")
 
+#: The generic customers files' columns (docs/formats/generic.md, "Customers"), in order.
+GENERIC_CUSTOMER_COLUMNS = ("key", "active", "email", "first_name", "last_name", "company", "phone",
+                            "customer_family", "customer_family_name", "price_list", "vat_territory", "vat_number")
+GENERIC_ADDRESS_COLUMNS = ("key", "active", "customer", "customer_email", "kind", "recipient", "first_name",
+                           "last_name", "company", "address1", "address2", "postcode", "city", "country", "phone")
+
+
+def generic_customers(entity: str, df: pd.DataFrame, rejects: Rejects) -> pd.DataFrame:
+    """The generic customers (or addresses) file of a chunk: e-mails normalised, rows whose
+    e-mail is not one refused. Also the files of shops without a customer import (WooCommerce)."""
+    from passerelle.core.customers import check_customers
+
+    df, bad = check_customers(entity, df, rejects)
+    columns = GENERIC_CUSTOMER_COLUMNS if entity == "customer" else GENERIC_ADDRESS_COLUMNS
+    return df[~bad].assign(active="1").reindex(columns=list(columns)).fillna("")
+
+
+def generic_customers_removed(entity: str, df: pd.DataFrame) -> pd.DataFrame:
+    """Deactivation rows of customers (key, active=0, the e-mail last sent) or addresses (key,
+    active=0, the customer's e-mail and the address kind last sent)."""
+    parts = df["label"].fillna("").str.split("\t", n=1, expand=True).reindex(columns=range(2)).fillna("")
+    if entity == "customer":
+        return pd.DataFrame({"key": df["key"], "active": "0", "email": parts[0]})
+    return pd.DataFrame({"key": df["key"], "active": "0", "customer_email": parts[0], "kind": parts[1]})
+
 
 class GenericDialect(Dialect):
     """The catalog: family, brand, supplier, article, variant."""
 
     name = "generic"
     stems = {"family": "categories", "brand": "brands", "supplier": "suppliers", "article": "products",
-             "variant": "variants"}
+             "variant": "variants", "customer": "customers", "customer_address": "customer_addresses"}
 
     def live(self, entity: str, df: pd.DataFrame, rejects: Rejects) -> pd.DataFrame:
+        if entity in ("customer", "customer_address"):
+            return generic_customers(entity, df, rejects)
         out = df.drop(columns=[c for c in INTERNAL_COLUMNS if c in df])
         if entity == "article":
             for col in ("short_description", "long_description"):
@@ -34,6 +62,8 @@ class GenericDialect(Dialect):
         return out
 
     def removed(self, entity: str, df: pd.DataFrame) -> tuple[str, pd.DataFrame]:
+        if entity in ("customer", "customer_address"):
+            return f"{self.stems[entity]}_off", generic_customers_removed(entity, df)
         return f"{self.stems[entity]}_off", pd.DataFrame({"key": df["key"], "active": "0"})
 
 

@@ -71,6 +71,26 @@ PS_NO_DATE = "0000-00-00 00:00:00"
 #: Length of the photos' digest that starts an article's snapshot label (md5 in hex, see the differ).
 _DIGEST = 32
 
+#: PrestaShop 8's country ids as its installer creates them (install-dev/data/xml/country.xml,
+#: inserted in file order: ids 1, 2, 3...), for the addresses import's ``Country`` cell: a number
+#: is taken as an id, a text is searched by name (in the shop's languages) and an unknown name
+#: creates a new country (addressImportOne), so an ISO code must never be written there.
+PRESTASHOP_COUNTRY_IDS: dict[str, int] = {
+    iso: i for i, iso in enumerate(
+        ("DE", "AT", "BE", "CA", "CN", "ES", "FI", "FR", "GR", "IT", "JP", "LU", "NL", "PL", "PT", "CZ", "GB", "SE",
+         "CH", "DK", "US", "HK", "NO", "AU", "SG", "IE", "NZ", "KR", "IL", "ZA"), start=1)
+}
+
+#: The address alias (required by the addresses import) per address kind and import language.
+ADDRESS_ALIASES: dict[str, dict[str, str]] = {
+    "fr": {"billing": "Facturation", "delivery": "Livraison"},
+    "en": {"billing": "Billing", "delivery": "Delivery"},
+}
+
+#: The customers entities: what PrestaShop's import creates goes to the import's files (stems of
+#: the dialect), the changes it cannot apply to the documented ``*_updates`` files.
+CUSTOMER_IMPORTS = {"customer": "customers", "customer_address": "addresses"}
+
 
 @cache
 def prestashop_fields(entity: str) -> tuple[tuple[str, str], ...]:
@@ -151,9 +171,10 @@ class PrestaShopDialect(Dialect):
     name = "prestashop"
     separator = ";"
     stems = {"family": "categories", "brand": "manufacturers", "supplier": "suppliers", "article": "products",
-             "variant": "combinations"}
-    #: The article's previous snapshot label tells whether its photos changed (see _article).
-    with_previous: frozenset[str] = frozenset({"article"})
+             "variant": "combinations", "customer": "customers", "customer_address": "addresses"}
+    #: The article's previous snapshot label tells whether its photos changed (see _article); a
+    #: customer's or an address's batch_op whether the shop already has it (see live_files).
+    with_previous: frozenset[str] = frozenset({"article", "customer", "customer_address"})
 
     @property
     def tax_rules(self) -> dict[float, int]:
@@ -193,6 +214,127 @@ class PrestaShopDialect(Dialect):
 
     def live(self, entity: str, df: pd.DataFrame, rejects: Rejects) -> pd.DataFrame:
         return getattr(self, f"_{entity}")(df, rejects)
+
+    # -- customers ---------------------------------------------------------------------------
+    def live_files(self, entity: str, df: pd.DataFrame, rejects: Rejects) -> dict[str, pd.DataFrame]:
+        """File stem -> rows. The catalog's entities: one file. Customers and addresses: the rows
+        the shop never got go to PrestaShop's own import (``customers``, ``addresses``); the rows it
+        has go to ``customers_updates`` / ``addresses_updates``, documented files for a shop-side
+        module or the webservice, because the import finds customers and addresses by ``ID`` only
+        (a row without one creates a second customer) and re-hashes the stored password of a
+        customer it updates (docs/formats/prestashop.md, "Customers")."""
+        if entity not in CUSTOMER_IMPORTS:
+            return {self.stems[entity]: self.live(entity, df, rejects)}
+        from passerelle.core.customers import check_customers, names
+
+        df, bad = check_customers(entity, df, rejects)
+        first, last = names(df)
+        df = df.assign(first_name=first, last_name=last)
+        unnamed = ~bad & ((first == "") | (last == ""))
+        bad |= rejects.add(df, unnamed, "last_name",
+                           "PrestaShop requires a first and a last name (Customer and Address: firstname, lastname)")
+        if entity == "customer_address":
+            country = df["country"].fillna("").str.strip().str.upper().map(PRESTASHOP_COUNTRY_IDS)
+            bad |= rejects.add(df, ~bad & country.isna(), "country",
+                               f"no PrestaShop country id for this ISO code (known: {sorted(PRESTASHOP_COUNTRY_IDS)})")
+            df = df.assign(country_id=country.map(lambda x: "" if pd.isna(x) else str(int(x))))
+        df = df[~bad]
+        new = df["batch_op"].fillna("C") == "C"
+        stem = self.stems[entity]
+        if entity == "customer":
+            return {stem: self._customer_import(df[new]), f"{stem}_updates": self._customer_updates(df[~new])}
+        return {stem: self._address_import(df[new]), f"{stem}_updates": self._address_updates(df[~new])}
+
+    @property
+    def customer_groups(self) -> dict[str, int]:
+        """Customer family code -> PrestaShop group id (``prestashop.customer_groups``)."""
+        return {str(k): int(v) for k, v in (self.cfg.get("customer_groups") or {}).items()}
+
+    def _default_group(self, families: pd.Series) -> pd.Series:
+        return families.fillna("").map(self.customer_groups).map(lambda x: "" if pd.isna(x) else str(int(x)))
+
+    def _customer_import(self, df: pd.DataFrame) -> pd.DataFrame:
+        """Customers import rows, for customers the shop does not have: no ``ID`` (the shop numbers
+        them), a random password (required, re-hashed by the import: the customer chooses their
+        own with "Forgot your password?"; Passerelle keeps none), the family's name as group (found
+        by name, created if missing) and, when ``prestashop.customer_groups`` names it, its id as
+        default group (a name there falls back to the shop's default group)."""
+        import secrets
+
+        group = df["customer_family_name"].fillna("").where(df["customer_family_name"].fillna("") != "",
+                                                              df["customer_family"].fillna(""))
+        return prestashop_frame("customers", {
+            "active": "1",
+            "email": df["email"],
+            "passwd": pd.Series([secrets.token_urlsafe(18) for _ in range(len(df))], index=df.index, dtype=object),
+            "lastname": df["last_name"],
+            "firstname": df["first_name"],
+            "group": group,
+            "id_default_group": self._default_group(df["customer_family"]),
+        }, df.index)
+
+    def _customer_updates(self, df: pd.DataFrame) -> pd.DataFrame:
+        """customers_updates file: a customer the shop has, found by the e-mail last sent."""
+        return pd.DataFrame({
+            "passerelle_key": df["key"],
+            "email": df["email"],
+            "previous_email": df["previous_label"].fillna("").where(df["previous_label"].fillna("") != "",
+                                                                    df["email"]),
+            "active": "1",
+            "firstname": df["first_name"],
+            "lastname": df["last_name"],
+            "company": _blank(df["company"]),
+            "customer_family": _blank(df["customer_family"]),
+            "id_default_group": self._default_group(df["customer_family"]),
+            "price_list": _blank(df["price_list"]),
+            "vat_territory": _blank(df["vat_territory"]),
+        }, index=df.index)
+
+    def _alias(self, kinds: pd.Series) -> pd.Series:
+        aliases = ADDRESS_ALIASES.get(str(self.cfg.get("language") or "fr").lower(), ADDRESS_ALIASES["en"])
+        return kinds.map(aliases).fillna(kinds)
+
+    def _address_import(self, df: pd.DataFrame) -> pd.DataFrame:
+        """Addresses import rows, for addresses the shop does not have: found customer by e-mail
+        (``Customer email``), country by id, alias by kind."""
+        return prestashop_frame("addresses", {
+            "alias": self._alias(df["kind"]),
+            "active": "1",
+            "customer_email": df["customer_email"],
+            "company": _blank(df["company"]),
+            "lastname": df["last_name"],
+            "firstname": df["first_name"],
+            "address1": df["address1"],
+            "address2": _blank(df["address2"]),
+            "postcode": df["postcode"],
+            "city": df["city"],
+            "country": df["country_id"],
+            "other": "",
+            "phone": _blank(df["phone"]),
+            "phone_mobile": "",
+            "vat_number": _blank(df["vat_number"]),
+        }, df.index)
+
+    def _address_updates(self, df: pd.DataFrame) -> pd.DataFrame:
+        """addresses_updates file: an address the shop has, found by its customer's e-mail last
+        sent and its alias."""
+        previous = df["previous_label"].fillna("").str.split("\t", n=1).str[0].fillna("")
+        return pd.DataFrame({
+            "passerelle_key": df["key"],
+            "customer_email": df["customer_email"],
+            "previous_customer_email": previous.where(previous != "", df["customer_email"]),
+            "alias": self._alias(df["kind"]),
+            "company": _blank(df["company"]),
+            "lastname": df["last_name"],
+            "firstname": df["first_name"],
+            "address1": df["address1"],
+            "address2": _blank(df["address2"]),
+            "postcode": df["postcode"],
+            "city": df["city"],
+            "id_country": df["country_id"],
+            "phone": _blank(df["phone"]),
+            "vat_number": _blank(df["vat_number"]),
+        }, index=df.index)
 
     def _family(self, df: pd.DataFrame, rejects: Rejects) -> pd.DataFrame:
         # Parents before children: a parent given by ID must exist when its child is imported.
@@ -283,6 +425,14 @@ class PrestaShopDialect(Dialect):
 
     def removed(self, entity: str, df: pd.DataFrame) -> tuple[str, pd.DataFrame]:
         stem = f"{self.stems[entity]}_off"
+        if entity in CUSTOMER_IMPORTS:
+            # The import cannot find a customer without its ID (see live_files): a documented
+            # file, the customer found by the e-mail last sent, to set inactive (an address: deleted).
+            parts = df["label"].fillna("").str.split("\t", n=1, expand=True).reindex(columns=range(2)).fillna("")
+            if entity == "customer":
+                return stem, pd.DataFrame({"passerelle_key": df["key"], "email": parts[0], "active": "0"})
+            return stem, pd.DataFrame({"passerelle_key": df["key"], "customer_email": parts[0],
+                                       "alias": self._alias(parts[1])})
         if entity == "article":
             # Found by reference; the name is required (an empty cell would set it empty and the
             # product would be refused): the last name sent, kept in the snapshot label.

@@ -46,6 +46,8 @@ from passerelle.core.feeds import Dialect, Rejects, _num, sanitise_html, slug
 
 #: Shopify's product and inventory CSV columns, with where they were read (see the file's "sources").
 REFERENCE_FILE = INCLUDE / "reference" / "shopify_product_csv.json"
+#: Shopify's customer CSV columns, with where they were read.
+CUSTOMER_REFERENCE_FILE = INCLUDE / "reference" / "shopify_customer_csv.json"
 
 #: Entities Shopify's product CSV has no place for (written to no file): Shopify has no category
 #: tree (collections are built from Type and Tags), no brand or supplier list (the brand is the
@@ -62,6 +64,20 @@ OFF_STATUSES = ("archived", "draft")
 def shopify_columns(kind: str = "product_columns") -> tuple[str, ...]:
     """Shopify's CSV header, in its template's order: ``product_columns`` or ``inventory_columns``."""
     return tuple(json.loads(REFERENCE_FILE.read_text(encoding="utf-8"))[kind])
+
+
+@cache
+def shopify_customer_columns() -> tuple[str, ...]:
+    """Shopify's customer CSV header, in its template's (and export's) order."""
+    return tuple(json.loads(CUSTOMER_REFERENCE_FILE.read_text(encoding="utf-8"))["customer_columns"])
+
+
+def international_phones(phones: pd.Series, countries: pd.Series) -> pd.Series:
+    """French national numbers (``06 12 34 56 78``) in the international form Shopify checks
+    (``+33612345678``); other numbers as they are (Shopify refuses a phone it cannot read)."""
+    digits = phones.fillna("").astype(str).str.replace(r"[\s.\-]", "", regex=True)
+    french = countries.fillna("FR").str.upper().isin(["FR", ""]) & digits.str.fullmatch(r"0[1-9]\d{8}")
+    return ("+33" + digits.str[1:]).where(french, phones.fillna("").astype(str).str.strip())
 
 
 def _bool(mask: pd.Series) -> pd.Series:
@@ -121,7 +137,8 @@ class ShopifyDialect(Dialect):
     separator = ","
     stems = {"family": "collections", "brand": "vendors", "supplier": "suppliers", "article": "products",
              "variant": "variants", "price": "products_prices", "specific_price": "specific_prices",
-             "stock": "inventory", "variant_stock": "inventory_variants"}
+             "stock": "inventory", "variant_stock": "inventory_variants", "customer": "customers",
+             "customer_address": "customer_addresses"}
     silent_removals: frozenset[str] = frozenset({"price", "stock", "variant_stock", "specific_price",
                                                  "order_status", "invoice"})
     #: Out-of-stock variants are sent with 0 ("Continue selling when out of stock" is DENY).
@@ -200,11 +217,57 @@ class ShopifyDialect(Dialect):
         if entity in UNSUPPORTED or entity == "variant":
             # Variants are rows of their product's group, written from the article's row.
             return pd.DataFrame(index=df.index[:0])
+        if entity == "customer_address":
+            # Shopify's customer CSV holds one address per customer (its default address), written
+            # from the customer's row (the customer view carries it, so an address change resends
+            # the customer); the addresses themselves are still checked, for the same rejects.
+            from passerelle.core.customers import check_customers
+
+            check_customers(entity, df, rejects)
+            return pd.DataFrame(index=df.index[:0])
         method = getattr(self, f"_live_{entity}", None)
         if method is None:
             raise ValueError(f"the Shopify dialect writes no {entity!r} file; it writes "
                              f"{sorted(set(self.stems) - UNSUPPORTED - {'variant'})}")
         return method(df, rejects)
+
+    def _live_customer(self, df: pd.DataFrame, rejects: Rejects) -> pd.DataFrame:
+        """Customer CSV rows, found by e-mail on import (tick "Overwrite existing customers that have
+        the same email or phone"): names, company, default address (delivery, else billing), phone,
+        Tax Exempt from the VAT territory, the customer family (and price list) as tags. Marketing
+        consent is left empty: the back office holds none, and the shop is where it is given."""
+        from passerelle.core.customers import check_customers, names, tax_exempt
+
+        df, bad = check_customers("customer", df, rejects)
+        df = df[~bad]
+        first, last = names(df)
+        tags = df["customer_family"].fillna("")
+        price_list = df["price_list"].fillna("")
+        tags = (tags + (", " + "price-list-" + price_list.str.lower()).where(price_list != "", "")).str.strip(", ")
+        country = df["country"].fillna("").str.strip().str.upper()
+        out = pd.DataFrame({
+            "Customer ID": "",
+            "First Name": first,
+            "Last Name": last,
+            "Email": df["email"],
+            "Accepts Email Marketing": "",
+            "Default Address Company": df["company"].fillna(""),
+            "Default Address Address1": df["address1"].fillna(""),
+            "Default Address Address2": df["address2"].fillna(""),
+            "Default Address City": df["city"].fillna(""),
+            "Default Address Province Code": "",
+            "Default Address Country Code": country,
+            "Default Address Zip": df["postcode"].fillna(""),
+            "Default Address Phone": international_phones(df["address_phone"], country),
+            "Phone": international_phones(df["phone"], country),
+            "Accepts SMS Marketing": "",
+            "Total Spent": "",
+            "Total Orders": "",
+            "Note": "",
+            "Tax Exempt": tax_exempt(df["vat_territory"]).map({True: "yes", False: "no"}),
+            "Tags": tags,
+        }, index=df.index)
+        return out[list(shopify_customer_columns())]
 
     def _live_article(self, df: pd.DataFrame, rejects: Rejects) -> pd.DataFrame:
         """One group of rows per product: product fields and first variant, other variants, images."""
@@ -380,6 +443,10 @@ class ShopifyDialect(Dialect):
             rows = pd.DataFrame({"article_reference": parts[0], "variant_reference": df["key"], "name": "",
                                  "size": parts[1], "colour": parts[2]}, index=df.index)
             return "inventory_off", self._inventory(rows, pd.Series("0", index=df.index))
+        if entity == "customer":
+            # Shopify's customer import can neither disable nor delete a customer: a documented
+            # file (the e-mail last sent) for a person or an app to disable the account.
+            return stem, pd.DataFrame({"key": df["key"], "active": "0", "email": df["label"].fillna("")})
         return stem, pd.DataFrame(index=df.index[:0])
 
     def to_bytes(self, df: pd.DataFrame) -> bytes:

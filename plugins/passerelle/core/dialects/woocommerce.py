@@ -235,7 +235,11 @@ class WooCommerceDialect(Dialect):
     separator = ","
     stems = {"family": "categories", "brand": "brands", "supplier": "suppliers", "article": "products",
              "variant": "variations", "price": "products_prices", "specific_price": "specific_prices",
-             "stock": "products_stock", "variant_stock": "variations_stock"}
+             "stock": "products_stock", "variant_stock": "variations_stock", "customer": "customers",
+             "customer_address": "customer_addresses"}
+    #: WooCommerce has no built-in customer CSV import: customers go as the generic files.
+    customers_note = ("WooCommerce has no built-in customer CSV import (its CSV importer/exporter takes products "
+                      "only): the customers and addresses are written as the generic files (docs/formats/generic.md)")
     #: Removed rows of these entities are forgotten without a file (see feeds_exchange).
     silent_removals: frozenset[str] = frozenset({"price", "stock", "variant_stock", "specific_price",
                                                  "order_status", "invoice"})
@@ -322,6 +326,10 @@ class WooCommerceDialect(Dialect):
 
     # ------------------------------------------------------------------ entities
     def live(self, entity: str, df: pd.DataFrame, rejects: Rejects) -> pd.DataFrame:
+        if entity in ("customer", "customer_address"):
+            from passerelle.core.dialects.generic import generic_customers
+
+            return generic_customers(entity, df, rejects)
         if entity in UNSUPPORTED or entity == "variant":
             # Categories are created from the products' paths; brands, suppliers and customer or
             # quantity prices have no column in WooCommerce's product CSV; variations are written
@@ -458,6 +466,10 @@ class WooCommerceDialect(Dialect):
         its history); a variation becomes private (``Published`` 0: WooCommerce's "Enabled" box
         unticked; -1 on a variation row is read as published by ``expand_data``)."""
         stem = f"{self.stems[entity]}_off"
+        if entity in ("customer", "customer_address"):
+            from passerelle.core.dialects.generic import generic_customers_removed
+
+            return stem, generic_customers_removed(entity, df)
         if entity == "article":
             return stem, self.frame({"sku": df["key"], "published": "-1"}, df.index)
         if entity == "variant":
