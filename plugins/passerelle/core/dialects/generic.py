@@ -15,6 +15,11 @@ from passerelle.core.dialects.base import Dialect, Rejects, in_time_order, pdf_n
 #: snapshot's labels, the family ids other dialects use as shop ids).
 INTERNAL_COLUMNS = ("web", "removal_label", "family_id", "parent_family_id", "family_ids")
 
+#: Rich-text columns of the views, per entity: HTML a shop may render, so never sent with a script,
+#: an event handler or a ``javascript:`` URL (:func:`~passerelle.core.dialects.base.sanitise_html`).
+RICH_TEXT: dict[str, tuple[str, ...]] = {"article": ("short_description", "long_description"),
+                                         "brand": ("description",)}
+
 
 class GenericDialect(Dialect):
     """The catalog: family, brand, supplier, article, variant."""
@@ -25,9 +30,10 @@ class GenericDialect(Dialect):
 
     def live(self, entity: str, df: pd.DataFrame, rejects: Rejects) -> pd.DataFrame:
         out = df.drop(columns=[c for c in INTERNAL_COLUMNS if c in df])
-        if entity == "article":
-            for col in ("short_description", "long_description"):
+        for col in RICH_TEXT.get(entity, ()):
+            if col in out:
                 out[col] = sanitise_html(out[col])
+        if entity == "article":
             if not self.cfg.get("send_purchase_price", False):
                 out = out.drop(columns=["purchase_price"])
         out.insert(1, "active", "1")
