@@ -67,6 +67,17 @@ def inbound_names(names: Iterable[str]) -> list[str]:
 class ImportOrdersOperator(ErpMixin, ShopMixin, BaseOperator):
     """Integrate the shop's inbound files, then (optionally) replay the quarantine.
 
+    Each file is first claimed by a rename on the server into ``<shop.inbound_dir>/.claimed/``
+    (:func:`claim_name`), then downloaded from there, integrated, and the claimed file moved to the
+    archive: a newer file the shop uploads under the same name meanwhile is never archived unread.
+    A kill at any point loses and doubles nothing: a claimed file not yet archived is taken again
+    by the next run (the ledger knows its content, so it is integrated once), and a file moved to
+    the archive before its ledger row said so is completed (:func:`passerelle.core.integrate.
+    complete_archives`). A file gone since the listing is skipped; a file's content never fails
+    the task (its rows are quarantined or the file refused whole); the server or the database
+    does, with a message naming the file, the server and the path. Abandoned ``.part`` uploads of
+    rejects older than :data:`ABANDONED_AFTER` are deleted.
+
     :param replay_quarantine: also integrate again the open quarantined rows (templated).
     :param dry_run: parse and count the files; write nothing, move nothing (templated).
     :param erp_conn_id: the back office's Postgres connection; default ``shop.erp_conn_id``.
