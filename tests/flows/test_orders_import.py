@@ -118,9 +118,15 @@ def test_a_file_gone_between_listing_and_claim_is_skipped_and_the_others_go_thro
     os.utime(errors / "old.rejects.csv.part", (two_days_ago, two_days_ago))
     (errors / "new.rejects.csv.part").write_bytes(b"in progress")
 
+    # A name the server could not rename into the claim folder or the archive (issue #12: too long).
+    long_name = "o" * 240 + ".csv"
+    _drop(ftp_server, O900, long_name)
+
     out = importer()
-    assert {f["name"]: f["status"] for f in out["files"]} == {O900: "vanished", O1000: "integrated"}
+    assert {f["name"]: f["status"] for f in out["files"]} == {
+        O900: "vanished", O1000: "integrated", long_name: "name_too_long"}
     assert _orders(erp) == ["WEB-100235", "WEB-100236"]
+    assert (ftp_server.path("/inbound") / long_name).exists()  # left for a person to rename
     assert not (errors / "old.rejects.csv.part").exists() and (errors / "new.rejects.csv.part").exists()
 
 

@@ -28,6 +28,9 @@ FLOW = "orders_in"
 CLAIMED = ".claimed"
 #: A ``.part`` upload older than this was abandoned (a killed run): deleted by the import.
 ABANDONED_AFTER = datetime.timedelta(days=1)
+#: Longest file name most servers' file systems take; a claimed name adds :data:`CLAIM_SUFFIX_BYTES`.
+MAX_NAME_BYTES = 255
+CLAIM_SUFFIX_BYTES = 24
 _CLAIM_TOKEN = re.compile(r"\.c\d{8}T\d{6}Z[0-9a-f]{6}$")
 
 
@@ -143,6 +146,13 @@ class ImportOrdersOperator(ErpMixin, ShopMixin, BaseOperator):
                 # Files claimed by a run that stopped before archiving them come first (they are older).
                 todo = [(posixpath.join(claimed_dir, c), name) for c, name in claimed_names(shop.list(claimed_dir))]
                 for name in names:
+                    if len(claim_name(name).encode()) > MAX_NAME_BYTES:
+                        self.log.error("%s: name too long (%d bytes) to be claimed, archived or refused on %s "
+                                       "(names up to %d bytes); left in %s: rename it shorter", name,
+                                       len(name.encode()), shop.where, MAX_NAME_BYTES - CLAIM_SUFFIX_BYTES,
+                                       folders["inbound_dir"])
+                        files.append({"name": name, "status": "name_too_long"})
+                        continue
                     claimed = self._claim(shop, posixpath.join(folders["inbound_dir"], name), claimed_dir, name)
                     if claimed is None:
                         files.append({"name": name, "status": "vanished"})
