@@ -8,6 +8,7 @@ moves bytes between the outbox and the shop's server.
 
 from __future__ import annotations
 
+import datetime
 import json
 import re
 from collections.abc import Mapping
@@ -19,6 +20,7 @@ import psycopg
 MANIFEST_KEYS = ("flow", "batch_id", "run_key", "mode", "dialect", "counts")
 
 _DATED = re.compile(r"\d{4}-?\d{2}-?\d{2}.*")
+_FOLDER = re.compile(r"(\d{8,})-[0-9A-Za-z]+")
 
 
 def folder_stamp(run_key: str) -> str:
@@ -74,4 +76,49 @@ def mark_published(conn: psycopg.Connection, batch_id: int, manifest: Mapping[st
     )
 
 
-__all__ = ["MANIFEST_KEYS", "batch_folder", "folder_stamp", "manifest", "mark_published", "published_manifest"]
+def superseded_by(conn: psycopg.Connection, batch_id: int) -> tuple[int, str] | None:
+    """(id, status) of the later batch of the same flow that holds this one's changes, when this one
+    is ``superseded`` (built, never confirmed, and a later batch was built over it); else None.
+
+    Publishing a superseded batch would send its old values (yesterday's prices) after the newer
+    ones, and the snapshot, which holds the newer ones, would never send them again: it must not
+    be published. A confirmed batch may be published again (a rerun reproduces what was sent).
+    """
+    row = conn.execute(
+        "SELECT n.id, n.status FROM passerelle.batch b JOIN passerelle.batch n ON n.flow = b.flow AND n.id > b.id "
+        "AND n.status <> 'dry_run' WHERE b.id = %s AND b.status = 'superseded' ORDER BY n.id DESC LIMIT 1",
+        (batch_id,),
+    ).fetchone()
+    if row is None:
+        exists = conn.execute("SELECT status FROM passerelle.batch WHERE id = %s", (batch_id,)).fetchone()
+        if exists and exists[0] == "superseded":  # superseded, its successor since deleted: still stale
+            return (batch_id, "superseded")
+        return None
+    return row[0], row[1]
+
+
+def batch_id_of_folder(name: str) -> int | None:
+    """The batch id a folder name (:func:`batch_folder`) starts with, or None for another name."""
+    match = _FOLDER.fullmatch(name)
+    return int(match.group(1)) if match else None
+
+
+def unfinished_folders(conn: psycopg.Connection, names: list[str], *, keep: int,
+                       older_than: datetime.timedelta) -> list[str]:
+    """The batch folders among ``names`` whose publication never ended: their batch was never marked
+    published (the manifest, uploaded last, is missing) and was built more than ``older_than`` ago.
+    The batch ``keep`` (being published now) is never one of them."""
+    ids = {batch_id_of_folder(n): n for n in names}
+    ids.pop(None, None)
+    ids.pop(keep, None)
+    if not ids:
+        return []
+    rows = conn.execute(
+        "SELECT id FROM passerelle.batch WHERE id = ANY(%s) AND published_at IS NULL AND created_at < now() - %s",
+        (sorted(ids), older_than),
+    ).fetchall()
+    return sorted(ids[r[0]] for r in rows)
+
+
+__all__ = ["MANIFEST_KEYS", "batch_folder", "batch_id_of_folder", "folder_stamp", "manifest", "mark_published",
+           "published_manifest", "superseded_by", "unfinished_folders"]

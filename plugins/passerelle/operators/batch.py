@@ -10,6 +10,7 @@ travel (XCom): the batch id and counts; the files live in the outbox table. The 
 
 from __future__ import annotations
 
+import datetime
 import posixpath
 from collections.abc import Sequence
 from typing import Any
@@ -19,6 +20,9 @@ from airflow.sdk.exceptions import AirflowSkipException
 
 from passerelle.core.values import parse_bool
 from passerelle.operators.common import ErpMixin, ShopMixin, check_mode
+
+#: A batch folder, or a ``.part`` upload, left unfinished this long ago was abandoned (a failed or killed run).
+ABANDONED_AFTER = datetime.timedelta(days=1)
 
 
 def _check_batch(batch: Any, name: str = "batch") -> dict:
@@ -78,6 +82,10 @@ class PublishBatchOperator(ErpMixin, ShopMixin, BaseOperator):
         first publication.
     :param config_path: configuration file; default ``PASSERELLE_CONFIG`` or the project's.
 
+    A batch superseded by a later one (a rerun of an old run that failed) is not published: the
+    task ends skipped and says why. After a publication, the flow's batch folders left unfinished
+    by failed runs are reported and their abandoned ``.part`` files deleted.
+
     With ``outlets`` (the catalog's published Asset), a dry run or a batch with no file to send
     (the manifest alone is uploaded) ends the task skipped, its result still pushed as XCom, so
     that no asset event announces a publication that did not happen.
@@ -106,6 +114,16 @@ class PublishBatchOperator(ErpMixin, ShopMixin, BaseOperator):
             self.log.info("dry run: %d files would be published, nothing uploaded", len(batch["files"]))
             return self._unannounced(context, {"published": 0, "dry_run": True, "files": batch["files"]},
                                      "dry run, nothing uploaded")
+        later = batches.superseded_by(self.erp, batch["batch_id"])
+        self.erp.commit()
+        if later is not None:
+            why = (f"batch {batch['batch_id']} ({batch['flow']}, {batch['run_key']}) is superseded: batch {later[0]} "
+                   f"({later[1]}) holds its changes with newer values; publishing it now would send older values "
+                   "than the shop already has or will get, so nothing is uploaded")
+            self.log.warning("%s", why)
+            context["ti"].xcom_push(key=BaseXCom.XCOM_RETURN_KEY,
+                                    value={"published": 0, "superseded_by": later[0], "files": []})
+            raise AirflowSkipException(why)
         shop_cfg = self.config["shop"]
         base = self.folder or posixpath.join(shop_cfg["outbound_dir"], batch["flow"])
         folder = posixpath.join(base, batches.batch_folder(batch["batch_id"], batch["run_key"]))
@@ -115,15 +133,37 @@ class PublishBatchOperator(ErpMixin, ShopMixin, BaseOperator):
         manifest = batches.manifest(batch, dialect=shop_cfg["dialect"], extra=self.extra, first=first)
         with self.shop as shop:
             done = shop.publish(folder, iter_outbox(self.erp, batch["batch_id"]), manifest)
-        manifest["files"] = [f.__dict__ for f in done]
-        batches.mark_published(self.erp, batch["batch_id"], manifest)
-        self.erp.commit()
+            manifest["files"] = [f.__dict__ for f in done]
+            batches.mark_published(self.erp, batch["batch_id"], manifest)
+            self.erp.commit()
+            unfinished = self._housekeeping(shop, base, batch["batch_id"])
         sent = sum(f.bytes for f in done)
         self.log.info("published %d files (%d bytes) to %s", len(done), sent, folder)
         result = {"folder": folder, "published": len(done), "bytes": sent}
+        if unfinished:
+            result["unfinished_folders"] = unfinished
         if not done:
             return self._unannounced(context, result, "no file to send, the manifest alone uploaded")
         return result
+
+    def _housekeeping(self, shop: Any, base: str, keep: int) -> list[str]:
+        """Report the flow's batch folders whose publication never ended (no manifest, batch older than
+        :data:`ABANDONED_AFTER`) and delete their abandoned ``.part`` uploads. The shop ignores a folder
+        without a manifest; the report says it may be deleted. Returns the folders' paths."""
+        from passerelle.core import batches
+
+        folders = batches.unfinished_folders(self.erp, shop.list(base, missing_ok=True), keep=keep,
+                                             older_than=ABANDONED_AFTER)
+        self.erp.commit()
+        out = []
+        for name in folders:
+            path = posixpath.join(base, name)
+            removed = shop.cleanup_parts(path, ABANDONED_AFTER)
+            self.log.warning("unfinished batch folder %s on %s: its batch was never published whole (no manifest)"
+                             "%s; the shop ignores it, it may be deleted", path, shop.where,
+                             f", {len(removed)} abandoned .part files deleted" if removed else "")
+            out.append(path)
+        return out
 
     def _unannounced(self, context: Any, result: dict, why: str) -> dict:
         """Return *result*, unless this task has outlets: then end it skipped, *result* kept as its XCom.

@@ -7,7 +7,10 @@
 
 from __future__ import annotations
 
+import datetime
 import posixpath
+import re
+import secrets
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -18,6 +21,34 @@ from passerelle.operators.common import ErpMixin, ShopMixin, run_key
 
 #: The flow's name in the configuration and in ``passerelle.run_summary``.
 FLOW = "orders_in"
+
+
+#: Folder under ``shop.inbound_dir`` where a run claims the files it imports (see :func:`claim_name`); hidden,
+#: so no listing of the inbound folder takes it for a file.
+CLAIMED = ".claimed"
+#: A ``.part`` upload older than this was abandoned (a killed run): deleted by the import.
+ABANDONED_AFTER = datetime.timedelta(days=1)
+#: Longest file name most servers' file systems take; a claimed name adds :data:`CLAIM_SUFFIX_BYTES`.
+MAX_NAME_BYTES = 255
+CLAIM_SUFFIX_BYTES = 24
+_CLAIM_TOKEN = re.compile(r"\.c\d{8}T\d{6}Z[0-9a-f]{6}$")
+
+
+def claim_name(name: str) -> str:
+    """The name under which a run claims ``name``: ``<name>.c<UTC time><random>``, unique per claim,
+    so that a file claimed and left by a killed run never collides with a newer one."""
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
+    return f"{name}.c{stamp}{secrets.token_hex(3)}"
+
+
+def claimed_names(names: Iterable[str]) -> list[tuple[str, str]]:
+    """(claimed name, original name) of the claimed files of a listing, oldest claim first."""
+    out = []
+    for claimed in names:
+        token = _CLAIM_TOKEN.search(claimed)
+        if token:
+            out.append((token.group(0), claimed, claimed[:token.start()]))
+    return [(claimed, name) for _, claimed, name in sorted(out)]
 
 
 def inbound_names(names: Iterable[str]) -> list[str]:
@@ -38,6 +69,17 @@ def inbound_names(names: Iterable[str]) -> list[str]:
 
 class ImportOrdersOperator(ErpMixin, ShopMixin, BaseOperator):
     """Integrate the shop's inbound files, then (optionally) replay the quarantine.
+
+    Each file is first claimed by a rename on the server into ``<shop.inbound_dir>/.claimed/``
+    (:func:`claim_name`), then downloaded from there, integrated, and the claimed file moved to the
+    archive: a newer file the shop uploads under the same name meanwhile is never archived unread.
+    A kill at any point loses and doubles nothing: a claimed file not yet archived is taken again
+    by the next run (the ledger knows its content, so it is integrated once), and a file moved to
+    the archive before its ledger row said so is completed (:func:`passerelle.core.integrate.
+    complete_archives`). A file gone since the listing is skipped; a file's content never fails
+    the task (its rows are quarantined or the file refused whole); the server or the database
+    does, with a message naming the file, the server and the path. Abandoned ``.part`` uploads of
+    rejects older than :data:`ABANDONED_AFTER` are deleted.
 
     :param replay_quarantine: also integrate again the open quarantined rows (templated).
     :param dry_run: parse and count the files; write nothing, move nothing (templated).
@@ -60,53 +102,66 @@ class ImportOrdersOperator(ErpMixin, ShopMixin, BaseOperator):
     def execute(self, context: Any) -> dict:
         from passerelle.core import integrate as core
         from passerelle.core.inbound import InboundError, read_inbound
+        from passerelle.hooks.shop import FileVanished, FolderMissing
 
         dry = parse_bool(self.dry_run, "dry_run", default=False)
         replay = parse_bool(self.replay_quarantine, "replay_quarantine", default=False)
         cfg = self.config
         rules, declared = core.inbound_settings(cfg)
         folders = {k: cfg["shop"][k] for k in ("inbound_dir", "archive_dir", "errors_dir")}
+        claimed_dir = posixpath.join(folders["inbound_dir"], CLAIMED)
         files: list[dict] = []
         received = 0
         with self.shop as shop:
-            names = inbound_names(shop.list(folders["inbound_dir"]))
-            if not dry:
-                shop.makedirs(folders["archive_dir"])
-                shop.makedirs(folders["errors_dir"])
-            for name in names:
-                path = posixpath.join(folders["inbound_dir"], name)
-                data = shop.get_bytes(path)
-                size = shop.size(path)
-                if size is not None and size != len(data):  # still being written: next run
-                    self.log.warning("%s: downloaded %d bytes, server now holds %d; left for the next run",
-                                     name, len(data), size)
-                    files.append({"name": name, "status": "incomplete"})
-                    continue
-                received += len(data)
-                if dry:
+            try:
+                listed = shop.list(folders["inbound_dir"])
+            except FolderMissing as exc:
+                raise FolderMissing(f"the inbound folder {folders['inbound_dir']} does not exist on {shop.where}: "
+                                    "check the setting shop.inbound_dir (or create the folder on the server); "
+                                    f"{exc}") from exc
+            names = inbound_names(listed)
+            if dry:
+                for name in names:
+                    path = posixpath.join(folders["inbound_dir"], name)
+                    try:
+                        data = shop.get_bytes(path)
+                    except FileVanished as exc:
+                        self.log.warning("%s: gone from the server before it was read; skipped (%s)", name, exc)
+                        files.append({"name": name, "status": "vanished"})
+                        continue
+                    received += len(data)
                     try:
                         files.append({"name": name, "status": "dry_run", "counts": read_inbound(name, data,
                                       declared=declared).counts})
                     except InboundError as exc:
                         files.append({"name": name, "status": "refused", "error": str(exc)})
-                    continue
-                try:
-                    result = core.integrate_file(self.erp, name, data, rules=rules, declared=declared)
-                except InboundError as exc:
-                    core.refuse_file(self.erp, name, exc)
-                    shop.rename(path, posixpath.join(folders["errors_dir"], core.archive_name(name, core.sha256(data))))
-                    self.log.error("%s refused and moved to %s: %s", name, folders["errors_dir"], exc)
-                    files.append({"name": name, "status": "refused", "error": str(exc)})
-                    continue
-                done = core.finish_file(
-                    self.erp, result,
-                    put=lambda n, b: shop.put_atomic(posixpath.join(folders["errors_dir"], n), b),
-                    move=lambda n, p=path: self._move(shop, p, posixpath.join(folders["archive_dir"], n)),
-                )
-                self.log.info("%s: %s%s %s", name, result.status,
-                              f" (same content as {result.duplicate_of})" if result.duplicate_of else "",
-                              result.counts)
-                files.append({**result.as_dict(), **done})
+            else:
+                for folder in (folders["archive_dir"], folders["errors_dir"], claimed_dir):
+                    shop.makedirs(folder)
+                shop.cleanup_parts(folders["errors_dir"], ABANDONED_AFTER)  # rejects uploads a kill left
+                completed = core.complete_archives(self.erp, shop.exists)
+                if completed:
+                    self.log.warning("ledger completed for %d files archived by a run that stopped before "
+                                     "recording it: %s", len(completed), ", ".join(completed))
+                # Files claimed by a run that stopped before archiving them come first (they are older).
+                todo = [(posixpath.join(claimed_dir, c), name) for c, name in claimed_names(shop.list(claimed_dir))]
+                for name in names:
+                    if len(claim_name(name).encode()) > MAX_NAME_BYTES:
+                        self.log.error("%s: name too long (%d bytes) to be claimed, archived or refused on %s "
+                                       "(names up to %d bytes); left in %s: rename it shorter", name,
+                                       len(name.encode()), shop.where, MAX_NAME_BYTES - CLAIM_SUFFIX_BYTES,
+                                       folders["inbound_dir"])
+                        files.append({"name": name, "status": "name_too_long"})
+                        continue
+                    claimed = self._claim(shop, posixpath.join(folders["inbound_dir"], name), claimed_dir, name)
+                    if claimed is None:
+                        files.append({"name": name, "status": "vanished"})
+                    else:
+                        todo.append((claimed, name))
+                for claimed, name in todo:
+                    done = self._import_one(shop, core, claimed, name, folders, rules, declared)
+                    received += done.pop("bytes", 0)
+                    files.append(done)
         replayed = core.replay_quarantine(self.erp, rules=rules, declared=declared) if replay and not dry else []
         for r in replayed:
             self.log.info("replayed %s: %d rows integrated, %d still open", r["file"], r["rows_replayed"],
@@ -118,6 +173,69 @@ class ImportOrdersOperator(ErpMixin, ShopMixin, BaseOperator):
             for k, v in part.items():
                 totals[k] = totals.get(k, 0) + int(v)
         return {"files": files, "replayed": replayed, "counts": totals, "bytes_received": received, "dry_run": dry}
+
+    def _claim(self, shop, path: str, claimed_dir: str, name: str) -> str | None:
+        """Take the file out of the inbound folder by a rename on the server, before reading it: a
+        newer file the shop uploads under the same name meanwhile stays there for the next run,
+        instead of being archived unread. None when the file vanished since the listing."""
+        from passerelle.hooks.shop import FileVanished
+
+        claimed = posixpath.join(claimed_dir, claim_name(name))
+        try:
+            shop.rename(path, claimed)
+        except FileVanished as exc:
+            self.log.warning("%s: gone from %s before it was claimed; skipped (%s)", name, shop.where, exc)
+            return None
+        return claimed
+
+    def _import_one(self, shop, core, claimed: str, name: str, folders: dict[str, str], rules: Any,
+                    declared: Any) -> dict:
+        """Integrate one claimed file, then move it to the archive (or the error folder when refused).
+
+        The file's content never fails the task (its rows are quarantined, or the file refused whole);
+        the server or the database does, with a message naming the file, the server and the path.
+        """
+        import psycopg
+
+        from passerelle.core.inbound import InboundError
+        from passerelle.hooks.shop import FileVanished, TransferError
+
+        try:
+            try:
+                data = shop.get_bytes(claimed)
+            except FileVanished as exc:
+                self.log.warning("%s: gone from the server before it was read; skipped (%s)", name, exc)
+                return {"name": name, "status": "vanished"}
+            size = shop.size(claimed)
+            if size is not None and size != len(data):  # still being written: next run
+                self.log.warning("%s: downloaded %d bytes, server now holds %d; left in %s for the next run",
+                                 name, len(data), size, claimed)
+                return {"name": name, "status": "incomplete"}
+            try:
+                result = core.integrate_file(self.erp, name, data, rules=rules, declared=declared)
+            except InboundError as exc:
+                core.refuse_file(self.erp, name, exc)
+                shop.rename(claimed, posixpath.join(folders["errors_dir"], core.archive_name(name, core.sha256(data))))
+                self.log.error("%s refused and moved to %s: %s", name, folders["errors_dir"], exc)
+                return {"name": name, "status": "refused", "error": str(exc), "bytes": len(data)}
+            archive = lambda n: posixpath.join(folders["archive_dir"], n)
+            done = core.finish_file(
+                self.erp, result,
+                put=lambda n, b: shop.put_atomic(posixpath.join(folders["errors_dir"], n), b),
+                move=lambda n: self._move(shop, claimed, archive(n)), planned=archive,
+            )
+        except FileVanished as exc:
+            raise TransferError(f"{name}: the claimed copy {claimed} disappeared from {shop.where} during its "
+                                f"import; it was not archived ({exc})") from exc
+        except TransferError as exc:
+            raise TransferError(f"{name} (claimed as {claimed} on {shop.where}): {exc}") from exc
+        except psycopg.Error as exc:
+            raise RuntimeError(f"{name} (claimed as {claimed} on {shop.where}): the back office failed: "
+                               f"{type(exc).__name__}: {exc}; the file stays claimed and the next run imports "
+                               "it") from exc
+        self.log.info("%s: %s%s %s", name, result.status,
+                      f" (same content as {result.duplicate_of})" if result.duplicate_of else "", result.counts)
+        return {**result.as_dict(), **done, "bytes": len(data)}
 
     @staticmethod
     def _move(shop, src: str, dst: str) -> str:
@@ -162,4 +280,5 @@ class ProposeReordersOperator(ErpMixin, BaseOperator):
         return counts
 
 
-__all__ = ["FLOW", "ImportOrdersOperator", "ProposeReordersOperator", "inbound_names"]
+__all__ = ["CLAIMED", "FLOW", "ImportOrdersOperator", "ProposeReordersOperator", "claim_name", "claimed_names",
+           "inbound_names"]

@@ -16,6 +16,12 @@ from passerelle.core.dialects.base import Dialect, Rejects, in_time_order, pdf_n
 #: snapshot's labels, the family ids other dialects use as shop ids).
 INTERNAL_COLUMNS = ("web", "removal_label", "family_id", "parent_family_id", "family_ids")
 
+#: Rich-text columns of the views, per entity: HTML a shop may render, so never sent with a script,
+#: an event handler or a ``javascript:`` URL (:func:`~passerelle.core.dialects.base.sanitise_html`).
+RICH_TEXT: dict[str, tuple[str, ...]] = {"article": ("short_description", "long_description"),
+                                         "brand": ("description",)}
+
+
 #: The generic customers files' columns (docs/formats/generic.md, "Customers"), in order.
 GENERIC_CUSTOMER_COLUMNS = ("key", "active", "email", "first_name", "last_name", "company", "phone",
                             "customer_family", "customer_family_name", "price_list", "vat_territory", "vat_number")
@@ -53,9 +59,10 @@ class GenericDialect(Dialect):
         if entity in ("customer", "customer_address"):
             return generic_customers(entity, df, rejects)
         out = df.drop(columns=[c for c in INTERNAL_COLUMNS if c in df])
-        if entity == "article":
-            for col in ("short_description", "long_description"):
+        for col in RICH_TEXT.get(entity, ()):
+            if col in out:
                 out[col] = sanitise_html(out[col])
+        if entity == "article":
             if not self.cfg.get("send_purchase_price", False):
                 out = out.drop(columns=["purchase_price"])
         out.insert(1, "active", "1")

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from passerelle.core.emails import email_key
 from passerelle.core.inbound.model import _STR, _UTC
 from passerelle.core.values import parse_bool
 
@@ -166,9 +167,10 @@ _CURRENCY_RE = re.compile(r"[A-Z]{3}")
 
 
 def _emails(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Emails in lower case, and which look like one (each distinct value worked out once)."""
+    """Emails in their comparable form (:func:`passerelle.core.emails.email_key`, the one normalisation,
+    shared with the SQL side), and which look like one (each distinct value worked out once)."""
     codes, distinct = pd.factorize(values)
-    lower = np.array([v.lower() for v in distinct], dtype=object)[codes]
+    lower = np.array([email_key(v) for v in distinct], dtype=object)[codes]
     valid = np.array([_EMAIL_RE.match(v) is not None for v in distinct], dtype=bool)[codes]
     return lower, valid
 

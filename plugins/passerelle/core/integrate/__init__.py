@@ -49,7 +49,8 @@ from passerelle.core.integrate.writes import cancel_orders, insert_orders, stage
 from passerelle.db import copy_in
 
 __all__ = [
-    "DEFAULT_RULES", "LOCK_KEY", "FileResult", "OrderSelection", "archive_name", "filter_orders", "finish_file",
+    "DEFAULT_RULES", "LOCK_KEY", "FileResult", "OrderSelection", "archive_name", "complete_archives", "filter_orders",
+    "finish_file",
     "inbound_settings", "integrate_file", "known_skus", "order_numbers", "propose_reorders", "refuse_file",
     "reject_number_clashes", "reject_unknown_skus",
     "rejects_for_file", "rejects_name", "replay_quarantine", "sha256",
@@ -222,13 +223,18 @@ def rejects_name(name: str, digest: str) -> str:
 
 
 def finish_file(conn: psycopg.Connection, result: FileResult, *, put: Callable[[str, bytes], None],
-                move: Callable[[str], str]) -> dict[str, Any]:
+                move: Callable[[str], str], planned: Callable[[str], str] | None = None) -> dict[str, Any]:
     """After commit: upload the file's rejects (if any) with ``put(name, bytes)``, move the
     file away with ``move(archive_name) -> path``, mark the ledger row archived.
 
     Driven by the ledger row, not by this run: a file whose row is still ``integrated`` (a crash
     after commit, before the archive) gets its rejects and its archive now, even when this run
     found it a duplicate. Safe to run again.
+
+    :param planned: ``planned(archive_name) -> path``, the path ``move`` will give, known before the
+        move: it is written to the ledger row (``archived_as``, status still ``integrated``) before
+        the move, so that a kill between the move and the ledger's update leaves a row that names
+        where its file went, and :func:`complete_archives` finishes it on the next run.
     """
     _idle(conn)
     row = conn.execute("SELECT status FROM passerelle.inbound_file WHERE id = %s", (result.file_id,)).fetchone()
@@ -241,14 +247,42 @@ def finish_file(conn: psycopg.Connection, result: FileResult, *, put: Callable[[
             rname = rejects_name(result.name, result.sha256)
             put(rname, ib.rejects_csv(rejects))
             out["rejects_file"] = rname
+    target = archive_name(result.name, result.sha256)
+    if pending and planned is not None:
+        conn.execute("UPDATE passerelle.inbound_file SET archived_as = %s WHERE id = %s AND status = 'integrated'",
+                     (planned(target), result.file_id))
     conn.commit()
-    archived = move(archive_name(result.name, result.sha256))
+    archived = move(target)
     out["archived_as"] = archived
     if pending:
-        conn.execute("UPDATE passerelle.inbound_file SET status = 'archived', archived_at = now(), archived_as = %s "
-                     "WHERE id = %s", (archived, result.file_id))
-        conn.commit()
+        _mark_archived(conn, result.file_id, archived)
     return out
+
+
+def _mark_archived(conn: psycopg.Connection, file_id: int, path: str) -> None:
+    conn.execute("UPDATE passerelle.inbound_file SET status = 'archived', archived_at = now(), archived_as = %s "
+                 "WHERE id = %s", (path, file_id))
+    conn.commit()
+
+
+def complete_archives(conn: psycopg.Connection, exists: Callable[[str], bool]) -> list[str]:
+    """Finish the ledger rows a kill left between the archive move and the ledger's update.
+
+    A row still ``integrated`` whose planned archive path (``archived_as``, written by
+    :func:`finish_file` before the move) ``exists(path)`` on the server was moved: it becomes
+    ``archived``. A row whose file is not there yet is left alone: its file is still to be moved
+    (the next :func:`finish_file` of it does). Returns the paths completed. Commits.
+    """
+    _idle(conn)
+    rows = conn.execute("SELECT id, archived_as FROM passerelle.inbound_file "
+                        "WHERE status = 'integrated' AND archived_as IS NOT NULL ORDER BY id").fetchall()
+    conn.commit()
+    done = []
+    for file_id, path in rows:
+        if exists(path):
+            _mark_archived(conn, file_id, path)
+            done.append(path)
+    return done
 
 
 # --------------------------------------------------------------------------------------------
@@ -384,11 +418,15 @@ def inbound_settings(cfg: Any, shop_timezone: str | None = None) -> tuple[dict[s
 
 def refuse_file(conn: psycopg.Connection, name: str, error: Exception) -> None:
     """A file that cannot be read at all goes to the quarantine as one row (line 0) with the
-    parser's message; the caller moves it to the error folder. Commits."""
+    parser's message (once: the same file refused again adds no row); the caller moves it to the
+    error folder. Commits."""
     _idle(conn)
     with conn.transaction():
-        conn.execute("INSERT INTO passerelle.quarantine (file, line, field, reason) VALUES (%s, 0, 'file', %s)",
-                     (_storable(name), _storable(str(error))))
+        # Once per file and reason: a run killed before the file left the server refuses it again.
+        conn.execute("INSERT INTO passerelle.quarantine (file, line, field, reason) SELECT %(f)s, 0, 'file', %(r)s "
+                     "WHERE NOT EXISTS (SELECT 1 FROM passerelle.quarantine WHERE file = %(f)s AND line = 0 "
+                     "AND field = 'file' AND reason = %(r)s AND status = 'open')",
+                     {"f": _storable(name), "r": _storable(str(error))})
 
 
 def _storable(text: str) -> str:

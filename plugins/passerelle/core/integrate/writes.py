@@ -11,7 +11,11 @@ import pandas as pd
 import psycopg
 
 from passerelle.core import inbound as ib
+from passerelle.core.emails import email_key_sql
 from passerelle.db import copy_in
+
+#: E-mails compared as the parser wrote the file's (:mod:`passerelle.core.emails`, one normalisation).
+_EMAIL = {"c_email": email_key_sql("c.email"), "o_email": email_key_sql("o.email")}
 
 _STAGING = """
 CREATE TEMP TABLE s_customer (line int, shop_customer_id text, email text, first_name text, last_name text,
@@ -50,10 +54,10 @@ _CUSTOMERS = """
 UPDATE s_customer s SET customer_id = l.customer_id FROM passerelle.customer_link l
  WHERE l.shop_customer_id = s.shop_customer_id;
 UPDATE s_customer s SET customer_id = c.id FROM erp.customer c
- WHERE s.customer_id IS NULL AND s.email IS NOT NULL AND lower(c.email) = s.email;
+ WHERE s.customer_id IS NULL AND s.email IS NOT NULL AND {c_email} = s.email;
 UPDATE s_customer SET code = CASE WHEN shop_customer_id IS NOT NULL THEN 'WEB-C' || shop_customer_id
                                   ELSE 'WEB-E' || left(md5(email), 12) END;
-"""
+""".format(**_EMAIL)
 
 _CUSTOMERS_NEW = """
 INSERT INTO erp.customer (code, email, first_name, last_name, company, phone, customer_family, web)
@@ -67,8 +71,8 @@ ON CONFLICT DO NOTHING
 _CUSTOMERS_RESOLVE = """
 UPDATE s_customer s SET customer_id = c.id FROM erp.customer c WHERE s.customer_id IS NULL AND c.code = s.code;
 UPDATE s_customer s SET customer_id = c.id FROM erp.customer c
- WHERE s.customer_id IS NULL AND s.email IS NOT NULL AND lower(c.email) = s.email;
-"""
+ WHERE s.customer_id IS NULL AND s.email IS NOT NULL AND {c_email} = s.email;
+""".format(**_EMAIL)
 
 # Existing customers: the latest row wins; a value the file leaves empty keeps the back office's.
 _CUSTOMERS_UPDATE = """
@@ -77,7 +81,7 @@ WITH latest AS (
      ORDER BY customer_id, updated_at DESC NULLS LAST, line DESC)
 UPDATE erp.customer c SET
     email = CASE WHEN s.email IS NOT NULL AND NOT EXISTS (
-                SELECT 1 FROM erp.customer o WHERE lower(o.email) = s.email AND o.id <> c.id)
+                SELECT 1 FROM erp.customer o WHERE {o_email} = s.email AND o.id <> c.id)
             THEN s.email ELSE c.email END,
     first_name = coalesce(s.first_name, c.first_name), last_name = coalesce(s.last_name, c.last_name),
     company = coalesce(s.company, c.company), phone = coalesce(s.phone, c.phone),
@@ -87,7 +91,7 @@ UPDATE erp.customer c SET
    AND (c.email, c.first_name, c.last_name, c.company, c.phone, c.customer_family) IS DISTINCT FROM
        (coalesce(s.email, c.email), coalesce(s.first_name, c.first_name), coalesce(s.last_name, c.last_name),
         coalesce(s.company, c.company), coalesce(s.phone, c.phone), coalesce(f.code, c.customer_family))
-"""
+""".format(**_EMAIL)
 
 _LINKS = """
 INSERT INTO passerelle.customer_link (shop_customer_id, customer_id)
@@ -98,23 +102,28 @@ ON CONFLICT (shop_customer_id) DO UPDATE SET customer_id = EXCLUDED.customer_id,
  WHERE passerelle.customer_link.customer_id <> EXCLUDED.customer_id
 """
 
-# Addresses belong to the customer of their row (shop id first, then e-mail); one per kind.
+# Addresses belong to the customer of their row (shop id first, then e-mail); one per kind: that of the
+# customer's latest order in the file (a customers file: the latest updated row), whatever the lines' order.
 _ADDRESSES = """
 UPDATE s_address a SET customer_id = l.customer_id FROM passerelle.customer_link l
  WHERE l.shop_customer_id = a.shop_customer_id;
 UPDATE s_address a SET customer_id = c.id FROM erp.customer c
- WHERE a.customer_id IS NULL AND a.email IS NOT NULL AND lower(c.email) = a.email;
-"""
+ WHERE a.customer_id IS NULL AND a.email IS NOT NULL AND {c_email} = a.email;
+""".format(**_EMAIL)
 
 _ADDRESSES_UPSERT = """
 INSERT INTO erp.address AS t (customer_id, kind, name, line1, line2, postcode, city, country, phone)
-SELECT DISTINCT ON (customer_id, kind) customer_id, kind,
-       nullif(trim(concat_ws(' ', first_name, last_name,
-                             CASE WHEN company IS NOT NULL THEN '(' || company || ')' END)), ''),
-       address1, address2, postcode, city, CASE WHEN length(country) = 2 THEN upper(country) ELSE 'FR' END, phone
-  FROM s_address
- WHERE customer_id IS NOT NULL AND address1 IS NOT NULL AND postcode IS NOT NULL AND city IS NOT NULL
- ORDER BY customer_id, kind, line DESC
+SELECT DISTINCT ON (a.customer_id, a.kind) a.customer_id, a.kind,
+       nullif(trim(concat_ws(' ', a.first_name, a.last_name,
+                             CASE WHEN a.company IS NOT NULL THEN '(' || a.company || ')' END)), ''),
+       a.address1, a.address2, a.postcode, a.city,
+       CASE WHEN length(a.country) = 2 THEN upper(a.country) ELSE 'FR' END, a.phone
+  FROM s_address a
+  LEFT JOIN (SELECT DISTINCT ON (shop_order_id) shop_order_id, order_date FROM s_order
+              ORDER BY shop_order_id, line) o ON o.shop_order_id = a.shop_order_id
+  LEFT JOIN s_customer c ON a.shop_order_id IS NULL AND c.line = a.line
+ WHERE a.customer_id IS NOT NULL AND a.address1 IS NOT NULL AND a.postcode IS NOT NULL AND a.city IS NOT NULL
+ ORDER BY a.customer_id, a.kind, coalesce(o.order_date, c.updated_at) DESC NULLS LAST, a.line DESC
 ON CONFLICT (customer_id, kind) DO UPDATE SET name = EXCLUDED.name, line1 = EXCLUDED.line1, line2 = EXCLUDED.line2,
     postcode = EXCLUDED.postcode, city = EXCLUDED.city, country = EXCLUDED.country, phone = EXCLUDED.phone,
     updated_at = now()
@@ -145,7 +154,7 @@ WITH src AS (
            d.city AS dc, d.country AS dco
       FROM s_order o
       LEFT JOIN passerelle.customer_link l ON l.shop_customer_id = o.shop_customer_id
-      LEFT JOIN erp.customer c ON o.email IS NOT NULL AND lower(c.email) = o.email
+      LEFT JOIN erp.customer c ON o.email IS NOT NULL AND {c_email} = o.email
       LEFT JOIN s_address b ON b.shop_order_id = o.shop_order_id AND b.kind = 'billing'
       LEFT JOIN s_address d ON d.shop_order_id = o.shop_order_id AND d.kind = 'delivery'
 ), ins AS (
@@ -169,7 +178,7 @@ WITH src AS (
     RETURNING id, shop_order_id, kind
 )
 SELECT * FROM ins
-"""
+""".format(**_EMAIL)
 
 _LINES = """
 WITH sku AS (
@@ -199,11 +208,44 @@ SELECT DISTINCT ON (n.id) n.id, coalesce(p.method, 'unknown'), p.amount, p.trans
 ON CONFLICT DO NOTHING
 """
 
-# A quote the shop later says is paid becomes an order (its lines are the quote's).
+# A quote the shop later says is paid becomes an order (its lines are the quote's); its payment
+# is the file's: an unpaid payment row the quote had is completed, else one is written.
 _QUOTES_CONFIRMED = """
-UPDATE erp.sales_order o SET kind = 'order', status = 'confirmed'
-  FROM s_order s WHERE s.kind = 'order' AND o.shop_order_id = s.shop_order_id AND o.kind = 'quote'
-   AND o.status = 'quote'
+CREATE TEMP TABLE s_converted ON COMMIT DROP AS
+WITH upd AS (
+    UPDATE erp.sales_order o SET kind = 'order', status = 'confirmed'
+      FROM s_order s WHERE s.kind = 'order' AND o.shop_order_id = s.shop_order_id AND o.kind = 'quote'
+       AND o.status = 'quote'
+    RETURNING o.id, o.shop_order_id
+)
+SELECT * FROM upd
+"""
+
+_CONVERTED_PAYMENTS_UPDATE = """
+WITH p AS (
+    SELECT DISTINCT ON (n.id) n.id AS order_id, p.method, p.amount, p.transaction_id, p.paid, p.paid_at
+      FROM s_converted n JOIN s_payment p ON p.shop_order_id = n.shop_order_id
+     WHERE p.amount IS NOT NULL
+     ORDER BY n.id, p.line
+), target AS (
+    SELECT DISTINCT ON (e.order_id) e.id, e.order_id FROM erp.payment e JOIN p ON p.order_id = e.order_id
+     WHERE NOT e.paid ORDER BY e.order_id, e.id
+)
+UPDATE erp.payment e SET method = coalesce(p.method, e.method), amount = p.amount,
+       transaction_id = coalesce(p.transaction_id, e.transaction_id), paid = coalesce(p.paid, e.paid),
+       paid_at = coalesce(p.paid_at, e.paid_at)
+  FROM target t JOIN p ON p.order_id = t.order_id
+ WHERE e.id = t.id
+"""
+
+_CONVERTED_PAYMENTS_INSERT = """
+INSERT INTO erp.payment (order_id, method, amount, transaction_id, paid, paid_at)
+SELECT DISTINCT ON (n.id) n.id, coalesce(p.method, 'unknown'), p.amount, p.transaction_id, coalesce(p.paid, false),
+       p.paid_at
+  FROM s_converted n JOIN s_payment p ON p.shop_order_id = n.shop_order_id
+ WHERE p.amount IS NOT NULL AND NOT EXISTS (SELECT 1 FROM erp.payment e WHERE e.order_id = n.id)
+ ORDER BY n.id, p.line
+ON CONFLICT DO NOTHING
 """
 
 
@@ -215,11 +257,16 @@ def insert_orders(conn: psycopg.Connection, file_id: int) -> dict[str, int]:
     payments = conn.execute(_PAYMENTS).rowcount
     conn.execute("INSERT INTO passerelle.order_ledger (shop_order_id, order_id, kind, file_id) "
                  "SELECT shop_order_id, id, kind, %s FROM s_new ON CONFLICT DO NOTHING", (file_id,))
-    converted = conn.execute(_QUOTES_CONFIRMED).rowcount
+    conn.execute(_QUOTES_CONFIRMED)
+    converted = conn.execute("SELECT count(*) FROM s_converted").fetchone()[0]
+    completed = conn.execute(_CONVERTED_PAYMENTS_UPDATE).rowcount
+    payments += conn.execute(_CONVERTED_PAYMENTS_INSERT).rowcount
+    conn.execute("DROP TABLE s_converted")
     staged = conn.execute("SELECT count(*) FROM s_order").fetchone()[0]
+    # A confirmed quote is counted once: as confirmed, not also as already integrated.
     return {"orders_created": new[0], "quotes_created": new[1], "quotes_confirmed": converted,
-            "orders_already_integrated": staged - new[0] - new[1], "lines_created": lines,
-            "payments_created": payments}
+            "orders_already_integrated": staged - new[0] - new[1] - converted, "lines_created": lines,
+            "payments_created": payments, "payments_completed": max(completed, 0)}
 
 
 def cancel_orders(conn: psycopg.Connection, file_id: int, name: str, *, quarantine: bool) -> dict[str, int]:
