@@ -186,27 +186,33 @@ def is_gift_card(label: str) -> bool:
     return _GIFT_CARD.search(label or "") is not None
 
 
-def published_titles(conn: psycopg.Connection, labels: Iterable[str]) -> dict[str, list[str]]:
+def published_titles(conn: psycopg.Connection, labels: Iterable[str]) -> dict[str, list[tuple[str, float]]]:
     """For each label (:func:`label_key`) among ``labels``, the references Passerelle published
-    under that title: an article without variants by its name, a variant as Shopify names its
-    line item, ``<name> - <size> / <colour>``. Only what the shop received (the snapshot) counts."""
+    under that title, with their price incl. VAT: an article without variants by its name, a
+    variant as Shopify names its line item, ``<name> - <size> / <colour>``. Only what the shop
+    received (the snapshot) counts."""
     wanted = sorted({label_key(v) for v in labels if label_key(v)})
     if not wanted:
         return {}
     rows = conn.execute("""
         WITH cand AS (
-            SELECT a.reference, a.name AS title FROM erp.article a
+            SELECT a.reference, a.name AS title, a.price_excl_vat * (1 + a.vat_rate / 100) AS price
+              FROM erp.article a
               JOIN passerelle.snapshot s ON s.entity = 'article' AND s.key = a.reference
              WHERE NOT EXISTS (SELECT 1 FROM erp.variant v WHERE v.article_id = a.id AND v.active)
             UNION ALL
-            SELECT v.reference, a.name || ' - ' || concat_ws(' / ', nullif(v.size, ''), nullif(v.colour, ''))
+            SELECT v.reference, a.name || ' - ' || concat_ws(' / ', nullif(v.size, ''), nullif(v.colour, '')),
+                   (a.price_excl_vat + v.price_impact) * (1 + a.vat_rate / 100)
               FROM erp.variant v JOIN erp.article a ON a.id = v.article_id
               JOIN passerelle.snapshot s ON s.entity = 'variant' AND s.key = v.reference
         )
-        SELECT lower(regexp_replace(trim(title), '\\s+', ' ', 'g')) AS label, array_agg(reference ORDER BY reference)
-          FROM cand WHERE lower(regexp_replace(trim(title), '\\s+', ' ', 'g')) = ANY(%s) GROUP BY 1""",
+        SELECT lower(regexp_replace(trim(title), '\\s+', ' ', 'g')), reference, round(price, 2)
+          FROM cand WHERE lower(regexp_replace(trim(title), '\\s+', ' ', 'g')) = ANY(%s) ORDER BY 1, 2""",
         (wanted,)).fetchall()
-    return {label: list(refs) for label, refs in rows}
+    out: dict[str, list[tuple[str, float]]] = {}
+    for label, reference, price in rows:
+        out.setdefault(label, []).append((reference, float(price)))
+    return out
 
 
 def line_mappings(conn: psycopg.Connection, labels: Iterable[str]) -> dict[str, str]:
@@ -219,13 +225,15 @@ def line_mappings(conn: psycopg.Connection, labels: Iterable[str]) -> dict[str, 
     return dict(rows)
 
 
-def resolve_lines(parsed: ib.ParsedFile, *, mappings: Mapping[str, str], titles: Mapping[str, list[str]],
+def resolve_lines(parsed: ib.ParsedFile, *, mappings: Mapping[str, str],
+                  titles: Mapping[str, list[tuple[str, float]]],
                   gift_card_article: str | None = None, unmatched_line_article: str | None = None) -> ib.ParsedFile:
     """Give every line without a SKU its back-office reference, or quarantine its order.
 
     In this order: the staff's mapping of the line's label (``passerelle.line_mapping``); a gift
     card (its label says so) -> ``gift_card_article``; the shop's title and variant matching
-    exactly one reference Passerelle published (:func:`published_titles`); any other line ->
+    exactly one reference Passerelle published (:func:`published_titles`; homonyms are told
+    apart by their price incl. VAT, the line's unit price); any other line ->
     ``unmatched_line_article``. What is left quarantines its order with a reason saying what to
     do. Adds the column ``matched_by`` (:data:`MATCHED_BY`) to the lines.
     """
@@ -234,9 +242,14 @@ def resolve_lines(parsed: ib.ParsedFile, *, mappings: Mapping[str, str], titles:
     matched = np.where(sku != "", "sku", "").astype(object)
     bad = []
     labels = lines["label"].astype("object").where(lines["label"].notna(), "").to_numpy(dtype=object)
+    prices = lines["unit_price_incl_vat"].astype("float64").to_numpy()
     for i in np.flatnonzero(sku == ""):
         label, key = labels[i], label_key(labels[i])
-        refs = titles.get(key, [])
+        found = titles.get(key, [])
+        if len(found) > 1:  # homonyms: the one at the line's price, if only one is
+            at_price = [c for c in found if abs(c[1] - prices[i]) < 0.005]
+            found = at_price if len(at_price) == 1 else found
+        refs = [ref for ref, _ in found]
         if key in mappings:
             sku[i], matched[i] = mappings[key], "mapping"
         elif gift_card_article and is_gift_card(label):
@@ -328,12 +341,12 @@ def resolve_vat(parsed: ib.ParsedFile, rates: Mapping[str, float]) -> ib.ParsedF
     lines, orders = parsed.lines.copy(), parsed.orders.copy()
     if not len(lines):
         return replace(parsed, orders=orders.assign(vat_disagreement=pd.Series(dtype="str")))
-    stated_by_order = dict(zip(orders["shop_order_id"], orders["vat_rates"].map(_rates)))
+    stated_by_order = dict(zip(orders["shop_order_id"], orders["vat_rates"].map(_rates), strict=True))
     bo = lines["sku"].map(rates).astype("float64")
     stated = lines["vat_rate"].astype("float64")
     order_rates = lines["shop_order_id"].map(stated_by_order)
-    in_order = np.array([b in r for b, r in zip(bo, order_rates.map(lambda r: r if isinstance(r, list) else []))],
-                        dtype=bool)
+    listed = order_rates.map(lambda r: r if isinstance(r, list) else [])
+    in_order = np.array([b in r for b, r in zip(bo, listed, strict=True)], dtype=bool)
     rate = stated.where(stated.notna(), bo)
     compared = ~lines.get("matched_by", pd.Series("sku", index=lines.index)).isin(["gift_card", "unmatched"])
     differs = compared & bo.notna() & ((stated.notna() & ((stated - bo).abs() > 0.001))
