@@ -32,10 +32,10 @@ def _back_office(conn: psycopg.Connection, *, walk_in: bool = True) -> None:
 
 
 def _orders(conn: psycopg.Connection) -> dict[str, dict]:
-    cur = conn.execute("SELECT o.shop_order_id, o.number, o.status, o.total_incl_vat, o.total_vat, o.shipping_excl_vat, "
-                       "o.shipping_vat_rate, o.billing_name, o.billing_company, o.billing_region, o.billing_phone, "
-                       "o.vat_disagreement, c.code FROM erp.sales_order o JOIN erp.customer c ON c.id = o.customer_id "
-                       "WHERE o.origin = 'web'")
+    cur = conn.execute("SELECT o.shop_order_id, o.number, o.status, o.total_incl_vat, o.total_vat, "
+                       "o.shipping_excl_vat, o.shipping_vat_rate, o.billing_name, o.billing_company, o.billing_region, "
+                       "o.billing_phone, o.vat_disagreement, c.code FROM erp.sales_order o "
+                       "JOIN erp.customer c ON c.id = o.customer_id WHERE o.origin = 'web'")
     names = [d.name for d in cur.description]
     out = {r[0]: dict(zip(names, r, strict=True)) for r in cur.fetchall()}
     conn.commit()
@@ -137,8 +137,9 @@ def test_a_mapping_then_the_replay_integrates_the_custom_item(erp):
     assert [(r["rows_replayed"], r["rows_still_open"]) for r in replayed] == [(2, 3)]
     orders = _orders(erp)
     assert orders["#1013"]["code"] == "COMPTOIR"  # a draft order without e-mail: the walk-in customer
-    assert [r[:3] for r in _lines(erp, "#1013")] == [("SERVICE-RETOUCHE", None, "Retouche ourlet"),
-                                                     ("ART-000003", "ART-000003-M-GRIS", "Robe en coton bio - M / GRIS")]
+    assert [r[:3] for r in _lines(erp, "#1013")] == [
+        ("SERVICE-RETOUCHE", None, "Retouche ourlet"),
+        ("ART-000003", "ART-000003-M-GRIS", "Robe en coton bio - M / GRIS")]
     assert sorted(_quarantine(erp)) == ["#1019", "#1028"]
 
 

@@ -139,9 +139,9 @@ def _check_totals(rows: dict[str, np.ndarray], add: Callable[..., None], codes: 
         expected = subtotal + ship + np.where(included.to_numpy(dtype=bool), 0.0, taxes)
         off = ~np.isnan(total) & ~np.isnan(subtotal) & (np.abs(total - expected) > TOLERANCE) \
             & (np.abs(total - (subtotal + ship + taxes)) > TOLERANCE) & (np.abs(total - (subtotal + ship)) > TOLERANCE)
-        _said(add, off, "total", lambda i: f"Total {total[i]:.2f} but Subtotal + Shipping = {subtotal[i] + ship[i]:.2f} "
-              f"(prices including taxes), + Taxes = {subtotal[i] + ship[i] + taxes[i]:.2f} (excluding them): "
-              "export the order again")
+        _said(add, off, "total", lambda i: f"Total {total[i]:.2f} but Subtotal + Shipping = "
+              f"{subtotal[i] + ship[i]:.2f} (prices including taxes), + Taxes = {subtotal[i] + ship[i] + taxes[i]:.2f} "
+              "(excluding them): export the order again")
         values = [money[f"tax_{i}_value"].to_numpy() for i in range(1, 6)]
         has_lines = np.any([~np.isnan(v) for v in values], axis=0)
         stated = np.sum([_filled(v, 0.0) for v in values], axis=0)
