@@ -5,10 +5,13 @@ transaction (:func:`integrate_file`):
 
 1. lock (one integrator at a time), look the file's sha256 up in ``passerelle.inbound_file``:
    already there (a rerun, a retry, the same file under another name) -> nothing is written;
-2. read (:func:`passerelle.core.inbound.read_inbound`: every row checked, an order without a
-   customer key refused there), then the rules that need the back office
-   (:mod:`~passerelle.core.integrate.rules`): orders with an unknown SKU to the rejects, orders
-   split by shop status (:func:`filter_orders`);
+2. read (:func:`passerelle.core.inbound.read_inbound`: every row and every order's amounts
+   checked), then the rules that need the back office (:mod:`~passerelle.core.integrate.rules`):
+   lines without a SKU matched (mapping, gift-card and custom-item articles, published titles),
+   orders without a customer key given the walk-in customer or quarantined, orders with an
+   unknown SKU to the rejects, VAT as the shop states it (disagreements flagged on the order),
+   orders split by shop status (:func:`filter_orders`); every row read counted as integrated,
+   quarantined or ignored;
 3. COPY the frames into TEMP staging tables, then set-wise SQL
    (:mod:`~passerelle.core.integrate.writes`): customers (matched by shop
    customer id through ``passerelle.customer_link``, then by e-mail) and addresses upserted;
@@ -410,7 +413,9 @@ def propose_reorders(conn: psycopg.Connection) -> int:
 
 
 def inbound_settings(cfg: Any, shop_timezone: str | None = None) -> tuple[dict[str, list[str]], dict[str, Any]]:
-    """The ``inbound`` section as (status rules, declared dialect for :func:`read_inbound`).
+    """The ``inbound`` section as (rules, declared dialect for :func:`read_inbound`); the rules
+    are the status groups plus, when set, ``walk_in_customer``, ``gift_card_article`` and
+    ``unmatched_line_article``.
 
     ``cfg`` is the typed section (``Settings.inbound``, then *shop_timezone* is the files' default
     timezone), the whole :class:`passerelle.config.Settings`, or ``load_config()``'s dict; the

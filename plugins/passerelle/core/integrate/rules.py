@@ -2,14 +2,19 @@
 
 * an order whose SKU the back office does not know is rejected whole
   (:func:`reject_unknown_skus`, with :func:`known_skus` looking the file's SKUs up);
-* a shop order id gives the back-office order number ``WEB-<id>`` (:func:`order_numbers`);
+* a shop order id gives the back-office order number ``WEB-<id>``, without Shopify's ``#``
+  (:func:`order_numbers`);
   an order whose number is already another shop order's (``100231`` and ``WEB-100231``), in
   the back office or earlier in the file, is rejected (:func:`reject_number_clashes`);
 * orders are split by shop status into created, quotes, cancellations and ignored
-  (:func:`filter_orders`, the ``inbound`` section's rules).
-
-(An order without a customer key is refused by the parser itself, row by row, as a required
-value: :mod:`passerelle.core.inbound.orders`.)
+  (:func:`filter_orders`, the ``inbound`` section's rules);
+* a line without a SKU is matched (:func:`resolve_lines`: the staff's mapping, the gift-card
+  or custom-item article, the shop's title against what Passerelle published), or its order
+  quarantined with what to do;
+* an order without e-mail nor customer id goes to the walk-in customer, or is quarantined
+  (:func:`attach_walk_in`);
+* each line's VAT rate is the shop's; a disagreement with the back office is flagged on the
+  order, and missing excl. VAT amounts are worked out (:func:`resolve_vat`).
 """
 
 from __future__ import annotations
@@ -352,12 +357,12 @@ def resolve_vat(parsed: ib.ParsedFile, rates: Mapping[str, float]) -> ib.ParsedF
     differs = compared & bo.notna() & ((stated.notna() & ((stated - bo).abs() > 0.001))
                                        | (stated.isna() & ~in_order))
     notes: dict[str, list[str]] = {}
-    for i in np.flatnonzero(differs.to_numpy()):
-        row = lines.iloc[i]
-        shop = (f"{stated.iloc[i]:g}%" if not np.isnan(stated.iloc[i])
-                else "/".join(f"{r:g}%" for r in order_rates.iloc[i]) or "no rate")
-        notes.setdefault(row["shop_order_id"], []).append(
-            f"line {int(row['line'])} {row['sku']}: shop {shop}, back office {bo.iloc[i]:g}%")
+    at = np.flatnonzero(differs.to_numpy())
+    ids, line_no, skus = (lines[c].to_numpy(dtype=object)[at] for c in ("shop_order_id", "line", "sku"))
+    said, bos, listed_at = stated.to_numpy()[at], bo.to_numpy()[at], listed.to_numpy(dtype=object)[at]
+    for sid, ln, ref, s_, b, rs in zip(ids, line_no, skus, said, bos, listed_at, strict=True):
+        shop = f"{s_:g}%" if not np.isnan(s_) else "/".join(f"{r:g}%" for r in rs) or "no rate"
+        notes.setdefault(sid, []).append(f"line {int(ln)} {ref}: shop {shop}, back office {b:g}%")
     lines["vat_rate"] = rate
     factor = 1 + rate / 100
     lines["unit_price_excl_vat"] = lines["unit_price_excl_vat"].astype("float64").where(
