@@ -157,3 +157,20 @@ def test_orders_without_customer_take_the_walk_in_customer_or_wait(erp, walk_in)
         assert "'INCONNU' (inbound.walk_in_customer) is no customer code of the back office" in reason
     else:
         assert reason.startswith("no customer: Email is empty") and "inbound.walk_in_customer" in reason
+
+
+
+def test_the_inbound_section_sets_the_walk_in_customer_and_line_articles():
+    from passerelle.config import ConfigError, InboundSection, parse_settings
+    from passerelle.core.integrate import inbound_settings
+
+    settings = parse_settings({"inbound": {"walk_in_customer": "COMPTOIR", "gift_card_article": "CARTE-CADEAU"}},
+                              "passerelle.yaml")
+    rules, _ = inbound_settings(settings)
+    assert rules == RULES
+    assert inbound_settings(InboundSection())[0] == {k: v for k, v in RULES.items()
+                                                     if k in ("integrate", "quotes", "cancels")}
+    with pytest.raises(ConfigError) as err:
+        parse_settings({"inbound": {"walk_in_customer": ["COMPTOIR"]}}, "passerelle.yaml")
+    assert str(err.value).startswith("passerelle.yaml: inbound.walk_in_customer")
+    assert "back-office code or reference" in str(err.value)
