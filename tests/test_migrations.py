@@ -160,11 +160,13 @@ def test_legacy_installation_upgrades_with_one_command_and_loses_nothing(empty_d
     assert all(before_rows.values()), {t: len(r) for t, r in before_rows.items()}  # a row in every table
     assert version_tables(empty_db) == []
 
-    done = migrate("--dsn", empty_db)
+    done = migrate("--dsn", empty_db, "--to", BASELINE)
 
     assert f"stamped at {BASELINE}" in done.stdout
     assert rows(empty_db) == before_rows
-    assert schema_of(empty_db) == before_schema  # nothing recreated (head is 0001 today)
+    assert schema_of(empty_db) == before_schema  # nothing recreated
+    migrate("--dsn", empty_db)  # then the later revisions, as on any installation
+    assert rows(empty_db) == before_rows
     assert version_tables(empty_db) == [f"{SCHEMA}.{VERSION_TABLE}"]  # never public, never Airflow's
     with psycopg.connect(empty_db) as conn:
         assert current(conn) == head()
@@ -315,8 +317,10 @@ def test_a_later_revision_reaches_a_legacy_installation(empty_db, tmp_path, monk
 
     folder = tmp_path / "migrations"
     shutil.copytree(migrate_module.MIGRATIONS_DIR, folder, ignore=shutil.ignore_patterns("__pycache__"))
-    (folder / "versions" / "0002_probe.py").write_text(
-        'revision = "0002"\ndown_revision = "0001"\nbranch_labels = None\ndepends_on = None\n\n\n'
+    last = head()  # the probe follows the project's own revisions
+    probe = f"{int(last) + 1:04d}"
+    (folder / "versions" / f"{probe}_probe.py").write_text(
+        f'revision = "{probe}"\ndown_revision = "{last}"\nbranch_labels = None\ndepends_on = None\n\n\n'
         "def upgrade():\n    import sqlalchemy as sa\n    from alembic import op\n\n"
         '    op.add_column("batch", sa.Column("note", sa.Text(), server_default="kept"), schema="passerelle")\n'
     )
@@ -328,7 +332,7 @@ def test_a_later_revision_reaches_a_legacy_installation(empty_db, tmp_path, monk
         outcome = upgrade(conn)
         notes = conn.execute("SELECT id, note FROM passerelle.batch ORDER BY id").fetchall()
 
-    assert (outcome.before, outcome.stamped, outcome.after) == (None, True, "0002")
+    assert (outcome.before, outcome.stamped, outcome.after) == (None, True, probe)
     assert notes == [(1, "kept"), (2, "kept")]
     after = rows(empty_db)
     assert after["batch"] == [{**row, "note": "kept"} for row in before["batch"]]

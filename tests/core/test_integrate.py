@@ -327,6 +327,9 @@ def test_each_trigger_is_integrated_or_refused_and_the_next_file_goes_through(er
         "ids_later.csv": _file(_row("WEB-100231", ln="1", qty="3")),
     }
     status = {name: _import(erp, name, data) for name, data in triggers.items()}
+    for counts, in erp.execute("SELECT counts FROM passerelle.inbound_file").fetchall():
+        assert counts["rows_integrated"] + counts["rows_quarantined"] + counts["rows_ignored"] == counts["rows_read"]
+    erp.commit()
     assert status == {"mac.csv": "integrated", "nul.csv": "integrated", "header.csv": "refused",
                       "quote.csv": "integrated", "utf16.csv": "integrated", "big.csv": "integrated",
                       "line.csv": "integrated", "ids.csv": "integrated", "ids_later.csv": "integrated"}
@@ -424,8 +427,12 @@ def test_fuzzed_files_are_integrated_or_refused_never_crash_the_import(erp):
                 "WHERE f.sha256 = %s", (sha256(data),)).fetchone()
             lines = erp.execute("SELECT count(DISTINCT line) FROM passerelle.quarantine WHERE file_id = %s "
                                 "AND reason NOT LIKE '%%: cancel it by hand'", (file_id,)).fetchone()[0]
+            counts = erp.execute("SELECT counts FROM passerelle.inbound_file WHERE id = %s", (file_id,)).fetchone()[0]
             erp.commit()
             assert (lines, reasonless) == (rejected, 0)
+            # Per file, always: rows read = integrated + quarantined + ignored.
+            assert counts["rows_integrated"] + counts["rows_quarantined"] + counts["rows_ignored"] \
+                == counts["rows_read"]
 
     run()
     assert hypothesis and "integrated" in seen

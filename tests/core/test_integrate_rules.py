@@ -27,6 +27,8 @@ def test_sample_skus_are_the_demo_back_office_references():
     for name in ("orders_20261120_0900.csv", "orders_20261120_1000.csv", "shopify_orders_export.csv"):
         skus |= set(sample(name).lines.sku)
     assert skus - known == {"ART-999999"}
+    # The real Shopify export: every SKU written is the demo's (the others are lines without SKU).
+    assert set(sample("shopify_orders_export_real.csv").lines.sku) - known == {""}
 
     p = reject_unknown_skus(sample("orders_20261120_1000.csv"), known)
     assert set(p.orders.shop_order_id) == {"WEB-100235", "WEB-100236"}

@@ -24,6 +24,9 @@ CREATE TABLE IF NOT EXISTS erp.sales_order (
     carrier           text,
     tracking_number   text,
     note              text,
+    billing_company   text, billing_region text, billing_phone text,
+    delivery_company  text, delivery_region text, delivery_phone text,
+    vat_disagreement  text,                                 -- the shop's VAT differs from the articles' (web orders)
     created_at        timestamptz NOT NULL DEFAULT now(),
     updated_at        timestamptz NOT NULL DEFAULT now()
 );

@@ -251,7 +251,17 @@ def _currency(value: Any) -> str | None:
     return value
 
 
+def _back_office_code(value: Any) -> str | None:
+    """A back-office customer code or article reference: one line of text, or unset."""
+    if value in (None, ""):
+        return None
+    if not isinstance(value, (str, int)) or not str(value).strip() or "\n" in str(value):
+        raise fail(f"expected a back-office code or reference such as \"COMPTOIR\" or \"CARTE-CADEAU\", got {value!r}")
+    return str(value).strip()
+
+
 Statuses = Annotated[tuple[str, ...], BeforeValidator(_statuses)]
+BackOfficeCode = Annotated[str | None, BeforeValidator(_back_office_code)]
 
 
 class InboundSection(Section):
@@ -265,6 +275,12 @@ class InboundSection(Section):
     decimal: Annotated[str | None, BeforeValidator(_decimal)] = None
     timezone: Annotated[str | None, BeforeValidator(_optional_timezone)] = None
     currency: Annotated[str | None, BeforeValidator(_currency)] = None
+    #: Back-office customer code that orders without e-mail nor customer id (draft, point of sale) go to.
+    walk_in_customer: BackOfficeCode = None
+    #: Back-office article reference of gift card lines (the shop gives them no SKU).
+    gift_card_article: BackOfficeCode = None
+    #: Back-office article reference of other lines without SKU that match nothing published (custom items).
+    unmatched_line_article: BackOfficeCode = None
 
     @model_validator(mode="after")
     def _one_group_per_status(self) -> InboundSection:
@@ -278,9 +294,15 @@ class InboundSection(Section):
         return self
 
     @property
-    def rules(self) -> dict[str, list[str]]:
-        """The status groups as :func:`passerelle.core.integrate.integrate_file` takes them."""
-        return {"integrate": list(self.integrate), "quotes": list(self.quotes), "cancels": list(self.cancels)}
+    def rules(self) -> dict[str, Any]:
+        """The status groups, and the walk-in customer and line articles when set, as
+        :func:`passerelle.core.integrate.integrate_file` takes them."""
+        out: dict[str, Any] = {"integrate": list(self.integrate), "quotes": list(self.quotes),
+                               "cancels": list(self.cancels)}
+        for key in ("walk_in_customer", "gift_card_article", "unmatched_line_article"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
+        return out
 
     def declared(self, shop_timezone: str) -> dict[str, Any]:
         """The dialect options set here, for the parser (``read_inbound(declared=...)``); the

@@ -54,8 +54,10 @@ def _each_distinct(values: np.ndarray, func, dtype: Any = object) -> np.ndarray:
 
 
 _NUMBER_SPACES = re.compile(r"[ \u00a0\u202f]")
-_DECIMAL_COMMA_NUMBER = re.compile(r"[+-]?(\d+|\d{1,3}(\.\d{3})+)(,\d+)?")
-_DECIMAL_DOT_NUMBER = re.compile(r"[+-]?(\d+|\d{1,3}(,\d{3})+)(\.\d+)?")
+# ASCII digits only: ``\d`` would take "４.08" (fullwidth digits) as a number that pandas then
+# reads as NaN, i.e. a valid-looking amount that becomes 0.
+_DECIMAL_COMMA_NUMBER = re.compile(r"[+-]?([0-9]+|[0-9]{1,3}(\.[0-9]{3})+)(,[0-9]+)?")
+_DECIMAL_DOT_NUMBER = re.compile(r"[+-]?([0-9]+|[0-9]{1,3}(,[0-9]{3})+)(\.[0-9]+)?")
 
 
 @_on_unique

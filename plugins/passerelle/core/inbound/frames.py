@@ -131,6 +131,8 @@ def _order_frames(rows: Mapping[str, Any], orders: _Orders, keep: np.ndarray) ->
         "discount_code": _nullable(first("discount_code")),
         **{c: first(c) for c in ("total_excl_vat", "total_incl_vat", "taxes_total", "refunded_amount")},
         "note": _nullable(first("note")),
+        # The VAT rates the shop states for the order ("20;5.5"; Shopify's tax lines), else empty.
+        "vat_rates": _nullable(first("vat_rates")),
     })
 
     lines = pd.DataFrame({

@@ -34,6 +34,8 @@ GENERIC_ORDER_REQUIRED = ["shop_order_id", "order_date", "status", "sku", "quant
                           "vat_rate"]
 #: Values every row needs, beyond those of every orders file.
 REQUIRED = ["vat_rate"]
+#: Every line names its article: a generic file is written from the shop's own references.
+SKU_REQUIRED = True
 #: Amount columns, beyond those of every orders file.
 MONEY: list[str] = []
 

@@ -25,7 +25,7 @@ ORDER_COLUMNS = [
     "line", "shop_order_id", "order_date", "status", "shop_status", "shop_customer_id", "email",
     "phone", "currency", "shipping_method", "shipping_excl_vat", "shipping_incl_vat", "shipping_vat_rate",
     "order_discount_excl_vat", "order_discount_incl_vat", "discount_code", "total_excl_vat",
-    "total_incl_vat", "taxes_total", "refunded_amount", "note",
+    "total_incl_vat", "taxes_total", "refunded_amount", "note", "vat_rates",
 ]
 LINE_COLUMNS = [
     "line", "shop_order_id", "line_number", "sku", "label", "quantity", "unit_price_excl_vat",

@@ -80,8 +80,10 @@ def _parse_orders(ctx: _Context, kind: str) -> dict[str, pd.DataFrame]:
         if not present.all():  # lines without the value take the order's
             rows[col] = np.where(present | (ref_row < 0), values, ref)
 
-    # Required values.
-    required = ["shop_order_id", "order_date", "status", "sku", "quantity", "unit_price", *fmt.REQUIRED]
+    # Required values. (Shopify lines without a SKU, gift cards and custom items, are matched at
+    # integration: :func:`passerelle.core.integrate.rules.resolve_lines`.)
+    required = ["shop_order_id", "order_date", "status", *(["sku"] if fmt.SKU_REQUIRED else []), "quantity",
+                "unit_price", *fmt.REQUIRED]
     for col in required:
         missing = rows[col] == ""
         # An order-level value missing from the whole order is said once, on its first line;
@@ -89,8 +91,8 @@ def _parse_orders(ctx: _Context, kind: str) -> dict[str, pd.DataFrame]:
         if col in written and col != "shop_order_id":
             missing = missing & first_of_order
         problems.add(missing, src[col], "", "required value is empty")
-    no_customer = (rows["email"] == "") & (rows["shop_customer_id"] == "") & first_of_order
-    problems.add(no_customer, src["email"], "", "no customer: email and shop_customer_id are both empty")
+    # An order without e-mail nor customer id (draft and point-of-sale orders) is not refused here:
+    # the integration gives it the walk-in customer, or quarantines it (rules.attach_walk_in).
 
     # Types.
     email, valid = _emails(rows["email"])
@@ -116,6 +118,16 @@ def _parse_orders(ctx: _Context, kind: str) -> dict[str, pd.DataFrame]:
         add((values.to_numpy() < 0) & ~bad, col, "must not be negative")
         add(values.to_numpy() >= LIMIT, col, _TOO_LARGE)
         money[col] = values
+
+    # A line discount larger than its line would make a negative line (and order) total.
+    gross = qty.to_numpy() * money["unit_price"].to_numpy()
+    with np.errstate(invalid="ignore"):
+        too_much = money["line_discount"].to_numpy() > gross + 0.005
+    if too_much.any():
+        why = np.full(n, "", dtype=object)
+        why[too_much] = [f"discount larger than its line ({g:.2f} = quantity x price): refused, not clipped"
+                         for g in gross[too_much]]
+        add(too_much, "line_discount", why)
 
     line_number, bad = _parse_number(rows["line_number"], ".")
     add(bad | _not_whole_positive(line_number), "line_number", "line_number must be a whole number greater than 0")
@@ -151,6 +163,7 @@ def _parse_orders(ctx: _Context, kind: str) -> dict[str, pd.DataFrame]:
         "line_number": line_number, "sku": rows["sku"], "label": rows["label"], "quantity": qty,
         "payment_method": rows["payment_method"], "payment_transaction_id": rows["payment_transaction_id"],
         "paid": paid, "paid_at": paid_at, "phone": rows["phone"], "has_payment": has_payment,
+        "vat_rates": np.full(n, "", dtype=object),
         **typed,
         **{c: rows[c] for c in rows if c.startswith(("billing_", "delivery_"))},
     }

@@ -13,7 +13,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from passerelle.core.inbound.fields import _DATE_HELP, _each_distinct, _on_unique, _parse_datetime
+from passerelle.core.inbound.fields import (
+    _DATE_HELP,
+    _each_distinct,
+    _filled,
+    _on_unique,
+    _parse_datetime,
+    _per_order,
+)
 from passerelle.core.inbound.reading import _Context, _require_columns, _source, _text
 
 #: Shopify's Financial Status to ours. A non-empty ``Cancelled at`` makes an order cancelled.
@@ -56,6 +63,11 @@ SHOPIFY_REQUIRED = ["Name", "Created at", "Financial Status", "Lineitem quantity
                     "Lineitem sku"]
 #: Values every row needs, beyond those of every orders file (the VAT rate comes from tax lines).
 REQUIRED: list[str] = []
+#: Gift cards, custom items and products made in the shop have no SKU: the integration matches
+#: them (configured articles, the shop's title against what Passerelle published, a mapping).
+SKU_REQUIRED = False
+#: Amounts the shop computed and ours may differ by rounding: at most this much.
+TOLERANCE = 0.015
 #: Amount columns, beyond those of every orders file.
 MONEY = ["subtotal", "taxes", "total", "refunded_amount"] + [f"tax_{i}_value" for i in range(1, 6)]
 
@@ -92,7 +104,58 @@ def typed(ctx: _Context, rows: dict[str, np.ndarray], add: Callable[..., None], 
     status = np.where(rows["cancelled_at"] == "", mapped, "cancelled")
     paid = (np.array([v in ("paid", "partially_refunded", "refunded") for v in low], dtype=bool)[which]
             | (rows["paid_at"] != ""))
-    return status, paid, _shopify_amounts(ctx, rows, money, codes)
+    amounts = _shopify_amounts(ctx, rows, money, codes)
+    _check_totals(rows, add, codes, qty, money, amounts.pop("_included"))
+    return status, paid, amounts
+
+
+def _check_totals(rows: dict[str, np.ndarray], add: Callable[..., None], codes: np.ndarray, qty: pd.Series,
+                  money: dict[str, pd.Series], included: pd.Series) -> None:
+    """Every order must add up to the shop's own figures, or it is refused with both (a file cut
+    at a row boundary loses lines but keeps its Subtotal; an edited cell changes one side):
+
+    * Subtotal = sum of quantity x price less the line discounts (or less ``Discount Amount``);
+    * Total = Subtotal + Shipping, plus Taxes when prices exclude them;
+    * Taxes = the sum of the tax lines (``Tax 1 Value`` ...), when the order has tax lines.
+
+    Problems are said on the order's first row (where Shopify writes Subtotal, Total, Taxes).
+    """
+    with np.errstate(invalid="ignore"):
+        gross = qty.to_numpy() * money["unit_price"].to_numpy()
+        net = gross - _filled(money["line_discount"].to_numpy(), 0.0)
+        # Orders with an unreadable amount are refused for it already: not checked here.
+        unread = _per_order(np.isnan(net).astype("float64"), codes, "sum") > 0
+        lines_net = np.where(unread, np.nan, _per_order(net, codes, "sum"))
+        lines_gross = _per_order(gross, codes, "sum") - _filled(money["order_discount"].to_numpy(), 0.0)
+        subtotal = money["subtotal"].to_numpy()
+        off = ~np.isnan(subtotal) & ~np.isnan(lines_net) & (np.abs(subtotal - lines_net) > TOLERANCE) \
+            & (np.abs(subtotal - lines_gross) > TOLERANCE)
+        _said(add, off, "subtotal", lambda i: f"Subtotal {subtotal[i]:.2f} but the order's lines in this file add up "
+              f"to {lines_net[i]:.2f} (quantity x price less discounts): a line is missing (file cut?) or altered; "
+              "export the order again")
+        ship = _filled(money["shipping_amount"].to_numpy(), 0.0)
+        taxes = _filled(money["taxes"].to_numpy(), 0.0)
+        total = money["total"].to_numpy()
+        expected = subtotal + ship + np.where(included.to_numpy(dtype=bool), 0.0, taxes)
+        off = ~np.isnan(total) & ~np.isnan(subtotal) & (np.abs(total - expected) > TOLERANCE) \
+            & (np.abs(total - (subtotal + ship + taxes)) > TOLERANCE) & (np.abs(total - (subtotal + ship)) > TOLERANCE)
+        _said(add, off, "total", lambda i: f"Total {total[i]:.2f} but Subtotal + Shipping = "
+              f"{subtotal[i] + ship[i]:.2f} (prices including taxes), + Taxes = {subtotal[i] + ship[i] + taxes[i]:.2f} "
+              "(excluding them): export the order again")
+        values = [money[f"tax_{i}_value"].to_numpy() for i in range(1, 6)]
+        has_lines = np.any([~np.isnan(v) for v in values], axis=0)
+        stated = np.sum([_filled(v, 0.0) for v in values], axis=0)
+        off = has_lines & ~np.isnan(money["taxes"].to_numpy()) & (np.abs(taxes - stated) > TOLERANCE)
+        _said(add, off, "taxes", lambda i: f"Taxes {taxes[i]:.2f} but the tax lines (Tax 1 Value ...) add up to "
+              f"{stated[i]:.2f}: export the order again")
+
+
+def _said(add: Callable[..., None], mask: np.ndarray, col: str, reason: Callable[[int], str]) -> None:
+    """``add`` a problem on the rows of ``mask``, the reason worked out for those rows only."""
+    if mask.any():
+        why = np.full(len(mask), "", dtype=object)
+        why[mask] = [reason(i) for i in np.flatnonzero(mask)]
+        add(mask, col, why)
 
 
 _RATE_IN_NAME = r"(\d+(?:[.,]\d+)?)\s*%"
@@ -162,7 +225,14 @@ def _shopify_amounts(ctx: _Context, rows: dict[str, np.ndarray], money: dict[str
     odisc = (money["order_discount"].fillna(0.0) - line_disc_sum).clip(lower=0)
     o_excl, o_incl = split(odisc, order_rate)
     total_incl = total.where(total.notna(), subtotal + ship + taxes.where(~included, 0.0))
+    # The rates the order states (tax lines with a value), for the integration: with several, a
+    # line's rate is the back office's when it is one of them (rules.resolve_vat).
+    stated = np.nan_to_num(np.sort(R.to_numpy(dtype="float64"), axis=1), nan=-1.0)
+    distinct_rows, which = np.unique(stated, axis=0, return_inverse=True)
+    texts = np.array([";".join(f"{r:g}" for r in dict.fromkeys(row) if r >= 0) for row in distinct_rows],
+                     dtype=object)
     return {
+        "_included": included, "vat_rates": texts[which.reshape(-1)],
         "unit_price_excl_vat": p_excl.round(4), "unit_price_incl_vat": p_incl.round(4), "vat_rate": vat,
         "discount_excl_vat": d_excl.round(2), "discount_incl_vat": d_incl.round(2),
         "shipping_excl_vat": s_excl.round(2), "shipping_incl_vat": s_incl.round(2), "shipping_vat_rate": order_rate,

@@ -5,10 +5,13 @@ transaction (:func:`integrate_file`):
 
 1. lock (one integrator at a time), look the file's sha256 up in ``passerelle.inbound_file``:
    already there (a rerun, a retry, the same file under another name) -> nothing is written;
-2. read (:func:`passerelle.core.inbound.read_inbound`: every row checked, an order without a
-   customer key refused there), then the rules that need the back office
-   (:mod:`~passerelle.core.integrate.rules`): orders with an unknown SKU to the rejects, orders
-   split by shop status (:func:`filter_orders`);
+2. read (:func:`passerelle.core.inbound.read_inbound`: every row and every order's amounts
+   checked), then the rules that need the back office (:mod:`~passerelle.core.integrate.rules`):
+   lines without a SKU matched (mapping, gift-card and custom-item articles, published titles),
+   orders without a customer key given the walk-in customer or quarantined, orders with an
+   unknown SKU to the rejects, VAT as the shop states it (disagreements flagged on the order),
+   orders split by shop status (:func:`filter_orders`); every row read counted as integrated,
+   quarantined or ignored;
 3. COPY the frames into TEMP staging tables, then set-wise SQL
    (:mod:`~passerelle.core.integrate.writes`): customers (matched by shop
    customer id through ``passerelle.customer_link``, then by e-mail) and addresses upserted;
@@ -27,7 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -38,11 +41,19 @@ from passerelle.core import inbound as ib
 from passerelle.core.integrate.rules import (
     DEFAULT_RULES,
     OrderSelection,
+    article_vat_rates,
+    attach_walk_in,
     filter_orders,
     known_skus,
+    label_key,
+    line_mappings,
     order_numbers,
+    published_titles,
     reject_number_clashes,
     reject_unknown_skus,
+    resolve_lines,
+    resolve_vat,
+    status_rules,
     taken_numbers,
 )
 from passerelle.core.integrate.writes import cancel_orders, insert_orders, stage, upsert_customers
@@ -50,9 +61,8 @@ from passerelle.db import copy_in
 
 __all__ = [
     "DEFAULT_RULES", "LOCK_KEY", "FileResult", "OrderSelection", "archive_name", "complete_archives", "filter_orders",
-    "finish_file",
-    "inbound_settings", "integrate_file", "known_skus", "order_numbers", "propose_reorders", "refuse_file",
-    "reject_number_clashes", "reject_unknown_skus",
+    "finish_file", "inbound_settings", "integrate_file", "known_skus", "label_key", "order_numbers",
+    "propose_reorders", "refuse_file", "reject_number_clashes", "reject_unknown_skus", "resolve_lines", "resolve_vat",
     "rejects_for_file", "rejects_name", "replay_quarantine", "sha256",
 ]
 
@@ -86,14 +96,17 @@ def sha256(data: bytes) -> str:
 
 
 def integrate_file(conn: psycopg.Connection, name: str, data: bytes, *,
-                   rules: Mapping[str, Iterable[str]] | None = None,
+                   rules: Mapping[str, Any] | None = None,
                    declared: Mapping[str, Any] | None = None) -> FileResult:
     """Integrate one file in one transaction (committed here), or nothing if already done.
 
     :param conn: the back office (psycopg 3); must not be inside a transaction.
     :param name: the file's name on the server (messages, ledger, quarantine).
     :param data: its bytes.
-    :param rules: shop statuses ``integrate``/``quotes``/``cancels`` (default :data:`DEFAULT_RULES`).
+    :param rules: shop statuses ``integrate``/``quotes``/``cancels`` (default :data:`DEFAULT_RULES`),
+        and optionally ``walk_in_customer`` (a back-office customer code), ``gift_card_article``
+        and ``unmatched_line_article`` (back-office references): the ``inbound`` section's
+        (:func:`inbound_settings`).
     :param declared: dialect options for :func:`read_inbound` (encoding, delimiter, decimal...).
     :raises InboundError: the file cannot be integrated: as a whole it cannot be read, or its
         content makes anything else fail (a value the back office refuses, an error nobody
@@ -161,29 +174,44 @@ def _idle(conn: psycopg.Connection) -> None:
 
 
 def _integrate_parsed(conn: psycopg.Connection, parsed: ib.ParsedFile, file_id: int,
-                      rules: Mapping[str, Iterable[str]], *,
+                      rules: Mapping[str, Any], *,
                       quarantine: bool = True) -> tuple[dict[str, int], pd.DataFrame]:
     """The set-wise part, inside the caller's transaction. Returns counts and the rejects (the
     parser's and the back office checks'); when ``quarantine``, the rejects go to
     ``passerelle.quarantine`` (a replay handles its own)."""
+    walk_in_id = None
+    if parsed.kind != ib.CUSTOMERS:
+        labels = parsed.lines.loc[parsed.lines["sku"] == "", "label"].dropna().unique()
+        parsed = resolve_lines(parsed, mappings=line_mappings(conn, labels), titles=published_titles(conn, labels),
+                               gift_card_article=rules.get("gift_card_article"),
+                               unmatched_line_article=rules.get("unmatched_line_article"))
+        walk_in = rules.get("walk_in_customer")
+        if walk_in:
+            row = conn.execute("SELECT id FROM erp.customer WHERE code = %s", (walk_in,)).fetchone()
+            walk_in_id = row[0] if row else None
+        parsed = attach_walk_in(parsed, walk_in, walk_in_id)
     parsed = reject_unknown_skus(parsed, known_skus(conn, parsed.lines["sku"].unique()))
     parsed = reject_number_clashes(parsed, taken_numbers(conn, parsed.orders["shop_order_id"]))
-    sel = filter_orders(parsed, **{k: list(v) for k, v in rules.items()})
+    if parsed.kind != ib.CUSTOMERS:
+        parsed = resolve_vat(parsed, article_vat_rates(conn, parsed.lines["sku"].unique()))
+    sel = filter_orders(parsed, **status_rules(rules))
     wanted = pd.concat([sel.create.assign(kind="order"), sel.quotes.assign(kind="quote")], ignore_index=True)
     wanted["number"] = order_numbers(wanted["shop_order_id"])
     keep = set(wanted["shop_order_id"])
     if parsed.kind != ib.CUSTOMERS:  # customers of an order file: those of the orders integrated
         pairs = wanted[["shop_customer_id", "email"]].drop_duplicates()
+        pairs = pairs[pairs["shop_customer_id"].notna() | pairs["email"].notna()]  # walk-in orders: no customer
         customers = parsed.customers.merge(pairs, how="inner", on=["shop_customer_id", "email"])
         addresses = parsed.addresses[parsed.addresses["shop_order_id"].isin(keep)]
         parsed = replace(parsed, customers=customers, addresses=addresses)
     lines = parsed.lines[parsed.lines["shop_order_id"].isin(keep)]
     payments = parsed.payments[parsed.payments["shop_order_id"].isin(keep)]
     counts: dict[str, int] = {"rows_read": int(parsed.rows_read), **{f"orders_{k}": v for k, v in sel.counts.items()}}
+    counts.update(_row_outcomes(parsed, sel))
 
     stage(conn, parsed, wanted, lines, payments, sel.cancels)
     counts.update(upsert_customers(conn))
-    counts.update(insert_orders(conn, file_id))
+    counts.update(insert_orders(conn, file_id, walk_in_id))
     counts.update(cancel_orders(conn, file_id, parsed.name, quarantine=quarantine))
     rejects = parsed.rejects
     if quarantine and len(rejects):
@@ -197,6 +225,24 @@ def _integrate_parsed(conn: psycopg.Connection, parsed: ib.ParsedFile, file_id: 
 
 
 
+
+
+def _row_outcomes(parsed: ib.ParsedFile, sel: OrderSelection) -> dict[str, int]:
+    """Every row read is integrated, quarantined or ignored, and said so: ``rows_integrated``
+    (rows of the orders handed to the back office: created, quotes, cancellations, or already
+    there; the customers kept of a customers file), ``rows_quarantined`` (rows with a reject),
+    ``rows_ignored`` (rows of orders whose status is in no group; a customer given again further
+    down a customers file). Their sum is ``rows_read``."""
+    quarantined = int(parsed.rejects["line"].nunique())
+    if parsed.kind == ib.CUSTOMERS:
+        integrated = len(parsed.customers)
+        return {"rows_integrated": integrated, "rows_quarantined": quarantined,
+                "rows_ignored": int(parsed.rows_read) - quarantined - integrated}
+    handed = set(sel.create["shop_order_id"]) | set(sel.quotes["shop_order_id"]) | set(sel.cancels["shop_order_id"])
+    rows = parsed.lines[["line", "shop_order_id"]].drop_duplicates("line")
+    integrated = int(rows["shop_order_id"].isin(handed).sum())
+    return {"rows_integrated": integrated, "rows_quarantined": quarantined,
+            "rows_ignored": int(len(rows)) - integrated}
 
 
 # --------------------------------------------------------------------------------------------
@@ -295,7 +341,7 @@ def complete_archives(conn: psycopg.Connection, exists: Callable[[str], bool]) -
 _REPLAYABLE = "NOT (q.field = 'status' AND q.value = 'cancelled')"
 
 
-def replay_quarantine(conn: psycopg.Connection, *, rules: Mapping[str, Iterable[str]] | None = None,
+def replay_quarantine(conn: psycopg.Connection, *, rules: Mapping[str, Any] | None = None,
                       declared: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
     """Integrate again the open quarantined rows, one transaction per original file.
 
@@ -327,7 +373,7 @@ def replay_quarantine(conn: psycopg.Connection, *, rules: Mapping[str, Iterable[
 
 
 def _replay_file(conn: psycopg.Connection, file_id: int, name: str, header: str, delimiter: str, decimal: str,
-                 kind: str, rules: Mapping[str, Iterable[str]] | None,
+                 kind: str, rules: Mapping[str, Any] | None,
                  declared: Mapping[str, Any] | None) -> dict[str, Any] | None:
     """Replay the open rows of one file in one transaction; None when it has none left."""
     with conn.transaction():
@@ -400,7 +446,9 @@ def propose_reorders(conn: psycopg.Connection) -> int:
 
 
 def inbound_settings(cfg: Any, shop_timezone: str | None = None) -> tuple[dict[str, list[str]], dict[str, Any]]:
-    """The ``inbound`` section as (status rules, declared dialect for :func:`read_inbound`).
+    """The ``inbound`` section as (rules, declared dialect for :func:`read_inbound`); the rules
+    are the status groups plus, when set, ``walk_in_customer``, ``gift_card_article`` and
+    ``unmatched_line_article``.
 
     ``cfg`` is the typed section (``Settings.inbound``, then *shop_timezone* is the files' default
     timezone), the whole :class:`passerelle.config.Settings`, or ``load_config()``'s dict; the

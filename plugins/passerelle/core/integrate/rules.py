@@ -2,21 +2,29 @@
 
 * an order whose SKU the back office does not know is rejected whole
   (:func:`reject_unknown_skus`, with :func:`known_skus` looking the file's SKUs up);
-* a shop order id gives the back-office order number ``WEB-<id>`` (:func:`order_numbers`);
+* a shop order id gives the back-office order number ``WEB-<id>``, without Shopify's ``#``
+  (:func:`order_numbers`);
   an order whose number is already another shop order's (``100231`` and ``WEB-100231``), in
   the back office or earlier in the file, is rejected (:func:`reject_number_clashes`);
 * orders are split by shop status into created, quotes, cancellations and ignored
-  (:func:`filter_orders`, the ``inbound`` section's rules).
-
-(An order without a customer key is refused by the parser itself, row by row, as a required
-value: :mod:`passerelle.core.inbound.orders`.)
+  (:func:`filter_orders`, the ``inbound`` section's rules);
+* a line without a SKU is matched (:func:`resolve_lines`: the staff's mapping, the gift-card
+  or custom-item article, the shop's title against what Passerelle published), or its order
+  quarantined with what to do;
+* an order without e-mail nor customer id goes to the walk-in customer, or is quarantined
+  (:func:`attach_walk_in`);
+* each line's VAT rate is the shop's; a disagreement with the back office is flagged on the
+  order, and missing excl. VAT amounts are worked out (:func:`resolve_vat`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
 
+import numpy as np
 import pandas as pd
 import psycopg
 
@@ -78,9 +86,10 @@ NUMBER_PREFIX = "WEB-"
 
 
 def order_numbers(shop_order_ids: pd.Series) -> pd.Series:
-    """The back-office order number of each shop order id: ``WEB-<id>``, or the id itself when
-    it already starts with ``WEB-``."""
-    ids = shop_order_ids.astype("str")
+    """The back-office order number of each shop order id: ``WEB-<id>`` without the ``#`` of
+    Shopify's order names (``#1012`` -> ``WEB-1012``), or the id itself when it already starts
+    with ``WEB-``."""
+    ids = shop_order_ids.astype("str").str.lstrip("#")  # Shopify's names: "#1012" -> WEB-1012
     return ids.where(ids.str.startswith(NUMBER_PREFIX), NUMBER_PREFIX + ids)
 
 
@@ -152,3 +161,222 @@ def filter_orders(
         cancels=orders[m_cancel].reset_index(drop=True),
         ignored=orders[~(m_create | m_quote | m_cancel)].reset_index(drop=True),
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Lines without a SKU, orders without a customer, VAT as the shop states it
+# --------------------------------------------------------------------------------------------
+
+#: The keys of the ``rules`` mapping beyond the status groups (``inbound`` section; all optional).
+OPTION_KEYS = ("walk_in_customer", "gift_card_article", "unmatched_line_article")
+#: Words of a gift card line's label (Shopify names the product "Gift Card", "Carte-cadeau"...).
+_GIFT_CARD = re.compile(r"gift[ -]?card|carte[ -]?cadeau|ch[eè]que[ -]?cadeau|bon d'achat|gutschein|geschenkkarte",
+                        re.IGNORECASE)
+#: How a line's article was found (``matched_by``): its SKU, the staff's mapping, the configured
+#: gift-card or custom-item article, the shop's title against what Passerelle published.
+MATCHED_BY = ("sku", "mapping", "gift_card", "title", "unmatched")
+
+
+def status_rules(rules: Mapping[str, Any]) -> dict[str, list[str]]:
+    """The status groups of ``rules`` (integrate, quotes, cancels), without the other options."""
+    return {k: list(v) for k, v in rules.items() if k not in OPTION_KEYS}
+
+
+def label_key(label: Any) -> str:
+    """A line label as the mapping and the title match compare it: lower case, spaces collapsed."""
+    return " ".join(str(label or "").split()).lower()
+
+
+def is_gift_card(label: str) -> bool:
+    return _GIFT_CARD.search(label or "") is not None
+
+
+def published_titles(conn: psycopg.Connection, labels: Iterable[str]) -> dict[str, list[tuple[str, float]]]:
+    """For each label (:func:`label_key`) among ``labels``, the references Passerelle published
+    under that title, with their price incl. VAT: an article without variants by its name, a
+    variant as Shopify names its line item, ``<name> - <size> / <colour>``. Only what the shop
+    received (the snapshot) counts."""
+    wanted = sorted({label_key(v) for v in labels if label_key(v)})
+    if not wanted:
+        return {}
+    rows = conn.execute("""
+        WITH cand AS (
+            SELECT a.reference, a.name AS title, a.price_excl_vat * (1 + a.vat_rate / 100) AS price
+              FROM erp.article a
+              JOIN passerelle.snapshot s ON s.entity = 'article' AND s.key = a.reference
+             WHERE NOT EXISTS (SELECT 1 FROM erp.variant v WHERE v.article_id = a.id AND v.active)
+            UNION ALL
+            SELECT v.reference, a.name || ' - ' || concat_ws(' / ', nullif(v.size, ''), nullif(v.colour, '')),
+                   (a.price_excl_vat + v.price_impact) * (1 + a.vat_rate / 100)
+              FROM erp.variant v JOIN erp.article a ON a.id = v.article_id
+              JOIN passerelle.snapshot s ON s.entity = 'variant' AND s.key = v.reference
+        )
+        SELECT lower(regexp_replace(trim(title), '\\s+', ' ', 'g')), reference, round(price, 2)
+          FROM cand WHERE lower(regexp_replace(trim(title), '\\s+', ' ', 'g')) = ANY(%s) ORDER BY 1, 2""",
+        (wanted,)).fetchall()
+    out: dict[str, list[tuple[str, float]]] = {}
+    for label, reference, price in rows:
+        out.setdefault(label, []).append((reference, float(price)))
+    return out
+
+
+def line_mappings(conn: psycopg.Connection, labels: Iterable[str]) -> dict[str, str]:
+    """The staff's mappings (``passerelle.line_mapping``) of the given labels: key -> reference."""
+    wanted = sorted({label_key(v) for v in labels if label_key(v)})
+    if not wanted:
+        return {}
+    rows = conn.execute("SELECT shop_label, reference FROM passerelle.line_mapping WHERE shop_label = ANY(%s)",
+                        (wanted,)).fetchall()
+    return dict(rows)
+
+
+def resolve_lines(parsed: ib.ParsedFile, *, mappings: Mapping[str, str],
+                  titles: Mapping[str, list[tuple[str, float]]],
+                  gift_card_article: str | None = None, unmatched_line_article: str | None = None) -> ib.ParsedFile:
+    """Give every line without a SKU its back-office reference, or quarantine its order.
+
+    In this order: the staff's mapping of the line's label (``passerelle.line_mapping``); a gift
+    card (its label says so) -> ``gift_card_article``; the shop's title and variant matching
+    exactly one reference Passerelle published (:func:`published_titles`; homonyms are told
+    apart by their price incl. VAT, the line's unit price); any other line ->
+    ``unmatched_line_article``. What is left quarantines its order with a reason saying what to
+    do. Adds the column ``matched_by`` (:data:`MATCHED_BY`) to the lines.
+    """
+    lines = parsed.lines.copy()
+    sku = lines["sku"].astype("str").fillna("").to_numpy(dtype=object)
+    matched = np.where(sku != "", "sku", "").astype(object)
+    bad = []
+    labels = lines["label"].astype("object").where(lines["label"].notna(), "").to_numpy(dtype=object)
+    prices = lines["unit_price_incl_vat"].astype("float64").to_numpy()
+    for i in np.flatnonzero(sku == ""):
+        label, key = labels[i], label_key(labels[i])
+        found = titles.get(key, [])
+        if len(found) > 1:  # homonyms: the one at the line's price, if only one is
+            at_price = [c for c in found if abs(c[1] - prices[i]) < 0.005]
+            found = at_price if len(at_price) == 1 else found
+        refs = [ref for ref, _ in found]
+        if key in mappings:
+            sku[i], matched[i] = mappings[key], "mapping"
+        elif gift_card_article and is_gift_card(label):
+            sku[i], matched[i] = gift_card_article, "gift_card"
+        elif len(refs) == 1:
+            sku[i], matched[i] = refs[0], "title"
+        elif unmatched_line_article and not refs:
+            sku[i], matched[i] = unmatched_line_article, "unmatched"
+        else:
+            row = lines.iloc[i]
+            quoted = key.replace("'", "''")
+            todo = (f"INSERT INTO passerelle.line_mapping (shop_label, reference) VALUES ('{quoted}', '<reference>') "
+                    "then replay the quarantine")
+            if refs:
+                why = (f"line without SKU {label!r} matches several published references ({', '.join(refs[:5])}): "
+                       f"say which: {todo}")
+            elif is_gift_card(label):
+                why = (f"gift card line {label!r} has no SKU: set inbound.gift_card_article to the back-office "
+                       f"article of gift cards, or {todo}")
+            else:
+                why = (f"line without SKU {label!r} matches no article Passerelle published: {todo} "
+                       "(or set inbound.unmatched_line_article for custom items)")
+            bad.append((int(row["line"]), row["shop_order_id"], label, why))
+    lines["sku"] = pd.array(sku, dtype="str")
+    lines["matched_by"] = pd.array(matched, dtype="str")
+    parsed = replace(parsed, lines=lines)
+    if not bad:
+        return parsed
+    own = pd.DataFrame(bad, columns=["line", "shop_order_id", "value", "reason"])
+    own["field"] = ib.sku_field(parsed.kind)
+    out = ib.reject_orders(parsed, own)
+    return out
+
+
+def attach_walk_in(parsed: ib.ParsedFile, walk_in_customer: str | None, walk_in_id: int | None) -> ib.ParsedFile:
+    """Orders with neither e-mail nor shop customer id (draft and point-of-sale orders): marked
+    ``walk_in`` to be integrated under the configured walk-in customer (``walk_in_id``, the
+    back-office customer whose code is ``walk_in_customer``); quarantined when none is set or
+    the code is unknown, with a reason naming the file's own columns."""
+    orders = parsed.orders.copy()
+    nobody = (orders["email"].isna() | (orders["email"] == "")) & \
+        (orders["shop_customer_id"].isna() | (orders["shop_customer_id"] == ""))
+    orders["walk_in"] = nobody.to_numpy(dtype=bool)
+    parsed = replace(parsed, orders=orders)
+    if not nobody.any() or walk_in_id is not None:
+        return parsed
+    columns = "Email" if parsed.kind == ib.SHOPIFY_ORDERS else "email and shop_customer_id"
+    if walk_in_customer:
+        why = (f"no customer ({columns} empty) and the walk-in customer {walk_in_customer!r} "
+               "(inbound.walk_in_customer) is no customer code of the back office: create it or fix the setting")
+    else:
+        why = (f"no customer: {columns} {'is' if parsed.kind == ib.SHOPIFY_ORDERS else 'are'} empty (a draft or "
+               "point-of-sale order?); set inbound.walk_in_customer to the back-office code of a walk-in customer "
+               "to integrate such orders, then replay the quarantine")
+    bad = orders[nobody]
+    return ib.reject_orders(parsed, pd.DataFrame({
+        "line": bad["line"].to_numpy(), "shop_order_id": bad["shop_order_id"].to_numpy(),
+        "field": "Email" if parsed.kind == ib.SHOPIFY_ORDERS else "email", "value": "", "reason": why,
+    }))
+
+
+def article_vat_rates(conn: psycopg.Connection, references: Iterable[str]) -> dict[str, float]:
+    """The back office's VAT rate of each article or variant reference among ``references``."""
+    wanted = sorted({str(r) for r in references if r is not None and str(r) != ""})
+    rows = conn.execute("SELECT a.reference, a.vat_rate FROM erp.article a WHERE a.reference = ANY(%(s)s) "
+                        "UNION ALL SELECT v.reference, a.vat_rate FROM erp.variant v "
+                        "JOIN erp.article a ON a.id = v.article_id WHERE v.reference = ANY(%(s)s)",
+                        {"s": wanted}).fetchall()
+    return {ref: float(rate) for ref, rate in rows}
+
+
+def _rates(text: Any) -> list[float]:
+    if not isinstance(text, str) or not text:
+        return []
+    return [float(t) for t in text.split(";") if t]
+
+
+def resolve_vat(parsed: ib.ParsedFile, rates: Mapping[str, float]) -> ib.ParsedFile:
+    """Each line's VAT rate as the shop states it, checked against the back office's.
+
+    A line whose rate the file states (a one-rate Shopify order, a tax-free line, a generic file)
+    keeps it; a line of an order with several stated rates takes its article's rate when that is
+    one of them. Where the shop's rate and the article's differ (or the article's is none of the
+    order's rates), the order gets a ``vat_disagreement`` saying which lines: flagged, not
+    silently kept. Amounts excl. VAT missing (prices incl. VAT, several rates) are worked out
+    from the incl. VAT ones with the line's rate; shipping takes the order's highest line rate.
+    Lines matched to the configured gift-card or custom-item articles are not compared.
+    """
+    lines, orders = parsed.lines.copy(), parsed.orders.copy()
+    if not len(lines):
+        return replace(parsed, orders=orders.assign(vat_disagreement=pd.Series(dtype="str")))
+    stated_by_order = dict(zip(orders["shop_order_id"], orders["vat_rates"].map(_rates), strict=True))
+    bo = lines["sku"].map(rates).astype("float64")
+    stated = lines["vat_rate"].astype("float64")
+    order_rates = lines["shop_order_id"].map(stated_by_order)
+    listed = order_rates.map(lambda r: r if isinstance(r, list) else [])
+    in_order = np.array([b in r for b, r in zip(bo, listed, strict=True)], dtype=bool)
+    rate = stated.where(stated.notna(), bo)
+    compared = ~lines.get("matched_by", pd.Series("sku", index=lines.index)).isin(["gift_card", "unmatched"])
+    differs = compared & bo.notna() & ((stated.notna() & ((stated - bo).abs() > 0.001))
+                                       | (stated.isna() & ~in_order))
+    notes: dict[str, list[str]] = {}
+    at = np.flatnonzero(differs.to_numpy())
+    ids, line_no, skus = (lines[c].to_numpy(dtype=object)[at] for c in ("shop_order_id", "line", "sku"))
+    said, bos, listed_at = stated.to_numpy()[at], bo.to_numpy()[at], listed.to_numpy(dtype=object)[at]
+    for sid, ln, ref, s_, b, rs in zip(ids, line_no, skus, said, bos, listed_at, strict=True):
+        shop = f"{s_:g}%" if not np.isnan(s_) else "/".join(f"{r:g}%" for r in rs) or "no rate"
+        notes.setdefault(sid, []).append(f"line {int(ln)} {ref}: shop {shop}, back office {b:g}%")
+    lines["vat_rate"] = rate
+    factor = 1 + rate / 100
+    lines["unit_price_excl_vat"] = lines["unit_price_excl_vat"].astype("float64").where(
+        lines["unit_price_excl_vat"].notna(), (lines["unit_price_incl_vat"].astype("float64") / factor).round(4))
+    lines["discount_excl_vat"] = lines["discount_excl_vat"].astype("float64").where(
+        lines["discount_excl_vat"].notna(), (lines["discount_incl_vat"].astype("float64") / factor).round(2))
+    top = rate.groupby(lines["shop_order_id"]).max()
+    ship_rate = orders["shipping_vat_rate"].astype("float64")
+    ship_rate = ship_rate.where(ship_rate.notna(), orders["shop_order_id"].map(top))
+    orders["shipping_vat_rate"] = ship_rate
+    orders["shipping_excl_vat"] = orders["shipping_excl_vat"].astype("float64").where(
+        orders["shipping_excl_vat"].notna(), (orders["shipping_incl_vat"].astype("float64") / (1 + ship_rate / 100))
+        .round(2))
+    orders["vat_disagreement"] = pd.array(
+        [("VAT differs: " + "; ".join(notes[k])) if k in notes else None for k in orders["shop_order_id"]],
+        dtype="str")
+    return replace(parsed, lines=lines, orders=orders)

@@ -28,10 +28,11 @@ CREATE TEMP TABLE s_order (line int, shop_order_id text, order_date timestamptz,
     shop_customer_id text, email text, phone text, currency text, shipping_method text, shipping_excl_vat numeric,
     shipping_incl_vat numeric, shipping_vat_rate numeric, order_discount_excl_vat numeric,
     order_discount_incl_vat numeric, discount_code text, total_excl_vat numeric, total_incl_vat numeric,
-    taxes_total numeric, refunded_amount numeric, note text, kind text, number text) ON COMMIT DROP;
+    taxes_total numeric, refunded_amount numeric, note text, vat_rates text, kind text, number text,
+    walk_in boolean, vat_disagreement text) ON COMMIT DROP;
 CREATE TEMP TABLE s_line (line int, shop_order_id text, line_number int, sku text, label text, quantity numeric,
     unit_price_excl_vat numeric, unit_price_incl_vat numeric, vat_rate numeric, discount_excl_vat numeric,
-    discount_incl_vat numeric) ON COMMIT DROP;
+    discount_incl_vat numeric, matched_by text) ON COMMIT DROP;
 CREATE TEMP TABLE s_payment (line int, shop_order_id text, method text, amount numeric, transaction_id text,
     paid boolean, paid_at timestamptz) ON COMMIT DROP;
 CREATE TEMP TABLE s_cancel (line int, shop_order_id text, raw text) ON COMMIT DROP;
@@ -44,8 +45,9 @@ def stage(conn: psycopg.Connection, parsed: ib.ParsedFile, wanted: pd.DataFrame,
     conn.execute(_STAGING)
     copy_in(conn, "s_customer", parsed.customers, ib.CUSTOMER_COLUMNS)
     copy_in(conn, "s_address", parsed.addresses, ib.ADDRESS_COLUMNS)
-    copy_in(conn, "s_order", wanted, [*ib.ORDER_COLUMNS, "kind", "number"])
-    copy_in(conn, "s_line", lines, ib.LINE_COLUMNS)
+    wanted = wanted.assign(walk_in=wanted.get("walk_in", False), vat_disagreement=wanted.get("vat_disagreement"))
+    copy_in(conn, "s_order", wanted, [*ib.ORDER_COLUMNS, "kind", "number", "walk_in", "vat_disagreement"])
+    copy_in(conn, "s_line", lines.assign(matched_by=lines.get("matched_by", "sku")), [*ib.LINE_COLUMNS, "matched_by"])
     copy_in(conn, "s_payment", payments, ib.PAYMENT_COLUMNS)
     copy_in(conn, "s_cancel", cancels.assign(raw=cancels["line"].map(parsed.raw)), ["line", "shop_order_id", "raw"])
 
@@ -114,8 +116,7 @@ UPDATE s_address a SET customer_id = c.id FROM erp.customer c
 _ADDRESSES_UPSERT = """
 INSERT INTO erp.address AS t (customer_id, kind, name, line1, line2, postcode, city, country, phone)
 SELECT DISTINCT ON (a.customer_id, a.kind) a.customer_id, a.kind,
-       nullif(trim(concat_ws(' ', a.first_name, a.last_name,
-                             CASE WHEN a.company IS NOT NULL THEN '(' || a.company || ')' END)), ''),
+       coalesce(nullif(trim(concat_ws(' ', a.first_name, a.last_name)), ''), a.company),
        a.address1, a.address2, a.postcode, a.city,
        CASE WHEN length(a.country) = 2 THEN upper(a.country) ELSE 'FR' END, a.phone
   FROM s_address a
@@ -147,11 +148,13 @@ def upsert_customers(conn: psycopg.Connection) -> dict[str, int]:
 _ORDERS = """
 CREATE TEMP TABLE s_new ON COMMIT DROP AS
 WITH src AS (
-    SELECT o.*, coalesce(l.customer_id, c.id) AS customer_id,
-           b.first_name || ' ' || b.last_name AS b_name, b.address1 AS b1, b.address2 AS b2, b.postcode AS bp,
-           b.city AS bc, b.country AS bco,
-           d.first_name || ' ' || d.last_name AS d_name, d.address1 AS d1, d.address2 AS d2, d.postcode AS dp,
-           d.city AS dc, d.country AS dco
+    SELECT o.*, coalesce(l.customer_id, c.id, CASE WHEN o.walk_in THEN %(walk_in)s::int END) AS customer_id,
+           coalesce(nullif(trim(concat_ws(' ', b.first_name, b.last_name)), ''), b.company) AS b_name,
+           b.address1 AS b1, b.address2 AS b2, b.postcode AS bp, b.city AS bc, b.country AS bco,
+           b.company AS bcomp, b.region AS breg, b.phone AS bph,
+           coalesce(nullif(trim(concat_ws(' ', d.first_name, d.last_name)), ''), d.company) AS d_name,
+           d.address1 AS d1, d.address2 AS d2, d.postcode AS dp, d.city AS dc, d.country AS dco,
+           d.company AS dcomp, d.region AS dreg, d.phone AS dph
       FROM s_order o
       LEFT JOIN passerelle.customer_link l ON l.shop_customer_id = o.shop_customer_id
       LEFT JOIN erp.customer c ON o.email IS NOT NULL AND {c_email} = o.email
@@ -162,7 +165,8 @@ WITH src AS (
         shipping_excl_vat, shipping_vat_rate, total_excl_vat, total_vat, total_incl_vat,
         billing_name, billing_line1, billing_line2, billing_postcode, billing_city, billing_country,
         delivery_name, delivery_line1, delivery_line2, delivery_postcode, delivery_city, delivery_country,
-        carrier, note)
+        carrier, note, billing_company, billing_region, billing_phone, delivery_company, delivery_region,
+        delivery_phone, vat_disagreement)
     SELECT number,
            kind, 'web', shop_order_id, customer_id, order_date,
            CASE WHEN kind = 'quote' THEN 'quote' ELSE 'confirmed' END, coalesce(currency, 'EUR'),
@@ -172,7 +176,10 @@ WITH src AS (
            coalesce(d_name, b_name), coalesce(d1, b1), CASE WHEN d1 IS NULL THEN b2 ELSE d2 END,
            coalesce(dp, bp), coalesce(dc, bc), CASE WHEN length(coalesce(dco, bco)) = 2 THEN coalesce(dco, bco) END,
            shipping_method,
-           nullif(concat_ws(' / ', note, CASE WHEN discount_code IS NOT NULL THEN 'code ' || discount_code END), '')
+           nullif(concat_ws(' / ', note, CASE WHEN discount_code IS NOT NULL THEN 'code ' || discount_code END), ''),
+           bcomp, breg, coalesce(bph, phone),
+           CASE WHEN d1 IS NULL THEN bcomp ELSE dcomp END, CASE WHEN d1 IS NULL THEN breg ELSE dreg END,
+           CASE WHEN d1 IS NULL THEN coalesce(bph, phone) ELSE dph END, vat_disagreement
       FROM src
     ON CONFLICT (shop_order_id) DO NOTHING
     RETURNING id, shop_order_id, kind
@@ -192,7 +199,8 @@ INSERT INTO erp.sales_order_line (order_id, line_number, article_id, variant_id,
 SELECT n.id, row_number() OVER (PARTITION BY n.id ORDER BY l.line_number, l.line), k.article_id, k.variant_id,
        coalesce(l.label, a.name), l.quantity,
        coalesce(l.unit_price_excl_vat, l.unit_price_incl_vat / (1 + coalesce(l.vat_rate, a.vat_rate) / 100)),
-       coalesce(l.discount_excl_vat, 0), coalesce(l.vat_rate, a.vat_rate)
+       coalesce(l.discount_excl_vat, l.discount_incl_vat / (1 + coalesce(l.vat_rate, a.vat_rate) / 100), 0),
+       coalesce(l.vat_rate, a.vat_rate)
   FROM s_new n
   JOIN s_line l ON l.shop_order_id = n.shop_order_id
   JOIN sku k ON k.reference = l.sku
@@ -249,8 +257,10 @@ ON CONFLICT DO NOTHING
 """
 
 
-def insert_orders(conn: psycopg.Connection, file_id: int) -> dict[str, int]:
-    conn.execute(_ORDERS)
+def insert_orders(conn: psycopg.Connection, file_id: int, walk_in_id: int | None = None) -> dict[str, int]:
+    """Orders, lines and payments of the staged orders not yet in the back office; an order
+    marked ``walk_in`` (no e-mail, no customer id) goes to the customer ``walk_in_id``."""
+    conn.execute(_ORDERS, {"walk_in": walk_in_id})
     new = conn.execute("SELECT count(*) FILTER (WHERE kind = 'order'), count(*) FILTER (WHERE kind = 'quote') "
                        "FROM s_new").fetchone()
     lines = conn.execute(_LINES).rowcount
