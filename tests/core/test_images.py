@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from PIL import Image, ImageCms
 
-from passerelle.config import ConfigError, load_config
+from passerelle.config import ConfigError, load_settings
 from passerelle.core import images as im_core
 from passerelle.core.images import (
     BadImage,
@@ -360,7 +360,7 @@ def test_render_name_is_stable_safe_and_unique():
 
 
 def test_settings_from_the_project_configuration():
-    settings = image_settings(load_config())
+    settings = image_settings(load_settings())
     assert [(f.name, f.width, f.height, f.mode) for f in settings.formats] == [
         ("thumbnail", 250, 250, "pad"),
         ("large", 1200, 1200, "fit"),
@@ -384,7 +384,7 @@ def test_settings_from_the_project_configuration():
 )
 def test_bad_settings_name_the_key(section, message):
     with pytest.raises(ConfigError, match=message):
-        image_settings({"images": section, "_path": "passerelle.yaml"})
+        image_settings(section)
 
 
 # --------------------------------------------------------------------------- one chunk
@@ -405,7 +405,7 @@ def test_render_chunk_skips_bad_sources_and_renders_the_rest(tmp_path, caplog):
         {"image_key": 7, "reference": "ART-7", "position": 0},
     ]
     received: dict[str, bytes] = {}
-    rendered, errors = render_chunk(iter(items), {"images": {"formats": FORMATS}}, sink=received.__setitem__)
+    rendered, errors = render_chunk(iter(items), {"formats": FORMATS}, sink=received.__setitem__)
 
     assert [r["image_key"] for r in rendered] == [1, 3]
     assert [(e["image_key"], e["reference"]) for e in errors] == [

@@ -136,13 +136,13 @@ def image_settings(cfg: Any) -> ImageSettings:
     """The ``images`` section as :class:`ImageSettings` (what the renderer needs).
 
     ``cfg`` is the typed section (``Settings.images``), the whole :class:`passerelle.config.Settings`,
-    ``load_config()``'s dict, or a raw mapping (whole configuration or the ``images`` section);
-    a raw one is checked by the configuration model, which raises
-    ``passerelle.config.ConfigError`` naming the file, the key and the value.
+    or, for the renderer's callers that name formats in place, a raw ``images`` section
+    (``{"formats": {...}, "quality": 60}``), checked by the configuration model, which raises
+    ``passerelle.config.ConfigError`` naming the key (``images.<key>``) and the value.
     """
     if isinstance(cfg, ImageSettings):
         return cfg
-    from passerelle.config import ImagesSection, section_settings  # local: no configuration import at load
+    from passerelle.config import ImagesSection, section_settings
 
     section = section_settings(cfg, "images", ImagesSection)
     return ImageSettings(
@@ -470,7 +470,7 @@ def _as_specs(formats: Mapping[str, Any] | Iterable[FormatSpec] | ImageSettings)
     if isinstance(formats, ImageSettings):
         return formats.formats
     if isinstance(formats, Mapping):
-        if "formats" in formats or "images" in formats:
+        if "formats" in formats:
             return image_settings(formats).formats
         return image_settings({"formats": formats}).formats
     return tuple(formats)

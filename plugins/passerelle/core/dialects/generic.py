@@ -28,7 +28,7 @@ class GenericDialect(Dialect):
         if entity == "article":
             for col in ("short_description", "long_description"):
                 out[col] = sanitise_html(out[col])
-            if not self.cfg.get("send_purchase_price", False):
+            if not self.settings.catalog.send_purchase_price:
                 out = out.drop(columns=["purchase_price"])
         out.insert(1, "active", "1")
         return out

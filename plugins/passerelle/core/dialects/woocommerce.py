@@ -36,7 +36,9 @@ from typing import Any
 import pandas as pd
 
 from passerelle import INCLUDE
-from passerelle.core.feeds import Dialect, Rejects, _num, sanitise_html
+from passerelle.config.sections import DEFAULT_TAX_CLASSES  # noqa: F401 (the default of woocommerce.tax_classes)
+from passerelle.core.dialects import register
+from passerelle.core.dialects.base import Dialect, Rejects, _num, sanitise_html
 
 #: WooCommerce's product CSV columns, extracted from its exporter (see the file's "sources").
 REFERENCE_FILE = INCLUDE / "reference" / "woocommerce_product_csv.json"
@@ -59,11 +61,8 @@ LEFT JOIN LATERAL (
 #: Entities whose rows WooCommerce's product importer has no place for (written to no file).
 UNSUPPORTED: frozenset[str] = frozenset({"family", "brand", "supplier", "specific_price"})
 
-#: Default tax class per VAT rate: WooCommerce's built-in classes are Standard (empty slug),
-#: "Reduced rate" (reduced-rate) and "Zero rate" (zero-rate); other rates need a class of their own.
-DEFAULT_TAX_CLASSES: dict[float, str] = {20.0: "", 5.5: "reduced-rate", 0.0: "zero-rate"}
-
-#: kg -> the shop's weight unit (woocommerce_weight_unit), as WooCommerce names it in the header.
+#: kg -> the shop's weight unit (woocommerce_weight_unit), as WooCommerce names it in the header
+#: (the units ``woocommerce.weight_unit`` accepts, ``WOOCOMMERCE_WEIGHT_UNITS``: kept equal by a test).
 WEIGHT_FACTORS: dict[str, float] = {"kg": 1.0, "g": 1000.0, "lbs": 2.20462262185, "oz": 35.2739619496}
 
 
@@ -219,7 +218,7 @@ def require(entity: str, df: pd.DataFrame, columns: tuple[str, ...], shop: str) 
 class WooCommerceDialect(Dialect):
     """WooCommerce's product CSV: UTF-8, comma, dot decimals, 1/0 booleans, headers by name.
 
-    Configuration (the ``woocommerce`` section, passed as *cfg*):
+    Configuration (``settings.woocommerce``, :class:`passerelle.config.WoocommerceSection`):
 
     - ``tax_classes``: VAT rate -> tax class slug (default :data:`DEFAULT_TAX_CLASSES`);
     - ``prices_include_tax``: the shop's "Prices entered with tax" setting (default true): which of
@@ -236,7 +235,7 @@ class WooCommerceDialect(Dialect):
     stems = {"family": "categories", "brand": "brands", "supplier": "suppliers", "article": "products",
              "variant": "variations", "price": "products_prices", "specific_price": "specific_prices",
              "stock": "products_stock", "variant_stock": "variations_stock"}
-    #: Removed rows of these entities are forgotten without a file (see feeds_exchange).
+    #: Removed rows of these entities are forgotten without a file (see passerelle.core.exchange).
     silent_removals: frozenset[str] = frozenset({"price", "stock", "variant_stock", "specific_price",
                                                  "order_status", "invoice"})
     #: Out-of-stock variations are sent with 0 (WooCommerce hides them itself when told to).
@@ -245,25 +244,20 @@ class WooCommerceDialect(Dialect):
     # ------------------------------------------------------------------ configuration
     @property
     def tax_classes(self) -> dict[float, str]:
-        classes = self.cfg.get("tax_classes")
-        classes = DEFAULT_TAX_CLASSES if classes is None else classes
-        return {round(float(k), 2): str(v or "") for k, v in classes.items()}
+        return dict(self.settings.woocommerce.tax_classes)
 
     @property
     def prices_include_tax(self) -> bool:
-        return bool(self.cfg.get("prices_include_tax", True))
+        return self.settings.woocommerce.prices_include_tax
 
     @property
     def weight_unit(self) -> str:
-        unit = self.cfg.get("weight_unit", "kg")
-        if unit not in WEIGHT_FACTORS:
-            raise ValueError(f"woocommerce.weight_unit is {unit!r}; expected one of {sorted(WEIGHT_FACTORS)}")
-        return unit
+        return self.settings.woocommerce.weight_unit
 
     @property
     def attribute_names(self) -> tuple[str, str]:
-        names = self.cfg.get("attribute_names") or {}
-        return names.get("size", "Taille"), names.get("colour", "Couleur")
+        names = self.settings.woocommerce.attribute_names
+        return names.size, names.colour
 
     # ------------------------------------------------------------------ frames
     def frame(self, values: dict[str, Any], index: pd.Index, attributes: list[dict[str, Any]] | None = None
@@ -310,7 +304,7 @@ class WooCommerceDialect(Dialect):
         sample_products.csv). ``global`` must agree between the two, since it decides the key the
         variation's attribute is looked up by (``get_variation_attribute_key``)."""
         size_name, colour_name = self.attribute_names
-        glob = "1" if self.cfg.get("global_attributes", True) else "0"
+        glob = "1" if self.settings.woocommerce.global_attributes else "0"
         out = []
         for name, values in ((size_name, sizes), (colour_name, colours)):
             has = values.fillna("") != ""
@@ -367,7 +361,7 @@ class WooCommerceDialect(Dialect):
             "category_ids": category_paths(df["family_path"]),
             "parent_id": "",
         }
-        if self.cfg.get("send_gtin", False):
+        if self.settings.woocommerce.send_gtin:
             values["global_unique_id"] = df["ean"].fillna("")
         if "image_urls" in df:
             # Same URL, same attachment: WooCommerce looks an external URL up by its source
@@ -412,7 +406,7 @@ class WooCommerceDialect(Dialect):
             "regular_price": self._price(excl, article["vat_rate"]),
             "parent_id": article["reference"],
         }
-        if self.cfg.get("send_gtin", False):
+        if self.settings.woocommerce.send_gtin:
             values["global_unique_id"] = variants["ean"].fillna("")
         attributes = self._attributes(escape_values(size), escape_values(colour), variation=True)
         out = self.frame(values, variants.index, attributes)
@@ -473,3 +467,7 @@ class WooCommerceDialect(Dialect):
         buf = io.StringIO()
         df.to_csv(buf, index=False, sep=self.separator, quoting=csv.QUOTE_MINIMAL, lineterminator="\r\n")
         return buf.getvalue().encode(self.encoding, errors="strict")
+
+
+# One class serves the catalog and the exchanges: every file is WooCommerce's product CSV.
+register("woocommerce", catalog=WooCommerceDialect, exchange=WooCommerceDialect)
