@@ -46,14 +46,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "plugins"))
 
 from passerelle.config import load_settings  # noqa: E402
+from passerelle.core.image_plan import fingerprint_files, plan_images, snapshot_after  # noqa: E402
 from passerelle.core.images import (  # noqa: E402
     FormatSpec,
     ImageSettings,
-    fingerprint_files,
     image_settings,
-    plan_images,
     render_chunk,
-    snapshot_after,
     summarize,
 )
 

@@ -207,17 +207,18 @@ def test_shop_sections_read_as_the_dialects_need_them():
 
 
 def test_the_dialects_get_the_typed_settings():
+    import pandas as pd
+
     from passerelle.core.dialects import dialect, exchange_dialect
 
     settings = parse_settings({"shop": {"dialect": "woocommerce", "timezone": "America/Montreal"},
                                "catalog": {"send_purchase_price": True},
                                "woocommerce": {"weight_unit": "oz"}, "shopify": {"csv_headers": "legacy"}})
     woo = dialect(settings.shop.dialect, settings)
-    assert woo.settings is settings and woo.weight_unit == "oz"
+    assert woo.settings is settings
+    assert "Weight (oz)" in woo.frame({"sku": "A", "weight": "1"}, pd.RangeIndex(1)).columns
     assert type(exchange_dialect("woocommerce", settings)) is type(woo)  # one class for both
     # The PrestaShop order states file writes times in shop.timezone (Montreal: UTC-4 in July).
-    import pandas as pd
-
     local = exchange_dialect("prestashop", settings)._local_time(pd.Series(["2026-07-01T10:00:00Z"]))
     assert list(local) == ["2026-07-01 06:00:00"]
     assert dialect("generic", settings).settings.catalog.send_purchase_price is True

@@ -14,18 +14,15 @@ import pytest
 from PIL import Image, ImageCms
 
 from passerelle.config import ConfigError, load_settings
+from passerelle.core import image_pixels
 from passerelle.core import images as im_core
+from passerelle.core.image_plan import chunk_items, fingerprint_files, plan_images, removal_names, snapshot_after
 from passerelle.core.images import (
     BadImage,
-    chunk_items,
-    fingerprint_files,
     image_settings,
-    plan_images,
-    removal_names,
     render,
     render_chunk,
     render_name,
-    snapshot_after,
     source_hash,
     summarize,
 )
@@ -233,8 +230,8 @@ def test_draft_size_follows_the_displayed_orientation():
     """The JPEG is decoded no larger than needed: the request is in stored axes."""
     specs = image_settings({"formats": FORMATS}).formats
     # a stored 8000x1000 panorama shown upright (orientation 6) is 1000x8000: large is 150x1200
-    assert im_core._draft_size(specs, (1000, 8000), 6) == (1200, 150)
-    assert im_core._draft_size(specs, (8000, 1000), 1) == (1200, 150)
+    assert image_pixels._draft_size(specs, (1000, 8000), 6) == (1200, 150)
+    assert image_pixels._draft_size(specs, (8000, 1000), 1) == (1200, 150)
 
 
 @pytest.mark.parametrize("image_format", ["jpeg", "webp"])

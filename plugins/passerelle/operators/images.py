@@ -195,7 +195,7 @@ class FinishImagesOperator(ErpMixin, ShopMixin, BaseOperator):
         """Delete the removed slots' renders (safe names only); returns the slots done."""
         import pandas as pd
 
-        from passerelle.core.images import removal_names
+        from passerelle.core.image_plan import removal_names
         from passerelle.hooks.shop import safe_name
 
         done = []

@@ -133,17 +133,10 @@ class ShopifyDialect(Dialect):
 
     # ------------------------------------------------------------------ configuration
     @property
-    def prices_include_tax(self) -> bool:
-        return self.settings.shopify.prices_include_tax
-
-    @property
     def option_names(self) -> tuple[str, str]:
+        """The names of the size and colour options (``shopify.option_names``)."""
         names = self.settings.shopify.option_names
         return names.size, names.colour
-
-    @property
-    def off_status(self) -> str:
-        return self.settings.shopify.off_status
 
     def _product_csv(self, rows: pd.DataFrame) -> pd.DataFrame:
         """A product CSV in the configured header dialect (``csv_headers``)."""
@@ -165,7 +158,7 @@ class ShopifyDialect(Dialect):
         return str(location)
 
     def _price(self, excl: pd.Series, vat: pd.Series) -> pd.Series:
-        return shop_price(excl, vat, include_tax=self.prices_include_tax)
+        return shop_price(excl, vat, include_tax=self.settings.shopify.prices_include_tax)
 
     def _promo_active(self, df: pd.DataFrame) -> pd.Series:
         """Whether the row's promotion runs: the view's ``promo_active`` when it has one (then the
@@ -372,7 +365,7 @@ class ShopifyDialect(Dialect):
         stem = f"{self.stems[entity]}_off"
         if entity == "article":
             return stem, self._product_csv(pd.DataFrame({"Title": df["label"].fillna(""), "URL handle": handle(df["key"]),
-                                                 "Status": self.off_status}, index=df.index))
+                                                 "Status": self.settings.shopify.off_status}, index=df.index))
         if entity == "variant":
             parts = df["label"].fillna("").str.split("\t", expand=True).reindex(columns=range(3)).fillna("")
             rows = pd.DataFrame({"article_reference": parts[0], "variant_reference": df["key"], "name": "",

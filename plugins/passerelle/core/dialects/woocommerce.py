@@ -241,24 +241,6 @@ class WooCommerceDialect(Dialect):
     #: Out-of-stock variations are sent with 0 (WooCommerce hides them itself when told to).
     filters_variant_display = False
 
-    # ------------------------------------------------------------------ configuration
-    @property
-    def tax_classes(self) -> dict[float, str]:
-        return dict(self.settings.woocommerce.tax_classes)
-
-    @property
-    def prices_include_tax(self) -> bool:
-        return self.settings.woocommerce.prices_include_tax
-
-    @property
-    def weight_unit(self) -> str:
-        return self.settings.woocommerce.weight_unit
-
-    @property
-    def attribute_names(self) -> tuple[str, str]:
-        names = self.settings.woocommerce.attribute_names
-        return names.size, names.colour
-
     # ------------------------------------------------------------------ frames
     def frame(self, values: dict[str, Any], index: pd.Index, attributes: list[dict[str, Any]] | None = None
               ) -> pd.DataFrame:
@@ -271,7 +253,7 @@ class WooCommerceDialect(Dialect):
         columns: dict[str, Any] = {}
         for key, label in labels.items():
             if key in values:
-                label = label.replace("%s", self.weight_unit) if key == "weight" else label
+                label = label.replace("%s", self.settings.woocommerce.weight_unit) if key == "weight" else label
                 columns[label] = values[key]
         for n, attribute in enumerate(attributes or [], start=1):
             for suffix in ("name", "value(s)", "visible", "global"):
@@ -281,7 +263,7 @@ class WooCommerceDialect(Dialect):
                              for k, v in columns.items()}, index=index)
 
     def _tax_class(self, df: pd.DataFrame, rejects: Rejects) -> tuple[pd.Series, pd.Series]:
-        classes = self.tax_classes
+        classes = self.settings.woocommerce.tax_classes
         tax_class = _num(df["vat_rate"]).round(2).map(classes)
         bad = rejects.add(df, tax_class.isna(), "vat_rate",
                           f"no WooCommerce tax class for this VAT rate (woocommerce.tax_classes has {sorted(classes)})")
@@ -289,7 +271,7 @@ class WooCommerceDialect(Dialect):
 
     def _price(self, excl: pd.Series, vat: pd.Series) -> pd.Series:
         """The price the shop is told: incl. VAT (2 decimals) or excl. VAT (4), per its tax setting."""
-        return money_text(shop_price(excl, vat, include_tax=self.prices_include_tax, places=4))
+        return money_text(shop_price(excl, vat, include_tax=self.settings.woocommerce.prices_include_tax, places=4))
 
     def _stock(self, qty: pd.Series) -> tuple[pd.Series, pd.Series]:
         """``In stock?`` and ``Stock`` (whole units: a ``Stock`` value turns stock management on)."""
@@ -303,7 +285,8 @@ class WooCommerceDialect(Dialect):
         variation names one value per attribute and leaves ``visible`` empty (as in WooCommerce's
         sample_products.csv). ``global`` must agree between the two, since it decides the key the
         variation's attribute is looked up by (``get_variation_attribute_key``)."""
-        size_name, colour_name = self.attribute_names
+        names = self.settings.woocommerce.attribute_names
+        size_name, colour_name = names.size, names.colour
         glob = "1" if self.settings.woocommerce.global_attributes else "0"
         out = []
         for name, values in ((size_name, sizes), (colour_name, colours)):
@@ -413,7 +396,7 @@ class WooCommerceDialect(Dialect):
         return out.assign(_row=variants["_row"].to_numpy(), _order=variants["_order"].to_numpy())
 
     def _weight(self, kg: pd.Series) -> pd.Series:
-        weight = (kg * WEIGHT_FACTORS[self.weight_unit]).round(3)
+        weight = (kg * WEIGHT_FACTORS[self.settings.woocommerce.weight_unit]).round(3)
         return weight.map(lambda x: "" if pd.isna(x) else f"{x:g}")
 
     def _live_price(self, df: pd.DataFrame, rejects: Rejects) -> pd.DataFrame:
