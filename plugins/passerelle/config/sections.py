@@ -344,7 +344,9 @@ class PrestashopSection(Section):
     root_category: Annotated[str, BeforeValidator(text("\"Accueil\""))] | None = None
     #: Former name of root_category, still read.
     home_category: Annotated[str, BeforeValidator(text("\"Home\""))] | None = None
-    #: Category IDs in the shop = back-office family id + this offset (imported with "Force all ID numbers").
+    #: Category IDs in the shop = back-office family id + this offset (imported with "Force all ID numbers");
+    #: the default is above the ids of a fresh install (1 root, 2 home, 3-9 demo) and of categories
+    #: created by hand in most shops.
     category_id_offset: Annotated[int, BeforeValidator(_category_id_offset)] = 10_000
     tax_rules_groups: Annotated[dict[float, int], BeforeValidator(_tax_rules_groups)] = DEFAULT_TAX_RULES_GROUPS
     order_states: Annotated[dict[str, int | str], BeforeValidator(_order_states)] = {}  # noqa: RUF012

@@ -50,10 +50,6 @@ REFERENCE_FILE = INCLUDE / "reference" / "prestashop8_import_fields.json"
 ROOT_CATEGORY_BY_LANGUAGE: dict[str, str] = {"fr": "Accueil", "en": "Home", "es": "Inicio", "de": "Startseite",
                                               "it": "Home"}
 
-#: Default first category id (plus the back-office family id): above the ids of a fresh install
-#: (1 root, 2 home, 3-9 demo) and of categories created by hand in most shops.
-CATEGORY_ID_OFFSET = 10_000
-
 #: PrestaShop 8's default order states (ps_order_state ids of a fresh install) per back-office
 #: status; "invoiced" has no state of its own (the PDF goes to the customer area instead).
 #: A shop with other ids sets ``order_states`` in the dialect's configuration.
