@@ -202,4 +202,3 @@ def _read(path: Path) -> Settings:
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of sections (shop, catalog, flows...) at the top level")
     return parse_settings(raw, path)
-
