@@ -227,9 +227,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.articles < 100:
         p.error(f"--articles must be at least 100 (1 % of them are changed), got {args.articles}")
     if args.rule is None:
-        from passerelle.config import load_config
+        from passerelle.config import load_settings
 
-        args.rule = load_config()["catalog"]["selection_rule"]
+        args.rule = load_settings().catalog.selection_rule
 
     server, stop = (args.dsn, _nothing) if args.dsn else local_postgres()
     if server == LOCAL_DSN:

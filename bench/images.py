@@ -45,15 +45,13 @@ from PIL import Image, ImageDraw
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "plugins"))
 
-from passerelle.config import load_config  # noqa: E402
+from passerelle.config import load_settings  # noqa: E402
+from passerelle.core.image_plan import fingerprint_files, plan_images, snapshot_after  # noqa: E402
 from passerelle.core.images import (  # noqa: E402
     FormatSpec,
     ImageSettings,
-    fingerprint_files,
     image_settings,
-    plan_images,
     render_chunk,
-    snapshot_after,
     summarize,
 )
 
@@ -282,7 +280,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.photos < 1 or args.workers < 1:
         parser.error("--photos and --workers must be >= 1")
 
-    settings = image_settings(load_config())
+    settings = image_settings(load_settings())
     exe, version = find_imagemagick()
     sources = ensure_sources(args.out, args.photos, args.workers)
     listing = pd.DataFrame(

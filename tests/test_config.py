@@ -17,7 +17,6 @@ from passerelle.config import (
     ImagesSection,
     InboundSection,
     Settings,
-    load_config,
     load_settings,
     parse_settings,
 )
@@ -37,7 +36,7 @@ def error_of(raw: dict) -> str:
 
 WRONG_VALUES = [
     # (section: raw values, key, words of the hint)
-    ({"shop": {"dialect": "prestashp"}}, "shop.dialect", ["'prestashp'", "generic, prestashop",
+    ({"shop": {"dialect": "prestashp"}}, "shop.dialect", ["'prestashp'", "generic, prestashop, shopify, woocommerce",
                                                           "did you mean 'prestashop'"]),
     ({"shop": {"rows_per_file": 0}}, "shop.rows_per_file", ["must be a positive integer, got 0"]),
     ({"shop": {"timezone": "Europe/Pariss"}}, "shop.timezone", ["'Europe/Pariss' is not a known timezone",
@@ -66,6 +65,21 @@ WRONG_VALUES = [
     ({"prestashop": {"tax_rules_groups": {20: "one"}}}, "prestashop.tax_rules_groups.20",
      ["tax rules group id", "got 'one'"]),
     ({"prestashop": {"home_category": ""}}, "prestashop.home_category", ["non-empty text", "got ''"]),
+    ({"prestashop": {"language": "pt"}}, "prestashop.language", ["is 'pt': no default root category",
+                                                                  "set prestashop.root_category"]),
+    ({"prestashop": {"category_id_offset": 1}}, "prestashop.category_id_offset", ["at least 2, got 1"]),
+    ({"woocommerce": {"tax_classes": {5.5: "Reduced Rate"}}}, "woocommerce.tax_classes.5.5",
+     ["tax class slug", "got 'Reduced Rate'"]),
+    ({"woocommerce": {"tax_classes": {120: ""}}}, "woocommerce.tax_classes.120", ["120 is not a VAT rate"]),
+    ({"woocommerce": {"weight_unit": "lb"}}, "woocommerce.weight_unit", ["'lb'", "kg, g, lbs, oz",
+                                                                          "did you mean 'lbs'?"]),
+    ({"woocommerce": {"send_gtin": "yes"}}, "woocommerce.send_gtin", ["true or false", "got 'yes'"]),
+    ({"woocommerce": {"attribute_names": {"size": ""}}}, "woocommerce.attribute_names.size",
+     ["non-empty text", "got ''"]),
+    ({"shopify": {"off_status": "deleted"}}, "shopify.off_status", ["'deleted'", "archived, draft"]),
+    ({"shopify": {"csv_headers": "v2"}}, "shopify.csv_headers", ["'v2'", "current, legacy"]),
+    ({"shopify": {"location": ""}}, "shopify.location", ["non-empty text", "got ''"]),
+    ({"shopify": {"single_location": 1}}, "shopify.single_location", ["true or false", "got 1"]),
     ({"flows": {"prices_stock": {"every_minutes": 0}}}, "flows.prices_stock.every_minutes",
      ["from 1 to 1440", "got 0"]),
 ]
@@ -89,6 +103,11 @@ UNKNOWN_KEYS = [
     ({"stock": {"safety_stok": 2}}, "stock.safety_stok: unknown key", "did you mean 'safety_stock'?"),
     ({"inbound": {"encodng": "cp1252"}}, "inbound.encodng: unknown key", "did you mean 'encoding'?"),
     ({"prestashop": {"home_categry": "Home"}}, "prestashop.home_categry: unknown key", "did you mean 'home_category'?"),
+    ({"woocommerce": {"send_gtn": True}}, "woocommerce.send_gtn: unknown key",
+     "did you mean 'send_gtin'?"),
+    ({"shopify": {"option_names": {"colour": "Color", "sise": "Size"}}}, "shopify.option_names.sise: unknown key",
+     "did you mean 'size'?"),
+    ({"shopfy": {}}, "shopfy: unknown section", "did you mean 'shopify'?"),
     ({"flows": {"catalog": {"crn": "0 2 * * *"}}}, "flows.catalog.crn: unknown key", "did you mean 'cron'?"),
     ({"flows": {"catlog": {"cron": "0 2 * * *"}}}, "flows.catlog: unknown flow", "did you mean 'catalog'?"),
     ({"imags": {}}, "imags: unknown section", "did you mean 'images'?"),
@@ -164,13 +183,47 @@ def test_the_file_is_read_once_per_version(tmp_path):
         load_settings(tmp_path / "bad.yaml")
 
 
-def test_load_config_still_gives_the_former_dict_for_unconverted_callers():
-    cfg = load_config(SHIPPED)
-    assert cfg["_path"] == str(SHIPPED) and cfg["_settings"] is load_settings(SHIPPED)
-    assert cfg["shop"]["erp_conn_id"] == "passerelle_erp" and cfg["catalog"]["entities"][0] == "family"
-    assert cfg["images"]["formats"]["large"]["width"] == 1200
-    cfg["shop"]["erp_conn_id"] = "changed"  # each caller its own copy
-    assert load_config(SHIPPED)["shop"]["erp_conn_id"] == "passerelle_erp"
+def test_shop_sections_read_as_the_dialects_need_them():
+    settings = parse_settings({
+        "prestashop": {"language": "pt", "root_category": "Início"},
+        "woocommerce": {"tax_classes": {20: None, 10: "reduced-rate"}, "weight_unit": "g", "send_gtin": True,
+                        "attribute_names": {"size": "Size"}},
+        "shopify": {"location": "Entrepôt Lyon", "off_status": "draft", "csv_headers": "legacy",
+                    "option_names": {"colour": "Color"}},
+    })
+    assert settings.prestashop.language == "pt" and settings.prestashop.category_root == "Início"
+    woo = settings.woocommerce
+    # Given tax classes replace the built-in ones (a rate left out has no class: its rows are refused).
+    assert woo.tax_classes == {20.0: "", 10.0: "reduced-rate"}
+    assert (woo.weight_unit, woo.send_gtin, woo.prices_include_tax, woo.global_attributes) == ("g", True, True, True)
+    assert (woo.attribute_names.size, woo.attribute_names.colour) == ("Size", "Couleur")
+    shopify = settings.shopify
+    assert (shopify.location, shopify.off_status, shopify.csv_headers, shopify.single_location) == (
+        "Entrepôt Lyon", "draft", "legacy", False)
+    assert (shopify.option_names.size, shopify.option_names.colour) == ("Taille", "Color")
+    defaults = Settings()
+    assert defaults.woocommerce.tax_classes == {20.0: "", 5.5: "reduced-rate", 0.0: "zero-rate"}
+    assert defaults.shopify.location is None and defaults.shopify.off_status == "archived"
+
+
+def test_the_dialects_get_the_typed_settings():
+    import pandas as pd
+
+    from passerelle.core.dialects import dialect, exchange_dialect
+
+    settings = parse_settings({"shop": {"dialect": "woocommerce", "timezone": "America/Montreal"},
+                               "catalog": {"send_purchase_price": True},
+                               "woocommerce": {"weight_unit": "oz"}, "shopify": {"csv_headers": "legacy"}})
+    woo = dialect(settings.shop.dialect, settings)
+    assert woo.settings is settings
+    assert "Weight (oz)" in woo.frame({"sku": "A", "weight": "1"}, pd.RangeIndex(1)).columns
+    assert type(exchange_dialect("woocommerce", settings)) is type(woo)  # one class for both
+    # The PrestaShop order states file writes times in shop.timezone (Montreal: UTC-4 in July).
+    local = exchange_dialect("prestashop", settings)._local_time(pd.Series(["2026-07-01T10:00:00Z"]))
+    assert list(local) == ["2026-07-01 06:00:00"]
+    assert dialect("generic", settings).settings.catalog.send_purchase_price is True
+    assert dialect("shopify", settings).settings.shopify.csv_headers == "legacy"
+    assert dialect("generic").settings == Settings()  # no settings: every section's defaults
 
 
 def test_image_and_inbound_settings_take_the_typed_sections():
@@ -198,6 +251,22 @@ def test_the_vocabularies_checked_here_are_the_ones_the_core_uses():
     from passerelle.core.inbound import reading
 
     assert set(INBOUND_DELIMITERS) == set(reading._DELIMITERS)
+
+
+def test_the_dialects_checked_here_are_the_registered_ones():
+    from passerelle.config.sections import (
+        DIALECTS,
+        PRESTASHOP_LANGUAGES,
+        SHOPIFY_OFF_STATUSES,
+        WOOCOMMERCE_WEIGHT_UNITS,
+    )
+    from passerelle.core.dialects import names, prestashop, shopify, woocommerce
+
+    assert DIALECTS == tuple(names())
+    assert {"woocommerce", "shopify"} <= set(names())
+    assert PRESTASHOP_LANGUAGES == tuple(prestashop.ROOT_CATEGORY_BY_LANGUAGE)
+    assert WOOCOMMERCE_WEIGHT_UNITS == tuple(woocommerce.WEIGHT_FACTORS)
+    assert SHOPIFY_OFF_STATUSES == shopify.OFF_STATUSES
 
 
 # --------------------------------------------------------------------------- DAG import

@@ -122,27 +122,27 @@ def test_the_ftp_pool_name_comes_from_the_configuration_and_a_flow_pool_wins(tmp
 
 
 def test_a_bad_ftp_pool_name_is_refused(tmp_path):
-    from passerelle.config import ConfigError, load_config
+    from passerelle.config import ConfigError, load_settings
 
     config = tmp_path / "passerelle.yaml"
     config.write_text("shop:\n  ftp_pool: shop ftp!\n", encoding="utf-8")
     with pytest.raises(ConfigError, match=r"shop\.ftp_pool must be an Airflow pool name.*'shop ftp!'"):
-        load_config(config)
+        load_settings(config)
 
 
 def test_ensure_ftp_pool_creates_the_configured_pool_once(airflow_db, tmp_path):
     from airflow.models.pool import Pool
 
-    from passerelle.config import load_config
+    from passerelle.config import load_settings
     from passerelle.pools import DEFAULT_SLOTS, ensure_ftp_pool
 
     config = tmp_path / "passerelle.yaml"
     config.write_text("shop:\n  ftp_pool: passerelle_test_ftp\n", encoding="utf-8")
-    cfg = load_config(config)
+    settings = load_settings(config)
     assert Pool.get_pool("passerelle_test_ftp") is None
 
-    assert ensure_ftp_pool(cfg) == ("passerelle_test_ftp", DEFAULT_SLOTS)
+    assert ensure_ftp_pool(settings) == ("passerelle_test_ftp", DEFAULT_SLOTS)
     assert Pool.get_pool("passerelle_test_ftp").slots == DEFAULT_SLOTS
-    assert ensure_ftp_pool(cfg, slots=6) == ("passerelle_test_ftp", 6)
-    assert ensure_ftp_pool(cfg) == ("passerelle_test_ftp", 6)  # an existing pool keeps its size
+    assert ensure_ftp_pool(settings, slots=6) == ("passerelle_test_ftp", 6)
+    assert ensure_ftp_pool(settings) == ("passerelle_test_ftp", 6)  # an existing pool keeps its size
     assert Pool.get_pool("passerelle_test_ftp").slots == 6

@@ -9,7 +9,9 @@ A DAG factory splats them::
 The schedule combines the flow's timetable (:mod:`passerelle.timetables`) with its change and
 followed assets (:mod:`passerelle.assets`); the run form comes from :mod:`passerelle.params`.
 Nothing is checked here: a wrong value has already failed in :func:`~passerelle.config.load_settings`.
-The functions still accept the former plain dict (checked on the way in) for old callers.
+The functions also take a raw mapping of sections, as a file holds them (``"_path"`` naming it in
+messages), checked on the way in by :func:`passerelle.config.parse_settings`: what tests and
+tools hand them.
 """
 
 from __future__ import annotations

@@ -15,20 +15,18 @@ pool keeps its size unless ``--slots`` is given, so a size changed in the UI sur
 from __future__ import annotations
 
 import argparse
-from collections.abc import Mapping
-from typing import Any
 
-from passerelle.config import Settings, as_settings
+from passerelle.config import Settings, load_settings
 
 DEFAULT_SLOTS = 4
 DESCRIPTION = "Connections to the shop's FTP/FTPS/SFTP server"
 
 
-def ensure_ftp_pool(cfg: Settings | Mapping[str, Any] | None = None, *, slots: int | None = None) -> tuple[str, int]:
+def ensure_ftp_pool(settings: Settings | None = None, *, slots: int | None = None) -> tuple[str, int]:
     """Create the pool ``shop.ftp_pool`` in Airflow's metadata database if it is missing (with
     *slots*, default :data:`DEFAULT_SLOTS`), or resize it when *slots* is given.
 
-    :param cfg: the settings (default :func:`passerelle.config.load_settings`).
+    :param settings: the typed settings (default :func:`passerelle.config.load_settings`).
     :returns: the pool's name and its number of slots.
     """
     from airflow.models.pool import Pool
@@ -36,7 +34,7 @@ def ensure_ftp_pool(cfg: Settings | Mapping[str, Any] | None = None, *, slots: i
 
     if slots is not None and slots < 1:
         raise ValueError(f"slots must be at least 1, got {slots!r}")
-    name = as_settings(cfg).shop.ftp_pool
+    name = (settings or load_settings()).shop.ftp_pool
     with create_session() as session:
         pool = Pool.get_pool(name, session=session)
         if pool is None or slots is not None:

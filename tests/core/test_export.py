@@ -6,6 +6,7 @@ import csv
 import io
 import threading
 
+from passerelle.config import parse_settings
 from passerelle.core.differ import catalog_entities, confirm_batch
 from passerelle.core.export import build_catalog, iter_outbox
 from passerelle.core.dialects import dialect
@@ -101,7 +102,7 @@ def test_prestashop_homonym_families_and_deactivations(erp):
                 "FROM erp.family WHERE parent_id IS NULL AND web ORDER BY id LIMIT 2")
     erp.commit()
     ents = catalog_entities(RULE, ["family", "article"])
-    ps = dialect("prestashop", {"language": "fr"})
+    ps = dialect("prestashop", parse_settings({"prestashop": {"language": "fr"}}))
     batch, _ = build_catalog(erp, flow="catalog", run_key="h1", entities=ents, dialect=ps)
     cats = _ps_rows(erp, batch.id, "categories_0001.csv")
     homonyms = [r for r in cats if r["Name"] == "Accessoires"]

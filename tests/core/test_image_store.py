@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from passerelle.config import load_config
+from passerelle.config import load_settings
 from passerelle.core import image_store
 from passerelle.core.images import image_settings
 
@@ -50,7 +50,7 @@ def test_save_snapshot_writes_renders_drops_removals_and_keeps_a_failed_slot(erp
 
 
 def test_a_run_whose_renders_are_saved_plans_nothing_the_next_time(erp):
-    settings = image_settings(load_config())
+    settings = image_settings(load_settings())
     first = image_store.plan_run(erp, settings, full=False, dry_run=False)
     planned = len(first.plan.render)
     assert planned > 0 and sum(len(c) for c in first.chunks) == planned and first.remove == []

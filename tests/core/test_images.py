@@ -13,19 +13,16 @@ import pandas as pd
 import pytest
 from PIL import Image, ImageCms
 
-from passerelle.config import ConfigError, load_config
+from passerelle.config import ConfigError, load_settings
+from passerelle.core import image_pixels
 from passerelle.core import images as im_core
+from passerelle.core.image_plan import chunk_items, fingerprint_files, plan_images, removal_names, snapshot_after
 from passerelle.core.images import (
     BadImage,
-    chunk_items,
-    fingerprint_files,
     image_settings,
-    plan_images,
-    removal_names,
     render,
     render_chunk,
     render_name,
-    snapshot_after,
     source_hash,
     summarize,
 )
@@ -233,8 +230,8 @@ def test_draft_size_follows_the_displayed_orientation():
     """The JPEG is decoded no larger than needed: the request is in stored axes."""
     specs = image_settings({"formats": FORMATS}).formats
     # a stored 8000x1000 panorama shown upright (orientation 6) is 1000x8000: large is 150x1200
-    assert im_core._draft_size(specs, (1000, 8000), 6) == (1200, 150)
-    assert im_core._draft_size(specs, (8000, 1000), 1) == (1200, 150)
+    assert image_pixels._draft_size(specs, (1000, 8000), 6) == (1200, 150)
+    assert image_pixels._draft_size(specs, (8000, 1000), 1) == (1200, 150)
 
 
 @pytest.mark.parametrize("image_format", ["jpeg", "webp"])
@@ -360,7 +357,7 @@ def test_render_name_is_stable_safe_and_unique():
 
 
 def test_settings_from_the_project_configuration():
-    settings = image_settings(load_config())
+    settings = image_settings(load_settings())
     assert [(f.name, f.width, f.height, f.mode) for f in settings.formats] == [
         ("thumbnail", 250, 250, "pad"),
         ("large", 1200, 1200, "fit"),
@@ -384,7 +381,7 @@ def test_settings_from_the_project_configuration():
 )
 def test_bad_settings_name_the_key(section, message):
     with pytest.raises(ConfigError, match=message):
-        image_settings({"images": section, "_path": "passerelle.yaml"})
+        image_settings(section)
 
 
 # --------------------------------------------------------------------------- one chunk
@@ -405,7 +402,7 @@ def test_render_chunk_skips_bad_sources_and_renders_the_rest(tmp_path, caplog):
         {"image_key": 7, "reference": "ART-7", "position": 0},
     ]
     received: dict[str, bytes] = {}
-    rendered, errors = render_chunk(iter(items), {"images": {"formats": FORMATS}}, sink=received.__setitem__)
+    rendered, errors = render_chunk(iter(items), {"formats": FORMATS}, sink=received.__setitem__)
 
     assert [r["image_key"] for r in rendered] == [1, 3]
     assert [(e["image_key"], e["reference"]) for e in errors] == [

@@ -1,6 +1,6 @@
 """Backfills: the catalog DAG run for three consecutive nights in order, then a night run again.
 
-The nights are the ones the configured schedule gives (``schedules.next_runs``, what an Airflow
+The nights are the ones the configured schedule gives (``timetables.next_runs``, what an Airflow
 backfill over the range creates, in order); each run is a real dag.test() against PostgreSQL
 and the FTP server, with edits to the back office between the nights.
 """
@@ -42,11 +42,12 @@ def catalog(airflow_db, connections):
 
 
 def test_backfill_runs_in_order_and_a_rerun_reproduces_the_night(catalog, erp, ftp_server):
-    from passerelle.config import load_config
-    from passerelle.schedules import flow_settings, next_runs
+    from passerelle.config import load_settings
+    from passerelle.dag_settings import flow_settings
+    from passerelle.timetables import next_runs
 
     # The backfill's nights: 02:00 in Paris (CET, UTC+1), in order, the same as the DAG's own timetable.
-    schedule = flow_settings("catalog", load_config())["schedule"]
+    schedule = flow_settings("catalog", load_settings())["schedule"]
     start, until = datetime(2026, 11, 19, 12, tzinfo=UTC), datetime(2026, 11, 22, 12, tzinfo=UTC)
     nights = next_runs(schedule, start, 10, until=until)
     assert nights == [datetime(2026, 11, d, 1, tzinfo=UTC) for d in (20, 21, 22)]
@@ -98,7 +99,7 @@ def test_each_catalog_publish_updates_the_catalog_published_asset(catalog, erp):
     from airflow.utils.session import create_session
     from sqlalchemy import func, select
 
-    from passerelle.schedules import CATALOG_PUBLISHED
+    from passerelle.assets import CATALOG_PUBLISHED
 
     night = datetime(2026, 11, 20, 1, tzinfo=UTC)
 
@@ -118,7 +119,7 @@ def test_a_shared_pool_keeps_runs_apart_and_no_pool_means_the_default_pool():
     from airflow.sdk import DAG
     from airflow.sdk.bases.operator import BaseOperator
 
-    from passerelle.schedules import flow_settings
+    from passerelle.dag_settings import flow_settings
 
     cfg = {"_path": "passerelle.yaml", "shop": {"timezone": "Europe/Paris"},
            "catalog": {"entities": ["family", "article"]},

@@ -106,7 +106,7 @@ def _catalog_events(dr) -> int:
     from airflow.utils.session import create_session
     from sqlalchemy import func, select
 
-    from passerelle.schedules import CATALOG_PUBLISHED
+    from passerelle.assets import CATALOG_PUBLISHED
 
     with create_session() as session:
         return session.scalar(

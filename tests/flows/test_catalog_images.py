@@ -70,7 +70,7 @@ def catalog(cfg_path, airflow_db, connections):
 
 
 def test_photos_rendered_then_only_changes_sent(catalog, cfg_path, erp, ftp_server, tmp_path):
-    settings = image_settings(cfg_path)
+    settings = image_settings(cfg_path["images"])
     # One photo given as a file path rather than bytes (hashed in Python, not in SQL).
     on_disk = tmp_path / "third-view.jpg"
     on_disk.write_bytes(photo("third view", (30, 120, 200), seed=3))

@@ -244,12 +244,14 @@ def test_prestashop_sends_out_of_stock_combinations_with_zero_quantity(erp):
     erp.execute("UPDATE erp.stock s SET quantity = 0 FROM erp.variant v WHERE v.id = s.variant_id "
                 "AND v.reference = %s", (v_out,))
     erp.commit()
-    dialect = exchange_dialect("prestashop", {"timezone": "Europe/Paris"})
+    from passerelle.config import parse_settings
+
+    settings = parse_settings({"shop": {"timezone": "Europe/Paris"}, "stock": {"safety_stock": 0}})
+    dialect = exchange_dialect("prestashop", settings)
     entities = prices_stock_entities("TRUE", variant_display="in_stock",
                                      filter_variants=dialect.filters_variant_display, names=["stock"])
-    cfg = {"shop": {"timezone": "Europe/Paris"}, "stock": {"safety_stock": 0}}
     batch, files = build_exchange(erp, flow="prices_stock", run_key="t", entities=entities, dialect=dialect,
-                                  settings=exchange_settings(cfg, DAY1.date()))
+                                  settings=exchange_settings(settings, DAY1.date()))
     content = {name: data for name, data, _ in iter_outbox(erp, batch.id)}
     combinations = pd.read_csv(io.BytesIO(content["combinations_stock_0001.csv"]), sep=";", dtype=str,
                                keep_default_na=False).set_index("Reference")

@@ -209,7 +209,7 @@ def test_dry_run_report_writes_and_uploads_nothing(report, erp, ftp_server, tmp_
 def test_report_dag_form_and_schedule(report):
     assert report.dag_id == "report"
     assert list(report.params) == ["dry_run"]
-    from passerelle.schedules import next_runs
+    from passerelle.timetables import next_runs
 
     assert next_runs(report.timetable, datetime(2026, 11, 21, tzinfo=UTC), 2) == [
         datetime(2026, 11, 21, 5, tzinfo=UTC), datetime(2026, 11, 22, 5, tzinfo=UTC)]  # 06:00 in Paris

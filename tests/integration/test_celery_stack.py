@@ -80,8 +80,7 @@ def manual_config(path: Path) -> Path:
 
     Unpausing a scheduled DAG would also start its latest scheduled run beside ours.
     """
-    from passerelle.config import DEFAULT_PATH
-    from passerelle.schedules import FLOW_NAMES
+    from passerelle.config import DEFAULT_PATH, FLOW_NAMES
 
     cfg = yaml.safe_load(DEFAULT_PATH.read_text(encoding="utf-8")) or {}
     flows = cfg.setdefault("flows", {}) or {}

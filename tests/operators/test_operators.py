@@ -68,7 +68,7 @@ def _build(cls, **kwargs):
 def test_nothing_is_read_or_connected_in_init(cls):
     op = _build(cls)
     assert op.config_path == NOWHERE
-    assert not {"config", "erp", "shop"} & set(vars(op)), "made in __init__ instead of on first use"
+    assert not {"settings", "erp", "shop"} & set(vars(op)), "made in __init__ instead of on first use"
     # The connection ids stay as given (None: the configuration's, read when the task runs).
     assert getattr(op, "erp_conn_id", None) is None and getattr(op, "shop_conn_id", None) is None
 
@@ -105,7 +105,7 @@ def test_a_bad_argument_is_refused_before_anything_is_read_or_connected(cls, kwa
     with pytest.raises(ValueError) as info:
         op.execute(dict(CONTEXT))
     assert message in str(info.value)
-    assert not {"config", "erp", "shop"} & set(vars(op))  # nothing made before the check
+    assert not {"settings", "erp", "shop"} & set(vars(op))  # nothing made before the check
 
 
 SQL = re.compile(r"\b(SELECT|INSERT\s+INTO|UPDATE\s+\w|DELETE\s+FROM|CREATE\s+TABLE|COPY)\b")

@@ -1,9 +1,9 @@
 """Configuration: include/config/passerelle.yaml as one typed, checked model.
 
 - :mod:`passerelle.config.model`: :class:`Settings` (every section), :func:`load_settings`,
-  the cache per file version, and :func:`load_config` (the former dict form);
+  the cache per file version;
 - :mod:`passerelle.config.sections`: ``shop``, ``catalog``, ``images``, ``stock``, ``inbound``,
-  ``prestashop``;
+  ``prestashop``, ``woocommerce``, ``shopify``;
 - :mod:`passerelle.config.flows`: ``flows``, one :class:`FlowSettings` per flow;
 - :mod:`passerelle.config.base` / :mod:`~passerelle.config.checks`: the error type, unknown keys
   refused with a "did you mean", messages naming file, dotted key, value and hint.
@@ -18,11 +18,10 @@ from passerelle.config.checks import POOL_NAME
 from passerelle.config.flows import FLOW_NAMES, FlowSettings, FlowsSection, parse_flow
 from passerelle.config.model import (
     DEFAULT_PATH,
-    DEFAULTS,
     Settings,
     as_settings,
     config_path,
-    load_config,
+    default_settings,
     load_settings,
     parse_settings,
     section_settings,
@@ -33,14 +32,18 @@ from passerelle.config.sections import (
     ImageFormatSection,
     ImagesSection,
     InboundSection,
+    OptionNames,
     PrestashopSection,
+    ShopifySection,
     ShopSection,
     StockSection,
+    WoocommerceSection,
 )
 
 __all__ = [
-    "DEFAULTS", "DEFAULT_PATH", "DIALECTS", "FLOW_NAMES", "POOL_NAME", "CatalogSection", "ConfigError",
-    "FlowConfigError", "FlowSettings", "FlowsSection", "ImageFormatSection", "ImagesSection", "InboundSection",
-    "PrestashopSection", "Settings", "ShopSection", "StockSection", "as_settings", "config_path", "load_config",
-    "load_settings", "parse_flow", "parse_settings", "section_settings",
+    "DEFAULT_PATH", "DIALECTS", "FLOW_NAMES", "POOL_NAME", "CatalogSection", "ConfigError", "FlowConfigError",
+    "FlowSettings", "FlowsSection", "ImageFormatSection", "ImagesSection", "InboundSection", "OptionNames",
+    "PrestashopSection", "Settings", "ShopSection", "ShopifySection", "StockSection", "WoocommerceSection",
+    "as_settings", "config_path", "default_settings", "load_settings", "parse_flow", "parse_settings",
+    "section_settings",
 ]

@@ -6,14 +6,13 @@ parsed and checked once per file version (path, modification time, size) and che
 *entirely*: a mistake in any section fails the import of every DAG file, with a message naming
 the file, the dotted key, the value and a hint (:class:`~passerelle.config.base.ConfigError`).
 
-Code reads attributes (``settings.shop.timezone``, ``settings.flows.get("catalog").cron``);
-:func:`load_config` still hands out the former plain dictionary for the operators not yet
-converted (it carries the typed model under ``"_settings"``).
+Code reads attributes (``settings.shop.timezone``, ``settings.flows.get("catalog").cron``),
+never ``cfg["..."]``: operators read :func:`load_settings` when their task runs, DAG factories
+when the file is parsed, and hand the core the typed settings or one of their sections.
 """
 
 from __future__ import annotations
 
-import copy
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -30,8 +29,10 @@ from passerelle.config.sections import (
     ImagesSection,
     InboundSection,
     PrestashopSection,
+    ShopifySection,
     ShopSection,
     StockSection,
+    WoocommerceSection,
 )
 
 DEFAULT_PATH = INCLUDE / "config" / "passerelle.yaml"
@@ -50,6 +51,8 @@ class Settings(Section):
     #: Inbound files (orders_in): shop statuses per outcome; encoding/delimiter/decimal optional.
     inbound: InboundSection = Field(default_factory=InboundSection)
     prestashop: PrestashopSection = Field(default_factory=PrestashopSection)
+    woocommerce: WoocommerceSection = Field(default_factory=WoocommerceSection)
+    shopify: ShopifySection = Field(default_factory=ShopifySection)
     flows: FlowsSection = Field(default_factory=lambda: FlowsSection.model_validate({}))
 
     _source: str = PrivateAttr(DEFAULT_SOURCE)
@@ -109,21 +112,17 @@ class Settings(Section):
         must hold their uploads too), else ``shop.ftp_pool``."""
         return self.flows.get(name).pool or self.shop.ftp_pool
 
-    def as_dict(self) -> dict[str, Any]:
-        """The former plain-dictionary form (lists, not tuples), with ``"_path"`` (the file) and
-        ``"_settings"`` (this model), for code still reading ``cfg["section"]["key"]``."""
-        out = _plain(self.model_dump())
-        out["_path"] = self.source
-        out["_settings"] = self
-        return out
+
+_DEFAULT: Settings | None = None
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
+def default_settings() -> Settings:
+    """Every section's defaults (no file read), one shared immutable object: what a dialect or a
+    core function given no settings uses."""
+    global _DEFAULT
+    if _DEFAULT is None:
+        _DEFAULT = Settings()
+    return _DEFAULT
 
 
 def parse_settings(raw: Mapping[str, Any] | None, source: str | Path = DEFAULT_SOURCE) -> Settings:
@@ -140,36 +139,29 @@ def parse_settings(raw: Mapping[str, Any] | None, source: str | Path = DEFAULT_S
 
 
 def as_settings(cfg: Settings | Mapping[str, Any] | None = None) -> Settings:
-    """*cfg* as :class:`Settings`: itself, the model :func:`load_config` put in its dict, a plain
-    mapping checked (messages name its ``"_path"``), or (``None``) :func:`load_settings`."""
+    """*cfg* as :class:`Settings`: itself, a raw mapping of sections checked (messages name its
+    ``"_path"``, default passerelle.yaml), or (``None``) :func:`load_settings`."""
     if cfg is None:
         return load_settings()
     if isinstance(cfg, Settings):
         return cfg
-    if isinstance(cfg.get("_settings"), Settings):
-        return cfg["_settings"]
     raw = {k: v for k, v in cfg.items() if not str(k).startswith("_")}
     return parse_settings(raw, cfg.get("_path") or DEFAULT_SOURCE)
 
 
 def section_settings(cfg: Any, name: str, model: type[BaseModel]) -> Any:
-    """Section *name* of *cfg* as *model*: *cfg* may be the section's model, :class:`Settings`,
-    :func:`load_config`'s dict, a whole raw mapping (with the section under *name*) or the
-    section's raw mapping itself (the keys of *model*)."""
+    """Section *name* as *model*: *cfg* is the section's model, :class:`Settings`, or the
+    section's raw mapping (its keys checked; messages name ``<name>.<key>``)."""
     if isinstance(cfg, model):
         return cfg
     if isinstance(cfg, Settings):
         return getattr(cfg, name)
-    if isinstance(cfg, Mapping) and isinstance(cfg.get("_settings"), Settings):
-        return getattr(cfg["_settings"], name)
     if not isinstance(cfg, Mapping):
         raise ConfigError(f"{DEFAULT_SOURCE}: {name}: expected a mapping, got {cfg!r}")
-    source = cfg.get("_path") or DEFAULT_SOURCE
-    section = cfg[name] if name in cfg else {k: v for k, v in cfg.items() if not str(k).startswith("_")}
     try:
-        return model.model_validate(section)
+        return model.model_validate(dict(cfg))
     except ValidationError as exc:
-        raise config_error(exc, source, (name,)) from None
+        raise config_error(exc, DEFAULT_SOURCE, (name,)) from None
 
 
 def config_path() -> Path:
@@ -200,15 +192,6 @@ def load_settings(path: str | Path | None = None) -> Settings:
     return _CACHE[key]
 
 
-def load_config(path: str | Path | None = None) -> dict[str, Any]:
-    """:func:`load_settings` as the former plain dict (each caller its own copy), for the
-    operators still reading ``cfg["..."]``; new code takes :class:`Settings`."""
-    settings = load_settings(path)
-    out = copy.deepcopy({k: v for k, v in settings.as_dict().items() if k != "_settings"})
-    out["_settings"] = settings
-    return out
-
-
 def _read(path: Path) -> Settings:
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
@@ -219,7 +202,3 @@ def _read(path: Path) -> Settings:
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of sections (shop, catalog, flows...) at the top level")
     return parse_settings(raw, path)
-
-
-#: The defaults, in the former plain-dict form.
-DEFAULTS: dict[str, Any] = {k: v for k, v in Settings().as_dict().items() if not k.startswith("_")}

@@ -1,6 +1,9 @@
 """The sections of passerelle.yaml other than ``flows``: ``shop``, ``catalog``, ``images``,
-``stock``, ``inbound``, ``prestashop``. Every key documented in docs/configuration.md; defaults
-are the field defaults."""
+``stock``, ``inbound``, and one per shop dialect: ``prestashop``, ``woocommerce``, ``shopify``.
+Every key documented in docs/configuration.md; defaults are the field defaults.
+
+No pandas here (the model is checked at every DAG parse): the vocabularies the dialects use are
+defined here, imported by the dialects, and kept equal by tests in tests/test_config.py."""
 
 from __future__ import annotations
 
@@ -23,7 +26,9 @@ from passerelle.config.checks import (
     whole,
 )
 
-DIALECTS = ("generic", "prestashop")
+#: The registered shop dialects (``passerelle.core.dialects.names()``, kept equal by a test: the
+#: registry imports pandas, the model does not).
+DIALECTS = ("generic", "prestashop", "shopify", "woocommerce")
 #: PrestaShop languages whose root category name is known (kept equal to the dialect's by a test).
 PRESTASHOP_LANGUAGES = ("fr", "en", "es", "de", "it")
 VARIANT_DISPLAYS = ("all", "in_stock")
@@ -338,26 +343,124 @@ def _order_states(value: Any) -> dict[str, str]:
     return {str(k): v for k, v in value.items()}
 
 
+def _category_id_offset(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 2 <= value <= 1_000_000_000:
+        raise fail(f"{{key}} must be a whole number of at least 2, got {value!r} (ids 1 and 2 are PrestaShop's "
+                   f"root and home categories)")
+    return value
+
+
+def _language(value: Any) -> str:
+    if not isinstance(value, str) or not re.match(r"^[A-Za-z]{2}$", value):
+        raise fail(f"expected a two-letter language code such as \"fr\", got {value!r}")
+    return value.lower()
+
+
 class PrestashopSection(Section):
     """``prestashop``: what the PrestaShop dialect needs to know about the shop."""
 
     #: The import's language: the root category's default name (fr: Accueil, en: Home, es: Inicio,
     #: de: Startseite, it: Home; passerelle.core.dialects.prestashop.ROOT_CATEGORY_BY_LANGUAGE).
-    language: Annotated[str, BeforeValidator(one_of(PRESTASHOP_LANGUAGES))] = "fr"
+    language: Annotated[str, BeforeValidator(_language)] = "fr"
     #: The root category's name when it is not the language's default.
     root_category: Annotated[str, BeforeValidator(text("\"Accueil\""))] | None = None
     #: Former name of root_category, still read.
     home_category: Annotated[str, BeforeValidator(text("\"Home\""))] | None = None
-    #: Category IDs in the shop = back-office family id + this offset (imported with "Force all ID numbers").
-    category_id_offset: Annotated[int, Field(ge=0, le=1_000_000_000)] = 10_000
+    #: Category IDs in the shop = back-office family id + this offset (imported with "Force all ID numbers");
+    #: the default is above the ids of a fresh install (1 root, 2 home, 3-9 demo) and of categories
+    #: created by hand in most shops.
+    category_id_offset: Annotated[int, BeforeValidator(_category_id_offset)] = 10_000
     tax_rules_groups: Annotated[dict[float, int], BeforeValidator(_tax_rules_groups)] = DEFAULT_TAX_RULES_GROUPS
     order_states: Annotated[dict[str, int | str], BeforeValidator(_order_states)] = {}  # noqa: RUF012
     #: Customer family code to PrestaShop group id: the customers' "Default group ID" (the
     #: group whose prices they get); a family not listed is still added by name to "Groups".
     customer_groups: dict[str, Annotated[int, Field(ge=1)]] = {}  # noqa: RUF012
 
+    @model_validator(mode="after")
+    def _root_category_known(self) -> PrestashopSection:
+        """A language with no known home category name needs ``root_category``."""
+        if self.language not in PRESTASHOP_LANGUAGES and not self.category_root:
+            raise fail(f"{{key}} is {self.language!r}: no default root category for it (known: "
+                       f"{', '.join(PRESTASHOP_LANGUAGES)}); set prestashop.root_category to the name of the "
+                       f"shop's home category", key="language")
+        return self
+
+    @property
+    def category_root(self) -> str | None:
+        """``root_category``, else its former name ``home_category``, else None (the language's default)."""
+        return self.root_category or self.home_category
+
+
+# --------------------------------------------------------------------------- woocommerce and shopify
+
+#: WooCommerce's built-in tax classes per VAT rate: Standard (empty slug), "Reduced rate"
+#: (reduced-rate) and "Zero rate" (zero-rate); other rates need a class of their own.
+DEFAULT_TAX_CLASSES: dict[float, str] = {20.0: "", 5.5: "reduced-rate", 0.0: "zero-rate"}
+#: Weight units WooCommerce offers (woocommerce_weight_unit; the dialect's WEIGHT_FACTORS).
+WOOCOMMERCE_WEIGHT_UNITS = ("kg", "g", "lbs", "oz")
+#: What a product taken off the web becomes in Shopify (the dialect's OFF_STATUSES).
+SHOPIFY_OFF_STATUSES = ("archived", "draft")
+#: Shopify product CSV templates: today's (Shopify Help) or the previous one's names and order.
+SHOPIFY_CSV_HEADERS = ("current", "legacy")
+
+
+def _tax_classes(value: Any) -> dict[float, str]:
+    if not isinstance(value, dict) or not value:
+        raise fail(f"expected a mapping of VAT rate to tax class slug, such as {{20: \"\", 5.5: reduced-rate}}, "
+                   f"got {value!r}")
+    out = {}
+    for rate, slug in value.items():
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 100:
+            raise fail(f"{rate!r} is not a VAT rate; expected a percentage such as 20 or 5.5", key=str(rate))
+        if slug is None:
+            slug = ""  # the Standard class
+        if not isinstance(slug, str) or not re.match(r"^[a-z0-9-]*$", slug):
+            raise fail(f"expected a tax class slug (lowercase letters, digits, '-'; \"\" for Standard), got {slug!r}",
+                       key=str(rate))
+        out[round(float(rate), 2)] = slug
+    return out
+
+
+class OptionNames(Section):
+    """The shop's names of the size and colour attributes (WooCommerce) or options (Shopify)."""
+
+    EXAMPLE: ClassVar[str] = "{size: Taille, colour: Couleur}"
+
+    size: Annotated[str, BeforeValidator(text("\"Taille\""))] = "Taille"
+    colour: Annotated[str, BeforeValidator(text("\"Couleur\""))] = "Couleur"
+
+
+class WoocommerceSection(Section):
+    """``woocommerce``: what the WooCommerce dialect needs to know about the shop (docs/formats/woocommerce.md)."""
+
+    #: VAT rate -> tax class slug; replaces the built-in classes when given.
+    tax_classes: Annotated[dict[float, str], BeforeValidator(_tax_classes)] = DEFAULT_TAX_CLASSES
+    #: The shop's "Prices entered with tax" setting: which back-office price is the regular price.
+    prices_include_tax: Bool = True
+    weight_unit: Annotated[str, BeforeValidator(one_of(WOOCOMMERCE_WEIGHT_UNITS))] = "kg"
+    attribute_names: OptionNames = Field(default_factory=OptionNames)
+    #: Create size and colour as global attributes (usable in layered navigation).
+    global_attributes: Bool = True
+    #: Add the EAN as "GTIN, UPC, EAN, or ISBN" (the import screen does not map it by itself).
+    send_gtin: Bool = False
+
+
+class ShopifySection(Section):
+    """``shopify``: what the Shopify dialect needs to know about the shop (docs/formats/shopify.md)."""
+
+    #: The Shopify location whose stock the inventory file sets (Settings > Locations); required
+    #: to write stock files.
+    location: Annotated[str, BeforeValidator(text("\"Entrepôt Lyon\""))] | None = None
+    #: The shop's "Include tax in prices" setting.
+    prices_include_tax: Bool = True
+    option_names: OptionNames = Field(default_factory=OptionNames)
+    off_status: Annotated[str, BeforeValidator(one_of(SHOPIFY_OFF_STATUSES))] = "archived"
+    #: Also write "Inventory quantity" in product files (single-location shops only).
+    single_location: Bool = False
+    csv_headers: Annotated[str, BeforeValidator(one_of(SHOPIFY_CSV_HEADERS))] = "current"
+
 
 __all__ = [
-    "CatalogSection", "ImageFormatSection", "ImagesSection", "InboundSection", "PrestashopSection", "ShopSection",
-    "StockSection", "check_bool",
+    "CatalogSection", "ImageFormatSection", "ImagesSection", "InboundSection", "OptionNames", "PrestashopSection",
+    "ShopSection", "ShopifySection", "StockSection", "WoocommerceSection", "check_bool",
 ]

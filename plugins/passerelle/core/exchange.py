@@ -25,12 +25,12 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
-from decimal import Decimal, InvalidOperation
-from typing import Any
+from decimal import Decimal
 
 import pandas as pd
 import psycopg
 
+from passerelle.config import Settings, StockSection
 from passerelle.core.differ import VIEW_SCHEMA, Batch, Entity, build_batch
 from passerelle.core.export import _record_rejects, _store, apply_settings, outbox_files, write_files
 from passerelle.core.dialects.generic import GenericExchangeDialect
@@ -132,31 +132,24 @@ def order_status_entities(names: Iterable[str] | None = None) -> list[ExchangeEn
     return [e for e in entities if e.name in wanted]
 
 
-def safety_stock(cfg: dict[str, Any]) -> Decimal:
-    """``stock.safety_stock`` as a number >= 0; a message naming the key otherwise."""
-    value = cfg.get("stock", {}).get("safety_stock", 0)
-    try:
-        number = Decimal(str(value))
-    except InvalidOperation:
-        number = Decimal("NaN")
-    if isinstance(value, bool) or not number.is_finite() or number < 0:
-        raise ValueError(f"{cfg.get('_path', 'passerelle.yaml')}: stock.safety_stock must be a number >= 0 "
-                         f"(units kept back from the shop per article or variant), got {value!r}")
-    return number
+def safety_stock(settings: Settings | StockSection) -> Decimal:
+    """``stock.safety_stock`` (checked >= 0 by the configuration model) as a Decimal."""
+    section = settings if isinstance(settings, StockSection) else settings.stock
+    return Decimal(str(section.safety_stock))
 
 
-def stock_settings(cfg: dict[str, Any]) -> dict[str, str]:
+def stock_settings(settings: Settings | StockSection) -> dict[str, str]:
     """The option the stock the shop sees depends on (``passerelle_src.shop_stock``): set by the
     catalog's exporter and the hourly stock file's alike, so both send the same quantities."""
-    return {"passerelle.safety_stock": str(safety_stock(cfg))}
+    return {"passerelle.safety_stock": str(safety_stock(settings))}
 
 
-def exchange_settings(cfg: dict[str, Any], as_of: date) -> dict[str, str]:
+def exchange_settings(settings: Settings, as_of: date) -> dict[str, str]:
     """The transaction-local options the exchange views read (include/sql/views/20_exchange.sql)."""
     return {
         "passerelle.as_of": as_of.isoformat(),
-        **stock_settings(cfg),
-        "passerelle.timezone": cfg.get("shop", {}).get("timezone", "Europe/Paris"),
+        **stock_settings(settings),
+        "passerelle.timezone": settings.shop.timezone,
     }
 
 

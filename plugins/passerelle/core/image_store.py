@@ -17,15 +17,8 @@ from typing import Any
 import pandas as pd
 import psycopg
 
-from passerelle.core.images import (
-    SLOT,
-    ImagePlan,
-    ImageSettings,
-    chunk_items,
-    fingerprint_files,
-    plan_images,
-    snapshot_after,
-)
+from passerelle.core.image_plan import SLOT, ImagePlan, chunk_items, fingerprint_files, plan_images, snapshot_after
+from passerelle.core.images import ImageSettings
 
 #: Columns of ``passerelle_src.image`` the plan reads (never ``content``).
 LISTING_QUERY = (

@@ -10,6 +10,8 @@ from collections.abc import Callable
 
 import pandas as pd
 
+from passerelle.config import Settings
+
 #: Render used by the shop as the product photo (the others are derived by the shop or unused).
 SHOP_FORMAT = "large"
 
@@ -21,10 +23,11 @@ def render_file_name(reference: str, position: int, format_name: str, ext: str) 
     return render_name(reference, int(position), format_name, ext)
 
 
-def image_url_enricher(cfg: dict) -> Callable[[str, pd.DataFrame], pd.DataFrame]:
-    """An export enricher adding ``image_urls`` (comma separated, cover first) to article rows."""
-    base = (cfg["shop"].get("public_base_url") or "").rstrip("/")
-    ext = "webp" if cfg["images"].get("format") == "webp" else "jpg"
+def image_url_enricher(settings: Settings) -> Callable[[str, pd.DataFrame], pd.DataFrame]:
+    """An export enricher adding ``image_urls`` (comma separated, cover first) to article rows:
+    renders under ``shop.public_base_url``, in ``images.format``."""
+    base = settings.shop.public_base_url.rstrip("/")
+    ext = "webp" if settings.images.format == "webp" else "jpg"
     folder = f"{base}/images" if base else "images"
 
     def enrich(entity: str, df: pd.DataFrame) -> pd.DataFrame:

@@ -30,7 +30,7 @@ TEMPLATE = INCLUDE / "templates" / "report.html.j2"
 #: Keys of a run's per-entity counts that are rows moved (sent or integrated).
 ROW_KEYS: tuple[str, ...] = ("created", "changed", "removed", "integrated", "rows")
 
-#: One colour per flow (colour-blind friendly palette), in passerelle.schedules.FLOW_NAMES order.
+#: One colour per flow (colour-blind friendly palette), in passerelle.config.FLOW_NAMES order.
 FLOW_COLOURS: dict[str, str] = {
     "catalog": "#0072B2", "customers": "#E69F00", "prices_stock": "#009E73", "orders_in": "#CC79A7",
     "order_status": "#56B4E9", "report": "#999999",

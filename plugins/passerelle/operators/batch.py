@@ -124,13 +124,13 @@ class PublishBatchOperator(ErpMixin, ShopMixin, BaseOperator):
             context["ti"].xcom_push(key=BaseXCom.XCOM_RETURN_KEY,
                                     value={"published": 0, "superseded_by": later[0], "files": []})
             raise AirflowSkipException(why)
-        shop_cfg = self.config["shop"]
-        base = self.folder or posixpath.join(shop_cfg["outbound_dir"], batch["flow"])
+        shop_settings = self.settings.shop
+        base = self.folder or posixpath.join(shop_settings.outbound_dir, batch["flow"])
         folder = posixpath.join(base, batches.batch_folder(batch["batch_id"], batch["run_key"]))
         # A rerun of a published batch republishes its first manifest's extra entries, so that
         # the manifest is the same byte for byte (the extra reflects the first publication).
         first = batches.published_manifest(self.erp, batch["batch_id"]) if self.extra else None
-        manifest = batches.manifest(batch, dialect=shop_cfg["dialect"], extra=self.extra, first=first)
+        manifest = batches.manifest(batch, dialect=shop_settings.dialect, extra=self.extra, first=first)
         with self.shop as shop:
             done = shop.publish(folder, iter_outbox(self.erp, batch["batch_id"]), manifest)
             manifest["files"] = [f.__dict__ for f in done]

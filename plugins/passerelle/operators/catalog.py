@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from passerelle.operators.batch import BuildBatchOperator
-from passerelle.operators.common import run_key
+from passerelle.operators.common import run_day, run_key
 
 
 class BuildCatalogOperator(BuildBatchOperator):
@@ -35,15 +35,15 @@ class BuildCatalogOperator(BuildBatchOperator):
         from passerelle.core.photos import image_url_enricher
 
         names, dry = self.checked_arguments()
-        cfg = self.config
-        entities = catalog_entities(cfg["catalog"]["selection_rule"], names or cfg["catalog"]["entities"])
-        shop = cfg["shop"]
+        settings = self.settings
+        entities = catalog_entities(settings.catalog.selection_rule, names or settings.catalog.entities)
         batch, files = build_catalog(
             self.erp, flow=self.flow, run_key=run_key(context), entities=entities,
-            dialect=dialect(shop["dialect"], {**cfg.get("prestashop", {}), **cfg["catalog"]}), mode=self.mode,
-            dry_run=dry, rows_per_file=shop["rows_per_file"], enrich=image_url_enricher(cfg),
+            dialect=dialect(settings.shop.dialect, settings, as_of=run_day(context, settings.shop.timezone)),
+            mode=self.mode, dry_run=dry, rows_per_file=settings.shop.rows_per_file,
+            enrich=image_url_enricher(settings),
             # The quantities follow the hourly stock file's rule, safety stock included.
-            settings=stock_settings(cfg),
+            settings=stock_settings(settings),
         )
         self.erp.commit()
         for entity, c in batch.counts.items():

@@ -1,9 +1,10 @@
-"""What every Passerelle operator shares: the configuration, the two connections, the run's key and day.
+"""What every Passerelle operator shares: the typed settings, the two connections, the run's key and day.
 
-Nothing here connects or reads a file at import or in an operator's ``__init__``: the
-configuration is read, and the back office's connection and the shop server's hook are made,
-the first time a running task asks for them (``cached_property``). A connection id left to
-``None`` is the configuration's (``shop.erp_conn_id``, ``shop.shop_conn_id``).
+Nothing here connects or reads a file at import or in an operator's ``__init__`` (it runs at
+every DAG parse): the settings are read (:func:`passerelle.config.load_settings`, once per file
+version), and the back office's connection and the shop server's hook are made, the first time
+a running task asks for them (``cached_property``). A connection id left to ``None`` is the
+configuration's (``shop.erp_conn_id``, ``shop.shop_conn_id``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 import pendulum
 
-from passerelle.config import load_config
+from passerelle.config import Settings, load_settings
 
 
 def run_key(context: Any) -> str:
@@ -43,14 +44,14 @@ def check_mode(mode: Any) -> str:
 
 
 class ConfigMixin:
-    """The configuration file (``config_path``, default ``PASSERELLE_CONFIG`` or the project's),
-    read once per task when first needed."""
+    """``settings``: the configuration file (``config_path``, default ``PASSERELLE_CONFIG`` or the
+    project's) as typed :class:`~passerelle.config.Settings`, read when a running task first asks."""
 
     config_path: str | None
 
     @cached_property
-    def config(self) -> dict[str, Any]:
-        return load_config(self.config_path)
+    def settings(self) -> Settings:
+        return load_settings(self.config_path)
 
 
 class ErpMixin(ConfigMixin):
@@ -62,7 +63,7 @@ class ErpMixin(ConfigMixin):
     def erp(self):
         from passerelle.db import erp_connection
 
-        return erp_connection(self.erp_conn_id or self.config["shop"]["erp_conn_id"])
+        return erp_connection(self.erp_conn_id or self.settings.shop.erp_conn_id)
 
 
 class ShopMixin(ConfigMixin):
@@ -74,7 +75,7 @@ class ShopMixin(ConfigMixin):
     def shop(self):
         from passerelle.hooks.shop import ShopFilesHook
 
-        return ShopFilesHook(self.shop_conn_id or self.config["shop"]["shop_conn_id"])
+        return ShopFilesHook(self.shop_conn_id or self.settings.shop.shop_conn_id)
 
 
 __all__ = ["ConfigMixin", "ErpMixin", "ShopMixin", "check_mode", "run_day", "run_key"]

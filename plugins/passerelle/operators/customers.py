@@ -36,15 +36,14 @@ class BuildCustomersOperator(BuildBatchOperator):
         from passerelle.core.export import build_catalog
 
         names, dry = self.checked_arguments()
-        cfg = self.config
-        shop = cfg["shop"]
-        shop_dialect = dialect(shop["dialect"], {**cfg.get("prestashop", {}), "timezone": shop["timezone"]})
+        shop = self.settings.shop
+        shop_dialect = dialect(shop.dialect, self.settings)
         note = getattr(shop_dialect, "customers_note", None)
         if note:
             self.log.info("%s", note)
         batch, files = build_catalog(
             self.erp, flow=self.flow, run_key=run_key(context), entities=customer_entities(names),
-            dialect=shop_dialect, mode=self.mode, dry_run=dry, rows_per_file=shop["rows_per_file"],
+            dialect=shop_dialect, mode=self.mode, dry_run=dry, rows_per_file=shop.rows_per_file,
         )
         self.erp.commit()
         for entity, c in batch.counts.items():

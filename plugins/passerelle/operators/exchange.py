@@ -40,19 +40,19 @@ class BuildExchangeOperator(BuildBatchOperator):
         if self.flow not in FLOWS:
             raise ValueError(f"flow must be one of {FLOWS}, got {self.flow!r}")
         names, dry = self.checked_arguments()
-        cfg = self.config
-        shop = cfg["shop"]
-        dialect = exchange_dialect(shop["dialect"], {**cfg.get("prestashop", {}), "timezone": shop["timezone"]})
+        settings = self.settings
+        day = run_day(context, settings.shop.timezone)
+        dialect = exchange_dialect(settings.shop.dialect, settings, as_of=day)
         if self.flow == "prices_stock":
-            entities = prices_stock_entities(cfg["catalog"]["selection_rule"],
-                                             variant_display=cfg["stock"]["variant_display"],
+            entities = prices_stock_entities(settings.catalog.selection_rule,
+                                             variant_display=settings.stock.variant_display,
                                              filter_variants=dialect.filters_variant_display, names=names)
         else:
             entities = order_status_entities(names)
         batch, files = build_exchange(
             self.erp, flow=self.flow, run_key=run_key(context), entities=entities, dialect=dialect,
-            settings=exchange_settings(cfg, run_day(context, shop["timezone"])), mode=self.mode, dry_run=dry,
-            rows_per_file=shop["rows_per_file"],
+            settings=exchange_settings(settings, day), mode=self.mode, dry_run=dry,
+            rows_per_file=settings.shop.rows_per_file,
         )
         self.erp.commit()
         for entity, c in batch.counts.items():

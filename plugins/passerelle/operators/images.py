@@ -15,20 +15,23 @@ from __future__ import annotations
 import ftplib  # nosec: B402 (only for its error type: a removal of a file already gone)
 import posixpath
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
 from passerelle.core.values import parse_bool
 from passerelle.operators.common import ErpMixin, ShopMixin, check_mode
 
+if TYPE_CHECKING:
+    from passerelle.config import Settings
+
 #: Errors listed in a run's summary (all are logged; the count is always complete).
 MAX_ERRORS_LISTED = 50
 
 
-def images_folder(cfg: Mapping[str, Any]) -> str:
+def images_folder(settings: Settings) -> str:
     """The renders' folder on the shop's server: ``<shop.outbound_dir>/images``."""
-    return posixpath.join(cfg["shop"]["outbound_dir"], "images")
+    return posixpath.join(settings.shop.outbound_dir, "images")
 
 
 class PlanImagesOperator(ErpMixin, BaseOperator):
@@ -61,7 +64,7 @@ class PlanImagesOperator(ErpMixin, BaseOperator):
 
         check_mode(self.mode)
         dry = parse_bool(self.dry_run, "dry_run", default=False)
-        settings = image_settings(self.config)
+        settings = image_settings(self.settings)
         run = plan_run(self.erp, settings, full=self.mode == "full", dry_run=dry)
         counts = run.plan.counts()
         self.log.info("images: %d to render, %d unchanged, %d to remove, %d duplicates (mode %s)",
@@ -108,8 +111,8 @@ class RenderImagesOperator(ErpMixin, ShopMixin, BaseOperator):
         chunk = self.chunk
         if not isinstance(chunk, list) or not all(isinstance(i, Mapping) and "image_key" in i for i in chunk):
             raise ValueError(f"chunk must be a list of the plan's items (dicts with image_key), got {chunk!r:.200}")
-        settings = image_settings(self.config)
-        folder = images_folder(self.config)
+        settings = image_settings(self.settings)
+        folder = images_folder(self.settings)
         if not chunk:
             return {"rendered": [], "errors": []}
         with self.shop as shop:
@@ -176,8 +179,8 @@ class FinishImagesOperator(ErpMixin, ShopMixin, BaseOperator):
             out["removed"] = counts["remove"]
             self.log.info("dry run: images %s, nothing uploaded or removed", counts)
             return out
-        settings = image_settings(self.config)
-        removed = self._remove(plan["remove"], images_folder(self.config), settings)
+        settings = image_settings(self.settings)
+        removed = self._remove(plan["remove"], images_folder(self.settings), settings)
         save_snapshot(self.erp, rendered=[r for result in results for r in result["rendered"]], removed=removed,
                       settings=plan["settings"])
         self.erp.commit()
@@ -192,7 +195,7 @@ class FinishImagesOperator(ErpMixin, ShopMixin, BaseOperator):
         """Delete the removed slots' renders (safe names only); returns the slots done."""
         import pandas as pd
 
-        from passerelle.core.images import removal_names
+        from passerelle.core.image_plan import removal_names
         from passerelle.hooks.shop import safe_name
 
         done = []

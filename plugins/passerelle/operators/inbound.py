@@ -106,9 +106,10 @@ class ImportOrdersOperator(ErpMixin, ShopMixin, BaseOperator):
 
         dry = parse_bool(self.dry_run, "dry_run", default=False)
         replay = parse_bool(self.replay_quarantine, "replay_quarantine", default=False)
-        cfg = self.config
-        rules, declared = core.inbound_settings(cfg)
-        folders = {k: cfg["shop"][k] for k in ("inbound_dir", "archive_dir", "errors_dir")}
+        rules, declared = core.inbound_settings(self.settings)
+        shop_settings = self.settings.shop
+        folders = {"inbound_dir": shop_settings.inbound_dir, "archive_dir": shop_settings.archive_dir,
+                   "errors_dir": shop_settings.errors_dir}
         claimed_dir = posixpath.join(folders["inbound_dir"], CLAIMED)
         files: list[dict] = []
         received = 0

@@ -54,12 +54,11 @@ class PublishReportOperator(ErpMixin, ShopMixin, BaseOperator):
     def execute(self, context: Any) -> dict:
         from passerelle.core.report import collect_report, render_html
         from passerelle.core.summary import record_run
-        from passerelle.schedules import report_settings
+        from passerelle.dag_settings import report_settings
 
         dry = parse_bool(self.dry_run, "dry_run")
-        cfg = self.config
-        options = report_settings(cfg)
-        timezone = cfg["shop"]["timezone"]
+        options = report_settings(self.settings)
+        timezone = self.settings.shop.timezone
         day = run_day(context, timezone)
         data = collect_report(self.erp, day=day, days=options["days"], timezone=timezone)
         self.erp.rollback()  # end the read transaction

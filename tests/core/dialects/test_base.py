@@ -38,7 +38,12 @@ def test_registry_lists_the_shop_modules_and_names_the_unknown():
         exchange_dialect("nope")
 
 
-def test_a_shop_without_exchange_files_says_so():
+def test_a_shop_without_exchange_files_says_so(monkeypatch):
+    from passerelle.core import dialects
+
+    names()  # the shop modules registered first, then the test's shop forgotten afterwards
+    monkeypatch.setattr(dialects, "_REGISTRY", dict(dialects._REGISTRY))
+
     class Only(Dialect):
         name = "only_catalog_test"
 

@@ -8,6 +8,7 @@ from passerelle.core.dialects import dialect
 from passerelle.core.dialects.base import Rejects
 from passerelle.core.dialects.generic import GenericDialect
 
+from . import settings
 from .test_prestashop import ARTICLE, FAMILY
 
 
@@ -15,7 +16,7 @@ def test_generic_drops_internal_columns_and_purchase_price():
     out = GenericDialect().live("article", ARTICLE, Rejects())
     assert "web" not in out and "purchase_price" not in out and "family_ids" not in out
     assert out["active"].eq("1").all()
-    out = GenericDialect({"send_purchase_price": True}).live("article", ARTICLE, Rejects())
+    out = GenericDialect(settings(catalog={"send_purchase_price": True})).live("article", ARTICLE, Rejects())
     assert "purchase_price" in out
 
 

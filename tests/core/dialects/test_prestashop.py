@@ -22,6 +22,8 @@ from passerelle.core.dialects.prestashop import (
     prestashop_required,
 )
 
+from . import settings
+
 DIGEST_A = "a" * 32
 DIGEST_B = "b" * 32
 
@@ -158,7 +160,7 @@ def test_removed_article_is_deactivated_by_reference_with_its_last_name():
 
 
 def test_homonym_families_stay_apart_parents_first():
-    out, _ = _live(PrestaShopDialect({"language": "fr"}), "family", FAMILY)
+    out, _ = _live(PrestaShopDialect(settings(prestashop={"language": "fr"})), "family", FAMILY)
     assert list(out["Name"]) == ["Cuisine", "Salle de bain", "Accessoires", "Accessoires"]
     assert list(out["ID"]) == ["10003", "10004", "10011", "10012"]
     # Parents by ID (numeric: the import takes it as an id, never searches a name); the
@@ -173,20 +175,20 @@ def test_homonym_families_stay_apart_parents_first():
     ({"language": "en", "root_category": "Catalogue"}, "Catalogue"), ({"home_category": "Racine"}, "Racine"),
 ])
 def test_root_category_by_language_or_configured(cfg, root):
-    out, _ = _live(PrestaShopDialect(cfg), "family", FAMILY)
+    out, _ = _live(PrestaShopDialect(settings(prestashop=cfg)), "family", FAMILY)
     assert set(out.loc[out["Name"] != "Accessoires", "Parent category"]) == {root}
 
 
 def test_unknown_language_without_root_category_names_the_keys():
     with pytest.raises(ValueError, match=r"prestashop.language is 'pt'.*prestashop.root_category"):
-        _live(PrestaShopDialect({"language": "pt"}), "family", FAMILY)
+        _live(PrestaShopDialect(settings(prestashop={"language": "pt"})), "family", FAMILY)
 
 
 def test_category_id_offset_is_configurable_and_checked():
-    out, _ = _live(PrestaShopDialect({"category_id_offset": 500}), "article", ARTICLE)
+    out, _ = _live(PrestaShopDialect(settings(prestashop={"category_id_offset": 500})), "article", ARTICLE)
     assert out.iloc[0]["Categories (x,y,z...)"] == "507,501"
     with pytest.raises(ValueError, match="category_id_offset must be a whole number of at least 2, got 'x'"):
-        _live(PrestaShopDialect({"category_id_offset": "x"}), "family", FAMILY)
+        _live(PrestaShopDialect(settings(prestashop={"category_id_offset": "x"})), "family", FAMILY)
 
 
 def test_removed_family_keeps_its_id_parent_and_name():
@@ -213,6 +215,6 @@ def test_removed_combination_keeps_its_attributes():
 
 
 def test_registry_gives_the_prestashop_modules_classes():
-    assert type(dialect("prestashop", {"language": "en"})) is PrestaShopDialect
+    assert type(dialect("prestashop", settings(prestashop={"language": "en"}))) is PrestaShopDialect
     assert type(exchange_dialect("prestashop")) is PrestaShopExchangeDialect
-    assert dialect("prestashop", {"language": "en"}).root_category == "Home"
+    assert dialect("prestashop", settings(prestashop={"language": "en"})).root_category == "Home"

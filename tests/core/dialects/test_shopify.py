@@ -10,11 +10,14 @@ import csv
 import io
 import json
 import re
+from datetime import date
 
 import pandas as pd
 import pytest
 from passerelle.core.dialects.shopify import REFERENCE_FILE, ShopifyDialect
-from passerelle.core.feeds import Rejects
+from passerelle.core.dialects.base import Rejects
+
+from . import settings
 
 REFERENCE = json.loads(REFERENCE_FILE.read_text(encoding="utf-8"))
 
@@ -120,25 +123,26 @@ def test_articles_shopify_could_not_tell_apart_are_rejected():
 
 def test_legacy_headers():
     """The previous template's names and order, for a shop whose importer wants them."""
-    header, rows, _ = written(ShopifyDialect({"csv_headers": "legacy"}), "article", ARTICLES.iloc[[0]])
+    legacy = ShopifyDialect(settings(shopify={"csv_headers": "legacy"}))
+    header, rows, _ = written(legacy, "article", ARTICLES.iloc[[0]])
     assert_in_template_order(header, "legacy_product_columns")
     assert header[:3] == ["Handle", "Title", "Body (HTML)"]
     assert (rows[0]["Variant SKU"], rows[0]["Variant Price"], rows[0]["Image Src"]) == \
         ("ART-1", "12.00", "https://s/images/ART-1_1_large.jpg?v=5")
     assert rows[0]["Variant Inventory Policy"] == "deny" and rows[0]["Status"] == "active"
     with pytest.raises(ValueError, match="shopify.csv_headers"):
-        ShopifyDialect({"csv_headers": "v2"}).live("article", ARTICLES.iloc[[0]], Rejects())
+        ShopifyDialect(settings(shopify={"csv_headers": "v2"})).live("article", ARTICLES.iloc[[0]], Rejects())
 
 
 def test_a_running_promotion_is_the_price_with_compare_at():
     promo = ARTICLES.iloc[[0]].assign(promo_price_excl_vat="8.0000", promo_starts_on="2026-11-20",
                                       promo_ends_on="2026-12-24")
-    _, rows, _ = written(ShopifyDialect({"as_of": "2026-12-01"}), "article", promo)
+    _, rows, _ = written(ShopifyDialect(as_of=date(2026, 12, 1)), "article", promo)
     assert (rows[0]["Price"], rows[0]["Compare-at price"]) == ("9.60", "12.00")
-    _, rows, _ = written(ShopifyDialect({"as_of": "2026-11-01"}), "article", promo)
+    _, rows, _ = written(ShopifyDialect(as_of=date(2026, 11, 1)), "article", promo)
     assert (rows[0]["Price"], rows[0]["Compare-at price"]) == ("12.00", "")
     # The view's own flag wins over the day (its row changes when the promotion starts).
-    _, rows, _ = written(ShopifyDialect({"as_of": "2026-11-01"}), "article", promo.assign(promo_active="t"))
+    _, rows, _ = written(ShopifyDialect(as_of=date(2026, 11, 1)), "article", promo.assign(promo_active="t"))
     assert rows[0]["Price"] == "9.60"
 
 
@@ -151,7 +155,7 @@ PRICES = pd.DataFrame({
 
 
 def test_price_update_as_a_product_csv():
-    header, rows, _ = written(ShopifyDialect({"as_of": "2026-12-01"}), "price", PRICES)
+    header, rows, _ = written(ShopifyDialect(as_of=date(2026, 12, 1)), "price", PRICES)
     assert_in_template_order(header)
     assert header == ["Title", "URL handle", "SKU", "Option1 name", "Option1 value", "Price", "Compare-at price"]
     assert rows == [{"Title": "Lot", "URL handle": "art-1", "SKU": "ART-1", "Option1 name": "Title",
@@ -170,7 +174,7 @@ STOCK = pd.DataFrame({
 
 
 def test_inventory_files():
-    dialect = ShopifyDialect({"location": "Entrepôt Lyon"})
+    dialect = ShopifyDialect(settings(shopify={"location": "Entrepôt Lyon"}))
     header, rows, _ = written(dialect, "stock", STOCK[STOCK["level"] == "article"])
     assert header == REFERENCE["inventory_columns"]
     assert len(rows) == 1  # TEE: counted through its variants
@@ -188,15 +192,16 @@ def test_inventory_files():
 
 
 def test_deactivations():
-    dialect = ShopifyDialect({"location": "Entrepôt Lyon"})
+    dialect = ShopifyDialect(settings(shopify={"location": "Entrepôt Lyon"}))
     stem, out = dialect.removed("article", pd.DataFrame({"key": ["ART-1"], "label": ["Lot de 2 torchons"]}))
     header, rows = parse(dialect.to_bytes(out))
     assert stem == "products_off" and header == ["Title", "URL handle", "Status"]
     assert rows == [{"Title": "Lot de 2 torchons", "URL handle": "art-1", "Status": "archived"}]
-    _, out = ShopifyDialect({"off_status": "draft"}).removed("article", pd.DataFrame({"key": ["A"], "label": ["A"]}))
+    removed = pd.DataFrame({"key": ["A"], "label": ["A"]})
+    _, out = ShopifyDialect(settings(shopify={"off_status": "draft"})).removed("article", removed)
     assert out["Status"].tolist() == ["draft"]
     with pytest.raises(ValueError, match="shopify.off_status"):
-        ShopifyDialect({"off_status": "deleted"}).removed("article", pd.DataFrame({"key": ["A"], "label": ["A"]}))
+        ShopifyDialect(settings(shopify={"off_status": "deleted"})).removed("article", removed)
 
     stem, out = dialect.removed("variant", pd.DataFrame({"key": ["TEE-M"], "label": ["TEE\tM\tBLEU"]}))
     header, rows = parse(dialect.to_bytes(out))
@@ -241,6 +246,7 @@ def test_view_rows_of_the_demo_back_office(erp):
 
 
 def test_single_location_shops_get_the_quantity_in_the_product_file():
-    _, rows, _ = written(ShopifyDialect({"single_location": True}), "article", ARTICLES.iloc[[0, 1]])
+    single = ShopifyDialect(settings(shopify={"single_location": True}))
+    _, rows, _ = written(single, "article", ARTICLES.iloc[[0, 1]])
     assert [(r["SKU"], r["Inventory quantity"]) for r in rows if r["SKU"]] == [("ART-1", "3"), ("TEE-S", "2"),
                                                                                ("TEE-M", "0")]

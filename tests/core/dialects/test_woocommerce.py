@@ -15,7 +15,9 @@ import re
 import pandas as pd
 import pytest
 from passerelle.core.dialects.woocommerce import REFERENCE_FILE, WooCommerceDialect
-from passerelle.core.feeds import Rejects
+from passerelle.core.dialects.base import Rejects
+
+from . import settings
 
 REFERENCE = json.loads(REFERENCE_FILE.read_text(encoding="utf-8"))
 LABELS = [c["label"] for c in REFERENCE["columns"]]
@@ -138,7 +140,7 @@ def test_prices_round_as_the_back_office():
 def test_tax_class_map_and_rejects():
     cfg = {"tax_classes": {20: "", 10: "intermediate"}, "prices_include_tax": False, "weight_unit": "g",
            "send_gtin": True}
-    header, rows, rejects = written(WooCommerceDialect(cfg), "article", ARTICLES)
+    header, rows, rejects = written(WooCommerceDialect(settings(woocommerce=cfg)), "article", ARTICLES)
     assert_woocommerce_header(header, weight_unit="g")
     assert [r["SKU"] for r in rows] == ["ART-1"]
     assert list(rejects["key"]) == ["TEE"] and rejects.loc[0, "field"] == "vat_rate"

@@ -7,8 +7,10 @@ modules are found by listing the package, so a new shop is one new module:
     register("myshop", catalog=MyShopDialect, exchange=MyShopExchangeDialect)
 
 The shared machinery (the :class:`~passerelle.core.dialects.base.Dialect` base, rejects,
-value formatting, HTML sanitising) is in :mod:`passerelle.core.dialects.base`. Dialect settings
-are the shop's configuration section as a dict, as before.
+value formatting, HTML sanitising) is in :mod:`passerelle.core.dialects.base`. A dialect is
+given the whole typed configuration (:class:`passerelle.config.Settings`) and reads its own
+section (``settings.prestashop``, ``settings.woocommerce``, ``settings.shopify``) and the shared
+keys it needs (``settings.catalog.send_purchase_price``, ``settings.shop.timezone``).
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from dataclasses import dataclass
+from datetime import date
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from passerelle.config import Settings
     from passerelle.core.dialects.base import Dialect
 
 #: Entities of the exchanges, in the order the shop must import them.
@@ -79,15 +83,16 @@ def _registration(name: str) -> Registration:
         raise ValueError(f"unknown shop dialect {name!r}; expected one of {sorted(_REGISTRY)}") from None
 
 
-def dialect(name: str, cfg: dict | None = None) -> Dialect:
-    """The catalog dialect of a shop profile (``shop.dialect``), with its settings."""
-    return _registration(name).catalog(cfg)
+def dialect(name: str, settings: Settings | None = None, *, as_of: date | None = None) -> Dialect:
+    """The catalog dialect of a shop profile (``shop.dialect``), with the typed settings (default:
+    every section's defaults) and the run's day *as_of* (default today; see :class:`~.base.Dialect`)."""
+    return _registration(name).catalog(settings, as_of=as_of)
 
 
-def exchange_dialect(name: str, cfg: dict | None = None) -> Dialect:
+def exchange_dialect(name: str, settings: Settings | None = None, *, as_of: date | None = None) -> Dialect:
     """The exchange dialect (prices, stock, order statuses, invoices) of a shop profile."""
     exchange = _registration(name).exchange
     if exchange is None:
         raise ValueError(f"shop dialect {name!r} writes no exchange files (prices, stock, order statuses); "
                          f"dialects with exchanges: {sorted(n for n, r in _REGISTRY.items() if r.exchange)}")
-    return exchange(cfg)
+    return exchange(settings, as_of=as_of)

@@ -16,10 +16,12 @@ import csv
 import io
 import re
 from dataclasses import dataclass, field
+from datetime import date
 
 import nh3
 import pandas as pd
 
+from passerelle.config import Settings, default_settings
 from passerelle.core.invoices import PDF_NAME_DROP, PDF_NAME_PREFIX, PDF_NAME_SUFFIX
 
 #: Characters that make a spreadsheet read a cell as a formula (OWASP CSV injection).
@@ -136,6 +138,10 @@ class Dialect:
     (the one it holds now, from the last confirmed send; empty for a new row and in a full
     send), so that a dialect can tell which part of a changed row changed (PrestaShop: the
     photos) without a second hash in the snapshot.
+
+    :param settings: the whole typed configuration (default: every section's defaults); each
+        dialect reads its own section and the shared keys it needs.
+    :param as_of: the run's day, for what depends on the date (default: today).
     """
 
     name = "base"
@@ -146,8 +152,9 @@ class Dialect:
     stems: dict[str, str] = {}
     with_previous: frozenset[str] = frozenset()
 
-    def __init__(self, cfg: dict | None = None):
-        self.cfg = cfg or {}
+    def __init__(self, settings: Settings | None = None, *, as_of: date | None = None):
+        self.settings = settings if settings is not None else default_settings()
+        self.as_of = as_of
 
     def live(self, entity: str, df: pd.DataFrame, rejects: Rejects) -> pd.DataFrame:
         raise NotImplementedError

@@ -63,7 +63,7 @@ class GenericDialect(Dialect):
             if col in out:
                 out[col] = sanitise_html(out[col])
         if entity == "article":
-            if not self.cfg.get("send_purchase_price", False):
+            if not self.settings.catalog.send_purchase_price:
                 out = out.drop(columns=["purchase_price"])
         out.insert(1, "active", "1")
         return out

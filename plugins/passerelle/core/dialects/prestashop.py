@@ -50,10 +50,6 @@ REFERENCE_FILE = INCLUDE / "reference" / "prestashop8_import_fields.json"
 ROOT_CATEGORY_BY_LANGUAGE: dict[str, str] = {"fr": "Accueil", "en": "Home", "es": "Inicio", "de": "Startseite",
                                               "it": "Home"}
 
-#: Default first category id (plus the back-office family id): above the ids of a fresh install
-#: (1 root, 2 home, 3-9 demo) and of categories created by hand in most shops.
-CATEGORY_ID_OFFSET = 10_000
-
 #: PrestaShop 8's default order states (ps_order_state ids of a fresh install) per back-office
 #: status; "invoiced" has no state of its own (the PDF goes to the customer area instead).
 #: A shop with other ids sets ``order_states`` in the dialect's configuration.
@@ -162,10 +158,10 @@ class PrestaShopDialect(Dialect):
     suppliers by name. Deactivations go to separate ``*_off`` files holding the key columns
     and what the import requires, so nothing else is overwritten.
 
-    Settings (the ``prestashop`` section, as a dict): ``language`` (the import's language, a
-    two-letter code, default ``fr``), ``root_category`` (default by language; ``home_category``
-    is read as an older name of it), ``category_id_offset``, ``tax_rules_groups``,
-    ``send_purchase_price``.
+    Settings (``settings.prestashop``): ``language`` (the import's language, a two-letter code,
+    default ``fr``), ``root_category`` (default by language; ``home_category`` is read as an
+    older name of it), ``category_id_offset``, ``tax_rules_groups``; and
+    ``settings.catalog.send_purchase_price``.
     """
 
     name = "prestashop"
@@ -178,34 +174,18 @@ class PrestaShopDialect(Dialect):
 
     @property
     def tax_rules(self) -> dict[float, int]:
-        rules = self.cfg.get("tax_rules_groups") or {20.0: 1, 10.0: 2, 5.5: 3, 2.1: 4}
-        return {float(k): int(v) for k, v in rules.items()}
+        return {float(k): int(v) for k, v in self.settings.prestashop.tax_rules_groups.items()}
 
     @property
     def root_category(self) -> str:
-        """The name of the category top-level families hang under, in the import's language."""
-        given = self.cfg.get("root_category") or self.cfg.get("home_category")
-        if given:
-            return str(given)
-        language = str(self.cfg.get("language") or "fr").lower()
-        try:
-            return ROOT_CATEGORY_BY_LANGUAGE[language]
-        except KeyError:
-            raise ValueError(
-                f"prestashop.language is {language!r}: no default root category for it (known: "
-                f"{sorted(ROOT_CATEGORY_BY_LANGUAGE)}); set prestashop.root_category to the name of the "
-                f"shop's home category") from None
+        """The name of the category top-level families hang under, in the import's language (the
+        settings refuse a language without a default unless ``root_category`` is set)."""
+        section = self.settings.prestashop
+        return section.category_root or ROOT_CATEGORY_BY_LANGUAGE[section.language]
 
     @property
     def category_id_offset(self) -> int:
-        value = self.cfg.get("category_id_offset", CATEGORY_ID_OFFSET)
-        try:
-            offset = int(value)
-        except (TypeError, ValueError):
-            offset = -1
-        if offset < 2:
-            raise ValueError(f"prestashop.category_id_offset must be a whole number of at least 2, got {value!r}")
-        return offset
+        return self.settings.prestashop.category_id_offset
 
     def category_ids(self, family_ids: pd.Series) -> pd.Series:
         """Shop category ids for back-office family ids (text, as COPY gives them); empty stays empty."""
@@ -248,7 +228,7 @@ class PrestaShopDialect(Dialect):
     @property
     def customer_groups(self) -> dict[str, int]:
         """Customer family code -> PrestaShop group id (``prestashop.customer_groups``)."""
-        return {str(k): int(v) for k, v in (self.cfg.get("customer_groups") or {}).items()}
+        return {str(k): int(v) for k, v in self.settings.prestashop.customer_groups.items()}
 
     def _default_group(self, families: pd.Series) -> pd.Series:
         return families.fillna("").map(self.customer_groups).map(lambda x: "" if pd.isna(x) else str(int(x)))
@@ -291,7 +271,7 @@ class PrestaShopDialect(Dialect):
         }, index=df.index)
 
     def _alias(self, kinds: pd.Series) -> pd.Series:
-        aliases = ADDRESS_ALIASES.get(str(self.cfg.get("language") or "fr").lower(), ADDRESS_ALIASES["en"])
+        aliases = ADDRESS_ALIASES.get(self.settings.prestashop.language.lower(), ADDRESS_ALIASES["en"])
         return kinds.map(aliases).fillna(kinds)
 
     def _address_import(self, df: pd.DataFrame) -> pd.DataFrame:
@@ -388,7 +368,7 @@ class PrestaShopDialect(Dialect):
             "meta_title": df["name"],
             "link_rewrite": slug(df["name"]),
         }
-        if self.cfg.get("send_purchase_price", False):
+        if self.settings.catalog.send_purchase_price:
             values["wholesale_price"] = _fmt(df["purchase_price"], 6)
         if "image_urls" in df:
             # Every import appends the listed images: list them (replacing the old ones) only in
@@ -476,10 +456,10 @@ class PrestaShopExchangeDialect(PrestaShopDialect):
 
     @property
     def order_states(self) -> dict[str, str]:
-        return {**PRESTASHOP_ORDER_STATES, **{k: str(v) for k, v in (self.cfg.get("order_states") or {}).items()}}
+        return {**PRESTASHOP_ORDER_STATES, **{k: str(v) for k, v in self.settings.prestashop.order_states.items()}}
 
     def _local_time(self, utc_iso: pd.Series) -> pd.Series:
-        tz = self.cfg.get("timezone", "Europe/Paris")
+        tz = self.settings.shop.timezone
         when = pd.to_datetime(utc_iso.replace("", None), utc=True, format="%Y-%m-%dT%H:%M:%SZ")
         return when.dt.tz_convert(tz).dt.strftime("%Y-%m-%d %H:%M:%S").fillna("")
 

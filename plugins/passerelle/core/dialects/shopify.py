@@ -31,6 +31,9 @@ from functools import cache
 import pandas as pd
 
 from passerelle import INCLUDE
+from passerelle.config.sections import SHOPIFY_OFF_STATUSES
+from passerelle.core.dialects import register
+from passerelle.core.dialects.base import Dialect, Rejects, _num, sanitise_html, slug
 from passerelle.core.dialects.woocommerce import (
     _numeric,
     _true,
@@ -42,7 +45,6 @@ from passerelle.core.dialects.woocommerce import (
     shop_price,
     versioned_image_urls,
 )
-from passerelle.core.feeds import Dialect, Rejects, _num, sanitise_html, slug
 
 #: Shopify's product and inventory CSV columns, with where they were read (see the file's "sources").
 REFERENCE_FILE = INCLUDE / "reference" / "shopify_product_csv.json"
@@ -56,8 +58,9 @@ UNSUPPORTED: frozenset[str] = frozenset({"family", "brand", "supplier", "specifi
 
 #: What a product taken off the web becomes: ``archived`` (Shopify: products no longer sold; off
 #: every sales channel, out of the default product list, orders kept) rather than ``draft`` (a
-#: product being prepared). Both come back with ``active`` when the article returns.
-OFF_STATUSES = ("archived", "draft")
+#: product being prepared). Both come back with ``active`` when the article returns. Checked with
+#: the configuration (``shopify.off_status``).
+OFF_STATUSES = SHOPIFY_OFF_STATUSES
 
 
 @cache
@@ -119,7 +122,7 @@ LEGACY_NAMES: dict[str, str] = {
 class ShopifyDialect(Dialect):
     """Shopify's product and inventory CSV files: UTF-8, comma, dot decimals, TRUE/FALSE.
 
-    Configuration (the ``shopify`` section, passed as *cfg*):
+    Configuration (``settings.shopify``, :class:`passerelle.config.ShopifySection`):
 
     - ``location``: name of the Shopify location the inventory file sets (required for stock);
     - ``prices_include_tax``: the shop's "Include tax in prices" setting (default true);
@@ -127,10 +130,11 @@ class ShopifyDialect(Dialect):
     - ``off_status``: ``archived`` (default) or ``draft`` for a product taken off the web;
     - ``single_location``: also write ``Inventory quantity`` in product files (default false: that
       column is for single-location shops only; stock then comes with the next inventory file);
-    - ``as_of``: the day that decides whether a promotion runs (default today), when the rows have
-      no ``promo_active`` column;
     - ``csv_headers``: ``current`` (default: the template of Shopify Help today) or ``legacy`` (the
       previous template's names and order, ``Handle``, ``Body (HTML)``, ``Variant SKU``...).
+
+    And the constructor's ``as_of``: the day that decides whether a promotion runs (default
+    today), when the rows have no ``promo_active`` column.
     """
 
     name = "shopify"
@@ -146,29 +150,16 @@ class ShopifyDialect(Dialect):
 
     # ------------------------------------------------------------------ configuration
     @property
-    def prices_include_tax(self) -> bool:
-        return bool(self.cfg.get("prices_include_tax", True))
-
-    @property
     def option_names(self) -> tuple[str, str]:
-        names = self.cfg.get("option_names") or {}
-        return names.get("size", "Taille"), names.get("colour", "Couleur")
-
-    @property
-    def off_status(self) -> str:
-        status = self.cfg.get("off_status", "archived")
-        if status not in OFF_STATUSES:
-            raise ValueError(f"shopify.off_status is {status!r}; expected one of {list(OFF_STATUSES)}")
-        return status
+        """The names of the size and colour options (``shopify.option_names``)."""
+        names = self.settings.shopify.option_names
+        return names.size, names.colour
 
     def _product_csv(self, rows: pd.DataFrame) -> pd.DataFrame:
         """A product CSV in the configured header dialect (``csv_headers``)."""
         out = csv_frame(rows)
-        headers = self.cfg.get("csv_headers", "current")
-        if headers == "current":
+        if self.settings.shopify.csv_headers == "current":
             return out
-        if headers != "legacy":
-            raise ValueError(f"shopify.csv_headers is {headers!r}; expected 'current' or 'legacy'")
         legacy = shopify_columns("legacy_product_columns")
         out = out.rename(columns=LEGACY_NAMES)
         if "Variant Inventory Policy" in out:
@@ -177,14 +168,14 @@ class ShopifyDialect(Dialect):
 
     @property
     def location(self) -> str:
-        location = self.cfg.get("location")
+        location = self.settings.shopify.location
         if not location:
             raise ValueError("shopify.location is not set: the inventory CSV names the Shopify location whose "
                              "stock it sets (Settings > Locations), e.g. location: Entrepôt Lyon")
         return str(location)
 
     def _price(self, excl: pd.Series, vat: pd.Series) -> pd.Series:
-        return shop_price(excl, vat, include_tax=self.prices_include_tax)
+        return shop_price(excl, vat, include_tax=self.settings.shopify.prices_include_tax)
 
     def _promo_active(self, df: pd.DataFrame) -> pd.Series:
         """Whether the row's promotion runs: the view's ``promo_active`` when it has one (then the
@@ -193,7 +184,7 @@ class ShopifyDialect(Dialect):
             return pd.Series(False, index=df.index)
         if "promo_active" in df:
             return _true(df["promo_active"])
-        today = str(self.cfg.get("as_of") or date.today().isoformat())
+        today = (self.as_of or date.today()).isoformat()
         starts, ends = df["promo_starts_on"].fillna(""), df["promo_ends_on"].fillna("")
         return (starts != "") & (starts <= today) & ((ends == "") | (ends >= today))
 
@@ -354,7 +345,7 @@ class ShopifyDialect(Dialect):
             "Gift card": product(pd.Series("FALSE", index=rows.index)),
             "SEO title": product(article["name"]),
         }, index=rows.index)
-        if self.cfg.get("single_location", False):
+        if self.settings.shopify.single_location:
             out["Inventory quantity"] = _num(rows["quantity"]).fillna(0).clip(lower=0).floordiv(1).astype(int).astype(str)
         out = self._with_images(out, rows, article)
         return self._product_csv(out)
@@ -437,7 +428,7 @@ class ShopifyDialect(Dialect):
         stem = f"{self.stems[entity]}_off"
         if entity == "article":
             return stem, self._product_csv(pd.DataFrame({"Title": df["label"].fillna(""), "URL handle": handle(df["key"]),
-                                                 "Status": self.off_status}, index=df.index))
+                                                 "Status": self.settings.shopify.off_status}, index=df.index))
         if entity == "variant":
             parts = df["label"].fillna("").str.split("\t", expand=True).reindex(columns=range(3)).fillna("")
             rows = pd.DataFrame({"article_reference": parts[0], "variant_reference": df["key"], "name": "",
@@ -461,3 +452,6 @@ def _whole(s: pd.Series) -> pd.Series:
     """Quantities as whole units (rounded down), never below 0; missing is 0."""
     return _num(s).fillna(0).clip(lower=0).floordiv(1).astype(int).astype(str)
 
+
+# One class serves the catalog and the exchanges: products, prices and inventory files.
+register("shopify", catalog=ShopifyDialect, exchange=ShopifyDialect)

@@ -36,7 +36,9 @@ from typing import Any
 import pandas as pd
 
 from passerelle import INCLUDE
-from passerelle.core.feeds import Dialect, Rejects, _num, sanitise_html
+from passerelle.config.sections import DEFAULT_TAX_CLASSES  # noqa: F401 (the default of woocommerce.tax_classes)
+from passerelle.core.dialects import register
+from passerelle.core.dialects.base import Dialect, Rejects, _num, sanitise_html
 
 #: WooCommerce's product CSV columns, extracted from its exporter (see the file's "sources").
 REFERENCE_FILE = INCLUDE / "reference" / "woocommerce_product_csv.json"
@@ -59,11 +61,8 @@ LEFT JOIN LATERAL (
 #: Entities whose rows WooCommerce's product importer has no place for (written to no file).
 UNSUPPORTED: frozenset[str] = frozenset({"family", "brand", "supplier", "specific_price"})
 
-#: Default tax class per VAT rate: WooCommerce's built-in classes are Standard (empty slug),
-#: "Reduced rate" (reduced-rate) and "Zero rate" (zero-rate); other rates need a class of their own.
-DEFAULT_TAX_CLASSES: dict[float, str] = {20.0: "", 5.5: "reduced-rate", 0.0: "zero-rate"}
-
-#: kg -> the shop's weight unit (woocommerce_weight_unit), as WooCommerce names it in the header.
+#: kg -> the shop's weight unit (woocommerce_weight_unit), as WooCommerce names it in the header
+#: (the units ``woocommerce.weight_unit`` accepts, ``WOOCOMMERCE_WEIGHT_UNITS``: kept equal by a test).
 WEIGHT_FACTORS: dict[str, float] = {"kg": 1.0, "g": 1000.0, "lbs": 2.20462262185, "oz": 35.2739619496}
 
 
@@ -219,7 +218,7 @@ def require(entity: str, df: pd.DataFrame, columns: tuple[str, ...], shop: str) 
 class WooCommerceDialect(Dialect):
     """WooCommerce's product CSV: UTF-8, comma, dot decimals, 1/0 booleans, headers by name.
 
-    Configuration (the ``woocommerce`` section, passed as *cfg*):
+    Configuration (``settings.woocommerce``, :class:`passerelle.config.WoocommerceSection`):
 
     - ``tax_classes``: VAT rate -> tax class slug (default :data:`DEFAULT_TAX_CLASSES`);
     - ``prices_include_tax``: the shop's "Prices entered with tax" setting (default true): which of
@@ -240,34 +239,11 @@ class WooCommerceDialect(Dialect):
     #: WooCommerce has no built-in customer CSV import: customers go as the generic files.
     customers_note = ("WooCommerce has no built-in customer CSV import (its CSV importer/exporter takes products "
                       "only): the customers and addresses are written as the generic files (docs/formats/generic.md)")
-    #: Removed rows of these entities are forgotten without a file (see feeds_exchange).
+    #: Removed rows of these entities are forgotten without a file (see passerelle.core.exchange).
     silent_removals: frozenset[str] = frozenset({"price", "stock", "variant_stock", "specific_price",
                                                  "order_status", "invoice"})
     #: Out-of-stock variations are sent with 0 (WooCommerce hides them itself when told to).
     filters_variant_display = False
-
-    # ------------------------------------------------------------------ configuration
-    @property
-    def tax_classes(self) -> dict[float, str]:
-        classes = self.cfg.get("tax_classes")
-        classes = DEFAULT_TAX_CLASSES if classes is None else classes
-        return {round(float(k), 2): str(v or "") for k, v in classes.items()}
-
-    @property
-    def prices_include_tax(self) -> bool:
-        return bool(self.cfg.get("prices_include_tax", True))
-
-    @property
-    def weight_unit(self) -> str:
-        unit = self.cfg.get("weight_unit", "kg")
-        if unit not in WEIGHT_FACTORS:
-            raise ValueError(f"woocommerce.weight_unit is {unit!r}; expected one of {sorted(WEIGHT_FACTORS)}")
-        return unit
-
-    @property
-    def attribute_names(self) -> tuple[str, str]:
-        names = self.cfg.get("attribute_names") or {}
-        return names.get("size", "Taille"), names.get("colour", "Couleur")
 
     # ------------------------------------------------------------------ frames
     def frame(self, values: dict[str, Any], index: pd.Index, attributes: list[dict[str, Any]] | None = None
@@ -281,7 +257,7 @@ class WooCommerceDialect(Dialect):
         columns: dict[str, Any] = {}
         for key, label in labels.items():
             if key in values:
-                label = label.replace("%s", self.weight_unit) if key == "weight" else label
+                label = label.replace("%s", self.settings.woocommerce.weight_unit) if key == "weight" else label
                 columns[label] = values[key]
         for n, attribute in enumerate(attributes or [], start=1):
             for suffix in ("name", "value(s)", "visible", "global"):
@@ -291,7 +267,7 @@ class WooCommerceDialect(Dialect):
                              for k, v in columns.items()}, index=index)
 
     def _tax_class(self, df: pd.DataFrame, rejects: Rejects) -> tuple[pd.Series, pd.Series]:
-        classes = self.tax_classes
+        classes = self.settings.woocommerce.tax_classes
         tax_class = _num(df["vat_rate"]).round(2).map(classes)
         bad = rejects.add(df, tax_class.isna(), "vat_rate",
                           f"no WooCommerce tax class for this VAT rate (woocommerce.tax_classes has {sorted(classes)})")
@@ -299,7 +275,7 @@ class WooCommerceDialect(Dialect):
 
     def _price(self, excl: pd.Series, vat: pd.Series) -> pd.Series:
         """The price the shop is told: incl. VAT (2 decimals) or excl. VAT (4), per its tax setting."""
-        return money_text(shop_price(excl, vat, include_tax=self.prices_include_tax, places=4))
+        return money_text(shop_price(excl, vat, include_tax=self.settings.woocommerce.prices_include_tax, places=4))
 
     def _stock(self, qty: pd.Series) -> tuple[pd.Series, pd.Series]:
         """``In stock?`` and ``Stock`` (whole units: a ``Stock`` value turns stock management on)."""
@@ -313,8 +289,9 @@ class WooCommerceDialect(Dialect):
         variation names one value per attribute and leaves ``visible`` empty (as in WooCommerce's
         sample_products.csv). ``global`` must agree between the two, since it decides the key the
         variation's attribute is looked up by (``get_variation_attribute_key``)."""
-        size_name, colour_name = self.attribute_names
-        glob = "1" if self.cfg.get("global_attributes", True) else "0"
+        names = self.settings.woocommerce.attribute_names
+        size_name, colour_name = names.size, names.colour
+        glob = "1" if self.settings.woocommerce.global_attributes else "0"
         out = []
         for name, values in ((size_name, sizes), (colour_name, colours)):
             has = values.fillna("") != ""
@@ -375,7 +352,7 @@ class WooCommerceDialect(Dialect):
             "category_ids": category_paths(df["family_path"]),
             "parent_id": "",
         }
-        if self.cfg.get("send_gtin", False):
+        if self.settings.woocommerce.send_gtin:
             values["global_unique_id"] = df["ean"].fillna("")
         if "image_urls" in df:
             # Same URL, same attachment: WooCommerce looks an external URL up by its source
@@ -420,14 +397,14 @@ class WooCommerceDialect(Dialect):
             "regular_price": self._price(excl, article["vat_rate"]),
             "parent_id": article["reference"],
         }
-        if self.cfg.get("send_gtin", False):
+        if self.settings.woocommerce.send_gtin:
             values["global_unique_id"] = variants["ean"].fillna("")
         attributes = self._attributes(escape_values(size), escape_values(colour), variation=True)
         out = self.frame(values, variants.index, attributes)
         return out.assign(_row=variants["_row"].to_numpy(), _order=variants["_order"].to_numpy())
 
     def _weight(self, kg: pd.Series) -> pd.Series:
-        weight = (kg * WEIGHT_FACTORS[self.weight_unit]).round(3)
+        weight = (kg * WEIGHT_FACTORS[self.settings.woocommerce.weight_unit]).round(3)
         return weight.map(lambda x: "" if pd.isna(x) else f"{x:g}")
 
     def _live_price(self, df: pd.DataFrame, rejects: Rejects) -> pd.DataFrame:
@@ -485,3 +462,7 @@ class WooCommerceDialect(Dialect):
         buf = io.StringIO()
         df.to_csv(buf, index=False, sep=self.separator, quoting=csv.QUOTE_MINIMAL, lineterminator="\r\n")
         return buf.getvalue().encode(self.encoding, errors="strict")
+
+
+# One class serves the catalog and the exchanges: every file is WooCommerce's product CSV.
+register("woocommerce", catalog=WooCommerceDialect, exchange=WooCommerceDialect)

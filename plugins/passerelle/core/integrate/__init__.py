@@ -37,6 +37,7 @@ from typing import Any
 import pandas as pd
 import psycopg
 
+from passerelle.config import InboundSection, Settings
 from passerelle.core import inbound as ib
 from passerelle.core.integrate.rules import (
     DEFAULT_RULES,
@@ -445,21 +446,19 @@ def propose_reorders(conn: psycopg.Connection) -> int:
 # --------------------------------------------------------------------------------------------
 
 
-def inbound_settings(cfg: Any, shop_timezone: str | None = None) -> tuple[dict[str, list[str]], dict[str, Any]]:
+def inbound_settings(settings: Settings | InboundSection, shop_timezone: str | None = None
+                     ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The ``inbound`` section as (rules, declared dialect for :func:`read_inbound`); the rules
     are the status groups plus, when set, ``walk_in_customer``, ``gift_card_article`` and
     ``unmatched_line_article``.
 
-    ``cfg`` is the typed section (``Settings.inbound``, then *shop_timezone* is the files' default
-    timezone), the whole :class:`passerelle.config.Settings`, or ``load_config()``'s dict; the
-    configuration model has checked it (a status not among the parser's, one in two groups...).
+    *settings* is the whole :class:`passerelle.config.Settings` or its ``inbound`` section (then
+    *shop_timezone* is the files' default timezone, else ``Europe/Paris``); the configuration
+    model has checked it (a status not among the parser's, one in two groups...).
     """
-    from passerelle.config import InboundSection, Settings, as_settings  # local: no configuration import at load
-
-    if isinstance(cfg, InboundSection):
-        section, timezone = cfg, shop_timezone or "Europe/Paris"
+    if isinstance(settings, InboundSection):
+        section, timezone = settings, shop_timezone or "Europe/Paris"
     else:
-        settings = cfg if isinstance(cfg, Settings) else as_settings(cfg)
         section, timezone = settings.inbound, shop_timezone or settings.shop.timezone
     return section.rules, section.declared(timezone)
 
