@@ -23,6 +23,8 @@ from passerelle.core.dialects.shopify import ShopifyDialect, shopify_customer_co
 from passerelle.core.dialects.woocommerce import WooCommerceDialect
 from passerelle.core.export import _live_files
 
+from . import settings
+
 CUSTOMER = pd.DataFrame({
     "key": ["CLI-1", "CLI-2", "CLI-3", "CLI-4"], "code": ["CLI-1", "CLI-2", "CLI-3", "CLI-4"],
     "email": ["  Zoe.Lambert@Exemple.com ", "jean@exemple.fr", "pas-un-email", "SARL@exemple.fr"],
@@ -66,7 +68,7 @@ def test_emails_are_normalised_as_the_inbound_integration_reads_them():
 
 # -- PrestaShop --------------------------------------------------------------------------------------
 def test_prestashop_creates_new_customers_through_its_import_and_documents_the_changes():
-    d = dialect("prestashop", {"customer_groups": {"PRO": 4}})
+    d = dialect("prestashop", settings(prestashop={"customer_groups": {"PRO": 4}}))
     rejects = Rejects()
     files = _live_files(d, "customer", CUSTOMER, rejects)
     assert set(files) == {"customers", "customers_updates"}
@@ -100,7 +102,7 @@ def test_prestashop_creates_new_customers_through_its_import_and_documents_the_c
 
 
 def test_prestashop_addresses_find_their_customer_by_email_and_their_country_by_id():
-    d = dialect("prestashop", {})
+    d = dialect("prestashop", settings())
     rejects = Rejects()
     files = _live_files(d, "customer_address", ADDRESS, rejects)
     new = files["addresses"]
@@ -118,7 +120,7 @@ def test_prestashop_addresses_find_their_customer_by_email_and_their_country_by_
 
 
 def test_prestashop_removals_are_documented_files_by_email():
-    d = dialect("prestashop", {})
+    d = dialect("prestashop", settings())
     stem, out = d.removed("customer", pd.DataFrame({"key": ["CLI-9"], "label": ["old@exemple.fr"]}))
     assert (stem, out.to_dict("records")) == (
         "customers_off", [{"passerelle_key": "CLI-9", "email": "old@exemple.fr", "active": "0"}])
@@ -131,7 +133,7 @@ def test_prestashop_removals_are_documented_files_by_email():
 
 # -- Shopify -----------------------------------------------------------------------------------------
 def test_shopify_customer_csv_has_the_template_header_and_the_family_as_tag():
-    d = ShopifyDialect({})
+    d = ShopifyDialect(settings())
     rejects = Rejects()
     out = d.live("customer", CUSTOMER, rejects)
     assert tuple(out.columns) == shopify_customer_columns()
