@@ -46,6 +46,7 @@ from passerelle.core.integrate.rules import (
     taken_numbers,
 )
 from passerelle.core.integrate.writes import cancel_orders, insert_orders, stage, upsert_customers
+from passerelle.core.quarantine import apply_sku_aliases
 from passerelle.db import copy_in
 
 __all__ = [
@@ -165,6 +166,7 @@ def _integrate_parsed(conn: psycopg.Connection, parsed: ib.ParsedFile, file_id: 
     """The set-wise part, inside the caller's transaction. Returns counts and the rejects (the
     parser's and the back office checks'); when ``quarantine``, the rejects go to
     ``passerelle.quarantine`` (a replay handles its own)."""
+    parsed = apply_sku_aliases(conn, parsed)  # shop labels mapped to references from the operator's desk
     parsed = reject_unknown_skus(parsed, known_skus(conn, parsed.lines["sku"].unique()))
     parsed = reject_number_clashes(parsed, taken_numbers(conn, parsed.orders["shop_order_id"]))
     sel = filter_orders(parsed, **{k: list(v) for k, v in rules.items()})
