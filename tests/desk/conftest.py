@@ -35,14 +35,21 @@ HEADER = ("shop_order_id,order_date,status,shop_customer_id,email,currency,line_
 SHOP_LABEL = "MUG-ROUGE-SHOP"
 
 
-def bad_orders_file(prefix: str) -> tuple[str, bytes]:
+def shop_label(prefix: str) -> str:
+    """The unknown shop label of the file made with ``prefix`` (one per file: tests sharing a
+    server do not map each other's labels)."""
+    return f"{SHOP_LABEL}-{prefix.strip('-')}"
+
+
+def bad_orders_file(prefix: str, label: str | None = None) -> tuple[str, bytes]:
     """Three paid orders: ``<prefix>1`` fine, ``<prefix>2`` sold under a shop label the back office
-    does not know, ``<prefix>3`` with no customer at all (neither e-mail nor shop customer id)."""
+    does not know (``label``, by default :func:`shop_label`), ``<prefix>3`` with no customer at all (neither e-mail nor
+    shop customer id)."""
     row = ("{id},2026-11-20T08:00:00+01:00,paid,{cust},{email},EUR,1,{sku},Mug rouge,2,10.00,20,0,card,24.00,1,"
            "Ana,Test,1 rue Haute,75001,Paris,FR")
     rows = [HEADER,
             row.format(id=f"{prefix}1", cust="9101", email="ana@exemple.fr", sku="ART-000001"),
-            row.format(id=f"{prefix}2", cust="9102", email="bob@exemple.fr", sku=SHOP_LABEL),
+            row.format(id=f"{prefix}2", cust="9102", email="bob@exemple.fr", sku=label or shop_label(prefix)),
             row.format(id=f"{prefix}3", cust="", email="", sku="ART-000002")]
     return f"orders_{prefix}.csv", ("\n".join(rows) + "\n").encode()
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from desk.conftest import SHOP_LABEL, bad_orders_file
+from desk.conftest import bad_orders_file, shop_label
 from passerelle.config import load_settings
 from passerelle.core import quarantine as q
 from passerelle.core.integrate import integrate_file
@@ -22,9 +22,14 @@ def _status(conn: psycopg.Connection, order: str) -> list[tuple]:
 def _web_order(conn: psycopg.Connection, order: str) -> list[tuple]:
     rows = conn.execute("SELECT coalesce(v.reference, a.reference), l.quantity FROM erp.sales_order o "
                         "JOIN erp.sales_order_line l ON l.order_id = o.id JOIN erp.article a ON a.id = l.article_id "
-                        "LEFT JOIN erp.variant v ON v.id = l.variant_id WHERE o.shop_order_id = %s", (order,)).fetchall()
+                        "LEFT JOIN erp.variant v ON v.id = l.variant_id WHERE o.shop_order_id = %s",
+                        (order,)).fetchall()
     conn.commit()
     return rows
+
+
+#: The unknown shop label of the file of orders D-1..D-3.
+SHOP_LABEL = shop_label("D-")
 
 
 @pytest.fixture
@@ -69,7 +74,7 @@ def test_dismiss_needs_a_note_and_says_who(erp, bad_file):
 
 
 def test_mapping_a_shop_label_lets_the_replay_and_later_files_through(erp, bad_file):
-    with pytest.raises(q.DeskError, match=r"reference 'ART-999999' \(for shop label 'MUG-ROUGE-SHOP'\): no article"):
+    with pytest.raises(q.DeskError, match=rf"reference 'ART-999999' \(for shop label '{SHOP_LABEL}'\): no article"):
         q.map_label(erp, SHOP_LABEL, "ART-999999", by="admin")
     assert q.sku_aliases(erp) == {}
 
@@ -87,7 +92,7 @@ def test_mapping_a_shop_label_lets_the_replay_and_later_files_through(erp, bad_f
     assert [(ref, float(qty)) for ref, qty in _web_order(erp, "D-2")] == [("ART-000001", 2.0)]
 
     # A later file with the same label is integrated straight away.
-    name, data = bad_orders_file("E-")
+    name, data = bad_orders_file("E-", label=SHOP_LABEL)
     later = integrate_file(erp, name, data)
     assert later.counts["rejected_orders"] == 1  # only E-3, the order without a customer
     assert [ref for ref, _ in _web_order(erp, "E-2")] == ["ART-000001"]
