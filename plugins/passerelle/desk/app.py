@@ -37,6 +37,20 @@ URL_PREFIX = "/passerelle"
 ACTIONS_DAG = "orders_in"
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+
+
+def _when(value: Any, timezone: str) -> str:
+    """A timestamp as the shop reads it: in the shop's timezone (``shop.timezone``), to the minute."""
+    if value is None:
+        return ""
+    from zoneinfo import ZoneInfo
+
+    if getattr(value, "tzinfo", None) is not None:
+        value = value.astimezone(ZoneInfo(timezone))
+    return value.strftime("%Y-%m-%d %H:%M")
+
+
+TEMPLATES.env.filters["when"] = _when
 _bearer = HTTPBearer(auto_error=False)
 
 
@@ -114,11 +128,12 @@ def _erp(settings: Any) -> Iterator[Any]:
         conn.close()
 
 
-def _page(request: Request, template: str, user: Any, **context: Any) -> HTMLResponse:
+def _page(request: Request, template: str, user: Any, settings: Any = None, **context: Any) -> HTMLResponse:
     base = request.scope.get("root_path", "").rstrip("/")
+    tz = (settings or _settings()).shop.timezone
     return TEMPLATES.TemplateResponse(request, template, {
         "base": base, "user": user.get_name(), "msg": request.query_params.get("msg"),
-        "error": request.query_params.get("error"), **context})
+        "error": request.query_params.get("error"), "tz": tz, **context})
 
 
 def _back(request: Request, path: str, **query: str) -> RedirectResponse:
@@ -154,7 +169,8 @@ def create_app() -> FastAPI:
             open_rows = count_open(conn)
             runs = queries.last_runs(conn, per_flow=1)
         latest = queries.reports(report_settings(settings).get("local_dir"))[:1]
-        return _page(request, "home.html", user, open_rows=open_rows, runs=runs, report=latest[0] if latest else None)
+        return _page(request, "home.html", user, settings, open_rows=open_rows, runs=runs,
+                     report=latest[0] if latest else None)
 
     @app.get("/quarantine", response_class=HTMLResponse)
     def quarantine(request: Request, user: User) -> HTMLResponse:
@@ -164,7 +180,7 @@ def create_app() -> FastAPI:
         with _erp(settings) as conn:
             groups = open_groups(conn)
             aliases = sku_aliases(conn)
-        return _page(request, "quarantine.html", user, groups=groups, aliases=aliases)
+        return _page(request, "quarantine.html", user, settings, groups=groups, aliases=aliases)
 
     @app.post("/quarantine/replay")
     def replay(request: Request, user: Actor) -> RedirectResponse:
