@@ -9,9 +9,11 @@ and a configuration whose report folder is a temporary one.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -140,11 +142,14 @@ def desk_server(desk_db, tmp_path_factory):
             time.sleep(1)
         yield DeskServer(url, desk_db, home, reports, log)
     finally:
-        proc.terminate()
+        # The server and its uvicorn worker: the whole session started for it, nothing else.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
         try:
             proc.wait(30)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(10)
 
 
