@@ -3,6 +3,8 @@ login and roles, reading the back office through the Airflow connection."""
 
 from __future__ import annotations
 
+import json
+import uuid
 from urllib.parse import parse_qs, urlparse
 
 import psycopg
@@ -83,3 +85,29 @@ def _open_ids(dsn: str, order: str) -> list[int]:
     with psycopg.connect(dsn) as conn:
         return [r[0] for r in conn.execute("SELECT id FROM passerelle.quarantine WHERE shop_order_id = %s "
                                            "AND status = 'open' ORDER BY id", (order,))]
+
+
+def test_runs_and_a_sends_batch_with_its_manifest(desk_server):
+    key = uuid.uuid4().hex[:8]
+    with psycopg.connect(desk_server.erp_dsn) as conn:
+        batch_id = conn.execute(
+            "INSERT INTO passerelle.batch (flow, run_key, mode, status, entities, counts, manifest, published_at) "
+            "VALUES ('catalog', %s, 'delta', 'published', '{article}', %s, %s, now()) RETURNING id",
+            (f"2026-11-30-{key}", json.dumps({"article": {"created": 3, "changed": 1}}),
+             json.dumps({"batch": key, "files": [{"name": f"articles-{key}.csv", "rows": 4}]}))).fetchone()[0]
+        conn.execute("INSERT INTO passerelle.outbox_file (batch_id, position, name, entity, rows, bytes, sha256, "
+                     "content) VALUES (%s, 1, %s, 'article', 4, 120, 'x', '\\x00')", (batch_id, f"articles-{key}.csv"))
+        conn.execute("INSERT INTO passerelle.run_summary (flow, dag_run_id, run_key, mode, counts, rejects) "
+                     "VALUES ('orders_in', %s, %s, 'delta', %s, 2)",
+                     (f"manual__{key}", key, json.dumps({"orders": {"created": 5, "rejected": 2}})))
+    with desk_server.client() as admin:
+        runs = admin.get("/passerelle/runs")
+        sends = admin.get("/passerelle/batches")
+        one = admin.get(f"/passerelle/batches/{batch_id}")
+        home = admin.get("/passerelle/")
+    assert f"manual__{key}" in runs.text and "orders: created 5, rejected 2" in runs.text
+    assert f'href="/passerelle/batches/{batch_id}"' in sends.text
+    assert "article: changed 1, created 3" in sends.text  # in jsonb's key order
+    assert one.status_code == 200
+    assert f"articles-{key}.csv" in one.text and f"&#34;batch&#34;: &#34;{key}&#34;" in one.text
+    assert "orders: created 5, rejected 2" in home.text

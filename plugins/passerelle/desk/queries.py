@@ -126,8 +126,8 @@ def batch(conn: psycopg.Connection, batch_id: int) -> dict[str, Any] | None:
     row["counts_text"] = counts_text(row["counts"])
     row["manifest_text"] = json.dumps(row["manifest"], indent=2, ensure_ascii=False, default=str) \
         if row["manifest"] is not None else ""
-    row["files"] = _dicts(conn, "SELECT name, entity, rows, bytes FROM passerelle.outbox_file WHERE batch_id = %s "
-                                "ORDER BY name", (batch_id,))
+    row["files"] = _dicts(conn, "SELECT position, name, entity, rows, bytes FROM passerelle.outbox_file "
+                                "WHERE batch_id = %s ORDER BY position, name", (batch_id,))
     row["rejects"] = _dicts(conn, "SELECT entity, key, field, value, reason FROM passerelle.outbound_reject "
                                   "WHERE batch_id = %s ORDER BY entity, key LIMIT 500", (batch_id,))
     return row
