@@ -14,9 +14,26 @@ ROOT = Path(__file__).resolve().parents[1]
 PLUGINS = ROOT / "plugins"
 
 
+#: The one Airflow plugin entry point (the Passerelle view); nothing else in plugins/ is for the loader.
+ENTRY_POINT = PLUGINS / "passerelle_plugin.py"
+
+#: What importing the entry point may load from plugins/: the desk's app module and its packages,
+#: nothing heavier (the loader runs in every Airflow component, workers included).
+PLUGIN_IMPORTS = {
+    str(ENTRY_POINT),
+    str(PLUGINS / "passerelle" / "__init__.py"),
+    str(PLUGINS / "passerelle" / "desk" / "__init__.py"),
+    str(PLUGINS / "passerelle" / "desk" / "app.py"),
+}
+
+
 def entry_points() -> set[str]:
-    """The files meant for the plugin loader: the .py files directly in plugins/ (none today)."""
+    """The files meant for the plugin loader: the .py files directly in plugins/."""
     return {str(p) for p in PLUGINS.glob("*.py")}
+
+
+def test_the_one_entry_point_is_the_passerelle_plugin():
+    assert entry_points() == {str(ENTRY_POINT)}
 
 
 def test_plugin_loader_finds_only_the_entry_points():
@@ -32,8 +49,10 @@ def test_plugin_loader_finds_only_the_entry_points():
     assert any("/passerelle/" in p for p in everything) and any("/passerelle_demo/" in p for p in everything)
 
 
-def test_airflow_plugin_loader_imports_nothing_of_the_packages():
-    """Airflow's own loader, in a fresh interpreter: no import error, no module from plugins/."""
+def test_airflow_plugin_loader_imports_only_the_passerelle_plugin():
+    """Airflow's own loader, in a fresh interpreter: no import error, one plugin named ``passerelle``,
+    and from plugins/ only the entry point and the light modules it needs (no pandas, no database
+    driver, no Airflow API internals at load: they come when a page is served)."""
     code = f"""
 import json, sys
 from airflow.configuration import conf
@@ -41,7 +60,8 @@ from airflow.plugins_manager import _load_plugins_from_plugin_directory
 plugins, errors = _load_plugins_from_plugin_directory(
     plugins_folder={str(PLUGINS)!r}, ignore_file_syntax=conf.get("core", "dag_ignore_file_syntax"))
 loaded = sorted(getattr(m, "__file__", None) or "" for m in list(sys.modules.values()))
-print(json.dumps({{"plugins": [p.name for p in plugins], "errors": errors,
+heavy = sorted(m for m in ("pandas", "psycopg", "airflow.api_fastapi.core_api.security") if m in sys.modules)
+print(json.dumps({{"plugins": [p.name for p in plugins], "errors": errors, "heavy": heavy,
                   "from_plugins": [f for f in loaded if f.startswith({str(PLUGINS)!r})]}}))
 """
     env = {**os.environ, "PYTHONPATH": ""}
@@ -50,8 +70,9 @@ print(json.dumps({{"plugins": [p.name for p in plugins], "errors": errors,
     )
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["errors"] == {}
-    assert set(result["from_plugins"]) == entry_points()
-    assert result["plugins"] == []
+    assert result["plugins"] == ["passerelle"]
+    assert set(result["from_plugins"]) == PLUGIN_IMPORTS
+    assert result["heavy"] == []
 
 
 def imported_modules(path: Path) -> set[str]:
@@ -65,7 +86,7 @@ def imported_modules(path: Path) -> set[str]:
 
 
 def test_production_code_never_imports_the_demo_package():
-    files = sorted((PLUGINS / "passerelle").rglob("*.py")) + sorted((ROOT / "dags").glob("*.py"))
+    files = sorted((PLUGINS / "passerelle").rglob("*.py")) + sorted((ROOT / "dags").glob("*.py")) + [ENTRY_POINT]
     assert len(files) > 10
     offenders = {
         str(f.relative_to(ROOT)): sorted(m for m in imported_modules(f) if m.split(".")[0] == "passerelle_demo")

@@ -26,7 +26,8 @@ VAR = PROJECT_ROOT / "var"
 def _airflow_env() -> None:
     # Airflow's reading of plugins/.airflowignore uses a pathspec class pathspec deprecates: noise here.
     warnings.filterwarnings("ignore", message=r"GitWildMatchPattern", category=DeprecationWarning)
-    home = Path(os.environ.setdefault("AIRFLOW_HOME", str(VAR / "airflow")))
+    # Its own Airflow home: the demo's runs must not land in `make airflow`'s (var/airflow).
+    home = Path(os.environ.setdefault("AIRFLOW_HOME", str(VAR / "demo-airflow")))
     home.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(PROJECT_ROOT / "dags"))
     os.environ.setdefault("AIRFLOW__CORE__PLUGINS_FOLDER", str(PROJECT_ROOT / "plugins"))

@@ -58,6 +58,7 @@ from passerelle.core.integrate.rules import (
     taken_numbers,
 )
 from passerelle.core.integrate.writes import cancel_orders, insert_orders, stage, upsert_customers
+from passerelle.core.quarantine import apply_sku_aliases
 from passerelle.db import copy_in
 
 __all__ = [
@@ -180,6 +181,7 @@ def _integrate_parsed(conn: psycopg.Connection, parsed: ib.ParsedFile, file_id: 
     """The set-wise part, inside the caller's transaction. Returns counts and the rejects (the
     parser's and the back office checks'); when ``quarantine``, the rejects go to
     ``passerelle.quarantine`` (a replay handles its own)."""
+    parsed = apply_sku_aliases(conn, parsed)  # shop labels mapped to references from the operator's desk
     walk_in_id = None
     if parsed.kind != ib.CUSTOMERS:
         labels = parsed.lines.loc[parsed.lines["sku"] == "", "label"].dropna().unique()

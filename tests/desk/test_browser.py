@@ -1,0 +1,138 @@
+"""The Passerelle view in a real browser (Debian's Chromium through selenium and chromium-driver)
+under a real ``airflow api-server``: log in through Airflow's own login page, see a quarantined
+order with words a shop manager can act on, dismiss one with a note, map a shop label and replay
+from the page, and find "Passerelle" in the Airflow UI's navigation. Screenshots go to
+``var/screenshots/``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psycopg
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as ec
+from selenium.webdriver.support.ui import WebDriverWait
+
+from desk.conftest import PASSWORDS, ensure_chromium, shop_label
+
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
+
+
+@pytest.fixture
+def browser():
+    binary, driver_path = ensure_chromium()
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                "--window-size=1366,1000", "--lang=en-GB"):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(driver_path), options=options)
+    driver.set_page_load_timeout(120)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def shot(driver, name: str) -> Path:
+    path = SCREENSHOTS / f"desk-{name}.png"
+    driver.save_screenshot(str(path))
+    assert path.stat().st_size > 5_000, f"{path} looks empty"
+    return path
+
+
+def group(driver, order: str):
+    return driver.find_element(By.CSS_SELECTOR, f'section.group[data-order="{order}"]')
+
+
+def groups(driver) -> list[str]:
+    return [g.get_attribute("data-order") for g in driver.find_elements(By.CSS_SELECTOR, "section.group")]
+
+
+def quarantine_status(dsn: str, order: str) -> list[tuple]:
+    with psycopg.connect(dsn) as conn:
+        return conn.execute("SELECT status, note, resolved_by FROM passerelle.quarantine WHERE shop_order_id = %s",
+                            (order,)).fetchall()
+
+
+def test_a_quarantined_order_is_seen_dismissed_and_replayed_from_the_page(desk_server, quarantined, browser):
+    wait = WebDriverWait(browser, 90)
+    url = desk_server.url
+
+    # Not logged in: Airflow's own login page, then back to the quarantine.
+    browser.get(f"{url}/passerelle/quarantine")
+    wait.until(ec.url_contains("/auth/login"))
+    user = wait.until(ec.visibility_of_element_located((By.CSS_SELECTOR, "input[name=username]")))
+    user.send_keys("admin")
+    browser.find_element(By.CSS_SELECTOR, "input[type=password]").send_keys(PASSWORDS["admin"])
+    shot(browser, "01-airflow-login")
+    browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    wait.until(ec.url_to_be(f"{url}/passerelle/quarantine"))
+    wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "section.group")))
+
+    # Seen: grouped by file and order, the reason in words, the shop's line behind a fold.
+    found = groups(browser)
+    assert f"{quarantined}2" in found and f"{quarantined}3" in found, found
+    unknown = group(browser, f"{quarantined}2")
+    assert f"in orders_{quarantined}.csv" in unknown.find_element(By.TAG_NAME, "h2").text
+    assert f"The shop sold “{shop_label(quarantined)}”" in unknown.text
+    nobody = group(browser, f"{quarantined}3")
+    assert "Nobody to bill" in nobody.text
+    assert "signed in to Airflow as admin" in browser.find_element(By.TAG_NAME, "header").text
+    shot(browser, "02-quarantine")
+
+    # Dismissed with a note.
+    note = "Customer phoned: order re-entered by hand as WEB-TEST"
+    nobody.find_element(By.CSS_SELECTOR, "form.dismiss textarea[name=note]").send_keys(note)
+    nobody.find_element(By.CSS_SELECTOR, "form.dismiss button").click()
+    message = wait.until(ec.visibility_of_element_located((By.CSS_SELECTOR, ".msg")))
+    assert message.text == "Dismissed 1 row(s) with your note."
+    assert f"{quarantined}3" not in groups(browser)
+    assert quarantine_status(desk_server.erp_dsn, f"{quarantined}3") == [("resolved", note, "admin")]
+    shot(browser, "03-dismissed")
+
+    # A wrong reference is refused with the value named, nothing changes.
+    form = group(browser, f"{quarantined}2").find_element(By.CSS_SELECTOR, "form.map")
+    form.find_element(By.CSS_SELECTOR, "input[name=reference]").send_keys("ART-999999")
+    form.find_element(By.TAG_NAME, "button").click()
+    error = wait.until(ec.visibility_of_element_located((By.CSS_SELECTOR, ".error")))
+    assert "reference 'ART-999999'" in error.text and "no article or variant" in error.text
+
+    # Mapped, then replayed from the page: the order is integrated.
+    form = group(browser, f"{quarantined}2").find_element(By.CSS_SELECTOR, "form.map")
+    form.find_element(By.CSS_SELECTOR, "input[name=reference]").send_keys("ART-000001")
+    form.find_element(By.TAG_NAME, "button").click()
+    message = wait.until(ec.visibility_of_element_located((By.CSS_SELECTOR, ".msg")))
+    assert f"Shop label “{shop_label(quarantined)}” now means “ART-000001”" in message.text
+    browser.find_element(By.ID, "replay").click()
+    message = wait.until(ec.visibility_of_element_located((By.CSS_SELECTOR, ".msg")))
+    assert message.text.startswith("Replayed 1 row(s)"), message.text
+    assert f"{quarantined}2" not in groups(browser)
+    assert quarantine_status(desk_server.erp_dsn, f"{quarantined}2")[0][0] == "replayed"
+    shot(browser, "04-replayed")
+
+    # The order is now among the web orders, with its line.
+    browser.get(f"{url}/passerelle/orders?q={quarantined}2")
+    browser.find_element(By.LINK_TEXT, f"WEB-{quarantined}2").click()
+    wait.until(ec.url_matches(r"/passerelle/orders/\d+$"))
+    assert "ART-000001" in browser.find_element(By.TAG_NAME, "main").text
+    shot(browser, "05-web-order")
+
+    # And the view is in Airflow's own navigation, framed in the UI.
+    browser.get(f"{url}/")
+    link = wait.until(ec.element_to_be_clickable(
+        (By.CSS_SELECTOR, "[data-testid=nav-sidebar] a[href*='plugin/passerelle']")))
+    shot(browser, "06-airflow-home")
+    link.click()
+    wait.until(ec.url_contains("/plugin/passerelle"))
+    frame = wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "iframe[title=Passerelle]")))
+    assert frame.get_attribute("src").rstrip("/").endswith("/passerelle")
+    browser.switch_to.frame(frame)
+    heading = wait.until(ec.presence_of_element_located((By.TAG_NAME, "h1")))
+    assert heading.text == "Overview"
+    browser.switch_to.default_content()
+    shot(browser, "07-in-airflow-ui")
