@@ -151,6 +151,13 @@ def stock_settings(cfg: dict[str, Any]) -> dict[str, str]:
     return {"passerelle.safety_stock": str(safety_stock(cfg))}
 
 
+def catalog_settings(cfg: dict[str, Any], as_of: date) -> dict[str, str]:
+    """The options the catalog's views read: the stock rule (:func:`stock_settings`) and the run's
+    day (``passerelle.as_of``: the article's running promotion, passerelle_src.article_promotion),
+    so that a rerun of a logical date sends the same rows whatever day it runs."""
+    return {"passerelle.as_of": as_of.isoformat(), **stock_settings(cfg)}
+
+
 def exchange_settings(cfg: dict[str, Any], as_of: date) -> dict[str, str]:
     """The transaction-local options the exchange views read (include/sql/views/20_exchange.sql)."""
     return {

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from passerelle.operators.batch import BuildBatchOperator
-from passerelle.operators.common import run_key
+from passerelle.operators.common import run_day, run_key
 
 
 class BuildCatalogOperator(BuildBatchOperator):
@@ -29,7 +29,7 @@ class BuildCatalogOperator(BuildBatchOperator):
 
     def execute(self, context: Any) -> dict:
         from passerelle.core.differ import catalog_entities
-        from passerelle.core.exchange import stock_settings
+        from passerelle.core.exchange import catalog_settings
         from passerelle.core.export import build_catalog
         from passerelle.core.dialects import dialect
         from passerelle.core.photos import image_url_enricher
@@ -42,8 +42,9 @@ class BuildCatalogOperator(BuildBatchOperator):
             self.erp, flow=self.flow, run_key=run_key(context), entities=entities,
             dialect=dialect(shop["dialect"], {**cfg.get("prestashop", {}), **cfg["catalog"]}), mode=self.mode,
             dry_run=dry, rows_per_file=shop["rows_per_file"], enrich=image_url_enricher(cfg),
-            # The quantities follow the hourly stock file's rule, safety stock included.
-            settings=stock_settings(cfg),
+            # The quantities follow the hourly stock file's rule, safety stock included; the
+            # promotions the articles carry are those of the run's day.
+            settings=catalog_settings(cfg, run_day(context, shop["timezone"])),
         )
         self.erp.commit()
         for entity, c in batch.counts.items():
