@@ -15,8 +15,10 @@ $(STAMP): requirements.txt
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 
+# SHOP=prestashop|woocommerce|shopify|generic: the demo with that shop's formats (default: the
+# configuration's dialect), files in var/shop/.
 demo: $(STAMP)
-	$(BIN)/python -m passerelle_demo.run
+	$(BIN)/python -m passerelle_demo.run $(if $(SHOP),--shop $(SHOP))
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

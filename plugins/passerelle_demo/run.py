@@ -7,10 +7,17 @@ exchanges, and prints a summary and where the shop's files are.
 
 Set AIRFLOW_CONN_PASSERELLE_ERP / AIRFLOW_CONN_PASSERELLE_SHOP to run against real ones
 (the demo then neither seeds nor changes anything: it only runs the flows).
+
+``--shop <dialect>`` (``make demo SHOP=shopify``): the same cycle with that shop's formats
+(``shop.dialect``), so a retailer sees their own shop's files in ``var/shop/``. The demo's
+configuration is then the project's with that dialect and the shop's section
+(:data:`SHOP_SECTIONS`), written to ``var/demo/passerelle.yaml``; without it, the project's
+configuration as it is.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -54,17 +61,53 @@ def _find_dag(bag, flow: str):
     return flow, None
 
 
+#: What each shop's section says in the demo (the settings its dialect cannot do without).
+SHOP_SECTIONS: dict[str, dict] = {"shopify": {"location": "Entrepôt Lyon"}}
+
+
+def demo_config(shop: str, folder: Path = VAR / "demo") -> Path:
+    """The project's configuration with ``shop.dialect: <shop>`` (and that shop's section),
+    written to *folder*; the path, for ``PASSERELLE_CONFIG``. Checked as the DAGs will read it."""
+    import yaml
+
+    from passerelle.config import DEFAULT_PATH, load_settings
+
+    cfg = yaml.safe_load(DEFAULT_PATH.read_text(encoding="utf-8")) or {}
+    cfg.setdefault("shop", {})["dialect"] = shop
+    if shop in SHOP_SECTIONS:
+        cfg[shop] = {**SHOP_SECTIONS[shop], **(cfg.get(shop) or {})}
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "passerelle.yaml"
+    path.write_text(f"# make demo SHOP={shop}: {DEFAULT_PATH.name} with this shop's formats (written by the demo)\n"
+                    + yaml.safe_dump(cfg, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    load_settings(path)  # a mistake shows here, naming the file, rather than as a DAG import error
+    return path
+
+
+def _arguments(argv: list[str] | None) -> argparse.Namespace:
+    from passerelle.core.dialects import names
+
+    p = argparse.ArgumentParser(prog="python -m passerelle_demo.run", description=__doc__.split("\n")[0])
+    p.add_argument("--shop", choices=names(), default=None,
+                   help="the shop whose formats the demo writes (shop.dialect); default: the project configuration's")
+    return p.parse_args(argv)
+
+
 def _run(dag, when, conf=None) -> str:
     dr = dag.test(logical_date=when, run_conf=conf or {})
     return str(dr.state)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     import pendulum
     import psycopg
 
     from passerelle_demo.localenv import create_database, local_postgres, start_ftp
 
+    args = _arguments(argv)
+    if args.shop:
+        os.environ["PASSERELLE_CONFIG"] = str(demo_config(args.shop))
+        print(f"shop formats: {args.shop} (configuration {os.environ['PASSERELLE_CONFIG']})")
     stops = []
     embedded = "AIRFLOW_CONN_PASSERELLE_ERP" not in os.environ
     try:

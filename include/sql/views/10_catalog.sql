@@ -61,6 +61,30 @@ LANGUAGE sql STABLE AS $$
     SELECT greatest(coalesce(nullif(current_setting('passerelle.safety_stock', true), '')::numeric, 0), 0)
 $$;
 
+-- The run's day (YYYY-MM-DD, shop timezone): which promotions are current or next. Set by the
+-- exporters of the catalog and of the hourly exchanges as the transaction-local option
+-- passerelle.as_of (see 20_exchange.sql for the run settings). Unset (psql, a report): today.
+CREATE OR REPLACE FUNCTION passerelle_src.as_of() RETURNS date
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce(nullif(current_setting('passerelle.as_of', true), '')::date, current_date)
+$$;
+
+-- Whether the article view builds its "variants" column (see shop_stock_article): set to on by the
+-- catalog's exporter for the shops whose files need it (WooCommerce, Shopify: the dialect's
+-- view_options), as the transaction-local option passerelle.article_variants. Off (PrestaShop,
+-- generic, psql): the column is NULL and the JSON is never built, which would cost every catalog
+-- diff about as much again as the rest of the article row (measured on the bench).
+CREATE OR REPLACE FUNCTION passerelle_src.with_article_variants() RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce(current_setting('passerelle.article_variants', true), '') = 'on'
+$$;
+
+-- A promotion's price excl. VAT: the fixed one, else the base price less the percentage.
+CREATE OR REPLACE FUNCTION passerelle_src.promotional_price(base numeric, discount_pct numeric, fixed numeric)
+RETURNS numeric LANGUAGE sql IMMUTABLE AS $$
+    SELECT coalesce(fixed, round(base * (1 - discount_pct / 100), 4))
+$$;
+
 -- The stock the shop is told about: the ONE definition behind the catalog's quantities
 -- (article.quantity, variant.quantity) and the hourly stock file (passerelle_src.stock), so both
 -- files say the same for the same article at the same moment. One row per stock row the shop
@@ -98,14 +122,40 @@ LEFT JOIN (   -- shop orders in the back office, not shipped yet: the shop no lo
 -- The same per article: an article with active variants (has_variants) holds the sums of their
 -- rows, any other its own row. Grouped by the article's id, so that a view joining it by article
 -- and read without its stock columns (the selection checks of other entities) skips it.
+-- "variants": the article's active variants as a JSON array in position order, with the stock
+-- the shop is told (NULL for an article without any, and for every article unless
+-- passerelle_src.with_article_variants()). The WooCommerce and Shopify files write a product and
+-- its variations together from the article's row (docs/formats/woocommerce.md, "Input columns"),
+-- and the article's row changes whenever one of its variants does; built here, in the same
+-- grouped pass over shop_stock as the sums, so the stock rows are read once.
 CREATE OR REPLACE VIEW passerelle_src.shop_stock_article AS
 SELECT a.id AS article_id,
        bool_or(ss.variant_id IS NOT NULL) AS has_variants,
        sum(ss.real_qty) AS real_qty,
-       sum(ss.available_qty) AS available_qty
+       sum(ss.available_qty) AS available_qty,
+       json_agg(json_build_object(
+                    'reference', v.reference, 'ean', v.ean, 'size', v.size, 'colour', v.colour,
+                    'price_impact', v.price_impact, 'weight_impact', v.weight_impact, 'position', v.position,
+                    'quantity', ss.available_qty) ORDER BY v.position, v.reference)
+           FILTER (WHERE v.id IS NOT NULL AND passerelle_src.with_article_variants()) AS variants
 FROM erp.article a
 JOIN passerelle_src.shop_stock ss ON ss.article_id = a.id
+LEFT JOIN erp.variant v ON v.id = ss.variant_id
 GROUP BY a.id;
+
+-- The promotion for every customer (no price list, no variant) that is current or comes next on
+-- the as-of date, one per article (earliest start first): a shop such as PrestaShop holds one
+-- such promotion per product, and when it ends the next one replaces it. "active": it runs on the
+-- as-of date (a row reading it changes the day the promotion starts). Its price excl. VAT is
+-- passerelle_src.promotional_price() over the article's price, in the views that read it: the
+-- article view (Shopify's products carry the running sale) and the price view (20_exchange.sql).
+CREATE OR REPLACE VIEW passerelle_src.article_promotion AS
+SELECT DISTINCT ON (p.article_id)
+       p.article_id, p.id, p.discount_pct, p.price_excl_vat, p.starts_on, p.ends_on,
+       p.starts_on <= passerelle_src.as_of() AS active
+FROM erp.promotion p
+WHERE p.variant_id IS NULL AND p.price_list IS NULL AND p.ends_on >= passerelle_src.as_of()
+ORDER BY p.article_id, p.starts_on, p.id;
 
 -- Articles. "web" is the back office's web flag; the configurable selection rule
 -- (catalog.selection_rule, alias a) is applied on top of it by the differ.
@@ -130,13 +180,21 @@ SELECT a.reference AS key,
        ss.available_qty AS quantity,   -- shop_stock_article has a row for every article
        img.images,
        a.web,
-       fam.family_ids                  -- the family's and its parents' ids, root first (see family)
+       fam.family_ids,                 -- the family's and its parents' ids, root first (see family)
+       ss.variants,                    -- active variants as JSON (WooCommerce, Shopify; see shop_stock_article)
+       -- The promotion current or next (article_promotion): Shopify's product rows carry the running
+       -- sale (else a catalog send during a promotion would reset the price to the regular one).
+       passerelle_src.promotional_price(a.price_excl_vat, pr.discount_pct, pr.price_excl_vat) AS promo_price_excl_vat,
+       pr.starts_on AS promo_starts_on,
+       pr.ends_on AS promo_ends_on,
+       pr.active AS promo_active
 FROM erp.article a
 LEFT JOIN erp.family f ON f.id = a.family_id
 LEFT JOIN passerelle_src.family fam ON fam.code = f.code
 LEFT JOIN erp.brand b ON b.id = a.brand_id
 LEFT JOIN erp.supplier s ON s.id = a.supplier_id
 LEFT JOIN passerelle_src.shop_stock_article ss ON ss.article_id = a.id
+LEFT JOIN passerelle_src.article_promotion pr ON pr.article_id = a.id
 -- The article's own photos as "position:version,..." (version changes when a photo does),
 -- so that a new, changed or removed photo makes the article's row change too.
 LEFT JOIN (SELECT article_id,

@@ -6,7 +6,9 @@
 -- set_config(name, value, true) in the transaction that diffs and writes the batch
 -- (passerelle.core.exchange.exchange_settings):
 --   passerelle.as_of         the run's logical date in the shop's timezone (YYYY-MM-DD): which
---                            promotions are current or next. Unset: current_date.
+--                            promotions are current or next, and whether they run. Unset:
+--                            current_date. The catalog's exporter sets it too (the article view
+--                            carries the promotion, passerelle_src.article_promotion).
 --   passerelle.safety_stock  stock.safety_stock from the configuration. Unset: 0. Read through
 --                            passerelle_src.safety_stock() (10_catalog.sql): the catalog's
 --                            quantities apply it too, and its exporter sets it the same way.
@@ -15,10 +17,7 @@
 -- Outside an export (psql, a report) the defaults apply; set them by hand to see what is sent:
 --   BEGIN; SELECT set_config('passerelle.safety_stock', '2', true); SELECT * FROM passerelle_src.stock; ROLLBACK;
 
-CREATE OR REPLACE FUNCTION passerelle_src.as_of() RETURNS date
-LANGUAGE sql STABLE AS $$
-    SELECT coalesce(nullif(current_setting('passerelle.as_of', true), '')::date, current_date)
-$$;
+-- (passerelle_src.as_of() is in 10_catalog.sql: the article view reads the promotions too.)
 
 CREATE OR REPLACE FUNCTION passerelle_src.shop_timezone() RETURNS text
 LANGUAGE sql STABLE AS $$
@@ -28,39 +27,33 @@ $$;
 -- ---------------------------------------------------------------------------------- prices
 
 -- One row per article: base price excl. and incl. VAT and the promotion for every customer
--- (no price list, no variant) that is current or comes next on the as-of date. A shop such as
--- PrestaShop holds one such promotion per product: when it ends, the next one replaces it.
+-- (no price list, no variant) that is current or comes next on the as-of date
+-- (passerelle_src.article_promotion, 10_catalog.sql). A shop such as PrestaShop holds one such
+-- promotion per product: when it ends, the next one replaces it.
 -- "name" is there because PrestaShop's product import blanks a product's name when the cell
 -- is empty (multilingual fields are written even when empty).
+-- promo_active: the promotion runs on the as-of date, so the row changes (and is sent again) the
+-- day it starts (Shopify has no scheduled sale: its price file sets the sale price that day).
+-- has_variants: the article has active variants (Shopify's price file leaves those to the catalog).
 CREATE OR REPLACE VIEW passerelle_src.price AS
-WITH promo AS (
-    SELECT DISTINCT ON (p.article_id)
-           p.article_id, p.id, p.discount_pct, p.price_excl_vat, p.starts_on, p.ends_on
-    FROM erp.promotion p
-    WHERE p.variant_id IS NULL AND p.price_list IS NULL AND p.ends_on >= passerelle_src.as_of()
-    ORDER BY p.article_id, p.starts_on, p.id
-),
-priced AS (
-    SELECT a.reference, a.name, a.vat_rate, a.price_excl_vat, pr.id AS promo_id, pr.discount_pct,
-           pr.starts_on, pr.ends_on,
-           CASE WHEN pr.id IS NULL THEN NULL
-                WHEN pr.price_excl_vat IS NOT NULL THEN pr.price_excl_vat
-                ELSE round(a.price_excl_vat * (1 - pr.discount_pct / 100), 4) END AS promo_price_excl_vat
-    FROM erp.article a
-    LEFT JOIN promo pr ON pr.article_id = a.id
-)
-SELECT reference AS key,
-       reference,
-       name,
-       vat_rate,
-       price_excl_vat,
-       round(price_excl_vat * (1 + vat_rate / 100), 2) AS price_incl_vat,
-       discount_pct AS promo_discount_pct,
-       promo_price_excl_vat,
-       round(promo_price_excl_vat * (1 + vat_rate / 100), 2) AS promo_price_incl_vat,
-       starts_on AS promo_starts_on,
-       ends_on AS promo_ends_on
-FROM priced;
+SELECT a.reference AS key,
+       a.reference,
+       a.name,
+       a.vat_rate,
+       a.price_excl_vat,
+       round(a.price_excl_vat * (1 + a.vat_rate / 100), 2) AS price_incl_vat,
+       pr.discount_pct AS promo_discount_pct,
+       passerelle_src.promotional_price(a.price_excl_vat, pr.discount_pct, pr.price_excl_vat) AS promo_price_excl_vat,
+       round(passerelle_src.promotional_price(a.price_excl_vat, pr.discount_pct, pr.price_excl_vat)
+             * (1 + a.vat_rate / 100), 2) AS promo_price_incl_vat,
+       pr.starts_on AS promo_starts_on,
+       pr.ends_on AS promo_ends_on,
+       pr.active AS promo_active,
+       hv.article_id IS NOT NULL AS has_variants
+FROM erp.article a
+LEFT JOIN passerelle_src.article_promotion pr ON pr.article_id = a.id
+-- set-wise (one grouped pass, hashed), not a subquery per article
+LEFT JOIN (SELECT DISTINCT v.article_id FROM erp.variant v WHERE v.active) hv ON hv.article_id = a.id;
 
 -- Prices for a customer group (a price list), a variant or from a quantity: the price lists'
 -- items, and the promotions restricted to a price list or to a variant (current or next).

@@ -144,6 +144,13 @@ def stock_settings(settings: Settings | StockSection) -> dict[str, str]:
     return {"passerelle.safety_stock": str(safety_stock(settings))}
 
 
+def catalog_settings(settings: Settings, as_of: date) -> dict[str, str]:
+    """The options the catalog's views read: the stock rule (:func:`stock_settings`) and the run's
+    day (``passerelle.as_of``: the article's running promotion, passerelle_src.article_promotion),
+    so that a rerun of a logical date sends the same rows whatever day it runs."""
+    return {"passerelle.as_of": as_of.isoformat(), **stock_settings(settings)}
+
+
 def exchange_settings(settings: Settings, as_of: date) -> dict[str, str]:
     """The transaction-local options the exchange views read (include/sql/views/20_exchange.sql)."""
     return {
@@ -202,6 +209,21 @@ def write_invoice_pdfs(conn: psycopg.Connection, batch: Batch, *, chunk_size: in
     return counts
 
 
+def _writers(entities: Sequence[ExchangeEntity], dialect: ExchangeDialect
+             ) -> list[tuple[ExchangeDialect, list[ExchangeEntity]]]:
+    """Which dialect writes which entities: the shop's, and for the entities it has no file for
+    (WooCommerce's and Shopify's importers take no order status or invoice) the generic exchange
+    files (docs/formats/exchange.md), for an app or script on the shop's side, as PrestaShop's
+    order states are. Import order is kept within each group."""
+    own = [e for e in entities if e.name in dialect.stems]
+    others = [e for e in entities if e.name not in dialect.stems]
+    if not others:
+        return [(dialect, own)]
+    log.info("%s has no %s file: written in the generic exchange format", dialect.name, [e.name for e in others])
+    fallback = GenericExchangeDialect(dialect.settings, as_of=dialect.as_of)
+    return [(dialect, own), (fallback, others)] if own else [(fallback, others)]
+
+
 def build_exchange(
     conn: psycopg.Connection,
     *,
@@ -234,10 +256,12 @@ def build_exchange(
             batch = build_batch(conn, flow=flow, run_key=run_key, entities=entities, mode=mode, dry_run=dry_run)
             if batch.reused:
                 return batch, outbox_files(conn, batch.id)
-            silent = [e.name for e in entities if e.name in dialect.silent_removals]
+            writers = _writers(entities, dialect)
+            silent = [e.name for d, group in writers for e in group if e.name in d.silent_removals]
             held = _hold_removals(conn, batch.id, silent, hold=True)
             pdfs = write_invoice_pdfs(conn, batch) if any(e.name == "invoice" for e in entities) else None
-            files = write_files(conn, batch, entities, dialect, rows_per_file=rows_per_file)
+            files = [f for d, group in writers
+                     for f in write_files(conn, batch, group, d, rows_per_file=rows_per_file)]
             _hold_removals(conn, batch.id, silent, hold=False)
             if held:
                 log.info("%d removed rows of %s forgotten without a file (the shop takes no removal of them)",

@@ -41,6 +41,13 @@ def _store(conn: psycopg.Connection, batch_id: int, entity: str, name: str, cont
     return {"name": name, "entity": entity, "rows": rows, "bytes": len(content), "sha256": digest}
 
 
+def view_options(dialect: Dialect) -> dict[str, str]:
+    """The view options a dialect's files need (its ``view_options``, e.g. WooCommerce's and
+    Shopify's ``passerelle.article_variants: on``: the article view's ``variants`` column, built
+    only for them; see include/sql/views/10_catalog.sql). Set with the run settings."""
+    return dict(getattr(dialect, "view_options", None) or {})
+
+
 def apply_settings(conn: psycopg.Connection, settings: Mapping[str, str]) -> None:
     """Set run settings the views read (``passerelle.*`` options) for the current transaction
     only (``set_config(..., true)``), e.g. ``passerelle.safety_stock``."""
@@ -107,6 +114,10 @@ def write_files(
             if not len(chunk):
                 continue
             off_stem, out = dialect.removed(entity.name, chunk)
+            if not len(out):
+                # The shop has no removal for this entity (WooCommerce and Shopify take no family,
+                # brand or supplier file): the snapshot forgets the rows, no file is written.
+                continue
             part += 1
             files.append(_store(conn, batch.id, entity.name, f"{off_stem}_{part:04d}.csv",
                                 dialect.to_bytes(out), len(out)))
@@ -168,7 +179,9 @@ def build_catalog(
 
     :param settings: run settings the views read, set for this transaction only
         (:func:`apply_settings`): the catalog's quantities read ``passerelle.safety_stock``
-        (:func:`passerelle.core.exchange.stock_settings`), as the hourly stock file does.
+        (:func:`passerelle.core.exchange.stock_settings`), as the hourly stock file does, and its
+        promotions ``passerelle.as_of`` (:func:`passerelle.core.exchange.catalog_settings`). The
+        dialect's own :func:`view_options` are set with them.
 
     A batch already built for this run key is returned with its stored files, untouched.
     """
@@ -179,7 +192,7 @@ def build_catalog(
         with conn.transaction():
             # One builder at a time per flow, whatever the scheduler does.
             conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"passerelle:{flow}",))
-            apply_settings(conn, settings or {})
+            apply_settings(conn, {**view_options(dialect), **(settings or {})})
             batch = build_batch(conn, flow=flow, run_key=run_key, entities=entities, mode=mode, dry_run=dry_run)
             if batch.reused:
                 files = outbox_files(conn, batch.id)

@@ -29,7 +29,7 @@ class BuildCatalogOperator(BuildBatchOperator):
 
     def execute(self, context: Any) -> dict:
         from passerelle.core.differ import catalog_entities
-        from passerelle.core.exchange import stock_settings
+        from passerelle.core.exchange import catalog_settings
         from passerelle.core.export import build_catalog
         from passerelle.core.dialects import dialect
         from passerelle.core.photos import image_url_enricher
@@ -42,8 +42,9 @@ class BuildCatalogOperator(BuildBatchOperator):
             dialect=dialect(settings.shop.dialect, settings, as_of=run_day(context, settings.shop.timezone)),
             mode=self.mode, dry_run=dry, rows_per_file=settings.shop.rows_per_file,
             enrich=image_url_enricher(settings),
-            # The quantities follow the hourly stock file's rule, safety stock included.
-            settings=stock_settings(settings),
+            # The quantities follow the hourly stock file's rule, safety stock included; the
+            # promotions the articles carry are those of the run's day.
+            settings=catalog_settings(settings, run_day(context, settings.shop.timezone)),
         )
         self.erp.commit()
         for entity, c in batch.counts.items():

@@ -214,13 +214,14 @@ def test_stock_update_files():
 
 def view_articles(erp) -> pd.DataFrame:
     """passerelle_src.article's web rows as COPY gives them, with the ``variants`` column the
-    dialect needs, from the SQL the module documents (ARTICLE_VARIANTS_JOIN)."""
-    from passerelle.core.dialects.woocommerce import ARTICLE_VARIANTS_JOIN
+    dialect needs (built by the view under the dialect's view options, as the exporter sets them)."""
+    from passerelle.core.export import apply_settings, view_options
     from passerelle.db import read_query_chunks
 
-    query = (f"SELECT v.*, vj.variants FROM passerelle_src.article v JOIN erp.article a ON a.reference = v.key "
-             f"{ARTICLE_VARIANTS_JOIN} WHERE v.web ORDER BY v.key")
-    return pd.concat(list(read_query_chunks(erp, query)), ignore_index=True)
+    with erp.transaction():
+        apply_settings(erp, view_options(WooCommerceDialect()))
+        query = "SELECT v.* FROM passerelle_src.article v WHERE v.web ORDER BY v.key"
+        return pd.concat(list(read_query_chunks(erp, query)), ignore_index=True)
 
 
 def test_view_rows_of_the_demo_back_office(erp):

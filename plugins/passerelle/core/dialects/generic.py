@@ -15,6 +15,13 @@ from passerelle.core.dialects.base import Dialect, Rejects, in_time_order, pdf_n
 #: View columns the generic files leave out: internal to Passerelle (selection flag, the
 #: snapshot's labels, the family ids other dialects use as shop ids).
 INTERNAL_COLUMNS = ("web", "removal_label", "family_id", "parent_family_id", "family_ids")
+#: View columns other shops' files need, left out of the generic files (their format stays as
+#: documented): the article's variants as JSON and its running promotion (WooCommerce, Shopify),
+#: the price row's has_variants and promo_active (Shopify's price file).
+SHOP_ONLY_COLUMNS: dict[str, tuple[str, ...]] = {
+    "article": ("variants", "promo_price_excl_vat", "promo_starts_on", "promo_ends_on", "promo_active"),
+    "price": ("promo_active", "has_variants"),
+}
 
 #: Rich-text columns of the views, per entity: HTML a shop may render, so never sent with a script,
 #: an event handler or a ``javascript:`` URL (:func:`~passerelle.core.dialects.base.sanitise_html`).
@@ -58,7 +65,7 @@ class GenericDialect(Dialect):
     def live(self, entity: str, df: pd.DataFrame, rejects: Rejects) -> pd.DataFrame:
         if entity in ("customer", "customer_address"):
             return generic_customers(entity, df, rejects)
-        out = df.drop(columns=[c for c in INTERNAL_COLUMNS if c in df])
+        out = df.drop(columns=[c for c in (*INTERNAL_COLUMNS, *SHOP_ONLY_COLUMNS.get(entity, ())) if c in df])
         for col in RICH_TEXT.get(entity, ()):
             if col in out:
                 out[col] = sanitise_html(out[col])

@@ -34,6 +34,7 @@ from passerelle import INCLUDE
 from passerelle.config.sections import SHOPIFY_OFF_STATUSES
 from passerelle.core.dialects import register
 from passerelle.core.dialects.base import Dialect, Rejects, _num, sanitise_html, slug
+from passerelle.core.dialects.prestashop import article_label_name
 from passerelle.core.dialects.woocommerce import (
     _numeric,
     _true,
@@ -147,6 +148,8 @@ class ShopifyDialect(Dialect):
                                                  "order_status", "invoice"})
     #: Out-of-stock variants are sent with 0 ("Continue selling when out of stock" is DENY).
     filters_variant_display = False
+    #: The article view builds its ``variants`` column for this shop (passerelle.core.export.view_options).
+    view_options: dict[str, str] = {"passerelle.article_variants": "on"}  # noqa: RUF012
 
     # ------------------------------------------------------------------ configuration
     @property
@@ -423,12 +426,15 @@ class ShopifyDialect(Dialect):
     def removed(self, entity: str, df: pd.DataFrame) -> tuple[str, pd.DataFrame]:
         """A product taken off the web: its ``Status`` (``archived`` by default, see OFF_STATUSES),
         found by handle; ``Title`` is required by Shopify's update and comes from the snapshot's
-        label (the article's name). A removed variant: its stock set to 0 in the inventory file,
-        so that nobody can order it whether or not Shopify drops it when its product is sent again."""
+        label (the article's name after the photos digest, :func:`article_label_name`). A removed
+        variant: its stock set to 0 in the inventory file, so that nobody can order it whether or
+        not Shopify drops it when its product is sent again."""
         stem = f"{self.stems[entity]}_off"
         if entity == "article":
-            return stem, self._product_csv(pd.DataFrame({"Title": df["label"].fillna(""), "URL handle": handle(df["key"]),
-                                                 "Status": self.settings.shopify.off_status}, index=df.index))
+            # The label is "<photos digest><TAB><name>" (the differ): Title is the name last sent.
+            return stem, self._product_csv(pd.DataFrame({"Title": article_label_name(df["label"]),
+                                                         "URL handle": handle(df["key"]),
+                                                         "Status": self.settings.shopify.off_status}, index=df.index))
         if entity == "variant":
             parts = df["label"].fillna("").str.split("\t", expand=True).reindex(columns=range(3)).fillna("")
             rows = pd.DataFrame({"article_reference": parts[0], "variant_reference": df["key"], "name": "",

@@ -17,11 +17,12 @@ in include/reference/woocommerce_product_csv.json) and is documented in docs/for
   not exist yet or does not declare the variation's attribute, so the parent (``variable``) row
   lists every value of each attribute and is imported before its variations.
 
-Input: rows of the views in include/sql/views (text, as COPY gives them). Beyond today's views
-this dialect needs one column on ``passerelle_src.article``: ``variants``, the article's active
-variants as a JSON array (json_agg, in position order), so that a product and its variations are
-written together, parent first, and sent again whole when any of them changes; the SQL is in
-docs/formats/woocommerce.md ("Input columns"). The same column serves the Shopify dialect.
+Input: rows of the views in include/sql/views (text, as COPY gives them), with the article view's
+``variants`` column: the article's active variants as a JSON array (json_agg, in position order),
+so that a product and its variations are written together, parent first, and sent again whole
+when any of them changes. The view builds it only under the dialect's ``view_options``
+(``passerelle.article_variants: on``, see passerelle_src.shop_stock_article and
+docs/formats/woocommerce.md, "Input columns"). The same column serves the Shopify dialect.
 """
 
 from __future__ import annotations
@@ -42,21 +43,6 @@ from passerelle.core.dialects.base import Dialect, Rejects, _num, sanitise_html
 
 #: WooCommerce's product CSV columns, extracted from its exporter (see the file's "sources").
 REFERENCE_FILE = INCLUDE / "reference" / "woocommerce_product_csv.json"
-
-#: The ``variants`` column both shop dialects need on ``passerelle_src.article`` (alias ``a`` for
-#: erp.article there): the article's active variants as a JSON array, in position order, with the
-#: stock the shop is told. To add to the view's select list as ``vj.variants``, after its joins.
-ARTICLE_VARIANTS_JOIN = """
-LEFT JOIN LATERAL (
-    SELECT json_agg(json_build_object(
-               'reference', v.reference, 'ean', v.ean, 'size', v.size, 'colour', v.colour,
-               'price_impact', v.price_impact, 'weight_impact', v.weight_impact, 'position', v.position,
-               'quantity', ss.available_qty) ORDER BY v.position, v.reference) AS variants
-    FROM erp.variant v
-    LEFT JOIN passerelle_src.shop_stock ss ON ss.variant_id = v.id AND ss.variant_id IS NOT NULL
-    WHERE v.article_id = a.id AND v.active
-) vj ON true
-"""
 
 #: Entities whose rows WooCommerce's product importer has no place for (written to no file).
 UNSUPPORTED: frozenset[str] = frozenset({"family", "brand", "supplier", "specific_price"})
@@ -244,6 +230,8 @@ class WooCommerceDialect(Dialect):
                                                  "order_status", "invoice"})
     #: Out-of-stock variations are sent with 0 (WooCommerce hides them itself when told to).
     filters_variant_display = False
+    #: The article view builds its ``variants`` column for this shop (passerelle.core.export.view_options).
+    view_options: dict[str, str] = {"passerelle.article_variants": "on"}  # noqa: RUF012
 
     # ------------------------------------------------------------------ frames
     def frame(self, values: dict[str, Any], index: pd.Index, attributes: list[dict[str, Any]] | None = None
