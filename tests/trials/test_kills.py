@@ -47,6 +47,12 @@ def _kill_after(zygote, job: str, delay: float, *, log: Path, env: dict, **kwarg
     return "finished" if end.get("exit") == 0 else "failed"
 
 
+def _delay(rng: random.Random, r: int, clean: float) -> float:
+    """When to kill round ``r``: anywhere in a clean run's duration, the first round in its first half
+    (so that even two rounds kill at least one run in mid-flight)."""
+    return rng.uniform(0.1, 0.5) * clean if r == 0 else rng.uniform(0, clean * 1.1)
+
+
 # ------------------------------------------------------------------------------------------------
 # Import
 # ------------------------------------------------------------------------------------------------
@@ -120,7 +126,7 @@ def import_rounds(rounds: int, zygote, erp_dsn: str, tmp_path: Path, *, trial: s
             for r in range(rounds):
                 drop(r)
                 log = tmp_path / f"import_{r:03d}.log"
-                what = _kill_after(zygote, "tests.trials.jobs:import_files", rng.uniform(0, clean * 1.1), log=log,
+                what = _kill_after(zygote, "tests.trials.jobs:import_files", _delay(rng, r, clean), log=log,
                                    env=env)
                 outcomes[what] += 1
                 now = _inbound_partial(server.root, dropped)  # what the shop sees right after the kill
@@ -201,7 +207,7 @@ def publish_rounds(rounds: int, zygote, erp_dsn: str, tmp_path: Path, *, trial: 
                 conn.commit()
                 when = start.add(hours=r).isoformat()
                 log = tmp_path / f"publish_{r:03d}.log"
-                what = _kill_after(zygote, "tests.trials.jobs:publish_flow", rng.uniform(0, clean * 1.1), log=log,
+                what = _kill_after(zygote, "tests.trials.jobs:publish_flow", _delay(rng, r, clean), log=log,
                                    env=env, flow=flow, logical_date=when)
                 outcomes[what] += 1
                 now = published_state(conn, server.root, flow)

@@ -64,9 +64,12 @@ def _poison(conn: psycopg.Connection) -> int:
             n += conn.execute(
                 f"UPDATE {table} t SET {col} = (%s::text[])[1 + (t.ctid::text::point)[1]::int %% %s] || ' ' || "
                 f"coalesce(t.{col}, '') WHERE {where}", (payloads, len(payloads))).rowcount
-    conn.execute("UPDATE erp.sales_order SET carrier = %s, tracking_number = %s, status = 'shipped', "
-                 "updated_at = now() WHERE id IN (SELECT id FROM erp.sales_order ORDER BY id LIMIT 20)",
-                 (HTML[0] + " " + FORMULAS[0], HTML[1]))
+    # Web orders shipped now (the status trigger writes their history): the order-status file carries
+    # their carrier and tracking number.
+    conn.execute("UPDATE erp.sales_order SET carrier = %s, tracking_number = %s, status = 'shipped', origin = 'web', "
+                 "shop_order_id = coalesce(shop_order_id, 'PAY-' || id), updated_at = now() "
+                 "WHERE id IN (SELECT id FROM erp.sales_order WHERE kind = 'order' ORDER BY id LIMIT 20)",
+                 (tagged(HTML[0], False) + " " + FORMULAS[0], tagged(HTML[1], False)))
     conn.commit()
     return n
 

@@ -200,18 +200,28 @@ def _db_rounds(rounds: int, zygote, erp_dsn: str, tmp_path: Path, fault, *, tria
     (server.root / "inbound").mkdir(parents=True)
     expected, dropped, found = {}, {}, []
     totals = {"lost": 0, "doubled": 0, "partial": 0, "failed_as_expected": 0}
+
+    def drop(r: int) -> None:
+        for k in range(2):
+            data, exp = orders_file(f"D{r:03d}{k}", 20, rng)
+            name = f"orders_db_{r:03d}_{k}.csv"
+            (server.root / "inbound" / name).write_bytes(data)
+            dropped[name] = data
+            expected.update(exp)
+
     try:
         with psycopg.connect(erp_dsn) as conn:
+            drop(999)  # calibration: a clean import of a round's files, to hit the next ones in mid-run
+            t0 = time.monotonic()
+            end = zygote.run("tests.trials.jobs:import_files", log=tmp_path / "calibrate.log", env=env)
+            clean = time.monotonic() - t0
+            assert end.get("exit") == 0, (tmp_path / "calibrate.log").read_text()[-3000:]
             for r in range(rounds):
-                for k in range(2):
-                    data, exp = orders_file(f"D{r:03d}{k}", 20, rng)
-                    name = f"orders_db_{r:03d}_{k}.csv"
-                    (server.root / "inbound" / name).write_bytes(data)
-                    dropped[name] = data
-                    expected.update(exp)
+                drop(r)
                 log = tmp_path / f"db_{r:03d}.log"
                 zygote.start("tests.trials.jobs:import_files", log=log, env=env)
-                time.sleep(rng.uniform(0.5, 3.0))
+                _wait_for_a_session(conn)  # the import connects to the back office only once it has files
+                time.sleep(rng.uniform(0, 0.4) * clean)
                 fault(erp_dsn)
                 end = zygote.wait()
                 if end.get("exit"):
@@ -240,10 +250,24 @@ def _db_rounds(rounds: int, zygote, erp_dsn: str, tmp_path: Path, fault, *, tria
                     found.append(f"round {r}: files left unread {state['left']}")
     finally:
         stop()
+    if rounds >= 2 and not totals["failed_as_expected"]:
+        found.append(f"the fault never hit a running import in {rounds} rounds (clean import {clean:.1f} s)")
     record(trial, "ok" if not found else "; ".join(found)[:600], server_faults=rounds, lost=totals["lost"],
            doubled=totals["doubled"], partial_files=totals["partial"], orders=len(expected),
            imports_failed_by_the_fault=totals["failed_as_expected"])
     return {**totals, "found": found}
+
+
+def _wait_for_a_session(conn: psycopg.Connection, timeout: float = 10) -> None:
+    """Until another session than ours is open on our database (the child's), or ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        n = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                         "AND pid <> pg_backend_pid() AND backend_type = 'client backend'").fetchone()[0]
+        conn.commit()
+        if n:
+            return
+        time.sleep(0.02)
 
 
 def _terminate(dsn: str) -> None:
@@ -267,17 +291,18 @@ def test_database_connection_killed_many_times(zygote, erp_dsn, tmp_path):
 
 
 @pytest.fixture
-def own_cluster(tmp_path):
+def own_cluster():
     """A PostgreSQL cluster of this test's own (a restart must never touch the shared server), seeded."""
     import os
     import shutil
     import subprocess
+    import tempfile
 
     from passerelle_demo.localenv import _pg_bin, create_database, free_port
     from passerelle_demo.seed import seed_database
 
-    base = tmp_path / "pg"
-    base.mkdir()
+    # Not under tmp_path: pytest's folder is root's alone, and the cluster runs as the postgres user.
+    base = Path(tempfile.mkdtemp(prefix="passerelle-trials-pg-"))
     data, port = base / "data", free_port()
     prefix: list[str] = []
     if os.geteuid() == 0:
@@ -298,6 +323,7 @@ def own_cluster(tmp_path):
 
     yield dsn, restart
     subprocess.run([*ctl, "-m", "immediate", "stop"], capture_output=True)
+    shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.mark.trials
