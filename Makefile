@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell sha1sum requirements.txt | cut -c1-12)
 export PYTHONPATH := $(CURDIR)/plugins
 
-.PHONY: demo test lint migrate airflow bench bench-images bench-orders compose-check clean
+.PHONY: demo test lint migrate airflow bench bench-images bench-orders compose-check clean trials
 
 $(STAMP): requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,22 @@ airflow: $(STAMP)
 	$(AIRFLOW_LOCAL_ENV) $(BIN)/airflow db migrate
 	$(AIRFLOW_LOCAL_ENV) $(BIN)/python -m passerelle.pools
 	$(AIRFLOW_LOCAL_ENV) $(BIN)/airflow standalone
+
+# The fault and abuse suite (tests/trials): fuzzed inbound files, SIGKILLs of the import and the
+# publish, faulty FTP and PostgreSQL servers, payloads and credentials. `make test` runs its fast
+# part; this runs it all with the heavy rounds (TRIALS_FILES fuzzed files, TRIALS_ROUNDS kills of
+# each kind), writes var/trials/trials.md (the table README.md shows; the pytest output is in
+# var/trials/pytest.log, files that found something in var/trials/findings/) and prints the totals
+# as one JSON object on its last line.
+TRIALS_FILES  ?= 1000
+TRIALS_ROUNDS ?= 50
+trials: $(STAMP)
+	@rm -rf var/trials && mkdir -p var/trials
+	@start=$$(date +%s); \
+	PASSERELLE_TRIALS=1 PASSERELLE_TRIALS_OUT=$(CURDIR)/var/trials/results.jsonl TRIALS_FILES=$(TRIALS_FILES) \
+	  TRIALS_ROUNDS=$(TRIALS_ROUNDS) $(BIN)/python -m pytest tests/trials -q -rfEx >var/trials/pytest.log 2>&1; \
+	status=$$?; grep -v "cannot be called outside of the Task Runner" var/trials/pytest.log | tail -n 20; \
+	$(BIN)/python tests/trials/record.py var/trials/results.jsonl var/trials/trials.md $$start; exit $$status
 
 bench: $(STAMP)
 	$(BIN)/python bench/catalog_diff.py
