@@ -26,12 +26,14 @@ from passerelle import INCLUDE
 from passerelle.config.base import ConfigError, Section, config_error, fail
 from passerelle.config.flows import DEFAULT_ENTITIES, FlowSettings, FlowsSection
 from passerelle.config.sections import (
+    AlertsSection,
     CatalogSection,
     ImagesSection,
     InboundSection,
     PrestashopSection,
     ShopSection,
     StockSection,
+    TimeoutsSection,
 )
 
 DEFAULT_PATH = INCLUDE / "config" / "passerelle.yaml"
@@ -51,6 +53,10 @@ class Settings(Section):
     inbound: InboundSection = Field(default_factory=InboundSection)
     prestashop: PrestashopSection = Field(default_factory=PrestashopSection)
     flows: FlowsSection = Field(default_factory=lambda: FlowsSection.model_validate({}))
+    #: Owner, contact and failure/retry notices (Airflow notifiers).
+    alerts: AlertsSection = Field(default_factory=AlertsSection)
+    #: Task and run time limits, pause before a retry.
+    timeouts: TimeoutsSection = Field(default_factory=TimeoutsSection)
 
     _source: str = PrivateAttr(DEFAULT_SOURCE)
 

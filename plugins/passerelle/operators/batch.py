@@ -19,6 +19,7 @@ from airflow.sdk.exceptions import AirflowSkipException
 
 from passerelle.core.values import parse_bool
 from passerelle.operators.common import ErpMixin, ShopMixin, check_mode
+from passerelle.operators.outcome import BATCH_LINKS, OutcomeMixin
 
 
 def _check_batch(batch: Any, name: str = "batch") -> dict:
@@ -65,7 +66,7 @@ class BuildBatchOperator(ErpMixin, BaseOperator):
         return [{k: f[k] for k in ("name", "rows", "bytes")} for f in files]
 
 
-class PublishBatchOperator(ErpMixin, ShopMixin, BaseOperator):
+class PublishBatchOperator(OutcomeMixin, ErpMixin, ShopMixin, BaseOperator):
     """Upload a batch's files to the shop: temporary name, size check, rename; manifest last.
 
     :param batch: the build task's return value (templated; an XComArg).
@@ -84,6 +85,8 @@ class PublishBatchOperator(ErpMixin, ShopMixin, BaseOperator):
     """
 
     template_fields: Sequence[str] = ("batch", "folder", "extra")
+    #: Links to the batch folder and its manifest (with ``shop.public_base_url``).
+    operator_extra_links = BATCH_LINKS
 
     def __init__(self, *, batch: Any, shop_conn_id: str | None = None, erp_conn_id: str | None = None,
                  folder: str | None = None, config_path: str | None = None, extra: Any = None, **kwargs) -> None:
@@ -120,9 +123,12 @@ class PublishBatchOperator(ErpMixin, ShopMixin, BaseOperator):
         self.erp.commit()
         sent = sum(f.bytes for f in done)
         self.log.info("published %d files (%d bytes) to %s", len(done), sent, folder)
+        self.link(batch_folder=folder + "/", manifest=posixpath.join(folder, "manifest.json"))
         result = {"folder": folder, "published": len(done), "bytes": sent}
         if not done:
             return self._unannounced(context, result, "no file to send, the manifest alone uploaded")
+        self.announce(context, {"batch_id": batch["batch_id"], "run_key": batch["run_key"], "mode": batch["mode"],
+                                "folder": folder, "files": len(done), "bytes": sent, "counts": batch["counts"]})
         return result
 
     def _unannounced(self, context: Any, result: dict, why: str) -> dict:
@@ -139,7 +145,7 @@ class PublishBatchOperator(ErpMixin, ShopMixin, BaseOperator):
         raise AirflowSkipException(f"{why}: {assets} not updated")
 
 
-class ConfirmBatchOperator(ErpMixin, BaseOperator):
+class ConfirmBatchOperator(OutcomeMixin, ErpMixin, BaseOperator):
     """Advance the snapshot to the published batch and record the run's summary.
 
     :param batch: the build task's return value (templated).
@@ -163,6 +169,7 @@ class ConfirmBatchOperator(ErpMixin, BaseOperator):
 
     def execute(self, context: Any) -> dict:
         from passerelle.core.differ import confirm_batch
+        from passerelle.core.outcome import batch_reasons, note_text, sent_rows
         from passerelle.core.summary import record_run
 
         batch = _check_batch(self.batch)
@@ -180,6 +187,11 @@ class ConfirmBatchOperator(ErpMixin, BaseOperator):
         totals = {k: sum(c.get(k, 0) for c in batch["counts"].values())
                   for k in ("created", "changed", "removed", "unchanged", "rejected")}
         self.log.info("run summary: %s%s", totals, " (dry run)" if dry else "")
+        reasons = batch_reasons(self.erp, batch["batch_id"])
+        self.erp.rollback()  # end the read transaction
+        files = batch.get("files") or []
+        self.say(context, note_text(verb="sent", rows=sent_rows(batch["counts"]), files=len(files),
+                                    quarantined=rejects, reasons=reasons, dry_run=dry), reasons)
         return {"batch_id": batch["batch_id"], "snapshot_advanced": advanced, **totals}
 
 
