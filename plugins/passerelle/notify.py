@@ -44,16 +44,40 @@ def alert_details(context: Any, kind: str) -> dict[str, str]:
     error = context.get("exception")
     text = f"{type(error).__name__}: {error}" if error is not None else None
     if text is None and ti is not None:
-        try:
-            text = ti.xcom_pull(task_ids=ti.task_id, key=ERROR_KEY, map_indexes=getattr(ti, "map_index", -1))
-        except Exception:  # the XCom is a courtesy: a notice goes out without it
-            text = None
+        text = _kept_error(ti)
     reason = context.get("reason") or ""
     if not text:
         text = {"timed_out": "the run exceeded its dagrun_timeout"}.get(reason, reason or "unknown error")
     try_number = getattr(ti, "try_number", None)
     return {"kind": kind, "dag_id": str(dag_id), "run_id": str(run_id), "task": str(task), "error": str(text),
             "try_number": "" if try_number is None else str(try_number), "reason": str(reason)}
+
+
+def _kept_error(ti: Any) -> str | None:
+    """The error :func:`remember_error` kept for *ti*, or None.
+
+    Through the Task SDK (the DAG processor answers XCom requests of a DAG callback); under
+    ``dag.test()``, which runs DAG callbacks in the test's own process without that channel,
+    from the metadata database.
+    """
+    map_index = getattr(ti, "map_index", -1)
+    try:
+        return ti.xcom_pull(task_ids=ti.task_id, key=ERROR_KEY, map_indexes=map_index)
+    except ImportError:  # no Task SDK channel: dag.test()
+        pass
+    except Exception:  # the error is a courtesy: a notice goes out without it
+        return None
+    try:
+        from airflow.models.xcom import XComModel
+        from airflow.utils.session import create_session
+
+        with create_session() as session:
+            row = session.execute(XComModel.get_many(run_id=ti.run_id, key=ERROR_KEY, task_ids=ti.task_id,
+                                                     dag_ids=ti.dag_id, map_indexes=map_index)
+                                  .with_only_columns(XComModel.value)).first()
+        return XComModel.deserialize_value(row) if row else None
+    except Exception:
+        return None
 
 
 class RunAlert:
@@ -73,7 +97,12 @@ class RunAlert:
     def __call__(self, context: Any) -> None:
         details = alert_details(context, self.kind)
         notifier = self.notifier(details)
-        notifier({**context, "passerelle_alert": details})
+        context = {**context, "passerelle_alert": details}
+        if not hasattr(context.get("dag"), "get_template_env"):
+            # dag.test() hands DAG callbacks the scheduler's serialized DAG, which has no template
+            # environment: the notifier then renders with the default one.
+            context.pop("dag", None)
+        notifier(context)
 
     def notifier(self, details: dict[str, str]) -> Any:
         """The notifier for one notice: the configured class, else ``SmtpNotifier``."""
