@@ -36,7 +36,7 @@ def test_note_says_what_was_sent_and_why_rows_were_quarantined():
                     "ean: not a valid EAN-13 (13 digits, check digit) (2), name: name is empty (1), …")
     assert note_text(verb="sent", rows=1, files=1) == "sent 1 row in 1 file; nothing quarantined"
     assert note_text(verb="sent", rows=5, files=2, dry_run=True).startswith("dry run: would have sent 5 rows")
-    assert reason_kind("order WEB-100237 has a rejected line") == "order … has a rejected line"
+    assert reason_kind("order WEB-100237 has a rejected line 7") == "order … has a rejected line …"
 
 
 def test_counts_true_for_full_runs_and_replays():
@@ -217,4 +217,6 @@ def test_orders_run_with_replay_counts_rejects_once_and_links_the_rejects(airflo
     assert _xcom(dr, "import_files", "_link_RejectsLink") == f"{BASE}/errors/{rejects_file}"
     note = _xcom(dr, "propose_reorders", "run_note")
     assert note.startswith("integrated ") and " in 3 files; " in note
-    assert f"{open_rows} row{'s' if open_rows > 1 else ''} quarantined, top reasons: sku: unknown SKU" in note
+    assert f"; {open_rows} row{'s' if open_rows > 1 else ''} quarantined, top reasons: " in note
+    assert "sku: unknown SKU: no article or variant with this reference in the back office (1)" in note
+    assert "order … has a rejected line … (1)" in note

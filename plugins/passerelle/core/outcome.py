@@ -18,8 +18,9 @@ TOP_REASONS = 3
 #: Counts of an entity that are rows sent to the shop (``unchanged`` and ``rejected`` are not).
 SENT_KEYS = ("created", "changed", "removed")
 
-#: A row's own values inside a reason: quoted text, numbers and references of 3 digits or more.
-_VARYING = re.compile(r"'[^']*'|\"[^\"]*\"|#?\b[A-Za-z]*-?\d{3,}[\w./-]*")
+#: A row's own values inside a reason: quoted text, numbers and references of 3 digits or more,
+#: line and row numbers.
+_VARYING = re.compile(r"'[^']*'|\"[^\"]*\"|#?\b[A-Za-z]*-?\d{3,}[\w./-]*|(?<=\bline )\d+|(?<=\brow )\d+")
 
 
 def reason_kind(reason: str) -> str:
