@@ -39,9 +39,14 @@ def count_reasons(reasons: Iterable[tuple[str | None, str, int]]) -> dict[str, i
 
 
 def sent_rows(counts: Mapping[str, Any]) -> int:
-    """Rows a batch sent: per entity, created + changed + removed (a full send counts every row
-    it sends as created or changed, :func:`passerelle.core.differ.diff_entity`)."""
-    return sum(int(c.get(k, 0) or 0) for c in counts.values() if isinstance(c, Mapping) for k in SENT_KEYS)
+    """Rows a batch sent: per entity, created + changed + removed, less the rows refused before
+    sending (``rejected``, counted among the created or changed). A full send counts every row it
+    sends as created or changed (:func:`passerelle.core.differ.diff_entity`)."""
+    total = 0
+    for c in counts.values():
+        if isinstance(c, Mapping):
+            total += max(sum(int(c.get(k, 0) or 0) for k in SENT_KEYS) - int(c.get("rejected", 0) or 0), 0)
+    return total
 
 
 def _n(value: int, word: str) -> str:
