@@ -222,3 +222,65 @@ def test_orders_run_with_replay_counts_rejects_once_and_links_the_rejects(airflo
     assert f"; {open_rows} row{'s' if open_rows > 1 else ''} quarantined, top reasons: " in note
     assert "sku: unknown SKU: no article or variant with this reference in the back office (1)" in note
     assert "order … has a rejected line … (1)" in note
+
+
+@pytest.fixture
+def api_server(airflow_db, tmp_path, monkeypatch):
+    """Airflow's own API server on loopback, on the tests' metadata database, with one user."""
+    import json
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    passwords = tmp_path / "passwords.json"
+    passwords.write_text(json.dumps({"ops": "s3cret-note"}), encoding="utf-8")
+    env = {**os.environ, "AIRFLOW__CORE__AUTH_MANAGER":
+           "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
+           "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "ops:admin",
+           "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
+           "AIRFLOW__API_AUTH__JWT_SECRET": "passerelle-test-secret"}
+    log = open(tmp_path / "api-server.log", "wb")  # closed below
+    proc = subprocess.Popen([sys.executable, "-m", "airflow", "api-server", "--host", "127.0.0.1", "--port",
+                             str(port)], env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/api/v2/monitor/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, (
+                (tmp_path / "api-server.log").read_text(errors="replace")[-3000:])
+            time.sleep(1)
+        monkeypatch.setenv("AIRFLOW_CONN_AIRFLOW_API", f"http://ops:s3cret-note@127.0.0.1:{port}")
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        log.close()
+
+
+def test_the_run_note_is_written_on_the_run_through_the_api(api_server, connections, erp, tmp_path, monkeypatch):
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+
+    cfg = yaml.safe_load((INCLUDE / "config" / "passerelle.yaml").read_text(encoding="utf-8"))
+    cfg["alerts"] = {"api_conn_id": "airflow_api"}
+    path = tmp_path / "passerelle.yaml"
+    path.write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
+    monkeypatch.setenv("PASSERELLE_CONFIG", str(path))
+    from passerelle.flows.report import report_dag
+
+    dr = _run(report_dag(), pendulum.datetime(2026, 11, 21, 6, tz=PARIS), {"dry_run": True})
+    kept = _xcom(dr, "publish_report", "run_note")
+    assert kept.startswith("report report-2026-11-21.html: ") and kept.endswith("(dry run, nothing written)")
+    with create_session() as session:
+        assert session.get(DagRun, dr.id).note == kept
