@@ -144,6 +144,13 @@ def main() -> int:
                 import shutil
 
                 shutil.rmtree(shop_root)
+            if not verbose():
+                # The FTP server logs every command, from its own thread: to the log file, not here.
+                import logging
+
+                ftp_log = logging.getLogger("pyftpdlib")
+                ftp_log.addHandler(logging.FileHandler(LOG, encoding="utf-8"))
+                ftp_log.propagate = False
             with quiet():
                 ftp, stop_ftp = start_ftp(shop_root)
             stops.append(stop_ftp)
