@@ -30,8 +30,13 @@ from passerelle.timetables import flow_timetable
 if TYPE_CHECKING:
     from airflow.sdk import Asset
 
+#: The default owner (``alerts.owner``) and pause before a retry (``timeouts.retry_delay_seconds``).
 OWNER = "passerelle"
 RETRY_DELAY = timedelta(minutes=5)
+
+_WEEKDAYS = {"0": "Sunday", "1": "Monday", "2": "Tuesday", "3": "Wednesday", "4": "Thursday", "5": "Friday",
+             "6": "Saturday", "7": "Sunday", "MON": "Monday", "TUE": "Tuesday", "WED": "Wednesday",
+             "THU": "Thursday", "FRI": "Friday", "SAT": "Saturday", "SUN": "Sunday", "1-5": "weekday"}
 
 Config = Settings | Mapping[str, Any]
 
@@ -94,6 +99,43 @@ def flow_schedule(
     return schedule_for(parse_flow(name, flow_cfg, source=source), timezone, change_asset=change_asset)
 
 
+def cron_words(cron: str, timezone: str) -> str:
+    """A cron expression in words where it is a common one ("every day at 02:00 (Europe/Paris)",
+    "every hour at :15"), else ``cron <expression> (<timezone>)``."""
+    fields = cron.split()
+    if len(fields) == 5 and fields[0].isdigit() and fields[2:4] == ["*", "*"]:
+        minute, hour, _, _, weekday = fields
+        if hour == "*" and weekday == "*":
+            return f"every hour at :{int(minute):02d}"
+        if hour.isdigit():
+            at = f"{int(hour):02d}:{int(minute):02d} ({timezone})"
+            if weekday == "*":
+                return f"every day at {at}"
+            if weekday.upper() in _WEEKDAYS:
+                return f"every {_WEEKDAYS[weekday.upper()]} at {at}"
+        if "," in hour and all(h.isdigit() for h in hour.split(",")) and weekday == "*":
+            times = ", ".join(f"{int(h):02d}:{int(minute):02d}" for h in hour.split(","))
+            return f"every day at {times} ({timezone})"
+    return f"cron {cron} ({timezone})"
+
+
+def schedule_words(flow: FlowSettings, timezone: str) -> str:
+    """The flow's rhythm in words for the DAG's description: "every day at 02:00 (Europe/Paris)"."""
+    parts = []
+    if flow.cron:
+        parts.append(cron_words(flow.cron, timezone))
+    if flow.times:
+        parts.append(f"every day at {', '.join(flow.times)} ({timezone})")
+    if flow.every_minutes:
+        parts.append(f"every {flow.every_minutes} minutes")
+    if flow.on_change:
+        parts.append("on change in the ERP")
+    if flow.after and parts:
+        parts.append(f"after each publish of {', '.join(flow.after)}")
+    text = " and ".join(parts) or "manual only"
+    return text if flow.enabled else f"disabled (was: {text}); manual runs only"
+
+
 def start_datetime(value: date | datetime, timezone: str) -> datetime:
     """*value* as an aware datetime: a date is midnight in *timezone*, a naive datetime is read in it."""
     if not isinstance(value, datetime):
@@ -110,8 +152,14 @@ def flow_settings(name: str, cfg: Config, *, change_asset: Asset | None = None,
     Returns ``schedule`` (:func:`schedule_for`), ``catchup``, ``max_active_runs`` (default 1: a
     manual run started during a scheduled one is queued and waits; a backfill runs in order),
     ``tags``, ``description``, ``params`` (the run form, :func:`passerelle.params.flow_params`),
-    ``default_args`` (owner, retries, retry delay, and the pool when configured) and
-    ``start_date`` when configured (else *default_start*, read in the shop's timezone, if given).
+    ``default_args`` (owner, retries, retry delay, ``execution_timeout``, the task callbacks of
+    :mod:`passerelle.notify`, and the pool when configured), ``dagrun_timeout``, the DAG's
+    ``on_failure_callback`` (one notice per failed run, from ``alerts:``), ``owner_links`` (the
+    contact) and ``start_date`` when configured (else *default_start*), read in the shop's
+    timezone: the DAG carries it, so the UI shows the shop's time.
+
+    Every Passerelle task talks to a server (the back office's database, the shop's), so every
+    task gets the flow's ``execution_timeout`` (``timeouts:``); a hung transfer fails its task.
 
     With ``on_change: true`` the schedule's change Asset carries an ``AssetWatcher`` polling the
     back office (:func:`passerelle.assets.change_watch_asset`). With a ``pool``, tasks also get
@@ -125,11 +173,23 @@ def flow_settings(name: str, cfg: Config, *, change_asset: Asset | None = None,
     :raises ConfigError: only when *cfg* is a dict that does not pass the checks.
     """
     from passerelle.assets import change_watch_asset
+    from passerelle.notify import remember_error, run_failure_callbacks, task_retry_callbacks
 
     settings = as_settings(cfg)
     flow = settings.flow(name)
     timezone = settings.shop.timezone
-    default_args: dict[str, Any] = {"owner": OWNER, "retries": flow.retries, "retry_delay": RETRY_DELAY}
+    alerts, limits = settings.alerts, settings.timeouts
+    default_args: dict[str, Any] = {
+        "owner": alerts.owner,
+        "retries": flow.retries,
+        "retry_delay": timedelta(seconds=limits.retry_delay_seconds),
+        "execution_timeout": timedelta(minutes=limits.task_minutes_of(name)),
+        # Keeps the error for the run's notice; the notice itself is the DAG's (one per failed run).
+        "on_failure_callback": [remember_error],
+    }
+    retry_callbacks = task_retry_callbacks(alerts)
+    if retry_callbacks:
+        default_args["on_retry_callback"] = retry_callbacks
     if flow.pool:
         default_args["pool"] = flow.pool
         default_args["weight_rule"] = "upstream"
@@ -140,14 +200,35 @@ def flow_settings(name: str, cfg: Config, *, change_asset: Asset | None = None,
         "catchup": flow.catchup,
         "max_active_runs": flow.max_active_runs,
         "tags": ["passerelle", name, *extra_tags] + ([] if flow.enabled else ["disabled"]),
-        "description": f"Passerelle {name}: {flow.describe(timezone)}",
-        "params": flow_params(settings.flow_entities(name), replay=name in REPLAY_FLOWS),
+        "description": f"Passerelle {name}: {schedule_words(flow, timezone)}",
+        "params": flow_params(settings.flow_entities(name), replay=name in REPLAY_FLOWS, flow=name),
         "default_args": default_args,
+        "dagrun_timeout": timedelta(minutes=limits.run_minutes_of(name)),
     }
+    failure_callbacks = run_failure_callbacks(alerts)
+    if failure_callbacks:
+        out["on_failure_callback"] = failure_callbacks
+    if alerts.contact:
+        out["description"] += f"; contact: {alerts.contact}"
+        link = owner_link(alerts.contact)
+        if link:
+            out["owner_links"] = {alerts.owner: link}
     start = flow.start_date if flow.start_date is not None else default_start
     if start is not None:
         out["start_date"] = start_datetime(start, timezone)
     return out
+
+
+def owner_link(contact: str) -> str | None:
+    """The contact as a link for the owner's name in the UI (an e-mail becomes ``mailto:``);
+    None for a contact that is neither a mail address nor a web address (a phone number)."""
+    import re
+
+    if re.match(r"^(https?://|mailto:)\S+$", contact):
+        return contact
+    if re.match(r"^[^@\s:/]+@[^@\s]+$", contact):
+        return f"mailto:{contact}"
+    return None
 
 
 def flow_spec(name: str, cfg: Config) -> FlowSettings:

@@ -12,8 +12,25 @@ if TYPE_CHECKING:
     from airflow.sdk import Param
 
 
-def flow_params(entities: list[str] | tuple[str, ...], *, replay: bool = False) -> dict[str, Param]:
+#: What a dry run does, in each flow's own words (the form says only what the DAG does).
+DRY_RUN_TEXT: dict[str, str] = {
+    "orders_in": "Download and read the shop's files and show what would be integrated; integrate nothing, "
+                 "move no file, write no rejects.",
+    "report": "Render the report and show its size; write no file and upload nothing.",
+}
+DEFAULT_DRY_RUN_TEXT = "Compute and show what would be sent; upload nothing and leave the snapshot unchanged."
+
+#: Flows whose run form has no mode nor entities: they read files or summaries, not a snapshot.
+NO_SNAPSHOT_FLOWS = frozenset({"orders_in", "report"})
+
+
+def flow_params(entities: list[str] | tuple[str, ...], *, replay: bool = False,
+                flow: str | None = None) -> dict[str, Param]:
     """The run form shown in the UI ("Trigger Dag" with config) as DAG ``params``.
+
+    With *flow*, the form holds only what that flow's DAG uses, worded for it: ``orders_in``
+    (dry run, replay) and ``report`` (dry run) have no mode nor entities (they keep no snapshot);
+    without it, every field below.
 
     - ``mode``: ``delta`` (only what changed since the shop last received it) or ``full``
       (everything; resets the snapshot);
@@ -26,8 +43,9 @@ def flow_params(entities: list[str] | tuple[str, ...], *, replay: bool = False) 
     from airflow.sdk import Param
 
     section = "Run options"
-    params: dict[str, Param] = {
-        "mode": Param(
+    params: dict[str, Param] = {}
+    if flow not in NO_SNAPSHOT_FLOWS:
+        params["mode"] = Param(
             "delta",
             type="string",
             enum=["delta", "full"],
@@ -38,9 +56,8 @@ def flow_params(entities: list[str] | tuple[str, ...], *, replay: bool = False) 
             title="Mode",
             description="Delta sends only rows whose content changed; full sends every row.",
             section=section,
-        ),
-    }
-    if entities:
+        )
+    if entities and flow not in NO_SNAPSHOT_FLOWS:
         names = list(dict.fromkeys(entities))
         params["entities"] = Param(
             names,
@@ -57,7 +74,7 @@ def flow_params(entities: list[str] | tuple[str, ...], *, replay: bool = False) 
         False,
         type="boolean",
         title="Dry run",
-        description="Compute and show what would be sent; upload nothing and leave the snapshot unchanged.",
+        description=DRY_RUN_TEXT.get(flow or "", DEFAULT_DRY_RUN_TEXT),
         section=section,
     )
     if replay:

@@ -13,6 +13,10 @@ Set AIRFLOW_CONN_PASSERELLE_ERP / AIRFLOW_CONN_PASSERELLE_SHOP to run against re
 configuration is then the project's with that dialect and the shop's section
 (:data:`SHOP_SECTIONS`), written to ``var/demo/passerelle.yaml``; without it, the project's
 configuration as it is.
+
+It prints one line per run (state, duration, the run's note) and a short table; Airflow's task
+logs and the FTP server's log go to ``var/demo.log``, or to the terminal with ``VERBOSE=1``
+(``make demo VERBOSE=1``).
 """
 
 from __future__ import annotations
@@ -22,12 +26,46 @@ import json
 import os
 import subprocess
 import sys
+import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from passerelle import PROJECT_ROOT
 
 VAR = PROJECT_ROOT / "var"
+#: Where the task logs and the FTP server's log go unless VERBOSE=1.
+LOG = VAR / "demo.log"
+
+
+def verbose() -> bool:
+    return os.environ.get("VERBOSE", "").strip().lower() not in ("", "0", "false", "no")
+
+
+@contextmanager
+def quiet() -> Iterator[None]:
+    """Send everything written to stdout and stderr (Airflow's task logs, the FTP server's log, from
+    any thread) to :data:`LOG` meanwhile; nothing changes with VERBOSE=1."""
+    if verbose():
+        yield
+        return
+    LOG.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with open(LOG, "ab") as fh:
+        os.dup2(fh.fileno(), 1)
+        os.dup2(fh.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
 
 
 def _airflow_env() -> None:
@@ -93,9 +131,27 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def _run(dag, when, conf=None) -> str:
-    dr = dag.test(logical_date=when, run_conf=conf or {})
+def _run(name: str, dag, when, conf=None) -> str:
+    """Run *dag* once; print one line: what ran, its state, how long, and the run's note."""
+    started = time.monotonic()
+    with quiet():
+        dr = dag.test(logical_date=when, run_conf=conf or {})
+    note = _run_note(dr) or ""
+    print(f"  {name:<22} {dr.state!s:<8} {time.monotonic() - started:5.0f} s  {note}", flush=True)
     return str(dr.state)
+
+
+def _run_note(dr) -> str | None:
+    """The note the run's last task kept (XCom ``run_note``), if any."""
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    from passerelle.operators.outcome import NOTE_KEY
+
+    with create_session() as session:
+        row = session.execute(XComModel.get_many(run_id=dr.run_id, key=NOTE_KEY, dag_ids=dr.dag_id)
+                              .with_only_columns(XComModel.value)).first()
+    return XComModel.deserialize_value(row) if row else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -110,16 +166,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f"shop formats: {args.shop} (configuration {os.environ['PASSERELLE_CONFIG']})")
     stops = []
     embedded = "AIRFLOW_CONN_PASSERELLE_ERP" not in os.environ
+    if not verbose():
+        LOG.parent.mkdir(parents=True, exist_ok=True)
+        LOG.write_text("", encoding="utf-8")
+        print(f"task and FTP server logs: {LOG} (VERBOSE=1 to see them here)")
     try:
         if embedded:
             server, stop_pg = local_postgres()
             stops.append(stop_pg)
-            erp_dsn = create_database(server, "passerelle_demo", replace=True)
+            # PASSERELLE_DEMO_DB: another database name, so that two demos on one server do not collide.
+            erp_dsn = create_database(server, os.environ.get("PASSERELLE_DEMO_DB", "passerelle_demo"), replace=True)
             from passerelle_demo.seed import seed_database
 
-            with psycopg.connect(erp_dsn) as conn:
+            with quiet(), psycopg.connect(erp_dsn) as conn:
                 counts = seed_database(conn, articles=1000, seed=42)
-            print(f"demo back office: {erp_dsn}  {counts}")
+            print(f"demo back office: {erp_dsn} ({counts.get('article', '?')} articles)"
+                  if isinstance(counts, dict) else f"demo back office: {erp_dsn}")
             os.environ["AIRFLOW_CONN_PASSERELLE_ERP"] = erp_dsn.replace("postgresql://", "postgres://", 1)
         if "AIRFLOW_CONN_PASSERELLE_SHOP" not in os.environ:
             shop_root = VAR / "shop"
@@ -127,29 +189,41 @@ def main(argv: list[str] | None = None) -> int:
                 import shutil
 
                 shutil.rmtree(shop_root)
-            ftp, stop_ftp = start_ftp(shop_root)
+            if not verbose():
+                # The FTP server logs every command, from its own thread: to the log file, not here.
+                import logging
+
+                ftp_log = logging.getLogger("pyftpdlib")
+                ftp_log.addHandler(logging.FileHandler(LOG, encoding="utf-8"))
+                ftp_log.propagate = False
+            with quiet():
+                ftp, stop_ftp = start_ftp(shop_root)
             stops.append(stop_ftp)
             os.environ["AIRFLOW_CONN_PASSERELLE_SHOP"] = ftp.uri()
             print(f"shop FTP server: ftp://{ftp.host}:{ftp.port} (user {ftp.user}), files in {shop_root}")
-        _airflow_env()
+        with quiet():
+            _airflow_env()
 
-        from airflow.dag_processing.dagbag import DagBag
+            from airflow.dag_processing.dagbag import DagBag
 
-        bag = DagBag(str(PROJECT_ROOT / "dags"))
+            bag = DagBag(str(PROJECT_ROOT / "dags"))
         if bag.import_errors:
             raise SystemExit(f"DAG import errors: {bag.import_errors}")
         day = pendulum.now("Europe/Paris").start_of("day").subtract(days=1).add(hours=2)
         results = []
         catalog_id, catalog = _find_dag(bag, "catalog")
-        results.append((f"{catalog_id} (full)", _run(catalog, day, {"mode": "full"})))
+        print("runs:")
+        results.append((f"{catalog_id} (full)", _run(f"{catalog_id} (full)", catalog, day, {"mode": "full"})))
         if embedded:
             from passerelle_demo.seed import apply_demo_changes
 
-            with psycopg.connect(os.environ["AIRFLOW_CONN_PASSERELLE_ERP"].replace("postgres://", "postgresql://")) as c:
+            dsn = os.environ["AIRFLOW_CONN_PASSERELLE_ERP"].replace("postgres://", "postgresql://")
+            with psycopg.connect(dsn) as c:
                 changes = apply_demo_changes(c)
-            print(f"changed in the back office: {changes}")
+            print(f"  changed in the back office: {_short(changes)}")
         # Explicit: dag.test() keeps the previous run's conf in the DAG's params.
-        results.append((f"{catalog_id} (delta)", _run(catalog, day.add(hours=1), {"mode": "delta"})))
+        results.append((f"{catalog_id} (delta)",
+                        _run(f"{catalog_id} (delta)", catalog, day.add(hours=1), {"mode": "delta"})))
         if embedded and "AIRFLOW_CONN_PASSERELLE_SHOP" in os.environ and (VAR / "shop").exists():
             # The shop drops its orders and customers (the samples of docs/formats/inbound.md).
             import shutil
@@ -158,46 +232,56 @@ def main(argv: list[str] | None = None) -> int:
             drop.mkdir(parents=True, exist_ok=True)
             for sample in sorted((PROJECT_ROOT / "include" / "sample" / "inbound").glob("*.csv")):
                 shutil.copy(sample, drop / sample.name)
-            print(f"the shop dropped {len(list(drop.glob('*.csv')))} files in {drop}")
+            print(f"  the shop dropped {len(list(drop.glob('*.csv')))} files in {drop}")
         for flow in ("orders_in", "prices_stock", "order_status", "report"):
             dag_id, dag = _find_dag(bag, flow)
             if dag is not None:
-                results.append((dag_id, _run(dag, day.add(hours=2), {"mode": "delta"} if "mode" in dag.params else {})))
+                conf = {"mode": "delta"} if "mode" in dag.params else {}
+                # The report as if made now: its window ends at its logical moment and must see the runs above.
+                when = pendulum.now("Europe/Paris") if flow == "report" else day.add(hours=2)
+                results.append((dag_id, _run(dag_id, dag, when, conf)))
         _summary(results)
         return 0 if all(state == "success" for _, state in results) else 1
     finally:
-        for stop in reversed(stops):
-            stop()
+        with quiet():
+            for stop in reversed(stops):
+                stop()
+
+
+def _short(changes) -> str:
+    """The demo's changes in a few words (counts, not the references)."""
+    if not isinstance(changes, dict):
+        return str(changes)
+    return ", ".join(f"{k} {len(v) if isinstance(v, (list, tuple, set)) else v}" for k, v in changes.items())
 
 
 def _summary(results) -> None:
+    """A short table: one line per recorded run (rows moved, rejects, bytes), then where the files are."""
     import psycopg
 
+    from passerelle.core.report import rows_moved
+
     dsn = os.environ["AIRFLOW_CONN_PASSERELLE_ERP"].replace("postgres://", "postgresql://", 1)
-    print("\n== Passerelle demo: summary ==")
-    for name, state in results:
-        print(f"  {name:<28} {state}")
     with psycopg.connect(dsn) as conn:
         rows = conn.execute(
-            "SELECT flow, run_key, mode, dry_run, counts, rejects, bytes_sent, bytes_received "
+            "SELECT flow, mode, dry_run, counts, rejects, bytes_sent, bytes_received "
             "FROM passerelle.run_summary ORDER BY id").fetchall()
-    for flow, run_key, mode, dry, counts, rejects, sent, received in rows:
-        totals = {}
-        for c in (counts or {}).values():
-            if isinstance(c, dict):
-                for k, v in c.items():
-                    if isinstance(v, (int, float)):
-                        totals[k] = totals.get(k, 0) + v
-        print(f"  {flow:<14} {mode or '':<6} {json.dumps(totals)}  rejects {rejects}  sent {sent} B  "
-              f"received {received} B")
+    failed = [name for name, state in results if state != "success"]
+    print(f"\n== Passerelle demo: {len(results) - len(failed)} of {len(results)} runs succeeded"
+          + (f" (failed: {', '.join(failed)})" if failed else "") + " ==")
+    print(f"  {'flow':<14} {'mode':<6} {'rows':>7} {'rejects':>8} {'sent':>10} {'received':>10}")
+    for flow, mode, dry, counts, rejects, sent, received in rows:
+        print(f"  {flow:<14} {(mode or '-') + (' dry' if dry else ''):<6} {rows_moved(counts):>7} {rejects or 0:>8} "
+              f"{sent or 0:>9}B {received or 0:>9}B")
     shop = VAR / "shop"
     if shop.exists():
-        files = sorted(p for p in shop.rglob("*") if p.is_file())
-        print(f"\nThe shop's files ({len(files)}) are in {shop}:")
-        for p in files[:25]:
-            print(f"  {p.relative_to(shop)}  ({p.stat().st_size} bytes)")
-        if len(files) > 25:
-            print(f"  ... and {len(files) - 25} more")
+        files = [p for p in shop.rglob("*") if p.is_file()]
+        folders: dict[str, int] = {}
+        for p in files:
+            top = p.relative_to(shop).parts[0] if len(p.relative_to(shop).parts) > 1 else "."
+            folders[top] = folders.get(top, 0) + 1
+        print(f"\nThe shop's files: {len(files)} in {shop} ("
+              + ", ".join(f"{k}/ {v}" for k, v in sorted(folders.items())) + ")")
 
 
 if __name__ == "__main__":

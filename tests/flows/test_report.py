@@ -7,6 +7,7 @@ import re
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pendulum
 import pytest
@@ -31,11 +32,18 @@ UTC = timezone.utc
 # --------------------------------------------------------------------------- pure pieces
 
 
-def test_window_is_whole_local_days_before_the_report_day_across_dst():
+def test_window_is_the_report_day_and_whole_local_days_before_it_across_dst():
     days, start, end = window(date(2026, 10, 27), 3, PARIS)
-    assert days == [date(2026, 10, 24), date(2026, 10, 25), date(2026, 10, 26)]
+    assert days == [date(2026, 10, 24), date(2026, 10, 25), date(2026, 10, 26), date(2026, 10, 27)]
     assert start.astimezone(UTC) == datetime(2026, 10, 23, 22, tzinfo=UTC)  # midnight CEST
-    assert end.astimezone(UTC) == datetime(2026, 10, 26, 23, tzinfo=UTC)  # midnight CET
+    assert end.astimezone(UTC) == datetime(2026, 10, 27, 23, tzinfo=UTC)  # midnight CET after the day
+    # Until the run's moment: the day just ended whole, the report's day until then.
+    _, _, until = window(date(2026, 10, 27), 3, PARIS, until=datetime(2026, 10, 27, 5, tzinfo=UTC))
+    assert until == datetime(2026, 10, 27, 6, tzinfo=ZoneInfo(PARIS))
+    # A moment after the day (a rerun of a past date) ends at midnight; one before it, at its start.
+    assert window(date(2026, 10, 27), 3, PARIS, until=datetime(2026, 11, 2, tzinfo=UTC))[2] == end
+    assert window(date(2026, 10, 27), 3, PARIS, until=datetime(2026, 10, 20, tzinfo=UTC))[2] == datetime(
+        2026, 10, 27, tzinfo=ZoneInfo(PARIS))
     with pytest.raises(ValueError, match="days must be at least 1"):
         window(date(2026, 10, 27), 0, PARIS)
 
@@ -115,6 +123,7 @@ def _seed(erp) -> None:
         ("orders_in", "o1", {"order": {"integrated": 6}}, 1, 0, 12_345, _paris(2026, 11, 20, 10, 15), 15),
         ("catalog", "old", {"article": {"created": 99}}, 0, 1, 0, _paris(2026, 10, 21, 23, 59), 1),  # before
         ("catalog", "late", {"article": {"created": 77}}, 0, 1, 0, _paris(2026, 11, 21, 0, 0), 1),  # the day itself
+        ("catalog", "after", {"article": {"created": 55}}, 0, 1, 0, _paris(2026, 11, 21, 7, 0), 1),  # after the run
     ]
     for flow, run_id, counts, rejects, sent, received, finished, seconds in runs:
         erp.execute(
@@ -131,7 +140,8 @@ def _seed(erp) -> None:
         ("P1", "phone", "order", "confirmed", _paris(2026, 11, 19, 11, 0), "40.00"),
         ("W3", "web", "order", "cancelled", _paris(2026, 11, 20, 12, 0), "777.00"),  # cancelled: not a sale
         ("Q1", "store", "quote", "quote", _paris(2026, 11, 20, 12, 0), "888.00"),  # a quote: not a sale
-        ("W4", "web", "order", "confirmed", _paris(2026, 11, 21, 0, 30), "666.00"),  # the report's day: later
+        ("W4", "web", "order", "confirmed", _paris(2026, 11, 21, 0, 30), "666.00"),  # the report's day, before 06:00
+        ("W5", "web", "order", "confirmed", _paris(2026, 11, 21, 6, 30), "555.00"),  # after the run's moment
     ]
     for number, origin, kind, status, when, total in orders:
         erp.execute(
@@ -170,15 +180,17 @@ def test_daily_report_puts_the_page_on_the_server_and_keeps_it_locally(report, r
     # Self-contained: charts inline, nothing fetched.
     assert page.count("<svg") == 4
     assert "<script" not in page and not re.search(r'(src|href)="https?:', page)
-    # Flows with their runs in the window (the run before the window and the one on the day are not counted).
-    assert re.search(r"<td>catalog</td><td class=\"n\">2</td>", page)
+    # Flows with their runs in the window: the day just ended, the 30 before and the report's day until 06:00
+    # (the run before the window and the one after the run's moment are not counted).
+    assert re.search(r"<td>catalog</td><td class=\"n\">3</td>", page)
     assert re.search(r"<td>prices_stock</td><td class=\"n\">1</td>", page)
     assert "<td>orders_in</td>" in page and f"12,3{NBSP}kB" in page  # bytes received
-    # Sales: web 150.00 + 99.90 on the 20th; store 1234.50 + phone 40.00; cancelled, quotes, later days left out.
-    assert f"249,90{NBSP}€" in page
+    # Sales: web 150.00 + 99.90 on the 20th, 666.00 on the 21st before 06:00; store 1234.50 + phone 40.00;
+    # cancelled, quotes, the order after the run's moment left out.
+    assert f"915,90{NBSP}€" in page
     assert f"1{NBSP}274,50{NBSP}€" in page  # store total (store + phone)
     assert f"1{NBSP}234,50{NBSP}€" in page  # the 20th, store
-    for left_out in ("777,00", "888,00", "666,00"):
+    for left_out in ("777,00", "888,00", "555,00"):
         assert left_out not in page
     # Stock alerts.
     assert "ART-000001" in page
@@ -187,7 +199,8 @@ def test_daily_report_puts_the_page_on_the_server_and_keeps_it_locally(report, r
     summary = erp.execute("SELECT run_key, bytes_sent, counts FROM passerelle.run_summary WHERE flow = 'report'"
                           ).fetchone()
     assert summary[0] == "2026-11-21" and summary[1] == len(page.encode("utf-8"))
-    assert summary[2]["report"]["orders"] == 4 and summary[2]["report"]["runs"] == 4
+    assert summary[2]["report"]["orders"] == 5 and summary[2]["report"]["runs"] == 5
+    assert local.stat().st_mode & 0o777 == 0o644  # readable by a web server serving the folder
 
     # Made again for the same day: the same page, byte for byte.
     remote.unlink()

@@ -25,6 +25,7 @@ from passerelle import INCLUDE
 from passerelle.config.base import ConfigError, Section, config_error, fail
 from passerelle.config.flows import DEFAULT_ENTITIES, FlowSettings, FlowsSection
 from passerelle.config.sections import (
+    AlertsSection,
     CatalogSection,
     ImagesSection,
     InboundSection,
@@ -32,6 +33,7 @@ from passerelle.config.sections import (
     ShopifySection,
     ShopSection,
     StockSection,
+    TimeoutsSection,
     WoocommerceSection,
 )
 
@@ -54,6 +56,10 @@ class Settings(Section):
     woocommerce: WoocommerceSection = Field(default_factory=WoocommerceSection)
     shopify: ShopifySection = Field(default_factory=ShopifySection)
     flows: FlowsSection = Field(default_factory=lambda: FlowsSection.model_validate({}))
+    #: Owner, contact and failure/retry notices (Airflow notifiers).
+    alerts: AlertsSection = Field(default_factory=AlertsSection)
+    #: Task and run time limits, pause before a retry.
+    timeouts: TimeoutsSection = Field(default_factory=TimeoutsSection)
 
     _source: str = PrivateAttr(DEFAULT_SOURCE)
 

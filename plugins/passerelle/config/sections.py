@@ -464,3 +464,135 @@ __all__ = [
     "CatalogSection", "ImageFormatSection", "ImagesSection", "InboundSection", "OptionNames", "PrestashopSection",
     "ShopSection", "ShopifySection", "StockSection", "WoocommerceSection", "check_bool",
 ]
+
+
+# --------------------------------------------------------------------------- alerts and timeouts
+
+#: The flows the ``timeouts.flows`` overrides may name (``passerelle.config.flows.FLOW_NAMES``).
+_TIMEOUT_FLOWS = ("catalog", "customers", "prices_stock", "orders_in", "order_status", "report")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
+
+
+def _emails(value: Any) -> tuple[str, ...]:
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)):
+        raise fail(f"expected an e-mail address or a list of them such as [ops@example.com], got {value!r}")
+    out: list[str] = []
+    for i, item in enumerate(items):
+        if not isinstance(item, str) or not _EMAIL.match(item.strip()):
+            raise fail(f"{item!r} is not an e-mail address; expected e.g. ops@example.com", key=i)
+        out.append(item.strip())
+    return tuple(out)
+
+
+def _class_path(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not re.match(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)+$", value):
+        raise fail(f"expected a notifier class path such as "
+                   f"\"airflow.providers.slack.notifications.slack.SlackNotifier\", got {value!r}")
+    return value
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+        raise fail(f"expected a mapping of keyword arguments such as {{channel: \"#ops\"}}, got {value!r}")
+    return dict(value)
+
+
+def _optional(check: Any) -> Any:
+    return lambda value: None if value is None else check(value)
+
+
+class AlertsSection(Section):
+    """``alerts``: who owns the flows, and who hears when a run fails (Airflow notifiers).
+
+    A failed run sends one notice (DAG-level ``on_failure_callback``), not one per retry; a notice
+    per task retry only with ``on_retry: true``. The notice goes by mail through the SMTP
+    connection ``smtp_conn_id`` to ``to``, unless ``notifier`` names another notifier class (its
+    ``notifier_kwargs`` given as is). Nothing is sent while neither ``to`` nor ``notifier`` is set.
+    """
+
+    on_failure: Bool = True
+    on_retry: Bool = False
+    smtp_conn_id: Annotated[str, BeforeValidator(text("\"smtp_default\""))] = "smtp_default"
+    to: Annotated[tuple[str, ...], BeforeValidator(_emails)] = ()
+    #: Sender; default: the SMTP connection's ``from_email`` extra.
+    from_email: Annotated[str | None, BeforeValidator(lambda v: v if v is None else _emails(v)[0])] = None
+    owner: Annotated[str, BeforeValidator(text("\"Data team\""))] = "passerelle"
+    contact: Annotated[str, BeforeValidator(lambda v: "" if v is None else text("\"data@example.com\"")(v))] = ""
+    notifier: Annotated[str | None, BeforeValidator(_class_path)] = None
+    notifier_kwargs: Annotated[dict[str, Any], BeforeValidator(_mapping)] = {}  # noqa: RUF012
+    #: HTTP connection to the Airflow API server (login, password) through which a run writes its
+    #: note; unset: the note is logged and kept as the XCom ``run_note`` only.
+    api_conn_id: Annotated[str | None, BeforeValidator(_optional(text("\"airflow_api\"")))] = None
+
+    @model_validator(mode="after")
+    def _kwargs_need_notifier(self) -> AlertsSection:
+        if self.notifier_kwargs and not self.notifier:
+            raise fail("given without alerts.notifier; name the notifier class they are for",
+                       key="notifier_kwargs")
+        return self
+
+    @property
+    def active(self) -> bool:
+        """Whether a notice has somewhere to go."""
+        return bool(self.to or self.notifier)
+
+
+class FlowTimeouts(Section):
+    """``timeouts.flows.<flow>``: a flow's own limits (minutes), over the section's defaults."""
+
+    task_minutes: Annotated[int | None, BeforeValidator(_optional(whole(1, 24 * 60, "minutes")))] = None
+    run_minutes: Annotated[int | None, BeforeValidator(_optional(whole(1, 7 * 24 * 60, "minutes")))] = None
+
+
+#: Defaults per flow where the section's are not enough: the catalog renders photos.
+DEFAULT_FLOW_TIMEOUTS = {"catalog": {"task_minutes": 120, "run_minutes": 240}}
+
+
+class TimeoutsSection(Section):
+    """``timeouts``: how long a task that talks to a server (``execution_timeout``) and a whole run
+    (``dagrun_timeout``) may last before Airflow stops it, and the pause before a retry.
+
+    A server that hangs (a stalled FTP transfer) then fails the task, which is retried and, at the
+    end, fails the run: one alert, within ``run_minutes``.
+    """
+
+    task_minutes: Annotated[int, BeforeValidator(whole(1, 24 * 60, "minutes"))] = 30
+    run_minutes: Annotated[int, BeforeValidator(whole(1, 7 * 24 * 60, "minutes"))] = 120
+    retry_delay_seconds: Annotated[int, BeforeValidator(whole(0, 24 * 3600, "seconds"))] = 300
+    flows: dict[str, FlowTimeouts] = {}  # noqa: RUF012
+
+    @field_validator("flows", mode="before")
+    @classmethod
+    def _known_flows(cls, value: Any) -> Any:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise fail(f"expected a mapping of flow names to limits such as {{catalog: {{task_minutes: 60}}}}, "
+                       f"got {value!r}")
+        for name in value:
+            if name not in _TIMEOUT_FLOWS:
+                raise fail(f"{name!r} is not a flow; expected one of {', '.join(_TIMEOUT_FLOWS)}"
+                           f"{did_you_mean(name, _TIMEOUT_FLOWS)}", key=name)
+        return value
+
+    def task_minutes_of(self, flow: str) -> int:
+        """*flow*'s ``execution_timeout`` in minutes: its own, else the section's if set in the
+        file, else the flow's default (:data:`DEFAULT_FLOW_TIMEOUTS`), else the section's default."""
+        return self._minutes(flow, "task_minutes")
+
+    def run_minutes_of(self, flow: str) -> int:
+        """*flow*'s ``dagrun_timeout`` in minutes (same order as :meth:`task_minutes_of`)."""
+        return self._minutes(flow, "run_minutes")
+
+    def _minutes(self, flow: str, key: str) -> int:
+        own = self.flows.get(flow)
+        if own is not None and getattr(own, key) is not None:
+            return getattr(own, key)
+        if key in self.model_fields_set:
+            return getattr(self, key)
+        return DEFAULT_FLOW_TIMEOUTS.get(flow, {}).get(key, getattr(self, key))

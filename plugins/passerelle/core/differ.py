@@ -151,7 +151,8 @@ def diff_entity(conn: psycopg.Connection, batch_id: int, entity: Entity, *, full
 
     The row hash is md5 of the view row's text form: any change to any exported column
     changes it. A full send records every current row (as created or changed) and the
-    removed ones, so that the shop can deactivate what left the selection.
+    removed ones, so that the shop can deactivate what left the selection; its counts say so
+    (a row unchanged since the snapshot but sent again counts as changed, none as unchanged).
     """
     a = entity.alias
     sql = f"""
@@ -174,11 +175,13 @@ def diff_entity(conn: psycopg.Connection, batch_id: int, entity: Entity, *, full
     SELECT op, count(*) FROM diff GROUP BY op
     """
     rows = dict(conn.execute(sql, {"batch": batch_id, "entity": entity.name, "full": full}).fetchall())
+    # The counts say what was sent: a full send sends its unchanged rows again, as changes.
+    same = rows.get("=", 0)
     return {
         "created": rows.get("C", 0),
-        "changed": rows.get("U", 0),
+        "changed": rows.get("U", 0) + (same if full else 0),
         "removed": rows.get("D", 0),
-        "unchanged": rows.get("=", 0),
+        "unchanged": 0 if full else same,
     }
 
 

@@ -148,16 +148,28 @@ class ReportData:
         return sum(s.web_orders + s.store_orders for s in self.sales)
 
 
-def window(day: date, days: int, timezone: str) -> tuple[list[date], datetime, datetime]:
-    """The *days* whole local days before *day*, and their bounds as aware datetimes
-    (midnight shop time of the first day, midnight of *day*, excluded)."""
+def window(day: date, days: int, timezone: str, *,
+           until: datetime | None = None) -> tuple[list[date], datetime, datetime]:
+    """The report's *day* and the *days* whole local days before it, and their bounds as aware
+    datetimes: midnight shop time of the first day, and the end, *until* (the run's logical
+    moment: a report made at 06:00, or after a day of runs, shows the day so far) if it falls on
+    *day*, else midnight after *day* (excluded).
+
+    The day just ended is always inside: the report of the 21st at 06:00 covers 22/10 to 20/11
+    whole and the 21st until 06:00. Made again for the same logical moment, it reads the same rows.
+    """
     if days < 1:
         raise ValueError(f"days must be at least 1, got {days}")
     tz = ZoneInfo(timezone)
     first = day - timedelta(days=days)
-    dates = [first + timedelta(days=i) for i in range(days)]
+    dates = [first + timedelta(days=i) for i in range(days + 1)]
     start = datetime(first.year, first.month, first.day, tzinfo=tz)
-    end = datetime(day.year, day.month, day.day, tzinfo=tz)
+    after = day + timedelta(days=1)
+    end = datetime(after.year, after.month, after.day, tzinfo=tz)
+    if until is not None:
+        if until.tzinfo is None:
+            raise ValueError(f"until must be an aware datetime, got {until!r}")
+        end = max(min(end, until.astimezone(tz)), datetime(day.year, day.month, day.day, tzinfo=tz))
     return dates, start, end
 
 
@@ -217,9 +229,10 @@ def sales_by_day(rows: Iterable[tuple[date, bool, int, Decimal]], days: Sequence
 
 
 def collect_report(conn: Any, *, day: date, days: int = 30, timezone: str = "Europe/Paris",
-                   alerts_shown: int = 50) -> ReportData:
-    """Read the run summaries, sales and stock alerts of the window before *day* (psycopg 3)."""
-    dates, start, end = window(day, days, timezone)
+                   alerts_shown: int = 50, until: datetime | None = None) -> ReportData:
+    """Read the run summaries, sales and stock alerts of *day* (until *until*) and the *days*
+    before it (:func:`window`; psycopg 3)."""
+    dates, start, end = window(day, days, timezone, until=until)
     bounds = {"start": start, "end": end, "tz": timezone}
     runs = [RunRow(*row) for row in conn.execute(RUNS_SQL, bounds).fetchall()]
     flows, runs_per_day, rows_per_day = summarise_runs(runs, dates, timezone)

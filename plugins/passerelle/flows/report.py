@@ -25,7 +25,6 @@ def report_dag(dag_id: str = "report") -> DAG:
     """The ``report`` flow: rhythm and run form from ``flows.report`` (default daily at 06:00)."""
     settings = load_settings()  # the whole file checked: any mistake fails this DAG's import
     arguments = flow_settings("report", settings, default_start=date(*DEFAULT_START))
-    arguments["params"].pop("mode", None)  # a report has no delta: the form keeps only "dry run"
     with DAG(dag_id=dag_id, render_template_as_native_obj=True, doc_md=__doc__, **arguments) as dag:
         PublishReportOperator(task_id="publish_report", dry_run="{{ params.dry_run }}",
                               pool=settings.ftp_pool("report"))

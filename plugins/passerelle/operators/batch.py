@@ -20,6 +20,7 @@ from airflow.sdk.exceptions import AirflowSkipException
 
 from passerelle.core.values import parse_bool
 from passerelle.operators.common import ErpMixin, ShopMixin, check_mode
+from passerelle.operators.outcome import BATCH_LINKS, OutcomeMixin
 
 #: A batch folder, or a ``.part`` upload, left unfinished this long ago was abandoned (a failed or killed run).
 ABANDONED_AFTER = datetime.timedelta(days=1)
@@ -69,7 +70,7 @@ class BuildBatchOperator(ErpMixin, BaseOperator):
         return [{k: f[k] for k in ("name", "rows", "bytes")} for f in files]
 
 
-class PublishBatchOperator(ErpMixin, ShopMixin, BaseOperator):
+class PublishBatchOperator(OutcomeMixin, ErpMixin, ShopMixin, BaseOperator):
     """Upload a batch's files to the shop: temporary name, size check, rename; manifest last.
 
     :param batch: the build task's return value (templated; an XComArg).
@@ -92,6 +93,8 @@ class PublishBatchOperator(ErpMixin, ShopMixin, BaseOperator):
     """
 
     template_fields: Sequence[str] = ("batch", "folder", "extra")
+    #: Links to the batch folder and its manifest (with ``shop.public_base_url``).
+    operator_extra_links = BATCH_LINKS
 
     def __init__(self, *, batch: Any, shop_conn_id: str | None = None, erp_conn_id: str | None = None,
                  folder: str | None = None, config_path: str | None = None, extra: Any = None, **kwargs) -> None:
@@ -139,11 +142,14 @@ class PublishBatchOperator(ErpMixin, ShopMixin, BaseOperator):
             unfinished = self._housekeeping(shop, base, batch["batch_id"])
         sent = sum(f.bytes for f in done)
         self.log.info("published %d files (%d bytes) to %s", len(done), sent, folder)
+        self.link(batch_folder=folder + "/", manifest=posixpath.join(folder, "manifest.json"))
         result = {"folder": folder, "published": len(done), "bytes": sent}
         if unfinished:
             result["unfinished_folders"] = unfinished
         if not done:
             return self._unannounced(context, result, "no file to send, the manifest alone uploaded")
+        self.announce(context, {"batch_id": batch["batch_id"], "run_key": batch["run_key"], "mode": batch["mode"],
+                                "folder": folder, "files": len(done), "bytes": sent, "counts": batch["counts"]})
         return result
 
     def _housekeeping(self, shop: Any, base: str, keep: int) -> list[str]:
@@ -179,7 +185,7 @@ class PublishBatchOperator(ErpMixin, ShopMixin, BaseOperator):
         raise AirflowSkipException(f"{why}: {assets} not updated")
 
 
-class ConfirmBatchOperator(ErpMixin, BaseOperator):
+class ConfirmBatchOperator(OutcomeMixin, ErpMixin, BaseOperator):
     """Advance the snapshot to the published batch and record the run's summary.
 
     :param batch: the build task's return value (templated).
@@ -203,6 +209,7 @@ class ConfirmBatchOperator(ErpMixin, BaseOperator):
 
     def execute(self, context: Any) -> dict:
         from passerelle.core.differ import confirm_batch
+        from passerelle.core.outcome import batch_reasons, note_text, sent_rows
         from passerelle.core.summary import record_run
 
         batch = _check_batch(self.batch)
@@ -220,6 +227,11 @@ class ConfirmBatchOperator(ErpMixin, BaseOperator):
         totals = {k: sum(c.get(k, 0) for c in batch["counts"].values())
                   for k in ("created", "changed", "removed", "unchanged", "rejected")}
         self.log.info("run summary: %s%s", totals, " (dry run)" if dry else "")
+        reasons = batch_reasons(self.erp, batch["batch_id"])
+        self.erp.rollback()  # end the read transaction
+        files = batch.get("files") or []
+        self.say(context, note_text(verb="sent", rows=sent_rows(batch["counts"]), files=len(files),
+                                    quarantined=rejects, reasons=reasons, dry_run=dry), reasons)
         return {"batch_id": batch["batch_id"], "snapshot_advanced": advanced, **totals}
 
 

@@ -18,6 +18,7 @@ from airflow.sdk import BaseOperator
 
 from passerelle.core.values import parse_bool
 from passerelle.operators.common import ErpMixin, ShopMixin, run_key
+from passerelle.operators.outcome import INBOUND_LINKS, OutcomeMixin
 
 #: The flow's name in the configuration and in ``passerelle.run_summary``.
 FLOW = "orders_in"
@@ -67,7 +68,7 @@ def inbound_names(names: Iterable[str]) -> list[str]:
     return sorted(out)
 
 
-class ImportOrdersOperator(ErpMixin, ShopMixin, BaseOperator):
+class ImportOrdersOperator(OutcomeMixin, ErpMixin, ShopMixin, BaseOperator):
     """Integrate the shop's inbound files, then (optionally) replay the quarantine.
 
     Each file is first claimed by a rename on the server into ``<shop.inbound_dir>/.claimed/``
@@ -89,6 +90,8 @@ class ImportOrdersOperator(ErpMixin, ShopMixin, BaseOperator):
     """
 
     template_fields: Sequence[str] = ("replay_quarantine", "dry_run")
+    #: Link to the rejects file this run wrote (the errors folder when it wrote several).
+    operator_extra_links = INBOUND_LINKS
 
     def __init__(self, *, replay_quarantine: Any = False, dry_run: Any = False, erp_conn_id: str | None = None,
                  shop_conn_id: str | None = None, config_path: str | None = None, **kwargs) -> None:
@@ -102,6 +105,7 @@ class ImportOrdersOperator(ErpMixin, ShopMixin, BaseOperator):
     def execute(self, context: Any) -> dict:
         from passerelle.core import integrate as core
         from passerelle.core.inbound import InboundError, read_inbound
+        from passerelle.core.outcome import inbound_totals, quarantine_reasons
         from passerelle.hooks.shop import FileVanished, FolderMissing
 
         dry = parse_bool(self.dry_run, "dry_run", default=False)
@@ -167,13 +171,17 @@ class ImportOrdersOperator(ErpMixin, ShopMixin, BaseOperator):
         for r in replayed:
             self.log.info("replayed %s: %d rows integrated, %d still open", r["file"], r["rows_replayed"],
                           r["rows_still_open"])
-        totals: dict[str, int] = {}
-        parts = [f.get("counts", {}) for f in files]
-        parts += [{k: v for k, v in r.items() if isinstance(v, int) and k != "file_id"} for r in replayed]
-        for part in parts:
-            for k, v in part.items():
-                totals[k] = totals.get(k, 0) + int(v)
-        return {"files": files, "replayed": replayed, "counts": totals, "bytes_received": received, "dry_run": dry}
+        totals = inbound_totals(files, replayed)  # a replay does not count again the rows it leaves open
+        integrated = [f["file_id"] for f in files if f.get("status") == "integrated"]
+        reasons = quarantine_reasons(self.erp, integrated) if integrated else {}
+        self.erp.rollback()  # end the read transaction
+        self.warn(reasons)
+        written = [f["rejects_file"] for f in files if f.get("rejects_file")]
+        if written:
+            self.link(rejects=posixpath.join(folders["errors_dir"], written[0]) if len(written) == 1
+                      else folders["errors_dir"] + "/")
+        return {"files": files, "replayed": replayed, "counts": totals, "bytes_received": received, "dry_run": dry,
+                "reasons": reasons}
 
     def _claim(self, shop, path: str, claimed_dir: str, name: str) -> str | None:
         """Take the file out of the inbound folder by a rename on the server, before reading it: a
@@ -244,7 +252,7 @@ class ImportOrdersOperator(ErpMixin, ShopMixin, BaseOperator):
         return dst
 
 
-class ProposeReordersOperator(ErpMixin, BaseOperator):
+class ProposeReordersOperator(OutcomeMixin, ErpMixin, BaseOperator):
     """Reorder proposals after integration, then the run summary.
 
     :param imported: the import task's XCom (templated).
@@ -263,6 +271,7 @@ class ProposeReordersOperator(ErpMixin, BaseOperator):
 
     def execute(self, context: Any) -> dict:
         from passerelle.core.integrate import propose_reorders
+        from passerelle.core.outcome import note_text
         from passerelle.core.summary import record_run
 
         imported = self.imported or {}
@@ -278,6 +287,11 @@ class ProposeReordersOperator(ErpMixin, BaseOperator):
                    started_at=getattr(context.get("dag_run"), "start_date", None))
         self.erp.commit()
         self.log.info("%d reorder proposals; run counts %s", proposals, counts)
+        rows = max(int(counts.get("rows_read", 0)) - int(counts.get("rejected_rows", 0)), 0)
+        more = [f"{counts['rows_replayed']} quarantined rows replayed"] if counts.get("rows_replayed") else []
+        self.say(context, note_text(verb="integrated", rows=rows, files=counts["files"],
+                                    quarantined=int(counts.get("rejected_rows", 0)), reasons=imported.get("reasons"),
+                                    dry_run=dry, more=more))
         return counts
 
 

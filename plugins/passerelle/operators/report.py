@@ -17,23 +17,30 @@ from airflow.sdk import BaseOperator
 
 from passerelle.core.values import parse_bool
 from passerelle.operators.common import ErpMixin, ShopMixin, run_day
+from passerelle.operators.outcome import REPORT_LINKS, OutcomeMixin
 
 
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write *data* to *path* through a temporary file in the same folder, then rename."""
+def write_atomically(path: Path, data: bytes, *, mode: int = 0o644) -> None:
+    """Write *data* to *path* through a temporary file in the same folder, then rename; the file
+    gets *mode* (default 0644: a web server serving the folder can read it)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
+        os.chmod(tmp, mode)  # mkstemp makes it 0600
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
-class PublishReportOperator(ErpMixin, ShopMixin, BaseOperator):
+class PublishReportOperator(OutcomeMixin, ErpMixin, ShopMixin, BaseOperator):
     """Render the report for the run's day, upload it to the shop's server, keep a local copy.
+
+    The page covers the run's day until the run's logical moment and the ``days`` whole days
+    before (:func:`passerelle.core.report.window`); it is linked from the task ("Report") when
+    ``shop.public_base_url`` is set.
 
     :param dry_run: render and log, write and upload nothing (templated).
     :param erp_conn_id: the back office's Postgres connection; default ``shop.erp_conn_id``.
@@ -42,6 +49,7 @@ class PublishReportOperator(ErpMixin, ShopMixin, BaseOperator):
     """
 
     template_fields: Sequence[str] = ("dry_run",)
+    operator_extra_links = REPORT_LINKS
 
     def __init__(self, *, dry_run: Any = False, erp_conn_id: str | None = None, shop_conn_id: str | None = None,
                  config_path: str | None = None, **kwargs: Any) -> None:
@@ -60,7 +68,8 @@ class PublishReportOperator(ErpMixin, ShopMixin, BaseOperator):
         options = report_settings(self.settings)
         timezone = self.settings.shop.timezone
         day = run_day(context, timezone)
-        data = collect_report(self.erp, day=day, days=options["days"], timezone=timezone)
+        until = context.get("logical_date") or getattr(context.get("dag_run"), "run_after", None)
+        data = collect_report(self.erp, day=day, days=options["days"], timezone=timezone, until=until)
         self.erp.rollback()  # end the read transaction
         content = render_html(data).encode("utf-8")
         name = f"report-{day.isoformat()}.html"
@@ -78,12 +87,15 @@ class PublishReportOperator(ErpMixin, ShopMixin, BaseOperator):
             self.log.info("report %s: %d bytes, kept in %s and put on the shop's server as %s", name,
                           len(content), local, remote)
             result.update(remote=remote, local=str(local))
+            self.link(report=remote)
         dag_run = context.get("dag_run")
         record_run(self.erp, flow="report", dag_run_id=context["run_id"], run_key=day.isoformat(), mode=None,
                    dry_run=dry, counts={"report": {"runs": data.total_runs, "orders": data.total_orders,
                                                    "stock_alerts": data.stock_alert_count}},
                    bytes_sent=0 if dry else len(content), started_at=getattr(dag_run, "start_date", None))
         self.erp.commit()
+        self.say(context, f"report {name}: {data.total_runs} runs, {data.total_orders} orders, "
+                          f"{data.stock_alert_count} stock alerts" + (" (dry run, nothing written)" if dry else ""))
         return result
 
 
