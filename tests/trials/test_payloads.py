@@ -183,9 +183,6 @@ def test_rich_text_is_sanitised_in_every_dialect(payload_run):
     assert payload_run["rich"] == [], payload_run["rich"][:10]
 
 
-@pytest.mark.xfail(strict=True, reason="plain-text cells (names, sizes, cities) are written as they are "
-                                       "(docs/formats/generic.md, 'values as written'), markup included; issue #12 "
-                                       "wants none in any file: a decision for the lead, then remove this marker")
 def test_no_markup_in_plain_text_cells_either(payload_run):
     assert payload_run["plain"] == [], payload_run["plain"][:10]
 
