@@ -71,6 +71,12 @@ def test_shopify_orders_must_add_up_to_the_shops_own_totals():
                                        "+ Taxes = 40.83 (excluding them)")
     assert reasons["Taxes"].startswith("Taxes 5.83 but the tax lines (Tax 1 Value ...) add up to 4.00")
     assert reasons["Name"] == "order #7001 has a rejected line 2"
+    # No Subtotal (its column lost): whether prices include taxes cannot be told; refused, not guessed.
+    alone = read_inbound("s.csv", shopify_file([{**ORDER, "Subtotal": "", **LINE_A}, LINE_B]))
+    assert alone.orders.empty
+    assert alone.rejects[["line", "field", "value"]].values.tolist()[0] == [2, "Total", "35.00"]
+    assert alone.rejects.reason.iloc[0].startswith("Total 35.00 but no Subtotal (Shopify writes it on the order's "
+                                                   "first row; the order's lines in this file + Shipping = 35.00)")
 
 
 def test_the_real_export_as_read():
@@ -115,3 +121,27 @@ def test_lines_without_sku_and_vat_resolved_without_a_database():
     w = resolve_vat(r, {**rates, "ART-000006": 10.0})
     assert w.orders.set_index("shop_order_id").loc["#1012", "vat_disagreement"] == (
         "VAT differs: line 5 ART-000006: shop 5.5%/20%, back office 10%")
+
+
+def test_generic_orders_must_add_up_to_their_stated_payment():
+    """The generic file's only stated total is payment_amount: an order whose lines, shipping and
+    discount do not make it (a shipping column lost, a line cut) is refused with both figures; one
+    that does is taken, and so is one with no amount stated (it defaults to the computed total)."""
+    header = ("shop_order_id,order_date,status,email,sku,quantity,unit_price_excl_vat,vat_rate,shipping_excl_vat,"
+              "payment_amount\n")
+    good = header + "W1,2026-11-20,paid,a@b.fr,ART-000001,2,10.00,20,5.00,30.00\n"
+    p = read_inbound("o.csv", good.encode())
+    assert p.rejects.empty and p.orders.total_incl_vat.tolist() == [30.0]
+    lost = header.replace("shipping_excl_vat", "shipping_lost") + good.split("\n")[1] + "\n"
+    p = read_inbound("o.csv", lost.encode())
+    assert p.orders.empty
+    assert p.rejects[["line", "field", "value", "reason"]].values.tolist() == [
+        [2, "payment_amount", "30.00", "payment_amount 30.00 but the order works out at 24.00 (lines, shipping and "
+                                       "discount, incl. VAT): a line or a column is missing or altered; export the "
+                                       "order again"]]
+    cut = header + "W1,2026-11-20,paid,a@b.fr,ART-000001,2,10.00,20,0,36.00\n"  # its second line lost
+    assert read_inbound("o.csv", cut.encode()).rejects.field.tolist() == ["payment_amount"]
+    unstated = header + "W1,2026-11-20,paid,a@b.fr,ART-000001,2,10.00,20,5.00,\n"
+    assert read_inbound("o.csv", unstated.encode()).rejects.empty
+    rounded = header + "W1,2026-11-20,paid,a@b.fr,ART-000001,3,3.33,5.5,0,10.54\n"  # 10.539 rounded by the shop
+    assert read_inbound("o.csv", rounded.encode()).rejects.empty

@@ -312,18 +312,10 @@ def _assert_totals(out: dict) -> None:
     assert [p for p in out["problems"] if ": totals of " in p] == []
 
 
-#: Amounts (issue #12 item 3) are being fixed on another branch (shopify-in); until it is merged, the
-#: fuzz finds orders that do not add up (payment != total when a column is lost, a Shopify order whose
-#: lines do not make its subtotal). Strict: once fixed, these tests pass and the marker must go.
-AMOUNTS = pytest.mark.xfail(strict=True, reason="issue #12 item 3: integrated orders whose amounts do not add up "
-                                                "(fixed on branch shopify-in); remove this marker once merged")
-
-
 def test_fuzzed_inbound_files_never_crash_and_every_row_is_accounted_for(fuzzed_fast):
     _assert_handled(fuzzed_fast, 50)
 
 
-@AMOUNTS
 def test_fuzzed_orders_add_up_to_the_shops_totals(fuzzed_fast):
     _assert_totals(fuzzed_fast)
 
@@ -334,6 +326,5 @@ def test_many_fuzzed_inbound_files_never_crash_and_every_row_is_accounted_for(fu
 
 
 @pytest.mark.trials
-@AMOUNTS
 def test_many_fuzzed_orders_add_up_to_the_shops_totals(fuzzed_many):
     _assert_totals(fuzzed_many)

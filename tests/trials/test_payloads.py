@@ -74,62 +74,42 @@ def _poison(conn: psycopg.Connection) -> int:
     return n
 
 
-def _unregistered_catalog(conn: psycopg.Connection, name: str) -> list[tuple[str, str, bytes]]:
-    """WooCommerce's and Shopify's product files from the back office's view rows (with the
-    ``variants`` column their modules document), while those dialects are not registered for the
-    build (their wiring is another branch's): the dialect's own ``live`` and ``to_bytes``."""
-    import pandas as pd
-
-    from passerelle.core.dialects.base import Rejects
-    from passerelle.core.dialects.shopify import ShopifyDialect
-    from passerelle.core.dialects.woocommerce import ARTICLE_VARIANTS_JOIN, WooCommerceDialect
-    from passerelle.db import read_query_chunks
-
-    query = (f"SELECT v.*, vj.variants FROM passerelle_src.article v JOIN erp.article a ON a.reference = v.key "
-             f"{ARTICLE_VARIANTS_JOIN} WHERE v.web ORDER BY v.key")
-    articles = pd.concat(list(read_query_chunks(conn, query)), ignore_index=True)
-    conn.commit()
-    dialect = WooCommerceDialect() if name == "woocommerce" else ShopifyDialect()
-    return [("catalog", f"{name}_products.csv", dialect.to_bytes(dialect.live("article", articles, Rejects())))]
-
-
 def _build(conn: psycopg.Connection, dialect_name: str, flow: str, run_key: str) -> int | None:
     """A full build of ``flow`` for the dialect, as the build operators do it (the configuration's
-    model accepts only some dialects in ``shop.dialect``; the core takes every registered one)."""
-    from passerelle.config import load_config
+    typed settings, the dialect chosen by name: the core takes every registered one)."""
+    from passerelle.config import load_settings
     from passerelle.core.dialects import dialect, exchange_dialect
     from passerelle.core.differ import catalog_entities
     from passerelle.core.exchange import (
         build_exchange,
+        catalog_settings,
         exchange_settings,
         order_status_entities,
         prices_stock_entities,
-        stock_settings,
     )
     from passerelle.core.export import build_catalog
     from passerelle.core.photos import image_url_enricher
 
-    cfg = load_config()
-    shop = cfg["shop"]
+    settings = load_settings()
+    if dialect_name == "shopify":  # the inventory file names the location whose stock it sets
+        settings = settings.model_copy(update={"shopify": settings.shopify.model_copy(update={"location": "Lyon"})})
+    day = pendulum.parse(run_key).date()
     if flow == "catalog":
         batch, _ = build_catalog(
-            conn, flow=flow, run_key=run_key, entities=catalog_entities(cfg["catalog"]["selection_rule"],
-                                                                         cfg["catalog"]["entities"]),
-            dialect=dialect(dialect_name, {**cfg.get("prestashop", {}), **cfg["catalog"]}), mode="full",
-            dry_run=False, rows_per_file=shop["rows_per_file"], enrich=image_url_enricher(cfg),
-            settings=stock_settings(cfg))
+            conn, flow=flow, run_key=run_key,
+            entities=catalog_entities(settings.catalog.selection_rule, settings.catalog.entities),
+            dialect=dialect(dialect_name, settings, as_of=day), mode="full", dry_run=False,
+            rows_per_file=settings.shop.rows_per_file, enrich=image_url_enricher(settings),
+            settings=catalog_settings(settings, day))
     else:
-        try:
-            ex = exchange_dialect(dialect_name, {**cfg.get("prestashop", {}), "timezone": shop["timezone"]})
-        except ValueError:  # a shop whose exchange files are not written yet
-            return None
-        entities = (prices_stock_entities(cfg["catalog"]["selection_rule"],
-                                          variant_display=cfg["stock"]["variant_display"],
+        ex = exchange_dialect(dialect_name, settings, as_of=day)
+        entities = (prices_stock_entities(settings.catalog.selection_rule,
+                                          variant_display=settings.stock.variant_display,
                                           filter_variants=ex.filters_variant_display)
                     if flow == "prices_stock" else order_status_entities(None))
         batch, _ = build_exchange(conn, flow=flow, run_key=run_key, entities=entities, dialect=ex,
-                                  settings=exchange_settings(cfg, pendulum.parse(run_key).date()), mode="full",
-                                  dry_run=False, rows_per_file=shop["rows_per_file"])
+                                  settings=exchange_settings(settings, day), mode="full",
+                                  dry_run=False, rows_per_file=settings.shop.rows_per_file)
     conn.commit()
     return batch.id
 
@@ -153,23 +133,17 @@ def payload_run(pg_server, erp_template):
 
 
 def _payload_run(erp_dsn: str) -> dict:
-    from passerelle.core.dialects import names as dialect_names
-
     with psycopg.connect(erp_dsn) as conn:
         poisoned = _poison(conn)
     found, plain, formulas, files, formulas_kept, built = [], [], [], 0, {}, {}
     for i, name in enumerate(DIALECTS):
         run_key = pendulum.datetime(2026, 11, 20, 10 + i, tz="Europe/Paris").isoformat()
         with psycopg.connect(erp_dsn) as conn:
-            if name in dialect_names():
-                batches = [_build(conn, name, flow, run_key) for flow in ("catalog", "prices_stock", "order_status")]
-                rows = conn.execute("SELECT b.flow, f.name, f.content FROM passerelle.outbox_file f JOIN "
-                                    "passerelle.batch b ON b.id = f.batch_id WHERE b.id = ANY(%s)",
-                                    ([b for b in batches if b],)).fetchall()
-                built[name] = sorted({r[0] for r in rows})
-            else:
-                rows = _unregistered_catalog(conn, name)
-                built[name] = ["catalog (dialect's live rows)"]
+            batches = [_build(conn, name, flow, run_key) for flow in ("catalog", "prices_stock", "order_status")]
+            rows = conn.execute("SELECT b.flow, f.name, f.content FROM passerelle.outbox_file f JOIN "
+                                "passerelle.batch b ON b.id = f.batch_id WHERE b.id = ANY(%s)",
+                                ([b for b in batches if b],)).fetchall()
+            built[name] = sorted({r[0] for r in rows})
         kept = 0
         for flow, fname, content in rows:
             if fname.endswith(".pdf"):
@@ -205,15 +179,10 @@ def test_formulas_reach_the_importers_as_written_in_every_dialect(payload_run):
     assert payload_run["formulas"] == []
 
 
-@pytest.mark.xfail(strict=True, reason="issue #12 item 6: the generic dialect's brand descriptions are not "
-                                       "sanitised (<script>, onerror, javascript: pass); remove once fixed")
 def test_rich_text_is_sanitised_in_every_dialect(payload_run):
     assert payload_run["rich"] == [], payload_run["rich"][:10]
 
 
-@pytest.mark.xfail(strict=True, reason="plain-text cells (names, sizes, cities) are written as they are "
-                                       "(docs/formats/generic.md, 'values as written'), markup included; issue #12 "
-                                       "wants none in any file: a decision for the lead, then remove this marker")
 def test_no_markup_in_plain_text_cells_either(payload_run):
     assert payload_run["plain"] == [], payload_run["plain"][:10]
 

@@ -8,6 +8,10 @@ module of this package and register themselves (:func:`passerelle.core.dialects.
 Files written for an importer are written as they are: no value is changed to protect a
 spreadsheet (``-20% Lot de 2 torchons`` stays as it is). :func:`neutralise_formulas` is for
 files a person opens (rejects, reports); the rule is in docs/formats/generic.md.
+
+Markup is the one exception: rich-text columns (:data:`RICH_TEXT`) are sanitised, and a row with
+markup in a plain-text cell is refused for the shop (:func:`markup_in`, applied by
+:meth:`Dialect.common_checks`, which every row of every dialect passes).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import date
 
 import nh3
+import numpy as np
 import pandas as pd
 
 from passerelle.config import Settings, default_settings
@@ -33,6 +38,20 @@ _SLUG_DROP = re.compile(r"[^a-z0-9]+")
 ALLOWED_TAGS = {"p", "br", "strong", "b", "em", "i", "u", "ul", "ol", "li", "h2", "h3", "h4", "a", "span",
                 "table", "thead", "tbody", "tr", "th", "td", "blockquote"}
 
+#: Rich-text columns of the views, per entity: HTML a shop may render, so never sent with a script,
+#: an event handler or a ``javascript:`` URL (:func:`sanitise_html`). Every other text cell is plain text.
+RICH_TEXT: dict[str, tuple[str, ...]] = {"article": ("short_description", "long_description"),
+                                         "brand": ("description",)}
+#: Markup in a plain-text cell (case-insensitive): an HTML tag or comment (``<`` then a tag name,
+#: ``</``, ``<!``), an ``on...=`` event handler after a quote (an attribute broken out of), a
+#: ``javascript:``/``vbscript:`` URL. ``5 < 6``, ``-20% Lot`` and ``Müller & Fils`` are not markup.
+MARKUP = re.compile(r"<\s*/?[a-z][a-z0-9-]*(?=[\s/>]|$)|</|<!|[\"'`]\s*on[a-z]+\s*=|(?:java|vb)script\s*:",
+                    re.IGNORECASE)
+MARKUP_REASON = ("markup in a plain-text field ({field}): the shop would show it or refuse the row; "
+                 "fix it in the back office")
+#: View columns the shop never receives as they are: the snapshot's labels and operation.
+_NOT_SENT = frozenset({"batch_label", "previous_label", "batch_op", "removal_label"})
+
 #: The order of statuses changed in the same second (one back-office transaction, say).
 STATUS_RANK: dict[str, int] = {"confirmed": 1, "prepared": 2, "shipped": 3, "invoiced": 4, "cancelled": 5}
 
@@ -44,6 +63,29 @@ def sanitise_html(values: pd.Series) -> pd.Series:
                          url_schemes={"http", "https", "mailto"}) if v else v
 
     return values.map(one)
+
+
+def markup_in(values: pd.Series) -> pd.Series:
+    """True where a plain-text value holds markup (:data:`MARKUP`), vectorised: markup needs a
+    ``<``, ``=`` or ``:``, so literal searches (fast) pick the few candidates, and the regex (ten
+    times slower per cell) runs on those only; a column of names of a million rows takes well
+    under a second."""
+    s = values.astype("string")
+    maybe = (s.str.contains("<", regex=False) | s.str.contains("=", regex=False)
+             | s.str.contains(":", regex=False)).fillna(False).astype(bool)
+    found = np.zeros(len(s), dtype=bool)
+    at = maybe.to_numpy()
+    if at.any():
+        found[at] = s[at].str.contains(MARKUP).fillna(False).to_numpy(dtype=bool)
+    return pd.Series(found, index=values.index)
+
+
+def plain_text_columns(entity: str, df: pd.DataFrame) -> list[str]:
+    """The chunk's text columns that are plain text: all but the entity's rich text and the
+    snapshot's own columns (numbers and dates are text too, and never hold markup)."""
+    rich = set(RICH_TEXT.get(entity, ())) | _NOT_SENT
+    return [c for c in df.columns if c not in rich
+            and (pd.api.types.is_object_dtype(df[c]) or pd.api.types.is_string_dtype(df[c]))]
 
 
 def neutralise_formulas(df: pd.DataFrame) -> pd.DataFrame:
@@ -173,6 +215,10 @@ class Dialect:
                                "price excl. VAT is missing or negative")
         if "ean" in df:
             bad |= rejects.add(df, ~valid_ean13(df["ean"]), "ean", "not a valid EAN-13 (13 digits, check digit)")
+        # Plain text never carries markup to a shop (a shop shows it as it is, or runs it): the row
+        # is refused, naming the field, rather than sent with its value changed.
+        for col in plain_text_columns(entity, df):
+            bad |= rejects.add(df, markup_in(df[col]), col, MARKUP_REASON.format(field=col))
         return bad
 
     def to_bytes(self, df: pd.DataFrame) -> bytes:

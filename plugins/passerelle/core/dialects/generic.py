@@ -10,7 +10,7 @@ from __future__ import annotations
 import pandas as pd
 
 from passerelle.core.dialects import register
-from passerelle.core.dialects.base import Dialect, Rejects, in_time_order, pdf_names, sanitise_html
+from passerelle.core.dialects.base import RICH_TEXT, Dialect, Rejects, in_time_order, pdf_names, sanitise_html
 
 #: View columns the generic files leave out: internal to Passerelle (selection flag, the
 #: snapshot's labels, the family ids other dialects use as shop ids).
@@ -22,11 +22,6 @@ SHOP_ONLY_COLUMNS: dict[str, tuple[str, ...]] = {
     "article": ("variants", "promo_price_excl_vat", "promo_starts_on", "promo_ends_on", "promo_active"),
     "price": ("promo_active", "has_variants"),
 }
-
-#: Rich-text columns of the views, per entity: HTML a shop may render, so never sent with a script,
-#: an event handler or a ``javascript:`` URL (:func:`~passerelle.core.dialects.base.sanitise_html`).
-RICH_TEXT: dict[str, tuple[str, ...]] = {"article": ("short_description", "long_description"),
-                                         "brand": ("description",)}
 
 
 #: The generic customers files' columns (docs/formats/generic.md, "Customers"), in order.

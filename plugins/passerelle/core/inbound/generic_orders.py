@@ -38,6 +38,8 @@ REQUIRED = ["vat_rate"]
 SKU_REQUIRED = True
 #: Amount columns, beyond those of every orders file.
 MONEY: list[str] = []
+#: How far the stated payment may be from the computed total (cents rounded line by line).
+TOLERANCE = 0.015
 
 
 def order_rows(ctx: _Context) -> tuple[dict[str, np.ndarray], dict[str, str], list[str], set[str]]:
@@ -70,7 +72,31 @@ def typed(ctx: _Context, rows: dict[str, np.ndarray], add: Callable[..., None], 
         add(b, col, "not a VAT rate: expected a percentage such as 20 or 5"
                      + (",5" if ctx.decimal == "," else ".5"))
         add(o & ~b, col, "VAT rate out of range: write a percentage (20, not 0.2)")
-    return status, paid, _generic_amounts(codes, qty, money, vat, svat)
+    amounts = _generic_amounts(codes, qty, money, vat, svat)
+    # Orders with an amount, quantity or rate that cannot be read are refused for it: not checked.
+    unread = np.isnan(qty.to_numpy()) | np.isnan(money["unit_price"].to_numpy()) | np.isnan(vat.to_numpy())
+    for col, values in (("line_discount", money["line_discount"]), ("shipping_amount", money["shipping_amount"]),
+                        ("order_discount", money["order_discount"]), ("shipping_vat_rate", svat)):
+        unread |= (rows[col] != "") & np.isnan(values.to_numpy())
+    total = np.where(_per_order(unread.astype("float64"), codes, "sum") > 0, np.nan, amounts["total_incl_vat"])
+    _check_payment(add, money["payment_amount"].to_numpy(), total)
+    return status, paid, amounts
+
+
+def _check_payment(add: Callable[..., None], stated: np.ndarray, total: np.ndarray) -> None:
+    """The order's stated ``payment_amount`` (its only stated total) must be what its lines, shipping
+    and discount add up to, or the order is refused with both figures: a lost column (shipping) or
+    a lost line would otherwise integrate an order that does not add up to what the customer paid.
+    Said on the rows that write the amount (``add`` keeps those); ``total`` is the order's, on each
+    of its rows (NaN: not checked)."""
+    with np.errstate(invalid="ignore"):
+        off = ~np.isnan(stated) & ~np.isnan(total) & (np.abs(stated - total) > TOLERANCE)
+    if off.any():
+        why = np.full(len(off), "", dtype=object)
+        why[off] = [f"payment_amount {stated[i]:.2f} but the order works out at {total[i]:.2f} (lines, shipping and "
+                    "discount, incl. VAT): a line or a column is missing or altered; export the order again"
+                    for i in np.flatnonzero(off)]
+        add(off, "payment_amount", why)
 
 
 @np.errstate(all="ignore")  # as with Series: NaN and inf are results, not warnings

@@ -116,7 +116,8 @@ def _check_totals(rows: dict[str, np.ndarray], add: Callable[..., None], codes: 
 
     * Subtotal = sum of quantity x price less the line discounts (or less ``Discount Amount``);
     * Total = Subtotal + Shipping, plus Taxes when prices exclude them;
-    * Taxes = the sum of the tax lines (``Tax 1 Value`` ...), when the order has tax lines.
+    * Taxes = the sum of the tax lines (``Tax 1 Value`` ...), when the order has tax lines;
+    * a Total without a Subtotal (its column lost) is refused: neither can be checked.
 
     Problems are said on the order's first row (where Shopify writes Subtotal, Total, Taxes).
     """
@@ -142,6 +143,12 @@ def _check_totals(rows: dict[str, np.ndarray], add: Callable[..., None], codes: 
         _said(add, off, "total", lambda i: f"Total {total[i]:.2f} but Subtotal + Shipping = "
               f"{subtotal[i] + ship[i]:.2f} (prices including taxes), + Taxes = {subtotal[i] + ship[i] + taxes[i]:.2f} "
               "(excluding them): export the order again")
+        # No Subtotal (its column lost, its cell emptied): neither the lines nor whether prices include
+        # taxes can be checked (that is told by Total = Subtotal + Shipping): refused, not guessed.
+        off = np.isnan(subtotal) & ~np.isnan(total)
+        _said(add, off, "total", lambda i: f"Total {total[i]:.2f} but no Subtotal (Shopify writes it on the order's "
+              f"first row; the order's lines in this file + Shipping = {lines_net[i] + ship[i]:.2f}): a column is "
+              "missing or altered; export the order again")
         values = [money[f"tax_{i}_value"].to_numpy() for i in range(1, 6)]
         has_lines = np.any([~np.isnan(v) for v in values], axis=0)
         stated = np.sum([_filled(v, 0.0) for v in values], axis=0)
