@@ -20,10 +20,11 @@ $(STAMP): requirements.txt
 demo: $(STAMP)
 	$(BIN)/python -m passerelle_demo.run $(if $(SHOP),--shop $(SHOP))
 
-test: $(STAMP)
+# Lint and format check first (seconds), then every test.
+test: lint
 	$(BIN)/python -m pytest
 
-# ruff with the settings of pyproject.toml (not yet part of `make test`).
+# ruff with the settings of pyproject.toml: linter (incl. Airflow's AIR rules) and formatter.
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

@@ -47,9 +47,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "plugins"))
 
-import psycopg  # noqa: E402
+import psycopg
 
-from passerelle_demo.localenv import (  # noqa: E402
+from passerelle_demo.localenv import (
     LOCAL_DSN,
     create_database,
     drop_database,
@@ -90,16 +90,18 @@ def seed_demo(dsn: str, articles: int, demo_seed: int) -> dict[str, Any]:
     with psycopg.connect(dsn, autocommit=True) as maint:
         maint.execute("VACUUM ANALYZE")
     out = {"seed_seconds": round(time.perf_counter() - t, 1), "seed_peak_rss_mb": peak_rss_mb()}
-    log(f"seeded {counts['article']:,} articles, {counts['variant']:,} variants, {counts['stock']:,} stock rows "
-        f"in {out['seed_seconds']} s (peak RSS {out['seed_peak_rss_mb']} MiB)")
+    log(
+        f"seeded {counts['article']:,} articles, {counts['variant']:,} variants, {counts['stock']:,} stock rows "
+        f"in {out['seed_seconds']} s (peak RSS {out['seed_peak_rss_mb']} MiB)"
+    )
     return out
 
 
 def prepare(dsn: str, articles: int, rule: str) -> dict[str, Any]:
     """Send every article once and confirm it, then change 1 % of the articles (child process)."""
+    from passerelle.core.dialects import dialect
     from passerelle.core.differ import catalog_entities, confirm_batch
     from passerelle.core.export import build_catalog
-    from passerelle.core.dialects import dialect
 
     out: dict[str, Any] = {}
     with psycopg.connect(dsn) as conn:
@@ -108,16 +110,22 @@ def prepare(dsn: str, articles: int, rule: str) -> dict[str, Any]:
         # One file for the full send: write_files stores a file while its COPY is still open
         # when a batch has more than rows_per_file rows, and psycopg's connection lock then
         # deadlocks (see bench/README.md). The delta measured below stays under 50,000 rows.
-        batch, files = build_catalog(conn, flow=FLOW, run_key="bench-full", entities=entities,
-                                     dialect=dialect("generic"), mode="full", rows_per_file=articles + 1)
+        batch, files = build_catalog(
+            conn,
+            flow=FLOW,
+            run_key="bench-full",
+            entities=entities,
+            dialect=dialect("generic"),
+            mode="full",
+            rows_per_file=articles + 1,
+        )
         confirm_batch(conn, batch.id)
         # The full send's files are not needed any more: keep the database small.
         conn.execute("DELETE FROM passerelle.outbox_file WHERE batch_id = %s", (batch.id,))
         conn.commit()
         out["full_seconds"] = round(time.perf_counter() - t, 1)
         out["full_rows"] = sum(f["rows"] for f in files)
-        log(f"full batch: {out['full_rows']:,} articles in {len(files)} file(s), confirmed, "
-            f"in {out['full_seconds']} s")
+        log(f"full batch: {out['full_rows']:,} articles in {len(files)} file(s), confirmed, in {out['full_seconds']} s")
 
         cur = conn.execute("UPDATE erp.article SET price_excl_vat = price_excl_vat + 1 WHERE id % 100 = 0")
         out["articles_changed"] = cur.rowcount
@@ -131,8 +139,8 @@ def prepare(dsn: str, articles: int, rule: str) -> dict[str, Any]:
 def measure(dsn: str, rule: str, repeat: int) -> dict[str, Any]:
     """Time the delta and the bare COPY, interleaved, ``repeat`` times each (fresh child process)."""
     import passerelle.core.export as export
-    from passerelle.core.differ import catalog_entities
     from passerelle.core.dialects import dialect
+    from passerelle.core.differ import catalog_entities
 
     # Time the diff (hashes + FULL JOIN + batch rows) apart from the files, without touching
     # the code measured: wrap the build_batch that build_catalog calls.
@@ -164,15 +172,23 @@ def measure(dsn: str, rule: str, repeat: int) -> dict[str, Any]:
             copy_times.append(time.perf_counter() - t)
 
             t = time.perf_counter()
-            batch, files = export.build_catalog(conn, flow=FLOW, run_key=f"bench-delta-{i}", entities=entities,
-                                                dialect=generic, mode="delta")
+            batch, files = export.build_catalog(
+                conn, flow=FLOW, run_key=f"bench-delta-{i}", entities=entities, dialect=generic, mode="delta"
+            )
             delta_times.append(time.perf_counter() - t)
             counts = batch.counts["article"]
             rows = sum(counts.get(k, 0) for k in ("created", "changed", "unchanged"))
-            log(f"repetition {i}: delta {delta_times[-1]:.2f} s (diff {diff_times[-1]:.2f} s), "
-                f"COPY {copy_times[-1]:.2f} s; {counts}")
-            result = {"rows": rows, "counts": counts, "files": len(files),
-                      "bytes": sum(f["bytes"] for f in files), "copy_bytes": nbytes}
+            log(
+                f"repetition {i}: delta {delta_times[-1]:.2f} s (diff {diff_times[-1]:.2f} s), "
+                f"COPY {copy_times[-1]:.2f} s; {counts}"
+            )
+            result = {
+                "rows": rows,
+                "counts": counts,
+                "files": len(files),
+                "bytes": sum(f["bytes"] for f in files),
+                "copy_bytes": nbytes,
+            }
             # Forget the batch, so that the next repetition computes the same delta again.
             conn.execute("DELETE FROM passerelle.batch WHERE id = %s", (batch.id,))
             conn.commit()
@@ -217,12 +233,18 @@ def table(report: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--articles", type=int, default=100_000, help="articles to generate (default 100000)")
-    p.add_argument("--rule", default=None,
-                   help="selection rule, SQL with alias a (default: catalog.selection_rule of the project config)")
+    p.add_argument(
+        "--rule",
+        default=None,
+        help="selection rule, SQL with alias a (default: catalog.selection_rule of the project config)",
+    )
     p.add_argument("--seed", type=int, default=42, help="demo data seed (default 42)")
     p.add_argument("--keep", action="store_true", help=f"keep the database {DATABASE} afterwards")
-    p.add_argument("--dsn", default=None,
-                   help="server DSN to create the database from (default: 127.0.0.1:5432, else a throwaway cluster)")
+    p.add_argument(
+        "--dsn",
+        default=None,
+        help="server DSN to create the database from (default: 127.0.0.1:5432, else a throwaway cluster)",
+    )
     args = p.parse_args(argv)
     if args.articles < 100:
         p.error(f"--articles must be at least 100 (1 % of them are changed), got {args.articles}")

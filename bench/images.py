@@ -45,9 +45,9 @@ from PIL import Image, ImageDraw
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "plugins"))
 
-from passerelle.config import load_settings  # noqa: E402
-from passerelle.core.image_plan import fingerprint_files, plan_images, snapshot_after  # noqa: E402
-from passerelle.core.images import (  # noqa: E402
+from passerelle.config import load_settings
+from passerelle.core.image_plan import fingerprint_files, plan_images, snapshot_after
+from passerelle.core.images import (
     FormatSpec,
     ImageSettings,
     image_settings,

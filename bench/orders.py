@@ -43,15 +43,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "plugins"))
 
-import psycopg  # noqa: E402
+import psycopg
 
-from passerelle_demo.localenv import LOCAL_DSN, create_database, drop_database, local_postgres  # noqa: E402
+from passerelle_demo.localenv import LOCAL_DSN, create_database, drop_database, local_postgres
 
 DATABASE = "passerelle_bench_orders"
-HEADER = ("shop_order_id,order_date,status,shop_customer_id,email,currency,line_number,sku,label,quantity,"
-          "unit_price_excl_vat,vat_rate,line_discount_excl_vat,shipping_method,shipping_excl_vat,shipping_vat_rate,"
-          "payment_method,payment_amount,payment_transaction_id,payment_paid,paid_at,"
-          "billing_first_name,billing_last_name,billing_address1,billing_postcode,billing_city,billing_country")
+HEADER = (
+    "shop_order_id,order_date,status,shop_customer_id,email,currency,line_number,sku,label,quantity,"
+    "unit_price_excl_vat,vat_rate,line_discount_excl_vat,shipping_method,shipping_excl_vat,shipping_vat_rate,"
+    "payment_method,payment_amount,payment_transaction_id,payment_paid,paid_at,"
+    "billing_first_name,billing_last_name,billing_address1,billing_postcode,billing_city,billing_country"
+)
 
 
 def order_files(skus: list[str], orders: int, lines_per_order: int, files: int) -> list[tuple[str, bytes]]:
@@ -68,7 +70,8 @@ def order_files(skus: list[str], orders: int, lines_per_order: int, files: int) 
                     f"B{o:07d},2026-11-20T08:{o % 60:02d}:00+01:00,paid,{cust},client{cust}@exemple.fr,EUR,{n},"
                     f"{sku},Article {sku},{1 + n % 3},{10 + n}.50,20,{n % 2},Colissimo,4.90,20,card,100.00,"
                     f"pi_{o},1,2026-11-20T08:{o % 60:02d}:30+01:00,Prénom{cust},Nom{cust},{cust} rue Haute,"
-                    f"75001,Paris,FR")
+                    f"75001,Paris,FR"
+                )
         out.append((f"orders_bench_{f:03d}.csv", ("\n".join(rows) + "\n").encode("utf-8")))
     return out
 
@@ -79,13 +82,19 @@ def back_office_floor(conn: psycopg.Connection) -> float:
     outside the timing, then rolled back. What is timed is the tables' own work (foreign keys,
     unique indexes, the status trigger), which any integration into this back office pays."""
     with conn.transaction(force_rollback=True):
-        conn.execute("CREATE TEMP TABLE f_order ON COMMIT DROP AS SELECT o.*, "
-                     "nextval(pg_get_serial_sequence('erp.sales_order', 'id')) AS new_id "
-                     "FROM erp.sales_order o WHERE o.origin = 'web'")
-        conn.execute("CREATE TEMP TABLE f_line ON COMMIT DROP AS SELECT l.* FROM erp.sales_order_line l "
-                     "JOIN f_order o ON o.id = l.order_id")
-        conn.execute("CREATE TEMP TABLE f_payment ON COMMIT DROP AS SELECT p.* FROM erp.payment p "
-                     "JOIN f_order o ON o.id = p.order_id")
+        conn.execute(
+            "CREATE TEMP TABLE f_order ON COMMIT DROP AS SELECT o.*, "
+            "nextval(pg_get_serial_sequence('erp.sales_order', 'id')) AS new_id "
+            "FROM erp.sales_order o WHERE o.origin = 'web'"
+        )
+        conn.execute(
+            "CREATE TEMP TABLE f_line ON COMMIT DROP AS SELECT l.* FROM erp.sales_order_line l "
+            "JOIN f_order o ON o.id = l.order_id"
+        )
+        conn.execute(
+            "CREATE TEMP TABLE f_payment ON COMMIT DROP AS SELECT p.* FROM erp.payment p "
+            "JOIN f_order o ON o.id = p.order_id"
+        )
         conn.execute("ANALYZE f_order; ANALYZE f_line; ANALYZE f_payment")
         t0 = time.perf_counter()
         conn.execute(
@@ -97,16 +106,19 @@ def back_office_floor(conn: psycopg.Connection) -> float:
             "currency, shipping_excl_vat, shipping_vat_rate, total_excl_vat, total_vat, total_incl_vat, billing_name, "
             "billing_line1, billing_line2, billing_postcode, billing_city, billing_country, delivery_name, "
             "delivery_line1, delivery_line2, delivery_postcode, delivery_city, delivery_country, carrier, note "
-            "FROM f_order")
+            "FROM f_order"
+        )
         conn.execute(
             "INSERT INTO erp.sales_order_line (order_id, line_number, article_id, variant_id, label, quantity, "
             "unit_price_excl_vat, discount_excl_vat, vat_rate) SELECT o.new_id, l.line_number, l.article_id, "
             "l.variant_id, l.label, l.quantity, l.unit_price_excl_vat, l.discount_excl_vat, l.vat_rate "
-            "FROM f_line l JOIN f_order o ON o.id = l.order_id")
+            "FROM f_line l JOIN f_order o ON o.id = l.order_id"
+        )
         conn.execute(
             "INSERT INTO erp.payment (order_id, method, amount, transaction_id, paid, paid_at) "
             "SELECT o.new_id, p.method, p.amount, p.transaction_id, p.paid, p.paid_at "
-            "FROM f_payment p JOIN f_order o ON o.id = p.order_id")
+            "FROM f_payment p JOIN f_order o ON o.id = p.order_id"
+        )
         return time.perf_counter() - t0
 
 
@@ -133,9 +145,14 @@ def main() -> None:
         with psycopg.connect(dsn) as conn:
             print("seeding 1,000 articles...", file=sys.stderr)
             seed_database(conn, articles=1000, seed=42, photos=False)
-            skus = [r[0] for r in conn.execute("SELECT reference FROM erp.variant UNION ALL SELECT reference "
-                                               "FROM erp.article a WHERE NOT EXISTS (SELECT 1 FROM erp.variant v "
-                                               "WHERE v.article_id = a.id) ORDER BY 1")]
+            skus = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT reference FROM erp.variant UNION ALL SELECT reference "
+                    "FROM erp.article a WHERE NOT EXISTS (SELECT 1 FROM erp.variant v "
+                    "WHERE v.article_id = a.id) ORDER BY 1"
+                )
+            ]
             conn.commit()
             conn.autocommit = True
             conn.execute("VACUUM ANALYZE")
@@ -165,9 +182,10 @@ def main() -> None:
         with engine.begin() as c:
             c.exec_driver_sql("CREATE SCHEMA IF NOT EXISTS bench_baseline")
         t0 = time.perf_counter()
-        for name, data in files:
-            pd.read_csv(io.BytesIO(data)).to_sql("order_rows", engine, schema="bench_baseline",
-                                                 if_exists="append", index=False)
+        for _name, data in files:
+            pd.read_csv(io.BytesIO(data)).to_sql(
+                "order_rows", engine, schema="bench_baseline", if_exists="append", index=False
+            )
         baseline_seconds = time.perf_counter() - t0
         with engine.connect() as c:
             base_lines = c.exec_driver_sql("SELECT count(*) FROM bench_baseline.order_rows").scalar()
@@ -182,18 +200,25 @@ def main() -> None:
         stop()
 
     result = {
-        "orders": created, "lines": lines, "files": len(files), "rejected_rows": rejected,
-        "baseline_lines": int(base_lines), "seconds": round(seconds, 3), "baseline_seconds": round(baseline_seconds, 3),
-        "speedup": round(baseline_seconds / seconds, 2), "rerun_seconds": round(rerun_seconds, 3),
-        "rerun_ratio": round(rerun_seconds / seconds, 4), "parse_seconds": round(parse_seconds, 3),
-        "database_seconds": round(seconds - parse_seconds, 3), "floor_seconds": round(floor_seconds, 3),
+        "orders": created,
+        "lines": lines,
+        "files": len(files),
+        "rejected_rows": rejected,
+        "baseline_lines": int(base_lines),
+        "seconds": round(seconds, 3),
+        "baseline_seconds": round(baseline_seconds, 3),
+        "speedup": round(baseline_seconds / seconds, 2),
+        "rerun_seconds": round(rerun_seconds, 3),
+        "rerun_ratio": round(rerun_seconds / seconds, 4),
+        "parse_seconds": round(parse_seconds, 3),
+        "database_seconds": round(seconds - parse_seconds, 3),
+        "floor_seconds": round(floor_seconds, 3),
         "speedup_ceiling": round(baseline_seconds / floor_seconds, 2),
     }
     print(f"{'integration':<12} {seconds:8.2f} s  ({created} orders, {lines} lines, {len(files)} files)")
     print(f"{'to_sql':<12} {baseline_seconds:8.2f} s  (read_csv + to_sql; speedup {result['speedup']})")
     print(f"{'parse only':<12} {parse_seconds:8.2f} s  (read_inbound, part of the integration)")
-    print(f"{'floor':<12} {floor_seconds:8.2f} s  (the back office's own inserts; ceiling "
-          f"{result['speedup_ceiling']})")
+    print(f"{'floor':<12} {floor_seconds:8.2f} s  (the back office's own inserts; ceiling {result['speedup_ceiling']})")
     print(f"{'rerun':<12} {rerun_seconds:8.2f} s  ({result['rerun_ratio']:.1%} of the first run)")
     print(json.dumps(result))
 

@@ -50,7 +50,7 @@ def make_pair(names: list[str], *, now: dt.datetime | None = None) -> tuple[byte
     """Return (CA certificate PEM, server key + certificate PEM) for a server known by ``names``."""
     if not names:
         raise ValueError("give at least one DNS name or IP address for the FTPS server")
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Passerelle demo CA")])
     ca_ski = x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key())
@@ -65,9 +65,15 @@ def make_pair(names: list[str], *, now: dt.datetime | None = None) -> tuple[byte
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=False, content_commitment=False, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
-                encipher_only=False, decipher_only=False,
+                digital_signature=False,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
         )
@@ -86,9 +92,15 @@ def make_pair(names: list[str], *, now: dt.datetime | None = None) -> tuple[byte
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=True, content_commitment=False, key_encipherment=False,
-                data_encipherment=False, key_agreement=True, key_cert_sign=False, crl_sign=False,
-                encipher_only=False, decipher_only=False,
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=True,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
         )
@@ -107,7 +119,7 @@ def make_pair(names: list[str], *, now: dt.datetime | None = None) -> tuple[byte
 
 def still_good(folder: Path, names: list[str], *, now: dt.datetime | None = None) -> bool:
     """True when ``folder`` already holds a pair valid for 30 more days that covers ``names``."""
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     try:
         server = x509.load_pem_x509_certificate((folder / SERVER_FILE).read_bytes())
         ca = x509.load_pem_x509_certificate((folder / CA_FILE).read_bytes())

@@ -36,7 +36,7 @@ os.environ.update(
     }
 )
 
-import psycopg  # noqa: E402
+import psycopg
 
 # Real FTP, FTPS (pyftpdlib, vsftpd) and SFTP (OpenSSH) servers for the hook tests: tests/servers.py.
 pytest_plugins = ["servers"]
@@ -46,7 +46,7 @@ def pytest_sessionfinish(session, exitstatus):
     shutil.rmtree(_AIRFLOW_HOME, ignore_errors=True)
 
 
-from passerelle_demo.localenv import FTPServer, create_database, drop_database, local_postgres, start_ftp  # noqa: E402,F401
+from passerelle_demo.localenv import FTPServer, create_database, drop_database, local_postgres, start_ftp  # noqa: F401
 
 
 # -- PostgreSQL ---------------------------------------------------------------------------------
@@ -119,8 +119,9 @@ def ftps_server(tmp_path):
 @pytest.fixture(scope="session")
 def airflow_db():
     """Airflow's metadata database (SQLite in the temporary AIRFLOW_HOME), migrated once."""
-    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True,
-                   env=os.environ.copy())
+    subprocess.run(
+        [sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True, env=os.environ.copy()
+    )
     return os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
 
 

@@ -69,8 +69,14 @@ class ShopServer:
     def connection(self, **changes) -> str:
         """The Airflow connection as the JSON value of an ``AIRFLOW_CONN_<ID>`` variable; ``changes``
         replace fields (``password``, ``port``...) and ``extra`` is merged (a ``None`` value drops a key)."""
-        body = {"conn_type": self.conn_type, "host": self.host, "port": self.port, "login": self.user,
-                "password": self.password, "extra": dict(self.extra)}
+        body = {
+            "conn_type": self.conn_type,
+            "host": self.host,
+            "port": self.port,
+            "login": self.user,
+            "password": self.password,
+            "extra": dict(self.extra),
+        }
         extra = changes.pop("extra", {})
         body.update(changes)
         body["extra"].update(extra)
@@ -103,8 +109,9 @@ def _run(cmd: list[str], what: str, **kwargs) -> subprocess.CompletedProcess:
     except OSError as exc:
         raise ServerUnavailable(f"{what}: cannot run {' '.join(cmd)}: {exc}") from exc
     if done.returncode:
-        raise ServerUnavailable(f"{what}: {' '.join(cmd)} exited {done.returncode}: "
-                                f"{(done.stderr or done.stdout).strip()[-2000:]}")
+        raise ServerUnavailable(
+            f"{what}: {' '.join(cmd)} exited {done.returncode}: {(done.stderr or done.stdout).strip()[-2000:]}"
+        )
     return done
 
 
@@ -116,8 +123,10 @@ def ensure_packages(binary: str, packages: tuple[str, ...]) -> str:
     if Path(binary).exists():
         return binary
     if os.geteuid() != 0:
-        raise ServerUnavailable(f"{binary} is absent and installing {' '.join(packages)} needs root "
-                                f"(run: apt-get install -y {' '.join(packages)})")
+        raise ServerUnavailable(
+            f"{binary} is absent and installing {' '.join(packages)} needs root "
+            f"(run: apt-get install -y {' '.join(packages)})"
+        )
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     install = ["apt-get", "install", "-y", "--no-install-recommends", *packages]
     try:
@@ -134,8 +143,9 @@ def _wait_for_port(port: int, proc: subprocess.Popen, what: str, log: Path, time
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise ServerUnavailable(f"{what} exited {proc.returncode} at start: "
-                                    f"{log.read_text(errors='replace').strip()[-2000:]}")
+            raise ServerUnavailable(
+                f"{what} exited {proc.returncode} at start: {log.read_text(errors='replace').strip()[-2000:]}"
+            )
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
                 s.settimeout(2)
@@ -144,8 +154,10 @@ def _wait_for_port(port: int, proc: subprocess.Popen, what: str, log: Path, time
         except OSError:
             time.sleep(0.1)
     proc.kill()
-    raise ServerUnavailable(f"{what} did not answer on 127.0.0.1:{port} within {timeout:.0f} s: "
-                            f"{log.read_text(errors='replace').strip()[-2000:]}")
+    raise ServerUnavailable(
+        f"{what} did not answer on 127.0.0.1:{port} within {timeout:.0f} s: "
+        f"{log.read_text(errors='replace').strip()[-2000:]}"
+    )
 
 
 def _stopper(proc: subprocess.Popen, *cleanups: Callable[[], None]) -> Callable[[], None]:
@@ -177,8 +189,10 @@ def create_user(home: Path) -> LocalUser:
     """A system user (shell ``/bin/sh``, which PAM's ``pam_shells`` wants) with a random password."""
     name = f"pst{secrets.token_hex(4)}"
     password = secrets.token_urlsafe(12)
-    _run(["useradd", "--no-create-home", "--home-dir", str(home), "--shell", "/bin/sh", name],
-         f"creating the test user {name}")
+    _run(
+        ["useradd", "--no-create-home", "--home-dir", str(home), "--shell", "/bin/sh", name],
+        f"creating the test user {name}",
+    )
     _run(["chpasswd"], f"setting the password of {name}", input=f"{name}:{password}\n")
     entry = pwd.getpwnam(name)
     return LocalUser(name, password, entry.pw_uid, entry.pw_gid, home)
@@ -209,8 +223,15 @@ def _server_dir(prefix: str) -> Path:
 
 
 # -- pyftpdlib ---------------------------------------------------------------------------------------
-def start_pyftpdlib(root: Path, *, tls: bool = False, without: tuple[str, ...] = (), chmod: bool = True,
-                    size_lies: bool = False, stor_reply: str | None = None) -> ShopServer:
+def start_pyftpdlib(
+    root: Path,
+    *,
+    tls: bool = False,
+    without: tuple[str, ...] = (),
+    chmod: bool = True,
+    size_lies: bool = False,
+    stor_reply: str | None = None,
+) -> ShopServer:
     """pyftpdlib in a thread, with the shared tree; ``without`` removes commands (``SIZE``, ``MLSD``...),
     ``chmod=False`` refuses ``SITE CHMOD``, ``size_lies`` answers SIZE with one byte less (a server that
     truncated the upload silently), ``stor_reply`` answers every upload so (``452 ...``: a full disk)."""
@@ -231,6 +252,7 @@ def start_pyftpdlib(root: Path, *, tls: bool = False, without: tuple[str, ...] =
     if without:
         attrs["proto_cmds"] = {k: v for k, v in base.proto_cmds.items() if k not in without}
     if size_lies:
+
         def ftp_SIZE(self, path):
             try:
                 size = self.run_as_current_user(self.fs.getsize, path)
@@ -248,8 +270,9 @@ def start_pyftpdlib(root: Path, *, tls: bool = False, without: tuple[str, ...] =
     handler = type("Handler", (base,), attrs)
     server = ThreadedFTPServer(("127.0.0.1", 0), handler)
     port = server.socket.getsockname()[1]
-    thread = threading.Thread(target=server.serve_forever, kwargs={"timeout": 0.2}, daemon=True,
-                              name="passerelle-test-ftp")
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"timeout": 0.2}, daemon=True, name="passerelle-test-ftp"
+    )
     thread.start()
 
     def stop() -> None:
@@ -281,14 +304,33 @@ def start_vsftpd(*, denied: tuple[str, ...] = ()) -> ShopServer:
     conf = base / "vsftpd.conf"
     log = base / "vsftpd.log"
     lines = {
-        "listen": "YES", "listen_ipv6": "NO", "listen_address": "127.0.0.1", "listen_port": port,
-        "background": "NO", "anonymous_enable": "NO", "local_enable": "YES", "write_enable": "YES",
-        "chroot_local_user": "YES", "secure_chroot_dir": empty, "pam_service_name": "vsftpd",
-        "ssl_enable": "YES", "force_local_logins_ssl": "YES", "force_local_data_ssl": "YES",
-        "require_ssl_reuse": "YES", "ssl_ciphers": "HIGH", "rsa_cert_file": cert, "rsa_private_key_file": key,
-        "seccomp_sandbox": "NO", "isolate": "NO", "isolate_network": "NO",
-        "vsftpd_log_file": log, "xferlog_enable": "YES", "log_ftp_protocol": "YES", "dual_log_enable": "NO",
-        "pasv_enable": "YES", "pasv_address": "127.0.0.1",
+        "listen": "YES",
+        "listen_ipv6": "NO",
+        "listen_address": "127.0.0.1",
+        "listen_port": port,
+        "background": "NO",
+        "anonymous_enable": "NO",
+        "local_enable": "YES",
+        "write_enable": "YES",
+        "chroot_local_user": "YES",
+        "secure_chroot_dir": empty,
+        "pam_service_name": "vsftpd",
+        "ssl_enable": "YES",
+        "force_local_logins_ssl": "YES",
+        "force_local_data_ssl": "YES",
+        "require_ssl_reuse": "YES",
+        "ssl_ciphers": "HIGH",
+        "rsa_cert_file": cert,
+        "rsa_private_key_file": key,
+        "seccomp_sandbox": "NO",
+        "isolate": "NO",
+        "isolate_network": "NO",
+        "vsftpd_log_file": log,
+        "xferlog_enable": "YES",
+        "log_ftp_protocol": "YES",
+        "dual_log_enable": "NO",
+        "pasv_enable": "YES",
+        "pasv_address": "127.0.0.1",
     }
     if denied:
         lines["cmds_denied"] = ",".join(denied)
@@ -303,8 +345,18 @@ def start_vsftpd(*, denied: tuple[str, ...] = ()) -> ShopServer:
     except ServerUnavailable:
         stop()
         raise
-    return ShopServer("vsftpd", "ftp", "127.0.0.1", port, user.name, user.password, home,
-                      {"tls": "true", "ca_file": cert}, (user.uid, user.gid), stop)
+    return ShopServer(
+        "vsftpd",
+        "ftp",
+        "127.0.0.1",
+        port,
+        user.name,
+        user.password,
+        home,
+        {"tls": "true", "ca_file": cert},
+        (user.uid, user.gid),
+        stop,
+    )
 
 
 # -- OpenSSH -----------------------------------------------------------------------------------------
@@ -344,8 +396,9 @@ def start_sshd() -> ShopServer:
     )
     log = base / "sshd.log"
     with log.open("wb") as err:
-        proc = subprocess.Popen([binary, "-D", "-e", "-f", str(conf), "-p", str(port)], stdout=err,
-                                stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [binary, "-D", "-e", "-f", str(conf), "-p", str(port)], stdout=err, stderr=subprocess.STDOUT
+        )
     stop = _stopper(proc, lambda: delete_user(user), lambda: shutil.rmtree(base, ignore_errors=True))
     try:
         _wait_for_port(port, proc, f"sshd ({binary} -D -f {conf} -p {port})", log)
@@ -355,11 +408,23 @@ def start_sshd() -> ShopServer:
     host_key = " ".join((keys / "host_ed25519.pub").read_text().split()[:2])
     extra = {"key_file": str(keys / "client_ed25519"), "host_key": host_key, "look_for_keys": "false"}
     # The key logs in; the password is kept for the tests of password logins.
-    return ShopServer("sftp", "sftp", "127.0.0.1", port, user.name, None, root, extra, (user.uid, user.gid), stop,
-                      account_password=user.password)
+    return ShopServer(
+        "sftp",
+        "sftp",
+        "127.0.0.1",
+        port,
+        user.name,
+        None,
+        root,
+        extra,
+        (user.uid, user.gid),
+        stop,
+        account_password=user.password,
+    )
 
 
 # -- fixtures (registered by tests/conftest.py) ----------------------------------------------------
+
 
 @pytest.fixture
 def ftp_shop(tmp_path):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import psycopg
 import pytest
@@ -43,10 +43,17 @@ def cfg_with(flows: dict) -> dict:
 
 
 def test_changed_entities_names_the_entities_of_the_moved_tables():
-    tables = {"article": ["erp.article", "erp.stock"], "variant": ["erp.variant", "erp.stock"],
-              "family": ["erp.family"]}
-    before = {"erp.article": [1, "1", "1"], "erp.stock": [2, "2", "2"], "erp.variant": [3, "3", "3"],
-              "erp.family": [4, "4", "4"]}
+    tables = {
+        "article": ["erp.article", "erp.stock"],
+        "variant": ["erp.variant", "erp.stock"],
+        "family": ["erp.family"],
+    }
+    before = {
+        "erp.article": [1, "1", "1"],
+        "erp.stock": [2, "2", "2"],
+        "erp.variant": [3, "3", "3"],
+        "erp.family": [4, "4", "4"],
+    }
     assert changed_entities(tables, before, dict(before)) == []
     assert changed_entities(tables, before, {**before, "erp.stock": [2, "2", "3"]}) == ["article", "variant"]
     assert changed_entities(tables, before, {**before, "erp.family": [5, "4", "4"]}) == ["family"]
@@ -171,8 +178,9 @@ async def _edit(dsn: str, statements: list[str], pause: float = 0.0) -> None:
 
 def _stored(dsn: str, watcher: str) -> tuple | None:
     with psycopg.connect(dsn) as conn:
-        return conn.execute("SELECT events, fired_at IS NOT NULL FROM passerelle.change_marker WHERE watcher = %s",
-                            (watcher,)).fetchone()
+        return conn.execute(
+            "SELECT events, fired_at IS NOT NULL FROM passerelle.change_marker WHERE watcher = %s", (watcher,)
+        ).fetchone()
 
 
 def test_no_event_while_nothing_changes(erp_conn_id, erp_dsn):
@@ -241,9 +249,13 @@ def test_edits_that_never_stop_still_fire_within_max_settle_and_the_last_one_is_
         consumer = Consumer(_trigger(erp_conn_id, max_settle_seconds=1.0))
         await asyncio.sleep(0.6)
         started = time.monotonic()
-        edits = asyncio.create_task(_edit(
-            erp_dsn, [f"UPDATE erp.article SET name = name || '.' WHERE id = {1 + i % 5}" for i in range(40)],
-            pause=0.1))  # four seconds of edits, never still for settle_seconds
+        edits = asyncio.create_task(
+            _edit(
+                erp_dsn,
+                [f"UPDATE erp.article SET name = name || '.' WHERE id = {1 + i % 5}" for i in range(40)],
+                pause=0.1,
+            )
+        )  # four seconds of edits, never still for settle_seconds
         await consumer.wait_for(1, timeout=3.0)
         fired_after = time.monotonic() - started
         await edits
@@ -260,12 +272,13 @@ def test_edits_that_never_stop_still_fire_within_max_settle_and_the_last_one_is_
     assert 2 <= len(events) <= 6  # about one per max_settle_seconds, not one per edit
     with psycopg.connect(erp_dsn) as conn:
         last_edit = conn.execute("SELECT max(updated_at) FROM erp.article").fetchone()[0]
-    assert events[-1]["latest_change"] == last_edit.astimezone(timezone.utc).isoformat()
+    assert events[-1]["latest_change"] == last_edit.astimezone(UTC).isoformat()
 
 
 def test_a_watched_table_that_does_not_exist_is_named(erp_conn_id):
-    trigger = ErpChangeTrigger(watcher="passerelle.change.catalog", tables={"article": ["erp.articles"]},
-                               conn_id=erp_conn_id, **FAST)
+    trigger = ErpChangeTrigger(
+        watcher="passerelle.change.catalog", tables={"article": ["erp.articles"]}, conn_id=erp_conn_id, **FAST
+    )
 
     async def scenario():
         async for _ in trigger.run():
@@ -282,8 +295,16 @@ def test_on_change_flow_is_scheduled_on_its_change_asset_with_a_watcher():
     from airflow.sdk import DAG, Asset
     from airflow.serialization.serialized_objects import DagSerialization
 
-    cfg = cfg_with({"catalog": {"on_change": True, "poll_seconds": 5, "settle_seconds": 3,
-                                "watch": {"article": ["erp.article", "erp.stock"]}}})
+    cfg = cfg_with(
+        {
+            "catalog": {
+                "on_change": True,
+                "poll_seconds": 5,
+                "settle_seconds": 3,
+                "watch": {"article": ["erp.article", "erp.stock"]},
+            }
+        }
+    )
     settings = flow_settings("catalog", cfg)
     schedule = settings["schedule"]
     assert isinstance(schedule, Asset)
@@ -330,14 +351,18 @@ def test_after_catalog_adds_the_catalog_published_asset_to_the_schedule():
     schedule = flow_settings("prices_stock", cfg_with({"prices_stock": {"after": ["catalog"]}}))["schedule"]
     assert isinstance(schedule, AssetOrTimeSchedule)  # its default hourly rhythm, and after each catalog publish
     assert schedule.asset_condition == CATALOG_PUBLISHED
-    utc = timezone.utc
+    utc = UTC
     assert next_runs(schedule, datetime(2026, 6, 1, 9, 30, tzinfo=utc), 2) == [
-        datetime(2026, 6, 1, 10, tzinfo=utc), datetime(2026, 6, 1, 11, tzinfo=utc)]
+        datetime(2026, 6, 1, 10, tzinfo=utc),
+        datetime(2026, 6, 1, 11, tzinfo=utc),
+    ]
 
     both = flow_settings("prices_stock", cfg_with({"prices_stock": {"on_change": True, "after": "catalog"}}))
     assert isinstance(both["schedule"], AssetAny)
-    assert {a.name for a in both["schedule"].objects} == {"passerelle.change.prices_stock",
-                                                          "passerelle.catalog.published"}
+    assert {a.name for a in both["schedule"].objects} == {
+        "passerelle.change.prices_stock",
+        "passerelle.catalog.published",
+    }
     assert "after each publish of catalog" in both["description"]
 
 
@@ -351,22 +376,43 @@ def test_the_catalog_dag_publishes_its_asset():
 
 BAD = [
     # (flows section, the flow, words the message must contain)
-    ({"prices_stock": {"after": ["prices_stock"]}}, "prices_stock",
-     "flows.prices_stock.after[0]: a flow cannot run after itself"),
-    ({"prices_stock": {"after": ["customers"]}}, "prices_stock",
-     "flows.prices_stock.after[0]: 'customers' publishes no asset"),
+    (
+        {"prices_stock": {"after": ["prices_stock"]}},
+        "prices_stock",
+        "flows.prices_stock.after[0]: a flow cannot run after itself",
+    ),
+    (
+        {"prices_stock": {"after": ["customers"]}},
+        "prices_stock",
+        "flows.prices_stock.after[0]: 'customers' publishes no asset",
+    ),
     ({"prices_stock": {"after": ["catalog"], "manual": True}}, "prices_stock", "manual: true and after are both set"),
-    ({"prices_stock": {"on_change": True, "poll_seconds": 0}}, "prices_stock",
-     "flows.prices_stock.poll_seconds: expected a number of seconds from 1 to 3600, got 0"),
+    (
+        {"prices_stock": {"on_change": True, "poll_seconds": 0}},
+        "prices_stock",
+        "flows.prices_stock.poll_seconds: expected a number of seconds from 1 to 3600, got 0",
+    ),
     ({"prices_stock": {"settle_seconds": "10"}}, "prices_stock", "flows.prices_stock.settle_seconds"),
-    ({"prices_stock": {"watch": {"stock": ["stock"]}}}, "prices_stock",
-     "flows.prices_stock.watch.stock[0]: expected a table as schema.table"),
-    ({"prices_stock": {"watch": ["erp.stock"]}}, "prices_stock",
-     "flows.prices_stock.watch: expected a mapping of entity to tables"),
-    ({"prices_stock": {"on_change": True, "watch": {"stok": ["erp.stock"]}}}, "prices_stock",
-     "flows.prices_stock.watch.stok: 'stok' is not an entity of prices_stock"),
-    ({"orders_in": {"on_change": True}}, "orders_in",
-     "flows.orders_in.on_change: orders_in reads the files the shop drops"),
+    (
+        {"prices_stock": {"watch": {"stock": ["stock"]}}},
+        "prices_stock",
+        "flows.prices_stock.watch.stock[0]: expected a table as schema.table",
+    ),
+    (
+        {"prices_stock": {"watch": ["erp.stock"]}},
+        "prices_stock",
+        "flows.prices_stock.watch: expected a mapping of entity to tables",
+    ),
+    (
+        {"prices_stock": {"on_change": True, "watch": {"stok": ["erp.stock"]}}},
+        "prices_stock",
+        "flows.prices_stock.watch.stok: 'stok' is not an entity of prices_stock",
+    ),
+    (
+        {"orders_in": {"on_change": True}},
+        "orders_in",
+        "flows.orders_in.on_change: orders_in reads the files the shop drops",
+    ),
     ({"report": {"on_change": True}}, "report", "flows.report.on_change"),
     ({"catalog": {"local_dir": "/tmp"}}, "catalog", "flows.catalog.local_dir: only the report flow takes"),
     ({"report": {"days": 0}}, "report", "flows.report.days: expected a whole number of days from 1 to 366, got 0"),

@@ -36,52 +36,97 @@ def error_of(raw: dict) -> str:
 
 WRONG_VALUES = [
     # (section: raw values, key, words of the hint)
-    ({"shop": {"dialect": "prestashp"}}, "shop.dialect", ["'prestashp'", "generic, prestashop, shopify, woocommerce",
-                                                          "did you mean 'prestashop'"]),
+    (
+        {"shop": {"dialect": "prestashp"}},
+        "shop.dialect",
+        ["'prestashp'", "generic, prestashop, shopify, woocommerce", "did you mean 'prestashop'"],
+    ),
     ({"shop": {"rows_per_file": 0}}, "shop.rows_per_file", ["must be a positive integer, got 0"]),
-    ({"shop": {"timezone": "Europe/Pariss"}}, "shop.timezone", ["'Europe/Pariss' is not a known timezone",
-                                                                "\"Europe/Paris\""]),
+    (
+        {"shop": {"timezone": "Europe/Pariss"}},
+        "shop.timezone",
+        ["'Europe/Pariss' is not a known timezone", '"Europe/Paris"'],
+    ),
     ({"shop": {"ftp_pool": "shop ftp!"}}, "shop.ftp_pool", ["must be an Airflow pool name", "'shop ftp!'"]),
-    ({"catalog": {"selection_rule": "TRUE; DROP TABLE erp.article"}}, "catalog.selection_rule",
-     ["one SQL boolean expression", "'TRUE; DROP TABLE erp.article'"]),
+    (
+        {"catalog": {"selection_rule": "TRUE; DROP TABLE erp.article"}},
+        "catalog.selection_rule",
+        ["one SQL boolean expression", "'TRUE; DROP TABLE erp.article'"],
+    ),
     ({"catalog": {"entities": ["article", "article"]}}, "catalog.entities[1]", ["'article' is listed twice"]),
     ({"images": {"quality": 101}}, "images.quality", ["from 1 to 100", "got 101"]),
-    ({"images": {"formats": {"large": {"width": 10, "height": 10, "mode": "stretch"}}}}, "images.formats.large.mode",
-     ["'stretch'", "fit, pad, crop"]),
-    ({"images": {"formats": {"large": {"width": 10, "height": 10, "background": "blurple"}}}},
-     "images.formats.large.background", ["'blurple' is not a colour", "\"#FFFFFF\""]),
-    ({"images": {"formats": {"Big/One": {"width": 10, "height": 10}}}}, "images.formats.Big/One",
-     ["format name 'Big/One'", "lowercase letters"]),
+    (
+        {"images": {"formats": {"large": {"width": 10, "height": 10, "mode": "stretch"}}}},
+        "images.formats.large.mode",
+        ["'stretch'", "fit, pad, crop"],
+    ),
+    (
+        {"images": {"formats": {"large": {"width": 10, "height": 10, "background": "blurple"}}}},
+        "images.formats.large.background",
+        ["'blurple' is not a colour", '"#FFFFFF"'],
+    ),
+    (
+        {"images": {"formats": {"Big/One": {"width": 10, "height": 10}}}},
+        "images.formats.Big/One",
+        ["format name 'Big/One'", "lowercase letters"],
+    ),
     ({"stock": {"safety_stock": -1}}, "stock.safety_stock", ["must be a number >= 0", "got -1"]),
-    ({"stock": {"variant_display": "instock"}}, "stock.variant_display", ["'instock'", "all, in_stock",
-                                                                         "did you mean 'in_stock'"]),
-    ({"inbound": {"integrate": ["payed"]}}, "inbound.integrate", ["['payed']", "statuses among",
-                                                                   "did you mean 'paid'"]),
-    ({"inbound": {"integrate": ["paid"], "quotes": ["paid", "quote"]}}, "inbound.quotes",
-     ["status 'paid' is in both inbound.integrate and inbound.quotes"]),
+    (
+        {"stock": {"variant_display": "instock"}},
+        "stock.variant_display",
+        ["'instock'", "all, in_stock", "did you mean 'in_stock'"],
+    ),
+    (
+        {"inbound": {"integrate": ["payed"]}},
+        "inbound.integrate",
+        ["['payed']", "statuses among", "did you mean 'paid'"],
+    ),
+    (
+        {"inbound": {"integrate": ["paid"], "quotes": ["paid", "quote"]}},
+        "inbound.quotes",
+        ["status 'paid' is in both inbound.integrate and inbound.quotes"],
+    ),
     ({"inbound": {"encoding": "latin-42"}}, "inbound.encoding", ["'latin-42' is unknown", "utf-8 or cp1252"]),
     ({"inbound": {"delimiter": ":"}}, "inbound.delimiter", ["':'", "expected one of , ; tab |"]),
     ({"inbound": {"decimal": ";"}}, "inbound.decimal", ["';'", "expected '.' or ','"]),
-    ({"prestashop": {"tax_rules_groups": {20: "one"}}}, "prestashop.tax_rules_groups.20",
-     ["tax rules group id", "got 'one'"]),
+    (
+        {"prestashop": {"tax_rules_groups": {20: "one"}}},
+        "prestashop.tax_rules_groups.20",
+        ["tax rules group id", "got 'one'"],
+    ),
     ({"prestashop": {"home_category": ""}}, "prestashop.home_category", ["non-empty text", "got ''"]),
-    ({"prestashop": {"language": "pt"}}, "prestashop.language", ["is 'pt': no default root category",
-                                                                  "set prestashop.root_category"]),
+    (
+        {"prestashop": {"language": "pt"}},
+        "prestashop.language",
+        ["is 'pt': no default root category", "set prestashop.root_category"],
+    ),
     ({"prestashop": {"category_id_offset": 1}}, "prestashop.category_id_offset", ["at least 2, got 1"]),
-    ({"woocommerce": {"tax_classes": {5.5: "Reduced Rate"}}}, "woocommerce.tax_classes.5.5",
-     ["tax class slug", "got 'Reduced Rate'"]),
+    (
+        {"woocommerce": {"tax_classes": {5.5: "Reduced Rate"}}},
+        "woocommerce.tax_classes.5.5",
+        ["tax class slug", "got 'Reduced Rate'"],
+    ),
     ({"woocommerce": {"tax_classes": {120: ""}}}, "woocommerce.tax_classes.120", ["120 is not a VAT rate"]),
-    ({"woocommerce": {"weight_unit": "lb"}}, "woocommerce.weight_unit", ["'lb'", "kg, g, lbs, oz",
-                                                                          "did you mean 'lbs'?"]),
+    (
+        {"woocommerce": {"weight_unit": "lb"}},
+        "woocommerce.weight_unit",
+        ["'lb'", "kg, g, lbs, oz", "did you mean 'lbs'?"],
+    ),
     ({"woocommerce": {"send_gtin": "yes"}}, "woocommerce.send_gtin", ["true or false", "got 'yes'"]),
-    ({"woocommerce": {"attribute_names": {"size": ""}}}, "woocommerce.attribute_names.size",
-     ["non-empty text", "got ''"]),
+    (
+        {"woocommerce": {"attribute_names": {"size": ""}}},
+        "woocommerce.attribute_names.size",
+        ["non-empty text", "got ''"],
+    ),
     ({"shopify": {"off_status": "deleted"}}, "shopify.off_status", ["'deleted'", "archived, draft"]),
     ({"shopify": {"csv_headers": "v2"}}, "shopify.csv_headers", ["'v2'", "current, legacy"]),
     ({"shopify": {"location": ""}}, "shopify.location", ["non-empty text", "got ''"]),
     ({"shopify": {"single_location": 1}}, "shopify.single_location", ["true or false", "got 1"]),
-    ({"flows": {"prices_stock": {"every_minutes": 0}}}, "flows.prices_stock.every_minutes",
-     ["from 1 to 1440", "got 0"]),
+    (
+        {"flows": {"prices_stock": {"every_minutes": 0}}},
+        "flows.prices_stock.every_minutes",
+        ["from 1 to 1440", "got 0"],
+    ),
 ]
 
 
@@ -95,18 +140,26 @@ def test_a_wrong_value_names_file_section_key_value_and_hint(raw, key, hint):
 
 UNKNOWN_KEYS = [
     ({"shop": {"timezon": "UTC"}}, "shop.timezon: unknown key", "did you mean 'timezone'?"),
-    ({"catalog": {"selection_rules": "TRUE"}}, "catalog.selection_rules: unknown key",
-     "did you mean 'selection_rule'?"),
+    (
+        {"catalog": {"selection_rules": "TRUE"}},
+        "catalog.selection_rules: unknown key",
+        "did you mean 'selection_rule'?",
+    ),
     ({"images": {"qualty": 80}}, "images.qualty: unknown key", "did you mean 'quality'?"),
-    ({"images": {"formats": {"large": {"widht": 10, "height": 10}}}}, "images.formats.large.widht: unknown key",
-     "did you mean 'width'?"),
+    (
+        {"images": {"formats": {"large": {"widht": 10, "height": 10}}}},
+        "images.formats.large.widht: unknown key",
+        "did you mean 'width'?",
+    ),
     ({"stock": {"safety_stok": 2}}, "stock.safety_stok: unknown key", "did you mean 'safety_stock'?"),
     ({"inbound": {"encodng": "cp1252"}}, "inbound.encodng: unknown key", "did you mean 'encoding'?"),
     ({"prestashop": {"home_categry": "Home"}}, "prestashop.home_categry: unknown key", "did you mean 'home_category'?"),
-    ({"woocommerce": {"send_gtn": True}}, "woocommerce.send_gtn: unknown key",
-     "did you mean 'send_gtin'?"),
-    ({"shopify": {"option_names": {"colour": "Color", "sise": "Size"}}}, "shopify.option_names.sise: unknown key",
-     "did you mean 'size'?"),
+    ({"woocommerce": {"send_gtn": True}}, "woocommerce.send_gtn: unknown key", "did you mean 'send_gtin'?"),
+    (
+        {"shopify": {"option_names": {"colour": "Color", "sise": "Size"}}},
+        "shopify.option_names.sise: unknown key",
+        "did you mean 'size'?",
+    ),
     ({"shopfy": {}}, "shopfy: unknown section", "did you mean 'shopify'?"),
     ({"flows": {"catalog": {"crn": "0 2 * * *"}}}, "flows.catalog.crn: unknown key", "did you mean 'cron'?"),
     ({"flows": {"catlog": {"cron": "0 2 * * *"}}}, "flows.catlog: unknown flow", "did you mean 'catalog'?"),
@@ -149,8 +202,7 @@ def test_the_shipped_file_reads_as_the_typed_model_with_defaults():
     assert settings.shop.dialect == "prestashop" and settings.shop.ftp_pool == "shop_ftp"
     assert settings.catalog.entities == ("family", "brand", "supplier", "article", "variant")
     assert settings.images.formats["thumbnail"].rgb == (255, 255, 255)
-    assert settings.inbound.rules == {"integrate": ["paid", "validated"], "quotes": ["quote"],
-                                      "cancels": ["cancelled"]}
+    assert settings.inbound.rules == {"integrate": ["paid", "validated"], "quotes": ["quote"], "cancels": ["cancelled"]}
     assert settings.inbound.declared("Europe/Paris") == {"timezone": "Europe/Paris"}
     assert settings.prestashop.tax_rules_groups == {20.0: 1, 10.0: 2, 5.5: 3, 2.1: 4}
     assert settings.flow("catalog").cron == "0 2 * * *" and settings.flow("report").days == 30
@@ -160,8 +212,9 @@ def test_the_shipped_file_reads_as_the_typed_model_with_defaults():
 
 
 def test_partial_sections_keep_the_other_defaults_and_tax_groups_merge_over_a_fresh_install():
-    settings = parse_settings({"shop": {"timezone": "UTC"}, "prestashop": {"tax_rules_groups": {20: 7}},
-                               "images": {"quality": 60}})
+    settings = parse_settings(
+        {"shop": {"timezone": "UTC"}, "prestashop": {"tax_rules_groups": {20: 7}}, "images": {"quality": 60}}
+    )
     assert settings.shop.erp_conn_id == "passerelle_erp" and settings.shop.rows_per_file == 50000
     assert settings.prestashop.tax_rules_groups == {20.0: 7, 10.0: 2, 5.5: 3, 2.1: 4}
     assert list(settings.images.formats) == ["thumbnail", "large"]  # formats not given: the defaults
@@ -184,13 +237,23 @@ def test_the_file_is_read_once_per_version(tmp_path):
 
 
 def test_shop_sections_read_as_the_dialects_need_them():
-    settings = parse_settings({
-        "prestashop": {"language": "pt", "root_category": "Início"},
-        "woocommerce": {"tax_classes": {20: None, 10: "reduced-rate"}, "weight_unit": "g", "send_gtin": True,
-                        "attribute_names": {"size": "Size"}},
-        "shopify": {"location": "Entrepôt Lyon", "off_status": "draft", "csv_headers": "legacy",
-                    "option_names": {"colour": "Color"}},
-    })
+    settings = parse_settings(
+        {
+            "prestashop": {"language": "pt", "root_category": "Início"},
+            "woocommerce": {
+                "tax_classes": {20: None, 10: "reduced-rate"},
+                "weight_unit": "g",
+                "send_gtin": True,
+                "attribute_names": {"size": "Size"},
+            },
+            "shopify": {
+                "location": "Entrepôt Lyon",
+                "off_status": "draft",
+                "csv_headers": "legacy",
+                "option_names": {"colour": "Color"},
+            },
+        }
+    )
     assert settings.prestashop.language == "pt" and settings.prestashop.category_root == "Início"
     woo = settings.woocommerce
     # Given tax classes replace the built-in ones (a rate left out has no class: its rows are refused).
@@ -199,7 +262,11 @@ def test_shop_sections_read_as_the_dialects_need_them():
     assert (woo.attribute_names.size, woo.attribute_names.colour) == ("Size", "Couleur")
     shopify = settings.shopify
     assert (shopify.location, shopify.off_status, shopify.csv_headers, shopify.single_location) == (
-        "Entrepôt Lyon", "draft", "legacy", False)
+        "Entrepôt Lyon",
+        "draft",
+        "legacy",
+        False,
+    )
     assert (shopify.option_names.size, shopify.option_names.colour) == ("Taille", "Color")
     defaults = Settings()
     assert defaults.woocommerce.tax_classes == {20.0: "", 5.5: "reduced-rate", 0.0: "zero-rate"}
@@ -211,9 +278,14 @@ def test_the_dialects_get_the_typed_settings():
 
     from passerelle.core.dialects import dialect, exchange_dialect
 
-    settings = parse_settings({"shop": {"dialect": "woocommerce", "timezone": "America/Montreal"},
-                               "catalog": {"send_purchase_price": True},
-                               "woocommerce": {"weight_unit": "oz"}, "shopify": {"csv_headers": "legacy"}})
+    settings = parse_settings(
+        {
+            "shop": {"dialect": "woocommerce", "timezone": "America/Montreal"},
+            "catalog": {"send_purchase_price": True},
+            "woocommerce": {"weight_unit": "oz"},
+            "shopify": {"csv_headers": "legacy"},
+        }
+    )
     woo = dialect(settings.shop.dialect, settings)
     assert woo.settings is settings
     assert "Weight (oz)" in woo.frame({"sku": "A", "weight": "1"}, pd.RangeIndex(1)).columns
@@ -230,8 +302,13 @@ def test_image_and_inbound_settings_take_the_typed_sections():
     from passerelle.core.images import image_settings
     from passerelle.core.integrate import inbound_settings
 
-    settings = parse_settings({"shop": {"timezone": "UTC"}, "images": {"format": "WEBP"},
-                               "inbound": {"quotes": "quote", "delimiter": ";", "currency": "EUR"}})
+    settings = parse_settings(
+        {
+            "shop": {"timezone": "UTC"},
+            "images": {"format": "WEBP"},
+            "inbound": {"quotes": "quote", "delimiter": ";", "currency": "EUR"},
+        }
+    )
     images = image_settings(settings.images)
     assert images == image_settings(settings) and images.ext == "webp"
     assert [f.name for f in images.formats] == ["thumbnail", "large"]
@@ -274,8 +351,12 @@ def test_the_dialects_checked_here_are_the_registered_ones():
 TYPOS = {
     "images": ("  quality: 85\n", "  qualty: 85\n", "images.qualty: unknown key", "did you mean 'quality'?"),
     "inbound": ("  quotes: [quote]\n", "  quote: [quote]\n", "inbound.quote: unknown key", "did you mean 'quotes'?"),
-    "stock": ("  variant_display: all\n", "  variant_display: al\n", "stock.variant_display: 'al' is not allowed",
-              "did you mean 'all'?"),
+    "stock": (
+        "  variant_display: all\n",
+        "  variant_display: al\n",
+        "stock.variant_display: 'al' is not allowed",
+        "did you mean 'all'?",
+    ),
 }
 
 
@@ -302,10 +383,17 @@ def test_the_model_and_change_detection_import_no_airflow():
     import subprocess
     import sys
 
-    code = ("import sys; import passerelle.config, passerelle.core.changes, passerelle.timetables, "
-            "passerelle.params, passerelle.assets, passerelle.dag_settings; "
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('airflow', 'pandas')))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                         env={**os.environ, "PYTHONPATH": str(ROOT / "plugins")})
+    code = (
+        "import sys; import passerelle.config, passerelle.core.changes, passerelle.timetables, "
+        "passerelle.params, passerelle.assets, passerelle.dag_settings; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('airflow', 'pandas')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "plugins")},
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "[]"

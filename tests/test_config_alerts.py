@@ -26,12 +26,23 @@ def test_defaults_send_nothing_and_keep_the_former_owner():
 
 
 def test_alerts_become_dag_and_task_arguments():
-    settings = parse_settings({
-        "alerts": {"to": "ops@example.com", "on_retry": True, "smtp_conn_id": "mail", "owner": "Data team",
-                   "contact": "data@example.com"},
-        "timeouts": {"task_minutes": 10, "run_minutes": 50, "retry_delay_seconds": 30,
-                     "flows": {"catalog": {"task_minutes": 90}}},
-    })
+    settings = parse_settings(
+        {
+            "alerts": {
+                "to": "ops@example.com",
+                "on_retry": True,
+                "smtp_conn_id": "mail",
+                "owner": "Data team",
+                "contact": "data@example.com",
+            },
+            "timeouts": {
+                "task_minutes": 10,
+                "run_minutes": 50,
+                "retry_delay_seconds": 30,
+                "flows": {"catalog": {"task_minutes": 90}},
+            },
+        }
+    )
     args = flow_settings("orders_in", settings)
     default = args["default_args"]
     assert default["owner"] == "Data team"
@@ -54,11 +65,26 @@ def test_alerts_become_dag_and_task_arguments():
 def test_on_failure_false_and_other_notifiers():
     off = parse_settings({"alerts": {"to": ["ops@example.com"], "on_failure": False}})
     assert "on_failure_callback" not in flow_settings("report", off)
-    other = parse_settings({"alerts": {"notifier": "airflow.providers.smtp.notifications.smtp.SmtpNotifier",
-                                       "notifier_kwargs": {"to": "x@example.com", "from_email": "p@example.com"}}})
+    other = parse_settings(
+        {
+            "alerts": {
+                "notifier": "airflow.providers.smtp.notifications.smtp.SmtpNotifier",
+                "notifier_kwargs": {"to": "x@example.com", "from_email": "p@example.com"},
+            }
+        }
+    )
     [failure] = flow_settings("report", other)["on_failure_callback"]
-    notifier = failure.notifier({"kind": "failure", "dag_id": "report", "run_id": "r", "task": "t", "error": "e",
-                                 "try_number": "1", "reason": ""})
+    notifier = failure.notifier(
+        {
+            "kind": "failure",
+            "dag_id": "report",
+            "run_id": "r",
+            "task": "t",
+            "error": "e",
+            "try_number": "1",
+            "reason": "",
+        }
+    )
     assert type(notifier).__name__ == "SmtpNotifier" and notifier.to == "x@example.com"
 
 
@@ -72,29 +98,57 @@ def test_contact_links():
 
 
 def test_message_names_dag_run_task_and_error_escaped():
-    subject, body = message({"kind": "failure", "dag_id": "catalog", "run_id": "scheduled__2026", "task": "publish",
-                             "error": "TransferError: <refused>", "try_number": "3", "reason": "task_failure"},
-                            contact="data@example.com")
+    subject, body = message(
+        {
+            "kind": "failure",
+            "dag_id": "catalog",
+            "run_id": "scheduled__2026",
+            "task": "publish",
+            "error": "TransferError: <refused>",
+            "try_number": "3",
+            "reason": "task_failure",
+        },
+        contact="data@example.com",
+    )
     assert subject == "[Passerelle] catalog run failed: scheduled__2026"
     assert "<td>publish</td>" in body and "TransferError: &lt;refused&gt;" in body and "data@example.com" in body
-    subject, _ = message({"kind": "retry", "dag_id": "catalog", "run_id": "r", "task": "publish", "error": "x",
-                          "try_number": "1", "reason": ""})
+    subject, _ = message(
+        {
+            "kind": "retry",
+            "dag_id": "catalog",
+            "run_id": "r",
+            "task": "publish",
+            "error": "x",
+            "try_number": "1",
+            "reason": "",
+        }
+    )
     assert subject == "[Passerelle] catalog: task publish failed, retrying"
 
 
-@pytest.mark.parametrize(("raw", "key", "words"), [
-    ({"alerts": {"to": ["ops@example.com", "nobody"]}}, "alerts.to[1]", "'nobody' is not an e-mail address"),
-    ({"alerts": {"too": "ops@example.com"}}, "alerts.too", "did you mean 'to'?"),
-    ({"alerts": {"on_retry": "yes"}}, "alerts.on_retry", "expected true or false, got 'yes'"),
-    ({"alerts": {"notifier": "not a class"}}, "alerts.notifier", "expected a notifier class path"),
-    ({"alerts": {"notifier_kwargs": {"channel": "#ops"}}}, "alerts.notifier_kwargs", "without alerts.notifier"),
-    ({"alerts": {"owner": ""}}, "alerts.owner", "expected a non-empty text"),
-    ({"timeouts": {"task_minutes": 0}}, "timeouts.task_minutes", "from 1 to 1440, got 0"),
-    ({"timeouts": {"retry_delay_seconds": "5m"}}, "timeouts.retry_delay_seconds", "got '5m'"),
-    ({"timeouts": {"flows": {"catalgo": {"task_minutes": 5}}}}, "timeouts.flows.catalgo", "did you mean 'catalog'?"),
-    ({"timeouts": {"flows": {"catalog": {"run_minute": 5}}}}, "timeouts.flows.catalog.run_minute",
-     "did you mean 'run_minutes'?"),
-])
+@pytest.mark.parametrize(
+    ("raw", "key", "words"),
+    [
+        ({"alerts": {"to": ["ops@example.com", "nobody"]}}, "alerts.to[1]", "'nobody' is not an e-mail address"),
+        ({"alerts": {"too": "ops@example.com"}}, "alerts.too", "did you mean 'to'?"),
+        ({"alerts": {"on_retry": "yes"}}, "alerts.on_retry", "expected true or false, got 'yes'"),
+        ({"alerts": {"notifier": "not a class"}}, "alerts.notifier", "expected a notifier class path"),
+        ({"alerts": {"notifier_kwargs": {"channel": "#ops"}}}, "alerts.notifier_kwargs", "without alerts.notifier"),
+        ({"alerts": {"owner": ""}}, "alerts.owner", "expected a non-empty text"),
+        ({"timeouts": {"task_minutes": 0}}, "timeouts.task_minutes", "from 1 to 1440, got 0"),
+        ({"timeouts": {"retry_delay_seconds": "5m"}}, "timeouts.retry_delay_seconds", "got '5m'"),
+        (
+            {"timeouts": {"flows": {"catalgo": {"task_minutes": 5}}}},
+            "timeouts.flows.catalgo",
+            "did you mean 'catalog'?",
+        ),
+        (
+            {"timeouts": {"flows": {"catalog": {"run_minute": 5}}}},
+            "timeouts.flows.catalog.run_minute",
+            "did you mean 'run_minutes'?",
+        ),
+    ],
+)
 def test_mistakes_name_file_key_and_value(raw, key, words):
     with pytest.raises(ConfigError) as info:
         parse_settings(raw, "site.yaml")

@@ -52,10 +52,14 @@ print(time.perf_counter() - start, len(opened))
 
 
 def test_importing_dag_files_opens_no_connection_and_is_cheap():
-    env = {**os.environ, "AIRFLOW_CONN_PASSERELLE_ERP": "postgres://nobody@192.0.2.1:5432/x",
-           "AIRFLOW_CONN_PASSERELLE_SHOP": "ftp://nobody:x@192.0.2.1:21/"}
-    out = subprocess.run([sys.executable, "-c", PROBE, *map(str, DAG_FILES)], capture_output=True, text=True,
-                         env=env, timeout=120)
+    env = {
+        **os.environ,
+        "AIRFLOW_CONN_PASSERELLE_ERP": "postgres://nobody@192.0.2.1:5432/x",
+        "AIRFLOW_CONN_PASSERELLE_SHOP": "ftp://nobody:x@192.0.2.1:21/",
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE, *map(str, DAG_FILES)], capture_output=True, text=True, env=env, timeout=120
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     seconds, opened = out.stdout.split()[-2:]
     assert int(opened) == 0, "a DAG file opened a connection at import"
@@ -108,9 +112,12 @@ def test_the_shop_ftp_pool_holds_the_tasks_connecting_to_the_shop_and_only_them(
 def test_the_ftp_pool_name_comes_from_the_configuration_and_a_flow_pool_wins(tmp_path, monkeypatch):
     config = tmp_path / "passerelle.yaml"
     shipped = (ROOT / "include" / "config" / "passerelle.yaml").read_text(encoding="utf-8")
-    config.write_text(shipped.replace("ftp_pool: shop_ftp", "ftp_pool: shop_sftp_2")
-                      .replace('    cron: "0 * * * *"           # hourly\n',
-                               '    cron: "0 * * * *"\n    pool: shop_products\n'), encoding="utf-8")
+    config.write_text(
+        shipped.replace("ftp_pool: shop_ftp", "ftp_pool: shop_sftp_2").replace(
+            '    cron: "0 * * * *"           # hourly\n', '    cron: "0 * * * *"\n    pool: shop_products\n'
+        ),
+        encoding="utf-8",
+    )
     assert "shop_sftp_2" in config.read_text() and "shop_products" in config.read_text()
     monkeypatch.setenv("PASSERELLE_CONFIG", str(config))
 

@@ -31,17 +31,23 @@ ENV_EXAMPLE = ROOT / ".env.example"
 DOCKER = ROOT / "docker"
 sys.path.insert(0, str(DOCKER))
 
-import ftps_cert  # noqa: E402
-import make_env  # noqa: E402
+import ftps_cert
+import make_env
 
 AIRFLOW_SERVICES = {
-    "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer",
-    "airflow-worker", "airflow-init",
+    "airflow-apiserver",
+    "airflow-scheduler",
+    "airflow-dag-processor",
+    "airflow-triggerer",
+    "airflow-worker",
+    "airflow-init",
 }
 EXPECTED_SERVICES = AIRFLOW_SERVICES | {"postgres", "redis", "erp-db", "erp-seed", "ftps-certs", "ftps"}
 PROJECT_MOUNTS = {
-    "/opt/airflow/dags": "dags", "/opt/airflow/plugins": "plugins",
-    "/opt/airflow/include": "include", "/opt/airflow/config": "include/config",
+    "/opt/airflow/dags": "dags",
+    "/opt/airflow/plugins": "plugins",
+    "/opt/airflow/include": "include",
+    "/opt/airflow/config": "include/config",
 }
 SECRET_WORDS = re.compile(
     r"PASSWORD|PASS$|SECRET|FERNET|_KEY$|^AIRFLOW_CONN_|SQL_ALCHEMY_CONN|RESULT_BACKEND|BROKER_URL"
@@ -66,7 +72,12 @@ def run_config(env_file: Path, tmp_path: Path) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("COMPOSE_", "AIRFLOW", "DOCKER_"))}
     return subprocess.run(
         [*cli, "--env-file", str(env_file), "--project-directory", str(ROOT), "-f", str(COMPOSE), "config"],
-        capture_output=True, text=True, cwd=tmp_path, env=env, check=False, timeout=120,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        check=False,
+        timeout=120,
     )
 
 
@@ -101,8 +112,11 @@ def test_compose_config_resolves_with_the_example_env(tmp_path):
 
 
 def test_compose_config_refuses_a_missing_secret(tmp_path):
-    lines = [line for line in ENV_EXAMPLE.read_text(encoding="utf-8").splitlines()
-             if not line.startswith("AIRFLOW_DB_PASSWORD=")]
+    lines = [
+        line
+        for line in ENV_EXAMPLE.read_text(encoding="utf-8").splitlines()
+        if not line.startswith("AIRFLOW_DB_PASSWORD=")
+    ]
     partial = tmp_path / "partial.env"
     partial.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
@@ -118,8 +132,10 @@ def test_compose_has_the_celery_topology(compose):
     assert EXPECTED_SERVICES <= set(services)
     commands = {name: services[name].get("command") for name in AIRFLOW_SERVICES - {"airflow-init"}}
     assert commands == {
-        "airflow-apiserver": "api-server", "airflow-scheduler": "scheduler",
-        "airflow-dag-processor": "dag-processor", "airflow-triggerer": "triggerer",
+        "airflow-apiserver": "api-server",
+        "airflow-scheduler": "scheduler",
+        "airflow-dag-processor": "dag-processor",
+        "airflow-triggerer": "triggerer",
         "airflow-worker": "celery worker",
     }
     common = compose["x-airflow-common"]["environment"]
@@ -205,6 +221,7 @@ def test_make_env_replaces_every_placeholder_consistently():
     from cryptography.fernet import Fernet
 
     assert Fernet(values["AIRFLOW_FERNET_KEY"]).decrypt(Fernet(values["AIRFLOW_FERNET_KEY"]).encrypt(b"x")) == b"x"
+
     # Comments are left alone (they mention placeholders to explain them).
     def comments(text: str) -> list[str]:
         return [line for line in text.splitlines() if line.startswith("#")]
@@ -215,8 +232,12 @@ def test_make_env_replaces_every_placeholder_consistently():
 def test_make_env_cli_writes_to_stdout(tmp_path):
     done = subprocess.run([sys.executable, str(DOCKER / "make_env.py")], capture_output=True, text=True, check=True)
     assert set(env_values(done.stdout)) == set(env_values(ENV_EXAMPLE.read_text(encoding="utf-8")))
-    missing = subprocess.run([sys.executable, str(DOCKER / "make_env.py"), "--example", str(tmp_path / "none")],
-                             capture_output=True, text=True, check=False)
+    missing = subprocess.run(
+        [sys.executable, str(DOCKER / "make_env.py"), "--example", str(tmp_path / "none")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert missing.returncode == 2 and "not found" in missing.stderr
 
 
@@ -284,11 +305,21 @@ def test_erp_seed_seeds_an_empty_back_office_once(pg_server):
 
     name = f"passerelle_seed_{uuid.uuid4().hex[:8]}"
     dsn = create_database(pg_server, name)
-    env = {**os.environ, "PASSERELLE_DEMO_ERP_DSN": dsn, "PASSERELLE_DEMO_ARTICLES": "12",
-           "PYTHONPATH": str(ROOT / "plugins")}
+    env = {
+        **os.environ,
+        "PASSERELLE_DEMO_ERP_DSN": dsn,
+        "PASSERELLE_DEMO_ARTICLES": "12",
+        "PYTHONPATH": str(ROOT / "plugins"),
+    }
     try:
-        first = subprocess.run([sys.executable, str(DOCKER / "erp_seed.py")], env=env, capture_output=True,
-                               text=True, timeout=300, check=False)
+        first = subprocess.run(
+            [sys.executable, str(DOCKER / "erp_seed.py")],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
         assert first.returncode == 0, first.stderr
         with psycopg.connect(dsn) as conn:
             conn.execute("UPDATE erp.article SET name = 'Edited by hand' WHERE id = 1")
@@ -296,8 +327,14 @@ def test_erp_seed_seeds_an_empty_back_office_once(pg_server):
             count = conn.execute("SELECT count(*) FROM erp.article").fetchone()[0]
         assert count >= 12
 
-        second = subprocess.run([sys.executable, str(DOCKER / "erp_seed.py")], env=env, capture_output=True,
-                                text=True, timeout=300, check=False)
+        second = subprocess.run(
+            [sys.executable, str(DOCKER / "erp_seed.py")],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
 
         assert second.returncode == 0, second.stderr
         assert f"already has {count} articles" in second.stdout
@@ -309,11 +346,15 @@ def test_erp_seed_seeds_an_empty_back_office_once(pg_server):
 
 def test_erp_seed_names_a_bad_setting():
     env = {k: v for k, v in os.environ.items() if k != "PASSERELLE_DEMO_ERP_DSN"}
-    missing = subprocess.run([sys.executable, str(DOCKER / "erp_seed.py")], env=env, capture_output=True,
-                             text=True, check=False)
+    missing = subprocess.run(
+        [sys.executable, str(DOCKER / "erp_seed.py")], env=env, capture_output=True, text=True, check=False
+    )
     assert missing.returncode == 2 and "PASSERELLE_DEMO_ERP_DSN" in missing.stderr
-    bad = subprocess.run([sys.executable, str(DOCKER / "erp_seed.py")],
-                         env={**env, "PASSERELLE_DEMO_ERP_DSN": "postgresql://x@127.0.0.1:1/x",
-                              "PASSERELLE_DEMO_ARTICLES": "many"},
-                         capture_output=True, text=True, check=False)
+    bad = subprocess.run(
+        [sys.executable, str(DOCKER / "erp_seed.py")],
+        env={**env, "PASSERELLE_DEMO_ERP_DSN": "postgresql://x@127.0.0.1:1/x", "PASSERELLE_DEMO_ARTICLES": "many"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert bad.returncode == 2 and "'many'" in bad.stderr

@@ -273,11 +273,7 @@ def test_a_legacy_installation_without_a_later_table_gets_it_and_keeps_its_rows(
 
 def rows_without(dsn: str, table: str) -> dict[str, list]:
     with psycopg.connect(dsn) as conn:
-        return {
-            t: conn.execute(baseline_rows_sql(t)).fetchall()
-            for t in baseline_tables()
-            if t != table
-        }
+        return {t: conn.execute(baseline_rows_sql(t)).fetchall() for t in baseline_tables() if t != table}
 
 
 def test_two_upgrades_at_once_run_one_after_the_other(empty_db):

@@ -15,19 +15,31 @@ import yaml
 
 from passerelle import INCLUDE
 
-HEADER = ("shop_order_id,order_date,status,shop_customer_id,email,currency,line_number,sku,label,quantity,"
-          "unit_price_excl_vat,vat_rate,line_discount_excl_vat,payment_method,payment_amount,payment_paid,"
-          "billing_first_name,billing_last_name,billing_address1,billing_postcode,billing_city,billing_country")
+HEADER = (
+    "shop_order_id,order_date,status,shop_customer_id,email,currency,line_number,sku,label,quantity,"
+    "unit_price_excl_vat,vat_rate,line_discount_excl_vat,payment_method,payment_amount,payment_paid,"
+    "billing_first_name,billing_last_name,billing_address1,billing_postcode,billing_city,billing_country"
+)
 
 
 def _file(*rows: str) -> bytes:
     return ("\n".join([HEADER, *rows]) + "\n").encode()
 
 
-def _row(order: str, *, status: str = "paid", date: str = "2026-11-20T08:00:00+01:00", customer: str = "9100",
-         email: str = "ana@exemple.fr", payment: str = "card,24.00,1", address: str = "1 rue Haute") -> str:
-    return (f"{order},{date},{status},{customer},{email},EUR,1,ART-000001,Article,2,10.00,20,0,{payment},"
-            f"Ana,Test,{address},75001,Paris,FR")
+def _row(
+    order: str,
+    *,
+    status: str = "paid",
+    date: str = "2026-11-20T08:00:00+01:00",
+    customer: str = "9100",
+    email: str = "ana@exemple.fr",
+    payment: str = "card,24.00,1",
+    address: str = "1 rue Haute",
+) -> str:
+    return (
+        f"{order},{date},{status},{customer},{email},EUR,1,ART-000001,Article,2,10.00,20,0,{payment},"
+        f"Ana,Test,{address},75001,Paris,FR"
+    )
 
 
 # -- a quote later reported paid ----------------------------------------------------------------------
@@ -42,8 +54,9 @@ def test_a_quote_later_reported_paid_keeps_its_payment_counted_once(erp):
     assert paid.counts["payments_created"] == 1
     order = erp.execute("SELECT id, kind, status FROM erp.sales_order WHERE shop_order_id = 'Q00001'").fetchone()
     assert order[1:] == ("order", "confirmed")
-    assert erp.execute("SELECT method, amount, paid FROM erp.payment WHERE order_id = %s", (order[0],)).fetchall() \
-        == [("card", 24, True)]
+    assert erp.execute("SELECT method, amount, paid FROM erp.payment WHERE order_id = %s", (order[0],)).fetchall() == [
+        ("card", 24, True)
+    ]
     erp.commit()
     again = integrate_file(erp, "p2.csv", _file(_row("Q00001", payment="card,24.00,1"), ""))
     assert again.counts["quotes_confirmed"] == 0 and again.counts["payments_created"] == 0
@@ -60,26 +73,50 @@ def test_an_unpaid_payment_of_a_quote_is_completed_not_doubled(erp):
     paid = integrate_file(erp, "p.csv", _file(_row("Q00002", payment="transfer,24.00,1")))
     assert paid.counts["quotes_confirmed"] == 1 and paid.counts["payments_completed"] == 1
     assert erp.execute("SELECT method, paid FROM erp.payment WHERE order_id = %s", (order_id,)).fetchall() == [
-        ("transfer", True)]
+        ("transfer", True)
+    ]
 
 
 # -- customers ----------------------------------------------------------------------------------------
 def test_the_address_kept_is_the_latest_orders_not_the_files_last_line(erp):
     from passerelle.core.integrate import integrate_file
 
-    integrate_file(erp, "a.csv", _file(
-        _row("A00002", date="2026-11-21T09:00:00+01:00", customer="9200", email="bea@exemple.fr",
-             address="2 rue Neuve"),
-        _row("A00001", date="2026-11-20T09:00:00+01:00", customer="9200", email="bea@exemple.fr",
-             address="1 rue Vieille"),
-    ))
+    integrate_file(
+        erp,
+        "a.csv",
+        _file(
+            _row(
+                "A00002",
+                date="2026-11-21T09:00:00+01:00",
+                customer="9200",
+                email="bea@exemple.fr",
+                address="2 rue Neuve",
+            ),
+            _row(
+                "A00001",
+                date="2026-11-20T09:00:00+01:00",
+                customer="9200",
+                email="bea@exemple.fr",
+                address="1 rue Vieille",
+            ),
+        ),
+    )
     assert erp.execute(
         "SELECT a.line1 FROM erp.address a JOIN passerelle.customer_link l ON l.customer_id = a.customer_id "
-        "WHERE l.shop_customer_id = '9200' AND a.kind = 'billing'").fetchall() == [("2 rue Neuve",)]
+        "WHERE l.shop_customer_id = '9200' AND a.kind = 'billing'"
+    ).fetchall() == [("2 rue Neuve",)]
 
 
-EMAILS = ["ΟΔΟΣ@exemple.gr", "Ὀδυσσεύς.ΣΟΦΟΣ@exemple.gr", "İNCİ@exemple.tr", "İnci.I\u0307@exemple.tr",
-          "Jean.DUPONT@Exemple.FR", "straße@exemple.de", "ǅemal@exemple.ba", "  Ana@exemple.fr"]
+EMAILS = [
+    "ΟΔΟΣ@exemple.gr",
+    "Ὀδυσσεύς.ΣΟΦΟΣ@exemple.gr",
+    "İNCİ@exemple.tr",
+    "İnci.I\u0307@exemple.tr",
+    "Jean.DUPONT@Exemple.FR",
+    "straße@exemple.de",
+    "ǅemal@exemple.ba",
+    "  Ana@exemple.fr",
+]
 
 
 def test_email_key_is_the_same_in_python_and_postgresql(erp):
@@ -92,31 +129,48 @@ def test_email_key_is_the_same_in_python_and_postgresql(erp):
     assert email_key("İNCİ@x.tr") == email_key("inci@x.tr")
 
 
-@pytest.mark.parametrize("back_office, in_file", [
-    ("ΟΔΟΣ@exemple.gr", "ΟΔΟΣ@exemple.gr"),  # final sigma: Python ς, PostgreSQL σ
-    ("İNCİ@exemple.tr", "İnci@exemple.tr"),  # dotted capital I: Python i + dot, PostgreSQL i
-])
+@pytest.mark.parametrize(
+    "back_office, in_file",
+    [
+        ("ΟΔΟΣ@exemple.gr", "ΟΔΟΣ@exemple.gr"),  # final sigma: Python ς, PostgreSQL σ
+        ("İNCİ@exemple.tr", "İnci@exemple.tr"),  # dotted capital I: Python i + dot, PostgreSQL i
+    ],
+)
 def test_an_email_whose_lower_case_differs_between_python_and_postgresql_matches_one_customer(
-        erp, back_office, in_file):
+    erp, back_office, in_file
+):
     from passerelle.core.integrate import integrate_file
 
-    customer_id = erp.execute("INSERT INTO erp.customer (code, email, first_name, last_name) "
-                              "VALUES ('T-INTL', %s, 'Test', 'Intl') RETURNING id", (back_office,)).fetchone()[0]
+    customer_id = erp.execute(
+        "INSERT INTO erp.customer (code, email, first_name, last_name) "
+        "VALUES ('T-INTL', %s, 'Test', 'Intl') RETURNING id",
+        (back_office,),
+    ).fetchone()[0]
     erp.commit()
     before = erp.execute("SELECT count(*) FROM erp.customer").fetchone()[0]
     erp.commit()
     result = integrate_file(erp, "e.csv", _file(_row("E00001", customer="9300", email=in_file)))
     assert result.counts["orders_created"] == 1 and result.counts["customers_created"] == 0
     assert erp.execute("SELECT count(*) FROM erp.customer").fetchone()[0] == before
-    assert erp.execute("SELECT customer_id FROM erp.sales_order WHERE shop_order_id = 'E00001'").fetchone()[0] \
+    assert (
+        erp.execute("SELECT customer_id FROM erp.sales_order WHERE shop_order_id = 'E00001'").fetchone()[0]
         == customer_id
-    assert erp.execute("SELECT customer_id FROM passerelle.customer_link WHERE shop_customer_id = '9300'"
-                       ).fetchone()[0] == customer_id
+    )
+    assert (
+        erp.execute("SELECT customer_id FROM passerelle.customer_link WHERE shop_customer_id = '9300'").fetchone()[0]
+        == customer_id
+    )
 
 
 # -- HTML in every dialect ----------------------------------------------------------------------------
-PAYLOADS = ['<script>alert("x")</script>', '<img src=x onerror="alert(1)">', '<a href="javascript:alert(1)">lien</a>',
-            '<p onclick="alert(1)">clic</p>', '<svg onload=alert(1)>', '<a href="JaVaScRiPt:alert(1)">x</a>']
+PAYLOADS = [
+    '<script>alert("x")</script>',
+    '<img src=x onerror="alert(1)">',
+    '<a href="javascript:alert(1)">lien</a>',
+    '<p onclick="alert(1)">clic</p>',
+    "<svg onload=alert(1)>",
+    '<a href="JaVaScRiPt:alert(1)">x</a>',
+]
 FORBIDDEN = ("<script", "onerror", "javascript:", "onclick", "onload")
 
 
@@ -135,8 +189,12 @@ def _every_dialect() -> dict:
     for info in pkgutil.iter_modules(package.__path__):
         module = importlib.import_module(f"{package.__name__}.{info.name}")
         for _, cls in inspect.getmembers(module, inspect.isclass):
-            if issubclass(cls, Dialect) and cls is not Dialect and cls.__module__ == module.__name__ \
-                    and "Exchange" not in cls.__name__:
+            if (
+                issubclass(cls, Dialect)
+                and cls is not Dialect
+                and cls.__module__ == module.__name__
+                and "Exchange" not in cls.__name__
+            ):
                 out.setdefault(cls.name, cls())
     return out
 
@@ -151,17 +209,20 @@ def test_no_script_event_handler_or_javascript_url_in_any_rich_text_field_of_any
     from passerelle.db import read_query_chunks
 
     payload = " ".join(PAYLOADS)
-    articles = erp.execute("SELECT a.id FROM erp.article a WHERE a.web AND a.price_excl_vat > 0 AND a.name <> '' "
-                           "ORDER BY a.id LIMIT 5").fetchall()
+    articles = erp.execute(
+        "SELECT a.id FROM erp.article a WHERE a.web AND a.price_excl_vat > 0 AND a.name <> '' ORDER BY a.id LIMIT 5"
+    ).fetchall()
     ids = [a[0] for a in articles]
-    erp.execute("UPDATE erp.article SET short_description = %s, long_description = %s WHERE id = ANY(%s)",
-                (f"<p>Court SAFE-SHORT</p>{payload}", f"<p>Long SAFE-LONG</p>{payload}", ids))
+    erp.execute(
+        "UPDATE erp.article SET short_description = %s, long_description = %s WHERE id = ANY(%s)",
+        (f"<p>Court SAFE-SHORT</p>{payload}", f"<p>Long SAFE-LONG</p>{payload}", ids),
+    )
     erp.execute("UPDATE erp.brand SET description = %s", (f"<p>Marque SAFE-BRAND</p>{payload}",))
     erp.commit()
     views = {
         # The article rows as the export reads them, with the variants column some shops need.
         "article": f"SELECT v.*, vj.variants FROM passerelle_src.article v JOIN erp.article a ON a.reference = v.key "
-                   f"{ARTICLE_VARIANTS_JOIN} WHERE v.web AND a.id = ANY(ARRAY{ids}) ORDER BY v.key",
+        f"{ARTICLE_VARIANTS_JOIN} WHERE v.web AND a.id = ANY(ARRAY{ids}) ORDER BY v.key",
         "brand": "SELECT * FROM passerelle_src.brand ORDER BY key",
     }
     frames = {entity: pd.concat(list(read_query_chunks(erp, sql)), ignore_index=True) for entity, sql in views.items()}
@@ -201,7 +262,8 @@ def _config(tmp_path, monkeypatch, **sections):
 
 
 def test_a_rerun_of_an_old_failed_run_does_not_republish_its_superseded_batch(
-        airflow_db, connections, erp, ftp_server, monkeypatch, tmp_path):
+    airflow_db, connections, erp, ftp_server, monkeypatch, tmp_path
+):
     """10:00 builds prices, cannot publish (the server is down) and fails; 11:00 publishes newer prices;
     then 10:00 is run again: its batch is superseded, nothing is uploaded, the task ends skipped,
     the run succeeds, the snapshot keeps 11:00's prices. Published files are readable by a web server,
@@ -247,7 +309,8 @@ def test_a_rerun_of_an_old_failed_run_does_not_republish_its_superseded_batch(
     assert sorted(p.name for p in stale.iterdir()) == ["stock.csv"]  # nothing uploaded for the old batch
     statuses = erp.execute("SELECT status FROM passerelle.batch WHERE flow = 'prices_stock' ORDER BY id").fetchall()
     assert statuses == [("superseded",), ("confirmed",)]
-    assert erp.execute("SELECT entity, key, hash, batch_id FROM passerelle.snapshot ORDER BY 1, 2"
-                       ).fetchall() == snapshot
+    assert (
+        erp.execute("SELECT entity, key, hash, batch_id FROM passerelle.snapshot ORDER BY 1, 2").fetchall() == snapshot
+    )
     manifest = json.loads((folders[0] / "manifest.json").read_text())
     assert pendulum.parse(manifest["run_key"]) == eleven

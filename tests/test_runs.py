@@ -26,29 +26,59 @@ DROPPED = ("orders_20261120_0900.csv", "orders_20261120_1000.csv", "customers_20
 
 
 def test_note_says_what_was_sent_and_why_rows_were_quarantined():
-    reasons = count_reasons([("sku", "unknown SKU 'ART-009999'", 3), ("sku", "unknown SKU 'ART-000123'", 1),
-                             ("ean", "not a valid EAN-13 (13 digits, check digit)", 2), ("name", "name is empty", 1),
-                             (None, "order WEB-100237 has a rejected line", 1)])
+    reasons = count_reasons(
+        [
+            ("sku", "unknown SKU 'ART-009999'", 3),
+            ("sku", "unknown SKU 'ART-000123'", 1),
+            ("ean", "not a valid EAN-13 (13 digits, check digit)", 2),
+            ("name", "name is empty", 1),
+            (None, "order WEB-100237 has a rejected line", 1),
+        ]
+    )
     ean = "ean: not a valid EAN-13 (13 digits, check digit)"
     assert list(reasons.items())[:2] == [("sku: unknown SKU …", 4), (ean, 2)]
     note = note_text(verb="sent", rows=1234, files=3, quarantined=8, reasons=reasons)
-    assert note == ("sent 1\u202f234 rows in 3 files; 8 rows quarantined, top reasons: sku: unknown SKU … (4), "
-                    "ean: not a valid EAN-13 (13 digits, check digit) (2), name: name is empty (1), …")
+    assert note == (
+        "sent 1\u202f234 rows in 3 files; 8 rows quarantined, top reasons: sku: unknown SKU … (4), "
+        "ean: not a valid EAN-13 (13 digits, check digit) (2), name: name is empty (1), …"
+    )
     assert note_text(verb="sent", rows=1, files=1) == "sent 1 row in 1 file; nothing quarantined"
     assert note_text(verb="sent", rows=5, files=2, dry_run=True).startswith("dry run: would have sent 5 rows")
     assert reason_kind("order WEB-100237 has a rejected line 7") == "order … has a rejected line …"
 
 
 def test_counts_true_for_full_runs_and_replays():
-    assert sent_rows({"article": {"created": 2, "changed": 3, "removed": 1, "unchanged": 900, "rejected": 4},
-                      "brand": {"created": 1}}) == 7 - 4
+    assert (
+        sent_rows(
+            {
+                "article": {"created": 2, "changed": 3, "removed": 1, "unchanged": 900, "rejected": 4},
+                "brand": {"created": 1},
+            }
+        )
+        == 7 - 4
+    )
     files = [{"counts": {"rows_read": 10, "rejected_rows": 2, "orders_created": 3}}]
     # The replay in the same run reads again the 2 new and 4 older open rows, leaves 5 open.
-    replayed = [{"file": "a.csv", "file_id": 7, "rows_replayed": 1, "rows_still_open": 5, "rows_read": 6,
-                 "rejected_rows": 5, "rejected_orders": 2, "orders_created": 1}]
+    replayed = [
+        {
+            "file": "a.csv",
+            "file_id": 7,
+            "rows_replayed": 1,
+            "rows_still_open": 5,
+            "rows_read": 6,
+            "rejected_rows": 5,
+            "rejected_orders": 2,
+            "orders_created": 1,
+        }
+    ]
     totals = inbound_totals(files, replayed)
-    assert totals == {"rows_read": 10, "rejected_rows": 2, "orders_created": 4, "rows_replayed": 1,
-                      "rows_still_open": 5}
+    assert totals == {
+        "rows_read": 10,
+        "rejected_rows": 2,
+        "orders_created": 4,
+        "rows_replayed": 1,
+        "rows_still_open": 5,
+    }
 
 
 def test_public_url():
@@ -103,8 +133,11 @@ def test_each_form_holds_only_what_its_dag_uses(airflow_db, dags):
 
 
 def test_dags_carry_the_shop_timezone_a_schedule_in_words_and_timeouts(airflow_db, dags):
-    for dag_id, words in [("catalog", "every day at 02:00 (Europe/Paris)"), ("orders_in", "every hour at :15"),
-                          ("report", "every day at 06:00 (Europe/Paris)")]:
+    for dag_id, words in [
+        ("catalog", "every day at 02:00 (Europe/Paris)"),
+        ("orders_in", "every hour at :15"),
+        ("report", "every day at 06:00 (Europe/Paris)"),
+    ]:
         dag = dags[dag_id]
         assert dag.timezone.name == PARIS, dag_id
         assert dag.start_date == pendulum.datetime(2026, 1, 1, tz=PARIS), dag_id
@@ -133,8 +166,11 @@ def _xcom(dr, task_id: str, key: str = "return_value"):
     from airflow.utils.session import create_session
 
     with create_session() as session:
-        row = session.execute(XComModel.get_many(run_id=dr.run_id, key=key, task_ids=task_id, dag_ids=dr.dag_id)
-                              .with_only_columns(XComModel.value)).first()
+        row = session.execute(
+            XComModel.get_many(run_id=dr.run_id, key=key, task_ids=task_id, dag_ids=dr.dag_id).with_only_columns(
+                XComModel.value
+            )
+        ).first()
     return XComModel.deserialize_value(row) if row else None
 
 
@@ -144,16 +180,21 @@ def _run(dag, when, conf=None):
     return dr
 
 
-def test_catalog_run_says_what_it_sent_links_its_batch_and_announces_it(airflow_db, connections, erp, ftp_server,
-                                                                          tmp_path, monkeypatch):
+def test_catalog_run_says_what_it_sent_links_its_batch_and_announces_it(
+    airflow_db, connections, erp, ftp_server, tmp_path, monkeypatch
+):
     from airflow.models.asset import AssetEvent
     from airflow.utils.session import create_session
     from sqlalchemy import select
 
     _config(tmp_path, monkeypatch)
     # Three web articles the shop would refuse: their EANs are not EAN-13.
-    refs = [r[0] for r in erp.execute("SELECT reference FROM erp.article WHERE web AND price_excl_vat > 0 "
-                                      "ORDER BY id LIMIT 3").fetchall()]
+    refs = [
+        r[0]
+        for r in erp.execute(
+            "SELECT reference FROM erp.article WHERE web AND price_excl_vat > 0 ORDER BY id LIMIT 3"
+        ).fetchall()
+    ]
     erp.execute("UPDATE erp.article SET ean = '12345' WHERE reference = ANY(%s)", (refs,))
     erp.commit()
     from passerelle.flows.catalog import catalog_dag
@@ -192,8 +233,9 @@ def test_catalog_run_says_what_it_sent_links_its_batch_and_announces_it(airflow_
     assert confirm["created"] + confirm["changed"] + confirm["removed"] - confirm["rejected"] == sent_rows(counts)
 
 
-def test_orders_run_with_replay_counts_rejects_once_and_links_the_rejects(airflow_db, connections, erp,
-                                                                           ftp_server, tmp_path, monkeypatch):
+def test_orders_run_with_replay_counts_rejects_once_and_links_the_rejects(
+    airflow_db, connections, erp, ftp_server, tmp_path, monkeypatch
+):
     _config(tmp_path, monkeypatch)
     from passerelle.flows.orders import orders_in_dag
 
@@ -205,8 +247,9 @@ def test_orders_run_with_replay_counts_rejects_once_and_links_the_rejects(airflo
     # The replay runs in the same run as the files that put the rows in quarantine.
     dr = _run(dag, pendulum.datetime(2026, 11, 20, 10, 15, tz=PARIS), {"replay_quarantine": True})
 
-    open_rows = erp.execute("SELECT count(DISTINCT (file_id, line)) FROM passerelle.quarantine "
-                            "WHERE status = 'open'").fetchone()[0]
+    open_rows = erp.execute(
+        "SELECT count(DISTINCT (file_id, line)) FROM passerelle.quarantine WHERE status = 'open'"
+    ).fetchone()[0]
     assert open_rows > 0
     rejects = erp.execute("SELECT rejects FROM passerelle.run_summary WHERE flow = 'orders_in'").fetchone()[0]
     erp.commit()
@@ -241,14 +284,20 @@ def api_server(airflow_db, tmp_path, monkeypatch):
         port = s.getsockname()[1]
     passwords = tmp_path / "passwords.json"
     passwords.write_text(json.dumps({"ops": "s3cret-note"}), encoding="utf-8")
-    env = {**os.environ, "AIRFLOW__CORE__AUTH_MANAGER":
-           "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
-           "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "ops:admin",
-           "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
-           "AIRFLOW__API_AUTH__JWT_SECRET": "passerelle-test-secret"}
+    env = {
+        **os.environ,
+        "AIRFLOW__CORE__AUTH_MANAGER": "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "ops:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
+        "AIRFLOW__API_AUTH__JWT_SECRET": "passerelle-test-secret",
+    }
     log = open(tmp_path / "api-server.log", "wb")  # closed below
-    proc = subprocess.Popen([sys.executable, "-m", "airflow", "api-server", "--host", "127.0.0.1", "--port",
-                             str(port)], env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "airflow", "api-server", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     try:
         deadline = time.monotonic() + 180
         while True:
@@ -257,8 +306,9 @@ def api_server(airflow_db, tmp_path, monkeypatch):
                     break
             except httpx.HTTPError:
                 pass
-            assert proc.poll() is None and time.monotonic() < deadline, (
-                (tmp_path / "api-server.log").read_text(errors="replace")[-3000:])
+            assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "api-server.log").read_text(
+                errors="replace"
+            )[-3000:]
             time.sleep(1)
         monkeypatch.setenv("AIRFLOW_CONN_AIRFLOW_API", f"http://ops:s3cret-note@127.0.0.1:{port}")
         yield port

@@ -9,7 +9,7 @@ real scheduling, not our arithmetic. Europe/Paris is UTC+2 in summer (CEST) and 
 from __future__ import annotations
 
 import textwrap
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -23,7 +23,7 @@ from passerelle.dag_settings import check_flows, flow_schedule, flow_settings
 from passerelle.params import flow_params
 from passerelle.timetables import every_minutes_to_crons, next_runs, times_to_crons
 
-UTC = timezone.utc
+UTC = UTC
 PARIS = "Europe/Paris"
 
 
@@ -51,7 +51,9 @@ def test_cron_is_read_in_the_shop_timezone_and_runs_once_on_both_dst_nights():
     assert isinstance(schedule, CronTriggerTimetable)
     # Autumn: 02:00 happens twice on 25 October; the flow runs once, at 02:00 CET (01:00 UTC).
     assert next_runs(schedule, utc(2026, 10, 24), 3) == [
-        utc(2026, 10, 24, 0), utc(2026, 10, 25, 1), utc(2026, 10, 26, 1)
+        utc(2026, 10, 24, 0),
+        utc(2026, 10, 25, 1),
+        utc(2026, 10, 26, 1),
     ]
     # Spring: 02:00 does not exist on 29 March; the flow runs once, at 03:00 CEST (01:00 UTC).
     assert next_runs(schedule, utc(2026, 3, 28), 3) == [utc(2026, 3, 28, 1), utc(2026, 3, 29, 1), utc(2026, 3, 30, 0)]
@@ -74,10 +76,14 @@ def test_times_0800_1300_keep_local_time_across_the_autumn_dst_change():
     assert isinstance(schedule, MultipleCronTriggerTimetable)
     runs = next_runs(schedule, utc(2026, 10, 23), 8)
     assert runs == [
-        utc(2026, 10, 23, 6), utc(2026, 10, 23, 11),  # CEST, UTC+2: 08:00 and 13:00 local
-        utc(2026, 10, 24, 6), utc(2026, 10, 24, 11),
-        utc(2026, 10, 25, 7), utc(2026, 10, 25, 12),  # CET, UTC+1 from 25 October 03:00 CEST
-        utc(2026, 10, 26, 7), utc(2026, 10, 26, 12),
+        utc(2026, 10, 23, 6),
+        utc(2026, 10, 23, 11),  # CEST, UTC+2: 08:00 and 13:00 local
+        utc(2026, 10, 24, 6),
+        utc(2026, 10, 24, 11),
+        utc(2026, 10, 25, 7),
+        utc(2026, 10, 25, 12),  # CET, UTC+1 from 25 October 03:00 CEST
+        utc(2026, 10, 26, 7),
+        utc(2026, 10, 26, 12),
     ]
     from zoneinfo import ZoneInfo
 
@@ -87,8 +93,10 @@ def test_times_0800_1300_keep_local_time_across_the_autumn_dst_change():
 def test_times_0800_1300_keep_local_time_across_the_spring_dst_change():
     schedule = flow_schedule("prices_stock", {"times": ["13:00", "08:00"]}, PARIS)
     assert next_runs(schedule, utc(2026, 3, 28), 4) == [
-        utc(2026, 3, 28, 7), utc(2026, 3, 28, 12),  # CET, UTC+1
-        utc(2026, 3, 29, 6), utc(2026, 3, 29, 11),  # CEST, UTC+2 from 29 March 02:00 CET
+        utc(2026, 3, 28, 7),
+        utc(2026, 3, 28, 12),  # CET, UTC+1
+        utc(2026, 3, 29, 6),
+        utc(2026, 3, 29, 11),  # CEST, UTC+2 from 29 March 02:00 CET
     ]
 
 
@@ -97,7 +105,10 @@ def test_times_are_grouped_by_minute_into_crons():
     assert times_to_crons(["12:30", "8:00", "08:30"]) == ["0 8 * * *", "30 8,12 * * *"]
     schedule = flow_schedule("prices_stock", {"times": ["12:30", "8:00", "08:30"]}, "UTC")
     assert next_runs(schedule, utc(2026, 5, 1), 4) == [
-        utc(2026, 5, 1, 8), utc(2026, 5, 1, 8, 30), utc(2026, 5, 1, 12, 30), utc(2026, 5, 2, 8)
+        utc(2026, 5, 1, 8),
+        utc(2026, 5, 1, 8, 30),
+        utc(2026, 5, 1, 12, 30),
+        utc(2026, 5, 2, 8),
     ]
 
 
@@ -145,7 +156,9 @@ def test_every_7_minutes_falls_back_to_a_delta_timetable():
     schedule = flow_schedule("orders_in", {"every_minutes": 7}, PARIS)
     assert isinstance(schedule, DeltaTriggerTimetable)
     assert next_runs(schedule, utc(2026, 6, 1, 10, 3), 3) == [
-        utc(2026, 6, 1, 10, 3), utc(2026, 6, 1, 10, 10), utc(2026, 6, 1, 10, 17)
+        utc(2026, 6, 1, 10, 3),
+        utc(2026, 6, 1, 10, 10),
+        utc(2026, 6, 1, 10, 17),
     ]
 
 
@@ -153,9 +166,9 @@ def test_backfill_over_a_range_is_ordered_and_the_same_every_time():
     schedule = flow_schedule("prices_stock", {"every_minutes": 15}, PARIS)
     first = next_runs(schedule, utc(2026, 6, 1, 0, 7), 100, until=utc(2026, 6, 1, 1))
     again = next_runs(schedule, utc(2026, 6, 1, 0, 7), 100, until=utc(2026, 6, 1, 1))
-    assert first == again == [
-        utc(2026, 6, 1, 0, 15), utc(2026, 6, 1, 0, 30), utc(2026, 6, 1, 0, 45), utc(2026, 6, 1, 1)
-    ]
+    assert (
+        first == again == [utc(2026, 6, 1, 0, 15), utc(2026, 6, 1, 0, 30), utc(2026, 6, 1, 0, 45), utc(2026, 6, 1, 1)]
+    )
 
 
 # --------------------------------------------------------------------------- manual, disabled, on_change
@@ -192,7 +205,9 @@ def test_on_change_with_times_runs_on_both():
     assert isinstance(schedule.timetable, MultipleCronTriggerTimetable)
     assert schedule.asset_condition == flow_change_asset("prices_stock")
     assert next_runs(schedule, utc(2026, 10, 24, 12), 3) == [
-        utc(2026, 10, 25, 7), utc(2026, 10, 25, 12), utc(2026, 10, 26, 7)
+        utc(2026, 10, 25, 7),
+        utc(2026, 10, 25, 12),
+        utc(2026, 10, 26, 7),
     ]
 
 
@@ -279,7 +294,7 @@ def test_unquoted_yaml_time_is_explained(tmp_path: Path):
         load_settings(path)
     assert str(err.value) == (
         f"{path}: flows.prices_stock.times[1]: 780 is not a time of day (HH:MM); YAML reads an unquoted "
-        "13:00 as the number 780: write it in quotes, \"13:00\""
+        '13:00 as the number 780: write it in quotes, "13:00"'
     )
 
 

@@ -34,9 +34,24 @@ if TYPE_CHECKING:
 OWNER = "passerelle"
 RETRY_DELAY = timedelta(minutes=5)
 
-_WEEKDAYS = {"0": "Sunday", "1": "Monday", "2": "Tuesday", "3": "Wednesday", "4": "Thursday", "5": "Friday",
-             "6": "Saturday", "7": "Sunday", "MON": "Monday", "TUE": "Tuesday", "WED": "Wednesday",
-             "THU": "Thursday", "FRI": "Friday", "SAT": "Saturday", "SUN": "Sunday", "1-5": "weekday"}
+_WEEKDAYS = {
+    "0": "Sunday",
+    "1": "Monday",
+    "2": "Tuesday",
+    "3": "Wednesday",
+    "4": "Thursday",
+    "5": "Friday",
+    "6": "Saturday",
+    "7": "Sunday",
+    "MON": "Monday",
+    "TUE": "Tuesday",
+    "WED": "Wednesday",
+    "THU": "Thursday",
+    "FRI": "Friday",
+    "SAT": "Saturday",
+    "SUN": "Sunday",
+    "1-5": "weekday",
+}
 
 Config = Settings | Mapping[str, Any]
 
@@ -47,8 +62,7 @@ def check_timezone(value: Any, source: str) -> str:
         zoneinfo.ZoneInfo(value)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError, TypeError):
         raise FlowConfigError(
-            f"{source}: shop.timezone: {value!r} is not a known timezone; expected an IANA name such as "
-            f"\"Europe/Paris\""
+            f'{source}: shop.timezone: {value!r} is not a known timezone; expected an IANA name such as "Europe/Paris"'
         ) from None
     return value
 
@@ -145,8 +159,14 @@ def start_datetime(value: date | datetime, timezone: str) -> datetime:
     return value
 
 
-def flow_settings(name: str, cfg: Config, *, change_asset: Asset | None = None,
-                  default_start: date | datetime | None = None, extra_tags: tuple[str, ...] = ()) -> dict[str, Any]:
+def flow_settings(
+    name: str,
+    cfg: Config,
+    *,
+    change_asset: Asset | None = None,
+    default_start: date | datetime | None = None,
+    extra_tags: tuple[str, ...] = (),
+) -> dict[str, Any]:
     """DAG keyword arguments for flow *name*, for the DAG file to splat: ``DAG(dag_id, **settings)``.
 
     Returns ``schedule`` (:func:`schedule_for`), ``catchup``, ``max_active_runs`` (default 1: a

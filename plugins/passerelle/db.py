@@ -90,8 +90,7 @@ def read_query_chunks(
         for block in copy_out(conn, query, params):
             spool.write(block)
         spool.seek(0)
-        yield from pd.read_csv(spool, chunksize=chunksize, dtype=dtype, keep_default_na=False, na_values=[],
-                               engine="c")
+        yield from pd.read_csv(spool, chunksize=chunksize, dtype=dtype, keep_default_na=False, na_values=[], engine="c")
 
 
 def copy_in(conn: psycopg.Connection, table: str, df: pd.DataFrame, columns: Sequence[str] | None = None) -> int:

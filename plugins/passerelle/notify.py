@@ -49,8 +49,15 @@ def alert_details(context: Any, kind: str) -> dict[str, str]:
     if not text:
         text = {"timed_out": "the run exceeded its dagrun_timeout"}.get(reason, reason or "unknown error")
     try_number = getattr(ti, "try_number", None)
-    return {"kind": kind, "dag_id": str(dag_id), "run_id": str(run_id), "task": str(task), "error": str(text),
-            "try_number": "" if try_number is None else str(try_number), "reason": str(reason)}
+    return {
+        "kind": kind,
+        "dag_id": str(dag_id),
+        "run_id": str(run_id),
+        "task": str(task),
+        "error": str(text),
+        "try_number": "" if try_number is None else str(try_number),
+        "reason": str(reason),
+    }
 
 
 def _kept_error(ti: Any) -> str | None:
@@ -72,9 +79,11 @@ def _kept_error(ti: Any) -> str | None:
         from airflow.utils.session import create_session
 
         with create_session() as session:
-            row = session.execute(XComModel.get_many(run_id=ti.run_id, key=ERROR_KEY, task_ids=ti.task_id,
-                                                     dag_ids=ti.dag_id, map_indexes=map_index)
-                                  .with_only_columns(XComModel.value)).first()
+            row = session.execute(
+                XComModel.get_many(
+                    run_id=ti.run_id, key=ERROR_KEY, task_ids=ti.task_id, dag_ids=ti.dag_id, map_indexes=map_index
+                ).with_only_columns(XComModel.value)
+            ).first()
         return XComModel.deserialize_value(row) if row else None
     except Exception:
         return None
@@ -116,9 +125,13 @@ class RunAlert:
 
         subject, body = message(details, contact=alerts.contact)
         # {% raw %}: the texts are final; an error quoting "{{" must not be read as a template.
-        return SmtpNotifier(to=list(alerts.to), from_email=alerts.from_email, smtp_conn_id=alerts.smtp_conn_id,
-                            subject="{% raw %}" + subject + "{% endraw %}",
-                            html_content="{% raw %}" + body + "{% endraw %}")
+        return SmtpNotifier(
+            to=list(alerts.to),
+            from_email=alerts.from_email,
+            smtp_conn_id=alerts.smtp_conn_id,
+            subject="{% raw %}" + subject + "{% endraw %}",
+            html_content="{% raw %}" + body + "{% endraw %}",
+        )
 
 
 def message(details: dict[str, str], *, contact: str = "") -> tuple[str, str]:
@@ -129,8 +142,12 @@ def message(details: dict[str, str], *, contact: str = "") -> tuple[str, str]:
     else:
         subject = f"[Passerelle] {details['dag_id']} run failed: {details['run_id']}"
         lead = f"The run {details['run_id']} of {details['dag_id']} failed."
-    rows = [("DAG", details["dag_id"]), ("Run", details["run_id"]), ("Task", details["task"]),
-            ("Error", details["error"])]
+    rows = [
+        ("DAG", details["dag_id"]),
+        ("Run", details["run_id"]),
+        ("Task", details["task"]),
+        ("Error", details["error"]),
+    ]
     if contact:
         rows.append(("Contact", contact))
     table = "".join(f"<tr><th align='left'>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows)
@@ -147,5 +164,12 @@ def task_retry_callbacks(alerts: AlertsSection) -> list[Any]:
     return [RunAlert("retry", alerts)] if alerts.active and alerts.on_retry else []
 
 
-__all__ = ["ERROR_KEY", "RunAlert", "alert_details", "message", "remember_error", "run_failure_callbacks",
-           "task_retry_callbacks"]
+__all__ = [
+    "ERROR_KEY",
+    "RunAlert",
+    "alert_details",
+    "message",
+    "remember_error",
+    "run_failure_callbacks",
+    "task_retry_callbacks",
+]

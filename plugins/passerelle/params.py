@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 #: What a dry run does, in each flow's own words (the form says only what the DAG does).
 DRY_RUN_TEXT: dict[str, str] = {
     "orders_in": "Download and read the shop's files and show what would be integrated; integrate nothing, "
-                 "move no file, write no rejects.",
+    "move no file, write no rejects.",
     "report": "Render the report and show its size; write no file and upload nothing.",
 }
 DEFAULT_DRY_RUN_TEXT = "Compute and show what would be sent; upload nothing and leave the snapshot unchanged."
@@ -24,8 +24,9 @@ DEFAULT_DRY_RUN_TEXT = "Compute and show what would be sent; upload nothing and 
 NO_SNAPSHOT_FLOWS = frozenset({"orders_in", "report"})
 
 
-def flow_params(entities: list[str] | tuple[str, ...], *, replay: bool = False,
-                flow: str | None = None) -> dict[str, Param]:
+def flow_params(
+    entities: list[str] | tuple[str, ...], *, replay: bool = False, flow: str | None = None
+) -> dict[str, Param]:
     """The run form shown in the UI ("Trigger Dag" with config) as DAG ``params``.
 
     With *flow*, the form holds only what that flow's DAG uses, worded for it: ``orders_in``

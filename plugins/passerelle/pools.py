@@ -38,15 +38,19 @@ def ensure_ftp_pool(settings: Settings | None = None, *, slots: int | None = Non
     with create_session() as session:
         pool = Pool.get_pool(name, session=session)
         if pool is None or slots is not None:
-            pool = Pool.create_or_update_pool(name, slots or DEFAULT_SLOTS, DESCRIPTION, include_deferred=False,
-                                              session=session)
+            pool = Pool.create_or_update_pool(
+                name, slots or DEFAULT_SLOTS, DESCRIPTION, include_deferred=False, session=session
+            )
         return name, pool.slots
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m passerelle.pools", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--slots", type=int, help=f"pool size (default {DEFAULT_SLOTS} for a new pool; "
-                                                   "an existing pool keeps its size unless given)")
+    parser.add_argument(
+        "--slots",
+        type=int,
+        help=f"pool size (default {DEFAULT_SLOTS} for a new pool; an existing pool keeps its size unless given)",
+    )
     args = parser.parse_args(argv)
     name, slots = ensure_ftp_pool(slots=args.slots)
     print(f"pool {name}: {slots} slots")

@@ -31,9 +31,17 @@ class ErpChangeTrigger(BaseEventTrigger):
         so a run starts within ``poll_seconds + max_settle_seconds`` of the first edit.
     """
 
-    def __init__(self, *, watcher: str, tables: Mapping[str, Sequence[str]], conn_id: str = "passerelle_erp",
-                 poll_seconds: float = 20.0, settle_seconds: float = 10.0, max_settle_seconds: float = 30.0,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        watcher: str,
+        tables: Mapping[str, Sequence[str]],
+        conn_id: str = "passerelle_erp",
+        poll_seconds: float = 20.0,
+        settle_seconds: float = 10.0,
+        max_settle_seconds: float = 30.0,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         if not tables or not all(tables.values()):
             raise ValueError(f"{watcher}: tables must map each entity to at least one table, got {tables!r}")
@@ -70,8 +78,12 @@ class ErpChangeTrigger(BaseEventTrigger):
 
     def detector(self) -> ChangeDetector:
         return ChangeDetector(
-            watcher=self.watcher, tables=self.tables, connect=self._connect, poll_seconds=self.poll_seconds,
-            settle_seconds=self.settle_seconds, max_settle_seconds=self.max_settle_seconds,
+            watcher=self.watcher,
+            tables=self.tables,
+            connect=self._connect,
+            poll_seconds=self.poll_seconds,
+            settle_seconds=self.settle_seconds,
+            max_settle_seconds=self.max_settle_seconds,
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:

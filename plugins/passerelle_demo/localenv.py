@@ -55,15 +55,30 @@ def start_postgres() -> tuple[str, Callable[[], None]]:
     if os.geteuid() == 0:
         shutil.chown(base, "postgres", "postgres")
         prefix = ["runuser", "-u", "postgres", "--"]
-    subprocess.run(prefix + [_pg_bin("initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "-E", "UTF8",
-                             "--no-sync"], check=True, capture_output=True)
-    subprocess.run(prefix + [_pg_bin("pg_ctl"), "-D", str(data), "-l", str(base / "pg.log"), "-w", "start", "-o",
-                             f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        prefix + [_pg_bin("initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync"],
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        prefix
+        + [
+            _pg_bin("pg_ctl"),
+            "-D",
+            str(data),
+            "-l",
+            str(base / "pg.log"),
+            "-w",
+            "start",
+            "-o",
+            f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off",
+        ],
+        check=True,
+        capture_output=True,
+    )
 
     def stop() -> None:
-        subprocess.run(prefix + [_pg_bin("pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
-                       capture_output=True)
+        subprocess.run(prefix + [_pg_bin("pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"], capture_output=True)
         shutil.rmtree(base, ignore_errors=True)
 
     return f"postgresql://postgres@127.0.0.1:{port}/postgres", stop
@@ -124,30 +139,37 @@ def self_signed_certificate(folder: Path) -> tuple[str, str]:
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
         .not_valid_after(now + datetime.timedelta(days=30))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-                                                    x509.DNSName("localhost")]), critical=False)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]),
+            critical=False,
+        )
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
     certfile, keyfile = folder / "cert.pem", folder / "key.pem"
     certfile.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    keyfile.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                          serialization.NoEncryption()))
+    keyfile.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     return str(certfile), str(keyfile)
 
 
 def start_ftp(root: Path, *, tls: bool = False, port: int = 0) -> tuple[FTPServer, Callable[[], None]]:
     """Run a pyftpdlib server on loopback in a thread; returns (server, stop)."""
+    import logging
+
     from pyftpdlib.authorizers import DummyAuthorizer
     from pyftpdlib.handlers import FTPHandler, TLS_FTPHandler
     from pyftpdlib.servers import ThreadedFTPServer
-
-    import logging
 
     logging.getLogger("pyftpdlib").setLevel(logging.WARNING)
     root = Path(root)
@@ -166,8 +188,7 @@ def start_ftp(root: Path, *, tls: bool = False, port: int = 0) -> tuple[FTPServe
         handler.tls_data_required = True
     server = ThreadedFTPServer(("127.0.0.1", port), handler)
     actual = server.socket.getsockname()[1]
-    thread = threading.Thread(target=server.serve_forever, kwargs={"timeout": 0.2}, daemon=True,
-                              name="passerelle-ftp")
+    thread = threading.Thread(target=server.serve_forever, kwargs={"timeout": 0.2}, daemon=True, name="passerelle-ftp")
     thread.start()
 
     def stop() -> None:

@@ -22,7 +22,6 @@ logs and the FTP server's log go to ``var/demo.log``, or to the terminal with ``
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -79,14 +78,20 @@ def _airflow_env() -> None:
     os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
     os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{home}/airflow.db")
-    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT / "plugins"),
-                                                             os.environ.get("PYTHONPATH")]))
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(PROJECT_ROOT / "plugins"), os.environ.get("PYTHONPATH")])
+    )
     subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True)
 
 
 #: A flow's DAG id before DAG ids became the flows' names (issue #10): the demo runs either.
-OLD_DAG_IDS = {"catalog": "catalog_nightly", "prices_stock": "prices_stock_export", "orders_in": "orders_import",
-               "order_status": "order_status_export", "report": "daily_report"}
+OLD_DAG_IDS = {
+    "catalog": "catalog_nightly",
+    "prices_stock": "prices_stock_export",
+    "orders_in": "orders_import",
+    "order_status": "order_status_export",
+    "report": "daily_report",
+}
 
 
 def _find_dag(bag, flow: str):
@@ -116,8 +121,11 @@ def demo_config(shop: str, folder: Path = VAR / "demo") -> Path:
         cfg[shop] = {**SHOP_SECTIONS[shop], **(cfg.get(shop) or {})}
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "passerelle.yaml"
-    path.write_text(f"# make demo SHOP={shop}: {DEFAULT_PATH.name} with this shop's formats (written by the demo)\n"
-                    + yaml.safe_dump(cfg, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    path.write_text(
+        f"# make demo SHOP={shop}: {DEFAULT_PATH.name} with this shop's formats (written by the demo)\n"
+        + yaml.safe_dump(cfg, allow_unicode=True, sort_keys=False),
+        encoding="utf-8",
+    )
     load_settings(path)  # a mistake shows here, naming the file, rather than as a DAG import error
     return path
 
@@ -126,8 +134,12 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     from passerelle.core.dialects import names
 
     p = argparse.ArgumentParser(prog="python -m passerelle_demo.run", description=__doc__.split("\n")[0])
-    p.add_argument("--shop", choices=names(), default=None,
-                   help="the shop whose formats the demo writes (shop.dialect); default: the project configuration's")
+    p.add_argument(
+        "--shop",
+        choices=names(),
+        default=None,
+        help="the shop whose formats the demo writes (shop.dialect); default: the project configuration's",
+    )
     return p.parse_args(argv)
 
 
@@ -149,8 +161,9 @@ def _run_note(dr) -> str | None:
     from passerelle.operators.outcome import NOTE_KEY
 
     with create_session() as session:
-        row = session.execute(XComModel.get_many(run_id=dr.run_id, key=NOTE_KEY, dag_ids=dr.dag_id)
-                              .with_only_columns(XComModel.value)).first()
+        row = session.execute(
+            XComModel.get_many(run_id=dr.run_id, key=NOTE_KEY, dag_ids=dr.dag_id).with_only_columns(XComModel.value)
+        ).first()
     return XComModel.deserialize_value(row) if row else None
 
 
@@ -180,8 +193,11 @@ def main(argv: list[str] | None = None) -> int:
 
             with quiet(), psycopg.connect(erp_dsn) as conn:
                 counts = seed_database(conn, articles=1000, seed=42)
-            print(f"demo back office: {erp_dsn} ({counts.get('article', '?')} articles)"
-                  if isinstance(counts, dict) else f"demo back office: {erp_dsn}")
+            print(
+                f"demo back office: {erp_dsn} ({counts.get('article', '?')} articles)"
+                if isinstance(counts, dict)
+                else f"demo back office: {erp_dsn}"
+            )
             os.environ["AIRFLOW_CONN_PASSERELLE_ERP"] = erp_dsn.replace("postgresql://", "postgres://", 1)
         if "AIRFLOW_CONN_PASSERELLE_SHOP" not in os.environ:
             shop_root = VAR / "shop"
@@ -222,8 +238,9 @@ def main(argv: list[str] | None = None) -> int:
                 changes = apply_demo_changes(c)
             print(f"  changed in the back office: {_short(changes)}")
         # Explicit: dag.test() keeps the previous run's conf in the DAG's params.
-        results.append((f"{catalog_id} (delta)",
-                        _run(f"{catalog_id} (delta)", catalog, day.add(hours=1), {"mode": "delta"})))
+        results.append(
+            (f"{catalog_id} (delta)", _run(f"{catalog_id} (delta)", catalog, day.add(hours=1), {"mode": "delta"}))
+        )
         if embedded and "AIRFLOW_CONN_PASSERELLE_SHOP" in os.environ and (VAR / "shop").exists():
             # The shop drops its orders and customers (the samples of docs/formats/inbound.md).
             import shutil
@@ -265,14 +282,20 @@ def _summary(results) -> None:
     with psycopg.connect(dsn) as conn:
         rows = conn.execute(
             "SELECT flow, mode, dry_run, counts, rejects, bytes_sent, bytes_received "
-            "FROM passerelle.run_summary ORDER BY id").fetchall()
+            "FROM passerelle.run_summary ORDER BY id"
+        ).fetchall()
     failed = [name for name, state in results if state != "success"]
-    print(f"\n== Passerelle demo: {len(results) - len(failed)} of {len(results)} runs succeeded"
-          + (f" (failed: {', '.join(failed)})" if failed else "") + " ==")
+    print(
+        f"\n== Passerelle demo: {len(results) - len(failed)} of {len(results)} runs succeeded"
+        + (f" (failed: {', '.join(failed)})" if failed else "")
+        + " =="
+    )
     print(f"  {'flow':<14} {'mode':<6} {'rows':>7} {'rejects':>8} {'sent':>10} {'received':>10}")
     for flow, mode, dry, counts, rejects, sent, received in rows:
-        print(f"  {flow:<14} {(mode or '-') + (' dry' if dry else ''):<6} {rows_moved(counts):>7} {rejects or 0:>8} "
-              f"{sent or 0:>9}B {received or 0:>9}B")
+        print(
+            f"  {flow:<14} {(mode or '-') + (' dry' if dry else ''):<6} {rows_moved(counts):>7} {rejects or 0:>8} "
+            f"{sent or 0:>9}B {received or 0:>9}B"
+        )
     shop = VAR / "shop"
     if shop.exists():
         files = [p for p in shop.rglob("*") if p.is_file()]
@@ -280,8 +303,11 @@ def _summary(results) -> None:
         for p in files:
             top = p.relative_to(shop).parts[0] if len(p.relative_to(shop).parts) > 1 else "."
             folders[top] = folders.get(top, 0) + 1
-        print(f"\nThe shop's files: {len(files)} in {shop} ("
-              + ", ".join(f"{k}/ {v}" for k, v in sorted(folders.items())) + ")")
+        print(
+            f"\nThe shop's files: {len(files)} in {shop} ("
+            + ", ".join(f"{k}/ {v}" for k, v in sorted(folders.items()))
+            + ")"
+        )
 
 
 if __name__ == "__main__":

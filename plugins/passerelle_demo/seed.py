@@ -44,10 +44,33 @@ FAMILIES = [
 LEAVES = [f for f in FAMILIES if not any(g[2] == f[0] for g in FAMILIES)]
 
 NOUNS = {
-    "home": ["Casserole", "Poêle", "Sauteuse", "Fouet", "Louche", "Planche à découper", "Vase", "Bougie",
-             "Coussin", "Nappe", "Plaid", "Torchon", "Miroir", "Cadre photo"],
-    "garden": ["Sécateur", "Bêche", "Râteau", "Arrosoir", "Tuyau d'arrosage", "Transplantoir", "Cisaille",
-               "Binette", "Pistolet d'arrosage"],
+    "home": [
+        "Casserole",
+        "Poêle",
+        "Sauteuse",
+        "Fouet",
+        "Louche",
+        "Planche à découper",
+        "Vase",
+        "Bougie",
+        "Coussin",
+        "Nappe",
+        "Plaid",
+        "Torchon",
+        "Miroir",
+        "Cadre photo",
+    ],
+    "garden": [
+        "Sécateur",
+        "Bêche",
+        "Râteau",
+        "Arrosoir",
+        "Tuyau d'arrosage",
+        "Transplantoir",
+        "Cisaille",
+        "Binette",
+        "Pistolet d'arrosage",
+    ],
     "fashion": ["Robe", "Pull", "Gilet", "Chemise", "Cardigan", "Tunique", "Chemisier"],
     "food": ["Confiture", "Miel", "Café moulu", "Thé vert", "Thé noir", "Pâte à tartiner", "Tisane"],
 }
@@ -57,28 +80,110 @@ QUALIFIERS = {
     "fashion": ["en laine mérinos", "en coton bio", "en lin", "fluide", "col V", "rayé", "à fleurs"],
     "food": ["de Provence", "bio", "artisanal", "des Cévennes", "d'Éthiopie", "aux agrumes", "de lavande"],
 }
-SIZES_OF = {"home": ["16 cm", "20 cm", "24 cm", "28 cm", "40 x 40 cm", "1,5 L"], "garden": ["", "20 m", "25 m"],
-            "fashion": [""], "food": ["250 g", "500 g", "1 kg", "100 g"]}
+SIZES_OF = {
+    "home": ["16 cm", "20 cm", "24 cm", "28 cm", "40 x 40 cm", "1,5 L"],
+    "garden": ["", "20 m", "25 m"],
+    "fashion": [""],
+    "food": ["250 g", "500 g", "1 kg", "100 g"],
+}
 VAT_OF = {"home": 20.0, "garden": 20.0, "fashion": 20.0, "food": 5.5}
 UNIT_OF = {"home": "U", "garden": "U", "fashion": "U", "food": "U"}
-BRANDS = ["Cuivres de Normandie", "Atelier Lumière", "Jardins d'Antan", "Maison Colbert", "Terre & Sel",
-          "Les Tisserands", "Outils Dupré", "Brûlerie Saint-Roch", "Rucher des Alpilles", "Maille Française"]
-SUPPLIERS = [("FOU-001", "Distrimaison SAS", "Lyon", "69003"), ("FOU-002", "Agri Jardin Sud", "Avignon", "84000"),
-             ("FOU-003", "Textiles du Nord", "Roubaix", "59100"), ("FOU-004", "Saveurs de France", "Rungis", "94150"),
-             ("FOU-005", "Import Déco Atlantique", "Nantes", "44000")]
+BRANDS = [
+    "Cuivres de Normandie",
+    "Atelier Lumière",
+    "Jardins d'Antan",
+    "Maison Colbert",
+    "Terre & Sel",
+    "Les Tisserands",
+    "Outils Dupré",
+    "Brûlerie Saint-Roch",
+    "Rucher des Alpilles",
+    "Maille Française",
+]
+SUPPLIERS = [
+    ("FOU-001", "Distrimaison SAS", "Lyon", "69003"),
+    ("FOU-002", "Agri Jardin Sud", "Avignon", "84000"),
+    ("FOU-003", "Textiles du Nord", "Roubaix", "59100"),
+    ("FOU-004", "Saveurs de France", "Rungis", "94150"),
+    ("FOU-005", "Import Déco Atlantique", "Nantes", "44000"),
+]
 SUPPLIER_OF = {"home": [0, 4], "garden": [1], "fashion": [2], "food": [3]}
 COLOURS = ["NOIR", "BLANC", "BLEU", "ROUGE", "VERT", "GRIS"]
-COLOUR_RGB = {"NOIR": (30, 30, 30), "BLANC": (235, 235, 230), "BLEU": (40, 80, 170), "ROUGE": (180, 40, 40),
-              "VERT": (50, 130, 70), "GRIS": (130, 130, 130)}
+COLOUR_RGB = {
+    "NOIR": (30, 30, 30),
+    "BLANC": (235, 235, 230),
+    "BLEU": (40, 80, 170),
+    "ROUGE": (180, 40, 40),
+    "VERT": (50, 130, 70),
+    "GRIS": (130, 130, 130),
+}
 FASHION_SIZES = ["S", "M", "L", "XL"]
-FIRST = ["Camille", "Léa", "Manon", "Chloé", "Louise", "Jules", "Hugo", "Lucas", "Théo", "Arthur", "Inès",
-         "Zoé", "Gabriel", "Raphaël", "Émilie", "Françoise", "Hélène", "Jérôme", "Stéphane", "Noël"]
-LAST = ["Martin", "Bernard", "Dubois", "Thomas", "Robert", "Richard", "Petit", "Durand", "Leroy", "Moreau",
-        "Simon", "Laurent", "Lefèvre", "Michel", "Garcia", "Fournier", "Girard", "Bonnet", "Dupont", "Lambert"]
-CITIES = [("75011", "Paris"), ("69002", "Lyon"), ("13001", "Marseille"), ("31000", "Toulouse"), ("33000", "Bordeaux"),
-          ("44000", "Nantes"), ("67000", "Strasbourg"), ("59000", "Lille"), ("35000", "Rennes"), ("06000", "Nice")]
-STREETS = ["rue de la République", "avenue Jean Jaurès", "boulevard Victor Hugo", "place de l'Église",
-           "rue des Lilas", "chemin des Vignes", "allée des Tilleuls", "rue Pasteur"]
+FIRST = [
+    "Camille",
+    "Léa",
+    "Manon",
+    "Chloé",
+    "Louise",
+    "Jules",
+    "Hugo",
+    "Lucas",
+    "Théo",
+    "Arthur",
+    "Inès",
+    "Zoé",
+    "Gabriel",
+    "Raphaël",
+    "Émilie",
+    "Françoise",
+    "Hélène",
+    "Jérôme",
+    "Stéphane",
+    "Noël",
+]
+LAST = [
+    "Martin",
+    "Bernard",
+    "Dubois",
+    "Thomas",
+    "Robert",
+    "Richard",
+    "Petit",
+    "Durand",
+    "Leroy",
+    "Moreau",
+    "Simon",
+    "Laurent",
+    "Lefèvre",
+    "Michel",
+    "Garcia",
+    "Fournier",
+    "Girard",
+    "Bonnet",
+    "Dupont",
+    "Lambert",
+]
+CITIES = [
+    ("75011", "Paris"),
+    ("69002", "Lyon"),
+    ("13001", "Marseille"),
+    ("31000", "Toulouse"),
+    ("33000", "Bordeaux"),
+    ("44000", "Nantes"),
+    ("67000", "Strasbourg"),
+    ("59000", "Lille"),
+    ("35000", "Rennes"),
+    ("06000", "Nice"),
+]
+STREETS = [
+    "rue de la République",
+    "avenue Jean Jaurès",
+    "boulevard Victor Hugo",
+    "place de l'Église",
+    "rue des Lilas",
+    "chemin des Vignes",
+    "allée des Tilleuls",
+    "rue Pasteur",
+]
 
 
 def _family_frame() -> pd.DataFrame:
@@ -103,7 +208,7 @@ def generate(articles: int = 1000, seed: int = 42, customers: int | None = None)
     rng = np.random.default_rng(seed)
     n = articles
     fam = _family_frame()
-    fam_ids = {c: i for c, i in zip(fam.code, fam.id)}
+    fam_ids = dict(zip(fam.code, fam.id))
     leaf_idx = rng.integers(0, len(LEAVES), n)
     leaf = np.asarray([f[0] for f in LEAVES], dtype=object)[leaf_idx]
     kind = np.asarray([f[3] for f in LEAVES], dtype=object)[leaf_idx]
@@ -125,8 +230,10 @@ def generate(articles: int = 1000, seed: int = 42, customers: int | None = None)
     brand_id = rng.integers(1, len(BRANDS) + 1, n)
     web = rng.random(n) < 0.9
     short = "<p>" + names + " de qualité, sélectionné par nos équipes.</p>"
-    long = ("<p><strong>" + names + "</strong> : un incontournable du rayon.</p>"
-            "<ul><li>Garantie 2 ans</li><li>Expédié sous 48 h</li></ul>")
+    long = (
+        "<p><strong>" + names + "</strong> : un incontournable du rayon.</p>"
+        "<ul><li>Garantie 2 ans</li><li>Expédié sous 48 h</li></ul>"
+    )
     # A few descriptions typed with hazards the shop must never receive as such.
     long[::97] = long[::97] + '<script>alert("x")</script><img src="x.png" onerror="alert(1)">'
     weights = np.round(rng.uniform(0.05, 4.0, n), 3)
@@ -134,13 +241,24 @@ def generate(articles: int = 1000, seed: int = 42, customers: int | None = None)
 
     article = pd.DataFrame(
         {
-            "id": ids, "reference": refs, "name": names, "short_description": short, "long_description": long,
+            "id": ids,
+            "reference": refs,
+            "name": names,
+            "short_description": short,
+            "long_description": long,
             "family_id": pd.Series(leaf).map(fam_ids).to_numpy(),
-            "brand_id": brand_id, "supplier_id": supplier_idx + 1,
+            "brand_id": brand_id,
+            "supplier_id": supplier_idx + 1,
             "supplier_reference": np.char.add("SR-", np.char.zfill(((ids * 7919) % 1_000_000).astype(str), 6)),
-            "sales_unit": np.vectorize(UNIT_OF.get, otypes=[object])(kind), "weight_kg": weights,
-            "vat_rate": vat, "price_excl_vat": price, "purchase_price": purchase, "ean": ean, "web": web,
-            "min_stock": rng.integers(0, 6, n), "reorder_qty": rng.integers(6, 25, n),
+            "sales_unit": np.vectorize(UNIT_OF.get, otypes=[object])(kind),
+            "weight_kg": weights,
+            "vat_rate": vat,
+            "price_excl_vat": price,
+            "purchase_price": purchase,
+            "ean": ean,
+            "web": web,
+            "min_stock": rng.integers(0, 6, n),
+            "reorder_qty": rng.integers(6, 25, n),
         }
     )
 
@@ -148,17 +266,25 @@ def generate(articles: int = 1000, seed: int = 42, customers: int | None = None)
     fashion = np.flatnonzero(kind == "fashion")
     ncol = rng.integers(1, 4, len(fashion))
     art_rep = np.repeat(fashion, ncol * len(FASHION_SIZES))
-    colour_pick = np.concatenate([rng.choice(len(COLOURS), c, replace=False) for c in ncol]) if len(fashion) else np.array([], int)
+    colour_pick = (
+        np.concatenate([rng.choice(len(COLOURS), c, replace=False) for c in ncol])
+        if len(fashion)
+        else np.array([], int)
+    )
     colours = np.repeat(np.asarray(COLOURS, dtype=object)[colour_pick], len(FASHION_SIZES))
     sizes = np.tile(np.asarray(FASHION_SIZES, dtype=object), int(ncol.sum()))
     vref = refs[art_rep] + "-" + sizes + "-" + colours
     nv = len(vref)
     variant = pd.DataFrame(
         {
-            "id": np.arange(1, nv + 1), "article_id": ids[art_rep], "reference": vref,
+            "id": np.arange(1, nv + 1),
+            "article_id": ids[art_rep],
+            "reference": vref,
             "ean": _ean13("3770", np.arange(1, nv + 1)),
-            "size": sizes, "colour": colours,
-            "price_impact": np.where(sizes == "XL", 2.0, 0.0), "weight_impact": 0.0,
+            "size": sizes,
+            "colour": colours,
+            "price_impact": np.where(sizes == "XL", 2.0, 0.0),
+            "weight_impact": 0.0,
             "position": np.tile(np.arange(len(FASHION_SIZES)), int(ncol.sum())),
         }
     )
@@ -171,20 +297,31 @@ def generate(articles: int = 1000, seed: int = 42, customers: int | None = None)
     stock_frames = []
     for loc in ("ENT", "MAG1"):
         qty = rng.integers(0, 40, len(s_art))
-        stock_frames.append(pd.DataFrame({"location_code": loc, "article_id": s_art,
-                                          "variant_id": pd.array(np.where(s_var < 0, None, s_var), dtype="Int64"),
-                                          "quantity": qty, "reserved": np.minimum(qty, rng.integers(0, 3, len(s_art)))}))
+        stock_frames.append(
+            pd.DataFrame(
+                {
+                    "location_code": loc,
+                    "article_id": s_art,
+                    "variant_id": pd.array(np.where(s_var < 0, None, s_var), dtype="Int64"),
+                    "quantity": qty,
+                    "reserved": np.minimum(qty, rng.integers(0, 3, len(s_art))),
+                }
+            )
+        )
     stock = pd.concat(stock_frames, ignore_index=True)
 
     nc = customers if customers is not None else max(50, n // 10)
     cids = np.arange(1, nc + 1)
     first = _pick(rng, FIRST, nc)
     last = _pick(rng, LAST, nc)
-    email = [f"{_ascii(f).lower()}.{_ascii(l).lower()}.{i}@exemple.fr" for f, l, i in zip(first, last, cids)]
+    email = [f"{_ascii(f).lower()}.{_ascii(last_).lower()}.{i}@exemple.fr" for f, last_, i in zip(first, last, cids)]
     customer = pd.DataFrame(
         {
-            "id": cids, "code": np.char.add("CLI-", np.char.zfill(cids.astype(str), 6)).astype(object),
-            "email": email, "first_name": first, "last_name": last,
+            "id": cids,
+            "code": np.char.add("CLI-", np.char.zfill(cids.astype(str), 6)).astype(object),
+            "email": email,
+            "first_name": first,
+            "last_name": last,
             "company": np.where(rng.random(nc) < 0.15, "SARL " + last, None),
             "phone": ["0" + str(rng.integers(1, 8)) + f"{(i * 7654321) % 100000000:08d}" for i in cids],
             "customer_family": np.where(rng.random(nc) < 0.15, "PRO", "PART"),
@@ -195,24 +332,38 @@ def generate(articles: int = 1000, seed: int = 42, customers: int | None = None)
     city = rng.integers(0, len(CITIES), nc)
     addr = pd.DataFrame(
         {
-            "customer_id": cids, "name": first + " " + last,
+            "customer_id": cids,
+            "name": first + " " + last,
             "line1": (rng.integers(1, 120, nc).astype(str).astype(object) + " " + _pick(rng, STREETS, nc)),
-            "postcode": [CITIES[c][0] for c in city], "city": [CITIES[c][1] for c in city], "country": "FR",
+            "postcode": [CITIES[c][0] for c in city],
+            "city": [CITIES[c][1] for c in city],
+            "country": "FR",
         }
     )
     address = pd.concat([addr.assign(kind="billing"), addr.assign(kind="delivery")], ignore_index=True)
 
     promo_art = ids[rng.random(n) < 0.05]
     promotion = pd.DataFrame(
-        {"article_id": promo_art, "discount_pct": rng.choice([10.0, 15.0, 20.0, 30.0], len(promo_art)),
-         "starts_on": "2026-11-01", "ends_on": "2026-12-31"}
+        {
+            "article_id": promo_art,
+            "discount_pct": rng.choice([10.0, 15.0, 20.0, 30.0], len(promo_art)),
+            "starts_on": "2026-11-01",
+            "ends_on": "2026-12-31",
+        }
     )
     pro = ids[rng.random(n) < 0.3]
-    price_list_item = pd.DataFrame({"price_list": "REV", "article_id": pro,
-                                    "price_excl_vat": np.round(price[pro - 1] * 0.8, 2), "min_qty": 1})
+    price_list_item = pd.DataFrame(
+        {"price_list": "REV", "article_id": pro, "price_excl_vat": np.round(price[pro - 1] * 0.8, 2), "min_qty": 1}
+    )
     return {
-        "family": fam, "article": article, "variant": variant, "stock": stock, "customer": customer,
-        "address": address, "promotion": promotion, "price_list_item": price_list_item,
+        "family": fam,
+        "article": article,
+        "variant": variant,
+        "stock": stock,
+        "customer": customer,
+        "address": address,
+        "promotion": promotion,
+        "price_list_item": price_list_item,
     }
 
 
@@ -248,8 +399,9 @@ def photo(reference: str, colour: tuple[int, int, int], size=(480, 360), *, seed
     return buf.getvalue()
 
 
-def seed_database(conn: psycopg.Connection, *, articles: int = 1000, seed: int = 42, photos: bool = True,
-                  customers: int | None = None) -> dict[str, int]:
+def seed_database(
+    conn: psycopg.Connection, *, articles: int = 1000, seed: int = 42, photos: bool = True, customers: int | None = None
+) -> dict[str, int]:
     """Create the schemas and load a demo back office (replacing any earlier demo data)."""
     apply_sql(conn)
     data = generate(articles, seed, customers)
@@ -258,26 +410,47 @@ def seed_database(conn: psycopg.Connection, *, articles: int = 1000, seed: int =
         "erp.address, erp.customer, erp.family, erp.brand, erp.supplier, erp.location, erp.price_list, "
         "erp.customer_family RESTART IDENTITY CASCADE"
     )
-    conn.execute("INSERT INTO erp.location VALUES ('ENT', 'Entrepôt de Lyon', 'warehouse', true), "
-                 "('MAG1', 'Magasin de Villeurbanne', 'store', false)")
+    conn.execute(
+        "INSERT INTO erp.location VALUES ('ENT', 'Entrepôt de Lyon', 'warehouse', true), "
+        "('MAG1', 'Magasin de Villeurbanne', 'store', false)"
+    )
     conn.execute("INSERT INTO erp.customer_family VALUES ('PART', 'Particuliers'), ('PRO', 'Professionnels')")
     conn.execute("INSERT INTO erp.price_list VALUES ('PUBLIC', 'Tarif public', 0), ('REV', 'Tarif revendeurs', 20)")
-    copy_in(conn, "erp.brand", pd.DataFrame({"id": range(1, len(BRANDS) + 1),
-                                             "code": [f"MAR-{i:03d}" for i in range(1, len(BRANDS) + 1)],
-                                             "name": BRANDS}))
-    copy_in(conn, "erp.supplier", pd.DataFrame({"id": range(1, len(SUPPLIERS) + 1),
-                                                "code": [s[0] for s in SUPPLIERS], "name": [s[1] for s in SUPPLIERS],
-                                                "city": [s[2] for s in SUPPLIERS],
-                                                "postcode": [s[3] for s in SUPPLIERS],
-                                                "email": [f"commandes@{s[0].lower()}.fr" for s in SUPPLIERS]}))
+    copy_in(
+        conn,
+        "erp.brand",
+        pd.DataFrame(
+            {
+                "id": range(1, len(BRANDS) + 1),
+                "code": [f"MAR-{i:03d}" for i in range(1, len(BRANDS) + 1)],
+                "name": BRANDS,
+            }
+        ),
+    )
+    copy_in(
+        conn,
+        "erp.supplier",
+        pd.DataFrame(
+            {
+                "id": range(1, len(SUPPLIERS) + 1),
+                "code": [s[0] for s in SUPPLIERS],
+                "name": [s[1] for s in SUPPLIERS],
+                "city": [s[2] for s in SUPPLIERS],
+                "postcode": [s[3] for s in SUPPLIERS],
+                "email": [f"commandes@{s[0].lower()}.fr" for s in SUPPLIERS],
+            }
+        ),
+    )
     for table in ("family", "article", "variant", "stock", "customer", "address", "promotion", "price_list_item"):
         copy_in(conn, f"erp.{table}", data[table])
     counts = {t: len(df) for t, df in data.items()}
     if photos:
         counts["image"] = _load_photos(conn, data)
     for table in ("family", "brand", "supplier", "article", "variant", "customer", "address", "image", "promotion"):
-        conn.execute(f"SELECT setval(pg_get_serial_sequence('erp.{table}', 'id'), "
-                     f"greatest((SELECT max(id) FROM erp.{table}), 1))")
+        conn.execute(
+            f"SELECT setval(pg_get_serial_sequence('erp.{table}', 'id'), "
+            f"greatest((SELECT max(id) FROM erp.{table}), 1))"
+        )
     conn.commit()
     return counts
 
@@ -291,8 +464,9 @@ def _load_photos(conn: psycopg.Connection, data: dict[str, pd.DataFrame]) -> int
         rgb = COLOUR_RGB.get(colour_of.get(aid), palette[aid % len(palette)])
         rows.append((int(aid), 1, f"{ref}.jpg", photo(ref, rgb, seed=int(aid))))
         if aid % 5 == 0:  # a second view for some articles
-            rows.append((int(aid), 2, f"{ref}-2.jpg", photo(ref + " (2)", palette[(aid + 1) % len(palette)],
-                                                            seed=int(aid) + 1)))
+            rows.append(
+                (int(aid), 2, f"{ref}-2.jpg", photo(ref + " (2)", palette[(aid + 1) % len(palette)], seed=int(aid) + 1))
+            )
     with conn.cursor() as cur:
         with cur.copy("COPY erp.image (article_id, position, filename, content) FROM STDIN") as copy:
             for row in rows:
@@ -303,17 +477,23 @@ def _load_photos(conn: psycopg.Connection, data: dict[str, pd.DataFrame]) -> int
 def apply_demo_changes(conn: psycopg.Connection) -> dict[str, list[str]]:
     """The edits `make demo` (and the end-to-end test) make between two syncs:
     3 articles changed, 1 created, 1 taken off the web."""
-    changed = [r[0] for r in conn.execute(
-        "SELECT reference FROM erp.article a WHERE web AND price_excl_vat > 0 "
-        "AND NOT EXISTS (SELECT 1 FROM erp.variant v WHERE v.article_id = a.id) ORDER BY id LIMIT 3")]
+    changed = [
+        r[0]
+        for r in conn.execute(
+            "SELECT reference FROM erp.article a WHERE web AND price_excl_vat > 0 "
+            "AND NOT EXISTS (SELECT 1 FROM erp.variant v WHERE v.article_id = a.id) ORDER BY id LIMIT 3"
+        )
+    ]
     conn.execute("UPDATE erp.article SET price_excl_vat = price_excl_vat + 1 WHERE reference = %s", (changed[0],))
     conn.execute("UPDATE erp.article SET name = name || ' (nouveau modèle)' WHERE reference = %s", (changed[1],))
-    conn.execute("UPDATE erp.article SET long_description = '<p>Nouvelle description.</p>' WHERE reference = %s",
-                 (changed[2],))
+    conn.execute(
+        "UPDATE erp.article SET long_description = '<p>Nouvelle description.</p>' WHERE reference = %s", (changed[2],)
+    )
     removed = conn.execute(
         "SELECT reference FROM erp.article a WHERE web AND price_excl_vat > 0 AND reference <> ALL(%s) "
         "AND NOT EXISTS (SELECT 1 FROM erp.variant v WHERE v.article_id = a.id) ORDER BY id DESC LIMIT 1",
-        (changed,)).fetchone()[0]
+        (changed,),
+    ).fetchone()[0]
     conn.execute("UPDATE erp.article SET web = false WHERE reference = %s", (removed,))
     new_ref = conn.execute(
         "INSERT INTO erp.article (reference, name, short_description, long_description, family_id, brand_id, "
@@ -321,7 +501,8 @@ def apply_demo_changes(conn: psycopg.Connection) -> dict[str, list[str]]:
         "SELECT 'ART-NEW-' || (count(*) + 1), 'Cocotte en fonte émaillée 24 cm', '<p>Mijotez.</p>', "
         "'<p>Fonte émaillée, <em>tous feux</em>.</p>', (SELECT id FROM erp.family WHERE code = 'MAI-CUI-CAS'), "
         "1, 1, 20.0, 89.90, 41.00, true, 4.2 FROM erp.article WHERE reference LIKE 'ART-NEW-%%' "
-        "RETURNING reference").fetchone()[0]
+        "RETURNING reference"
+    ).fetchone()[0]
     conn.commit()
     return {"changed": changed, "created": [new_ref], "removed": [removed]}
 

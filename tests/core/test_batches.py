@@ -6,17 +6,27 @@ import pytest
 
 from passerelle.core import batches
 
-BATCH = {"flow": "catalog", "batch_id": 12, "run_key": "2026-11-20T02:00:00+01:00", "mode": "delta",
-         "counts": {"article": {"created": 3}}, "status": "built", "files": []}
+BATCH = {
+    "flow": "catalog",
+    "batch_id": 12,
+    "run_key": "2026-11-20T02:00:00+01:00",
+    "mode": "delta",
+    "counts": {"article": {"created": 3}},
+    "status": "built",
+    "files": [],
+}
 
 
-@pytest.mark.parametrize(("run_key", "stamp"), [
-    ("2026-11-20T02:00:00+01:00", "20261120T020000"),  # a scheduled run: its logical date
-    ("asset_triggered__2026-11-20T10:15:00.123456+00:00", "20261120T101500"),  # issue #13: was assettriggered2
-    ("manual__2026-11-20T10:15:00+00:00", "20261120T101500"),
-    ("my run", "myrun"),  # a run id without a date keeps its letters and digits
-    ("!!!", "run"),
-])
+@pytest.mark.parametrize(
+    ("run_key", "stamp"),
+    [
+        ("2026-11-20T02:00:00+01:00", "20261120T020000"),  # a scheduled run: its logical date
+        ("asset_triggered__2026-11-20T10:15:00.123456+00:00", "20261120T101500"),  # issue #13: was assettriggered2
+        ("manual__2026-11-20T10:15:00+00:00", "20261120T101500"),
+        ("my run", "myrun"),  # a run id without a date keeps its letters and digits
+        ("!!!", "run"),
+    ],
+)
 def test_the_folder_stamp_is_the_run_key_s_date(run_key, stamp):
     assert batches.folder_stamp(run_key) == stamp
 
@@ -27,8 +37,15 @@ def test_the_batch_folder_is_the_id_on_eight_digits_then_the_stamp():
 
 def test_the_manifest_carries_the_batch_and_its_extra_entries():
     manifest = batches.manifest(BATCH, dialect="prestashop", extra={"images": {"rendered": 2}})
-    assert manifest == {"flow": "catalog", "batch_id": 12, "run_key": BATCH["run_key"], "mode": "delta",
-                        "dialect": "prestashop", "counts": BATCH["counts"], "images": {"rendered": 2}}
+    assert manifest == {
+        "flow": "catalog",
+        "batch_id": 12,
+        "run_key": BATCH["run_key"],
+        "mode": "delta",
+        "dialect": "prestashop",
+        "counts": BATCH["counts"],
+        "images": {"rendered": 2},
+    }
     assert list(manifest)[: len(batches.MANIFEST_KEYS)] == list(batches.MANIFEST_KEYS)
 
 
@@ -47,11 +64,13 @@ def test_an_extra_entry_may_not_replace_the_manifest_s_own_keys(key):
 def test_publication_is_recorded_and_never_reopens_a_confirmed_batch(erp):
     batch_id = erp.execute(
         "INSERT INTO passerelle.batch (flow, run_key, mode, status, entities) "
-        "VALUES ('catalog', 'k1', 'delta', 'built', '{article}') RETURNING id").fetchone()[0]
+        "VALUES ('catalog', 'k1', 'delta', 'built', '{article}') RETURNING id"
+    ).fetchone()[0]
     assert batches.published_manifest(erp, batch_id) is None
     batches.mark_published(erp, batch_id, {"flow": "catalog", "images": {"rendered": 1}})
-    status, published_at = erp.execute("SELECT status, published_at FROM passerelle.batch WHERE id = %s",
-                                       (batch_id,)).fetchone()
+    status, published_at = erp.execute(
+        "SELECT status, published_at FROM passerelle.batch WHERE id = %s", (batch_id,)
+    ).fetchone()
     assert status == "published" and published_at is not None
     assert batches.published_manifest(erp, batch_id) == {"flow": "catalog", "images": {"rendered": 1}}
 

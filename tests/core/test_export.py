@@ -7,9 +7,9 @@ import io
 import threading
 
 from passerelle.config import parse_settings
+from passerelle.core.dialects import dialect
 from passerelle.core.differ import catalog_entities, confirm_batch
 from passerelle.core.export import build_catalog, iter_outbox
-from passerelle.core.dialects import dialect
 
 RULE = "a.price_excl_vat > 0 AND a.name <> ''"
 
@@ -19,8 +19,15 @@ def test_files_are_cut_in_parts_without_hanging(erp):
     result = {}
 
     def go():
-        result["out"] = build_catalog(erp, flow="catalog", run_key="parts", entities=catalog_entities(RULE, ["article"]),
-                                      dialect=dialect("generic"), mode="full", rows_per_file=300)
+        result["out"] = build_catalog(
+            erp,
+            flow="catalog",
+            run_key="parts",
+            entities=catalog_entities(RULE, ["article"]),
+            dialect=dialect("generic"),
+            mode="full",
+            rows_per_file=300,
+        )
 
     worker = threading.Thread(target=go, daemon=True)
     worker.start()
@@ -64,8 +71,11 @@ def _urls(entity, df):
     """Photo URLs as the catalog's enricher gives them: one per photo of the article."""
     if entity != "article":
         return df
-    return df.assign(image_urls=df["images"].str.split(",").map(
-        lambda parts: ",".join(f"https://s/{p.split(':')[0]}.jpg" for p in parts if p)))
+    return df.assign(
+        image_urls=df["images"]
+        .str.split(",")
+        .map(lambda parts: ",".join(f"https://s/{p.split(':')[0]}.jpg" for p in parts if p))
+    )
 
 
 def test_prestashop_photos_only_where_they_changed(erp):
@@ -75,13 +85,20 @@ def test_prestashop_photos_only_where_they_changed(erp):
     batch, _ = build_catalog(erp, flow="catalog", run_key="p1", entities=ents, dialect=ps, enrich=_urls)
     confirm_batch(erp, batch.id)
     erp.commit()
-    price, photo = [r[0] for r in erp.execute(
-        "SELECT a.reference FROM erp.article a WHERE a.web AND a.price_excl_vat > 0 AND a.name <> '' "
-        "AND EXISTS (SELECT 1 FROM erp.image i WHERE i.article_id = a.id AND i.variant_id IS NULL) "
-        "ORDER BY a.id LIMIT 2")]
+    price, photo = [
+        r[0]
+        for r in erp.execute(
+            "SELECT a.reference FROM erp.article a WHERE a.web AND a.price_excl_vat > 0 AND a.name <> '' "
+            "AND EXISTS (SELECT 1 FROM erp.image i WHERE i.article_id = a.id AND i.variant_id IS NULL) "
+            "ORDER BY a.id LIMIT 2"
+        )
+    ]
     erp.execute("UPDATE erp.article SET price_excl_vat = price_excl_vat + 1 WHERE reference = %s", (price,))
-    erp.execute("UPDATE erp.image SET updated_at = updated_at + interval '1 day' "
-                "WHERE article_id = (SELECT id FROM erp.article WHERE reference = %s)", (photo,))
+    erp.execute(
+        "UPDATE erp.image SET updated_at = updated_at + interval '1 day' "
+        "WHERE article_id = (SELECT id FROM erp.article WHERE reference = %s)",
+        (photo,),
+    )
     erp.commit()
     batch, _ = build_catalog(erp, flow="catalog", run_key="p2", entities=ents, dialect=ps, enrich=_urls)
     rows = {r["Reference #"]: r for r in _ps_rows(erp, batch.id, "products_0001.csv")}
@@ -98,8 +115,10 @@ def test_prestashop_photos_only_where_they_changed(erp):
 def test_prestashop_homonym_families_and_deactivations(erp):
     """Families of the same name in two branches get two category IDs; a family and an article
     taken off the web come back as rows PrestaShop's import accepts (ID/reference, name, parent)."""
-    erp.execute("INSERT INTO erp.family (code, name, parent_id) SELECT 'HOMONYM-' || code, 'Accessoires', id "
-                "FROM erp.family WHERE parent_id IS NULL AND web ORDER BY id LIMIT 2")
+    erp.execute(
+        "INSERT INTO erp.family (code, name, parent_id) SELECT 'HOMONYM-' || code, 'Accessoires', id "
+        "FROM erp.family WHERE parent_id IS NULL AND web ORDER BY id LIMIT 2"
+    )
     erp.commit()
     ents = catalog_entities(RULE, ["family", "article"])
     ps = dialect("prestashop", parse_settings({"prestashop": {"language": "fr"}}))
@@ -112,16 +131,21 @@ def test_prestashop_homonym_families_and_deactivations(erp):
     for r in homonyms:  # the parent is a category of the same file, listed before its child
         assert r["Parent category"] in by_id
         assert cats.index(by_id[r["Parent category"]]) < cats.index(r)
-    assert {r["Parent category"] for r in cats if r["ID"] not in {h["ID"] for h in homonyms}
-            and not r["Parent category"].isdigit()} == {"Accueil"}
+    assert {
+        r["Parent category"]
+        for r in cats
+        if r["ID"] not in {h["ID"] for h in homonyms} and not r["Parent category"].isdigit()
+    } == {"Accueil"}
     confirm_batch(erp, batch.id)
     erp.commit()
 
-    family_id, family = erp.execute("SELECT id, name FROM erp.family WHERE code LIKE 'HOMONYM-%' ORDER BY id "
-                                    "LIMIT 1").fetchone()
+    family_id, family = erp.execute(
+        "SELECT id, name FROM erp.family WHERE code LIKE 'HOMONYM-%' ORDER BY id LIMIT 1"
+    ).fetchone()
     erp.execute("UPDATE erp.family SET web = false WHERE id = %s", (family_id,))
-    ref, name = erp.execute("SELECT reference, name FROM erp.article a WHERE a.web AND " + RULE +
-                            " ORDER BY id LIMIT 1").fetchone()
+    ref, name = erp.execute(
+        "SELECT reference, name FROM erp.article a WHERE a.web AND " + RULE + " ORDER BY id LIMIT 1"
+    ).fetchone()
     erp.execute("UPDATE erp.article SET web = false WHERE reference = %s", (ref,))
     erp.commit()
     batch, _ = build_catalog(erp, flow="catalog", run_key="h2", entities=ents, dialect=ps)

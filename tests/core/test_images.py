@@ -64,7 +64,9 @@ def png_header_only(width: int, height: int) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
+    )
 
 
 def rgb_profile(description: str, red, green, blue) -> bytes:
@@ -406,7 +408,11 @@ def test_render_chunk_skips_bad_sources_and_renders_the_rest(tmp_path, caplog):
 
     assert [r["image_key"] for r in rendered] == [1, 3]
     assert [(e["image_key"], e["reference"]) for e in errors] == [
-        (2, "ART-2"), (4, "ART-4"), (5, "ART-5"), (6, ""), (7, "ART-7"),
+        (2, "ART-2"),
+        (4, "ART-4"),
+        (5, "ART-5"),
+        (6, ""),
+        (7, "ART-7"),
     ]
     reasons = [e["reason"] for e in errors]
     assert "truncated" in reasons[0] and "bomb" in reasons[1] and "not found" in reasons[2]
@@ -479,7 +485,10 @@ def test_plan_skips_unchanged_renders_changed_and_lists_removed():
     assert plan.duplicates["image_key"].tolist() == [7]
     assert plan.counts() == {"render": 3, "unchanged": 2, "remove": 2, "duplicates": 1}
     assert removal_names(plan.remove, {"formats": FORMATS}) == [
-        "B_0_thumbnail.jpg", "B_0_large.jpg", "C_0_thumbnail.jpg", "C_0_large.jpg",
+        "B_0_thumbnail.jpg",
+        "B_0_large.jpg",
+        "C_0_thumbnail.jpg",
+        "C_0_large.jpg",
     ]
 
 
@@ -504,7 +513,12 @@ def test_plan_is_vectorised_enough_for_a_big_catalog():
     n = 100_000
     refs = [f"ART-{i // 3:06d}" for i in range(n)]
     previous = pd.DataFrame(
-        {"image_key": range(n), "reference": refs, "position": [i % 3 for i in range(n)], "source_hash": [f"h{i}" for i in range(n)]}
+        {
+            "image_key": range(n),
+            "reference": refs,
+            "position": [i % 3 for i in range(n)],
+            "source_hash": [f"h{i}" for i in range(n)],
+        }
     )
     current = previous.copy()
     current.loc[10, "source_hash"] = "changed"
@@ -520,7 +534,11 @@ def test_snapshot_after_keeps_the_old_row_of_a_failed_render():
     ]
     after = snapshot_after(PREVIOUS, plan, rendered)
     assert list(zip(after["reference"], after["position"], after["source_hash"], strict=True)) == [
-        ("A", 0, "h1"), ("A", 1, "h2"), ("B", 1, "h3"), ("D", 0, "h5"), ("E", 0, "h6"),
+        ("A", 0, "h1"),
+        ("A", 1, "h2"),
+        ("B", 1, "h3"),
+        ("D", 0, "h5"),
+        ("E", 0, "h6"),
     ]
     # next run: A/1 is retried, the rest is quiet
     again = plan_images(CURRENT.drop(index=5), after)

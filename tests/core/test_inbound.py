@@ -40,35 +40,39 @@ def utc(text: str) -> pd.Timestamp:
     return pd.Timestamp(text).tz_convert("UTC")
 
 
-HEADER = ("shop_order_id,order_date,status,shop_customer_id,email,line_number,sku,label,quantity,"
-          "unit_price_excl_vat,vat_rate,line_discount_excl_vat,shipping_excl_vat,shipping_vat_rate,"
-          "payment_method,payment_paid,billing_first_name,billing_last_name,billing_city")
+HEADER = (
+    "shop_order_id,order_date,status,shop_customer_id,email,line_number,sku,label,quantity,"
+    "unit_price_excl_vat,vat_rate,line_discount_excl_vat,shipping_excl_vat,shipping_vat_rate,"
+    "payment_method,payment_paid,billing_first_name,billing_last_name,billing_city"
+)
 
 
 def generic_rows(n_orders: int, per_order: int) -> pd.DataFrame:
     """A generic orders table, ``per_order`` lines per order, as text cells."""
     oid = np.repeat(np.arange(1, n_orders + 1), per_order)
-    return pd.DataFrame({
-        "shop_order_id": [f"WEB-{i:06d}" for i in oid],
-        "order_date": "2026-11-20T08:00:00+01:00",
-        "status": "paid",
-        "shop_customer_id": (oid % 997).astype(str),
-        "email": [f"client{i % 997}@exemple.fr" for i in oid],
-        "line_number": np.tile(np.arange(1, per_order + 1), n_orders).astype(str),
-        "sku": [f"ART-{(i * 7) % 1000 + 1:06d}" for i in range(len(oid))],
-        "label": "Article",
-        "quantity": ((np.arange(len(oid)) % 4) + 1).astype(str),
-        "unit_price_excl_vat": [f"{(i % 9000) / 100 + 1:.2f}" for i in range(len(oid))],
-        "vat_rate": "20",
-        "line_discount_excl_vat": "0",
-        "shipping_excl_vat": "4.08",
-        "shipping_vat_rate": "20",
-        "payment_method": "Carte bancaire",
-        "payment_paid": "1",
-        "billing_first_name": "Jean",
-        "billing_last_name": "Dupont",
-        "billing_city": "Paris",
-    })
+    return pd.DataFrame(
+        {
+            "shop_order_id": [f"WEB-{i:06d}" for i in oid],
+            "order_date": "2026-11-20T08:00:00+01:00",
+            "status": "paid",
+            "shop_customer_id": (oid % 997).astype(str),
+            "email": [f"client{i % 997}@exemple.fr" for i in oid],
+            "line_number": np.tile(np.arange(1, per_order + 1), n_orders).astype(str),
+            "sku": [f"ART-{(i * 7) % 1000 + 1:06d}" for i in range(len(oid))],
+            "label": "Article",
+            "quantity": ((np.arange(len(oid)) % 4) + 1).astype(str),
+            "unit_price_excl_vat": [f"{(i % 9000) / 100 + 1:.2f}" for i in range(len(oid))],
+            "vat_rate": "20",
+            "line_discount_excl_vat": "0",
+            "shipping_excl_vat": "4.08",
+            "shipping_vat_rate": "20",
+            "payment_method": "Carte bancaire",
+            "payment_paid": "1",
+            "billing_first_name": "Jean",
+            "billing_last_name": "Dupont",
+            "billing_city": "Paris",
+        }
+    )
 
 
 def to_bytes(df: pd.DataFrame, *, sep: str = ",", encoding: str = "utf-8") -> bytes:
@@ -105,7 +109,11 @@ def test_generic_orders_sample_utf8_comma():
     assert (pay["WEB-100232"].method, pay["WEB-100232"].paid) == ("Virement bancaire", False)
     delivery = p.addresses[(p.addresses.shop_order_id == "WEB-100232") & (p.addresses.kind == "delivery")]
     assert delivery[["company", "address1", "address2", "city"]].iloc[0].tolist() == [
-        "Cabinet Garcia", "8 quai des Chartrons", "2e étage", "Bordeaux"]
+        "Cabinet Garcia",
+        "8 quai des Chartrons",
+        "2e étage",
+        "Bordeaux",
+    ]
     cust = p.customers.set_index("email")
     assert cust.loc["ines.garcia@exemple.org", "first_name"] == "Inès"
     assert set(p.customers.source) == {"order"}
@@ -163,8 +171,11 @@ def test_shopify_export_sample():
     # The note of #1003 spans two physical lines: the next rows start on lines 7 and 8.
     assert lines[lines.shop_order_id == "#1003"].line.tolist() == [5, 7, 8]
     l1 = lines[lines.shop_order_id == "#1001"].set_index("sku")
-    assert l1.loc["ART-000002-M-BLEU", ["unit_price_incl_vat", "discount_incl_vat", "discount_excl_vat"]].tolist() \
-        == [38.63, 3.86, 3.22]
+    assert l1.loc["ART-000002-M-BLEU", ["unit_price_incl_vat", "discount_incl_vat", "discount_excl_vat"]].tolist() == [
+        38.63,
+        3.86,
+        3.22,
+    ]
     assert l1.loc["ART-000001", "quantity"] == 2
     assert l1.loc["ART-000001", "unit_price_excl_vat"] == pytest.approx(7.9583)
     assert lines[lines.shop_order_id == "#1002"].vat_rate.tolist() == [5.5]
@@ -176,14 +187,21 @@ def test_shopify_export_sample():
 
     pay = by_order(p.payments)
     assert (pay["#1001"].method, pay["#1001"].amount, pay["#1001"].transaction_id, pay["#1001"].paid) == (
-        "Shopify Payments", 56.86, "c29384756.1", True)
+        "Shopify Payments",
+        56.86,
+        "c29384756.1",
+        True,
+    )
     assert pay["#1001"].paid_at == utc("2026-11-20T10:15:04+01:00")
     assert (pay["#1002"].method, pay["#1002"].paid) == ("Virement bancaire", False)
     addr = p.addresses[p.addresses.shop_order_id == "#1003"].set_index("kind")
     assert addr.loc["delivery", ["address1", "postcode"]].tolist() == ["Relais Colis - Tabac de la Gare", "33800"]
     assert addr.loc["billing", ["first_name", "last_name", "postcode"]].tolist() == ["Louise", "Bernard", "33000"]
-    assert p.customers.email.tolist() == ["camille.leroy.6@exemple.fr", "theo.dubois.12@exemple.fr",
-                                          "louise.bernard.10@exemple.fr"]
+    assert p.customers.email.tolist() == [
+        "camille.leroy.6@exemple.fr",
+        "theo.dubois.12@exemple.fr",
+        "louise.bernard.10@exemple.fr",
+    ]
 
 
 # ------------------------------------------------------------------------------------------
@@ -192,9 +210,11 @@ def test_shopify_export_sample():
 
 
 def test_dialect_line_declares_encoding_delimiter_and_decimal():
-    body = (HEADER.replace(",", ";") + "\n"
-            "W1;2026-11-20 10:00;paid;9;a@b.fr;1;ART-000001;Poêle;2;1 234,50;5,5;0;4,08;20;CB;1;Zoé;Hervé;Sète\n"
-            "W2;2026-11-20 10:05;paid;9;a@b.fr;1;ART-000001;Poêle;2;12.50;5,5;0;0;20;CB;1;Zoé;Hervé;Sète\n")
+    body = (
+        HEADER.replace(",", ";") + "\n"
+        "W1;2026-11-20 10:00;paid;9;a@b.fr;1;ART-000001;Poêle;2;1 234,50;5,5;0;4,08;20;CB;1;Zoé;Hervé;Sète\n"
+        "W2;2026-11-20 10:05;paid;9;a@b.fr;1;ART-000001;Poêle;2;12.50;5,5;0;0;20;CB;1;Zoé;Hervé;Sète\n"
+    )
     data = b"#passerelle encoding=cp1252 delimiter=; decimal=,\n" + body.encode("cp1252")
     p = read_inbound("orders_x.csv", data)
     assert (p.encoding, p.delimiter, p.decimal) == ("cp1252", ";", ",")
@@ -277,11 +297,13 @@ def test_three_bad_rows_among_100_reject_exactly_their_orders():
     # The bad order date also differs from the other lines of its order: said too.
     differs = p.rejects[p.rejects.reason.str.contains("differs from line")]
     assert differs[["line", "reason"]].values.tolist() == [
-        [40, "differs from line 38 of the same order (2026-11-20T08:00:00+01:00)"]]
+        [40, "differs from line 38 of the same order (2026-11-20T08:00:00+01:00)"]
+    ]
     others = p.rejects[p.rejects.reason.str.contains("has a rejected line")]
     assert len(others) == 9
     assert others[others.shop_order_id == "WEB-000010"].reason.unique().tolist() == [
-        "order WEB-000010 has a rejected line 40"]
+        "order WEB-000010 has a rejected line 40"
+    ]
     assert list(p.rejects.columns) == REJECT_COLUMNS
     assert p.rejects.line.iloc[0] == 10 and p.rejects.raw.iloc[0] == ",".join(df.iloc[8])  # raw text of line 10
 
@@ -321,12 +343,14 @@ def test_order_level_values_must_agree_and_line_numbers_be_unique():
 
 
 def test_rows_with_wrong_field_counts():
-    text = (HEADER + "\n"
-            "W1,2026-11-20,paid,9,a@b.fr,1,ART-000001,x,1,10,20,0,0,20,CB,1,A,B,C\n"
-            "W2,2026-11-20,paid,9,a@b.fr,1,ART-000001,x,1,10,20,0,0,20,CB,1,A,B,C,extra,more\n"
-            "W3,2026-11-20,paid,9,a@b.fr,1,ART-000001,x,1\n"
-            "\n"
-            "W4,2026-11-20,paid,9,a@b.fr,1,ART-000001,\"x, \"\"quoted\"\"\",1,10,20,0,0,20,CB,1,A,B,C,\n")
+    text = (
+        HEADER + "\n"
+        "W1,2026-11-20,paid,9,a@b.fr,1,ART-000001,x,1,10,20,0,0,20,CB,1,A,B,C\n"
+        "W2,2026-11-20,paid,9,a@b.fr,1,ART-000001,x,1,10,20,0,0,20,CB,1,A,B,C,extra,more\n"
+        "W3,2026-11-20,paid,9,a@b.fr,1,ART-000001,x,1\n"
+        "\n"
+        'W4,2026-11-20,paid,9,a@b.fr,1,ART-000001,"x, ""quoted""",1,10,20,0,0,20,CB,1,A,B,C,\n'
+    )
     p = read_inbound("orders_f.csv", text.encode())
     assert p.orders.shop_order_id.tolist() == ["W1", "W4"]  # W4's trailing empty field is tolerated
     assert p.lines.set_index("shop_order_id").loc["W4", "label"] == 'x, "quoted"'
@@ -339,10 +363,12 @@ def test_rows_with_wrong_field_counts():
 def test_stray_quote_keeps_line_numbers():
     """A quote inside an unquoted cell (5" screen) unbalances the quote count: the csv module
     then finds where rows start, and lines still match the file."""
-    text = ("shop_order_id,order_date,status,email,sku,label,quantity,unit_price_excl_vat,vat_rate\n"
-            'W1,2026-11-20,paid,a@b.fr,ART-1,Ecran 5" large,1,10,20\n'
-            'W2,2026-11-20,paid,a@b.fr,ART-2,"sur\ndeux lignes",1,10,20\n'
-            "W3,2026-11-20,paid,a@b.fr,ART-3,ok,x,10,20\n")
+    text = (
+        "shop_order_id,order_date,status,email,sku,label,quantity,unit_price_excl_vat,vat_rate\n"
+        'W1,2026-11-20,paid,a@b.fr,ART-1,Ecran 5" large,1,10,20\n'
+        'W2,2026-11-20,paid,a@b.fr,ART-2,"sur\ndeux lignes",1,10,20\n'
+        "W3,2026-11-20,paid,a@b.fr,ART-3,ok,x,10,20\n"
+    )
     p = read_inbound("orders_q.csv", text.encode())
     assert p.lines[["line", "label"]].values.tolist() == [[2, 'Ecran 5" large'], [3, "sur\ndeux lignes"]]
     assert p.rejects[["line", "field", "value"]].values.tolist() == [[5, "quantity", "x"]]
@@ -355,10 +381,15 @@ def test_lines_of_an_order_need_not_be_next_to_each_other():
     p = read_inbound("orders_mixed.csv", to_bytes(df))
     assert p.orders[["shop_order_id", "line"]].values.tolist() == [["WEB-000001", 2], ["WEB-000002", 3]]
     assert p.lines[["shop_order_id", "line", "line_number"]].values.tolist() == [
-        ["WEB-000001", 2, 1], ["WEB-000002", 3, 1], ["WEB-000001", 5, 2], ["WEB-000002", 6, 2]]
+        ["WEB-000001", 2, 1],
+        ["WEB-000002", 3, 1],
+        ["WEB-000001", 5, 2],
+        ["WEB-000002", 6, 2],
+    ]
     assert p.rejects[["line", "field", "reason"]].values.tolist() == [
         [4, "shop_order_id", "order WEB-000003 has a rejected line 7"],
-        [7, "shipping_excl_vat", "differs from line 4 of the same order (4.08)"]]
+        [7, "shipping_excl_vat", "differs from line 4 of the same order (4.08)"],
+    ]
     lines = p.lines[p.lines.shop_order_id == "WEB-000001"]
     expected = round((lines.quantity * lines.unit_price_excl_vat).sum() + 4.08, 2)
     assert p.orders.set_index("shop_order_id").loc["WEB-000001", "total_excl_vat"] == pytest.approx(expected)
@@ -385,9 +416,22 @@ def test_whole_file_errors_name_the_file():
 
 
 def test_dates_accepted():
-    s = pd.Series(["2026-11-20T09:15:00+01:00", "2026-11-20T08:15:00Z", "2026-11-20 10:15:00 +0100",
-                   "2026-11-20 09:15", "20/11/2026 09:15", "20/11/2026", "2026-11-20", "", "2026-11-31",
-                   "11/20/2026 09:15", "tomorrow"], dtype="str")
+    s = pd.Series(
+        [
+            "2026-11-20T09:15:00+01:00",
+            "2026-11-20T08:15:00Z",
+            "2026-11-20 10:15:00 +0100",
+            "2026-11-20 09:15",
+            "20/11/2026 09:15",
+            "20/11/2026",
+            "2026-11-20",
+            "",
+            "2026-11-31",
+            "11/20/2026 09:15",
+            "tomorrow",
+        ],
+        dtype="str",
+    )
     values, bad = _parse_datetime(s, "Europe/Paris")
     nine = utc("2026-11-20T09:15:00+01:00")
     assert values.iloc[:5].tolist() == [nine, nine, utc("2026-11-20T10:15:00+01:00"), nine, nine]
@@ -406,7 +450,7 @@ def test_rejects_csv_neutralises_formulas():
     rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig")), delimiter=";"))
     assert rows[0] == ["file", "line", "field", "value", "reason", "raw"]
     values = [r[3] for r in rows[1:]]
-    assert values[:3] == ["'=HYPERLINK(\"http://evil.example\",\"x\")", "'@SUM(A1:A9)", "'+33"]
+    assert values[:3] == ['\'=HYPERLINK("http://evil.example","x")', "'@SUM(A1:A9)", "'+33"]
     assert rows[1][1] == "2" and rows[1][5].startswith("WEB-000001,")
     assert all(not r[3].startswith(("=", "+", "-", "@")) for r in rows[1:])
     assert data.count(b"\r\n") == len(rows)
@@ -427,19 +471,36 @@ def shopify_file(rows: list[dict]) -> bytes:
 
 
 def test_shopify_taxes_excluded_cancelled_and_bad_rows():
-    order = {"Email": "a@b.com", "Financial Status": "paid", "Currency": "USD", "Subtotal": "20.00",
-             "Shipping": "5.00", "Taxes": "2.50", "Total": "27.50", "Created at": "2026-11-20 10:15:00 -0500",
-             "Tax 1 Name": "State Tax 10%", "Tax 1 Value": "2.50", "Payment Method": "Shopify Payments"}
-    line = {"Lineitem quantity": "2", "Lineitem price": "10.00", "Lineitem sku": "ART-000001",
-            "Lineitem taxable": "true", "Lineitem discount": "0.00"}
-    data = shopify_file([
-        {"Name": "#2001", **order, **line},
-        {"Name": "#2002", **order, "Financial Status": "voided", **line},
-        {"Name": "#2003", **order, "Cancelled at": "2026-11-21 09:00:00 -0500", **line},
-        {"Name": "#2004", **order, **line, "Lineitem price": "ten"},
-        {"Name": "#2005", **order, "Financial Status": "", "Subtotal": "40.00", "Total": "47.50", **line},
-        {"Name": "#2005", "Email": "a@b.com", **line},
-    ])
+    order = {
+        "Email": "a@b.com",
+        "Financial Status": "paid",
+        "Currency": "USD",
+        "Subtotal": "20.00",
+        "Shipping": "5.00",
+        "Taxes": "2.50",
+        "Total": "27.50",
+        "Created at": "2026-11-20 10:15:00 -0500",
+        "Tax 1 Name": "State Tax 10%",
+        "Tax 1 Value": "2.50",
+        "Payment Method": "Shopify Payments",
+    }
+    line = {
+        "Lineitem quantity": "2",
+        "Lineitem price": "10.00",
+        "Lineitem sku": "ART-000001",
+        "Lineitem taxable": "true",
+        "Lineitem discount": "0.00",
+    }
+    data = shopify_file(
+        [
+            {"Name": "#2001", **order, **line},
+            {"Name": "#2002", **order, "Financial Status": "voided", **line},
+            {"Name": "#2003", **order, "Cancelled at": "2026-11-21 09:00:00 -0500", **line},
+            {"Name": "#2004", **order, **line, "Lineitem price": "ten"},
+            {"Name": "#2005", **order, "Financial Status": "", "Subtotal": "40.00", "Total": "47.50", **line},
+            {"Name": "#2005", "Email": "a@b.com", **line},
+        ]
+    )
     p = read_inbound("export.csv", data)
     o = by_order(p.orders)
     assert list(o) == ["#2001", "#2002", "#2003"]
@@ -451,19 +512,45 @@ def test_shopify_taxes_excluded_cancelled_and_bad_rows():
     assert (o["#2001"].shipping_excl_vat, o["#2001"].total_excl_vat, o["#2001"].currency) == (5.0, 25.0, "USD")
     r = p.rejects
     assert r[["line", "field", "value"]].values.tolist() == [
-        [5, "Lineitem price", "ten"], [6, "Financial Status", ""], [7, "Name", "#2005"]]
+        [5, "Lineitem price", "ten"],
+        [6, "Financial Status", ""],
+        [7, "Name", "#2005"],
+    ]
     assert r.reason.iloc[2] == "order #2005 has a rejected line 6"
 
 
 def test_shopify_several_vat_rates_leave_excl_vat_to_the_back_office():
-    data = shopify_file([
-        {"Name": "#3001", "Email": "a@b.fr", "Financial Status": "paid", "Currency": "EUR", "Subtotal": "30.00",
-         "Shipping": "0.00", "Taxes": "3.85", "Total": "30.00", "Created at": "2026-11-20 10:15:00 +0100",
-         "Tax 1 Name": "TVA 20%", "Tax 1 Value": "3.33", "Tax 2 Name": "TVA 5.5%", "Tax 2 Value": "0.52",
-         "Lineitem quantity": "1", "Lineitem price": "20.00", "Lineitem sku": "ART-000001", "Lineitem taxable": "true"},
-        {"Name": "#3001", "Email": "a@b.fr", "Lineitem quantity": "1", "Lineitem price": "10.00",
-         "Lineitem sku": "ART-000006", "Lineitem taxable": "true"},
-    ])
+    data = shopify_file(
+        [
+            {
+                "Name": "#3001",
+                "Email": "a@b.fr",
+                "Financial Status": "paid",
+                "Currency": "EUR",
+                "Subtotal": "30.00",
+                "Shipping": "0.00",
+                "Taxes": "3.85",
+                "Total": "30.00",
+                "Created at": "2026-11-20 10:15:00 +0100",
+                "Tax 1 Name": "TVA 20%",
+                "Tax 1 Value": "3.33",
+                "Tax 2 Name": "TVA 5.5%",
+                "Tax 2 Value": "0.52",
+                "Lineitem quantity": "1",
+                "Lineitem price": "20.00",
+                "Lineitem sku": "ART-000001",
+                "Lineitem taxable": "true",
+            },
+            {
+                "Name": "#3001",
+                "Email": "a@b.fr",
+                "Lineitem quantity": "1",
+                "Lineitem price": "10.00",
+                "Lineitem sku": "ART-000006",
+                "Lineitem taxable": "true",
+            },
+        ]
+    )
     p = read_inbound("export2.csv", data)
     assert p.rejects.empty
     assert p.lines.vat_rate.isna().all() and p.lines.unit_price_excl_vat.isna().all()
@@ -472,19 +559,65 @@ def test_shopify_several_vat_rates_leave_excl_vat_to_the_back_office():
 
 
 def test_shopify_vat_rate_is_worked_out_per_order():
-    order = {"Email": "a@b.fr", "Financial Status": "paid", "Currency": "EUR", "Subtotal": "20.00", "Shipping": "0.00",
-             "Created at": "2026-11-20 10:15:00 +0100"}
+    order = {
+        "Email": "a@b.fr",
+        "Financial Status": "paid",
+        "Currency": "EUR",
+        "Subtotal": "20.00",
+        "Shipping": "0.00",
+        "Created at": "2026-11-20 10:15:00 +0100",
+    }
     line = {"Lineitem quantity": "1", "Lineitem price": "10.00", "Lineitem taxable": "true"}
-    data = shopify_file([
-        {"Name": "#5001", **order, "Taxes": "3.33", "Total": "20.00", "Tax 1 Name": "TVA 20%", "Tax 1 Value": "3.33",
-         **line, "Lineitem sku": "ART-000001"},
-        {"Name": "#5001", **line, "Lineitem sku": "ART-000002"},
-        {"Name": "#5002", **order, "Subtotal": "10.00", "Taxes": "2.19", "Total": "10.00", "Tax 1 Name": "TVA 20%", "Tax 1 Value": "1.67",
-         "Tax 2 Name": "TVA 5,5 %", "Tax 2 Value": "0.52", **line, "Lineitem sku": "ART-000001"},
-        {"Name": "#5003", **order, "Subtotal": "10.00", "Taxes": "0.00", "Total": "10.00", **line, "Lineitem sku": "ART-000003"},
-        {"Name": "#5004", **order, "Subtotal": "10.00", "Taxes": "1.82", "Total": "10.00", "Tax 1 Name": "TVA 10%", "Tax 1 Value": "0.91",
-         "Tax 2 Name": "TVA 10 %", "Tax 2 Value": "0.91", **line, "Lineitem sku": "ART-000004"},
-    ])
+    data = shopify_file(
+        [
+            {
+                "Name": "#5001",
+                **order,
+                "Taxes": "3.33",
+                "Total": "20.00",
+                "Tax 1 Name": "TVA 20%",
+                "Tax 1 Value": "3.33",
+                **line,
+                "Lineitem sku": "ART-000001",
+            },
+            {"Name": "#5001", **line, "Lineitem sku": "ART-000002"},
+            {
+                "Name": "#5002",
+                **order,
+                "Subtotal": "10.00",
+                "Taxes": "2.19",
+                "Total": "10.00",
+                "Tax 1 Name": "TVA 20%",
+                "Tax 1 Value": "1.67",
+                "Tax 2 Name": "TVA 5,5 %",
+                "Tax 2 Value": "0.52",
+                **line,
+                "Lineitem sku": "ART-000001",
+            },
+            {
+                "Name": "#5003",
+                **order,
+                "Subtotal": "10.00",
+                "Taxes": "0.00",
+                "Total": "10.00",
+                **line,
+                "Lineitem sku": "ART-000003",
+            },
+            {
+                "Name": "#5004",
+                **order,
+                "Subtotal": "10.00",
+                "Taxes": "1.82",
+                "Total": "10.00",
+                "Tax 1 Name": "TVA 10%",
+                "Tax 1 Value": "0.91",
+                "Tax 2 Name": "TVA 10 %",
+                "Tax 2 Value": "0.91",
+                **line,
+                "Lineitem sku": "ART-000004",
+            },
+        ]
+    )
     p = read_inbound("export3.csv", data)
     assert p.rejects.empty
     rates = p.lines.groupby("shop_order_id", sort=False).vat_rate.first()

@@ -16,8 +16,10 @@ from passerelle.core.integrate.rules import order_numbers, resolve_lines, resolv
 
 SAMPLES = INCLUDE / "sample" / "inbound"
 REAL = (SAMPLES / "shopify_orders_export_real.csv").read_bytes()
-GENERIC = ("shop_order_id,order_date,status,email,sku,quantity,unit_price_excl_vat,vat_rate,line_discount_excl_vat\n"
-           "W1,2026-11-20,paid,a@b.fr,ART-000001,2,{price},20,{discount}\n")
+GENERIC = (
+    "shop_order_id,order_date,status,email,sku,quantity,unit_price_excl_vat,vat_rate,line_discount_excl_vat\n"
+    "W1,2026-11-20,paid,a@b.fr,ART-000001,2,{price},20,{discount}\n"
+)
 
 
 def shopify_file(rows: list[dict]) -> bytes:
@@ -29,13 +31,33 @@ def shopify_file(rows: list[dict]) -> bytes:
     return buf.getvalue().encode()
 
 
-ORDER = {"Name": "#7001", "Email": "a@b.fr", "Financial Status": "paid", "Currency": "EUR", "Subtotal": "30.00",
-         "Shipping": "5.00", "Taxes": "5.83", "Total": "35.00", "Created at": "2026-11-20 10:15:00 +0100",
-         "Tax 1 Name": "FR TVA 20%", "Tax 1 Value": "5.83"}
-LINE_A = {"Name": "#7001", "Lineitem quantity": "2", "Lineitem price": "10.00", "Lineitem sku": "ART-000001",
-          "Lineitem taxable": "true"}
-LINE_B = {"Name": "#7001", "Lineitem quantity": "1", "Lineitem price": "10.00", "Lineitem sku": "ART-000010",
-          "Lineitem taxable": "true"}
+ORDER = {
+    "Name": "#7001",
+    "Email": "a@b.fr",
+    "Financial Status": "paid",
+    "Currency": "EUR",
+    "Subtotal": "30.00",
+    "Shipping": "5.00",
+    "Taxes": "5.83",
+    "Total": "35.00",
+    "Created at": "2026-11-20 10:15:00 +0100",
+    "Tax 1 Name": "FR TVA 20%",
+    "Tax 1 Value": "5.83",
+}
+LINE_A = {
+    "Name": "#7001",
+    "Lineitem quantity": "2",
+    "Lineitem price": "10.00",
+    "Lineitem sku": "ART-000001",
+    "Lineitem taxable": "true",
+}
+LINE_B = {
+    "Name": "#7001",
+    "Lineitem quantity": "1",
+    "Lineitem price": "10.00",
+    "Lineitem sku": "ART-000010",
+    "Lineitem taxable": "true",
+}
 
 
 def test_non_ascii_digits_are_refused_not_zeroed():
@@ -51,8 +73,12 @@ def test_a_discount_larger_than_its_line_is_refused():
     p = read_inbound("o.csv", GENERIC.format(price="10.00", discount="25.00").encode())
     assert p.orders.empty
     assert p.rejects[["field", "value", "reason"]].values.tolist() == [
-        ["line_discount_excl_vat", "25.00", "discount larger than its line (20.00 = quantity x price): refused, "
-                                            "not clipped"]]
+        [
+            "line_discount_excl_vat",
+            "25.00",
+            "discount larger than its line (20.00 = quantity x price): refused, not clipped",
+        ]
+    ]
     assert read_inbound("o.csv", GENERIC.format(price="10.00", discount="20.00").encode()).rejects.empty
 
 
@@ -67,16 +93,19 @@ def test_shopify_orders_must_add_up_to_the_shops_own_totals():
     # Total not Subtotal + Shipping (+ Taxes), and tax lines not adding up to Taxes.
     bad = read_inbound("s.csv", shopify_file([{**ORDER, "Total": "40.00", "Tax 1 Value": "4.00", **LINE_A}, LINE_B]))
     reasons = dict(zip(bad.rejects.field, bad.rejects.reason, strict=True))
-    assert reasons["Total"].startswith("Total 40.00 but Subtotal + Shipping = 35.00 (prices including taxes), "
-                                       "+ Taxes = 40.83 (excluding them)")
+    assert reasons["Total"].startswith(
+        "Total 40.00 but Subtotal + Shipping = 35.00 (prices including taxes), + Taxes = 40.83 (excluding them)"
+    )
     assert reasons["Taxes"].startswith("Taxes 5.83 but the tax lines (Tax 1 Value ...) add up to 4.00")
     assert reasons["Name"] == "order #7001 has a rejected line 2"
     # No Subtotal (its column lost): whether prices include taxes cannot be told; refused, not guessed.
     alone = read_inbound("s.csv", shopify_file([{**ORDER, "Subtotal": "", **LINE_A}, LINE_B]))
     assert alone.orders.empty
     assert alone.rejects[["line", "field", "value"]].values.tolist()[0] == [2, "Total", "35.00"]
-    assert alone.rejects.reason.iloc[0].startswith("Total 35.00 but no Subtotal (Shopify writes it on the order's "
-                                                   "first row; the order's lines in this file + Shipping = 35.00)")
+    assert alone.rejects.reason.iloc[0].startswith(
+        "Total 35.00 but no Subtotal (Shopify writes it on the order's "
+        "first row; the order's lines in this file + Shipping = 35.00)"
+    )
 
 
 def test_the_real_export_as_read():
@@ -86,23 +115,31 @@ def test_the_real_export_as_read():
     # orders without e-mail are the integration's to match.
     assert set(p.rejects.shop_order_id) == {"#1028"}
     assert sorted(p.lines.loc[p.lines.sku == "", "label"]) == [
-        "Bougie artisanale vanille", "Carte-cadeau - 50 €", "Chemisier en coton bio - L / ROUGE", "Gift Card - €25",
-        "Retouche ourlet"]
+        "Bougie artisanale vanille",
+        "Carte-cadeau - 50 €",
+        "Chemisier en coton bio - L / ROUGE",
+        "Gift Card - €25",
+        "Retouche ourlet",
+    ]
     o = p.orders.set_index("shop_order_id")
     assert o.email.isna().sum() == 2 and {"#1013", "#1014"} == set(o.index[o.email.isna()])
     assert o.loc["#1012", "vat_rates"] == "5.5;20" and o.loc["#1015", "vat_rates"] == "20"
     a = p.addresses.set_index(["shop_order_id", "kind"])
     assert a.loc[("#1022", "billing"), ["region", "country", "postcode"]].tolist() == ["MI", "IT", "20123"]
     assert a.loc[("#1010", "billing"), ["first_name", "last_name", "company"]].tolist() == [
-        "Camille", "Leroy", "Atelier Leroy SARL"]
+        "Camille",
+        "Leroy",
+        "Atelier Leroy SARL",
+    ]
     assert order_numbers(pd.Series(["#1012", "WEB-7", "100231"])).tolist() == ["WEB-1012", "WEB-7", "WEB-100231"]
 
 
 def test_lines_without_sku_and_vat_resolved_without_a_database():
     p = read_inbound("orders_export_1.csv", REAL)
     titles = {"chemisier en coton bio - l / rouge": [("ART-000002-L-ROUGE", 38.63), ("ART-000051-L-ROUGE", 17.10)]}
-    r = resolve_lines(p, mappings={"retouche ourlet": "SERVICE-RETOUCHE"}, titles=titles,
-                      gift_card_article="CARTE-CADEAU")
+    r = resolve_lines(
+        p, mappings={"retouche ourlet": "SERVICE-RETOUCHE"}, titles=titles, gift_card_article="CARTE-CADEAU"
+    )
     got = r.lines.set_index("label")[["sku", "matched_by"]]
     assert got.loc["Chemisier en coton bio - L / ROUGE"].tolist() == ["ART-000002-L-ROUGE", "title"]
     assert got.loc["Carte-cadeau - 50 €"].tolist() == ["CARTE-CADEAU", "gift_card"]
@@ -120,15 +157,18 @@ def test_lines_without_sku_and_vat_resolved_without_a_database():
     # A back-office rate that is none of the order's rates is a disagreement too.
     w = resolve_vat(r, {**rates, "ART-000006": 10.0})
     assert w.orders.set_index("shop_order_id").loc["#1012", "vat_disagreement"] == (
-        "VAT differs: line 5 ART-000006: shop 5.5%/20%, back office 10%")
+        "VAT differs: line 5 ART-000006: shop 5.5%/20%, back office 10%"
+    )
 
 
 def test_generic_orders_must_add_up_to_their_stated_payment():
     """The generic file's only stated total is payment_amount: an order whose lines, shipping and
     discount do not make it (a shipping column lost, a line cut) is refused with both figures; one
     that does is taken, and so is one with no amount stated (it defaults to the computed total)."""
-    header = ("shop_order_id,order_date,status,email,sku,quantity,unit_price_excl_vat,vat_rate,shipping_excl_vat,"
-              "payment_amount\n")
+    header = (
+        "shop_order_id,order_date,status,email,sku,quantity,unit_price_excl_vat,vat_rate,shipping_excl_vat,"
+        "payment_amount\n"
+    )
     good = header + "W1,2026-11-20,paid,a@b.fr,ART-000001,2,10.00,20,5.00,30.00\n"
     p = read_inbound("o.csv", good.encode())
     assert p.rejects.empty and p.orders.total_incl_vat.tolist() == [30.0]
@@ -136,9 +176,15 @@ def test_generic_orders_must_add_up_to_their_stated_payment():
     p = read_inbound("o.csv", lost.encode())
     assert p.orders.empty
     assert p.rejects[["line", "field", "value", "reason"]].values.tolist() == [
-        [2, "payment_amount", "30.00", "payment_amount 30.00 but the order works out at 24.00 (lines, shipping and "
-                                       "discount, incl. VAT): a line or a column is missing or altered; export the "
-                                       "order again"]]
+        [
+            2,
+            "payment_amount",
+            "30.00",
+            "payment_amount 30.00 but the order works out at 24.00 (lines, shipping and "
+            "discount, incl. VAT): a line or a column is missing or altered; export the "
+            "order again",
+        ]
+    ]
     cut = header + "W1,2026-11-20,paid,a@b.fr,ART-000001,2,10.00,20,0,36.00\n"  # its second line lost
     assert read_inbound("o.csv", cut.encode()).rejects.field.tolist() == ["payment_amount"]
     unstated = header + "W1,2026-11-20,paid,a@b.fr,ART-000001,2,10.00,20,5.00,\n"

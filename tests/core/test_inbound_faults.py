@@ -22,9 +22,12 @@ def rows(*lines: str, end: str = "\n") -> bytes:
 
 def test_excel_macintosh_csv_cr_line_ends_with_a_multi_line_note():
     """Excel's "CSV (Macintosh)" ends rows with CR and keeps LF inside a cell (Alt+Enter)."""
-    data = rows("W1,2026-11-20,paid,a@b.fr,1,ART-1,1,10,20,\"Sonner\ndeux fois\"",
-                "W1,2026-11-20,paid,a@b.fr,2,ART-2,1,10,20,",
-                "W2,2026-11-20,paid,c@d.fr,1,ART-3,2,5,20,ok", end="\r")
+    data = rows(
+        'W1,2026-11-20,paid,a@b.fr,1,ART-1,1,10,20,"Sonner\ndeux fois"',
+        "W1,2026-11-20,paid,a@b.fr,2,ART-2,1,10,20,",
+        "W2,2026-11-20,paid,c@d.fr,1,ART-3,2,5,20,ok",
+        end="\r",
+    )
     p = read_inbound("mac.csv", data)
     assert p.rejects.empty
     assert p.lines[["line", "sku"]].values.tolist() == [[2, "ART-1"], [4, "ART-2"], [5, "ART-3"]]
@@ -32,9 +35,11 @@ def test_excel_macintosh_csv_cr_line_ends_with_a_multi_line_note():
 
 
 def test_nul_character_rejects_its_row_and_order_shown_as_an_escape():
-    data = rows("W1,2026-11-20,paid,a@b.fr,1,ART-1,1,10,20,ok",
-                "W1,2026-11-20,paid,a@b.fr,2,ART-\x002,1,10,20,ok",
-                "W2,2026-11-20,paid,c@d.fr,1,ART-3,2,5,20,ok")
+    data = rows(
+        "W1,2026-11-20,paid,a@b.fr,1,ART-1,1,10,20,ok",
+        "W1,2026-11-20,paid,a@b.fr,2,ART-\x002,1,10,20,ok",
+        "W2,2026-11-20,paid,c@d.fr,1,ART-3,2,5,20,ok",
+    )
     p = read_inbound("nul.csv", data)
     assert p.orders.shop_order_id.tolist() == ["W2"]
     own = p.rejects[p.rejects.line == 3].iloc[0]
@@ -46,20 +51,25 @@ def test_nul_character_rejects_its_row_and_order_shown_as_an_escape():
 
 def test_undecodable_byte_in_the_header_refuses_the_file_naming_line_1():
     data = ORDERS_0900.replace(b"sku", b"sk\xff", 1)  # the rest of the file is valid UTF-8
-    with pytest.raises(InboundError, match=r"orders_h\.csv: line 1: the header holds undecodable bytes or NUL "
-                                           r"characters \(column 8 'sk\\xff'\)"):
+    with pytest.raises(
+        InboundError,
+        match=r"orders_h\.csv: line 1: the header holds undecodable bytes or NUL "
+        r"characters \(column 8 'sk\\xff'\)",
+    ):
         read_inbound("orders_h.csv", data)
 
 
 def test_unbalanced_quote_in_the_last_row_rejects_that_row_only():
-    data = rows("W1,2026-11-20,paid,a@b.fr,1,ART-1,1,10,20,ok",
-                "W2,2026-11-20,paid,c@d.fr,1,ART-3,2,5,20,\"never closed",
-                "and more text")
+    data = rows(
+        "W1,2026-11-20,paid,a@b.fr,1,ART-1,1,10,20,ok",
+        'W2,2026-11-20,paid,c@d.fr,1,ART-3,2,5,20,"never closed',
+        "and more text",
+    )
     p = read_inbound("quote.csv", data)
     assert p.orders.shop_order_id.tolist() == ["W1"]
     assert p.rejects[["line", "field", "shop_order_id"]].values.tolist() == [[3, "", "W2"]]
     assert p.rejects.reason[0].startswith("unbalanced quote: a quoted cell opened on this line never closes")
-    assert p.rejects.raw[0] == "W2,2026-11-20,paid,c@d.fr,1,ART-3,2,5,20,\"never closed\nand more text"
+    assert p.rejects.raw[0] == 'W2,2026-11-20,paid,c@d.fr,1,ART-3,2,5,20,"never closed\nand more text'
 
 
 @pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be"])
@@ -71,26 +81,31 @@ def test_utf16_without_byte_order_mark_is_read(codec):
 
 
 def test_amounts_over_10_8_are_rejected_not_sent_to_the_back_office():
-    data = rows("W1,2026-11-20,paid,a@b.fr,1,ART-1,1,123456789.00,20,big price",
-                "W2,2026-11-20,paid,c@d.fr,1,ART-3,20000,9999.99,20,adds up too big",
-                "W3,2026-11-20,paid,e@f.fr,1,ART-4,1,10,20,fine")
+    data = rows(
+        "W1,2026-11-20,paid,a@b.fr,1,ART-1,1,123456789.00,20,big price",
+        "W2,2026-11-20,paid,c@d.fr,1,ART-3,20000,9999.99,20,adds up too big",
+        "W3,2026-11-20,paid,e@f.fr,1,ART-4,1,10,20,fine",
+    )
     p = read_inbound("big.csv", data)
     assert p.orders.shop_order_id.tolist() == ["W3"]
     r = p.rejects
     assert ("unit_price_excl_vat", "too large: the back office takes numbers below 100,000,000") in set(
-        zip(r.field, r.reason))
+        zip(r.field, r.reason)
+    )
     w2 = r[r.shop_order_id == "W2"]
     assert "total_incl_vat" in set(w2.field)
     assert any("works out at 239,999,760.00" in x for x in w2.reason)
 
 
 def test_line_number_over_2_31_is_rejected():
-    data = rows("W1,2026-11-20,paid,a@b.fr,2147483648,ART-1,1,10,20,",
-                "W2,2026-11-20,paid,c@d.fr,2147483647,ART-3,1,10,20,")
+    data = rows(
+        "W1,2026-11-20,paid,a@b.fr,2147483648,ART-1,1,10,20,", "W2,2026-11-20,paid,c@d.fr,2147483647,ART-3,1,10,20,"
+    )
     p = read_inbound("ln.csv", data)
     assert p.orders.shop_order_id.tolist() == ["W2"]
     assert p.rejects[["line", "field", "value", "reason"]].values.tolist() == [
-        [2, "line_number", "2147483648", "line_number must be at most 2147483647"]]
+        [2, "line_number", "2147483648", "line_number must be at most 2147483647"]
+    ]
 
 
 def test_an_unforeseen_error_while_reading_becomes_an_inbound_error_naming_the_file(monkeypatch):
@@ -111,13 +126,34 @@ def test_an_unforeseen_error_while_reading_becomes_an_inbound_error_naming_the_f
 # ------------------------------------------------------------------------------------------
 
 hypothesis = pytest.importorskip("hypothesis")  # pinned in requirements.txt
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 SAMPLE_BYTES = {p.name: p.read_bytes() for p in sorted(SAMPLES.iterdir()) if p.suffix == ".csv"}
 #: Bytes that broke the parser once, and the shapes around them.
-TOKENS = [b'"', b'""', b"\x00", b"\r", b"\n", b"\r\n", b",", b";", b"\t", b"\xff", b"\xc3", b"\xef\xbb\xbf",
-          b"999999999999", b"-1", b"1e400", b"\xef\xbc\x94", b"=1+1", b"WEB-", b" ", b"2147483648", b"#passerelle "]
+TOKENS = [
+    b'"',
+    b'""',
+    b"\x00",
+    b"\r",
+    b"\n",
+    b"\r\n",
+    b",",
+    b";",
+    b"\t",
+    b"\xff",
+    b"\xc3",
+    b"\xef\xbb\xbf",
+    b"999999999999",
+    b"-1",
+    b"1e400",
+    b"\xef\xbc\x94",
+    b"=1+1",
+    b"WEB-",
+    b" ",
+    b"2147483648",
+    b"#passerelle ",
+]
 
 
 @st.composite
@@ -132,13 +168,13 @@ def mutated(draw) -> tuple[str, bytes]:
         if how == "insert":
             data[at:at] = token
         elif how == "replace":
-            data[at:at + len(token)] = token
+            data[at : at + len(token)] = token
         elif how == "delete":
-            del data[at:at + draw(st.integers(1, 40))]
+            del data[at : at + draw(st.integers(1, 40))]
         elif how == "truncate":
             del data[at:]
         else:
-            data[at:at + 1] = bytes([draw(st.integers(0, 255))])
+            data[at : at + 1] = bytes([draw(st.integers(0, 255))])
     if draw(st.booleans()) and draw(st.booleans()):
         try:
             data = bytearray(bytes(data).decode("utf-8").encode(draw(st.sampled_from(["utf-16-le", "cp1252"]))))
@@ -163,8 +199,9 @@ def account(parsed) -> None:
         assert len(kept) + len(rejected) == parsed.rows_read, (parsed.kind == ORDERS, kept, rejected)
 
 
-@settings(max_examples=300, deadline=None, derandomize=True, database=None,
-          suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=300, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow]
+)
 @given(mutated())
 def test_fuzzed_samples_raise_nothing_but_inbound_error_and_every_row_is_accounted_for(case):
     name, data = case

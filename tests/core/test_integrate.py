@@ -31,9 +31,11 @@ ORDERS_0900 = (SAMPLES / "orders_20261120_0900.csv").read_bytes()
 ORDERS_1000 = (SAMPLES / "orders_20261120_1000.csv").read_bytes()
 CUSTOMERS = (SAMPLES / "customers_20261120.csv").read_bytes()
 
-HEADER = ("shop_order_id,order_date,status,shop_customer_id,email,currency,line_number,sku,label,quantity,"
-          "unit_price_excl_vat,vat_rate,line_discount_excl_vat,payment_method,payment_amount,payment_paid,"
-          "billing_first_name,billing_last_name,billing_address1,billing_postcode,billing_city,billing_country")
+HEADER = (
+    "shop_order_id,order_date,status,shop_customer_id,email,currency,line_number,sku,label,quantity,"
+    "unit_price_excl_vat,vat_rate,line_discount_excl_vat,payment_method,payment_amount,payment_paid,"
+    "billing_first_name,billing_last_name,billing_address1,billing_postcode,billing_city,billing_country"
+)
 
 
 def _orders_file(n: int, *, bad: dict[int, str] | None = None, prefix: str = "T") -> bytes:
@@ -41,8 +43,10 @@ def _orders_file(n: int, *, bad: dict[int, str] | None = None, prefix: str = "T"
     rows = [HEADER]
     for i in range(n):
         sku = f"ART-{(i % 50) + 1:06d}"
-        rows.append(f"{prefix}{i:05d},2026-11-20T08:00:00+01:00,paid,{9000 + i % 7},c{i % 7}@exemple.fr,EUR,1,"
-                    f"{sku},Article {i},2,10.00,20,0,card,24.00,1,Ana,Test,1 rue Haute,75001,Paris,FR")
+        rows.append(
+            f"{prefix}{i:05d},2026-11-20T08:00:00+01:00,paid,{9000 + i % 7},c{i % 7}@exemple.fr,EUR,1,"
+            f"{sku},Article {i},2,10.00,20,0,card,24.00,1,Ana,Test,1 rue Haute,75001,Paris,FR"
+        )
     for i, text in (bad or {}).items():
         rows[i + 1] = text
     return ("\n".join(rows) + "\n").encode()
@@ -52,7 +56,7 @@ def _counts(conn: psycopg.Connection) -> dict[str, int]:
     q = {
         "orders": "SELECT count(*) FROM erp.sales_order WHERE origin = 'web'",
         "lines": "SELECT count(*) FROM erp.sales_order_line l JOIN erp.sales_order o ON o.id = l.order_id "
-                 "WHERE o.origin = 'web'",
+        "WHERE o.origin = 'web'",
         "payments": "SELECT count(*) FROM erp.payment",
         "customers": "SELECT count(*) FROM erp.customer",
         "addresses": "SELECT count(*) FROM erp.address",
@@ -81,8 +85,9 @@ def test_sample_files_give_exactly_the_expected_orders_lines_payments_and_custom
     assert quarantined == set(p2.rejects["shop_order_id"]) == {"WEB-100237"}
     statuses = dict(zip(p1.orders["shop_order_id"], p1.orders["status"]))
     kept1 = [k for k, s in statuses.items() if s in ("paid", "validated", "quote")]
-    orders = erp.execute("SELECT shop_order_id, kind, status FROM erp.sales_order WHERE origin = 'web' "
-                         "ORDER BY shop_order_id").fetchall()
+    orders = erp.execute(
+        "SELECT shop_order_id, kind, status FROM erp.sales_order WHERE origin = 'web' ORDER BY shop_order_id"
+    ).fetchall()
     expected = sorted([*kept1, *p2.orders["shop_order_id"]])
     assert [o[0] for o in orders] == expected
     kinds = {o[0]: o[1] for o in orders}
@@ -91,27 +96,38 @@ def test_sample_files_give_exactly_the_expected_orders_lines_payments_and_custom
     assert after["lines"] - before["lines"] == n_lines
     assert after["ledger"] == len(expected)
     # Line discounts, prices and taxes as in the file (WEB-100231 line 2: 32.19 less 3.22).
-    line = erp.execute("SELECT l.unit_price_excl_vat, l.discount_excl_vat, l.vat_rate, l.variant_id IS NOT NULL "
-                       "FROM erp.sales_order_line l JOIN erp.sales_order o ON o.id = l.order_id "
-                       "WHERE o.shop_order_id = 'WEB-100231' AND l.line_number = 2").fetchone()
+    line = erp.execute(
+        "SELECT l.unit_price_excl_vat, l.discount_excl_vat, l.vat_rate, l.variant_id IS NOT NULL "
+        "FROM erp.sales_order_line l JOIN erp.sales_order o ON o.id = l.order_id "
+        "WHERE o.shop_order_id = 'WEB-100231' AND l.line_number = 2"
+    ).fetchone()
     assert [float(line[0]), float(line[1]), float(line[2]), line[3]] == [32.19, 3.22, 20.0, True]
-    total = erp.execute("SELECT total_incl_vat, shipping_excl_vat, total_vat FROM erp.sales_order "
-                        "WHERE shop_order_id = 'WEB-100231'").fetchone()
+    total = erp.execute(
+        "SELECT total_incl_vat, shipping_excl_vat, total_vat FROM erp.sales_order WHERE shop_order_id = 'WEB-100231'"
+    ).fetchone()
     o = p1.orders.set_index("shop_order_id").loc["WEB-100231"]
     assert [float(x) for x in total] == pytest.approx([o.total_incl_vat, o.shipping_excl_vat, o.taxes_total])
-    pay = erp.execute("SELECT p.method, p.amount, p.paid FROM erp.payment p JOIN erp.sales_order o "
-                      "ON o.id = p.order_id WHERE o.shop_order_id = 'WEB-100231'").fetchall()
+    pay = erp.execute(
+        "SELECT p.method, p.amount, p.paid FROM erp.payment p JOIN erp.sales_order o "
+        "ON o.id = p.order_id WHERE o.shop_order_id = 'WEB-100231'"
+    ).fetchall()
     assert [(m, float(a), paid) for m, a, paid in pay] == [("Carte bancaire", 58.76, True)]
     # Customers: found by shop id (link), the customers file updated them and added addresses.
-    cust = erp.execute("SELECT c.email, c.first_name, c.customer_family FROM passerelle.customer_link l "
-                       "JOIN erp.customer c ON c.id = l.customer_id WHERE l.shop_customer_id = '5013'").fetchone()
+    cust = erp.execute(
+        "SELECT c.email, c.first_name, c.customer_family FROM passerelle.customer_link l "
+        "JOIN erp.customer c ON c.id = l.customer_id WHERE l.shop_customer_id = '5013'"
+    ).fetchone()
     assert cust == ("ines.garcia@exemple.org", "Inès", "PART")
-    addr = erp.execute("SELECT a.kind, a.city FROM erp.address a JOIN passerelle.customer_link l "
-                       "ON l.customer_id = a.customer_id WHERE l.shop_customer_id = '5013' ORDER BY kind").fetchall()
+    addr = erp.execute(
+        "SELECT a.kind, a.city FROM erp.address a JOIN passerelle.customer_link l "
+        "ON l.customer_id = a.customer_id WHERE l.shop_customer_id = '5013' ORDER BY kind"
+    ).fetchall()
     assert addr == [("billing", "Bordeaux"), ("delivery", "Bordeaux")]
     # Every order has a customer with the file's e-mail.
-    wrong = erp.execute("SELECT count(*) FROM erp.sales_order o JOIN erp.customer c ON c.id = o.customer_id "
-                        "WHERE o.origin = 'web' AND c.email IS NULL").fetchone()[0]
+    wrong = erp.execute(
+        "SELECT count(*) FROM erp.sales_order o JOIN erp.customer c ON c.id = o.customer_id "
+        "WHERE o.origin = 'web' AND c.email IS NULL"
+    ).fetchone()[0]
     assert wrong == 0
 
 
@@ -133,8 +149,11 @@ def test_rerun_and_same_file_under_another_name_integrate_nothing_twice(erp):
 
 def test_cancellation_cancels_an_integrated_order(erp):
     integrate_file(erp, "day1.csv", _orders_file(3))
-    cancel = _orders_file(3).decode().replace("T00001,2026-11-20T08:00:00+01:00,paid",
-                                              "T00001,2026-11-20T08:00:00+01:00,cancelled")
+    cancel = (
+        _orders_file(3)
+        .decode()
+        .replace("T00001,2026-11-20T08:00:00+01:00,paid", "T00001,2026-11-20T08:00:00+01:00,cancelled")
+    )
     r = integrate_file(erp, "day2.csv", cancel.encode())
     assert r.counts["orders_cancelled"] == 1
     status = dict(erp.execute("SELECT shop_order_id, status FROM erp.sales_order WHERE shop_order_id LIKE 'T%'"))
@@ -156,9 +175,9 @@ def test_cancellation_cancels_an_integrated_order(erp):
 def test_three_bad_rows_among_100_are_quarantined_and_the_rest_integrated(erp):
     good = _orders_file(100).decode().splitlines()
     bad = {
-        10: good[11].replace(",2,10.00,", ",deux,10.00,"),         # quantity not a number
+        10: good[11].replace(",2,10.00,", ",deux,10.00,"),  # quantity not a number
         40: good[41].replace("2026-11-20T08:00:00+01:00", "hier"),  # bad date
-        70: good[71].replace("ART-000021", "NO-SUCH-SKU"),         # unknown SKU
+        70: good[71].replace("ART-000021", "NO-SUCH-SKU"),  # unknown SKU
     }
     r = integrate_file(erp, "orders_bad.csv", _orders_file(100, bad=bad))
     assert r.counts["orders_created"] == 97
@@ -169,8 +188,10 @@ def test_three_bad_rows_among_100_are_quarantined_and_the_rest_integrated(erp):
     assert "unknown SKU" in rows[2][2]
 
     # Fix: the article now exists; replay integrates that order and only that one.
-    erp.execute("INSERT INTO erp.article (reference, name, vat_rate, price_excl_vat) "
-                "VALUES ('NO-SUCH-SKU', 'Nouvel article', 20, 10)")
+    erp.execute(
+        "INSERT INTO erp.article (reference, name, vat_rate, price_excl_vat) "
+        "VALUES ('NO-SUCH-SKU', 'Nouvel article', 20, 10)"
+    )
     erp.commit()
     out = replay_quarantine(erp)
     assert out[0]["rows_replayed"] == 1 and out[0]["rows_still_open"] == 2
@@ -189,7 +210,9 @@ def test_finish_file_uploads_rejects_and_archives_and_is_safe_to_repeat(erp):
     assert list(put) == [out["rejects_file"]] and b"unknown SKU" in put[out["rejects_file"]]
     assert moved == [archive_name("o.csv", r.sha256)]
     assert erp.execute("SELECT status, archived_as FROM passerelle.inbound_file").fetchone() == (
-        "archived", f"/a/{moved[0]}")
+        "archived",
+        f"/a/{moved[0]}",
+    )
 
 
 def test_crash_after_commit_before_archive_is_finished_by_the_next_run(erp):
@@ -211,17 +234,23 @@ def test_crash_after_commit_before_archive_is_finished_by_the_next_run(erp):
 
 
 def test_reorder_proposals_for_articles_below_minimum(erp):
-    art = erp.execute("SELECT a.id FROM erp.article a JOIN passerelle_src.stock_level s ON s.article_id = a.id "
-                      "AND s.variant_id IS NULL WHERE a.reference = 'ART-000001'").fetchone()
+    art = erp.execute(
+        "SELECT a.id FROM erp.article a JOIN passerelle_src.stock_level s ON s.article_id = a.id "
+        "AND s.variant_id IS NULL WHERE a.reference = 'ART-000001'"
+    ).fetchone()
     assert art, "seed has stock for ART-000001"
     erp.execute("UPDATE erp.article SET min_stock = 1000, reorder_qty = 5 WHERE id = %s", (art[0],))
     erp.commit()
     integrate_file(erp, "o.csv", _orders_file(1))
     n = propose_reorders(erp)
-    row = erp.execute("SELECT projected_qty, min_stock, proposed_qty, supplier_id IS NOT NULL FROM "
-                      "erp.reorder_proposal WHERE article_id = %s", (art[0],)).fetchone()
-    avail = erp.execute("SELECT available_qty FROM passerelle_src.stock_level WHERE article_id = %s "
-                        "AND variant_id IS NULL", (art[0],)).fetchone()[0]
+    row = erp.execute(
+        "SELECT projected_qty, min_stock, proposed_qty, supplier_id IS NOT NULL FROM "
+        "erp.reorder_proposal WHERE article_id = %s",
+        (art[0],),
+    ).fetchone()
+    avail = erp.execute(
+        "SELECT available_qty FROM passerelle_src.stock_level WHERE article_id = %s AND variant_id IS NULL", (art[0],)
+    ).fetchone()[0]
     assert n >= 1 and float(row[0]) == float(avail) - 2 and float(row[1]) == 1000
     assert float(row[2]) == 1000 - float(row[0])
     erp.commit()
@@ -265,8 +294,10 @@ def test_killed_in_mid_file_then_rerun_integrates_everything_once(erp, erp_dsn, 
             time.sleep(0.05)
         # Inside the transaction: its rows are written but not visible.
         with psycopg.connect(erp_dsn) as other:
-            busy = other.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                                 "AND state = 'idle in transaction'").fetchone()[0]
+            busy = other.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND state = 'idle in transaction'"
+            ).fetchone()[0]
             assert busy == 1
             assert other.execute("SELECT count(*) FROM passerelle.order_ledger").fetchone()[0] == 0
         child.send_signal(signal.SIGKILL)
@@ -278,8 +309,9 @@ def test_killed_in_mid_file_then_rerun_integrates_everything_once(erp, erp_dsn, 
     assert r.status == "integrated" and r.counts["orders_created"] == 200
     c = _counts(erp)
     assert (c["ledger"], c["files"], c["payments"]) == (200, 1, 200)
-    dup = erp.execute("SELECT count(*) FROM (SELECT shop_order_id FROM erp.sales_order GROUP BY 1 "
-                      "HAVING count(*) > 1) d").fetchone()[0]
+    dup = erp.execute(
+        "SELECT count(*) FROM (SELECT shop_order_id FROM erp.sales_order GROUP BY 1 HAVING count(*) > 1) d"
+    ).fetchone()[0]
     assert dup == 0
     erp.commit()
     assert integrate_file(erp, "big.csv", data).status == "duplicate"
@@ -289,8 +321,10 @@ def test_killed_in_mid_file_then_rerun_integrates_everything_once(erp, erp_dsn, 
 # Each file its own unit of failure (issue #12 item 1)
 # ------------------------------------------------------------------------------------------
 
-_ROW = ("{id},2026-11-20T08:00:00+01:00,paid,9001,c1@exemple.fr,EUR,{ln},ART-000001,Article,{qty},{price},20,0,"
-        "card,,1,Ana,Test,1 rue Haute,75001,Paris,FR")
+_ROW = (
+    "{id},2026-11-20T08:00:00+01:00,paid,9001,c1@exemple.fr,EUR,{ln},ART-000001,Article,{qty},{price},20,0,"
+    "card,,1,Ana,Test,1 rue Haute,75001,Paris,FR"
+)
 
 
 def _file(*rows: str, end: str = "\n") -> bytes:
@@ -327,19 +361,34 @@ def test_each_trigger_is_integrated_or_refused_and_the_next_file_goes_through(er
         "ids_later.csv": _file(_row("WEB-100231", ln="1", qty="3")),
     }
     status = {name: _import(erp, name, data) for name, data in triggers.items()}
-    for counts, in erp.execute("SELECT counts FROM passerelle.inbound_file").fetchall():
+    for (counts,) in erp.execute("SELECT counts FROM passerelle.inbound_file").fetchall():
         assert counts["rows_integrated"] + counts["rows_quarantined"] + counts["rows_ignored"] == counts["rows_read"]
     erp.commit()
-    assert status == {"mac.csv": "integrated", "nul.csv": "integrated", "header.csv": "refused",
-                      "quote.csv": "integrated", "utf16.csv": "integrated", "big.csv": "integrated",
-                      "line.csv": "integrated", "ids.csv": "integrated", "ids_later.csv": "integrated"}
+    assert status == {
+        "mac.csv": "integrated",
+        "nul.csv": "integrated",
+        "header.csv": "refused",
+        "quote.csv": "integrated",
+        "utf16.csv": "integrated",
+        "big.csv": "integrated",
+        "line.csv": "integrated",
+        "ids.csv": "integrated",
+        "ids_later.csv": "integrated",
+    }
     assert erp.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
     q: dict[tuple[str, int], set] = {}
     for f, line, field, reason in erp.execute("SELECT file, line, field, reason FROM passerelle.quarantine"):
         q.setdefault((f, line), set()).add((field, reason))
     erp.commit()
-    assert {f for f, _ in q} == {"header.csv", "nul.csv", "quote.csv", "big.csv", "line.csv", "ids.csv",
-                                 "ids_later.csv"}
+    assert {f for f, _ in q} == {
+        "header.csv",
+        "nul.csv",
+        "quote.csv",
+        "big.csv",
+        "line.csv",
+        "ids.csv",
+        "ids_later.csv",
+    }
     [(_, refused)] = q[("header.csv", 0)]
     assert refused.startswith("header.csv: line 1: the header holds undecodable bytes")
     assert q[("nul.csv", 3)] == {("label", "NUL character: not text (a binary or UTF-16 file?)")}
@@ -347,16 +396,27 @@ def test_each_trigger_is_integrated_or_refused_and_the_next_file_goes_through(er
     assert ("unit_price_excl_vat", "too large: the back office takes numbers below 100,000,000") in q[("big.csv", 2)]
     assert {f for f, _ in q[("big.csv", 3)]} == {"total_excl_vat", "total_incl_vat", "payment_amount"}
     assert q[("line.csv", 2)] == {("line_number", "line_number must be at most 2147483647")}
-    assert q[("ids.csv", 3)] == {("shop_order_id", "order number WEB-100231 is also that of order 100231 (line 2): "
-                                                    "one shop order per back-office number")}
-    assert q[("ids_later.csv", 2)] == {("shop_order_id", "order number WEB-100231 is already order 100231 of the "
-                                                          "shop's: rename the order in the shop or its number in the "
-                                                          "back office")}
+    assert q[("ids.csv", 3)] == {
+        (
+            "shop_order_id",
+            "order number WEB-100231 is also that of order 100231 (line 2): one shop order per back-office number",
+        )
+    }
+    assert q[("ids_later.csv", 2)] == {
+        (
+            "shop_order_id",
+            "order number WEB-100231 is already order 100231 of the "
+            "shop's: rename the order in the shop or its number in the "
+            "back office",
+        )
+    }
     created = {r[0] for r in erp.execute("SELECT shop_order_id FROM erp.sales_order WHERE origin = 'web'")}
     assert {"M1", "M2", "N1", "Q1", "B3", "L2", "100231", "WEB-100299", "U-100231"} <= created
     assert not {"N2", "Q2", "B1", "B2", "L1", "WEB-100231"} & created
-    label = erp.execute("SELECT l.label FROM erp.sales_order_line l JOIN erp.sales_order o ON o.id = l.order_id "
-                        "WHERE o.shop_order_id = 'M2'").fetchone()
+    label = erp.execute(
+        "SELECT l.label FROM erp.sales_order_line l JOIN erp.sales_order o ON o.id = l.order_id "
+        "WHERE o.shop_order_id = 'M2'"
+    ).fetchone()
     assert label == ("Article\nsur deux lignes",)
     erp.commit()
     # The next file goes through as if nothing had happened.
@@ -407,13 +467,17 @@ def test_fuzzed_files_are_integrated_or_refused_never_crash_the_import(erp):
     with a reason; the connection stays usable for the next file."""
     hypothesis = pytest.importorskip("hypothesis")
     from hypothesis import HealthCheck, given, settings
-
     from tests.core.test_inbound_faults import mutated
 
     seen: list[str] = []
 
-    @settings(max_examples=20, deadline=None, derandomize=True, database=None,
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+    @settings(
+        max_examples=20,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+    )
     @given(mutated())
     def run(case):
         name, data = case
@@ -424,15 +488,21 @@ def test_fuzzed_files_are_integrated_or_refused_never_crash_the_import(erp):
             file_id, rejected, reasonless = erp.execute(
                 "SELECT f.id, (f.counts->>'rejected_rows')::int, (SELECT count(*) FROM passerelle.quarantine q "
                 "WHERE q.file_id = f.id AND coalesce(q.reason, '') = '') FROM passerelle.inbound_file f "
-                "WHERE f.sha256 = %s", (sha256(data),)).fetchone()
-            lines = erp.execute("SELECT count(DISTINCT line) FROM passerelle.quarantine WHERE file_id = %s "
-                                "AND reason NOT LIKE '%%: cancel it by hand'", (file_id,)).fetchone()[0]
+                "WHERE f.sha256 = %s",
+                (sha256(data),),
+            ).fetchone()
+            lines = erp.execute(
+                "SELECT count(DISTINCT line) FROM passerelle.quarantine WHERE file_id = %s "
+                "AND reason NOT LIKE '%%: cancel it by hand'",
+                (file_id,),
+            ).fetchone()[0]
             counts = erp.execute("SELECT counts FROM passerelle.inbound_file WHERE id = %s", (file_id,)).fetchone()[0]
             erp.commit()
             assert (lines, reasonless) == (rejected, 0)
             # Per file, always: rows read = integrated + quarantined + ignored.
-            assert counts["rows_integrated"] + counts["rows_quarantined"] + counts["rows_ignored"] \
-                == counts["rows_read"]
+            assert (
+                counts["rows_integrated"] + counts["rows_quarantined"] + counts["rows_ignored"] == counts["rows_read"]
+            )
 
     run()
     assert hypothesis and "integrated" in seen
@@ -458,5 +528,6 @@ def test_a_replay_failing_on_one_files_rows_goes_on_with_the_next_file(erp, monk
     out = replay_quarantine(erp)
     assert [(r["file"], r["rows_replayed"], r["rows_still_open"]) for r in out] == [("a.csv", 0, 1), ("b.csv", 1, 0)]
     assert out[0]["error"].startswith("DivisionByZero: division by zero")
-    assert {r[0] for r in erp.execute("SELECT shop_order_id FROM erp.sales_order WHERE shop_order_id LIKE '_0000_'")} \
-        == {"A00000", "B00000", "B00001"}
+    assert {
+        r[0] for r in erp.execute("SELECT shop_order_id FROM erp.sales_order WHERE shop_order_id LIKE '_0000_'")
+    } == {"A00000", "B00000", "B00001"}

@@ -36,9 +36,13 @@ def test_sample_skus_are_the_demo_back_office_references():
     assert "WEB-100237" not in set(p.addresses.shop_order_id) and len(p.customers) == 2
     r = p.rejects
     assert r[["line", "field", "value"]].values.tolist() == [
-        [6, "shop_order_id", "WEB-100237"], [7, "sku", "ART-999999"]]
-    assert r.reason.tolist() == ["order WEB-100237 has a rejected line 7",
-                                 "unknown SKU: no article or variant with this reference in the back office"]
+        [6, "shop_order_id", "WEB-100237"],
+        [7, "sku", "ART-999999"],
+    ]
+    assert r.reason.tolist() == [
+        "order WEB-100237 has a rejected line 7",
+        "unknown SKU: no article or variant with this reference in the back office",
+    ]
     assert r.raw.iloc[1].startswith("WEB-100237;20/11/2026 09:47;paid;")
     assert p.counts["rejected_orders"] == 1 and p.counts["rejected_rows"] == 2
 

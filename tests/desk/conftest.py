@@ -29,9 +29,11 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORDS = {"admin": "desk-admin-pw", "viewer": "desk-viewer-pw"}
 
-HEADER = ("shop_order_id,order_date,status,shop_customer_id,email,currency,line_number,sku,label,quantity,"
-          "unit_price_excl_vat,vat_rate,line_discount_excl_vat,payment_method,payment_amount,payment_paid,"
-          "billing_first_name,billing_last_name,billing_address1,billing_postcode,billing_city,billing_country")
+HEADER = (
+    "shop_order_id,order_date,status,shop_customer_id,email,currency,line_number,sku,label,quantity,"
+    "unit_price_excl_vat,vat_rate,line_discount_excl_vat,payment_method,payment_amount,payment_paid,"
+    "billing_first_name,billing_last_name,billing_address1,billing_postcode,billing_city,billing_country"
+)
 
 #: A shop label the back office does not know (the desk maps it to an existing reference).
 SHOP_LABEL = "MUG-ROUGE-SHOP"
@@ -47,12 +49,16 @@ def bad_orders_file(prefix: str, label: str | None = None) -> tuple[str, bytes]:
     """Three paid orders: ``<prefix>1`` fine, ``<prefix>2`` sold under a shop label the back office
     does not know (``label``, by default :func:`shop_label`), ``<prefix>3`` with no customer at all (neither e-mail nor
     shop customer id)."""
-    row = ("{id},2026-11-20T08:00:00+01:00,paid,{cust},{email},EUR,1,{sku},Mug rouge,2,10.00,20,0,card,24.00,1,"
-           "Ana,Test,1 rue Haute,75001,Paris,FR")
-    rows = [HEADER,
-            row.format(id=f"{prefix}1", cust="9101", email="ana@exemple.fr", sku="ART-000001"),
-            row.format(id=f"{prefix}2", cust="9102", email="bob@exemple.fr", sku=label or shop_label(prefix)),
-            row.format(id=f"{prefix}3", cust="", email="", sku="ART-000002")]
+    row = (
+        "{id},2026-11-20T08:00:00+01:00,paid,{cust},{email},EUR,1,{sku},Mug rouge,2,10.00,20,0,card,24.00,1,"
+        "Ana,Test,1 rue Haute,75001,Paris,FR"
+    )
+    rows = [
+        HEADER,
+        row.format(id=f"{prefix}1", cust="9101", email="ana@exemple.fr", sku="ART-000001"),
+        row.format(id=f"{prefix}2", cust="9102", email="bob@exemple.fr", sku=label or shop_label(prefix)),
+        row.format(id=f"{prefix}3", cust="", email="", sku="ART-000002"),
+    ]
     return f"orders_{prefix}.csv", ("\n".join(rows) + "\n").encode()
 
 
@@ -108,8 +114,7 @@ def desk_server(desk_db, tmp_path_factory):
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
         "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__AUTH_MANAGER":
-            "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
+        "AIRFLOW__CORE__AUTH_MANAGER": "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin,viewer:viewer",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
@@ -119,13 +124,29 @@ def desk_server(desk_db, tmp_path_factory):
         "AIRFLOW_CONN_PASSERELLE_ERP": desk_db.replace("postgresql://", "postgres://", 1),
         "PASSERELLE_CONFIG": str(home / "passerelle.yaml"),
     }
-    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=env, check=True, capture_output=True,
-                   timeout=600)
+    subprocess.run(
+        [sys.executable, "-m", "airflow", "db", "migrate"], env=env, check=True, capture_output=True, timeout=600
+    )
     log = home / "api-server.log"
     with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "airflow", "api-server", "--host", "127.0.0.1", "--port",
-                                 str(port), "--workers", "1"], env=env, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "airflow",
+                "api-server",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                "1",
+            ],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 240

@@ -26,8 +26,14 @@ def browser():
     binary, driver_path = ensure_chromium()
     options = webdriver.ChromeOptions()
     options.binary_location = binary
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                "--window-size=1366,1000", "--lang=en-GB"):
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        "--window-size=1366,1000",
+        "--lang=en-GB",
+    ):
         options.add_argument(arg)
     driver = webdriver.Chrome(service=Service(driver_path), options=options)
     driver.set_page_load_timeout(120)
@@ -55,8 +61,9 @@ def groups(driver) -> list[str]:
 
 def quarantine_status(dsn: str, order: str) -> list[tuple]:
     with psycopg.connect(dsn) as conn:
-        return conn.execute("SELECT status, note, resolved_by FROM passerelle.quarantine WHERE shop_order_id = %s",
-                            (order,)).fetchall()
+        return conn.execute(
+            "SELECT status, note, resolved_by FROM passerelle.quarantine WHERE shop_order_id = %s", (order,)
+        ).fetchall()
 
 
 def test_a_quarantined_order_is_seen_dismissed_and_replayed_from_the_page(desk_server, quarantined, browser):
@@ -124,8 +131,9 @@ def test_a_quarantined_order_is_seen_dismissed_and_replayed_from_the_page(desk_s
 
     # And the view is in Airflow's own navigation, framed in the UI.
     browser.get(f"{url}/")
-    link = wait.until(ec.element_to_be_clickable(
-        (By.CSS_SELECTOR, "[data-testid=nav-sidebar] a[href*='plugin/passerelle']")))
+    link = wait.until(
+        ec.element_to_be_clickable((By.CSS_SELECTOR, "[data-testid=nav-sidebar] a[href*='plugin/passerelle']"))
+    )
     shot(browser, "06-airflow-home")
     link.click()
     wait.until(ec.url_contains("/plugin/passerelle"))

@@ -38,8 +38,9 @@ def test_without_a_session_a_browser_is_sent_to_airflows_login_and_a_client_gets
 
 def test_pages_render_from_the_back_office_and_a_viewer_may_look_but_not_act(desk_server, quarantined):
     with desk_server.client("admin") as admin:
-        pages = {p: admin.get(f"/passerelle{p}") for p in ("/", "/quarantine", "/orders", "/runs", "/batches",
-                                                            "/reports")}
+        pages = {
+            p: admin.get(f"/passerelle{p}") for p in ("/", "/quarantine", "/orders", "/runs", "/batches", "/reports")
+        }
     assert {p: r.status_code for p, r in pages.items()} == dict.fromkeys(pages, 200)
     assert f"Order {quarantined}2" in pages["/quarantine"].text
     assert "signed in to Airflow as admin" in pages["/"].text
@@ -56,8 +57,9 @@ def test_pages_render_from_the_back_office_and_a_viewer_may_look_but_not_act(des
 
 def test_an_integrated_web_order_shows_lines_payment_and_history(desk_server, quarantined):
     with psycopg.connect(desk_server.erp_dsn) as conn:
-        order_id = conn.execute("SELECT id FROM erp.sales_order WHERE shop_order_id = %s",
-                                (f"{quarantined}1",)).fetchone()[0]
+        order_id = conn.execute(
+            "SELECT id FROM erp.sales_order WHERE shop_order_id = %s", (f"{quarantined}1",)
+        ).fetchone()[0]
     with desk_server.client() as admin:
         listed = admin.get("/passerelle/orders", params={"q": f"{quarantined}1"})
         page = admin.get(f"/passerelle/orders/{order_id}")
@@ -83,8 +85,13 @@ def test_the_daily_report_is_listed_and_served(desk_server):
 
 def _open_ids(dsn: str, order: str) -> list[int]:
     with psycopg.connect(dsn) as conn:
-        return [r[0] for r in conn.execute("SELECT id FROM passerelle.quarantine WHERE shop_order_id = %s "
-                                           "AND status = 'open' ORDER BY id", (order,))]
+        return [
+            r[0]
+            for r in conn.execute(
+                "SELECT id FROM passerelle.quarantine WHERE shop_order_id = %s AND status = 'open' ORDER BY id",
+                (order,),
+            )
+        ]
 
 
 def test_runs_and_a_sends_batch_with_its_manifest(desk_server):
@@ -93,13 +100,22 @@ def test_runs_and_a_sends_batch_with_its_manifest(desk_server):
         batch_id = conn.execute(
             "INSERT INTO passerelle.batch (flow, run_key, mode, status, entities, counts, manifest, published_at) "
             "VALUES ('catalog', %s, 'delta', 'published', '{article}', %s, %s, now()) RETURNING id",
-            (f"2026-11-30-{key}", json.dumps({"article": {"created": 3, "changed": 1}}),
-             json.dumps({"batch": key, "files": [{"name": f"articles-{key}.csv", "rows": 4}]}))).fetchone()[0]
-        conn.execute("INSERT INTO passerelle.outbox_file (batch_id, position, name, entity, rows, bytes, sha256, "
-                     "content) VALUES (%s, 1, %s, 'article', 4, 120, 'x', '\\x00')", (batch_id, f"articles-{key}.csv"))
-        conn.execute("INSERT INTO passerelle.run_summary (flow, dag_run_id, run_key, mode, counts, rejects) "
-                     "VALUES ('orders_in', %s, %s, 'delta', %s, 2)",
-                     (f"manual__{key}", key, json.dumps({"orders": {"created": 5, "rejected": 2}})))
+            (
+                f"2026-11-30-{key}",
+                json.dumps({"article": {"created": 3, "changed": 1}}),
+                json.dumps({"batch": key, "files": [{"name": f"articles-{key}.csv", "rows": 4}]}),
+            ),
+        ).fetchone()[0]
+        conn.execute(
+            "INSERT INTO passerelle.outbox_file (batch_id, position, name, entity, rows, bytes, sha256, "
+            "content) VALUES (%s, 1, %s, 'article', 4, 120, 'x', '\\x00')",
+            (batch_id, f"articles-{key}.csv"),
+        )
+        conn.execute(
+            "INSERT INTO passerelle.run_summary (flow, dag_run_id, run_key, mode, counts, rejects) "
+            "VALUES ('orders_in', %s, %s, 'delta', %s, 2)",
+            (f"manual__{key}", key, json.dumps({"orders": {"created": 5, "rejected": 2}})),
+        )
     with desk_server.client() as admin:
         runs = admin.get("/passerelle/runs")
         sends = admin.get("/passerelle/batches")

@@ -13,17 +13,20 @@ from passerelle.core.integrate import integrate_file
 
 
 def _status(conn: psycopg.Connection, order: str) -> list[tuple]:
-    rows = conn.execute("SELECT status, note, resolved_by FROM passerelle.quarantine WHERE shop_order_id = %s "
-                        "ORDER BY id", (order,)).fetchall()
+    rows = conn.execute(
+        "SELECT status, note, resolved_by FROM passerelle.quarantine WHERE shop_order_id = %s ORDER BY id", (order,)
+    ).fetchall()
     conn.commit()
     return rows
 
 
 def _web_order(conn: psycopg.Connection, order: str) -> list[tuple]:
-    rows = conn.execute("SELECT coalesce(v.reference, a.reference), l.quantity FROM erp.sales_order o "
-                        "JOIN erp.sales_order_line l ON l.order_id = o.id JOIN erp.article a ON a.id = l.article_id "
-                        "LEFT JOIN erp.variant v ON v.id = l.variant_id WHERE o.shop_order_id = %s",
-                        (order,)).fetchall()
+    rows = conn.execute(
+        "SELECT coalesce(v.reference, a.reference), l.quantity FROM erp.sales_order o "
+        "JOIN erp.sales_order_line l ON l.order_id = o.id JOIN erp.article a ON a.id = l.article_id "
+        "LEFT JOIN erp.variant v ON v.id = l.variant_id WHERE o.shop_order_id = %s",
+        (order,),
+    ).fetchall()
     conn.commit()
     return rows
 
@@ -54,8 +57,10 @@ def test_open_rows_are_grouped_by_file_and_order_with_words_to_act_on(erp, bad_f
 
 
 def test_a_reason_nobody_foresaw_keeps_the_parsers_words_and_says_where():
-    assert q.explain("payment_amount", "12,x", "something new", 7) == \
-        "On line 7, column “payment_amount” (value “12,x”): something new."
+    assert (
+        q.explain("payment_amount", "12,x", "something new", 7)
+        == "On line 7, column “payment_amount” (value “12,x”): something new."
+    )
 
 
 def test_dismiss_needs_a_note_and_says_who(erp, bad_file):

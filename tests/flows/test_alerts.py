@@ -48,8 +48,10 @@ def smtp(monkeypatch):
     port = _free_port()
     controller = Controller(inbox, hostname="127.0.0.1", port=port)
     controller.start()
-    monkeypatch.setenv("AIRFLOW_CONN_PASSERELLE_SMTP",
-                       f"smtp://127.0.0.1:{port}/?disable_ssl=true&disable_tls=true&timeout=10&retry_limit=1")
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_PASSERELLE_SMTP",
+        f"smtp://127.0.0.1:{port}/?disable_ssl=true&disable_tls=true&timeout=10&retry_limit=1",
+    )
     yield inbox
     controller.stop()
 
@@ -70,9 +72,14 @@ def stopped_shop(tmp_path, monkeypatch, erp_dsn):
 
 def _config(tmp_path, monkeypatch, **alerts) -> None:
     cfg = yaml.safe_load((INCLUDE / "config" / "passerelle.yaml").read_text(encoding="utf-8"))
-    cfg["alerts"] = {"smtp_conn_id": "passerelle_smtp", "to": ["ops@example.com"],
-                     "from_email": "passerelle@example.com", "owner": "Data team", "contact": "data@example.com",
-                     **alerts}
+    cfg["alerts"] = {
+        "smtp_conn_id": "passerelle_smtp",
+        "to": ["ops@example.com"],
+        "from_email": "passerelle@example.com",
+        "owner": "Data team",
+        "contact": "data@example.com",
+        **alerts,
+    }
     cfg["timeouts"] = {"retry_delay_seconds": 0, "task_minutes": 5, "run_minutes": 30}
     cfg.setdefault("flows", {}).setdefault("prices_stock", {})["retries"] = 1
     path = tmp_path / "passerelle.yaml"
@@ -107,8 +114,9 @@ def test_a_failed_run_sends_one_mail_not_one_per_retry(airflow_db, stopped_shop,
     assert "data@example.com" in body
 
 
-def test_retry_notices_only_when_asked_and_still_one_failure_mail(airflow_db, stopped_shop, smtp, tmp_path,
-                                                                  monkeypatch):
+def test_retry_notices_only_when_asked_and_still_one_failure_mail(
+    airflow_db, stopped_shop, smtp, tmp_path, monkeypatch
+):
     _config(tmp_path, monkeypatch, on_retry=True)
     from passerelle.flows.exchange import prices_stock_dag
 

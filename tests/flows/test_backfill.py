@@ -8,14 +8,14 @@ and the FTP server, with edits to the back office between the nights.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from passerelle_demo.seed import apply_demo_changes
 
-UTC = timezone.utc
+UTC = UTC
 
 
 def _published(ftp_server) -> dict[str, dict[str, bytes]]:
@@ -56,8 +56,13 @@ def test_backfill_runs_in_order_and_a_rerun_reproduces_the_night(catalog, erp, f
     edits = [
         lambda: None,  # the first night sends everything
         lambda: apply_demo_changes(erp),  # 3 changed, 1 created, 1 off the web
-        lambda: (erp.execute("UPDATE erp.article SET price_excl_vat = price_excl_vat + 2 "
-                             "WHERE reference IN ('ART-000010', 'ART-000011')"), erp.commit()),
+        lambda: (
+            erp.execute(
+                "UPDATE erp.article SET price_excl_vat = price_excl_vat + 2 "
+                "WHERE reference IN ('ART-000010', 'ART-000011')"
+            ),
+            erp.commit(),
+        ),
     ]
     for night, edit in zip(nights, edits):
         edit()
@@ -90,8 +95,9 @@ def test_backfill_runs_in_order_and_a_rerun_reproduces_the_night(catalog, erp, f
     assert again == first_time
     assert erp.execute("SELECT count(*) FROM passerelle.batch WHERE flow = 'catalog'").fetchone()[0] == 3
     # The rerun of a past night does not move what the shop is known to have.
-    assert erp.execute("SELECT entity, key, hash, batch_id FROM passerelle.snapshot ORDER BY 1, 2"
-                       ).fetchall() == snapshot
+    assert (
+        erp.execute("SELECT entity, key, hash, batch_id FROM passerelle.snapshot ORDER BY 1, 2").fetchall() == snapshot
+    )
 
 
 def test_each_catalog_publish_updates_the_catalog_published_asset(catalog, erp):
@@ -106,7 +112,9 @@ def test_each_catalog_publish_updates_the_catalog_published_asset(catalog, erp):
     def events() -> int:
         with create_session() as session:
             return session.scalar(
-                select(func.count()).select_from(AssetEvent).join(AssetModel, AssetModel.id == AssetEvent.asset_id)
+                select(func.count())
+                .select_from(AssetEvent)
+                .join(AssetModel, AssetModel.id == AssetEvent.asset_id)
                 .where(AssetModel.uri == CATALOG_PUBLISHED.uri)
             )
 
@@ -121,9 +129,12 @@ def test_a_shared_pool_keeps_runs_apart_and_no_pool_means_the_default_pool():
 
     from passerelle.dag_settings import flow_settings
 
-    cfg = {"_path": "passerelle.yaml", "shop": {"timezone": "Europe/Paris"},
-           "catalog": {"entities": ["family", "article"]},
-           "flows": {"catalog": {"pool": "shop_products"}, "prices_stock": {"pool": "shop_products"}}}
+    cfg = {
+        "_path": "passerelle.yaml",
+        "shop": {"timezone": "Europe/Paris"},
+        "catalog": {"entities": ["family", "article"]},
+        "flows": {"catalog": {"pool": "shop_products"}, "prices_stock": {"pool": "shop_products"}},
+    }
     for flow in ("catalog", "prices_stock"):
         settings = flow_settings(flow, cfg)
         assert settings["max_active_runs"] == 1

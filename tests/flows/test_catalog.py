@@ -42,7 +42,8 @@ def test_full_then_delta(catalog, connections, erp, ftp_server):
     m1 = json.loads(first.read_text())
     assert m1["mode"] == "full"
     web_articles = erp.execute(
-        "SELECT count(*) FROM passerelle_src.article a WHERE a.web AND a.price_excl_vat > 0").fetchone()[0]
+        "SELECT count(*) FROM passerelle_src.article a WHERE a.web AND a.price_excl_vat > 0"
+    ).fetchone()[0]
     assert m1["counts"]["article"]["created"] == web_articles
 
     changes = apply_demo_changes(erp)
@@ -67,8 +68,13 @@ def test_full_then_delta(catalog, connections, erp, ftp_server):
     assert {r["Reference #"] for r in products} == set(changes["changed"]) | set(changes["created"])
     # A price-only change carries no photo: PrestaShop would download every photo again.
     price_only = next(r for r in products if r["Reference #"] == changes["changed"][0])
-    assert erp.execute("SELECT count(*) FROM erp.image i JOIN erp.article a ON a.id = i.article_id "
-                       "WHERE a.reference = %s", (changes["changed"][0],)).fetchone()[0] > 0
+    assert (
+        erp.execute(
+            "SELECT count(*) FROM erp.image i JOIN erp.article a ON a.id = i.article_id WHERE a.reference = %s",
+            (changes["changed"][0],),
+        ).fetchone()[0]
+        > 0
+    )
     assert (price_only["Image URLs (x,y,z...)"], price_only["Delete existing images (0 = No, 1 = Yes)"]) == ("", "")
     off = _rows(folder / "products_off_0001.csv")
     # Deactivated by reference with its name (PrestaShop refuses a product row with an empty name).
@@ -110,9 +116,14 @@ def _catalog_events(dr) -> int:
 
     with create_session() as session:
         return session.scalar(
-            select(func.count()).select_from(AssetEvent).join(AssetModel, AssetModel.id == AssetEvent.asset_id)
-            .where(AssetModel.uri == CATALOG_PUBLISHED.uri, AssetEvent.source_dag_id == dr.dag_id,
-                   AssetEvent.source_run_id == dr.run_id)
+            select(func.count())
+            .select_from(AssetEvent)
+            .join(AssetModel, AssetModel.id == AssetEvent.asset_id)
+            .where(
+                AssetModel.uri == CATALOG_PUBLISHED.uri,
+                AssetEvent.source_dag_id == dr.dag_id,
+                AssetEvent.source_run_id == dr.run_id,
+            )
         )
 
 
@@ -122,8 +133,9 @@ def _states(dr) -> dict[str, str]:
     from sqlalchemy import select
 
     with create_session() as session:
-        tis = session.scalars(select(TaskInstance).where(TaskInstance.dag_id == dr.dag_id,
-                                                         TaskInstance.run_id == dr.run_id))
+        tis = session.scalars(
+            select(TaskInstance).where(TaskInstance.dag_id == dr.dag_id, TaskInstance.run_id == dr.run_id)
+        )
         return {ti.task_id: ti.state for ti in tis if ti.map_index < 1}
 
 

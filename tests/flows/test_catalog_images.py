@@ -74,12 +74,16 @@ def test_photos_rendered_then_only_changes_sent(catalog, cfg_path, erp, ftp_serv
     # One photo given as a file path rather than bytes (hashed in Python, not in SQL).
     on_disk = tmp_path / "third-view.jpg"
     on_disk.write_bytes(photo("third view", (30, 120, 200), seed=3))
-    path_ref = erp.execute("INSERT INTO erp.image (article_id, position, path) "
-                           "SELECT id, 3, %s FROM erp.article WHERE web ORDER BY reference LIMIT 1 "
-                           "RETURNING (SELECT reference FROM erp.article a WHERE a.id = article_id)",
-                           (str(on_disk),)).fetchone()[0]
+    path_ref = erp.execute(
+        "INSERT INTO erp.image (article_id, position, path) "
+        "SELECT id, 3, %s FROM erp.article WHERE web ORDER BY reference LIMIT 1 "
+        "RETURNING (SELECT reference FROM erp.article a WHERE a.id = article_id)",
+        (str(on_disk),),
+    ).fetchone()[0]
     erp.commit()
-    listing = erp.execute("SELECT reference, position FROM passerelle_src.image ORDER BY reference, position").fetchall()
+    listing = erp.execute(
+        "SELECT reference, position FROM passerelle_src.image ORDER BY reference, position"
+    ).fetchall()
     assert len(listing) > 500
     expected = {render_name(ref, pos, spec.name, settings.ext) for ref, pos in listing for spec in settings.formats}
 
@@ -97,8 +101,12 @@ def test_photos_rendered_then_only_changes_sent(catalog, cfg_path, erp, ftp_serv
     assert {u.removeprefix(base) for u in urls} <= set(renders)
     assert erp.execute("SELECT count(*) FROM passerelle.image_snapshot").fetchone()[0] == len(listing)
     assert (path_ref, 3) in listing and render_name(path_ref, 3, "large", settings.ext) in renders
-    assert erp.execute("SELECT source_hash FROM passerelle.image_snapshot WHERE reference = %s AND position = 3",
-                       (path_ref,)).fetchone()[0] == hashlib.sha256(on_disk.read_bytes()).hexdigest()
+    assert (
+        erp.execute(
+            "SELECT source_hash FROM passerelle.image_snapshot WHERE reference = %s AND position = 3", (path_ref,)
+        ).fetchone()[0]
+        == hashlib.sha256(on_disk.read_bytes()).hexdigest()
+    )
     for p in renders.values():
         os.utime(p, (OLD, OLD))
 
@@ -107,14 +115,23 @@ def test_photos_rendered_then_only_changes_sent(catalog, cfg_path, erp, ftp_serv
         "SELECT (array_agg(reference ORDER BY reference) FILTER (WHERE position = 1))[1], "
         "(array_agg(reference ORDER BY reference) FILTER (WHERE position = 2))[1], "
         "(array_agg(reference ORDER BY reference) FILTER (WHERE position = 1))[2] "
-        "FROM passerelle_src.image").fetchone()
+        "FROM passerelle_src.image"
+    ).fetchone()
     new_bytes = photo(changed + " new", (200, 30, 30), seed=7)
-    erp.execute("UPDATE erp.image i SET content = %s FROM erp.article a "
-                "WHERE a.id = i.article_id AND a.reference = %s AND i.position = 1", (new_bytes, changed))
-    erp.execute("DELETE FROM erp.image i USING erp.article a "
-                "WHERE a.id = i.article_id AND a.reference = %s AND i.position = 2", (deleted,))
-    erp.execute("UPDATE erp.image i SET content = 'not an image'::bytea FROM erp.article a "
-                "WHERE a.id = i.article_id AND a.reference = %s AND i.position = 1", (bad,))
+    erp.execute(
+        "UPDATE erp.image i SET content = %s FROM erp.article a "
+        "WHERE a.id = i.article_id AND a.reference = %s AND i.position = 1",
+        (new_bytes, changed),
+    )
+    erp.execute(
+        "DELETE FROM erp.image i USING erp.article a WHERE a.id = i.article_id AND a.reference = %s AND i.position = 2",
+        (deleted,),
+    )
+    erp.execute(
+        "UPDATE erp.image i SET content = 'not an image'::bytea FROM erp.article a "
+        "WHERE a.id = i.article_id AND a.reference = %s AND i.position = 1",
+        (bad,),
+    )
     erp.commit()
 
     _run(catalog, DAY1.add(days=1))
@@ -131,8 +148,9 @@ def test_photos_rendered_then_only_changes_sent(catalog, cfg_path, erp, ftp_serv
     (error,) = images["errors"]
     assert error["reference"] == bad and error["position"] == 1 and "not an image" in error["reason"]
 
-    snapshot = dict(((r, p), h) for r, p, h in erp.execute(
-        "SELECT reference, position, source_hash FROM passerelle.image_snapshot"))
+    snapshot = {
+        (r, p): h for r, p, h in erp.execute("SELECT reference, position, source_hash FROM passerelle.image_snapshot")
+    }
     assert snapshot[(changed, 1)] == hashlib.sha256(new_bytes).hexdigest()
     assert (deleted, 2) not in snapshot
     assert snapshot[(bad, 1)] != hashlib.sha256(b"not an image").hexdigest()  # retried next night

@@ -46,8 +46,10 @@ def test_full_then_only_the_changed_customer(customers, connections, erp, ftp_se
     # One customer with an e-mail the shop would refuse; one the shop created itself (known by
     # its shop id from orders_in): neither goes through the import.
     erp.execute("UPDATE erp.customer SET email = %s WHERE code = 'CLI-000003'", (BAD_EMAIL,))
-    erp.execute("INSERT INTO passerelle.customer_link (shop_customer_id, customer_id) "
-                "SELECT '5012', id FROM erp.customer WHERE code = 'CLI-000004'")
+    erp.execute(
+        "INSERT INTO passerelle.customer_link (shop_customer_id, customer_id) "
+        "SELECT '5012', id FROM erp.customer WHERE code = 'CLI-000004'"
+    )
     erp.commit()
     selected = erp.execute("SELECT count(*) FROM erp.customer WHERE web AND email IS NOT NULL").fetchone()[0] - 1
 
@@ -79,17 +81,21 @@ def test_full_then_only_the_changed_customer(customers, connections, erp, ftp_se
     assert family == {"Particuliers", "Professionnels"}
 
     # The bad e-mail is refused with its reason, and so are its addresses (found by e-mail).
-    refused = erp.execute("SELECT entity, key, field, value, reason FROM passerelle.outbound_reject "
-                          "ORDER BY entity, key").fetchall()
+    refused = erp.execute(
+        "SELECT entity, key, field, value, reason FROM passerelle.outbound_reject ORDER BY entity, key"
+    ).fetchall()
     assert [r[:4] for r in refused] == [
         ("customer", "CLI-000003", "email", BAD_EMAIL),
         ("customer_address", "CLI-000003:billing", "customer_email", BAD_EMAIL),
-        ("customer_address", "CLI-000003:delivery", "customer_email", BAD_EMAIL)]
+        ("customer_address", "CLI-000003:delivery", "customer_email", BAD_EMAIL),
+    ]
     assert all("not an e-mail address" in r[4] for r in refused)
 
     # One customer moves: the next run sends that customer only.
-    erp.execute("UPDATE erp.address SET line1 = '12 rue Neuve', postcode = '69002', city = 'Lyon' "
-                "WHERE kind = 'delivery' AND customer_id = (SELECT id FROM erp.customer WHERE code = 'CLI-000010')")
+    erp.execute(
+        "UPDATE erp.address SET line1 = '12 rue Neuve', postcode = '69002', city = 'Lyon' "
+        "WHERE kind = 'delivery' AND customer_id = (SELECT id FROM erp.customer WHERE code = 'CLI-000010')"
+    )
     erp.commit()
     _run(customers, DAY1.add(days=1))
     manifests = _manifests(ftp_server)
@@ -106,14 +112,16 @@ def test_full_then_only_the_changed_customer(customers, connections, erp, ftp_se
     header, *rows = _rows(folder / "customers_updates_0001.csv")
     assert [r[header.index("passerelle_key")] for r in rows] == ["CLI-000010"]
     header, *rows = _rows(folder / "addresses_updates_0001.csv")
-    assert [(r[header.index("passerelle_key")], r[header.index("address1")], r[header.index("city")])
-            for r in rows] == [("CLI-000010:delivery", "12 rue Neuve", "Lyon")]
+    assert [
+        (r[header.index("passerelle_key")], r[header.index("address1")], r[header.index("city")]) for r in rows
+    ] == [("CLI-000010:delivery", "12 rue Neuve", "Lyon")]
 
 
 def test_a_customer_taken_off_the_web_is_deactivated_by_its_email(customers, connections, erp, ftp_server):
     _run(customers, DAY1)
-    email = erp.execute("UPDATE erp.customer SET web = false WHERE code = 'CLI-000007' RETURNING lower(email)"
-                        ).fetchone()[0]
+    email = erp.execute(
+        "UPDATE erp.customer SET web = false WHERE code = 'CLI-000007' RETURNING lower(email)"
+    ).fetchone()[0]
     erp.commit()
     _run(customers, DAY1.add(days=1))
     m2 = json.loads(_manifests(ftp_server)[1].read_text())

@@ -24,9 +24,9 @@ def _run(dag, when, conf=None):
 def _state(erp) -> dict:
     q = {
         "orders": "SELECT string_agg(shop_order_id || ':' || kind || ':' || status, ',' ORDER BY shop_order_id) "
-                  "FROM erp.sales_order WHERE origin = 'web'",
+        "FROM erp.sales_order WHERE origin = 'web'",
         "lines": "SELECT count(*) FROM erp.sales_order_line l JOIN erp.sales_order o ON o.id = l.order_id "
-                 "WHERE o.origin = 'web'",
+        "WHERE o.origin = 'web'",
         "payments": "SELECT count(*) FROM erp.payment",
         "customers": "SELECT count(*) FROM erp.customer",
         "links": "SELECT count(*) FROM passerelle.customer_link",
@@ -58,9 +58,16 @@ def test_dropped_files_are_integrated_once_archived_and_rejects_uploaded(orders_
     customers_before = _state(erp)["customers"]
     parsed = {n: read_inbound(n, (SAMPLES / n).read_bytes()) for n in DROPPED}
     integrated = {"WEB-100231", "WEB-100232", "WEB-100233", "WEB-100235", "WEB-100236"}
-    emails = sorted({*parsed["customers_20261120.csv"].customers["email"],
-                     *(e for n in DROPPED[:2]
-                       for e in parsed[n].orders.loc[parsed[n].orders["shop_order_id"].isin(integrated), "email"])})
+    emails = sorted(
+        {
+            *parsed["customers_20261120.csv"].customers["email"],
+            *(
+                e
+                for n in DROPPED[:2]
+                for e in parsed[n].orders.loc[parsed[n].orders["shop_order_id"].isin(integrated), "email"]
+            ),
+        }
+    )
     known = erp.execute("SELECT count(*) FROM erp.customer WHERE lower(email) = ANY(%s)", (emails,)).fetchone()[0]
     assert 0 < known < len(emails)  # some are already customers of the store: matched by e-mail
     _drop(ftp_server)
@@ -71,8 +78,10 @@ def test_dropped_files_are_integrated_once_archived_and_rejects_uploaded(orders_
     s1 = _state(erp)
     # 0900: paid and validated orders, one quote; pending and cancelled (never integrated) are not.
     # 1000: three paid orders, WEB-100237 has an unknown SKU and is quarantined whole.
-    assert s1["orders"] == ("WEB-100231:order:confirmed,WEB-100232:order:confirmed,WEB-100233:quote:quote,"
-                            "WEB-100235:order:confirmed,WEB-100236:order:confirmed")
+    assert s1["orders"] == (
+        "WEB-100231:order:confirmed,WEB-100232:order:confirmed,WEB-100233:quote:quote,"
+        "WEB-100235:order:confirmed,WEB-100236:order:confirmed"
+    )
     assert s1["lines"] == 9 and s1["payments"] == 4
     assert s1["links"] == len(emails)  # every shop customer id linked to a back-office customer
     assert s1["customers"] == customers_before + len(emails) - known
@@ -99,8 +108,11 @@ def test_dropped_files_are_integrated_once_archived_and_rejects_uploaded(orders_
 
     # Fix the cause (the article exists now) and replay the quarantine: the order comes in, once.
     sku = erp.execute("SELECT value FROM passerelle.quarantine WHERE field = 'sku'").fetchone()[0]
-    erp.execute("INSERT INTO erp.article (reference, name, vat_rate, price_excl_vat, min_stock) "
-                "VALUES (%s, 'Article créé après coup', 20, 10, 0)", (sku,))
+    erp.execute(
+        "INSERT INTO erp.article (reference, name, vat_rate, price_excl_vat, min_stock) "
+        "VALUES (%s, 'Article créé après coup', 20, 10, 0)",
+        (sku,),
+    )
     erp.commit()
     _run(orders_in, DAY1.add(hours=1), {"replay_quarantine": True})
     s3 = _state(erp)

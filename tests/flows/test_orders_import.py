@@ -89,14 +89,16 @@ def test_a_file_reuploaded_during_its_integration_is_not_archived_unread(importe
     assert [f["status"] for f in second["files"]] == ["integrated"]
     assert _orders(erp) == ["WEB-100231", "WEB-100232", "WEB-100233", "WEB-100235", "WEB-100236"]
     assert sorted(p.name for p in archive.iterdir()) == sorted(
-        [f"{_sha(O900)[:12]}_{O900}", f"{_sha(O1000)[:12]}_{O900}"])
+        [f"{_sha(O900)[:12]}_{O900}", f"{_sha(O1000)[:12]}_{O900}"]
+    )
     assert [p.name for p in ftp_server.path("/inbound").iterdir() if p.is_file()] == []
     assert list(ftp_server.path("/inbound/.claimed").iterdir()) == []
     assert [r[1] for r in _ledger(erp)] == ["archived", "archived"]
 
 
 def test_a_file_gone_between_listing_and_claim_is_skipped_and_the_others_go_through(
-        importer, erp, ftp_server, monkeypatch):
+    importer, erp, ftp_server, monkeypatch
+):
     from passerelle.hooks.shop import ShopFilesHook
 
     _drop(ftp_server, O900)
@@ -124,7 +126,10 @@ def test_a_file_gone_between_listing_and_claim_is_skipped_and_the_others_go_thro
 
     out = importer()
     assert {f["name"]: f["status"] for f in out["files"]} == {
-        O900: "vanished", O1000: "integrated", long_name: "name_too_long"}
+        O900: "vanished",
+        O1000: "integrated",
+        long_name: "name_too_long",
+    }
     assert _orders(erp) == ["WEB-100235", "WEB-100236"]
     assert (ftp_server.path("/inbound") / long_name).exists()  # left for a person to rename
     assert not (errors / "old.rejects.csv.part").exists() and (errors / "new.rejects.csv.part").exists()
@@ -140,7 +145,8 @@ def test_a_missing_inbound_folder_fails_naming_the_server_the_folder_and_the_set
 
 
 def test_a_database_failure_fails_the_task_naming_file_server_and_path_and_the_file_stays_claimed(
-        importer, erp, ftp_server, monkeypatch):
+    importer, erp, ftp_server, monkeypatch
+):
     import psycopg
 
     from passerelle.core import integrate as core
@@ -163,8 +169,7 @@ def test_a_database_failure_fails_the_task_naming_file_server_and_path_and_the_f
 
 
 @pytest.mark.parametrize("point", ["after_claim", "after_commit", "after_move"])
-def test_a_kill_at_any_point_of_a_files_import_loses_and_doubles_nothing(point, importer, erp, ftp_server,
-                                                                         monkeypatch):
+def test_a_kill_at_any_point_of_a_files_import_loses_and_doubles_nothing(point, importer, erp, ftp_server, monkeypatch):
     """Killed after the claim (nothing integrated), after the commit (not archived) or between the
     archive move and the ledger's update: the next run finishes the file, the ledger ends
     ``archived`` with its archive path, and every order is there once."""
@@ -174,12 +179,16 @@ def test_a_kill_at_any_point_of_a_files_import_loses_and_doubles_nothing(point, 
     _drop(ftp_server, O1000)
     saved = (core.integrate_file, core.finish_file, ImportOrdersOperator.__dict__["_move"])
     if point == "after_claim":
+
         def killed(*args, **kwargs):
             raise Killed()
+
         monkeypatch.setattr(core, "integrate_file", killed)
     elif point == "after_commit":
+
         def killed(*args, **kwargs):
             raise Killed()
+
         monkeypatch.setattr(core, "finish_file", killed)
     else:
         real_move = ImportOrdersOperator._move
@@ -187,6 +196,7 @@ def test_a_kill_at_any_point_of_a_files_import_loses_and_doubles_nothing(point, 
         def move_then_killed(shop, src, dst):
             real_move(shop, src, dst)
             raise Killed()
+
         monkeypatch.setattr(ImportOrdersOperator, "_move", staticmethod(move_then_killed))
     with pytest.raises(Killed):
         importer()
@@ -207,8 +217,10 @@ def test_a_kill_at_any_point_of_a_files_import_loses_and_doubles_nothing(point, 
     assert [p.name for p in ftp_server.path("/inbound/archive").iterdir()] == [archived_as.rsplit("/", 1)[1]]
     rejects = list(ftp_server.path("/errors").iterdir())
     assert len(rejects) == 1  # WEB-100237's unknown SKU, uploaded once whatever the point of the kill
-    rows, lines = erp.execute("SELECT count(*), count(DISTINCT (file_id, line, field)) FROM passerelle.quarantine "
-                              "WHERE shop_order_id = 'WEB-100237'").fetchone()
+    rows, lines = erp.execute(
+        "SELECT count(*), count(DISTINCT (file_id, line, field)) FROM passerelle.quarantine "
+        "WHERE shop_order_id = 'WEB-100237'"
+    ).fetchone()
     assert rows > 0 and rows == lines  # quarantined, each row once
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -26,7 +26,7 @@ from passerelle.core.report import (
 
 PARIS = "Europe/Paris"
 NBSP = "\u00a0"
-UTC = timezone.utc
+UTC = UTC
 
 
 # --------------------------------------------------------------------------- pure pieces
@@ -43,14 +43,18 @@ def test_window_is_the_report_day_and_whole_local_days_before_it_across_dst():
     # A moment after the day (a rerun of a past date) ends at midnight; one before it, at its start.
     assert window(date(2026, 10, 27), 3, PARIS, until=datetime(2026, 11, 2, tzinfo=UTC))[2] == end
     assert window(date(2026, 10, 27), 3, PARIS, until=datetime(2026, 10, 20, tzinfo=UTC))[2] == datetime(
-        2026, 10, 27, tzinfo=ZoneInfo(PARIS))
+        2026, 10, 27, tzinfo=ZoneInfo(PARIS)
+    )
     with pytest.raises(ValueError, match="days must be at least 1"):
         window(date(2026, 10, 27), 0, PARIS)
 
 
 def test_rows_moved_counts_created_changed_removed_and_bare_numbers():
-    counts = {"article": {"created": 2, "changed": 3, "removed": 1, "unchanged": 900, "rejected": 4},
-              "variant": {"created": 0, "changed": 5, "removed": 0, "unchanged": 10}, "order": 7}
+    counts = {
+        "article": {"created": 2, "changed": 3, "removed": 1, "unchanged": 900, "rejected": 4},
+        "variant": {"created": 0, "changed": 5, "removed": 0, "unchanged": 10},
+        "order": 7,
+    }
     assert rows_moved(counts) == 2 + 3 + 1 + 5 + 7
     assert rows_moved({}) == rows_moved(None) == 0
 
@@ -74,12 +78,19 @@ def test_runs_are_summed_per_flow_and_local_day():
 
 def test_sales_by_day_splits_web_and_store():
     days = [date(2026, 11, 19), date(2026, 11, 20)]
-    rows = [(date(2026, 11, 20), True, 2, Decimal("249.90")), (date(2026, 11, 20), False, 1, Decimal("12.00")),
-            (date(2026, 11, 30), True, 9, Decimal("999"))]  # outside: ignored
+    rows = [
+        (date(2026, 11, 20), True, 2, Decimal("249.90")),
+        (date(2026, 11, 20), False, 1, Decimal("12.00")),
+        (date(2026, 11, 30), True, 9, Decimal("999")),
+    ]  # outside: ignored
     first, second = sales_by_day(rows, days)
     assert (first.web_orders, first.store_orders) == (0, 0)
     assert (second.web_orders, second.web_total, second.store_orders, second.store_total) == (
-        2, Decimal("249.90"), 1, Decimal("12.00"))
+        2,
+        Decimal("249.90"),
+        1,
+        Decimal("12.00"),
+    )
 
 
 def test_french_formats_and_axis_tops():
@@ -114,12 +125,36 @@ def _seed(erp) -> None:
     """Run summaries and orders inside the 30-day window, and some just outside it."""
     runs = [
         # flow, run id, counts, rejects, sent, received, finished, seconds
-        ("catalog", "r1", {"article": {"created": 120, "changed": 0, "removed": 0}}, 0, 50_000, 0,
-         _paris(2026, 11, 19, 2, 3), 180),
-        ("catalog", "r2", {"article": {"created": 1, "changed": 3, "removed": 1}}, 2, 2_000, 0,
-         _paris(2026, 11, 20, 2, 1), 60),
-        ("prices_stock", "p1", {"price": {"changed": 40}, "stock": {"changed": 25}}, 0, 8_000, 0,
-         _paris(2026, 11, 20, 10, 0), 20),
+        (
+            "catalog",
+            "r1",
+            {"article": {"created": 120, "changed": 0, "removed": 0}},
+            0,
+            50_000,
+            0,
+            _paris(2026, 11, 19, 2, 3),
+            180,
+        ),
+        (
+            "catalog",
+            "r2",
+            {"article": {"created": 1, "changed": 3, "removed": 1}},
+            2,
+            2_000,
+            0,
+            _paris(2026, 11, 20, 2, 1),
+            60,
+        ),
+        (
+            "prices_stock",
+            "p1",
+            {"price": {"changed": 40}, "stock": {"changed": 25}},
+            0,
+            8_000,
+            0,
+            _paris(2026, 11, 20, 10, 0),
+            20,
+        ),
         ("orders_in", "o1", {"order": {"integrated": 6}}, 1, 0, 12_345, _paris(2026, 11, 20, 10, 15), 15),
         ("catalog", "old", {"article": {"created": 99}}, 0, 1, 0, _paris(2026, 10, 21, 23, 59), 1),  # before
         ("catalog", "late", {"article": {"created": 77}}, 0, 1, 0, _paris(2026, 11, 21, 0, 0), 1),  # the day itself
@@ -129,8 +164,17 @@ def _seed(erp) -> None:
         erp.execute(
             "INSERT INTO passerelle.run_summary (flow, dag_run_id, run_key, counts, rejects, bytes_sent, "
             "bytes_received, started_at, finished_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            (flow, run_id, finished.isoformat(), json.dumps(counts), rejects, sent, received,
-             finished - timedelta(seconds=seconds), finished),
+            (
+                flow,
+                run_id,
+                finished.isoformat(),
+                json.dumps(counts),
+                rejects,
+                sent,
+                received,
+                finished - timedelta(seconds=seconds),
+                finished,
+            ),
         )
     customer = erp.execute("SELECT id FROM erp.customer ORDER BY id LIMIT 1").fetchone()[0]
     orders = [
@@ -146,7 +190,9 @@ def _seed(erp) -> None:
     for number, origin, kind, status, when, total in orders:
         erp.execute(
             "INSERT INTO erp.sales_order (number, kind, origin, customer_id, order_date, status, total_incl_vat) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s)", (f"CMD-{number}", kind, origin, customer, when, status, total))
+            "VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            (f"CMD-{number}", kind, origin, customer, when, status, total),
+        )
     # One article well below its minimum stock.
     erp.execute("UPDATE erp.article SET min_stock = 1000 WHERE reference = 'ART-000001'")
     erp.commit()
@@ -159,13 +205,15 @@ def report(airflow_db, connections, report_config):
     return report_dag()
 
 
-def test_daily_report_puts_the_page_on_the_server_and_keeps_it_locally(report, report_config, erp, ftp_server,
-                                                                           tmp_path):
+def test_daily_report_puts_the_page_on_the_server_and_keeps_it_locally(
+    report, report_config, erp, ftp_server, tmp_path
+):
     _seed(erp)
     expected_alerts = erp.execute(
         "SELECT count(*) FROM (SELECT a.id FROM erp.article a LEFT JOIN passerelle_src.stock_level sl "
         "ON sl.article_id = a.id WHERE a.min_stock > 0 GROUP BY a.id "
-        "HAVING coalesce(sum(sl.available_qty), 0) < a.min_stock) x").fetchone()[0]
+        "HAVING coalesce(sum(sl.available_qty), 0) < a.min_stock) x"
+    ).fetchone()[0]
 
     dr = report.test(logical_date=REPORT_DAY)
     assert dr.state == "success"
@@ -194,10 +242,11 @@ def test_daily_report_puts_the_page_on_the_server_and_keeps_it_locally(report, r
         assert left_out not in page
     # Stock alerts.
     assert "ART-000001" in page
-    assert re.search(rf'<b>{expected_alerts}</b>stock alerts', page.replace(NBSP, ""))
+    assert re.search(rf"<b>{expected_alerts}</b>stock alerts", page.replace(NBSP, ""))
 
-    summary = erp.execute("SELECT run_key, bytes_sent, counts FROM passerelle.run_summary WHERE flow = 'report'"
-                          ).fetchone()
+    summary = erp.execute(
+        "SELECT run_key, bytes_sent, counts FROM passerelle.run_summary WHERE flow = 'report'"
+    ).fetchone()
     assert summary[0] == "2026-11-21" and summary[1] == len(page.encode("utf-8"))
     assert summary[2]["report"]["orders"] == 5 and summary[2]["report"]["runs"] == 5
     assert local.stat().st_mode & 0o777 == 0o644  # readable by a web server serving the folder
@@ -225,7 +274,9 @@ def test_report_dag_form_and_schedule(report):
     from passerelle.timetables import next_runs
 
     assert next_runs(report.timetable, datetime(2026, 11, 21, tzinfo=UTC), 2) == [
-        datetime(2026, 11, 21, 5, tzinfo=UTC), datetime(2026, 11, 22, 5, tzinfo=UTC)]  # 06:00 in Paris
+        datetime(2026, 11, 21, 5, tzinfo=UTC),
+        datetime(2026, 11, 22, 5, tzinfo=UTC),
+    ]  # 06:00 in Paris
     assert set(report.tags) >= {"passerelle", "report"}
 
 

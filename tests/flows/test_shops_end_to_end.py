@@ -25,7 +25,7 @@ from passerelle_demo.seed import apply_demo_changes
 
 DAY1 = pendulum.datetime(2026, 11, 20, 2, tz="Europe/Paris")
 DAY2 = DAY1.add(days=1)
-RULE = "a.web AND a.price_excl_vat > 0 AND a.name <> ''"   # the project configuration's selection
+RULE = "a.web AND a.price_excl_vat > 0 AND a.name <> ''"  # the project configuration's selection
 LOCATION = "Entrepôt Lyon"
 SHOP_SECTIONS = {"woocommerce": {}, "shopify": {"location": LOCATION}}
 
@@ -75,7 +75,7 @@ def assert_woocommerce_header(header: list[str]) -> None:
     plain = [h for h in header if not WOO_ATTRIBUTE.match(h)]
     assert set(plain) <= set(WOO_LABELS), set(plain) - set(WOO_LABELS)
     assert [WOO_LABELS.index(h) for h in plain] == sorted(WOO_LABELS.index(h) for h in plain)
-    assert header[len(plain):] == [h for h in header if WOO_ATTRIBUTE.match(h)]
+    assert header[len(plain) :] == [h for h in header if WOO_ATTRIBUTE.match(h)]
 
 
 def assert_shopify_header(header: list[str], kind: str = "product_columns") -> None:
@@ -93,8 +93,12 @@ def _selected(erp) -> set[str]:
 
 
 def _selected_variants(erp) -> set[str]:
-    return {r[0] for r in erp.execute(
-        f"SELECT v.reference FROM erp.variant v JOIN erp.article a ON a.id = v.article_id WHERE v.active AND {RULE}")}
+    return {
+        r[0]
+        for r in erp.execute(
+            f"SELECT v.reference FROM erp.variant v JOIN erp.article a ON a.id = v.article_id WHERE v.active AND {RULE}"
+        )
+    }
 
 
 def _prices(erp, as_of: str) -> dict[str, tuple]:
@@ -102,8 +106,9 @@ def _prices(erp, as_of: str) -> dict[str, tuple]:
     erp.commit()  # the option is set for the transaction below only
     with erp.transaction():
         erp.execute("SELECT set_config('passerelle.as_of', %s, true)", (as_of,))
-        rows = erp.execute("SELECT key, price_incl_vat, promo_price_incl_vat, promo_starts_on, promo_ends_on "
-                           "FROM passerelle_src.price").fetchall()
+        rows = erp.execute(
+            "SELECT key, price_incl_vat, promo_price_incl_vat, promo_starts_on, promo_ends_on FROM passerelle_src.price"
+        ).fetchall()
     return {r[0]: (r[1], r[2], r[3], r[4]) for r in rows}
 
 
@@ -115,7 +120,8 @@ def _plain_article_without_promotion(erp) -> str:
     return erp.execute(
         f"SELECT a.reference FROM erp.article a WHERE {RULE} AND a.vat_rate = 20 "
         "AND NOT EXISTS (SELECT 1 FROM erp.variant v WHERE v.article_id = a.id) "
-        "AND NOT EXISTS (SELECT 1 FROM erp.promotion p WHERE p.article_id = a.id) ORDER BY a.id LIMIT 1").fetchone()[0]
+        "AND NOT EXISTS (SELECT 1 FROM erp.promotion p WHERE p.article_id = a.id) ORDER BY a.id LIMIT 1"
+    ).fetchone()[0]
 
 
 @pytest.fixture(params=["woocommerce", "shopify"])
@@ -164,9 +170,13 @@ def test_catalog_full_then_delta(shop, catalog, erp, ftp_server):
         assert simple and all(r["Regular price"] == _money(prices[r["SKU"]][0]) for r in simple)
     else:
         assert_shopify_header(header)
-        with_variants = {r[0] for r in erp.execute(
-            "SELECT a.reference FROM erp.article a WHERE EXISTS "
-            "(SELECT 1 FROM erp.variant v WHERE v.article_id = a.id AND v.active)")}
+        with_variants = {
+            r[0]
+            for r in erp.execute(
+                "SELECT a.reference FROM erp.article a WHERE EXISTS "
+                "(SELECT 1 FROM erp.variant v WHERE v.article_id = a.id AND v.active)"
+            )
+        }
         assert {r["SKU"] for r in rows if r["SKU"]} == (selected - with_variants) | variants
         # A product during its promotion carries the sale (Price) and the regular price struck
         # through (Compare-at price): the article view's promotion is the price view's.
@@ -174,8 +184,10 @@ def test_catalog_full_then_delta(shop, catalog, erp, ftp_server):
         on_sale = [ref for ref in single if prices[ref][1] is not None and prices[ref][2] <= DAY1.date()]
         assert on_sale, "the seeded back office has promotions running on day 1"
         for ref in on_sale:
-            assert (single[ref]["Price"], single[ref]["Compare-at price"]) == \
-                (_money(prices[ref][1]), _money(prices[ref][0])), ref
+            assert (single[ref]["Price"], single[ref]["Compare-at price"]) == (
+                _money(prices[ref][1]),
+                _money(prices[ref][0]),
+            ), ref
         plain = next(ref for ref in single if prices[ref][1] is None)
         assert (single[plain]["Price"], single[plain]["Compare-at price"]) == (_money(prices[plain][0]), "")
 
@@ -190,7 +202,7 @@ def test_catalog_full_then_delta(shop, catalog, erp, ftp_server):
     art = manifest["counts"]["article"]
     assert (art["created"], art["changed"], art["removed"]) == (1, 3, 1)
     files = _files(second)
-    assert sorted(files) == ["products_0001.csv", "products_off_0001.csv"]   # no empty brands_off file
+    assert sorted(files) == ["products_0001.csv", "products_off_0001.csv"]  # no empty brands_off file
     assert sorted(f["name"] for f in manifest["files"]) == sorted(files)
     header, rows = _read(files["products_0001.csv"])
     sent = {r["SKU"] for r in rows if r["SKU"]}
@@ -200,7 +212,7 @@ def test_catalog_full_then_delta(shop, catalog, erp, ftp_server):
     name = erp.execute("SELECT name FROM erp.article WHERE reference = %s", (removed,)).fetchone()[0]
     if shop == "woocommerce":
         assert_woocommerce_header(off_header)
-        assert [(r["SKU"], r["Published"]) for r in off] == [(removed, "-1")]   # a draft
+        assert [(r["SKU"], r["Published"]) for r in off] == [(removed, "-1")]  # a draft
     else:
         assert_shopify_header(off_header)
         # Shopify's update needs the Title: the name last sent, from the snapshot's label
@@ -213,17 +225,24 @@ def test_prices_and_stock(shop, prices_stock, erp, ftp_server):
     # A promotion starting on day 2: on day 1 WooCommerce schedules it, Shopify (no scheduled
     # sale) still sells at the regular price; on day 2 the row is sent again and Shopify starts it.
     ref = _plain_article_without_promotion(erp)
-    erp.execute("INSERT INTO erp.promotion (article_id, discount_pct, starts_on, ends_on) "
-                "SELECT id, 25, '2026-11-21', '2026-11-30' FROM erp.article WHERE reference = %s", (ref,))
+    erp.execute(
+        "INSERT INTO erp.promotion (article_id, discount_pct, starts_on, ends_on) "
+        "SELECT id, 25, '2026-11-21', '2026-11-30' FROM erp.article WHERE reference = %s",
+        (ref,),
+    )
     erp.commit()
     _run(prices_stock, DAY1.add(hours=8))
     (first,) = _folders(ftp_server, "prices_stock")
     assert json.loads((first / "manifest.json").read_text())["dialect"] == shop
     files = _files(first)
     selected, variants = _selected(erp), _selected_variants(erp)
-    with_variants = {r[0] for r in erp.execute(
-        "SELECT a.reference FROM erp.article a WHERE EXISTS (SELECT 1 FROM erp.variant v WHERE v.article_id = a.id "
-        "AND v.active)")}
+    with_variants = {
+        r[0]
+        for r in erp.execute(
+            "SELECT a.reference FROM erp.article a WHERE EXISTS (SELECT 1 FROM erp.variant v WHERE v.article_id = a.id "
+            "AND v.active)"
+        )
+    }
     prices = _prices(erp, "2026-11-21")
     regular, promo = _money(prices[ref][0]), _money(prices[ref][1])
     assert Decimal(promo) < Decimal(regular)
@@ -234,14 +253,20 @@ def test_prices_and_stock(shop, prices_stock, erp, ftp_server):
         _, price_rows = _read(files["products_prices_0001.csv"])
         assert {r["SKU"] for r in price_rows} == selected
         row = next(r for r in price_rows if r["SKU"] == ref)
-        assert (row["Regular price"], row["Sale price"], row["Date sale price starts"], row["Date sale price ends"]) \
-            == (regular, promo, "2026-11-21", "2026-11-30")
+        assert (
+            row["Regular price"],
+            row["Sale price"],
+            row["Date sale price starts"],
+            row["Date sale price ends"],
+        ) == (regular, promo, "2026-11-21", "2026-11-30")
         _, stock = _read(files["products_stock_0001.csv"])
         assert {r["SKU"] for r in stock} == selected - with_variants
         _, variation_stock = _read(files["variations_stock_0001.csv"])
         assert {r["SKU"] for r in variation_stock} == variants
-        assert all(re.fullmatch(r"\d+", r["Stock"]) and r["In stock?"] == ("1" if int(r["Stock"]) else "0")
-                   for r in stock + variation_stock)
+        assert all(
+            re.fullmatch(r"\d+", r["Stock"]) and r["In stock?"] == ("1" if int(r["Stock"]) else "0")
+            for r in stock + variation_stock
+        )
     else:
         assert sorted(files) == ["inventory_0001.csv", "inventory_variants_0001.csv", "products_prices_0001.csv"]
         header, price_rows = _read(files["products_prices_0001.csv"])
@@ -250,8 +275,10 @@ def test_prices_and_stock(shop, prices_stock, erp, ftp_server):
         assert {r["SKU"] for r in price_rows} == selected - with_variants
         row = next(r for r in price_rows if r["SKU"] == ref)
         assert (row["Price"], row["Compare-at price"]) == (regular, "")
-        for name, expected in (("inventory_0001.csv", selected - with_variants),
-                               ("inventory_variants_0001.csv", variants)):
+        for name, expected in (
+            ("inventory_0001.csv", selected - with_variants),
+            ("inventory_variants_0001.csv", variants),
+        ):
             header, stock = _read(files[name])
             assert_shopify_header(header, "inventory_columns")
             assert {r["SKU"] for r in stock} == expected
@@ -261,7 +288,7 @@ def test_prices_and_stock(shop, prices_stock, erp, ftp_server):
     _run(prices_stock, DAY2.add(hours=8))
     second = _folders(ftp_server, "prices_stock")[1]
     files = _files(second)
-    assert sorted(files) == ["products_prices_0001.csv"]   # the promotion started: that row only
+    assert sorted(files) == ["products_prices_0001.csv"]  # the promotion started: that row only
     _, price_rows = _read(files["products_prices_0001.csv"])
     assert [r["SKU"] for r in price_rows] == [ref]
     if shop == "shopify":
@@ -280,7 +307,7 @@ def _shopify_orders_export(products: list[dict[str, str]], orders: list[tuple[st
         reader = csv.DictReader(fh)
         header = list(reader.fieldnames)
         sample = list(reader)
-    first_line, other_line = sample[0], sample[1]   # an order's first row, and a further line's
+    first_line, other_line = sample[0], sample[1]  # an order's first row, and a further line's
     assert first_line["Name"] == other_line["Name"] and other_line["Financial Status"] == ""
     titles: dict[str, str] = {}
     for row in products:
@@ -301,15 +328,36 @@ def _shopify_orders_export(products: list[dict[str, str]], orders: list[tuple[st
             if options != ["Default Title"]:
                 label += " - " + " / ".join(options)
             row = dict(first_line if i == 0 else other_line)
-            row.update({"Name": name, "Email": f"client.{n}@exemple.fr", "Id": f"77000{n}",
-                        "Lineitem quantity": str(qty), "Lineitem name": label, "Lineitem price": product["Price"],
-                        "Lineitem compare at price": product["Compare-at price"], "Lineitem sku": sku,
-                        "Lineitem discount": "0.00", "Lineitem taxable": "true", "Vendor": ""})
+            row.update(
+                {
+                    "Name": name,
+                    "Email": f"client.{n}@exemple.fr",
+                    "Id": f"77000{n}",
+                    "Lineitem quantity": str(qty),
+                    "Lineitem name": label,
+                    "Lineitem price": product["Price"],
+                    "Lineitem compare at price": product["Compare-at price"],
+                    "Lineitem sku": sku,
+                    "Lineitem discount": "0.00",
+                    "Lineitem taxable": "true",
+                    "Vendor": "",
+                }
+            )
             if i == 0:
-                row.update({"Subtotal": f"{gross:.2f}", "Shipping": f"{shipping:.2f}", "Taxes": f"{taxes:.2f}",
-                            "Total": f"{gross + shipping:.2f}", "Discount Code": "", "Discount Amount": "0.00",
-                            "Tax 1 Name": "FR TVA 20%", "Tax 1 Value": f"{taxes:.2f}",
-                            "Created at": "2026-11-20 14:00:00 +0100", "Paid at": "2026-11-20 14:00:04 +0100"})
+                row.update(
+                    {
+                        "Subtotal": f"{gross:.2f}",
+                        "Shipping": f"{shipping:.2f}",
+                        "Taxes": f"{taxes:.2f}",
+                        "Total": f"{gross + shipping:.2f}",
+                        "Discount Code": "",
+                        "Discount Amount": "0.00",
+                        "Tax 1 Name": "FR TVA 20%",
+                        "Tax 1 Value": f"{taxes:.2f}",
+                        "Created at": "2026-11-20 14:00:00 +0100",
+                        "Paid at": "2026-11-20 14:00:04 +0100",
+                    }
+                )
             writer.writerow(row)
     return out.getvalue().encode("utf-8")
 
@@ -323,15 +371,22 @@ def test_shopify_round_trip(shop, catalog, erp, ftp_server):
     _run(catalog, DAY1)
     (folder,) = _folders(ftp_server, "catalog")
     _, products = _read(folder / "products_0001.csv")
-    at_20 = {r[0] for r in erp.execute(
-        "SELECT coalesce(v.reference, a.reference) FROM erp.article a LEFT JOIN erp.variant v ON v.article_id = a.id "
-        "AND v.active WHERE a.vat_rate = 20")}
+    at_20 = {
+        r[0]
+        for r in erp.execute(
+            "SELECT coalesce(v.reference, a.reference) "
+            "FROM erp.article a LEFT JOIN erp.variant v ON v.article_id = a.id "
+            "AND v.active WHERE a.vat_rate = 20"
+        )
+    }
     plain = [r["SKU"] for r in products if r["Option1 value"] == "Default Title" and r["SKU"] in at_20]
     variants = [r["SKU"] for r in products if r["SKU"] and r["Option1 value"] != "Default Title" and r["SKU"] in at_20]
     assert len(plain) >= 3 and len(variants) >= 3
-    orders = [("#3001", [(plain[0], 1), (variants[0], 2)]),
-              ("#3002", [(variants[1], 1), (variants[2], 1), (plain[1], 3)]),
-              ("#3003", [(plain[2], 1)])]
+    orders = [
+        ("#3001", [(plain[0], 1), (variants[0], 2)]),
+        ("#3002", [(variants[1], 1), (variants[2], 1), (plain[1], 3)]),
+        ("#3003", [(plain[2], 1)]),
+    ]
     data = _shopify_orders_export(products, orders)
 
     erp.commit()  # the integration runs its own transaction
@@ -342,10 +397,12 @@ def test_shopify_round_trip(shop, catalog, erp, ftp_server):
         "SELECT o.shop_order_id, coalesce(v.reference, a.reference), ol.quantity FROM erp.sales_order o "
         "JOIN erp.sales_order_line ol ON ol.order_id = o.id JOIN erp.article a ON a.id = ol.article_id "
         "LEFT JOIN erp.variant v ON v.id = ol.variant_id WHERE o.origin = 'web' AND o.shop_order_id LIKE '%%300_' "
-        "ORDER BY 1, 2").fetchall()
+        "ORDER BY 1, 2"
+    ).fetchall()
     expected = sorted((name, sku, qty) for name, lines in orders for sku, qty in lines)
-    assert [(re.sub(r"\D", "", o), sku, int(q)) for o, sku, q in stored] == \
-        [(re.sub(r"\D", "", name), sku, qty) for name, sku, qty in expected]
+    assert [(re.sub(r"\D", "", o), sku, int(q)) for o, sku, q in stored] == [
+        (re.sub(r"\D", "", name), sku, qty) for name, sku, qty in expected
+    ]
 
     # What the back office then tells the shop about these orders: neither WooCommerce's nor
     # Shopify's importer takes order statuses, so they go in the generic exchange file (for an
@@ -354,8 +411,14 @@ def test_shopify_round_trip(shop, catalog, erp, ftp_server):
     from passerelle.core.exchange import build_exchange, order_status_entities
     from passerelle.core.export import iter_outbox
 
-    batch, files = build_exchange(erp, flow="order_status", run_key="round-trip", entities=order_status_entities(),
-                                  dialect=exchange_dialect("shopify", SHOP_SECTIONS["shopify"]), settings={})
+    batch, files = build_exchange(
+        erp,
+        flow="order_status",
+        run_key="round-trip",
+        entities=order_status_entities(),
+        dialect=exchange_dialect("shopify", SHOP_SECTIONS["shopify"]),
+        settings={},
+    )
     assert [f["name"] for f in files] == ["order_statuses_0001.csv"]
     ((_, content, _),) = list(iter_outbox(erp, batch.id))
     statuses = list(csv.DictReader(io.StringIO(content.decode("utf-8"))))
@@ -373,4 +436,4 @@ def test_demo_configuration_per_shop(tmp_path):
         settings = load_settings(demo_config(shop, tmp_path / shop))
         assert settings.shop.dialect == shop
     shopify = yaml.safe_load((tmp_path / "shopify" / "passerelle.yaml").read_text(encoding="utf-8"))
-    assert shopify["shopify"]["location"] == LOCATION   # the inventory file names a location
+    assert shopify["shopify"]["location"] == LOCATION  # the inventory file names a location

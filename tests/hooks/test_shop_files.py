@@ -112,11 +112,12 @@ def test_rename_replaces_an_existing_target(server, shop, folder):
 
 def test_publish_puts_files_then_manifest_readable_by_the_web_server(server, shop, folder):
     target = f"{folder}/catalog/2026-12-01"
-    files = [("products.csv", b"sku;price\nA;1\n", {"rows": 1, "sha256": "x" * 64}),
-             ("stock.csv", b"sku;qty\n", {})]
+    files = [("products.csv", b"sku;price\nA;1\n", {"rows": 1, "sha256": "x" * 64}), ("stock.csv", b"sku;qty\n", {})]
     done = shop.publish(target, files, {"batch": 7})
-    assert done == [PublishedFile("products.csv", 14, "x" * 64, 1),
-                    PublishedFile("stock.csv", 8, hashlib.sha256(b"sku;qty\n").hexdigest(), None)]
+    assert done == [
+        PublishedFile("products.csv", 14, "x" * 64, 1),
+        PublishedFile("stock.csv", 8, hashlib.sha256(b"sku;qty\n").hexdigest(), None),
+    ]
     assert sorted(p.name for p in server.path(target).iterdir()) == ["manifest.json", "products.csv", "stock.csv"]
     manifest = json.loads(server.path(f"{target}/manifest.json").read_bytes())
     assert manifest["batch"] == 7 and [f["name"] for f in manifest["files"]] == ["products.csv", "stock.csv"]

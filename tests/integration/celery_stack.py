@@ -38,7 +38,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -203,7 +203,10 @@ def _install_redis_server() -> str | None:
     subprocess.run(["apt-get", "update", "-qq"], env=env, capture_output=True, check=False, timeout=300)
     subprocess.run(
         ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "redis-server"],
-        env=env, capture_output=True, check=False, timeout=600,
+        env=env,
+        capture_output=True,
+        check=False,
+        timeout=600,
     )
     return shutil.which("redis-server")
 
@@ -239,7 +242,9 @@ class RedisBroker:
         process = ManagedProcess.start(
             "redis",
             [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-            env=os.environ, log_dir=log_dir, cwd=log_dir,
+            env=os.environ,
+            log_dir=log_dir,
+            cwd=log_dir,
         )
         broker = cls(host, port, process)
         try:
@@ -393,8 +398,18 @@ class CeleryStack:
         self._spawn("dag-processor", ["dag-processor"])
         self._spawn(
             "celery-worker",
-            ["celery", "worker", "--concurrency", str(self.concurrency), "--queues", self.queue,
-             "--celery-hostname", worker_name, "--without-mingle", "--without-gossip"],
+            [
+                "celery",
+                "worker",
+                "--concurrency",
+                str(self.concurrency),
+                "--queues",
+                self.queue,
+                "--celery-hostname",
+                worker_name,
+                "--without-mingle",
+                "--without-gossip",
+            ],
         )
         wait_until(
             self._api_healthy, timeout=self.startup_timeout, what="api-server, scheduler and dag-processor health"
@@ -476,9 +491,16 @@ class CeleryStack:
         with log_path.open("ab") as log:
             try:
                 done = subprocess.run(
-                    self._airflow_argv(args), env=self.env, cwd=self.workdir, stdin=subprocess.DEVNULL,
-                    stdout=log, stderr=subprocess.STDOUT, timeout=timeout, check=False,
-                    start_new_session=True, preexec_fn=_die_with_parent,
+                    self._airflow_argv(args),
+                    env=self.env,
+                    cwd=self.workdir,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    timeout=timeout,
+                    check=False,
+                    start_new_session=True,
+                    preexec_fn=_die_with_parent,
                 )
             except subprocess.TimeoutExpired:
                 raise StackError(f"`airflow {' '.join(args)}` took more than {timeout:.0f}s; log {log_path}") from None
@@ -579,7 +601,8 @@ class CeleryStack:
         """
         folder = self.bundles[bundle]
         expected = {
-            path.name for path in folder.glob("*.py")
+            path.name
+            for path in folder.glob("*.py")
             if all(word in path.read_bytes().lower() for word in (b"airflow", b"dag"))
         }
 
@@ -609,8 +632,13 @@ class CeleryStack:
 
         conn = Connection(conn_id=conn_id, uri=uri)
         body = {
-            "connection_id": conn_id, "conn_type": conn.conn_type, "host": conn.host, "port": conn.port,
-            "login": conn.login, "password": conn.password, "schema": conn.schema,
+            "connection_id": conn_id,
+            "conn_type": conn.conn_type,
+            "host": conn.host,
+            "port": conn.port,
+            "login": conn.login,
+            "password": conn.password,
+            "schema": conn.schema,
             "extra": json.dumps(conn.extra_dejson) if conn.extra_dejson else None,
         }
         self.client.delete(f"/connections/{conn_id}")
@@ -625,7 +653,11 @@ class CeleryStack:
             self.api("POST", "/pools", json=body, expect=(201,))
 
     def trigger(
-        self, dag_id: str, *, conf: Mapping[str, Any] | None = None, logical_date: datetime | None = None,
+        self,
+        dag_id: str,
+        *,
+        conf: Mapping[str, Any] | None = None,
+        logical_date: datetime | None = None,
         dag_file: str | None = None,
     ) -> str:
         """Unpause ``dag_id`` and create a manual run; return its run id.
@@ -636,7 +668,7 @@ class CeleryStack:
         """
         self.wait_for_dag(dag_id, dag_file=dag_file)
         self.api("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
-        when = logical_date or datetime.now(timezone.utc)
+        when = logical_date or datetime.now(UTC)
         run_id = f"manual__integration__{uuid.uuid4().hex[:8]}"
         body = {"dag_run_id": run_id, "logical_date": when.isoformat(), "conf": dict(conf or {})}
         return self.api("POST", f"/dags/{dag_id}/dagRuns", json=body)["dag_run_id"]
@@ -655,7 +687,8 @@ class CeleryStack:
     def xcom(self, dag_id: str, run_id: str, task_id: str, *, map_index: int = -1, key: str = "return_value") -> Any:
         """The deserialized XCom value a task pushed."""
         entry = self.api(
-            "GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{key}",
+            "GET",
+            f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{key}",
             params={"map_index": map_index, "deserialize": True},
         )
         return entry["value"]
@@ -675,7 +708,11 @@ class CeleryStack:
         return DagRunResult(dag_id, run_id, state, self.task_instances(dag_id, run_id))
 
     def run_dag(
-        self, dag_id: str, *, conf: Mapping[str, Any] | None = None, dag_file: str | None = None,
+        self,
+        dag_id: str,
+        *,
+        conf: Mapping[str, Any] | None = None,
+        dag_file: str | None = None,
         timeout: float = 240.0,
     ) -> DagRunResult:
         """Trigger ``dag_id``, wait for it and require success.

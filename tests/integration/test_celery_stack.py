@@ -136,7 +136,7 @@ def test_mapped_tasks_run_on_the_celery_worker(stack):
     assert {ti["task_id"]: ti["pool"] for ti in result.task_instances}["total"] == "shop_ftp"
     # The mapped renders spread over the worker's two slots: some ran at the same time.
     renders = [ti for ti in result.task_instances if ti["task_id"] == "render"]
-    assert any(_overlap(a, b) for i, a in enumerate(renders) for b in renders[i + 1:])
+    assert any(_overlap(a, b) for i, a in enumerate(renders) for b in renders[i + 1 :])
     # XCom went worker -> Execution API -> metadata DB -> next task on the worker.
     summary = stack.xcom("celery_probe", result.run_id, "total")
     assert summary["total"] == 28

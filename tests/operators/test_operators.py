@@ -23,9 +23,19 @@ from passerelle.operators.inbound import ImportOrdersOperator, ProposeReordersOp
 from passerelle.operators.report import PublishReportOperator
 
 OPERATORS_DIR = Path(importlib.import_module("passerelle.operators").__file__).parent
-OPERATORS = [BuildBatchOperator, BuildCatalogOperator, BuildExchangeOperator, PublishBatchOperator,
-             ConfirmBatchOperator, PlanImagesOperator, RenderImagesOperator, FinishImagesOperator,
-             ImportOrdersOperator, ProposeReordersOperator, PublishReportOperator]
+OPERATORS = [
+    BuildBatchOperator,
+    BuildCatalogOperator,
+    BuildExchangeOperator,
+    PublishBatchOperator,
+    ConfirmBatchOperator,
+    PlanImagesOperator,
+    RenderImagesOperator,
+    FinishImagesOperator,
+    ImportOrdersOperator,
+    ProposeReordersOperator,
+    PublishReportOperator,
+]
 #: Where no configuration file is: an operator that read it in __init__ would fail.
 NOWHERE = "/nonexistent/passerelle.yaml"
 
@@ -52,7 +62,7 @@ def test_arguments_are_keyword_only_and_documented(cls):
         assert len(lines) == 1, f"{cls.__name__}: one ':param {name}:' line expected"
     for field in cls.template_fields:
         assert field in params, (cls.__name__, field)
-        line = doc[doc.index(f":param {field}:"):].split("\n:param")[0]
+        line = doc[doc.index(f":param {field}:") :].split("\n:param")[0]
         assert "(templated" in line, f"{cls.__name__}: {field} is a template field, its :param: must say so"
 
 
@@ -82,11 +92,17 @@ BAD_ARGUMENTS = [
     (BuildExchangeOperator, {"flow": "prices"}, "flow must be one of ('prices_stock', 'order_status'), got 'prices'"),
     (BuildExchangeOperator, {"flow": "prices_stock", "mode": "all"}, "mode must be 'delta' or 'full', got 'all'"),
     (PublishBatchOperator, {"batch": "b"}, "batch must be the build task's result (a dict with batch_id), got 'b'"),
-    (PublishBatchOperator, {"batch": {"batch_id": 1, "status": "built"}, "extra": ["images"]},
-     "extra must be a mapping of manifest entries, got ['images']"),
+    (
+        PublishBatchOperator,
+        {"batch": {"batch_id": 1, "status": "built"}, "extra": ["images"]},
+        "extra must be a mapping of manifest entries, got ['images']",
+    ),
     (ConfirmBatchOperator, {"batch": None, "published": {}}, "batch must be the build task's result"),
-    (ConfirmBatchOperator, {"batch": {"batch_id": 1}, "published": "x"},
-     "published must be the publish task's result (a dict), got 'x'"),
+    (
+        ConfirmBatchOperator,
+        {"batch": {"batch_id": 1}, "published": "x"},
+        "published must be the publish task's result (a dict), got 'x'",
+    ),
     (PlanImagesOperator, {"mode": "Full"}, "mode must be 'delta' or 'full', got 'Full'"),
     (PlanImagesOperator, {"dry_run": "perhaps"}, "dry_run must be true or false, got 'perhaps'"),
     (RenderImagesOperator, {"chunk": [{"key": 1}]}, "chunk must be a list of the plan's items"),
@@ -98,8 +114,9 @@ BAD_ARGUMENTS = [
 ]
 
 
-@pytest.mark.parametrize(("cls", "kwargs", "message"), BAD_ARGUMENTS,
-                         ids=[f"{c.__name__}-{'-'.join(k)}" for c, k, _ in BAD_ARGUMENTS])
+@pytest.mark.parametrize(
+    ("cls", "kwargs", "message"), BAD_ARGUMENTS, ids=[f"{c.__name__}-{'-'.join(k)}" for c, k, _ in BAD_ARGUMENTS]
+)
 def test_a_bad_argument_is_refused_before_anything_is_read_or_connected(cls, kwargs, message):
     op = _build(cls, **kwargs)
     with pytest.raises(ValueError) as info:

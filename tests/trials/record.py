@@ -28,18 +28,36 @@ def record(trial: str, outcome: str, **counts) -> None:
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a", encoding="utf-8") as fh:
-        fh.write(json.dumps({"trial": trial, "outcome": outcome, "at": time.strftime("%Y-%m-%dT%H:%M:%SZ",
-                                                                                    time.gmtime()),
-                             **counts}, default=str) + "\n")
+        fh.write(
+            json.dumps(
+                {
+                    "trial": trial,
+                    "outcome": outcome,
+                    "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    **counts,
+                },
+                default=str,
+            )
+            + "\n"
+        )
 
 
 def summarise(results: Path, table: Path, seconds: float | None = None) -> dict:
-    rows = [json.loads(line) for line in results.read_text(encoding="utf-8").splitlines() if line.strip()] \
-        if results.exists() else []
+    rows = (
+        [json.loads(line) for line in results.read_text(encoding="utf-8").splitlines() if line.strip()]
+        if results.exists()
+        else []
+    )
     totals = {k: sum(int(r.get(k, 0) or 0) for r in rows) for k in TOTALS}
-    lines = ["# Trials", "", "Written by `make trials` (tests/trials): what each trial did and what it found.", "",
-             "| trial | outcome | fuzzed files | kill rounds | server faults | lost | doubled | partial files | "
-             "unhandled exceptions | details |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+    lines = [
+        "# Trials",
+        "",
+        "Written by `make trials` (tests/trials): what each trial did and what it found.",
+        "",
+        "| trial | outcome | fuzzed files | kill rounds | server faults | lost | doubled | partial files | "
+        "unhandled exceptions | details |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
     for r in rows:
         details = ", ".join(f"{k} {v}" for k, v in r.items() if k not in (*TOTALS, "trial", "outcome", "at"))
         cells = [r["trial"], r["outcome"], *(str(r.get(k, 0) or 0) for k in TOTALS), details]

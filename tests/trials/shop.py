@@ -7,13 +7,16 @@ import json
 import random
 from pathlib import Path
 
-HEADER = ("shop_order_id,order_date,status,shop_customer_id,email,currency,line_number,sku,label,quantity,"
-          "unit_price_excl_vat,vat_rate,line_discount_excl_vat,payment_method,payment_amount,payment_paid,"
-          "billing_first_name,billing_last_name,billing_address1,billing_postcode,billing_city,billing_country")
+HEADER = (
+    "shop_order_id,order_date,status,shop_customer_id,email,currency,line_number,sku,label,quantity,"
+    "unit_price_excl_vat,vat_rate,line_discount_excl_vat,payment_method,payment_amount,payment_paid,"
+    "billing_first_name,billing_last_name,billing_address1,billing_postcode,billing_city,billing_country"
+)
 
 
-def orders_file(prefix: str, n: int, rng: random.Random, *, unknown: int = 1, pending: int = 1,
-                lines: int = 3) -> tuple[bytes, dict[str, int]]:
+def orders_file(
+    prefix: str, n: int, rng: random.Random, *, unknown: int = 1, pending: int = 1, lines: int = 3
+) -> tuple[bytes, dict[str, int]]:
     """``n`` orders of 1 to ``lines`` lines; ``unknown`` of them with an unknown SKU (quarantined
     whole), ``pending`` of them not paid (ignored). Returns the bytes and, per order the back office
     must hold, its number of lines."""
@@ -31,17 +34,21 @@ def orders_file(prefix: str, n: int, rng: random.Random, *, unknown: int = 1, pe
             total += round(qty * price * 1.2, 2)
             body.append((ln, sku, qty, price))
         for ln, sku, qty, price in body:
-            rows.append(f"{oid},2026-11-20T08:00:00+01:00,{status},{9000 + i % 13},c{i % 13}@exemple.fr,EUR,{ln},"
-                        f"{sku},Article {ln},{qty},{price:.2f},20,0,card,{total:.2f},1,Ana,Test,1 rue Haute,75001,"
-                        "Paris,FR")
+            rows.append(
+                f"{oid},2026-11-20T08:00:00+01:00,{status},{9000 + i % 13},c{i % 13}@exemple.fr,EUR,{ln},"
+                f"{sku},Article {ln},{qty},{price:.2f},20,0,card,{total:.2f},1,Ana,Test,1 rue Haute,75001,"
+                "Paris,FR"
+            )
         if status == "paid" and i not in special[:unknown]:
             expected[oid] = k
     return ("\n".join(rows) + "\n").encode(), expected
 
 
 def connections_env(erp_dsn: str, ftp_uri: str, config: Path | None = None) -> dict[str, str]:
-    env = {"AIRFLOW_CONN_PASSERELLE_ERP": erp_dsn.replace("postgresql://", "postgres://", 1),
-           "AIRFLOW_CONN_PASSERELLE_SHOP": ftp_uri}
+    env = {
+        "AIRFLOW_CONN_PASSERELLE_ERP": erp_dsn.replace("postgresql://", "postgres://", 1),
+        "AIRFLOW_CONN_PASSERELLE_SHOP": ftp_uri,
+    }
     if config:
         env["PASSERELLE_CONFIG"] = str(config)
     return env
@@ -88,9 +95,12 @@ def published_state(conn, root: Path, flow: str) -> dict:
             elif expected.get(f.name) != data:
                 partial.append(f"{folder.name}/{f.name}: {len(data)} bytes, not the outbox's")
     ahead = []
-    rows = conn.execute("SELECT DISTINCT s.batch_id, b.run_key FROM passerelle.snapshot s JOIN passerelle.batch b "
-                        "ON b.id = s.batch_id WHERE b.flow = %s UNION SELECT id, run_key FROM passerelle.batch "
-                        "WHERE flow = %s AND status = 'confirmed'", (flow, flow)).fetchall()
+    rows = conn.execute(
+        "SELECT DISTINCT s.batch_id, b.run_key FROM passerelle.snapshot s JOIN passerelle.batch b "
+        "ON b.id = s.batch_id WHERE b.flow = %s UNION SELECT id, run_key FROM passerelle.batch "
+        "WHERE flow = %s AND status = 'confirmed'",
+        (flow, flow),
+    ).fetchall()
     conn.commit()
     for batch_id, run_key in rows:
         if not (base / batch_folder(batch_id, run_key) / "manifest.json").exists():

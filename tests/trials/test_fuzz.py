@@ -39,10 +39,41 @@ from hypothesis import strategies as st
 
 SAMPLES = {p.name: p.read_bytes() for p in sorted((INCLUDE / "sample" / "inbound").glob("*.csv"))}
 #: Bytes and cells that broke a reader once, and the shapes around them.
-TOKENS = [b'"', b'""', b"\x00", b"\r", b"\n", b"\r\n", b",", b";", b"\t", b"\xff", b"\xc3", b"\xef\xbb\xbf",
-          b"999999999999", b"-1", b"1e400", b"\xef\xbc\x94", b"=1+1", b"WEB-", b" ", b"2147483648", b"#passerelle ",
-          b"NaN", b"inf", b"0,00", b"1.000,50", b"=HYPERLINK(\"http://x\")", b"<script>alert(1)</script>",
-          "\u0130".encode(), "\u03a3".encode(), b"100231", b"2026-02-30", b"1e8", b"99999999.99"]
+TOKENS = [
+    b'"',
+    b'""',
+    b"\x00",
+    b"\r",
+    b"\n",
+    b"\r\n",
+    b",",
+    b";",
+    b"\t",
+    b"\xff",
+    b"\xc3",
+    b"\xef\xbb\xbf",
+    b"999999999999",
+    b"-1",
+    b"1e400",
+    b"\xef\xbc\x94",
+    b"=1+1",
+    b"WEB-",
+    b" ",
+    b"2147483648",
+    b"#passerelle ",
+    b"NaN",
+    b"inf",
+    b"0,00",
+    b"1.000,50",
+    b'=HYPERLINK("http://x")',
+    b"<script>alert(1)</script>",
+    "\u0130".encode(),
+    "\u03a3".encode(),
+    b"100231",
+    b"2026-02-30",
+    b"1e8",
+    b"99999999.99",
+]
 _serial = itertools.count(1)
 
 
@@ -81,17 +112,16 @@ def fuzzed(draw) -> tuple[str, bytes]:
         if how == "insert":
             buf[at:at] = token
         elif how == "replace":
-            buf[at:at + len(token)] = token
+            buf[at : at + len(token)] = token
         elif how == "delete":
-            del buf[at:at + draw(st.integers(1, 40))]
+            del buf[at : at + draw(st.integers(1, 40))]
         elif how == "truncate":
             del buf[at:]
         else:
-            buf[at:at + 1] = bytes([draw(st.integers(0, 255))])
+            buf[at : at + 1] = bytes([draw(st.integers(0, 255))])
     if draw(st.integers(0, 5)) == 0:
         try:
-            buf = bytearray(bytes(buf).decode("utf-8").encode(draw(st.sampled_from(["utf-16-le", "cp1252",
-                                                                                     "utf-16"]))))
+            buf = bytearray(bytes(buf).decode("utf-8").encode(draw(st.sampled_from(["utf-16-le", "cp1252", "utf-16"]))))
         except UnicodeError:
             pass
     return f"f{n:05d}_{name}", bytes(buf)
@@ -101,9 +131,12 @@ def fuzzed(draw) -> tuple[str, bytes]:
 # One file through the integration, and what it must account for
 # ------------------------------------------------------------------------------------------------
 
+
 def _ledger(conn: psycopg.Connection, ids) -> dict[str, int]:
-    rows = conn.execute("SELECT shop_order_id, file_id FROM passerelle.order_ledger WHERE shop_order_id = ANY(%s)",
-                        ([str(x) for x in ids],)).fetchall()
+    rows = conn.execute(
+        "SELECT shop_order_id, file_id FROM passerelle.order_ledger WHERE shop_order_id = ANY(%s)",
+        ([str(x) for x in ids],),
+    ).fetchall()
     return dict(rows)
 
 
@@ -122,8 +155,12 @@ def check_file(conn: psycopg.Connection, name: str, data: bytes) -> dict:
         problems = [] if str(exc) else ["refused without a reason"]
         return {"status": "refused", "problems": problems}
     except Exception as exc:  # what issue #12 item 1 forbids: one file stopping the run
-        return {"status": "unhandled", "problems": [], "unhandled": f"{name}: {type(exc).__name__}: {exc}"[:400],
-                "trace": traceback.format_exc()[-1500:]}
+        return {
+            "status": "unhandled",
+            "problems": [],
+            "unhandled": f"{name}: {type(exc).__name__}: {exc}"[:400],
+            "trace": traceback.format_exc()[-1500:],
+        }
     if result.status == "duplicate":
         return {"status": "duplicate", "problems": []}
     return {"status": "integrated", "problems": account(conn, name, data, result.file_id, result.counts, before)}
@@ -136,12 +173,15 @@ def read_ids(name: str, data: bytes) -> list[str]:
         return []
 
 
-def account(conn: psycopg.Connection, name: str, data: bytes, file_id: int, counts: dict,
-            before: dict[str, int]) -> list[str]:
+def account(
+    conn: psycopg.Connection, name: str, data: bytes, file_id: int, counts: dict, before: dict[str, int]
+) -> list[str]:
     problems: list[str] = []
     parsed = read_inbound(name, data)
-    q = pd.DataFrame(conn.execute("SELECT line, reason FROM passerelle.quarantine WHERE file_id = %s",
-                                  (file_id,)).fetchall(), columns=["line", "reason"])
+    q = pd.DataFrame(
+        conn.execute("SELECT line, reason FROM passerelle.quarantine WHERE file_id = %s", (file_id,)).fetchall(),
+        columns=["line", "reason"],
+    )
     conn.commit()
     if (q["reason"].fillna("").str.strip() == "").any():
         problems.append("a quarantined row without a reason")
@@ -154,8 +194,9 @@ def account(conn: psycopg.Connection, name: str, data: bytes, file_id: int, coun
         if len(kept | quarantined) > read:
             problems.append(f"{read} rows read, {len(kept)} integrated + {len(quarantined)} quarantined")
         emails = sorted({str(e).lower() for e in parsed.customers["email"].dropna()})
-        held = conn.execute("SELECT count(DISTINCT lower(email)) FROM erp.customer WHERE lower(email) = ANY(%s)",
-                            (emails,)).fetchone()[0]
+        held = conn.execute(
+            "SELECT count(DISTINCT lower(email)) FROM erp.customer WHERE lower(email) = ANY(%s)", (emails,)
+        ).fetchone()[0]
         conn.commit()
         if held != len(emails):
             problems.append(f"customers lost: {len(emails)} e-mails in the file, {held} in the back office")
@@ -179,8 +220,10 @@ def account(conn: psycopg.Connection, name: str, data: bytes, file_id: int, coun
         problems.append(f"rows both integrated and quarantined: {sorted(integrated & quarantined)[:5]}")
     parser_rows = set(parsed.lines["line"]) | set(parsed.rejects["line"])
     if len(integrated | quarantined | ignored) != read or len(parser_rows) != read:
-        problems.append(f"{read} rows read != {len(integrated)} integrated + {len(quarantined)} quarantined + "
-                        f"{len(ignored)} ignored")
+        problems.append(
+            f"{read} rows read != {len(integrated)} integrated + {len(quarantined)} quarantined + "
+            f"{len(ignored)} ignored"
+        )
     problems += totals(conn, parsed, [o for o, f in ledger.items() if f == file_id])
     return problems
 
@@ -196,7 +239,9 @@ def totals(conn: psycopg.Connection, parsed, orders: list[str]) -> list[str]:
         "          FROM erp.sales_order_line l WHERE l.order_id = o.id), "
         "       (SELECT count(*) FROM erp.sales_order_line l WHERE l.order_id = o.id), "
         "       (SELECT sum(p.amount) FROM erp.payment p WHERE p.order_id = o.id) "
-        "FROM erp.sales_order o WHERE o.shop_order_id = ANY(%s)", (orders,)).fetchall()
+        "FROM erp.sales_order o WHERE o.shop_order_id = ANY(%s)",
+        (orders,),
+    ).fetchall()
     conn.commit()
     stated = parsed.orders.drop_duplicates("shop_order_id").set_index("shop_order_id")
     out = []
@@ -214,8 +259,12 @@ def totals(conn: psycopg.Connection, parsed, orders: list[str]) -> list[str]:
         if said is not None and incl is not None and abs(said - incl) > 0.011:
             why.append(f"the file states {said}, the back office holds {incl}")
         discount = _money(o["order_discount_excl_vat"]) if o is not None else None
-        if not discount and lines is not None and incl is not None \
-                and abs(lines + (ship or 0) - incl) > 0.01 * (n + 1) + 0.001:
+        if (
+            not discount
+            and lines is not None
+            and incl is not None
+            and abs(lines + (ship or 0) - incl) > 0.01 * (n + 1) + 0.001
+        ):
             why.append(f"lines and shipping add up to {lines + (ship or 0):.2f}, the total is {incl}")
         if why:
             out.append(f"totals of {oid}: " + "; ".join(why))
@@ -225,6 +274,7 @@ def totals(conn: psycopg.Connection, parsed, orders: list[str]) -> list[str]:
 # ------------------------------------------------------------------------------------------------
 # The trials
 # ------------------------------------------------------------------------------------------------
+
 
 def keep(name: str, data: bytes) -> None:
     """A file that found something, kept beside the results (``var/trials/findings``) to replay it."""
@@ -241,8 +291,14 @@ def fuzz(erp_dsn: str, files: int, *, trial: str, derandomize: bool) -> dict:
     unhandled: list[dict] = []
     conn = psycopg.connect(erp_dsn)
 
-    @settings(max_examples=files, deadline=None, derandomize=derandomize, database=None,
-              phases=[hypothesis.Phase.generate], suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=files,
+        deadline=None,
+        derandomize=derandomize,
+        database=None,
+        phases=[hypothesis.Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
     @given(fuzzed())
     def run(case):
         nonlocal conn
@@ -269,10 +325,21 @@ def fuzz(erp_dsn: str, files: int, *, trial: str, derandomize: bool) -> dict:
     lost = sum(1 for p in problems if ": lost" in p or "customers lost" in p)
     totals_wrong = sum(1 for p in problems if ": totals of " in p)
     others = len(problems) - lost - totals_wrong
-    outcome = "ok" if not problems and not unhandled else "; ".join(
-        [u["unhandled"] for u in unhandled[:3]] + problems[:3])[:700]
-    record(trial, outcome, fuzzed_files=total, lost=lost, unhandled_exceptions=len(unhandled),
-           orders_not_adding_up=totals_wrong, accounting_problems=others, **{f"files_{k}": v for k, v in seen.items()})
+    outcome = (
+        "ok"
+        if not problems and not unhandled
+        else "; ".join([u["unhandled"] for u in unhandled[:3]] + problems[:3])[:700]
+    )
+    record(
+        trial,
+        outcome,
+        fuzzed_files=total,
+        lost=lost,
+        unhandled_exceptions=len(unhandled),
+        orders_not_adding_up=totals_wrong,
+        accounting_problems=others,
+        **{f"files_{k}": v for k, v in seen.items()},
+    )
     return {"seen": seen, "problems": problems, "unhandled": unhandled, "after": after, "total": total}
 
 
@@ -297,8 +364,12 @@ def fuzzed_fast(pg_server, erp_template):
 def fuzzed_many(pg_server, erp_template):
     files = size("TRIALS_FILES", 1000)
     for dsn in _back_office(pg_server, erp_template):
-        return fuzz(dsn, files, trial=f"fuzz: {files} inbound files through the integration",
-                    derandomize=bool(os.environ.get("TRIALS_DERANDOMIZE")))
+        return fuzz(
+            dsn,
+            files,
+            trial=f"fuzz: {files} inbound files through the integration",
+            derandomize=bool(os.environ.get("TRIALS_DERANDOMIZE")),
+        )
 
 
 def _assert_handled(out: dict, files: int) -> None:

@@ -57,6 +57,7 @@ def _delay(rng: random.Random, r: int, clean: float) -> float:
 # Import
 # ------------------------------------------------------------------------------------------------
 
+
 def _inbound_check(conn: psycopg.Connection, root: Path, expected: dict[str, int], dropped: dict[str, bytes]) -> dict:
     """Lost, doubled and partial files after a rerun (see the module's docstring)."""
     rows = conn.execute(
@@ -64,16 +65,24 @@ def _inbound_check(conn: psycopg.Connection, root: Path, expected: dict[str, int
         "(SELECT count(*) FROM erp.payment p WHERE p.order_id = min(o.id)), "
         "(SELECT count(*) FROM passerelle.order_ledger g WHERE g.shop_order_id = o.shop_order_id) "
         "FROM erp.sales_order o LEFT JOIN erp.sales_order_line l ON l.order_id = o.id "
-        "WHERE o.shop_order_id = ANY(%s) GROUP BY o.shop_order_id", (list(expected),)).fetchall()
+        "WHERE o.shop_order_id = ANY(%s) GROUP BY o.shop_order_id",
+        (list(expected),),
+    ).fetchall()
     held = {r[0]: r[1:] for r in rows}
     lost = sorted(set(expected) - set(held))
-    doubled = sorted(o for o, (n, lines, pays, ledger) in held.items()
-                     if n > 1 or lines != expected[o] or pays > 1 or ledger != 1)
+    doubled = sorted(
+        o for o, (n, lines, pays, ledger) in held.items() if n > 1 or lines != expected[o] or pays > 1 or ledger != 1
+    )
     stranded = conn.execute("SELECT count(*) FROM passerelle.inbound_file WHERE status = 'integrated'").fetchone()[0]
     conn.commit()
     left = sorted(p.name for p in (root / "inbound").glob("*.csv"))
-    return {"lost": lost, "doubled": doubled, "partial": _inbound_partial(root, dropped), "left": left,
-            "stranded": stranded}
+    return {
+        "lost": lost,
+        "doubled": doubled,
+        "partial": _inbound_partial(root, dropped),
+        "left": left,
+        "stranded": stranded,
+    }
 
 
 def _inbound_partial(root: Path, dropped: dict[str, bytes]) -> list[str]:
@@ -126,8 +135,7 @@ def import_rounds(rounds: int, zygote, erp_dsn: str, tmp_path: Path, *, trial: s
             for r in range(rounds):
                 drop(r)
                 log = tmp_path / f"import_{r:03d}.log"
-                what = _kill_after(zygote, "tests.trials.jobs:import_files", _delay(rng, r, clean), log=log,
-                                   env=env)
+                what = _kill_after(zygote, "tests.trials.jobs:import_files", _delay(rng, r, clean), log=log, env=env)
                 outcomes[what] += 1
                 now = _inbound_partial(server.root, dropped)  # what the shop sees right after the kill
                 rerun = zygote.run("tests.trials.jobs:import_files", log=log, env=env)
@@ -145,19 +153,29 @@ def import_rounds(rounds: int, zygote, erp_dsn: str, tmp_path: Path, *, trial: s
         stop()
     outcome = "ok" if not found else "; ".join(found)[:600]
     if totals["stranded"]:
-        outcome += (f"; {totals['stranded']} ledger rows left 'integrated' without their archive name "
-                    "(issue #12 item 9)")
-    record(trial, outcome, kill_rounds=rounds, lost=totals["lost"], doubled=totals["doubled"],
-           partial_files=totals["partial"], orders=len(expected), killed=outcomes["killed"],
-           ended_before_kill=outcomes["finished"] + outcomes["failed"], files_left_unread=totals["left"],
-           stranded_ledger_rows=totals["stranded"], clean_run_s=round(clean, 1))
+        outcome += f"; {totals['stranded']} ledger rows left 'integrated' without their archive name (issue #12 item 9)"
+    record(
+        trial,
+        outcome,
+        kill_rounds=rounds,
+        lost=totals["lost"],
+        doubled=totals["doubled"],
+        partial_files=totals["partial"],
+        orders=len(expected),
+        killed=outcomes["killed"],
+        ended_before_kill=outcomes["finished"] + outcomes["failed"],
+        files_left_unread=totals["left"],
+        stranded_ledger_rows=totals["stranded"],
+        clean_run_s=round(clean, 1),
+    )
     return {**totals, **outcomes, "found": found, "orders": len(expected)}
 
 
 def _assert_import(out: dict, rounds: int) -> None:
     assert out["killed"] >= 1 or rounds < 2, f"no round was killed mid-run: {out}"
-    assert (out["lost"], out["doubled"], out["partial"], out["left"], out["reruns_failed"]) == (0, 0, 0, 0, 0), \
-        out["found"]
+    assert (out["lost"], out["doubled"], out["partial"], out["left"], out["reruns_failed"]) == (0, 0, 0, 0, 0), out[
+        "found"
+    ]
 
 
 def test_import_killed_at_random_points_loses_and_doubles_nothing(zygote, erp_dsn, tmp_path):
@@ -176,8 +194,10 @@ def test_import_killed_many_times(zygote, erp_dsn, tmp_path):
 # Publish
 # ------------------------------------------------------------------------------------------------
 
-def publish_rounds(rounds: int, zygote, erp_dsn: str, tmp_path: Path, *, trial: str, flow: str = "prices_stock"
-                   ) -> dict:
+
+def publish_rounds(
+    rounds: int, zygote, erp_dsn: str, tmp_path: Path, *, trial: str, flow: str = "prices_stock"
+) -> dict:
     rng = random.Random(SEED + 1)
     server, stop = start_ftp(tmp_path / "shop")
     env = connections_env(erp_dsn, server.uri())
@@ -187,28 +207,48 @@ def publish_rounds(rounds: int, zygote, erp_dsn: str, tmp_path: Path, *, trial: 
     found: list[str] = []
     try:
         with psycopg.connect(erp_dsn) as conn:
-            ids = [r[0] for r in conn.execute("SELECT id FROM erp.article WHERE web AND price_excl_vat > 0 "
-                                              "ORDER BY id LIMIT 300")]
+            ids = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT id FROM erp.article WHERE web AND price_excl_vat > 0 ORDER BY id LIMIT 300"
+                )
+            ]
             conn.commit()
             # Calibration: the first run (full), then a delta as each round sends; the kills fall within it.
             for back in (2, 1):
-                conn.execute("UPDATE erp.article SET price_excl_vat = price_excl_vat + 1 WHERE id = ANY(%s)",
-                             (rng.sample(ids, 5),))
+                conn.execute(
+                    "UPDATE erp.article SET price_excl_vat = price_excl_vat + 1 WHERE id = ANY(%s)",
+                    (rng.sample(ids, 5),),
+                )
                 conn.commit()
                 t0 = time.monotonic()
-                end = zygote.run("tests.trials.jobs:publish_flow", log=tmp_path / "calibrate.log", env=env,
-                                 flow=flow, logical_date=start.subtract(hours=back).isoformat())
+                end = zygote.run(
+                    "tests.trials.jobs:publish_flow",
+                    log=tmp_path / "calibrate.log",
+                    env=env,
+                    flow=flow,
+                    logical_date=start.subtract(hours=back).isoformat(),
+                )
                 clean = time.monotonic() - t0
                 assert end.get("exit") == 0, (tmp_path / "calibrate.log").read_text()[-3000:]
             for r in range(rounds):
                 # Something to send: a few prices and stock levels change every hour.
-                conn.execute("UPDATE erp.article SET price_excl_vat = price_excl_vat + 1 WHERE id = ANY(%s)",
-                             (rng.sample(ids, 5),))
+                conn.execute(
+                    "UPDATE erp.article SET price_excl_vat = price_excl_vat + 1 WHERE id = ANY(%s)",
+                    (rng.sample(ids, 5),),
+                )
                 conn.commit()
                 when = start.add(hours=r).isoformat()
                 log = tmp_path / f"publish_{r:03d}.log"
-                what = _kill_after(zygote, "tests.trials.jobs:publish_flow", _delay(rng, r, clean), log=log,
-                                   env=env, flow=flow, logical_date=when)
+                what = _kill_after(
+                    zygote,
+                    "tests.trials.jobs:publish_flow",
+                    _delay(rng, r, clean),
+                    log=log,
+                    env=env,
+                    flow=flow,
+                    logical_date=when,
+                )
                 outcomes[what] += 1
                 now = published_state(conn, server.root, flow)
                 rerun = zygote.run("tests.trials.jobs:publish_flow", log=log, env=env, flow=flow, logical_date=when)
@@ -218,8 +258,9 @@ def publish_rounds(rounds: int, zygote, erp_dsn: str, tmp_path: Path, *, trial: 
                 after = published_state(conn, server.root, flow)
                 partial = sorted(set(now["partial"]) | set(after["partial"]))
                 ahead = sorted(set(now["ahead"]) | set(after["ahead"]))
-                batch = conn.execute("SELECT id, status FROM passerelle.batch WHERE flow = %s AND run_key = %s",
-                                     (flow, when)).fetchone()
+                batch = conn.execute(
+                    "SELECT id, status FROM passerelle.batch WHERE flow = %s AND run_key = %s", (flow, when)
+                ).fetchone()
                 conn.commit()
                 lost = [] if batch and batch[1] == "confirmed" and batch[0] in after["folders"] else [when]
                 doubled = [b for b, folders in after["folders"].items() if len(folders) > 1]
@@ -229,17 +270,26 @@ def publish_rounds(rounds: int, zygote, erp_dsn: str, tmp_path: Path, *, trial: 
                         found.append(f"round {r} ({what}): {k} {v[:5]}")
     finally:
         stop()
-    record(trial, "ok" if not found else "; ".join(found)[:600], kill_rounds=rounds, lost=totals["lost"],
-           doubled=totals["doubled"], partial_files=totals["partial"], snapshot_ahead=totals["ahead"],
-           killed=outcomes["killed"], ended_before_kill=outcomes["finished"] + outcomes["failed"],
-           clean_run_s=round(clean, 1))
+    record(
+        trial,
+        "ok" if not found else "; ".join(found)[:600],
+        kill_rounds=rounds,
+        lost=totals["lost"],
+        doubled=totals["doubled"],
+        partial_files=totals["partial"],
+        snapshot_ahead=totals["ahead"],
+        killed=outcomes["killed"],
+        ended_before_kill=outcomes["finished"] + outcomes["failed"],
+        clean_run_s=round(clean, 1),
+    )
     return {**totals, **outcomes, "found": found}
 
 
 def _assert_publish(out: dict, rounds: int) -> None:
     assert out["killed"] >= 1 or rounds < 2, f"no round was killed mid-run: {out}"
-    assert (out["lost"], out["doubled"], out["partial"], out["ahead"], out["reruns_failed"]) == (0, 0, 0, 0, 0), \
-        out["found"]
+    assert (out["lost"], out["doubled"], out["partial"], out["ahead"], out["reruns_failed"]) == (0, 0, 0, 0, 0), out[
+        "found"
+    ]
 
 
 def test_publish_killed_at_random_points_never_shows_a_partial_file_nor_runs_ahead(zygote, erp_dsn, tmp_path):

@@ -152,8 +152,9 @@ def test_publish_against_a_faulty_server(fault, monkeypatch, erp_dsn, tmp_path):
         if error is None:
             problems.append("the publish succeeded against a server that lost the files")
         elif not ("127.0.0.1" in message and ("prices_stock" in message or fault == "server down")):
-            problems.append(f"the message names neither the server nor the file: {type(error).__name__}: "
-                            f"{message[:200]}")
+            problems.append(
+                f"the message names neither the server nor the file: {type(error).__name__}: {message[:200]}"
+            )
         if status != ("built",) or snapshot:
             problems.append(f"after the failure the batch is {status} and the snapshot holds {snapshot} rows")
     problems += state["partial"] + [f"snapshot ahead of the shop: batch {b}" for b in state["ahead"]]
@@ -177,15 +178,22 @@ def test_publish_against_a_faulty_server(fault, monkeypatch, erp_dsn, tmp_path):
             rerun_problems.append(f"after the clean rerun the batch is {confirmed}")
     partial = len(state["partial"])
     found = problems + rerun_problems
-    record(f"server fault (publish): {fault}", "ok" + (f" ({type(error).__name__}: {message[:160]})" if error else "")
-           if not found else "; ".join(found)[:600], server_faults=1, partial_files=partial,
-           seconds=round(seconds, 1))
+    record(
+        f"server fault (publish): {fault}",
+        "ok" + (f" ({type(error).__name__}: {message[:160]})" if error else "")
+        if not found
+        else "; ".join(found)[:600],
+        server_faults=1,
+        partial_files=partial,
+        seconds=round(seconds, 1),
+    )
     assert found == []
 
 
 # ------------------------------------------------------------------------------------------------
 # The back office's connection killed, its server restarted
 # ------------------------------------------------------------------------------------------------
+
 
 def _db_rounds(rounds: int, zygote, erp_dsn: str, tmp_path: Path, fault, *, trial: str) -> dict:
     """Drop order files, run the import in a child, hit the database with ``fault(dsn)`` after a random
@@ -227,8 +235,9 @@ def _db_rounds(rounds: int, zygote, erp_dsn: str, tmp_path: Path, fault, *, tria
                 if end.get("exit"):
                     totals["failed_as_expected"] += 1
                     text = log.read_text(errors="replace")
-                    if "Traceback" in text and not any(w in text for w in ("OperationalError", "AdminShutdown",
-                                                                           "terminat", "connection")):
+                    if "Traceback" in text and not any(
+                        w in text for w in ("OperationalError", "AdminShutdown", "terminat", "connection")
+                    ):
                         found.append(f"round {r}: the import failed for another reason: {text[-300:]}")
                 for _ in range(30):  # the restarted server may take a moment to accept connections
                     try:
@@ -252,9 +261,16 @@ def _db_rounds(rounds: int, zygote, erp_dsn: str, tmp_path: Path, fault, *, tria
         stop()
     if rounds >= 2 and not totals["failed_as_expected"]:
         found.append(f"the fault never hit a running import in {rounds} rounds (clean import {clean:.1f} s)")
-    record(trial, "ok" if not found else "; ".join(found)[:600], server_faults=rounds, lost=totals["lost"],
-           doubled=totals["doubled"], partial_files=totals["partial"], orders=len(expected),
-           imports_failed_by_the_fault=totals["failed_as_expected"])
+    record(
+        trial,
+        "ok" if not found else "; ".join(found)[:600],
+        server_faults=rounds,
+        lost=totals["lost"],
+        doubled=totals["doubled"],
+        partial_files=totals["partial"],
+        orders=len(expected),
+        imports_failed_by_the_fault=totals["failed_as_expected"],
+    )
     return {**totals, "found": found}
 
 
@@ -262,8 +278,10 @@ def _wait_for_a_session(conn: psycopg.Connection, timeout: float = 10) -> None:
     """Until another session than ours is open on our database (the child's), or ``timeout``."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        n = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                         "AND pid <> pg_backend_pid() AND backend_type = 'client backend'").fetchone()[0]
+        n = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
+        ).fetchone()[0]
         conn.commit()
         if n:
             return
@@ -272,21 +290,30 @@ def _wait_for_a_session(conn: psycopg.Connection, timeout: float = 10) -> None:
 
 def _terminate(dsn: str) -> None:
     with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() "
-                     "AND pid <> pg_backend_pid()")
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid()"
+        )
 
 
 def test_database_connection_killed_during_the_import(zygote, erp_dsn, tmp_path):
-    out = _db_rounds(2, zygote, erp_dsn, tmp_path, _terminate, trial="PostgreSQL: pg_terminate_backend during "
-                                                                      "the import (make test)")
+    out = _db_rounds(
+        2, zygote, erp_dsn, tmp_path, _terminate, trial="PostgreSQL: pg_terminate_backend during the import (make test)"
+    )
     assert out["found"] == []
 
 
 @pytest.mark.trials
 def test_database_connection_killed_many_times(zygote, erp_dsn, tmp_path):
     rounds = max(3, size("TRIALS_ROUNDS", 50) // 5)
-    out = _db_rounds(rounds, zygote, erp_dsn, tmp_path, _terminate,
-                     trial=f"PostgreSQL: pg_terminate_backend during the import x{rounds}")
+    out = _db_rounds(
+        rounds,
+        zygote,
+        erp_dsn,
+        tmp_path,
+        _terminate,
+        trial=f"PostgreSQL: pg_terminate_backend during the import x{rounds}",
+    )
     assert out["found"] == []
 
 
@@ -310,8 +337,11 @@ def own_cluster():
         prefix = ["runuser", "-u", "postgres", "--"]
     ctl = [*prefix, _pg_bin("pg_ctl"), "-D", str(data), "-l", str(base / "pg.log"), "-w"]
     opts = ["-o", f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off"]
-    subprocess.run([*prefix, _pg_bin("initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "-E", "UTF8",
-                    "--no-sync"], check=True, capture_output=True)
+    subprocess.run(
+        [*prefix, _pg_bin("initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync"],
+        check=True,
+        capture_output=True,
+    )
     subprocess.run([*ctl, *opts, "start"], check=True, capture_output=True)
     server = f"postgresql://postgres@127.0.0.1:{port}/postgres"
     dsn = create_database(server, "passerelle_trials")
@@ -330,8 +360,14 @@ def own_cluster():
 def test_database_server_restarted_during_the_import(zygote, own_cluster, tmp_path):
     dsn, restart = own_cluster
     rounds = max(2, size("TRIALS_ROUNDS", 50) // 10)
-    out = _db_rounds(rounds, zygote, dsn, tmp_path, restart,
-                     trial=f"PostgreSQL: server restarted (immediate) during the import x{rounds}")
+    out = _db_rounds(
+        rounds,
+        zygote,
+        dsn,
+        tmp_path,
+        restart,
+        trial=f"PostgreSQL: server restarted (immediate) during the import x{rounds}",
+    )
     assert out["found"] == []
 
 

@@ -71,7 +71,7 @@ def check_timezone_name(value: Any) -> str:
     try:
         zoneinfo.ZoneInfo(value)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError, TypeError):
-        raise fail(f"{value!r} is not a known timezone; expected an IANA name such as \"Europe/Paris\"") from None
+        raise fail(f'{value!r} is not a known timezone; expected an IANA name such as "Europe/Paris"') from None
     return value
 
 

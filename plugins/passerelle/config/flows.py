@@ -63,8 +63,17 @@ NO_CHANGE_FLOWS: dict[str, str] = {
 TIME_KEYS: tuple[str, ...] = ("cron", "times", "every_minutes")
 RHYTHM_KEYS: tuple[str, ...] = (*TIME_KEYS, "on_change", "manual")
 OPTION_KEYS: tuple[str, ...] = (
-    "enabled", "catchup", "start_date", "max_active_runs", "pool", "retries", "entities",
-    "after", "watch", "poll_seconds", "settle_seconds",
+    "enabled",
+    "catchup",
+    "start_date",
+    "max_active_runs",
+    "pool",
+    "retries",
+    "entities",
+    "after",
+    "watch",
+    "poll_seconds",
+    "settle_seconds",
 )
 #: Keys only the ``report`` flow takes (where its HTML page goes, how many days it covers).
 REPORT_KEYS: tuple[str, ...] = ("local_dir", "remote_dir", "days")
@@ -89,7 +98,7 @@ def cron_problem(expr: Any) -> str | None:
     """What is wrong with *expr* as a 5-field cron expression (or ``@daily``-style preset) that
     fires, or ``None``."""
     if not isinstance(expr, str) or not expr.strip():
-        return f"expected a cron expression such as \"0 2 * * *\", got {expr!r}"
+        return f'expected a cron expression such as "0 2 * * *", got {expr!r}'
     expr = " ".join(expr.split())
     try:
         fields = croniter(expr).expanded
@@ -118,8 +127,10 @@ def time_of_day_problem(value: Any) -> str | None:
     """
     if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < MINUTES_PER_DAY:
         hour, minute = divmod(value, 60)
-        return (f"{value!r} is not a time of day (HH:MM); YAML reads an unquoted {hour}:{minute:02d} as the number "
-                f"{value}: write it in quotes, \"{hour:02d}:{minute:02d}\"")
+        return (
+            f"{value!r} is not a time of day (HH:MM); YAML reads an unquoted {hour}:{minute:02d} as the number "
+            f'{value}: write it in quotes, "{hour:02d}:{minute:02d}"'
+        )
     if not (isinstance(value, str) and _TIME_OF_DAY.match(value)):
         return f"{value!r} is not a time of day (HH:MM)"
     return None
@@ -138,7 +149,7 @@ def _times(value: Any) -> tuple[str, ...]:
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list) or not value:
-        raise fail(f"expected a list of times of day such as [\"08:00\", \"13:00\"], got {value!r}")
+        raise fail(f'expected a list of times of day such as ["08:00", "13:00"], got {value!r}')
     seen: dict[tuple[int, int], int] = {}
     for i, item in enumerate(value):
         problem = time_of_day_problem(item)
@@ -176,15 +187,16 @@ def _seconds(low: float, high: float):
 
 def table_problem(value: Any) -> str | None:
     if not isinstance(value, str) or not _TABLE_NAME.match(value):
-        return f"expected a table as schema.table, such as \"erp.article\", got {value!r}"
+        return f'expected a table as schema.table, such as "erp.article", got {value!r}'
     return None
 
 
 def _watch(value: Any) -> dict[str, tuple[str, ...]]:
     """``watch: {entity: [schema.table, ...]}``."""
     if not isinstance(value, Mapping) or not value:
-        raise fail(f"expected a mapping of entity to tables, such as {{stock: [erp.stock, erp.location]}}, "
-                   f"got {value!r}")
+        raise fail(
+            f"expected a mapping of entity to tables, such as {{stock: [erp.stock, erp.location]}}, got {value!r}"
+        )
     out: dict[str, tuple[str, ...]] = {}
     for entity, tables in value.items():
         if not isinstance(entity, str) or not entity.strip():
@@ -232,7 +244,7 @@ class FlowSettings(Section):
     and ``on_change``.
     """
 
-    EXAMPLE: ClassVar[str] = "{cron: \"0 2 * * *\"}"
+    EXAMPLE: ClassVar[str] = '{cron: "0 2 * * *"}'
 
     name: str
     cron: Annotated[str | None, BeforeValidator(_cron)] = None
@@ -276,8 +288,10 @@ class FlowSettings(Section):
         on_change, manual = data.get("on_change", False), data.get("manual", False)
         timed = [key for key in TIME_KEYS if key in data]
         if len(timed) > 1:
-            raise fail(f"{' and '.join(timed)} are both set; keep one rhythm "
-                       f"(only on_change: true may be added to cron, times or every_minutes)")
+            raise fail(
+                f"{' and '.join(timed)} are both set; keep one rhythm "
+                f"(only on_change: true may be added to cron, times or every_minutes)"
+            )
         if manual and (timed or on_change or "after" in data):
             other = timed[0] if timed else "on_change" if on_change else "after"
             raise fail(f"manual: true and {other} are both set; a manual flow has no other rhythm")
@@ -297,13 +311,18 @@ class FlowSettings(Section):
             if flow == self.name:
                 raise fail("a flow cannot run after itself", key=("after", i))
             if flow not in PUBLISHING_FLOWS:
-                raise fail(f"{flow!r} publishes no asset to follow; expected one of {', '.join(PUBLISHING_FLOWS)}",
-                           key=("after", i))
+                raise fail(
+                    f"{flow!r} publishes no asset to follow; expected one of {', '.join(PUBLISHING_FLOWS)}",
+                    key=("after", i),
+                )
             if flow in self.after[:i]:
                 raise fail(f"{flow!r} is listed twice", key=("after", i))
         if self.catchup and self.start_date is None:
-            raise fail(f"true needs flows.{self.name}.start_date (YYYY-MM-DD, in the shop's timezone), the first "
-                       f"slot to catch up from; without it Airflow refuses the DAG", key="catchup")
+            raise fail(
+                f"true needs flows.{self.name}.start_date (YYYY-MM-DD, in the shop's timezone), the first "
+                f"slot to catch up from; without it Airflow refuses the DAG",
+                key="catchup",
+            )
         return self
 
     @property
@@ -345,7 +364,7 @@ class FlowsSection(Section):
     """``flows``: one :class:`FlowSettings` per flow (defaults for the flows left out)."""
 
     KEY_WORD: ClassVar[str] = "flow"
-    EXAMPLE: ClassVar[str] = "{catalog: {cron: \"0 2 * * *\"}}"
+    EXAMPLE: ClassVar[str] = '{catalog: {cron: "0 2 * * *"}}'
 
     catalog: FlowSettings
     customers: FlowSettings

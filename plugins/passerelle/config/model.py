@@ -72,8 +72,11 @@ class Settings(Section):
             entities = self.flow_entities(flow.name)
             for entity in flow.watch:
                 if entity not in entities:
-                    raise fail(f"{entity!r} is not an entity of {flow.name}; expected one of "
-                               f"{', '.join(entities) or '(none)'}", key=("flows", flow.name, "watch", entity))
+                    raise fail(
+                        f"{entity!r} is not an entity of {flow.name}; expected one of "
+                        f"{', '.join(entities) or '(none)'}",
+                        key=("flows", flow.name, "watch", entity),
+                    )
             if flow.on_change:
                 from passerelle.core.changes import DEFAULT_WATCH
 
@@ -81,8 +84,11 @@ class Settings(Section):
                     raise fail(f"{flow.name} has no entities to watch", key=("flows", flow.name, "on_change"))
                 for entity in entities:
                     if not (flow.watch.get(entity) or DEFAULT_WATCH.get(entity)):
-                        raise fail(f"no tables known for entity {entity!r}; list them, e.g. watch: "
-                                   f"{{{entity}: [erp.some_table]}}", key=("flows", flow.name, "watch"))
+                        raise fail(
+                            f"no tables known for entity {entity!r}; list them, e.g. watch: "
+                            f"{{{entity}: [erp.some_table]}}",
+                            key=("flows", flow.name, "watch"),
+                        )
         return self
 
     @property

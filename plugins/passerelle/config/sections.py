@@ -50,7 +50,7 @@ DEFAULT_TAX_RULES_GROUPS = {20.0: 1, 10.0: 2, 5.5: 3, 2.1: 4}
 
 def _folder(value: Any) -> str:
     if not isinstance(value, str) or not value.strip() or "\x00" in value:
-        raise fail(f"expected a folder path such as \"/outbound\", got {value!r}")
+        raise fail(f'expected a folder path such as "/outbound", got {value!r}')
     return value.strip()
 
 
@@ -69,12 +69,12 @@ def _ftp_pool(value: Any) -> str:
 
 def _url(value: Any) -> str:
     if not isinstance(value, str) or (value and not re.match(r"^https?://", value)):
-        raise fail(f"expected an http(s) URL such as \"https://shop.example.com/passerelle\" or \"\", got {value!r}")
+        raise fail(f'expected an http(s) URL such as "https://shop.example.com/passerelle" or "", got {value!r}')
     return value
 
 
 Folder = Annotated[str, BeforeValidator(_folder)]
-ConnId = Annotated[str, BeforeValidator(text("\"passerelle_erp\""))]
+ConnId = Annotated[str, BeforeValidator(text('"passerelle_erp"'))]
 
 
 class ShopSection(Section):
@@ -96,8 +96,9 @@ class ShopSection(Section):
 
 def _selection_rule(value: Any) -> str:
     if not isinstance(value, str) or not value.strip() or ";" in value:
-        raise fail(f"{{key}} must be one SQL boolean expression (no ';'), such as \"a.price_excl_vat > 0\", "
-                   f"got {value!r}")
+        raise fail(
+            f"{{key}} must be one SQL boolean expression (no ';'), such as \"a.price_excl_vat > 0\", got {value!r}"
+        )
     return value
 
 
@@ -106,8 +107,7 @@ class CatalogSection(Section):
 
     selection_rule: Annotated[str, BeforeValidator(_selection_rule)] = "TRUE"
     send_purchase_price: Bool = False
-    entities: Annotated[tuple[str, ...], BeforeValidator(names_list("entity", "[article, variant]"))] = (
-        CATALOG_ENTITIES)
+    entities: Annotated[tuple[str, ...], BeforeValidator(names_list("entity", "[article, variant]"))] = CATALOG_ENTITIES
 
 
 # --------------------------------------------------------------------------- images
@@ -119,7 +119,7 @@ def _background(value: Any) -> str:
     try:
         ImageColor.getrgb(str(value))
     except ValueError:
-        raise fail(f"{value!r} is not a colour; expected a colour such as \"#FFFFFF\" or \"white\"") from None
+        raise fail(f'{value!r} is not a colour; expected a colour such as "#FFFFFF" or "white"') from None
     return str(value)
 
 
@@ -162,8 +162,9 @@ class ImagesSection(Section):
     """``images``: the renders made of each photo."""
 
     formats: dict[str, ImageFormatSection] = Field(default_factory=_default_formats)
-    format: Annotated[str, BeforeValidator(lambda v: one_of(IMAGE_FORMATS)(v.lower() if isinstance(v, str) else v))] \
-        = "jpeg"
+    format: Annotated[str, BeforeValidator(lambda v: one_of(IMAGE_FORMATS)(v.lower() if isinstance(v, str) else v))] = (
+        "jpeg"
+    )
     quality: Annotated[int, BeforeValidator(whole(1, 100))] = 85
     chunk_size: Annotated[int, BeforeValidator(whole(1, unit="photos"))] = 200
     max_pixels: Annotated[int, BeforeValidator(whole(1, unit="pixels"))] = 80_000_000
@@ -174,12 +175,16 @@ class ImagesSection(Section):
     @classmethod
     def _formats(cls, value: Any) -> Any:
         if not isinstance(value, dict) or not value:
-            raise fail(f"{{key}} must map format names to sizes, such as {{thumbnail: {{width: 250, height: 250}}}}, "
-                       f"got {value!r}")
+            raise fail(
+                f"{{key}} must map format names to sizes, such as {{thumbnail: {{width: 250, height: 250}}}}, "
+                f"got {value!r}"
+            )
         for name in value:
             if not isinstance(name, str) or not _FORMAT_NAME.match(name):
-                raise fail(f"format name {name!r} must be lowercase letters, digits and '-' (it is part of file "
-                           f"names)", key=str(name))
+                raise fail(
+                    f"format name {name!r} must be lowercase letters, digits and '-' (it is part of file names)",
+                    key=str(name),
+                )
         return value
 
 
@@ -192,8 +197,9 @@ def _safety_stock(value: Any) -> Decimal:
     except InvalidOperation:
         number = Decimal("NaN")
     if isinstance(value, bool) or not number.is_finite() or number < 0:
-        raise fail(f"{{key}} must be a number >= 0 (units kept back from the shop per article or variant), "
-                   f"got {value!r}")
+        raise fail(
+            f"{{key}} must be a number >= 0 (units kept back from the shop per article or variant), got {value!r}"
+        )
     return value
 
 
@@ -211,10 +217,13 @@ def _statuses(value: Any) -> tuple[str, ...]:
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, (list, tuple)) or any(v not in INBOUND_STATUSES for v in value):
-        wrong = next((v for v in value if v not in INBOUND_STATUSES), value) if isinstance(value, (list, tuple)) \
-            else value
-        raise fail(f"{{key}} is {value!r}; expected a list of statuses among {list(INBOUND_STATUSES)}"
-                   f"{did_you_mean(wrong, INBOUND_STATUSES)}")
+        wrong = (
+            next((v for v in value if v not in INBOUND_STATUSES), value) if isinstance(value, (list, tuple)) else value
+        )
+        raise fail(
+            f"{{key}} is {value!r}; expected a list of statuses among {list(INBOUND_STATUSES)}"
+            f"{did_you_mean(wrong, INBOUND_STATUSES)}"
+        )
     return tuple(value)
 
 
@@ -252,7 +261,7 @@ def _currency(value: Any) -> str | None:
     if value in (None, ""):
         return None
     if not isinstance(value, str) or not re.match(r"^[A-Z]{3}$", value):
-        raise fail(f"expected an ISO 4217 currency code such as \"EUR\", got {value!r}")
+        raise fail(f'expected an ISO 4217 currency code such as "EUR", got {value!r}')
     return value
 
 
@@ -261,7 +270,7 @@ def _back_office_code(value: Any) -> str | None:
     if value in (None, ""):
         return None
     if not isinstance(value, (str, int)) or not str(value).strip() or "\n" in str(value):
-        raise fail(f"expected a back-office code or reference such as \"COMPTOIR\" or \"CARTE-CADEAU\", got {value!r}")
+        raise fail(f'expected a back-office code or reference such as "COMPTOIR" or "CARTE-CADEAU", got {value!r}')
     return str(value).strip()
 
 
@@ -293,8 +302,10 @@ class InboundSection(Section):
         for key in ("integrate", "quotes", "cancels"):
             for status in getattr(self, key):
                 if status in seen:
-                    raise fail(f"status {status!r} is in both inbound.{seen[status]} and inbound.{key}; keep it in one",
-                               key=key)
+                    raise fail(
+                        f"status {status!r} is in both inbound.{seen[status]} and inbound.{key}; keep it in one",
+                        key=key,
+                    )
                 seen[status] = key
         return self
 
@@ -302,8 +313,11 @@ class InboundSection(Section):
     def rules(self) -> dict[str, Any]:
         """The status groups, and the walk-in customer and line articles when set, as
         :func:`passerelle.core.integrate.integrate_file` takes them."""
-        out: dict[str, Any] = {"integrate": list(self.integrate), "quotes": list(self.quotes),
-                               "cancels": list(self.cancels)}
+        out: dict[str, Any] = {
+            "integrate": list(self.integrate),
+            "quotes": list(self.quotes),
+            "cancels": list(self.cancels),
+        }
         for key in ("walk_in_customer", "gift_card_article", "unmatched_line_article"):
             if getattr(self, key) is not None:
                 out[key] = getattr(self, key)
@@ -312,8 +326,11 @@ class InboundSection(Section):
     def declared(self, shop_timezone: str) -> dict[str, Any]:
         """The dialect options set here, for the parser (``read_inbound(declared=...)``); the
         timezone defaults to the shop's."""
-        out = {k: getattr(self, k) for k in ("encoding", "delimiter", "decimal", "timezone", "currency")
-               if getattr(self, k) is not None}
+        out = {
+            k: getattr(self, k)
+            for k in ("encoding", "delimiter", "decimal", "timezone", "currency")
+            if getattr(self, k) is not None
+        }
         out.setdefault("timezone", shop_timezone)
         return out
 
@@ -345,14 +362,16 @@ def _order_states(value: Any) -> dict[str, str]:
 
 def _category_id_offset(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 2 <= value <= 1_000_000_000:
-        raise fail(f"{{key}} must be a whole number of at least 2, got {value!r} (ids 1 and 2 are PrestaShop's "
-                   f"root and home categories)")
+        raise fail(
+            f"{{key}} must be a whole number of at least 2, got {value!r} (ids 1 and 2 are PrestaShop's "
+            f"root and home categories)"
+        )
     return value
 
 
 def _language(value: Any) -> str:
     if not isinstance(value, str) or not re.match(r"^[A-Za-z]{2}$", value):
-        raise fail(f"expected a two-letter language code such as \"fr\", got {value!r}")
+        raise fail(f'expected a two-letter language code such as "fr", got {value!r}')
     return value.lower()
 
 
@@ -363,9 +382,9 @@ class PrestashopSection(Section):
     #: de: Startseite, it: Home; passerelle.core.dialects.prestashop.ROOT_CATEGORY_BY_LANGUAGE).
     language: Annotated[str, BeforeValidator(_language)] = "fr"
     #: The root category's name when it is not the language's default.
-    root_category: Annotated[str, BeforeValidator(text("\"Accueil\""))] | None = None
+    root_category: Annotated[str, BeforeValidator(text('"Accueil"'))] | None = None
     #: Former name of root_category, still read.
-    home_category: Annotated[str, BeforeValidator(text("\"Home\""))] | None = None
+    home_category: Annotated[str, BeforeValidator(text('"Home"'))] | None = None
     #: Category IDs in the shop = back-office family id + this offset (imported with "Force all ID numbers");
     #: the default is above the ids of a fresh install (1 root, 2 home, 3-9 demo) and of categories
     #: created by hand in most shops.
@@ -380,9 +399,12 @@ class PrestashopSection(Section):
     def _root_category_known(self) -> PrestashopSection:
         """A language with no known home category name needs ``root_category``."""
         if self.language not in PRESTASHOP_LANGUAGES and not self.category_root:
-            raise fail(f"{{key}} is {self.language!r}: no default root category for it (known: "
-                       f"{', '.join(PRESTASHOP_LANGUAGES)}); set prestashop.root_category to the name of the "
-                       f"shop's home category", key="language")
+            raise fail(
+                f"{{key}} is {self.language!r}: no default root category for it (known: "
+                f"{', '.join(PRESTASHOP_LANGUAGES)}); set prestashop.root_category to the name of the "
+                f"shop's home category",
+                key="language",
+            )
         return self
 
     @property
@@ -406,8 +428,9 @@ SHOPIFY_CSV_HEADERS = ("current", "legacy")
 
 def _tax_classes(value: Any) -> dict[float, str]:
     if not isinstance(value, dict) or not value:
-        raise fail(f"expected a mapping of VAT rate to tax class slug, such as {{20: \"\", 5.5: reduced-rate}}, "
-                   f"got {value!r}")
+        raise fail(
+            f'expected a mapping of VAT rate to tax class slug, such as {{20: "", 5.5: reduced-rate}}, got {value!r}'
+        )
     out = {}
     for rate, slug in value.items():
         if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 100:
@@ -415,8 +438,10 @@ def _tax_classes(value: Any) -> dict[float, str]:
         if slug is None:
             slug = ""  # the Standard class
         if not isinstance(slug, str) or not re.match(r"^[a-z0-9-]*$", slug):
-            raise fail(f"expected a tax class slug (lowercase letters, digits, '-'; \"\" for Standard), got {slug!r}",
-                       key=str(rate))
+            raise fail(
+                f"expected a tax class slug (lowercase letters, digits, '-'; \"\" for Standard), got {slug!r}",
+                key=str(rate),
+            )
         out[round(float(rate), 2)] = slug
     return out
 
@@ -426,8 +451,8 @@ class OptionNames(Section):
 
     EXAMPLE: ClassVar[str] = "{size: Taille, colour: Couleur}"
 
-    size: Annotated[str, BeforeValidator(text("\"Taille\""))] = "Taille"
-    colour: Annotated[str, BeforeValidator(text("\"Couleur\""))] = "Couleur"
+    size: Annotated[str, BeforeValidator(text('"Taille"'))] = "Taille"
+    colour: Annotated[str, BeforeValidator(text('"Couleur"'))] = "Couleur"
 
 
 class WoocommerceSection(Section):
@@ -450,7 +475,7 @@ class ShopifySection(Section):
 
     #: The Shopify location whose stock the inventory file sets (Settings > Locations); required
     #: to write stock files.
-    location: Annotated[str, BeforeValidator(text("\"Entrepôt Lyon\""))] | None = None
+    location: Annotated[str, BeforeValidator(text('"Entrepôt Lyon"'))] | None = None
     #: The shop's "Include tax in prices" setting.
     prices_include_tax: Bool = True
     option_names: OptionNames = Field(default_factory=OptionNames)
@@ -461,8 +486,17 @@ class ShopifySection(Section):
 
 
 __all__ = [
-    "CatalogSection", "ImageFormatSection", "ImagesSection", "InboundSection", "OptionNames", "PrestashopSection",
-    "ShopSection", "ShopifySection", "StockSection", "WoocommerceSection", "check_bool",
+    "CatalogSection",
+    "ImageFormatSection",
+    "ImagesSection",
+    "InboundSection",
+    "OptionNames",
+    "PrestashopSection",
+    "ShopSection",
+    "ShopifySection",
+    "StockSection",
+    "WoocommerceSection",
+    "check_bool",
 ]
 
 
@@ -489,8 +523,10 @@ def _class_path(value: Any) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str) or not re.match(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)+$", value):
-        raise fail(f"expected a notifier class path such as "
-                   f"\"airflow.providers.slack.notifications.slack.SlackNotifier\", got {value!r}")
+        raise fail(
+            f"expected a notifier class path such as "
+            f'"airflow.providers.slack.notifications.slack.SlackNotifier", got {value!r}'
+        )
     return value
 
 
@@ -498,7 +534,7 @@ def _mapping(value: Any) -> dict[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
-        raise fail(f"expected a mapping of keyword arguments such as {{channel: \"#ops\"}}, got {value!r}")
+        raise fail(f'expected a mapping of keyword arguments such as {{channel: "#ops"}}, got {value!r}')
     return dict(value)
 
 
@@ -517,23 +553,22 @@ class AlertsSection(Section):
 
     on_failure: Bool = True
     on_retry: Bool = False
-    smtp_conn_id: Annotated[str, BeforeValidator(text("\"smtp_default\""))] = "smtp_default"
+    smtp_conn_id: Annotated[str, BeforeValidator(text('"smtp_default"'))] = "smtp_default"
     to: Annotated[tuple[str, ...], BeforeValidator(_emails)] = ()
     #: Sender; default: the SMTP connection's ``from_email`` extra.
     from_email: Annotated[str | None, BeforeValidator(lambda v: v if v is None else _emails(v)[0])] = None
-    owner: Annotated[str, BeforeValidator(text("\"Data team\""))] = "passerelle"
-    contact: Annotated[str, BeforeValidator(lambda v: "" if v is None else text("\"data@example.com\"")(v))] = ""
+    owner: Annotated[str, BeforeValidator(text('"Data team"'))] = "passerelle"
+    contact: Annotated[str, BeforeValidator(lambda v: "" if v is None else text('"data@example.com"')(v))] = ""
     notifier: Annotated[str | None, BeforeValidator(_class_path)] = None
     notifier_kwargs: Annotated[dict[str, Any], BeforeValidator(_mapping)] = {}  # noqa: RUF012
     #: HTTP connection to the Airflow API server (login, password) through which a run writes its
     #: note; unset: the note is logged and kept as the XCom ``run_note`` only.
-    api_conn_id: Annotated[str | None, BeforeValidator(_optional(text("\"airflow_api\"")))] = None
+    api_conn_id: Annotated[str | None, BeforeValidator(_optional(text('"airflow_api"')))] = None
 
     @model_validator(mode="after")
     def _kwargs_need_notifier(self) -> AlertsSection:
         if self.notifier_kwargs and not self.notifier:
-            raise fail("given without alerts.notifier; name the notifier class they are for",
-                       key="notifier_kwargs")
+            raise fail("given without alerts.notifier; name the notifier class they are for", key="notifier_kwargs")
         return self
 
     @property
@@ -572,12 +607,16 @@ class TimeoutsSection(Section):
         if value is None:
             return {}
         if not isinstance(value, dict):
-            raise fail(f"expected a mapping of flow names to limits such as {{catalog: {{task_minutes: 60}}}}, "
-                       f"got {value!r}")
+            raise fail(
+                f"expected a mapping of flow names to limits such as {{catalog: {{task_minutes: 60}}}}, got {value!r}"
+            )
         for name in value:
             if name not in _TIMEOUT_FLOWS:
-                raise fail(f"{name!r} is not a flow; expected one of {', '.join(_TIMEOUT_FLOWS)}"
-                           f"{did_you_mean(name, _TIMEOUT_FLOWS)}", key=name)
+                raise fail(
+                    f"{name!r} is not a flow; expected one of {', '.join(_TIMEOUT_FLOWS)}"
+                    f"{did_you_mean(name, _TIMEOUT_FLOWS)}",
+                    key=name,
+                )
         return value
 
     def task_minutes_of(self, flow: str) -> int:

@@ -40,8 +40,13 @@ def batch_folder(batch_id: int, run_key: str) -> str:
     return f"{batch_id:08d}-{folder_stamp(run_key)}"
 
 
-def manifest(batch: Mapping[str, Any], *, dialect: str, extra: Mapping[str, Any] | None = None,
-             first: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def manifest(
+    batch: Mapping[str, Any],
+    *,
+    dialect: str,
+    extra: Mapping[str, Any] | None = None,
+    first: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     """The manifest of *batch* (the build task's result) before its files are listed.
 
     :param extra: more entries (e.g. ``{"images": {...}}``); none may replace the manifest's own keys.
@@ -49,8 +54,14 @@ def manifest(batch: Mapping[str, Any], *, dialect: str, extra: Mapping[str, Any]
         carried keeps its first value, so that republishing a batch gives the same manifest.
     :raises ValueError: naming the clashing keys.
     """
-    out = {"flow": batch["flow"], "batch_id": batch["batch_id"], "run_key": batch["run_key"],
-           "mode": batch["mode"], "dialect": dialect, "counts": batch["counts"]}
+    out = {
+        "flow": batch["flow"],
+        "batch_id": batch["batch_id"],
+        "run_key": batch["run_key"],
+        "mode": batch["mode"],
+        "dialect": dialect,
+        "counts": batch["counts"],
+    }
     extra = dict(extra or {})
     clash = sorted(set(extra) & {*out, "files"})
     if clash:
@@ -103,8 +114,9 @@ def batch_id_of_folder(name: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def unfinished_folders(conn: psycopg.Connection, names: list[str], *, keep: int,
-                       older_than: datetime.timedelta) -> list[str]:
+def unfinished_folders(
+    conn: psycopg.Connection, names: list[str], *, keep: int, older_than: datetime.timedelta
+) -> list[str]:
     """The batch folders among ``names`` whose publication never ended: their batch was never marked
     published (the manifest, uploaded last, is missing) and was built more than ``older_than`` ago.
     The batch ``keep`` (being published now) is never one of them."""
@@ -120,5 +132,14 @@ def unfinished_folders(conn: psycopg.Connection, names: list[str], *, keep: int,
     return sorted(ids[r[0]] for r in rows)
 
 
-__all__ = ["MANIFEST_KEYS", "batch_folder", "batch_id_of_folder", "folder_stamp", "manifest", "mark_published",
-           "published_manifest", "superseded_by", "unfinished_folders"]
+__all__ = [
+    "MANIFEST_KEYS",
+    "batch_folder",
+    "batch_id_of_folder",
+    "folder_stamp",
+    "manifest",
+    "mark_published",
+    "published_manifest",
+    "superseded_by",
+    "unfinished_folders",
+]

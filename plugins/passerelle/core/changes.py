@@ -32,7 +32,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -51,8 +51,17 @@ DEFAULT_WATCH: dict[str, tuple[str, ...]] = {
     "family": ("erp.family",),
     "brand": ("erp.brand",),
     "supplier": ("erp.supplier",),
-    "article": ("erp.article", "erp.family", "erp.brand", "erp.supplier", "erp.stock", "erp.location",
-                "erp.image", "erp.variant", "erp.sales_order"),
+    "article": (
+        "erp.article",
+        "erp.family",
+        "erp.brand",
+        "erp.supplier",
+        "erp.stock",
+        "erp.location",
+        "erp.image",
+        "erp.variant",
+        "erp.sales_order",
+    ),
     "variant": ("erp.variant", "erp.article", "erp.stock", "erp.location", "erp.sales_order"),
     # customers
     "customer": ("erp.customer", "erp.address"),
@@ -80,7 +89,7 @@ CREATE TABLE IF NOT EXISTS passerelle.change_marker (
 )
 """
 
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 #: A marker: per table (``schema.table``), ``[row count, latest change (epoch text), checksum]``.
 Marker = dict[str, list]
@@ -126,7 +135,8 @@ def marker_sql(probes: Sequence[TableProbe]) -> sql.Composed:
             ).format(name=name, row=row, table=probe.identifier)
         else:
             part = sql.SQL("SELECT {name}::text, count(*), NULL::text, NULL::text FROM {table}").format(
-                name=name, table=probe.identifier)
+                name=name, table=probe.identifier
+            )
         parts.append(part)
     return sql.SQL("\nUNION ALL\n").join(parts)
 
@@ -195,8 +205,7 @@ class ChangeDetector:
                     async for payload in self._watch(conn):
                         yield payload
             except psycopg.OperationalError as exc:
-                log.warning("%s: back office unreachable (%s); retrying in %gs", self.watcher, exc,
-                            self.poll_seconds)
+                log.warning("%s: back office unreachable (%s); retrying in %gs", self.watcher, exc, self.poll_seconds)
                 await asyncio.sleep(self.poll_seconds)
 
     async def _watch(self, conn: psycopg.AsyncConnection) -> AsyncIterator[dict[str, Any]]:
@@ -301,11 +310,26 @@ class ChangeDetector:
 def conninfo(conn: Any) -> str:
     """A libpq connection string from an Airflow (Postgres) connection: host, port, login,
     password, schema (the database) and the libpq options found in its extra (sslmode...)."""
-    libpq_extras = ("sslmode", "sslcert", "sslkey", "sslrootcert", "sslcrl", "connect_timeout",
-                    "application_name", "options", "target_session_attrs", "keepalives", "keepalives_idle")
+    libpq_extras = (
+        "sslmode",
+        "sslcert",
+        "sslkey",
+        "sslrootcert",
+        "sslcrl",
+        "connect_timeout",
+        "application_name",
+        "options",
+        "target_session_attrs",
+        "keepalives",
+        "keepalives_idle",
+    )
     extra = conn.extra_dejson if conn.extra else {}
     params = {
-        "host": conn.host, "port": conn.port, "user": conn.login, "password": conn.password, "dbname": conn.schema,
+        "host": conn.host,
+        "port": conn.port,
+        "user": conn.login,
+        "password": conn.password,
+        "dbname": conn.schema,
         **{k: extra[k] for k in libpq_extras if k in extra},
     }
     params.setdefault("application_name", "passerelle-change-watcher")

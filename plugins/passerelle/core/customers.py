@@ -40,8 +40,13 @@ def check_customers(entity: str, df: pd.DataFrame, rejects: Rejects) -> tuple[pd
     df = df.assign(**{column: normalise_emails(df[column])})
     bad = ~df[column].map(lambda v: EMAIL_PATTERN.match(v) is not None).astype(bool)
     what = "the customer's e-mail" if entity == "customer_address" else "e-mail"
-    rejects.add(df, bad, column, f"{what} is not an e-mail address (expected name@domain.tld, no space, "
-                                 f"comma or semicolon): fix it in the back office")
+    rejects.add(
+        df,
+        bad,
+        column,
+        f"{what} is not an e-mail address (expected name@domain.tld, no space, "
+        f"comma or semicolon): fix it in the back office",
+    )
     return df, bad
 
 
@@ -59,5 +64,12 @@ def tax_exempt(territories: pd.Series) -> pd.Series:
     return territories.fillna("FR").isin(TAX_EXEMPT_TERRITORIES)
 
 
-__all__ = ["EMAIL_COLUMN", "EMAIL_PATTERN", "TAX_EXEMPT_TERRITORIES", "check_customers", "names",
-           "normalise_emails", "tax_exempt"]
+__all__ = [
+    "EMAIL_COLUMN",
+    "EMAIL_PATTERN",
+    "TAX_EXEMPT_TERRITORIES",
+    "check_customers",
+    "names",
+    "normalise_emails",
+    "tax_exempt",
+]

@@ -61,16 +61,17 @@ def catalog_entities(selection_rule: str, names: Sequence[str] | None = None) ->
         # last sent, and a changed row's photos are sent only if the digest changed (the label
         # recorded for the row against the snapshot's, see passerelle.core.export.write_files).
         Entity("article", where=rule, alias="a", label="md5(coalesce(a.images, '')) || E'\\t' || coalesce(a.name, '')"),
-        Entity("variant", label="removal_label", where=f"EXISTS (SELECT 1 FROM {VIEW_SCHEMA}.article a "
-                                f"WHERE a.key = v.article_reference AND {rule})"),
+        Entity(
+            "variant",
+            label="removal_label",
+            where=f"EXISTS (SELECT 1 FROM {VIEW_SCHEMA}.article a WHERE a.key = v.article_reference AND {rule})",
+        ),
     ]
     wanted = list(names or [e.name for e in entities])
     unknown = set(wanted) - {e.name for e in entities}
     if unknown:
-        raise ValueError(f"unknown catalog entities {sorted(unknown)}; expected some of "
-                         f"{[e.name for e in entities]}")
+        raise ValueError(f"unknown catalog entities {sorted(unknown)}; expected some of {[e.name for e in entities]}")
     return [e for e in entities if e.name in wanted]
-
 
 
 #: The customers flow's entities, in the order the shop must import them (addresses find their
@@ -87,9 +88,11 @@ def customer_selection(alias: str, code: str = "key") -> str:
     customers by ID only, would create it a second time. Such a customer is sent only if it was
     sent before (it is in the snapshot), so that getting linked later never reads as a removal.
     """
-    return (f"({alias}.web AND nullif(btrim({alias}.email), '') IS NOT NULL AND ("
-            f"NOT EXISTS (SELECT 1 FROM passerelle.customer_link l WHERE l.customer_id = {alias}.customer_id) "
-            f"OR EXISTS (SELECT 1 FROM passerelle.snapshot s WHERE s.entity = 'customer' AND s.key = {alias}.{code})))")
+    return (
+        f"({alias}.web AND nullif(btrim({alias}.email), '') IS NOT NULL AND ("
+        f"NOT EXISTS (SELECT 1 FROM passerelle.customer_link l WHERE l.customer_id = {alias}.customer_id) "
+        f"OR EXISTS (SELECT 1 FROM passerelle.snapshot s WHERE s.entity = 'customer' AND s.key = {alias}.{code})))"
+    )
 
 
 def customer_entities(names: Sequence[str] | None = None) -> list[Entity]:
@@ -101,16 +104,19 @@ def customer_entities(names: Sequence[str] | None = None) -> list[Entity]:
     """
     entities = [
         Entity("customer", where=customer_selection("v"), label="lower(btrim(coalesce(v.email, '')))"),
-        Entity("customer_address",
-               where=f"EXISTS (SELECT 1 FROM {VIEW_SCHEMA}.customer c WHERE c.key = v.customer "
-                     f"AND {customer_selection('c')})",
-               label="lower(btrim(coalesce(v.customer_email, ''))) || E'\\t' || v.kind"),
+        Entity(
+            "customer_address",
+            where=f"EXISTS (SELECT 1 FROM {VIEW_SCHEMA}.customer c WHERE c.key = v.customer "
+            f"AND {customer_selection('c')})",
+            label="lower(btrim(coalesce(v.customer_email, ''))) || E'\\t' || v.kind",
+        ),
     ]
     wanted = list(names or CUSTOMER_ENTITIES)
     unknown = set(wanted) - set(CUSTOMER_ENTITIES)
     if unknown:
         raise ValueError(f"unknown customers entities {sorted(unknown)}; expected some of {list(CUSTOMER_ENTITIES)}")
     return [e for e in entities if e.name in wanted]
+
 
 @dataclass
 class Batch:
@@ -124,8 +130,16 @@ class Batch:
     reused: bool = False
 
     def as_xcom(self) -> dict:
-        return {"batch_id": self.id, "flow": self.flow, "run_key": self.run_key, "mode": self.mode,
-                "status": self.status, "entities": self.entities, "counts": self.counts, "reused": self.reused}
+        return {
+            "batch_id": self.id,
+            "flow": self.flow,
+            "run_key": self.run_key,
+            "mode": self.mode,
+            "status": self.status,
+            "entities": self.entities,
+            "counts": self.counts,
+            "reused": self.reused,
+        }
 
 
 def find_batch(conn: psycopg.Connection, flow: str, run_key: str) -> Batch | None:
@@ -213,8 +227,7 @@ def build_batch(
         mode = "full"
     status = "dry_run" if dry_run else "built"
     batch_id = conn.execute(
-        "INSERT INTO passerelle.batch (flow, run_key, mode, status, entities) VALUES (%s, %s, %s, %s, %s) "
-        "RETURNING id",
+        "INSERT INTO passerelle.batch (flow, run_key, mode, status, entities) VALUES (%s, %s, %s, %s, %s) RETURNING id",
         (flow, key, mode, status, [e.name for e in entities]),
     ).fetchone()[0]
     counts = {e.name: diff_entity(conn, batch_id, e, full=mode == "full") for e in entities}
@@ -259,7 +272,5 @@ def confirm_batch(conn: psycopg.Connection, batch_id: int) -> bool:
         "SET hash = EXCLUDED.hash, label = EXCLUDED.label, batch_id = EXCLUDED.batch_id",
         (batch_id,),
     )
-    conn.execute(
-        "UPDATE passerelle.batch SET status = 'confirmed', confirmed_at = now() WHERE id = %s", (batch_id,)
-    )
+    conn.execute("UPDATE passerelle.batch SET status = 'confirmed', confirmed_at = now() WHERE id = %s", (batch_id,))
     return True

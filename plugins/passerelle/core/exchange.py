@@ -31,10 +31,10 @@ import pandas as pd
 import psycopg
 
 from passerelle.config import Settings, StockSection
-from passerelle.core.differ import VIEW_SCHEMA, Batch, Entity, build_batch
-from passerelle.core.export import _record_rejects, _store, apply_settings, outbox_files, write_files
 from passerelle.core.dialects.generic import GenericExchangeDialect
 from passerelle.core.dialects.prestashop import PrestaShopExchangeDialect
+from passerelle.core.differ import VIEW_SCHEMA, Batch, Entity, build_batch
+from passerelle.core.export import _record_rejects, _store, apply_settings, outbox_files, write_files
 from passerelle.core.invoices import InvoiceError, invoice_pdf, load_invoices, load_seller, pdf_name
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ FORM_ENTITIES: dict[str, dict[str, tuple[str, ...]]] = {
     },
     "order_status": {
         "order_status": ("order_status",),
-        "tracking": ("order_status",),   # carrier and tracking number ride on the "shipped" rows
+        "tracking": ("order_status",),  # carrier and tracking number ride on the "shipped" rows
         "invoice": ("invoice",),
     },
 }
@@ -90,8 +90,7 @@ def expand_entities(flow: str, names: Iterable[str] | None) -> list[str]:
 
 def _selected(column: str, selection_rule: str) -> str:
     """Rows whose article the shop sells: the catalog's selection (web flag and rule)."""
-    return (f"EXISTS (SELECT 1 FROM {VIEW_SCHEMA}.article a WHERE a.key = v.{column} "
-            f"AND a.web AND ({selection_rule}))")
+    return f"EXISTS (SELECT 1 FROM {VIEW_SCHEMA}.article a WHERE a.key = v.{column} AND a.web AND ({selection_rule}))"
 
 
 def prices_stock_entities(
@@ -114,10 +113,12 @@ def prices_stock_entities(
         variant_rule += " AND v.available_qty > 0"
     entities = [
         ExchangeEntity("price", where=_selected("reference", selection_rule)),
-        ExchangeEntity("specific_price", where=_selected("article_reference", selection_rule),
-                       label="article_reference"),
-        ExchangeEntity("stock", source="stock",
-                       where=f"v.level = 'article' AND {_selected('article_reference', selection_rule)}"),
+        ExchangeEntity(
+            "specific_price", where=_selected("article_reference", selection_rule), label="article_reference"
+        ),
+        ExchangeEntity(
+            "stock", source="stock", where=f"v.level = 'article' AND {_selected('article_reference', selection_rule)}"
+        ),
         ExchangeEntity("variant_stock", source="stock", where=variant_rule, label="article_reference"),
     ]
     wanted = expand_entities("prices_stock", names)
@@ -126,8 +127,7 @@ def prices_stock_entities(
 
 def order_status_entities(names: Iterable[str] | None = None) -> list[ExchangeEntity]:
     """Entities of the ``order_status`` flow: status changes (with tracking), invoices."""
-    entities = [ExchangeEntity("order_status", label="order_number"),
-                ExchangeEntity("invoice", label="order_number")]
+    entities = [ExchangeEntity("order_status", label="order_number"), ExchangeEntity("invoice", label="order_number")]
     wanted = expand_entities("order_status", names)
     return [e for e in entities if e.name in wanted]
 
@@ -171,11 +171,14 @@ def _hold_removals(conn: psycopg.Connection, batch_id: int, names: Sequence[str]
     if hold:
         cur = conn.execute(
             "UPDATE passerelle.batch_row SET entity = entity || %s WHERE batch_id = %s AND op = 'D' "
-            "AND entity = ANY(%s)", (_HELD, batch_id, list(names)))
+            "AND entity = ANY(%s)",
+            (_HELD, batch_id, list(names)),
+        )
     else:
         cur = conn.execute(
             "UPDATE passerelle.batch_row SET entity = left(entity, -%s) WHERE batch_id = %s AND entity LIKE %s",
-            (len(_HELD), batch_id, f"%{_HELD}"))
+            (len(_HELD), batch_id, f"%{_HELD}"),
+        )
     return cur.rowcount
 
 
@@ -190,8 +193,11 @@ def write_invoice_pdfs(conn: psycopg.Connection, batch: Batch, *, chunk_size: in
     seller = None
     refused: list[dict[str, str]] = []
     with conn.cursor(name=f"passerelle_invoices_{batch.id}") as keys:
-        keys.execute("SELECT key FROM passerelle.batch_row WHERE batch_id = %s AND entity = 'invoice' "
-                     "AND op <> 'D' ORDER BY key", (batch.id,))
+        keys.execute(
+            "SELECT key FROM passerelle.batch_row WHERE batch_id = %s AND entity = 'invoice' "
+            "AND op <> 'D' ORDER BY key",
+            (batch.id,),
+        )
         while chunk := [row[0] for row in keys.fetchmany(chunk_size)]:
             if seller is None:
                 seller = load_seller(conn)
@@ -209,8 +215,9 @@ def write_invoice_pdfs(conn: psycopg.Connection, batch: Batch, *, chunk_size: in
     return counts
 
 
-def _writers(entities: Sequence[ExchangeEntity], dialect: ExchangeDialect
-             ) -> list[tuple[ExchangeDialect, list[ExchangeEntity]]]:
+def _writers(
+    entities: Sequence[ExchangeEntity], dialect: ExchangeDialect
+) -> list[tuple[ExchangeDialect, list[ExchangeEntity]]]:
     """Which dialect writes which entities: the shop's, and for the entities it has no file for
     (WooCommerce's and Shopify's importers take no order status or invoice) the generic exchange
     files (docs/formats/exchange.md), for an app or script on the shop's side, as PrestaShop's
@@ -260,18 +267,19 @@ def build_exchange(
             silent = [e.name for d, group in writers for e in group if e.name in d.silent_removals]
             held = _hold_removals(conn, batch.id, silent, hold=True)
             pdfs = write_invoice_pdfs(conn, batch) if any(e.name == "invoice" for e in entities) else None
-            files = [f for d, group in writers
-                     for f in write_files(conn, batch, group, d, rows_per_file=rows_per_file)]
+            files = [f for d, group in writers for f in write_files(conn, batch, group, d, rows_per_file=rows_per_file)]
             _hold_removals(conn, batch.id, silent, hold=False)
             if held:
-                log.info("%d removed rows of %s forgotten without a file (the shop takes no removal of them)",
-                         held, silent)
+                log.info(
+                    "%d removed rows of %s forgotten without a file (the shop takes no removal of them)", held, silent
+                )
             if pdfs is not None:
                 invoice_counts = batch.counts.setdefault("invoice", {})
                 invoice_counts.update({k: v for k, v in pdfs.items() if k != "pdf_rejected"})
                 invoice_counts["rejected"] = invoice_counts.get("rejected", 0) + pdfs["pdf_rejected"]
-                conn.execute("UPDATE passerelle.batch SET counts = %s WHERE id = %s",
-                             (json.dumps(batch.counts), batch.id))
+                conn.execute(
+                    "UPDATE passerelle.batch SET counts = %s WHERE id = %s", (json.dumps(batch.counts), batch.id)
+                )
     finally:
         conn.isolation_level = previous
         _unlock(conn, lock)

@@ -19,8 +19,8 @@ from contextlib import contextmanager
 import pandas as pd
 import psycopg
 
-from passerelle.core.differ import Batch, Entity, build_batch
 from passerelle.core.dialects.base import Dialect, Rejects
+from passerelle.core.differ import Batch, Entity, build_batch
 from passerelle.db import copy_in, read_query_chunks
 
 log = logging.getLogger(__name__)
@@ -98,8 +98,16 @@ def write_files(
                 for file_stem, out in _live_files(dialect, entity.name, chunk[~bad], rejects).items():
                     if len(out):
                         parts[file_stem] = parts.get(file_stem, 0) + 1
-                        files.append(_store(conn, batch.id, entity.name, f"{file_stem}_{parts[file_stem]:04d}.csv",
-                                            dialect.to_bytes(out), len(out)))
+                        files.append(
+                            _store(
+                                conn,
+                                batch.id,
+                                entity.name,
+                                f"{file_stem}_{parts[file_stem]:04d}.csv",
+                                dialect.to_bytes(out),
+                                len(out),
+                            )
+                        )
         refused = rejects.frame()
         if len(refused):
             _record_rejects(conn, batch, entity.name, refused)
@@ -109,7 +117,9 @@ def write_files(
     # Deactivations after every live file, children first (combinations before products...).
     for entity, _stem in reversed(removals):
         part = 0
-        query = "SELECT key, label FROM passerelle.batch_row WHERE batch_id = %s AND entity = %s AND op = 'D' ORDER BY key"
+        query = (
+            "SELECT key, label FROM passerelle.batch_row WHERE batch_id = %s AND entity = %s AND op = 'D' ORDER BY key"
+        )
         for chunk in read_query_chunks(conn, query, (batch.id, entity.name), chunksize=rows_per_file):
             if not len(chunk):
                 continue
@@ -119,8 +129,9 @@ def write_files(
                 # brand or supplier file): the snapshot forgets the rows, no file is written.
                 continue
             part += 1
-            files.append(_store(conn, batch.id, entity.name, f"{off_stem}_{part:04d}.csv",
-                                dialect.to_bytes(out), len(out)))
+            files.append(
+                _store(conn, batch.id, entity.name, f"{off_stem}_{part:04d}.csv", dialect.to_bytes(out), len(out))
+            )
     conn.execute("UPDATE passerelle.batch SET counts = %s WHERE id = %s", (json.dumps(batch.counts), batch.id))
     return files
 
@@ -142,20 +153,29 @@ def _live_rows_query(batch: Batch, entity: Entity, with_previous: bool) -> tuple
     sends everything as if the shop had nothing) and ``batch_op`` (``C``: the shop never
     confirmed the row, full send included; ``U``: it did)."""
     if not with_previous:
-        return (f"SELECT v.* FROM {entity.view} v JOIN passerelle.batch_row b "
-                f"ON b.key = v.key AND b.batch_id = %s AND b.entity = %s AND b.op <> 'D' ORDER BY v.key",
-                (batch.id, entity.name))
-    return (f"SELECT v.*, b.label AS batch_label, s.label AS previous_label, b.op AS batch_op FROM {entity.view} v "
-            f"JOIN passerelle.batch_row b ON b.key = v.key AND b.batch_id = %s AND b.entity = %s AND b.op <> 'D' "
-            f"LEFT JOIN passerelle.snapshot s ON s.entity = b.entity AND s.key = b.key AND %s "
-            f"ORDER BY v.key", (batch.id, entity.name, batch.mode != "full"))
+        return (
+            f"SELECT v.* FROM {entity.view} v JOIN passerelle.batch_row b "
+            f"ON b.key = v.key AND b.batch_id = %s AND b.entity = %s AND b.op <> 'D' ORDER BY v.key",
+            (batch.id, entity.name),
+        )
+    return (
+        f"SELECT v.*, b.label AS batch_label, s.label AS previous_label, b.op AS batch_op FROM {entity.view} v "
+        f"JOIN passerelle.batch_row b ON b.key = v.key AND b.batch_id = %s AND b.entity = %s AND b.op <> 'D' "
+        f"LEFT JOIN passerelle.snapshot s ON s.entity = b.entity AND s.key = b.key AND %s "
+        f"ORDER BY v.key",
+        (batch.id, entity.name, batch.mode != "full"),
+    )
 
 
 def _record_rejects(conn: psycopg.Connection, batch: Batch, entity: str, rejects: pd.DataFrame) -> None:
     for key, field, value, reason in rejects.head(20).itertuples(index=False):
         log.warning("%s %s refused: %s=%r: %s", entity, key, field, value, reason)
-    copy_in(conn, "passerelle.outbound_reject", rejects.assign(batch_id=batch.id, entity=entity),
-            ["batch_id", "entity", "key", "field", "value", "reason"])
+    copy_in(
+        conn,
+        "passerelle.outbound_reject",
+        rejects.assign(batch_id=batch.id, entity=entity),
+        ["batch_id", "entity", "key", "field", "value", "reason"],
+    )
     conn.execute(
         "DELETE FROM passerelle.batch_row WHERE batch_id = %s AND entity = %s AND key = ANY(%s)",
         (batch.id, entity, list(rejects["key"].unique())),
@@ -205,8 +225,9 @@ def build_catalog(
 
 def outbox_files(conn: psycopg.Connection, batch_id: int) -> list[dict]:
     rows = conn.execute(
-        "SELECT name, entity, rows, bytes, sha256 FROM passerelle.outbox_file WHERE batch_id = %s "
-        "ORDER BY position", (batch_id,)).fetchall()
+        "SELECT name, entity, rows, bytes, sha256 FROM passerelle.outbox_file WHERE batch_id = %s ORDER BY position",
+        (batch_id,),
+    ).fetchall()
     return [dict(zip(("name", "entity", "rows", "bytes", "sha256"), r)) for r in rows]
 
 

@@ -66,7 +66,6 @@ class FormatSpec:
     upscale: bool = False
 
 
-
 @functools.cache
 def _openers() -> tuple[str, ...]:
     """The accepted formats this Pillow build can open (plugins registered on first use)."""

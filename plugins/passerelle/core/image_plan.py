@@ -69,7 +69,6 @@ def fingerprint_files(listing: pd.DataFrame, previous: pd.DataFrame | None = Non
     return out
 
 
-
 @dataclass
 class ImagePlan:
     """What a run does: ``render`` (rows of the listing), ``unchanged`` (rows skipped),
@@ -96,8 +95,10 @@ def _normalise(frame: pd.DataFrame | None, label: str) -> pd.DataFrame:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in PLAN_COLUMNS}).astype({"position": "int64"})
     missing = [c for c in PLAN_COLUMNS if c not in frame.columns]
     if missing:
-        raise ValueError(f"plan_images: {label} lacks column(s) {missing}; it has {list(frame.columns)}, "
-                         f"expected {list(PLAN_COLUMNS)}")
+        raise ValueError(
+            f"plan_images: {label} lacks column(s) {missing}; it has {list(frame.columns)}, "
+            f"expected {list(PLAN_COLUMNS)}"
+        )
     out = frame.reset_index(drop=True)
     bad_ref = out["reference"].isna() | (out["reference"].astype(str).str.strip() == "")
     if bad_ref.any():

@@ -82,8 +82,12 @@ def plan_run(conn: psycopg.Connection, settings: ImageSettings, *, full: bool, d
     chunks = [] if dry_run else chunk_items(plan.render.drop(columns=["source_hash"]), settings.chunk_size)
     names = previous.set_index(SLOT)["names"]
     remove = [
-        {"image_key": r.image_key, "reference": r.reference, "position": int(r.position),
-         "names": list(names.get((r.reference, r.position)) or [])}
+        {
+            "image_key": r.image_key,
+            "reference": r.reference,
+            "position": int(r.position),
+            "names": list(names.get((r.reference, r.position)) or []),
+        }
         for r in plan.remove.itertuples()
     ]
     return PhotoRun(plan, chunks, remove)
@@ -106,8 +110,10 @@ def iter_sources(conn: psycopg.Connection, items: Sequence[Mapping[str, Any]]) -
         return
     with conn.cursor(name="passerelle_image_sources") as cur:
         cur.itersize = FETCH_ROWS
-        cur.execute("SELECT key, content, path FROM passerelle_src.image WHERE key = ANY(%s) "
-                    "ORDER BY key, image_id", (sorted(wanted),))
+        cur.execute(
+            "SELECT key, content, path FROM passerelle_src.image WHERE key = ANY(%s) ORDER BY key, image_id",
+            (sorted(wanted),),
+        )
         for key, content, path in cur:
             item = by_key.pop(key, None)
             if item is None:
@@ -130,13 +136,17 @@ def _plain(value: Any) -> Any:
 
 def _rows(frame: pd.DataFrame) -> dict[tuple[str, int], tuple]:
     return {
-        (str(r["reference"]), int(r["position"])): tuple(_plain(r[c]) for c in _ROW)
-        for r in frame.to_dict("records")
+        (str(r["reference"]), int(r["position"])): tuple(_plain(r[c]) for c in _ROW) for r in frame.to_dict("records")
     }
 
 
-def save_snapshot(conn: psycopg.Connection, *, rendered: Iterable[Mapping[str, Any]],
-                  removed: Iterable[Mapping[str, Any]], settings: str) -> dict[str, int]:
+def save_snapshot(
+    conn: psycopg.Connection,
+    *,
+    rendered: Iterable[Mapping[str, Any]],
+    removed: Iterable[Mapping[str, Any]],
+    settings: str,
+) -> dict[str, int]:
     """Write the snapshot once the run's renders and removals reached the shop.
 
     The next snapshot is :func:`passerelle.core.images.snapshot_after` applied to the stored one:
@@ -156,18 +166,17 @@ def save_snapshot(conn: psycopg.Connection, *, rendered: Iterable[Mapping[str, A
     slots = list(zip(previous["reference"].astype(str), previous["position"].astype(int), strict=True))
     keep = [slot not in done and slot not in gone for slot in slots]
     plan = ImagePlan(
-        render=pd.DataFrame([{k: r[k] for k in ("image_key", *SLOT)} for r in rendered],
-                            columns=["image_key", *SLOT]),
+        render=pd.DataFrame([{k: r[k] for k in ("image_key", *SLOT)} for r in rendered], columns=["image_key", *SLOT]),
         unchanged=previous.loc[keep].drop(columns=["names", "settings"]),
         remove=previous.loc[[slot in gone for slot in slots], ["image_key", *SLOT]],
         duplicates=previous.iloc[0:0],
     )
     after = snapshot_after(previous.drop(columns=["names", "settings"]), plan, rendered)
     # snapshot_after carries the plan's columns; the file names and settings follow the slot.
-    extra = {(str(r["reference"]), int(r["position"])): ([f["name"] for f in r["files"]], settings)
-             for r in rendered}
-    extra_before = {slot: (names, s) for slot, names, s in zip(slots, previous["names"], previous["settings"],
-                                                                strict=True)}
+    extra = {(str(r["reference"]), int(r["position"])): ([f["name"] for f in r["files"]], settings) for r in rendered}
+    extra_before = {
+        slot: (names, s) for slot, names, s in zip(slots, previous["names"], previous["settings"], strict=True)
+    }
     after_slots = list(zip(after["reference"].astype(str), after["position"].astype(int), strict=True))
     after = after.assign(
         names=[(extra.get(slot) or extra_before[slot])[0] for slot in after_slots],

@@ -102,8 +102,9 @@ def image_settings(cfg: Any) -> ImageSettings:
 
     section = section_settings(cfg, "images", ImagesSection)
     return ImageSettings(
-        formats=tuple(FormatSpec(name, f.width, f.height, f.mode, f.rgb, f.upscale)
-                      for name, f in section.formats.items()),
+        formats=tuple(
+            FormatSpec(name, f.width, f.height, f.mode, f.rgb, f.upscale) for name, f in section.formats.items()
+        ),
         image_format=section.format,
         quality=section.quality,
         chunk_size=section.chunk_size,
@@ -265,7 +266,10 @@ def iter_render(
         except BadImage as exc:
             log.warning(
                 "photo %s of article %s (position %s) skipped: %s",
-                head["image_key"], head["reference"], head["position"], exc.reason,
+                head["image_key"],
+                head["reference"],
+                head["position"],
+                exc.reason,
             )
             yield None, {**head, "reason": exc.reason}
             continue

@@ -37,12 +37,30 @@ ZERO = Decimal("0")
 
 #: Printed labels (the shop's customers are French).
 LABELS = {
-    "title": "FACTURE", "number": "N°", "date": "Date", "order": "Commande", "shop_order": "Commande web",
-    "customer": "Client", "vat_number": "N° TVA", "billing": "Adresse de facturation",
-    "delivery": "Adresse de livraison", "reference": "Réf.", "label": "Désignation", "quantity": "Qté",
-    "unit_price": "PU HT", "discount": "Remise HT", "vat_rate": "TVA", "total": "Total HT",
-    "shipping": "Frais de port", "rate": "Taux de TVA", "base": "Base HT", "vat": "Montant TVA",
-    "total_excl_vat": "Total HT", "total_vat": "Total TVA", "total_incl_vat": "Total TTC", "page": "Page",
+    "title": "FACTURE",
+    "number": "N°",
+    "date": "Date",
+    "order": "Commande",
+    "shop_order": "Commande web",
+    "customer": "Client",
+    "vat_number": "N° TVA",
+    "billing": "Adresse de facturation",
+    "delivery": "Adresse de livraison",
+    "reference": "Réf.",
+    "label": "Désignation",
+    "quantity": "Qté",
+    "unit_price": "PU HT",
+    "discount": "Remise HT",
+    "vat_rate": "TVA",
+    "total": "Total HT",
+    "shipping": "Frais de port",
+    "rate": "Taux de TVA",
+    "base": "Base HT",
+    "vat": "Montant TVA",
+    "total_excl_vat": "Total HT",
+    "total_vat": "Total TVA",
+    "total_incl_vat": "Total TTC",
+    "page": "Page",
     "siret": "SIRET",
 }
 
@@ -211,13 +229,21 @@ def render_invoice(invoice: Invoice, seller: Seller) -> bytes:
     def block(lines: list[str], style=body) -> Paragraph:
         return Paragraph("<br/>".join(escape(x) for x in lines), style)
 
-    seller_lines = [seller.line1, seller.line2, " ".join(p for p in (seller.postcode, seller.city) if p),
-                    seller.phone, seller.email,
-                    f"{LABELS['siret']} {seller.siret}" if seller.siret else None,
-                    f"{LABELS['vat_number']} {seller.vat_number}" if seller.vat_number else None]
-    head_right = [f"{LABELS['number']} {invoice.number}", f"{LABELS['date']} : {_day(invoice.invoice_date)}",
-                  f"{LABELS['order']} : {invoice.order_number}"
-                  + (f" du {_day(invoice.order_date)}" if invoice.order_date else "")]
+    seller_lines = [
+        seller.line1,
+        seller.line2,
+        " ".join(p for p in (seller.postcode, seller.city) if p),
+        seller.phone,
+        seller.email,
+        f"{LABELS['siret']} {seller.siret}" if seller.siret else None,
+        f"{LABELS['vat_number']} {seller.vat_number}" if seller.vat_number else None,
+    ]
+    head_right = [
+        f"{LABELS['number']} {invoice.number}",
+        f"{LABELS['date']} : {_day(invoice.invoice_date)}",
+        f"{LABELS['order']} : {invoice.order_number}"
+        + (f" du {_day(invoice.order_date)}" if invoice.order_date else ""),
+    ]
     if invoice.shop_order_id:
         head_right.append(f"{LABELS['shop_order']} : {invoice.shop_order_id}")
     if invoice.customer_code:
@@ -228,12 +254,26 @@ def render_invoice(invoice: Invoice, seller: Seller) -> bytes:
     width = A4[0] - 36 * mm
     story: list = []
     header = Table(
-        [[[Paragraph(escape(seller.name), ParagraphStyle("seller", parent=bold, fontSize=12, leading=15)),
-           block([x for x in seller_lines if x])],
-          [Paragraph(LABELS["title"], title), block(head_right, right)]]],
-        colWidths=[width * 0.55, width * 0.45])
-    header.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"), ("LEFTPADDING", (0, 0), (-1, -1), 0),
-                                ("RIGHTPADDING", (0, 0), (-1, -1), 0)]))
+        [
+            [
+                [
+                    Paragraph(escape(seller.name), ParagraphStyle("seller", parent=bold, fontSize=12, leading=15)),
+                    block([x for x in seller_lines if x]),
+                ],
+                [Paragraph(LABELS["title"], title), block(head_right, right)],
+            ]
+        ],
+        colWidths=[width * 0.55, width * 0.45],
+    )
+    header.setStyle(
+        TableStyle(
+            [
+                ("VALIGN", (0, 0), (-1, -1), "TOP"),
+                ("LEFTPADDING", (0, 0), (-1, -1), 0),
+                ("RIGHTPADDING", (0, 0), (-1, -1), 0),
+            ]
+        )
+    )
     story += [header, Spacer(1, 8 * mm)]
 
     billing = [para(LABELS["billing"], bold), block(invoice.billing.lines())]
@@ -242,46 +282,83 @@ def render_invoice(invoice: Invoice, seller: Seller) -> bytes:
     addresses.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"), ("LEFTPADDING", (0, 0), (-1, -1), 0)]))
     story += [addresses, Spacer(1, 8 * mm)]
 
-    rows = [[para(LABELS[k], bold) for k in ("reference", "label")]
-            + [para(LABELS[k], bold_right) for k in ("quantity", "unit_price", "discount", "vat_rate", "total")]]
+    rows = [
+        [para(LABELS[k], bold) for k in ("reference", "label")]
+        + [para(LABELS[k], bold_right) for k in ("quantity", "unit_price", "discount", "vat_rate", "total")]
+    ]
     for line in invoice.lines:
-        rows.append([para(line.reference, small), para(line.label),
-                     para(_number(line.quantity), right), para(_amount(line.unit_price_excl_vat, cur), right),
-                     para(_amount(line.discount_excl_vat, cur) if line.discount_excl_vat else "", right),
-                     para(_rate(line.vat_rate), right), para(_amount(line.total_excl_vat, cur), right)])
+        rows.append(
+            [
+                para(line.reference, small),
+                para(line.label),
+                para(_number(line.quantity), right),
+                para(_amount(line.unit_price_excl_vat, cur), right),
+                para(_amount(line.discount_excl_vat, cur) if line.discount_excl_vat else "", right),
+                para(_rate(line.vat_rate), right),
+                para(_amount(line.total_excl_vat, cur), right),
+            ]
+        )
     if invoice.shipping_excl_vat:
         shipping = _amount(invoice.shipping_excl_vat, cur)
-        rows.append([para(""), para(LABELS["shipping"]), para("1", right), para(shipping, right), para(""),
-                     para(_rate(invoice.shipping_vat_rate), right), para(shipping, right)])
+        rows.append(
+            [
+                para(""),
+                para(LABELS["shipping"]),
+                para("1", right),
+                para(shipping, right),
+                para(""),
+                para(_rate(invoice.shipping_vat_rate), right),
+                para(shipping, right),
+            ]
+        )
     table = Table(rows, colWidths=[w * width for w in (0.15, 0.32, 0.07, 0.12, 0.11, 0.11, 0.12)], repeatRows=1)
-    table.setStyle(TableStyle([
-        ("LINEBELOW", (0, 0), (-1, 0), 0.8, colors.black),
-        ("LINEBELOW", (0, 1), (-1, -1), 0.25, colors.grey),
-        ("VALIGN", (0, 0), (-1, -1), "TOP"),
-    ]))
+    table.setStyle(
+        TableStyle(
+            [
+                ("LINEBELOW", (0, 0), (-1, 0), 0.8, colors.black),
+                ("LINEBELOW", (0, 1), (-1, -1), 0.25, colors.grey),
+                ("VALIGN", (0, 0), (-1, -1), "TOP"),
+            ]
+        )
+    )
     story += [table, Spacer(1, 6 * mm)]
 
     breakdown = vat_breakdown(invoice)
     vat_rows = [[para(LABELS["rate"], bold), para(LABELS["base"], bold_right), para(LABELS["vat"], bold_right)]]
-    vat_rows += [[para(_rate(r.rate)), para(_amount(r.base, cur), right), para(_amount(r.vat, cur), right)]
-                 for r in breakdown]
+    vat_rows += [
+        [para(_rate(r.rate)), para(_amount(r.base, cur), right), para(_amount(r.vat, cur), right)] for r in breakdown
+    ]
     vat_table = Table(vat_rows, colWidths=[width * 0.15, width * 0.15, width * 0.15])
     vat_table.setStyle(TableStyle([("LINEBELOW", (0, 0), (-1, 0), 0.5, colors.black)]))
-    totals = Table([
-        [para(LABELS["total_excl_vat"]), para(_amount(invoice.total_excl_vat, cur), right)],
-        [para(LABELS["total_vat"]), para(_amount(invoice.total_vat, cur), right)],
-        [para(LABELS["total_incl_vat"], bold), para(_amount(invoice.total_incl_vat, cur), bold_right)],
-    ], colWidths=[width * 0.2, width * 0.2])
+    totals = Table(
+        [
+            [para(LABELS["total_excl_vat"]), para(_amount(invoice.total_excl_vat, cur), right)],
+            [para(LABELS["total_vat"]), para(_amount(invoice.total_vat, cur), right)],
+            [para(LABELS["total_incl_vat"], bold), para(_amount(invoice.total_incl_vat, cur), bold_right)],
+        ],
+        colWidths=[width * 0.2, width * 0.2],
+    )
     totals.setStyle(TableStyle([("LINEABOVE", (0, 2), (-1, 2), 0.8, colors.black)]))
     bottom = Table([[vat_table, totals]], colWidths=[width * 0.55, width * 0.45])
-    bottom.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"), ("LEFTPADDING", (0, 0), (-1, -1), 0),
-                                ("ALIGN", (1, 0), (1, 0), "RIGHT")]))
+    bottom.setStyle(
+        TableStyle(
+            [
+                ("VALIGN", (0, 0), (-1, -1), "TOP"),
+                ("LEFTPADDING", (0, 0), (-1, -1), 0),
+                ("ALIGN", (1, 0), (1, 0), "RIGHT"),
+            ]
+        )
+    )
     story.append(bottom)
 
     computed = sum((r.vat for r in breakdown), ZERO)
     if abs(computed - money(invoice.total_vat)) > CENT:
-        log.warning("invoice %s: VAT of its lines is %s, the invoice says %s (printed as the invoice says)",
-                    invoice.number, computed, invoice.total_vat)
+        log.warning(
+            "invoice %s: VAT of its lines is %s, the invoice says %s (printed as the invoice says)",
+            invoice.number,
+            computed,
+            invoice.total_vat,
+        )
 
     def footer(canvas, doc) -> None:
         canvas.saveState()
@@ -295,10 +372,19 @@ def render_invoice(invoice: Invoice, seller: Seller) -> bytes:
         canvas.restoreState()
 
     buf = io.BytesIO()
-    doc = SimpleDocTemplate(buf, pagesize=A4, leftMargin=18 * mm, rightMargin=18 * mm, topMargin=16 * mm,
-                            bottomMargin=28 * mm, invariant=1, title=f"{LABELS['title'].capitalize()} {invoice.number}",
-                            author=seller.name, subject=f"{LABELS['order']} {invoice.order_number}",
-                            creator="Passerelle")
+    doc = SimpleDocTemplate(
+        buf,
+        pagesize=A4,
+        leftMargin=18 * mm,
+        rightMargin=18 * mm,
+        topMargin=16 * mm,
+        bottomMargin=28 * mm,
+        invariant=1,
+        title=f"{LABELS['title'].capitalize()} {invoice.number}",
+        author=seller.name,
+        subject=f"{LABELS['order']} {invoice.order_number}",
+        creator="Passerelle",
+    )
     doc.build(story, onFirstPage=footer, onLaterPages=footer)
     return buf.getvalue()
 
@@ -311,8 +397,10 @@ def load_seller(conn: psycopg.Connection) -> Seller:
     with conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute("SELECT * FROM passerelle_src.seller").fetchall()
     if len(rows) != 1 or not rows[0].get("name"):
-        raise InvoiceError(f"view passerelle_src.seller must hold exactly one row with a name, it holds {len(rows)} "
-                           f"(include/sql/views/20_exchange.sql)")
+        raise InvoiceError(
+            f"view passerelle_src.seller must hold exactly one row with a name, it holds {len(rows)} "
+            f"(include/sql/views/20_exchange.sql)"
+        )
     return Seller(**{k: rows[0].get(k) for k in Seller.__dataclass_fields__})
 
 
@@ -321,30 +409,64 @@ def load_invoices(conn: psycopg.Connection, keys: Sequence[str]) -> list[Invoice
     keys = list(keys)
     with conn.cursor(row_factory=dict_row) as cur:
         docs = cur.execute(
-            "SELECT * FROM passerelle_src.invoice_document WHERE key = ANY(%s) ORDER BY key", (keys,)).fetchall()
+            "SELECT * FROM passerelle_src.invoice_document WHERE key = ANY(%s) ORDER BY key", (keys,)
+        ).fetchall()
         line_rows = cur.execute(
             "SELECT * FROM passerelle_src.invoice_line WHERE invoice_key = ANY(%s) ORDER BY invoice_key, line_number",
-            (keys,)).fetchall()
+            (keys,),
+        ).fetchall()
     lines: dict[str, list[InvoiceLine]] = {}
     for r in line_rows:
-        lines.setdefault(r["invoice_key"], []).append(InvoiceLine(
-            r["line_number"], r["reference"], r["label"], r["quantity"], r["unit_price_excl_vat"],
-            r["discount_excl_vat"], r["vat_rate"]))
+        lines.setdefault(r["invoice_key"], []).append(
+            InvoiceLine(
+                r["line_number"],
+                r["reference"],
+                r["label"],
+                r["quantity"],
+                r["unit_price_excl_vat"],
+                r["discount_excl_vat"],
+                r["vat_rate"],
+            )
+        )
     out = []
     for d in docs:
         delivery = None
         if d["delivery_line1"]:
-            delivery = Address(d["delivery_name"], d["delivery_line1"], d["delivery_line2"], d["delivery_postcode"],
-                               d["delivery_city"], d["delivery_country"])
-        out.append(Invoice(
-            number=d["invoice_number"], invoice_date=d["invoice_date"], order_number=d["order_number"],
-            billing=Address(d["billing_name"], d["billing_line1"], d["billing_line2"], d["billing_postcode"],
-                            d["billing_city"], d["billing_country"]),
-            lines=tuple(lines.get(d["key"], ())), total_excl_vat=d["total_excl_vat"], total_vat=d["total_vat"],
-            total_incl_vat=d["total_incl_vat"], shipping_excl_vat=d["shipping_excl_vat"],
-            shipping_vat_rate=d["shipping_vat_rate"], delivery=delivery, shop_order_id=d["shop_order_id"],
-            order_date=d["order_date"], currency=d["currency"], customer_code=d["customer_code"],
-            customer_email=d["customer_email"], customer_vat_number=d["customer_vat_number"],
-            pdf=bytes(d["pdf"]) if d["pdf"] is not None else None,
-        ))
+            delivery = Address(
+                d["delivery_name"],
+                d["delivery_line1"],
+                d["delivery_line2"],
+                d["delivery_postcode"],
+                d["delivery_city"],
+                d["delivery_country"],
+            )
+        out.append(
+            Invoice(
+                number=d["invoice_number"],
+                invoice_date=d["invoice_date"],
+                order_number=d["order_number"],
+                billing=Address(
+                    d["billing_name"],
+                    d["billing_line1"],
+                    d["billing_line2"],
+                    d["billing_postcode"],
+                    d["billing_city"],
+                    d["billing_country"],
+                ),
+                lines=tuple(lines.get(d["key"], ())),
+                total_excl_vat=d["total_excl_vat"],
+                total_vat=d["total_vat"],
+                total_incl_vat=d["total_incl_vat"],
+                shipping_excl_vat=d["shipping_excl_vat"],
+                shipping_vat_rate=d["shipping_vat_rate"],
+                delivery=delivery,
+                shop_order_id=d["shop_order_id"],
+                order_date=d["order_date"],
+                currency=d["currency"],
+                customer_code=d["customer_code"],
+                customer_email=d["customer_email"],
+                customer_vat_number=d["customer_vat_number"],
+                pdf=bytes(d["pdf"]) if d["pdf"] is not None else None,
+            )
+        )
     return out

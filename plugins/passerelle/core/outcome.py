@@ -60,8 +60,16 @@ def top_reasons(reasons: Mapping[str, int], limit: int = TOP_REASONS) -> str:
     return text + (", …" if len(items) > limit else "")
 
 
-def note_text(*, verb: str, rows: int, files: int, quarantined: int = 0, reasons: Mapping[str, int] | None = None,
-              dry_run: bool = False, more: Iterable[str] = ()) -> str:
+def note_text(
+    *,
+    verb: str,
+    rows: int,
+    files: int,
+    quarantined: int = 0,
+    reasons: Mapping[str, int] | None = None,
+    dry_run: bool = False,
+    more: Iterable[str] = (),
+) -> str:
     """A run's note: "sent 120 rows in 3 files; 6 rows quarantined, top reasons: …".
 
     :param verb: what the run did with its rows ("sent", "integrated", "reported").
@@ -94,7 +102,9 @@ def batch_reasons(conn: Any, batch_id: int) -> dict[str, int]:
     """Reasons of the rows a batch refused to send (``passerelle.outbound_reject``), rows per reason."""
     rows = conn.execute(
         "SELECT field, reason, count(DISTINCT (entity, key)) FROM passerelle.outbound_reject WHERE batch_id = %s "
-        "GROUP BY field, reason", (batch_id,)).fetchall()
+        "GROUP BY field, reason",
+        (batch_id,),
+    ).fetchall()
     return count_reasons(rows)
 
 
@@ -105,7 +115,9 @@ def quarantine_reasons(conn: Any, file_ids: Iterable[int]) -> dict[str, int]:
         return {}
     rows = conn.execute(
         "SELECT field, reason, count(DISTINCT (file_id, line)) FROM passerelle.quarantine "
-        "WHERE file_id = ANY(%s) AND status = 'open' GROUP BY field, reason", (ids,)).fetchall()
+        "WHERE file_id = ANY(%s) AND status = 'open' GROUP BY field, reason",
+        (ids,),
+    ).fetchall()
     return count_reasons(rows)
 
 
@@ -119,14 +131,31 @@ def inbound_totals(files: Iterable[Mapping[str, Any]], replayed: Iterable[Mappin
     ``rows_still_open``, orders created...), not the rows it read again or leaves refused."""
     totals: dict[str, int] = {}
     parts = [f.get("counts", {}) for f in files]
-    parts += [{k: v for k, v in r.items() if isinstance(v, int) and not isinstance(v, bool)
-               and k != "file_id" and k not in REPLAY_RECOUNTED} for r in replayed]
+    parts += [
+        {
+            k: v
+            for k, v in r.items()
+            if isinstance(v, int) and not isinstance(v, bool) and k != "file_id" and k not in REPLAY_RECOUNTED
+        }
+        for r in replayed
+    ]
     for part in parts:
         for k, v in part.items():
             totals[k] = totals.get(k, 0) + int(v)
     return totals
 
 
-__all__ = ["REPLAY_RECOUNTED", "SENT_KEYS", "TOP_REASONS", "batch_reasons", "count_reasons", "inbound_totals",
-           "note_text", "public_url",
-           "quarantine_reasons", "reason_kind", "sent_rows", "top_reasons"]
+__all__ = [
+    "REPLAY_RECOUNTED",
+    "SENT_KEYS",
+    "TOP_REASONS",
+    "batch_reasons",
+    "count_reasons",
+    "inbound_totals",
+    "note_text",
+    "public_url",
+    "quarantine_reasons",
+    "reason_kind",
+    "sent_rows",
+    "top_reasons",
+]

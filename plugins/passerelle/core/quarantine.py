@@ -65,29 +65,59 @@ _UNKNOWN_SKU = "unknown SKU"
 
 #: (pattern over the parser's reason, what a shop manager reads). ``{value}``, ``{field}``,
 #: ``{line}`` and the pattern's named groups are filled in.
-_EXPLAIN: tuple[tuple[re.Pattern[str], str], ...] = tuple((re.compile(p), t) for p, t in (
-    (r"^unknown SKU", "The shop sold “{value}”, which is neither an article nor a variant reference in the back "
-     "office. Create that article in the back office, or map the shop label “{value}” to an existing reference, "
-     "then replay."),
-    (r"^order (?P<order>.+) has a rejected line (?P<other>\d+)", "Held back with the rest of order {order}: line "
-     "{other} of the same order has a problem. Fix that line; this one is replayed with it."),
-    (r"^no customer", "Nobody to bill: the order has neither an e-mail address nor a shop customer id. Add the "
-     "customer's e-mail to the order in the shop and send it again, or dismiss it."),
-    (r"^required value is empty", "The column “{field}” is empty on line {line}; the back office needs it. Correct "
-     "the order in the shop and send it again, or dismiss it."),
-    (r"^expected (?P<n>\d+) fields as in the header, found (?P<f>\d+)", "Line {line} is cut or has extra "
-     "columns ({f} instead of {n}): usually a separator inside a text that was not quoted. Export the order "
-     "again from the shop."),
-    (r"^not a number", "“{value}” in column “{field}” is not a number. Correct it in the shop and send the order "
-     "again."),
-    (r"^not a date", "“{value}” in column “{field}” is not a date. Correct it in the shop and send the order again."),
-    (r"^order number (?P<number>\S+) is already", "The back office already has an order numbered {number} for "
-     "another customer or shop order. Rename the order in the shop, or dismiss this one if it is the same order."),
-    (r"^order (?P<sid>\S+) is already (?P<status>\w+): cancel it by hand", "The shop cancelled order {sid}, but "
-     "it is already {status} in the back office: cancel it there by hand (credit note, return), then dismiss "
-     "this row with a note."),
-    (r"^not an email address", "“{value}” is not an e-mail address. Correct the customer in the shop."),
-))
+_EXPLAIN: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(p), t)
+    for p, t in (
+        (
+            r"^unknown SKU",
+            "The shop sold “{value}”, which is neither an article nor a variant reference in the back "
+            "office. Create that article in the back office, or map the shop label “{value}” to an existing reference, "
+            "then replay.",
+        ),
+        (
+            r"^order (?P<order>.+) has a rejected line (?P<other>\d+)",
+            "Held back with the rest of order {order}: line "
+            "{other} of the same order has a problem. Fix that line; this one is replayed with it.",
+        ),
+        (
+            r"^no customer",
+            "Nobody to bill: the order has neither an e-mail address nor a shop customer id. Add the "
+            "customer's e-mail to the order in the shop and send it again, or dismiss it.",
+        ),
+        (
+            r"^required value is empty",
+            "The column “{field}” is empty on line {line}; the back office needs it. Correct "
+            "the order in the shop and send it again, or dismiss it.",
+        ),
+        (
+            r"^expected (?P<n>\d+) fields as in the header, found (?P<f>\d+)",
+            "Line {line} is cut or has extra "
+            "columns ({f} instead of {n}): usually a separator inside a text that was not quoted. Export the order "
+            "again from the shop.",
+        ),
+        (
+            r"^not a number",
+            "“{value}” in column “{field}” is not a number. Correct it in the shop and send the order again.",
+        ),
+        (
+            r"^not a date",
+            "“{value}” in column “{field}” is not a date. Correct it in the shop and send the order again.",
+        ),
+        (
+            r"^order number (?P<number>\S+) is already",
+            "The back office already has an order numbered {number} for "
+            "another customer or shop order. Rename the order in the shop, "
+            "or dismiss this one if it is the same order.",
+        ),
+        (
+            r"^order (?P<sid>\S+) is already (?P<status>\w+): cancel it by hand",
+            "The shop cancelled order {sid}, but "
+            "it is already {status} in the back office: cancel it there by hand (credit note, return), then dismiss "
+            "this row with a note.",
+        ),
+        (r"^not an email address", "“{value}” is not an e-mail address. Correct the customer in the shop."),
+    )
+)
 
 
 def explain(field: str | None, value: str | None, reason: str, line: int | None = None) -> str:
@@ -111,7 +141,8 @@ def open_groups(conn: psycopg.Connection, *, limit: int = 500) -> list[Quarantin
         "coalesce(f.received_at, q.created_at) FROM passerelle.quarantine q "
         "LEFT JOIN passerelle.inbound_file f ON f.id = q.file_id WHERE q.status = 'open' "
         "ORDER BY coalesce(f.received_at, q.created_at), q.file, q.shop_order_id NULLS LAST, q.line, q.id LIMIT %s",
-        (limit,)).fetchall()
+        (limit,),
+    ).fetchall()
     groups: dict[tuple, QuarantineGroup] = {}
     for rid, file_id, file, line, fld, value, reason, raw, order, received in rows:
         key = (file_id, file, order if order else f"line-{line}")
@@ -137,7 +168,9 @@ def dismiss(conn: psycopg.Connection, ids: Sequence[int], note: str, *, by: str)
     with conn.transaction():
         return conn.execute(
             "UPDATE passerelle.quarantine SET status = 'resolved', note = %s, resolved_at = now(), resolved_by = %s "
-            "WHERE id = ANY(%s) AND status = 'open'", (note, by, [int(i) for i in ids])).rowcount
+            "WHERE id = ANY(%s) AND status = 'open'",
+            (note, by, [int(i) for i in ids]),
+        ).rowcount
 
 
 def map_label(conn: psycopg.Connection, shop_label: str, reference: str, *, by: str, note: str | None = None) -> None:
@@ -151,15 +184,22 @@ def map_label(conn: psycopg.Connection, shop_label: str, reference: str, *, by: 
     if label == ref:
         raise DeskError(f"reference {ref!r}: the same as the shop label; nothing to map")
     with conn.transaction():
-        known = conn.execute("SELECT 1 FROM erp.article WHERE reference = %(r)s "
-                             "UNION ALL SELECT 1 FROM erp.variant WHERE reference = %(r)s", {"r": ref}).fetchone()
+        known = conn.execute(
+            "SELECT 1 FROM erp.article WHERE reference = %(r)s "
+            "UNION ALL SELECT 1 FROM erp.variant WHERE reference = %(r)s",
+            {"r": ref},
+        ).fetchone()
         if not known:
-            raise DeskError(f"reference {ref!r} (for shop label {label!r}): no article or variant with this "
-                            "reference in the back office; check its spelling, or create the article first")
+            raise DeskError(
+                f"reference {ref!r} (for shop label {label!r}): no article or variant with this "
+                "reference in the back office; check its spelling, or create the article first"
+            )
         conn.execute(
             "INSERT INTO passerelle.sku_alias (shop_sku, reference, note, created_by) VALUES (%s, %s, %s, %s) "
             "ON CONFLICT (shop_sku) DO UPDATE SET reference = EXCLUDED.reference, note = EXCLUDED.note, "
-            "created_by = EXCLUDED.created_by, created_at = now()", (label, ref, note or None, by))
+            "created_by = EXCLUDED.created_by, created_at = now()",
+            (label, ref, note or None, by),
+        )
 
 
 def sku_aliases(conn: psycopg.Connection, labels: Iterable[str] | None = None) -> dict[str, str]:
@@ -208,5 +248,17 @@ def summarise_replay(results: Iterable[Mapping[str, Any]]) -> str:
     return text + (" Failed: " + "; ".join(errors) if errors else "")
 
 
-__all__ = ["DeskError", "QuarantineGroup", "QuarantinedRow", "apply_sku_aliases", "count_open", "dismiss",
-           "explain", "map_label", "open_groups", "replay", "sku_aliases", "summarise_replay"]
+__all__ = [
+    "DeskError",
+    "QuarantineGroup",
+    "QuarantinedRow",
+    "apply_sku_aliases",
+    "count_open",
+    "dismiss",
+    "explain",
+    "map_label",
+    "open_groups",
+    "replay",
+    "sku_aliases",
+    "summarise_replay",
+]

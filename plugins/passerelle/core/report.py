@@ -32,8 +32,12 @@ ROW_KEYS: tuple[str, ...] = ("created", "changed", "removed", "integrated", "row
 
 #: One colour per flow (colour-blind friendly palette), in passerelle.config.FLOW_NAMES order.
 FLOW_COLOURS: dict[str, str] = {
-    "catalog": "#0072B2", "customers": "#E69F00", "prices_stock": "#009E73", "orders_in": "#CC79A7",
-    "order_status": "#56B4E9", "report": "#999999",
+    "catalog": "#0072B2",
+    "customers": "#E69F00",
+    "prices_stock": "#009E73",
+    "orders_in": "#CC79A7",
+    "order_status": "#56B4E9",
+    "report": "#999999",
 }
 OTHER_COLOURS = ("#D55E00", "#F0E442", "#000000", "#882255")
 WEB_COLOUR, STORE_COLOUR = "#0072B2", "#E69F00"
@@ -148,8 +152,9 @@ class ReportData:
         return sum(s.web_orders + s.store_orders for s in self.sales)
 
 
-def window(day: date, days: int, timezone: str, *,
-           until: datetime | None = None) -> tuple[list[date], datetime, datetime]:
+def window(
+    day: date, days: int, timezone: str, *, until: datetime | None = None
+) -> tuple[list[date], datetime, datetime]:
     """The report's *day* and the *days* whole local days before it, and their bounds as aware
     datetimes: midnight shop time of the first day, and the end, *until* (the run's logical
     moment: a report made at 06:00, or after a day of runs, shows the day so far) if it falls on
@@ -185,8 +190,9 @@ def rows_moved(counts: Mapping[str, Any] | None) -> int:
     return total
 
 
-def summarise_runs(runs: Iterable[RunRow], days: Sequence[date], timezone: str,
-                   flow_order: Sequence[str] = tuple(FLOW_COLOURS)) -> tuple[list[FlowStats], dict, dict]:
+def summarise_runs(
+    runs: Iterable[RunRow], days: Sequence[date], timezone: str, flow_order: Sequence[str] = tuple(FLOW_COLOURS)
+) -> tuple[list[FlowStats], dict, dict]:
     """Per-flow totals, and runs and rows per flow per day (aligned with *days*)."""
     tz = ZoneInfo(timezone)
     index = {d: i for i, d in enumerate(days)}
@@ -228,8 +234,15 @@ def sales_by_day(rows: Iterable[tuple[date, bool, int, Decimal]], days: Sequence
     return [SalesDay(d, **acc[d]) for d in days]
 
 
-def collect_report(conn: Any, *, day: date, days: int = 30, timezone: str = "Europe/Paris",
-                   alerts_shown: int = 50, until: datetime | None = None) -> ReportData:
+def collect_report(
+    conn: Any,
+    *,
+    day: date,
+    days: int = 30,
+    timezone: str = "Europe/Paris",
+    alerts_shown: int = 50,
+    until: datetime | None = None,
+) -> ReportData:
     """Read the run summaries, sales and stock alerts of *day* (until *until*) and the *days*
     before it (:func:`window`; psycopg 3)."""
     dates, start, end = window(day, days, timezone, until=until)
@@ -238,9 +251,17 @@ def collect_report(conn: Any, *, day: date, days: int = 30, timezone: str = "Eur
     flows, runs_per_day, rows_per_day = summarise_runs(runs, dates, timezone)
     sales = sales_by_day(conn.execute(SALES_SQL, bounds).fetchall(), dates)
     alerts = [StockAlert(*row) for row in conn.execute(STOCK_ALERTS_SQL).fetchall()]
-    return ReportData(day=day, days=dates, timezone=timezone, flows=flows, runs_per_day=runs_per_day,
-                      rows_per_day=rows_per_day, sales=sales, stock_alerts=alerts[:alerts_shown],
-                      stock_alert_count=len(alerts))
+    return ReportData(
+        day=day,
+        days=dates,
+        timezone=timezone,
+        flows=flows,
+        runs_per_day=runs_per_day,
+        rows_per_day=rows_per_day,
+        sales=sales,
+        stock_alerts=alerts[:alerts_shown],
+        stock_alert_count=len(alerts),
+    )
 
 
 # --------------------------------------------------------------------------- formatting (French style)
@@ -310,9 +331,17 @@ class Series:
     colour: str
 
 
-def bar_chart(labels: Sequence[str], series: Sequence[Series], *, title: str, unit: str = "",
-              stacked: bool = True, width: int = 860, height: int = 260,
-              fmt=fmt_int) -> str:
+def bar_chart(
+    labels: Sequence[str],
+    series: Sequence[Series],
+    *,
+    title: str,
+    unit: str = "",
+    stacked: bool = True,
+    width: int = 860,
+    height: int = 260,
+    fmt=fmt_int,
+) -> str:
     """An SVG bar chart, one group (or stack) of bars per label; a legend above; the exact
     value of every bar in its tooltip (``<title>``)."""
     left, right, top, bottom = 56, 12, 34, 34
@@ -323,20 +352,27 @@ def bar_chart(labels: Sequence[str], series: Sequence[Series], *, title: str, un
     else:
         peak = max((v for s in series for v in s.values), default=0)
     ymax = nice_max(float(peak))
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" viewBox="0 0 {width} {height}" '
-           f'width="{width}" height="{height}" role="img" aria-label="{_e(title)}">', f"<title>{_e(title)}</title>"]
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" viewBox="0 0 {width} {height}" '
+        f'width="{width}" height="{height}" role="img" aria-label="{_e(title)}">',
+        f"<title>{_e(title)}</title>",
+    ]
     # Legend.
     x = left
     for s in series:
-        out.append(f'<rect x="{x}" y="8" width="12" height="12" fill="{s.colour}"/>'
-                   f'<text x="{x + 16}" y="18" class="legend">{_e(s.label)}</text>')
+        out.append(
+            f'<rect x="{x}" y="8" width="12" height="12" fill="{s.colour}"/>'
+            f'<text x="{x + 16}" y="18" class="legend">{_e(s.label)}</text>'
+        )
         x += 24 + 7 * len(s.label)
     # Grid and y axis.
     for i in range(5):
         value = ymax * i / 4
         y = top + plot_h - plot_h * i / 4
-        out.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>'
-                   f'<text x="{left - 6}" y="{y + 4:.1f}" class="axis" text-anchor="end">{_e(fmt(value))}</text>')
+        out.append(
+            f'<line x1="{left}" x2="{left + plot_w}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>'
+            f'<text x="{left - 6}" y="{y + 4:.1f}" class="axis" text-anchor="end">{_e(fmt(value))}</text>'
+        )
     if unit:
         out.append(f'<text x="{left - 6}" y="{top - 8}" class="axis" text-anchor="end">{_e(unit)}</text>')
     # Bars.
@@ -358,41 +394,55 @@ def bar_chart(labels: Sequence[str], series: Sequence[Series], *, title: str, un
             else:
                 y = top + plot_h - h
                 bx = x0 + k * bar_w
-            out.append(f'<rect x="{bx:.1f}" y="{y:.1f}" width="{bar_w:.1f}" height="{h:.1f}" fill="{s.colour}">'
-                       f"<title>{_e(label)} · {_e(s.label)}: {_e(fmt(value))}</title></rect>")
+            out.append(
+                f'<rect x="{bx:.1f}" y="{y:.1f}" width="{bar_w:.1f}" height="{h:.1f}" fill="{s.colour}">'
+                f"<title>{_e(label)} · {_e(s.label)}: {_e(fmt(value))}</title></rect>"
+            )
         if i % every == 0:
-            out.append(f'<text x="{left + slot * (i + 0.5):.1f}" y="{top + plot_h + 16}" class="axis" '
-                       f'text-anchor="middle">{_e(label)}</text>')
+            out.append(
+                f'<text x="{left + slot * (i + 0.5):.1f}" y="{top + plot_h + 16}" class="axis" '
+                f'text-anchor="middle">{_e(label)}</text>'
+            )
     out.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{top + plot_h}" y2="{top + plot_h}" class="axis-line"/>')
     out.append("</svg>")
     return "".join(out)
 
 
-def hbar_chart(items: Sequence[tuple[str, float, float]], *, title: str, width: int = 860,
-               labels: tuple[str, str] = ("available", "minimum")) -> str:
+def hbar_chart(
+    items: Sequence[tuple[str, float, float]],
+    *,
+    title: str,
+    width: int = 860,
+    labels: tuple[str, str] = ("available", "minimum"),
+) -> str:
     """Horizontal bars, one row per item ``(label, value, target)``: the value as a bar, the
     target as a tick (stock alerts: available stock against the minimum)."""
     row, left, right, top = 22, 260, 60, 30
     height = top + row * max(len(items), 1) + 10
     peak = nice_max(max((max(v, t) for _, v, t in items), default=1))
     plot_w = width - left - right
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" viewBox="0 0 {width} {height}" '
-           f'width="{width}" height="{height}" role="img" aria-label="{_e(title)}">', f"<title>{_e(title)}</title>",
-           f'<rect x="{left}" y="8" width="12" height="12" fill="{STORE_COLOUR}"/>'
-           f'<text x="{left + 16}" y="18" class="legend">{_e(labels[0])}</text>'
-           f'<rect x="{left + 120}" y="7" width="3" height="14" fill="#D55E00"/>'
-           f'<text x="{left + 128}" y="18" class="legend">{_e(labels[1])}</text>']
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" viewBox="0 0 {width} {height}" '
+        f'width="{width}" height="{height}" role="img" aria-label="{_e(title)}">',
+        f"<title>{_e(title)}</title>",
+        f'<rect x="{left}" y="8" width="12" height="12" fill="{STORE_COLOUR}"/>'
+        f'<text x="{left + 16}" y="18" class="legend">{_e(labels[0])}</text>'
+        f'<rect x="{left + 120}" y="7" width="3" height="14" fill="#D55E00"/>'
+        f'<text x="{left + 128}" y="18" class="legend">{_e(labels[1])}</text>',
+    ]
     for i, (label, value, target) in enumerate(items):
         y = top + i * row
         w = plot_w * max(value, 0) / peak
         tx = left + plot_w * target / peak
         short = label if len(label) <= 40 else label[:39] + "…"
-        out.append(f'<text x="{left - 8}" y="{y + 14}" class="axis" text-anchor="end">{_e(short)}</text>'
-                   f'<rect x="{left}" y="{y + 3}" width="{w:.1f}" height="14" fill="{STORE_COLOUR}">'
-                   f"<title>{_e(label)}: {_e(fmt_qty(value))} / {_e(fmt_qty(target))}</title></rect>"
-                   f'<rect x="{tx - 1:.1f}" y="{y}" width="3" height="20" fill="#D55E00"/>'
-                   f'<text x="{left + plot_w + 6}" y="{y + 14}" class="axis">'
-                   f"{_e(fmt_qty(value))} / {_e(fmt_qty(target))}</text>")
+        out.append(
+            f'<text x="{left - 8}" y="{y + 14}" class="axis" text-anchor="end">{_e(short)}</text>'
+            f'<rect x="{left}" y="{y + 3}" width="{w:.1f}" height="14" fill="{STORE_COLOUR}">'
+            f"<title>{_e(label)}: {_e(fmt_qty(value))} / {_e(fmt_qty(target))}</title></rect>"
+            f'<rect x="{tx - 1:.1f}" y="{y}" width="3" height="20" fill="#D55E00"/>'
+            f'<text x="{left + plot_w + 6}" y="{y + 14}" class="axis">'
+            f"{_e(fmt_qty(value))} / {_e(fmt_qty(target))}</text>"
+        )
     out.append("</svg>")
     return "".join(out)
 
@@ -407,16 +457,25 @@ def charts(data: ReportData) -> dict[str, str]:
     names = [f.flow for f in data.flows]
     runs = [Series(n, data.runs_per_day[n], flow_colour(n, i)) for i, n in enumerate(names)]
     rows = [Series(n, data.rows_per_day[n], flow_colour(n, i)) for i, n in enumerate(names)]
-    sales = [Series("Web", [float(s.web_total) for s in data.sales], WEB_COLOUR),
-             Series("Store (magasin, phone)", [float(s.store_total) for s in data.sales], STORE_COLOUR)]
+    sales = [
+        Series("Web", [float(s.web_total) for s in data.sales], WEB_COLOUR),
+        Series("Store (magasin, phone)", [float(s.store_total) for s in data.sales], STORE_COLOUR),
+    ]
     return {
         "runs": bar_chart(labels, runs, title="Runs per day and flow"),
         "rows": bar_chart(labels, rows, title="Rows sent or integrated per day and flow", unit="rows"),
-        "sales": bar_chart(labels, sales, title="Sales per day, web versus store (incl. VAT)", unit="€",
-                           stacked=False, fmt=lambda v: fmt_int(v)),
-        "stock": hbar_chart([(f"{a.reference} {a.name}", float(a.available), float(a.min_stock))
-                             for a in data.stock_alerts[:15]],
-                            title="Largest stock shortfalls: available stock against the minimum"),
+        "sales": bar_chart(
+            labels,
+            sales,
+            title="Sales per day, web versus store (incl. VAT)",
+            unit="€",
+            stacked=False,
+            fmt=lambda v: fmt_int(v),
+        ),
+        "stock": hbar_chart(
+            [(f"{a.reference} {a.name}", float(a.available), float(a.min_stock)) for a in data.stock_alerts[:15]],
+            title="Largest stock shortfalls: available stock against the minimum",
+        ),
     }
 
 
@@ -445,7 +504,11 @@ def render_html(data: ReportData, *, shop_name: str = "") -> str:
     svg = {name: Markup(text) for name, text in charts(data).items()}
     tz = ZoneInfo(data.timezone)
     return env.get_template(TEMPLATE.name).render(
-        data=data, charts=svg, totals=totals, shop_name=shop_name,
-        first=data.days[0], last=data.days[-1],
+        data=data,
+        charts=svg,
+        totals=totals,
+        shop_name=shop_name,
+        first=data.days[0],
+        last=data.days[-1],
         local=lambda dt: dt.astimezone(tz).strftime("%d/%m/%Y %H:%M") if dt else "–",
     )

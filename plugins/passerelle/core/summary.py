@@ -8,9 +8,20 @@ from datetime import datetime
 import psycopg
 
 
-def record_run(conn: psycopg.Connection, *, flow: str, dag_run_id: str, run_key: str, mode: str | None,
-               dry_run: bool, counts: dict, rejects: int = 0, bytes_sent: int = 0, bytes_received: int = 0,
-               started_at: datetime | None = None) -> None:
+def record_run(
+    conn: psycopg.Connection,
+    *,
+    flow: str,
+    dag_run_id: str,
+    run_key: str,
+    mode: str | None,
+    dry_run: bool,
+    counts: dict,
+    rejects: int = 0,
+    bytes_sent: int = 0,
+    bytes_received: int = 0,
+    started_at: datetime | None = None,
+) -> None:
     """Insert (or, for a rerun of the same DAG run, replace) the run's summary."""
     conn.execute(
         """
@@ -22,6 +33,5 @@ def record_run(conn: psycopg.Connection, *, flow: str, dag_run_id: str, run_key:
             counts = EXCLUDED.counts, rejects = EXCLUDED.rejects, bytes_sent = EXCLUDED.bytes_sent,
             bytes_received = EXCLUDED.bytes_received, started_at = EXCLUDED.started_at, finished_at = now()
         """,
-        (flow, dag_run_id, run_key, mode, dry_run, json.dumps(counts), rejects, bytes_sent, bytes_received,
-         started_at),
+        (flow, dag_run_id, run_key, mode, dry_run, json.dumps(counts), rejects, bytes_sent, bytes_received, started_at),
     )

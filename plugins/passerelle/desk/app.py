@@ -63,8 +63,9 @@ class LoginRequired(Exception):
 # --------------------------------------------------------------------------------------------
 
 
-async def desk_user(request: Request,
-                    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)] = None) -> Any:
+async def desk_user(
+    request: Request, bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)] = None
+) -> Any:
     """The Airflow user of the request (``airflow.api_fastapi.core_api.security.get_user``: JWT from
     the ``Authorization`` header or Airflow's session cookie), allowed to view plugins."""
     from airflow.api_fastapi.app import get_auth_manager
@@ -88,8 +89,10 @@ def desk_actor(user: Annotated[Any, Depends(desk_user)]) -> Any:
     from airflow.api_fastapi.auth.managers.models.resource_details import DagDetails
 
     if not get_auth_manager().is_authorized_dag(method="PUT", details=DagDetails(id=ACTIONS_DAG), user=user):
-        raise HTTPException(status_code=403, detail=f"Acting on the quarantine needs edit rights on the DAG "
-                                                    f"{ACTIONS_DAG!r}; your Airflow role has not")
+        raise HTTPException(
+            status_code=403,
+            detail=f"Acting on the quarantine needs edit rights on the DAG {ACTIONS_DAG!r}; your Airflow role has not",
+        )
     return user
 
 
@@ -131,16 +134,26 @@ def _erp(settings: Any) -> Iterator[Any]:
 def _page(request: Request, template: str, user: Any, settings: Any = None, **context: Any) -> HTMLResponse:
     base = request.scope.get("root_path", "").rstrip("/")
     tz = (settings or _settings()).shop.timezone
-    return TEMPLATES.TemplateResponse(request, template, {
-        "base": base, "user": user.get_name(), "msg": request.query_params.get("msg"),
-        "error": request.query_params.get("error"), "tz": tz, **context})
+    return TEMPLATES.TemplateResponse(
+        request,
+        template,
+        {
+            "base": base,
+            "user": user.get_name(),
+            "msg": request.query_params.get("msg"),
+            "error": request.query_params.get("error"),
+            "tz": tz,
+            **context,
+        },
+    )
 
 
 def _back(request: Request, path: str, **query: str) -> RedirectResponse:
     """After a form: back to a page (303, so a reload does not post again), with a message."""
     base = request.scope.get("root_path", "").rstrip("/")
-    return RedirectResponse(f"{base}{path}" + (f"?{urlencode(query, quote_via=quote)}" if query else ""),
-                            status_code=303)
+    return RedirectResponse(
+        f"{base}{path}" + (f"?{urlencode(query, quote_via=quote)}" if query else ""), status_code=303
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -149,8 +162,13 @@ def _back(request: Request, path: str, **query: str) -> RedirectResponse:
 
 
 def create_app() -> FastAPI:
-    app = FastAPI(title="Passerelle", description="The operator's desk: quarantine, web orders, runs, sends, "
-                  "reports", docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(
+        title="Passerelle",
+        description="The operator's desk: quarantine, web orders, runs, sends, reports",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
 
     @app.exception_handler(LoginRequired)
     async def _to_login(request: Request, exc: LoginRequired) -> Response:
@@ -169,8 +187,9 @@ def create_app() -> FastAPI:
             open_rows = count_open(conn)
             runs = queries.last_runs(conn, per_flow=1)
         latest = queries.reports(report_settings(settings).get("local_dir"))[:1]
-        return _page(request, "home.html", user, settings, open_rows=open_rows, runs=runs,
-                     report=latest[0] if latest else None)
+        return _page(
+            request, "home.html", user, settings, open_rows=open_rows, runs=runs, report=latest[0] if latest else None
+        )
 
     @app.get("/quarantine", response_class=HTMLResponse)
     def quarantine(request: Request, user: User) -> HTMLResponse:
@@ -194,8 +213,9 @@ def create_app() -> FastAPI:
         return _back(request, "/quarantine", msg=summarise_replay(results))
 
     @app.post("/quarantine/dismiss")
-    def dismiss(request: Request, user: Actor, ids: Annotated[list[int], Form()],
-                note: Annotated[str, Form()] = "") -> RedirectResponse:
+    def dismiss(
+        request: Request, user: Actor, ids: Annotated[list[int], Form()], note: Annotated[str, Form()] = ""
+    ) -> RedirectResponse:
         from passerelle.core.quarantine import DeskError
         from passerelle.core.quarantine import dismiss as dismiss_rows
 
@@ -208,8 +228,13 @@ def create_app() -> FastAPI:
         return _back(request, "/quarantine", msg=f"Dismissed {done} row(s) with your note.")
 
     @app.post("/quarantine/map")
-    def map_label(request: Request, user: Actor, shop_label: Annotated[str, Form()],
-                  reference: Annotated[str, Form()] = "", note: Annotated[str, Form()] = "") -> RedirectResponse:
+    def map_label(
+        request: Request,
+        user: Actor,
+        shop_label: Annotated[str, Form()],
+        reference: Annotated[str, Form()] = "",
+        note: Annotated[str, Form()] = "",
+    ) -> RedirectResponse:
         from passerelle.core.quarantine import DeskError
         from passerelle.core.quarantine import map_label as map_one
 
@@ -219,8 +244,12 @@ def create_app() -> FastAPI:
             except DeskError as exc:
                 return _back(request, "/quarantine", error=str(exc))
         log.info("passerelle desk: %s mapped shop label %r to %r", user.get_name(), shop_label, reference)
-        return _back(request, "/quarantine", msg=f"Shop label “{shop_label.strip()}” now means "
-                     f"“{reference.strip()}”. Replay to integrate the rows waiting for it.")
+        return _back(
+            request,
+            "/quarantine",
+            msg=f"Shop label “{shop_label.strip()}” now means "
+            f"“{reference.strip()}”. Replay to integrate the rows waiting for it.",
+        )
 
     @app.get("/orders", response_class=HTMLResponse)
     def orders(request: Request, user: User, q: str = "") -> HTMLResponse:

@@ -35,7 +35,9 @@ def web_orders(conn: psycopg.Connection, *, search: str = "", limit: int = 100) 
     """The integrated web orders, newest first; ``search`` matches the shop's order id, the
     back-office number or the customer's name or e-mail."""
     like = f"%{search.strip()}%"
-    return _dicts(conn, f"""
+    return _dicts(
+        conn,
+        f"""
         SELECT o.id, o.number, o.shop_order_id, o.kind, o.status, o.order_date, o.total_incl_vat, o.currency,
                {_CUSTOMER_NAME} AS customer, c.email,
                (SELECT count(*) FROM erp.sales_order_line l WHERE l.order_id = o.id) AS lines,
@@ -44,43 +46,67 @@ def web_orders(conn: psycopg.Connection, *, search: str = "", limit: int = 100) 
          WHERE o.origin = 'web'
            AND (%(all)s OR o.shop_order_id ILIKE %(s)s OR o.number ILIKE %(s)s
                 OR {_CUSTOMER_NAME} ILIKE %(s)s OR c.email ILIKE %(s)s)
-         ORDER BY o.order_date DESC, o.id DESC LIMIT %(n)s""", {"s": like, "all": not search.strip(), "n": limit})
+         ORDER BY o.order_date DESC, o.id DESC LIMIT %(n)s""",
+        {"s": like, "all": not search.strip(), "n": limit},
+    )
 
 
 def web_order(conn: psycopg.Connection, order_id: int) -> dict[str, Any] | None:
     """One web order with its lines, payments, status history and delivery notes; None if absent."""
-    found = _dicts(conn, f"""
+    found = _dicts(
+        conn,
+        f"""
         SELECT o.*, {_CUSTOMER_NAME} AS customer, c.email, l.file_id, f.name AS file
           FROM erp.sales_order o JOIN erp.customer c ON c.id = o.customer_id
           LEFT JOIN passerelle.order_ledger l ON l.shop_order_id = o.shop_order_id
           LEFT JOIN passerelle.inbound_file f ON f.id = l.file_id
-         WHERE o.id = %s AND o.origin = 'web'""", (order_id,))
+         WHERE o.id = %s AND o.origin = 'web'""",
+        (order_id,),
+    )
     if not found:
         return None
     order = found[0]
-    order["lines"] = _dicts(conn, """
+    order["lines"] = _dicts(
+        conn,
+        """
         SELECT l.line_number, coalesce(v.reference, a.reference) AS reference, l.label, l.quantity,
                l.unit_price_excl_vat, l.discount_excl_vat, l.vat_rate, l.shipped_qty
           FROM erp.sales_order_line l JOIN erp.article a ON a.id = l.article_id
           LEFT JOIN erp.variant v ON v.id = l.variant_id
-         WHERE l.order_id = %s ORDER BY l.line_number""", (order_id,))
-    order["payments"] = _dicts(conn, "SELECT method, amount, transaction_id, paid, paid_at FROM erp.payment "
-                                     "WHERE order_id = %s ORDER BY id", (order_id,))
-    order["history"] = _dicts(conn, "SELECT status, changed_at FROM erp.order_status_history WHERE order_id = %s "
-                                    "ORDER BY changed_at, id", (order_id,))
-    order["deliveries"] = _dicts(conn, "SELECT number, shipped_at, carrier, tracking_number FROM erp.delivery_note "
-                                       "WHERE order_id = %s ORDER BY shipped_at, id", (order_id,))
+         WHERE l.order_id = %s ORDER BY l.line_number""",
+        (order_id,),
+    )
+    order["payments"] = _dicts(
+        conn,
+        "SELECT method, amount, transaction_id, paid, paid_at FROM erp.payment WHERE order_id = %s ORDER BY id",
+        (order_id,),
+    )
+    order["history"] = _dicts(
+        conn,
+        "SELECT status, changed_at FROM erp.order_status_history WHERE order_id = %s ORDER BY changed_at, id",
+        (order_id,),
+    )
+    order["deliveries"] = _dicts(
+        conn,
+        "SELECT number, shipped_at, carrier, tracking_number FROM erp.delivery_note "
+        "WHERE order_id = %s ORDER BY shipped_at, id",
+        (order_id,),
+    )
     return order
 
 
 def last_runs(conn: psycopg.Connection, *, per_flow: int = 10) -> dict[str, list[dict[str, Any]]]:
     """The last ``per_flow`` runs of each flow (``passerelle.run_summary``), newest first, flows in
     :data:`FLOWS` order then any other."""
-    rows = _dicts(conn, """
+    rows = _dicts(
+        conn,
+        """
         SELECT * FROM (
             SELECT r.*, row_number() OVER (PARTITION BY r.flow ORDER BY r.finished_at DESC, r.id DESC) AS n
               FROM passerelle.run_summary r) t
-         WHERE n <= %s ORDER BY finished_at DESC, id DESC""", (per_flow,))
+         WHERE n <= %s ORDER BY finished_at DESC, id DESC""",
+        (per_flow,),
+    )
     out: dict[str, list[dict[str, Any]]] = {f: [] for f in FLOWS}
     for row in rows:
         row["counts_text"] = counts_text(row["counts"])
@@ -106,12 +132,16 @@ def counts_text(counts: Any) -> str:
 
 def batches(conn: psycopg.Connection, *, limit: int = 50) -> list[dict[str, Any]]:
     """The last sends (``passerelle.batch``), newest first, with their files' count and size."""
-    rows = _dicts(conn, """
+    rows = _dicts(
+        conn,
+        """
         SELECT b.id, b.flow, b.run_key, b.mode, b.status, b.entities, b.counts, b.created_at, b.published_at,
                b.confirmed_at, count(f.name) AS files, coalesce(sum(f.rows), 0) AS rows,
                coalesce(sum(f.bytes), 0) AS bytes
           FROM passerelle.batch b LEFT JOIN passerelle.outbox_file f ON f.batch_id = b.id
-         GROUP BY b.id ORDER BY b.id DESC LIMIT %s""", (limit,))
+         GROUP BY b.id ORDER BY b.id DESC LIMIT %s""",
+        (limit,),
+    )
     for row in rows:
         row["counts_text"] = counts_text(row["counts"])
     return rows
@@ -124,12 +154,21 @@ def batch(conn: psycopg.Connection, batch_id: int) -> dict[str, Any] | None:
         return None
     row = found[0]
     row["counts_text"] = counts_text(row["counts"])
-    row["manifest_text"] = json.dumps(row["manifest"], indent=2, ensure_ascii=False, default=str) \
-        if row["manifest"] is not None else ""
-    row["files"] = _dicts(conn, "SELECT position, name, entity, rows, bytes FROM passerelle.outbox_file "
-                                "WHERE batch_id = %s ORDER BY position, name", (batch_id,))
-    row["rejects"] = _dicts(conn, "SELECT entity, key, field, value, reason FROM passerelle.outbound_reject "
-                                  "WHERE batch_id = %s ORDER BY entity, key LIMIT 500", (batch_id,))
+    row["manifest_text"] = (
+        json.dumps(row["manifest"], indent=2, ensure_ascii=False, default=str) if row["manifest"] is not None else ""
+    )
+    row["files"] = _dicts(
+        conn,
+        "SELECT position, name, entity, rows, bytes FROM passerelle.outbox_file "
+        "WHERE batch_id = %s ORDER BY position, name",
+        (batch_id,),
+    )
+    row["rejects"] = _dicts(
+        conn,
+        "SELECT entity, key, field, value, reason FROM passerelle.outbound_reject "
+        "WHERE batch_id = %s ORDER BY entity, key LIMIT 500",
+        (batch_id,),
+    )
     return row
 
 
@@ -168,5 +207,15 @@ def report_path(folder: Path, day: str) -> Path | None:
     return path if path.is_file() else None
 
 
-__all__ = ["FLOWS", "Report", "batch", "batches", "counts_text", "last_runs", "report_path", "reports",
-           "web_order", "web_orders"]
+__all__ = [
+    "FLOWS",
+    "Report",
+    "batch",
+    "batches",
+    "counts_text",
+    "last_runs",
+    "report_path",
+    "reports",
+    "web_order",
+    "web_orders",
+]

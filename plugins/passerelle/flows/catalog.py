@@ -20,12 +20,12 @@ from datetime import date
 
 from airflow.sdk import DAG
 
+from passerelle.assets import CATALOG_PUBLISHED
 from passerelle.config import Settings, load_settings
+from passerelle.dag_settings import flow_settings
 from passerelle.operators.batch import ConfirmBatchOperator, PublishBatchOperator
 from passerelle.operators.catalog import BuildCatalogOperator
 from passerelle.operators.images import FinishImagesOperator, PlanImagesOperator, RenderImagesOperator
-from passerelle.assets import CATALOG_PUBLISHED
-from passerelle.dag_settings import flow_settings
 
 ENTITIES = ["family", "brand", "supplier", "article", "variant"]
 DEFAULT_START = (2026, 1, 1)
@@ -46,7 +46,10 @@ def catalog_dag(dag_id: str = "catalog") -> DAG:
         doc_md=__doc__,
     ) as dag:
         build = BuildCatalogOperator(
-            task_id="build", flow="catalog", mode="{{ params.mode }}", entities="{{ params.entities }}",
+            task_id="build",
+            flow="catalog",
+            mode="{{ params.mode }}",
+            entities="{{ params.entities }}",
             dry_run="{{ params.dry_run }}",
         )
         plan = PlanImagesOperator(task_id="plan_images", mode="{{ params.mode }}", dry_run="{{ params.dry_run }}")
@@ -54,11 +57,17 @@ def catalog_dag(dag_id: str = "catalog") -> DAG:
         # photo as soon as it is encoded, so it holds a session while it renders).
         shop_pool = settings.ftp_pool("catalog")
         render = RenderImagesOperator.partial(task_id="render_images", pool=shop_pool).expand(chunk=plan.output)
-        images = FinishImagesOperator(task_id="finish_images", plan=plan.output["plan"], results=render.output,
-                                      pool=shop_pool)
+        images = FinishImagesOperator(
+            task_id="finish_images", plan=plan.output["plan"], results=render.output, pool=shop_pool
+        )
         # Updates CATALOG_PUBLISHED only when catalog files reach the shop: a dry run, or a run
         # with nothing but the manifest to send, ends this task skipped (no asset event).
-        publish = PublishBatchOperator(task_id="publish", batch=build.output, extra={"images": images.output},
-                                       outlets=[CATALOG_PUBLISHED], pool=shop_pool)
+        publish = PublishBatchOperator(
+            task_id="publish",
+            batch=build.output,
+            extra={"images": images.output},
+            outlets=[CATALOG_PUBLISHED],
+            pool=shop_pool,
+        )
         ConfirmBatchOperator(task_id="confirm", batch=build.output, published=publish.output)
     return dag

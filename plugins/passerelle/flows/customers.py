@@ -29,7 +29,10 @@ def customers_dag(dag_id: str = "customers") -> DAG:
     arguments = flow_settings("customers", settings, default_start=date(*DEFAULT_START), extra_tags=("erp-to-shop",))
     with DAG(dag_id=dag_id, render_template_as_native_obj=True, doc_md=__doc__, **arguments) as dag:
         build = BuildCustomersOperator(
-            task_id="build", flow="customers", mode="{{ params.mode }}", entities="{{ params.entities }}",
+            task_id="build",
+            flow="customers",
+            mode="{{ params.mode }}",
+            entities="{{ params.entities }}",
             dry_run="{{ params.dry_run }}",
         )
         publish = PublishBatchOperator(task_id="publish", batch=build.output, pool=settings.ftp_pool("customers"))

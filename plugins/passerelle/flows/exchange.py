@@ -30,7 +30,10 @@ def _exchange_dag(flow: str, dag_id: str, doc: str) -> DAG:
     arguments = flow_settings(flow, settings, default_start=date(*DEFAULT_START), extra_tags=("erp-to-shop",))
     with DAG(dag_id=dag_id, render_template_as_native_obj=True, doc_md=doc, **arguments) as dag:
         build = BuildExchangeOperator(
-            task_id="build", flow=flow, mode="{{ params.mode }}", entities="{{ params.entities }}",
+            task_id="build",
+            flow=flow,
+            mode="{{ params.mode }}",
+            entities="{{ params.entities }}",
             dry_run="{{ params.dry_run }}",
         )
         publish = PublishBatchOperator(task_id="publish", batch=build.output, pool=settings.ftp_pool(flow))

@@ -30,7 +30,11 @@ def orders_in_dag(dag_id: str = "orders_in") -> DAG:
     arguments = flow_settings(FLOW, settings, default_start=date(*DEFAULT_START), extra_tags=("shop-to-erp",))
     with DAG(dag_id=dag_id, render_template_as_native_obj=True, doc_md=__doc__, **arguments) as dag:
         # Lists, downloads and moves the shop's files: in the pool of the shop's server.
-        imported = ImportOrdersOperator(task_id="import_files", replay_quarantine="{{ params.replay_quarantine }}",
-                                        dry_run="{{ params.dry_run }}", pool=settings.ftp_pool(FLOW))
+        imported = ImportOrdersOperator(
+            task_id="import_files",
+            replay_quarantine="{{ params.replay_quarantine }}",
+            dry_run="{{ params.dry_run }}",
+            pool=settings.ftp_pool(FLOW),
+        )
         ProposeReordersOperator(task_id="propose_reorders", imported=imported.output)
     return dag

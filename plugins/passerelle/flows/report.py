@@ -26,6 +26,7 @@ def report_dag(dag_id: str = "report") -> DAG:
     settings = load_settings()  # the whole file checked: any mistake fails this DAG's import
     arguments = flow_settings("report", settings, default_start=date(*DEFAULT_START))
     with DAG(dag_id=dag_id, render_template_as_native_obj=True, doc_md=__doc__, **arguments) as dag:
-        PublishReportOperator(task_id="publish_report", dry_run="{{ params.dry_run }}",
-                              pool=settings.ftp_pool("report"))
+        PublishReportOperator(
+            task_id="publish_report", dry_run="{{ params.dry_run }}", pool=settings.ftp_pool("report")
+        )
     return dag

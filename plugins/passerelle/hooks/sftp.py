@@ -41,8 +41,12 @@ class SFTPFiles:
         # One attempt per connect: ShopFilesHook retries (the provider would wait 3-5 s between its own
         # three attempts, also after a refused password, which no retry will change).
         # The banner wait too: the provider's 30 s would outlast a short conn_timeout on a hung server.
-        return SFTPHook(ssh_conn_id=self.conn_id, conn_retry_attempts=1, conn_timeout=self.conn_timeout,
-                        banner_timeout=float(self.conn_timeout))
+        return SFTPHook(
+            ssh_conn_id=self.conn_id,
+            conn_retry_attempts=1,
+            conn_timeout=self.conn_timeout,
+            banner_timeout=float(self.conn_timeout),
+        )
 
     # -- session --------------------------------------------------------------------------------
     def connect(self) -> None:
@@ -133,8 +137,17 @@ class SFTPFiles:
     def transient(self, exc: BaseException) -> bool:
         if isinstance(exc, (paramiko.AuthenticationException, paramiko.BadHostKeyException)):
             return False
-        if isinstance(exc, (paramiko.SSHException, paramiko.ssh_exception.NoValidConnectionsError, EOFError,
-                            ConnectionError, socket.timeout, TimeoutError)):
+        if isinstance(
+            exc,
+            (
+                paramiko.SSHException,
+                paramiko.ssh_exception.NoValidConnectionsError,
+                EOFError,
+                ConnectionError,
+                socket.timeout,
+                TimeoutError,
+            ),
+        ):
             return True
         # paramiko reports a dropped session as a bare OSError ("Socket is closed"), like a server's
         # refusal without a status code: only the state of the session tells them apart.

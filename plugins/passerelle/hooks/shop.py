@@ -33,8 +33,17 @@ from passerelle.hooks.base import FileVanished, FolderMissing, ServerFiles, Tran
 from passerelle.hooks.ftp import TRANSIENT, FTPFiles, ReusedSessionFTP_TLS, ShopFTPHook, ShopFTPSHook
 
 __all__ = [
-    "PART_SUFFIX", "TRANSIENT", "FileVanished", "FolderMissing", "PublishedFile", "ReusedSessionFTP_TLS",
-    "ShopFTPHook", "ShopFTPSHook", "ShopFilesHook", "TransferError", "safe_name",
+    "PART_SUFFIX",
+    "TRANSIENT",
+    "FileVanished",
+    "FolderMissing",
+    "PublishedFile",
+    "ReusedSessionFTP_TLS",
+    "ShopFTPHook",
+    "ShopFTPSHook",
+    "ShopFilesHook",
+    "TransferError",
+    "safe_name",
 ]
 
 log = logging.getLogger(__name__)
@@ -78,8 +87,10 @@ def _file_mode(value: Any, conn_id: str) -> int | None:
     except ValueError:
         mode = -1
     if not 0 <= mode <= 0o7777:
-        raise TransferError(f"connection {conn_id}: extra file_mode={value!r} is not a file mode; expected octal "
-                            "digits such as 644 or 640, or 'keep'")
+        raise TransferError(
+            f"connection {conn_id}: extra file_mode={value!r} is not a file mode; expected octal "
+            "digits such as 644 or 640, or 'keep'"
+        )
     return mode
 
 
@@ -99,8 +110,14 @@ class ShopFilesHook(BaseHook):
     hook_name = "Passerelle shop files (FTP, FTPS, SFTP)"
     adapters: ClassVar[dict[str, Callable[[str, Any], ServerFiles]]] = ADAPTERS
 
-    def __init__(self, shop_conn_id: str = default_conn_name, *, retries: int = 3, backoff: float = 1.0,
-                 file_mode: int | None = _UNSET) -> None:
+    def __init__(
+        self,
+        shop_conn_id: str = default_conn_name,
+        *,
+        retries: int = 3,
+        backoff: float = 1.0,
+        file_mode: int | None = _UNSET,
+    ) -> None:
         super().__init__()
         self.shop_conn_id = shop_conn_id
         self.retries = max(1, retries)
@@ -118,8 +135,10 @@ class ShopFilesHook(BaseHook):
                 raise TransferError(f"shop connection {self.shop_conn_id!r} not found: {exc}") from exc
             factory = self.adapters.get(connection.conn_type or "")
             if factory is None:
-                raise TransferError(f"connection {self.shop_conn_id}: type {connection.conn_type!r} is not a shop "
-                                    f"file server; expected one of {', '.join(sorted(self.adapters))}")
+                raise TransferError(
+                    f"connection {self.shop_conn_id}: type {connection.conn_type!r} is not a shop "
+                    f"file server; expected one of {', '.join(sorted(self.adapters))}"
+                )
             try:
                 self._server = factory(self.shop_conn_id, connection)
             except Exception as exc:  # e.g. the SSH provider refusing a host_key extra
@@ -157,8 +176,9 @@ class ShopFilesHook(BaseHook):
                 server.close()
                 if not server.transient(exc) or attempt == self.retries:
                     tried = f" after {attempt} attempts" if attempt > 1 else ""
-                    raise TransferError(f"cannot connect to {self.where} as {server.login or '(no login)'}{tried}: "
-                                        f"{self._reply(exc)}") from exc
+                    raise TransferError(
+                        f"cannot connect to {self.where} as {server.login or '(no login)'}{tried}: {self._reply(exc)}"
+                    ) from exc
                 self._pause(f"connect to {self.where}", exc, attempt)
         raise AssertionError("unreachable")
 
@@ -210,8 +230,9 @@ class ShopFilesHook(BaseHook):
                     self._pause(f"{what} on {self.where}", exc, attempt)
                     continue
                 if path is not None and server.missing(exc, path):
-                    raise FileVanished(f"{what} on {self.where}: {path} is not on the server "
-                                       f"({self._reply(exc)})") from exc
+                    raise FileVanished(
+                        f"{what} on {self.where}: {path} is not on the server ({self._reply(exc)})"
+                    ) from exc
                 tried = f" after {attempt} attempts" if attempt > 1 else ""
                 raise TransferError(f"{what} on {self.where} failed{tried}: {self._reply(exc)}") from exc
         raise AssertionError("unreachable")
@@ -262,8 +283,10 @@ class ShopFilesHook(BaseHook):
         except FileVanished as exc:
             if missing_ok:
                 return []
-            raise FolderMissing(f"list {folder} on {self.where}: the folder does not exist "
-                                f"({self._reply(exc.__cause__) if exc.__cause__ else 'not found'})") from exc
+            raise FolderMissing(
+                f"list {folder} on {self.where}: the folder does not exist "
+                f"({self._reply(exc.__cause__) if exc.__cause__ else 'not found'})"
+            ) from exc
 
     def makedirs(self, folder: str) -> None:
         """Create a folder and its parents; existing ones are fine, a refused one is an error."""
@@ -299,8 +322,7 @@ class ShopFilesHook(BaseHook):
             except FileVanished:  # finished (renamed) or removed meanwhile
                 continue
         if removed:
-            log.info("%s: deleted %d abandoned uploads in %s: %s", self.where, len(removed), folder,
-                     ", ".join(removed))
+            log.info("%s: deleted %d abandoned uploads in %s: %s", self.where, len(removed), folder, ", ".join(removed))
         return removed
 
     # -- atomic publishing --------------------------------------------------------------------------
@@ -316,11 +338,14 @@ class ShopFilesHook(BaseHook):
         if remote is None:
             log.debug("%s tells no sizes: %s verified by reading it back", self.where, tmp)
             if self.get_bytes(tmp) != data:
-                raise TransferError(f"upload {path} on {self.where}: the copy read back from {tmp} differs "
-                                    f"from the {len(data)} bytes sent; {tmp} left in place")
+                raise TransferError(
+                    f"upload {path} on {self.where}: the copy read back from {tmp} differs "
+                    f"from the {len(data)} bytes sent; {tmp} left in place"
+                )
         elif remote != len(data):
-            raise TransferError(f"upload {path} on {self.where}: server holds {remote} bytes, sent {len(data)}; "
-                                f"{tmp} left in place")
+            raise TransferError(
+                f"upload {path} on {self.where}: server holds {remote} bytes, sent {len(data)}; {tmp} left in place"
+            )
         mode = self.file_mode if file_mode is _UNSET else file_mode
         if mode is not None:
             self.chmod(tmp, mode)
@@ -350,8 +375,11 @@ class ShopFilesHook(BaseHook):
             log.info("published %s/%s (%d bytes)", folder, name, len(content))
         body = dict(manifest)
         body["files"] = [f.__dict__ for f in done]
-        self.put_atomic(posixpath.join(folder, manifest_name), json.dumps(body, indent=2, sort_keys=True).encode(),
-                        file_mode=file_mode)
+        self.put_atomic(
+            posixpath.join(folder, manifest_name),
+            json.dumps(body, indent=2, sort_keys=True).encode(),
+            file_mode=file_mode,
+        )
         return done
 
 
@@ -360,4 +388,3 @@ def safe_name(name: str) -> str:
     if not name or name in (".", "..") or "/" in name or "\\" in name or "\x00" in name or name.startswith("."):
         raise TransferError(f"refusing unsafe file name {name!r}: expected a plain name")
     return name
-

@@ -45,8 +45,17 @@ class BuildBatchOperator(ErpMixin, BaseOperator):
 
     template_fields: Sequence[str] = ("flow", "mode", "entities", "dry_run")
 
-    def __init__(self, *, flow: str, mode: str = "delta", entities: Any = None, dry_run: Any = False,
-                 erp_conn_id: str | None = None, config_path: str | None = None, **kwargs) -> None:
+    def __init__(
+        self,
+        *,
+        flow: str,
+        mode: str = "delta",
+        entities: Any = None,
+        dry_run: Any = False,
+        erp_conn_id: str | None = None,
+        config_path: str | None = None,
+        **kwargs,
+    ) -> None:
         super().__init__(**kwargs)
         self.flow = flow
         self.mode = mode
@@ -96,8 +105,17 @@ class PublishBatchOperator(OutcomeMixin, ErpMixin, ShopMixin, BaseOperator):
     #: Links to the batch folder and its manifest (with ``shop.public_base_url``).
     operator_extra_links = BATCH_LINKS
 
-    def __init__(self, *, batch: Any, shop_conn_id: str | None = None, erp_conn_id: str | None = None,
-                 folder: str | None = None, config_path: str | None = None, extra: Any = None, **kwargs) -> None:
+    def __init__(
+        self,
+        *,
+        batch: Any,
+        shop_conn_id: str | None = None,
+        erp_conn_id: str | None = None,
+        folder: str | None = None,
+        config_path: str | None = None,
+        extra: Any = None,
+        **kwargs,
+    ) -> None:
         super().__init__(**kwargs)
         self.batch = batch
         self.extra = extra
@@ -115,17 +133,21 @@ class PublishBatchOperator(OutcomeMixin, ErpMixin, ShopMixin, BaseOperator):
             raise ValueError(f"extra must be a mapping of manifest entries, got {self.extra!r:.200}")
         if batch["status"] == "dry_run":
             self.log.info("dry run: %d files would be published, nothing uploaded", len(batch["files"]))
-            return self._unannounced(context, {"published": 0, "dry_run": True, "files": batch["files"]},
-                                     "dry run, nothing uploaded")
+            return self._unannounced(
+                context, {"published": 0, "dry_run": True, "files": batch["files"]}, "dry run, nothing uploaded"
+            )
         later = batches.superseded_by(self.erp, batch["batch_id"])
         self.erp.commit()
         if later is not None:
-            why = (f"batch {batch['batch_id']} ({batch['flow']}, {batch['run_key']}) is superseded: batch {later[0]} "
-                   f"({later[1]}) holds its changes with newer values; publishing it now would send older values "
-                   "than the shop already has or will get, so nothing is uploaded")
+            why = (
+                f"batch {batch['batch_id']} ({batch['flow']}, {batch['run_key']}) is superseded: batch {later[0]} "
+                f"({later[1]}) holds its changes with newer values; publishing it now would send older values "
+                "than the shop already has or will get, so nothing is uploaded"
+            )
             self.log.warning("%s", why)
-            context["ti"].xcom_push(key=BaseXCom.XCOM_RETURN_KEY,
-                                    value={"published": 0, "superseded_by": later[0], "files": []})
+            context["ti"].xcom_push(
+                key=BaseXCom.XCOM_RETURN_KEY, value={"published": 0, "superseded_by": later[0], "files": []}
+            )
             raise AirflowSkipException(why)
         shop_settings = self.settings.shop
         base = self.folder or posixpath.join(shop_settings.outbound_dir, batch["flow"])
@@ -148,8 +170,18 @@ class PublishBatchOperator(OutcomeMixin, ErpMixin, ShopMixin, BaseOperator):
             result["unfinished_folders"] = unfinished
         if not done:
             return self._unannounced(context, result, "no file to send, the manifest alone uploaded")
-        self.announce(context, {"batch_id": batch["batch_id"], "run_key": batch["run_key"], "mode": batch["mode"],
-                                "folder": folder, "files": len(done), "bytes": sent, "counts": batch["counts"]})
+        self.announce(
+            context,
+            {
+                "batch_id": batch["batch_id"],
+                "run_key": batch["run_key"],
+                "mode": batch["mode"],
+                "folder": folder,
+                "files": len(done),
+                "bytes": sent,
+                "counts": batch["counts"],
+            },
+        )
         return result
 
     def _housekeeping(self, shop: Any, base: str, keep: int) -> list[str]:
@@ -158,16 +190,21 @@ class PublishBatchOperator(OutcomeMixin, ErpMixin, ShopMixin, BaseOperator):
         without a manifest; the report says it may be deleted. Returns the folders' paths."""
         from passerelle.core import batches
 
-        folders = batches.unfinished_folders(self.erp, shop.list(base, missing_ok=True), keep=keep,
-                                             older_than=ABANDONED_AFTER)
+        folders = batches.unfinished_folders(
+            self.erp, shop.list(base, missing_ok=True), keep=keep, older_than=ABANDONED_AFTER
+        )
         self.erp.commit()
         out = []
         for name in folders:
             path = posixpath.join(base, name)
             removed = shop.cleanup_parts(path, ABANDONED_AFTER)
-            self.log.warning("unfinished batch folder %s on %s: its batch was never published whole (no manifest)"
-                             "%s; the shop ignores it, it may be deleted", path, shop.where,
-                             f", {len(removed)} abandoned .part files deleted" if removed else "")
+            self.log.warning(
+                "unfinished batch folder %s on %s: its batch was never published whole (no manifest)"
+                "%s; the shop ignores it, it may be deleted",
+                path,
+                shop.where,
+                f", {len(removed)} abandoned .part files deleted" if removed else "",
+            )
             out.append(path)
         return out
 
@@ -198,8 +235,9 @@ class ConfirmBatchOperator(OutcomeMixin, ErpMixin, BaseOperator):
 
     template_fields: Sequence[str] = ("batch", "published")
 
-    def __init__(self, *, batch: Any, published: Any, erp_conn_id: str | None = None,
-                 config_path: str | None = None, **kwargs) -> None:
+    def __init__(
+        self, *, batch: Any, published: Any, erp_conn_id: str | None = None, config_path: str | None = None, **kwargs
+    ) -> None:
         kwargs.setdefault("trigger_rule", "none_failed")  # a publish that announced nothing is skipped
         super().__init__(**kwargs)
         self.batch = batch
@@ -219,19 +257,39 @@ class ConfirmBatchOperator(OutcomeMixin, ErpMixin, BaseOperator):
         dry = batch["status"] == "dry_run"
         advanced = False if dry else confirm_batch(self.erp, batch["batch_id"])
         rejects = sum(c.get("rejected", 0) for c in batch["counts"].values())
-        record_run(self.erp, flow=batch["flow"], dag_run_id=context["run_id"], run_key=batch["run_key"],
-                   mode=batch["mode"], dry_run=dry, counts=batch["counts"], rejects=rejects,
-                   bytes_sent=published.get("bytes", 0),
-                   started_at=getattr(context.get("dag_run"), "start_date", None))
+        record_run(
+            self.erp,
+            flow=batch["flow"],
+            dag_run_id=context["run_id"],
+            run_key=batch["run_key"],
+            mode=batch["mode"],
+            dry_run=dry,
+            counts=batch["counts"],
+            rejects=rejects,
+            bytes_sent=published.get("bytes", 0),
+            started_at=getattr(context.get("dag_run"), "start_date", None),
+        )
         self.erp.commit()
-        totals = {k: sum(c.get(k, 0) for c in batch["counts"].values())
-                  for k in ("created", "changed", "removed", "unchanged", "rejected")}
+        totals = {
+            k: sum(c.get(k, 0) for c in batch["counts"].values())
+            for k in ("created", "changed", "removed", "unchanged", "rejected")
+        }
         self.log.info("run summary: %s%s", totals, " (dry run)" if dry else "")
         reasons = batch_reasons(self.erp, batch["batch_id"])
         self.erp.rollback()  # end the read transaction
         files = batch.get("files") or []
-        self.say(context, note_text(verb="sent", rows=sent_rows(batch["counts"]), files=len(files),
-                                    quarantined=rejects, reasons=reasons, dry_run=dry), reasons)
+        self.say(
+            context,
+            note_text(
+                verb="sent",
+                rows=sent_rows(batch["counts"]),
+                files=len(files),
+                quarantined=rejects,
+                reasons=reasons,
+                dry_run=dry,
+            ),
+            reasons,
+        )
         return {"batch_id": batch["batch_id"], "snapshot_advanced": advanced, **totals}
 
 

@@ -28,19 +28,24 @@ class BuildCatalogOperator(BuildBatchOperator):
         super().__init__(flow=flow, **kwargs)
 
     def execute(self, context: Any) -> dict:
+        from passerelle.core.dialects import dialect
         from passerelle.core.differ import catalog_entities
         from passerelle.core.exchange import catalog_settings
         from passerelle.core.export import build_catalog
-        from passerelle.core.dialects import dialect
         from passerelle.core.photos import image_url_enricher
 
         names, dry = self.checked_arguments()
         settings = self.settings
         entities = catalog_entities(settings.catalog.selection_rule, names or settings.catalog.entities)
         batch, files = build_catalog(
-            self.erp, flow=self.flow, run_key=run_key(context), entities=entities,
+            self.erp,
+            flow=self.flow,
+            run_key=run_key(context),
+            entities=entities,
             dialect=dialect(settings.shop.dialect, settings, as_of=run_day(context, settings.shop.timezone)),
-            mode=self.mode, dry_run=dry, rows_per_file=settings.shop.rows_per_file,
+            mode=self.mode,
+            dry_run=dry,
+            rows_per_file=settings.shop.rows_per_file,
             enrich=image_url_enricher(settings),
             # The quantities follow the hourly stock file's rule, safety stock included; the
             # promotions the articles carry are those of the run's day.
@@ -48,9 +53,15 @@ class BuildCatalogOperator(BuildBatchOperator):
         )
         self.erp.commit()
         for entity, c in batch.counts.items():
-            self.log.info("%-9s created %6d  changed %6d  removed %6d  unchanged %7d  rejected %4d", entity,
-                          c.get("created", 0), c.get("changed", 0), c.get("removed", 0), c.get("unchanged", 0),
-                          c.get("rejected", 0))
+            self.log.info(
+                "%-9s created %6d  changed %6d  removed %6d  unchanged %7d  rejected %4d",
+                entity,
+                c.get("created", 0),
+                c.get("changed", 0),
+                c.get("removed", 0),
+                c.get("unchanged", 0),
+                c.get("rejected", 0),
+            )
         return {**batch.as_xcom(), "files": self.log_files(files)}
 
 

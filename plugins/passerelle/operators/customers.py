@@ -42,14 +42,26 @@ class BuildCustomersOperator(BuildBatchOperator):
         if note:
             self.log.info("%s", note)
         batch, files = build_catalog(
-            self.erp, flow=self.flow, run_key=run_key(context), entities=customer_entities(names),
-            dialect=shop_dialect, mode=self.mode, dry_run=dry, rows_per_file=shop.rows_per_file,
+            self.erp,
+            flow=self.flow,
+            run_key=run_key(context),
+            entities=customer_entities(names),
+            dialect=shop_dialect,
+            mode=self.mode,
+            dry_run=dry,
+            rows_per_file=shop.rows_per_file,
         )
         self.erp.commit()
         for entity, c in batch.counts.items():
-            self.log.info("%-16s created %6d  changed %6d  removed %6d  unchanged %7d  rejected %4d", entity,
-                          c.get("created", 0), c.get("changed", 0), c.get("removed", 0), c.get("unchanged", 0),
-                          c.get("rejected", 0))
+            self.log.info(
+                "%-16s created %6d  changed %6d  removed %6d  unchanged %7d  rejected %4d",
+                entity,
+                c.get("created", 0),
+                c.get("changed", 0),
+                c.get("removed", 0),
+                c.get("unchanged", 0),
+                c.get("rejected", 0),
+            )
         return {**batch.as_xcom(), "files": self.log_files(files)}
 
 

@@ -29,13 +29,13 @@ class BuildExchangeOperator(BuildBatchOperator):
     FLOWS = FLOWS
 
     def execute(self, context: Any) -> dict:
+        from passerelle.core.dialects import exchange_dialect
         from passerelle.core.exchange import (
             build_exchange,
             exchange_settings,
             order_status_entities,
             prices_stock_entities,
         )
-        from passerelle.core.dialects import exchange_dialect
 
         if self.flow not in FLOWS:
             raise ValueError(f"flow must be one of {FLOWS}, got {self.flow!r}")
@@ -44,24 +44,44 @@ class BuildExchangeOperator(BuildBatchOperator):
         day = run_day(context, settings.shop.timezone)
         dialect = exchange_dialect(settings.shop.dialect, settings, as_of=day)
         if self.flow == "prices_stock":
-            entities = prices_stock_entities(settings.catalog.selection_rule,
-                                             variant_display=settings.stock.variant_display,
-                                             filter_variants=dialect.filters_variant_display, names=names)
+            entities = prices_stock_entities(
+                settings.catalog.selection_rule,
+                variant_display=settings.stock.variant_display,
+                filter_variants=dialect.filters_variant_display,
+                names=names,
+            )
         else:
             entities = order_status_entities(names)
         batch, files = build_exchange(
-            self.erp, flow=self.flow, run_key=run_key(context), entities=entities, dialect=dialect,
-            settings=exchange_settings(settings, day), mode=self.mode, dry_run=dry,
+            self.erp,
+            flow=self.flow,
+            run_key=run_key(context),
+            entities=entities,
+            dialect=dialect,
+            settings=exchange_settings(settings, day),
+            mode=self.mode,
+            dry_run=dry,
             rows_per_file=settings.shop.rows_per_file,
         )
         self.erp.commit()
         for entity, c in batch.counts.items():
             extra = "".join(f"  {k} {v}" for k, v in c.items() if k.startswith("pdf_"))
-            self.log.info("%-14s created %6d  changed %6d  removed %6d  unchanged %7d  rejected %4d%s", entity,
-                          c.get("created", 0), c.get("changed", 0), c.get("removed", 0), c.get("unchanged", 0),
-                          c.get("rejected", 0), extra)
-        self.log.info("%d files in the outbox (%d bytes)%s", len(files), sum(f["bytes"] for f in files),
-                      " (reused: same logical date)" if batch.reused else "")
+            self.log.info(
+                "%-14s created %6d  changed %6d  removed %6d  unchanged %7d  rejected %4d%s",
+                entity,
+                c.get("created", 0),
+                c.get("changed", 0),
+                c.get("removed", 0),
+                c.get("unchanged", 0),
+                c.get("rejected", 0),
+                extra,
+            )
+        self.log.info(
+            "%d files in the outbox (%d bytes)%s",
+            len(files),
+            sum(f["bytes"] for f in files),
+            " (reused: same logical date)" if batch.reused else "",
+        )
         return {**batch.as_xcom(), "files": [{k: f[k] for k in ("name", "rows", "bytes")} for f in files]}
 
 

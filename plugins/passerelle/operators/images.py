@@ -50,8 +50,15 @@ class PlanImagesOperator(ErpMixin, BaseOperator):
 
     template_fields: Sequence[str] = ("mode", "dry_run")
 
-    def __init__(self, *, mode: str = "delta", dry_run: Any = False, erp_conn_id: str | None = None,
-                 config_path: str | None = None, **kwargs) -> None:
+    def __init__(
+        self,
+        *,
+        mode: str = "delta",
+        dry_run: Any = False,
+        erp_conn_id: str | None = None,
+        config_path: str | None = None,
+        **kwargs,
+    ) -> None:
         super().__init__(**kwargs)
         self.mode = mode
         self.dry_run = dry_run
@@ -67,14 +74,32 @@ class PlanImagesOperator(ErpMixin, BaseOperator):
         settings = image_settings(self.settings)
         run = plan_run(self.erp, settings, full=self.mode == "full", dry_run=dry)
         counts = run.plan.counts()
-        self.log.info("images: %d to render, %d unchanged, %d to remove, %d duplicates (mode %s)",
-                      counts["render"], counts["unchanged"], counts["remove"], counts["duplicates"], self.mode)
+        self.log.info(
+            "images: %d to render, %d unchanged, %d to remove, %d duplicates (mode %s)",
+            counts["render"],
+            counts["unchanged"],
+            counts["remove"],
+            counts["duplicates"],
+            self.mode,
+        )
         for row in run.plan.duplicates.itertuples():
-            self.log.warning("photo %s of article %s: another photo holds position %s, not rendered",
-                             row.image_key, row.reference, row.position)
-        context["ti"].xcom_push(key="plan", value={
-            "dry_run": dry, "mode": self.mode, "settings": settings.fingerprint, "chunks": len(run.chunks),
-            "counts": counts, "remove": run.remove})
+            self.log.warning(
+                "photo %s of article %s: another photo holds position %s, not rendered",
+                row.image_key,
+                row.reference,
+                row.position,
+            )
+        context["ti"].xcom_push(
+            key="plan",
+            value={
+                "dry_run": dry,
+                "mode": self.mode,
+                "settings": settings.fingerprint,
+                "chunks": len(run.chunks),
+                "counts": counts,
+                "remove": run.remove,
+            },
+        )
         return run.chunks
 
 
@@ -95,8 +120,15 @@ class RenderImagesOperator(ErpMixin, ShopMixin, BaseOperator):
 
     template_fields: Sequence[str] = ("chunk",)
 
-    def __init__(self, *, chunk: Any, erp_conn_id: str | None = None, shop_conn_id: str | None = None,
-                 config_path: str | None = None, **kwargs) -> None:
+    def __init__(
+        self,
+        *,
+        chunk: Any,
+        erp_conn_id: str | None = None,
+        shop_conn_id: str | None = None,
+        config_path: str | None = None,
+        **kwargs,
+    ) -> None:
         super().__init__(**kwargs)
         self.chunk = chunk
         self.erp_conn_id = erp_conn_id
@@ -122,15 +154,22 @@ class RenderImagesOperator(ErpMixin, ShopMixin, BaseOperator):
                 shop.put_atomic(posixpath.join(folder, safe_name(name)), data)
 
             rendered, errors = render_chunk(iter_sources(self.erp, chunk), settings, sink=upload)
-        self.log.info("rendered %d photos (%d files) into %s; %d bad sources", len(rendered),
-                      sum(len(r["files"]) for r in rendered), folder, len(errors))
+        self.log.info(
+            "rendered %d photos (%d files) into %s; %d bad sources",
+            len(rendered),
+            sum(len(r["files"]) for r in rendered),
+            folder,
+            len(errors),
+        )
         return {"rendered": [_small(r) for r in rendered], "errors": errors}
 
 
 def _small(rendered: Mapping[str, Any]) -> dict[str, Any]:
     keep = ("image_key", "reference", "position", "source_hash", "path", "stat_signature")
-    return {**{k: rendered.get(k) for k in keep},
-            "files": [{"name": f["name"], "size": f["size"]} for f in rendered["files"]]}
+    return {
+        **{k: rendered.get(k) for k in keep},
+        "files": [{"name": f["name"], "size": f["size"]} for f in rendered["files"]],
+    }
 
 
 class FinishImagesOperator(ErpMixin, ShopMixin, BaseOperator):
@@ -150,8 +189,16 @@ class FinishImagesOperator(ErpMixin, ShopMixin, BaseOperator):
 
     template_fields: Sequence[str] = ("plan", "results")
 
-    def __init__(self, *, plan: Any, results: Any = None, erp_conn_id: str | None = None,
-                 shop_conn_id: str | None = None, config_path: str | None = None, **kwargs) -> None:
+    def __init__(
+        self,
+        *,
+        plan: Any,
+        results: Any = None,
+        erp_conn_id: str | None = None,
+        shop_conn_id: str | None = None,
+        config_path: str | None = None,
+        **kwargs,
+    ) -> None:
         kwargs.setdefault("trigger_rule", "none_failed")  # no chunk to render: the mapped task skips
         super().__init__(**kwargs)
         self.plan = plan
@@ -170,24 +217,41 @@ class FinishImagesOperator(ErpMixin, ShopMixin, BaseOperator):
         results = [r for r in (self.results or []) if r]
         summary = summarize((r["rendered"], r["errors"]) for r in results)
         counts = plan["counts"]
-        out = {"dry_run": plan["dry_run"], "mode": plan["mode"], "planned": counts["render"],
-               "rendered": summary["rendered"], "unchanged": counts["unchanged"],
-               "removed": 0, "bad": summary["failed"], "duplicates": counts["duplicates"],
-               "files": summary["files"], "bytes": summary["bytes"],
-               "errors": summary["errors"][:MAX_ERRORS_LISTED]}
+        out = {
+            "dry_run": plan["dry_run"],
+            "mode": plan["mode"],
+            "planned": counts["render"],
+            "rendered": summary["rendered"],
+            "unchanged": counts["unchanged"],
+            "removed": 0,
+            "bad": summary["failed"],
+            "duplicates": counts["duplicates"],
+            "files": summary["files"],
+            "bytes": summary["bytes"],
+            "errors": summary["errors"][:MAX_ERRORS_LISTED],
+        }
         if plan["dry_run"]:
             out["removed"] = counts["remove"]
             self.log.info("dry run: images %s, nothing uploaded or removed", counts)
             return out
         settings = image_settings(self.settings)
         removed = self._remove(plan["remove"], images_folder(self.settings), settings)
-        save_snapshot(self.erp, rendered=[r for result in results for r in result["rendered"]], removed=removed,
-                      settings=plan["settings"])
+        save_snapshot(
+            self.erp,
+            rendered=[r for result in results for r in result["rendered"]],
+            removed=removed,
+            settings=plan["settings"],
+        )
         self.erp.commit()
         out["removed"] = len(removed)
         for error in summary["errors"]:
-            self.log.warning("bad photo %s of article %s (position %s): %s", error.get("image_key"),
-                             error.get("reference"), error.get("position"), error.get("reason"))
+            self.log.warning(
+                "bad photo %s of article %s (position %s): %s",
+                error.get("image_key"),
+                error.get("reference"),
+                error.get("position"),
+                error.get("reason"),
+            )
         self.log.info("images: %s", {k: v for k, v in out.items() if k != "errors"})
         return out
 
@@ -202,15 +266,17 @@ class FinishImagesOperator(ErpMixin, ShopMixin, BaseOperator):
         with self.shop as shop:
             for slot in remove:
                 names = slot.get("names") or removal_names(
-                    pd.DataFrame([{"reference": slot["reference"], "position": slot["position"]}]), settings)
+                    pd.DataFrame([{"reference": slot["reference"], "position": slot["position"]}]), settings
+                )
                 for name in names:
                     path = posixpath.join(folder, safe_name(name))
                     try:
                         shop.delete(path)
                     except (ftplib.error_perm, FileNotFoundError):
                         self.log.info("%s already gone from the server", path)
-                self.log.info("removed the renders of %s position %s: %s", slot["reference"], slot["position"],
-                              ", ".join(names))
+                self.log.info(
+                    "removed the renders of %s position %s: %s", slot["reference"], slot["position"], ", ".join(names)
+                )
                 done.append(slot)
         return done
 

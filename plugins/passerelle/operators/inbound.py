@@ -48,7 +48,7 @@ def claimed_names(names: Iterable[str]) -> list[tuple[str, str]]:
     for claimed in names:
         token = _CLAIM_TOKEN.search(claimed)
         if token:
-            out.append((token.group(0), claimed, claimed[:token.start()]))
+            out.append((token.group(0), claimed, claimed[: token.start()]))
     return [(claimed, name) for _, claimed, name in sorted(out)]
 
 
@@ -93,8 +93,16 @@ class ImportOrdersOperator(OutcomeMixin, ErpMixin, ShopMixin, BaseOperator):
     #: Link to the rejects file this run wrote (the errors folder when it wrote several).
     operator_extra_links = INBOUND_LINKS
 
-    def __init__(self, *, replay_quarantine: Any = False, dry_run: Any = False, erp_conn_id: str | None = None,
-                 shop_conn_id: str | None = None, config_path: str | None = None, **kwargs) -> None:
+    def __init__(
+        self,
+        *,
+        replay_quarantine: Any = False,
+        dry_run: Any = False,
+        erp_conn_id: str | None = None,
+        shop_conn_id: str | None = None,
+        config_path: str | None = None,
+        **kwargs,
+    ) -> None:
         super().__init__(**kwargs)
         self.replay_quarantine = replay_quarantine
         self.dry_run = dry_run
@@ -112,8 +120,11 @@ class ImportOrdersOperator(OutcomeMixin, ErpMixin, ShopMixin, BaseOperator):
         replay = parse_bool(self.replay_quarantine, "replay_quarantine", default=False)
         rules, declared = core.inbound_settings(self.settings)
         shop_settings = self.settings.shop
-        folders = {"inbound_dir": shop_settings.inbound_dir, "archive_dir": shop_settings.archive_dir,
-                   "errors_dir": shop_settings.errors_dir}
+        folders = {
+            "inbound_dir": shop_settings.inbound_dir,
+            "archive_dir": shop_settings.archive_dir,
+            "errors_dir": shop_settings.errors_dir,
+        }
         claimed_dir = posixpath.join(folders["inbound_dir"], CLAIMED)
         files: list[dict] = []
         received = 0
@@ -121,9 +132,11 @@ class ImportOrdersOperator(OutcomeMixin, ErpMixin, ShopMixin, BaseOperator):
             try:
                 listed = shop.list(folders["inbound_dir"])
             except FolderMissing as exc:
-                raise FolderMissing(f"the inbound folder {folders['inbound_dir']} does not exist on {shop.where}: "
-                                    "check the setting shop.inbound_dir (or create the folder on the server); "
-                                    f"{exc}") from exc
+                raise FolderMissing(
+                    f"the inbound folder {folders['inbound_dir']} does not exist on {shop.where}: "
+                    "check the setting shop.inbound_dir (or create the folder on the server); "
+                    f"{exc}"
+                ) from exc
             names = inbound_names(listed)
             if dry:
                 for name in names:
@@ -136,8 +149,13 @@ class ImportOrdersOperator(OutcomeMixin, ErpMixin, ShopMixin, BaseOperator):
                         continue
                     received += len(data)
                     try:
-                        files.append({"name": name, "status": "dry_run", "counts": read_inbound(name, data,
-                                      declared=declared).counts})
+                        files.append(
+                            {
+                                "name": name,
+                                "status": "dry_run",
+                                "counts": read_inbound(name, data, declared=declared).counts,
+                            }
+                        )
                     except InboundError as exc:
                         files.append({"name": name, "status": "refused", "error": str(exc)})
             else:
@@ -146,16 +164,24 @@ class ImportOrdersOperator(OutcomeMixin, ErpMixin, ShopMixin, BaseOperator):
                 shop.cleanup_parts(folders["errors_dir"], ABANDONED_AFTER)  # rejects uploads a kill left
                 completed = core.complete_archives(self.erp, shop.exists)
                 if completed:
-                    self.log.warning("ledger completed for %d files archived by a run that stopped before "
-                                     "recording it: %s", len(completed), ", ".join(completed))
+                    self.log.warning(
+                        "ledger completed for %d files archived by a run that stopped before recording it: %s",
+                        len(completed),
+                        ", ".join(completed),
+                    )
                 # Files claimed by a run that stopped before archiving them come first (they are older).
                 todo = [(posixpath.join(claimed_dir, c), name) for c, name in claimed_names(shop.list(claimed_dir))]
                 for name in names:
                     if len(claim_name(name).encode()) > MAX_NAME_BYTES:
-                        self.log.error("%s: name too long (%d bytes) to be claimed, archived or refused on %s "
-                                       "(names up to %d bytes); left in %s: rename it shorter", name,
-                                       len(name.encode()), shop.where, MAX_NAME_BYTES - CLAIM_SUFFIX_BYTES,
-                                       folders["inbound_dir"])
+                        self.log.error(
+                            "%s: name too long (%d bytes) to be claimed, archived or refused on %s "
+                            "(names up to %d bytes); left in %s: rename it shorter",
+                            name,
+                            len(name.encode()),
+                            shop.where,
+                            MAX_NAME_BYTES - CLAIM_SUFFIX_BYTES,
+                            folders["inbound_dir"],
+                        )
                         files.append({"name": name, "status": "name_too_long"})
                         continue
                     claimed = self._claim(shop, posixpath.join(folders["inbound_dir"], name), claimed_dir, name)
@@ -169,8 +195,9 @@ class ImportOrdersOperator(OutcomeMixin, ErpMixin, ShopMixin, BaseOperator):
                     files.append(done)
         replayed = core.replay_quarantine(self.erp, rules=rules, declared=declared) if replay and not dry else []
         for r in replayed:
-            self.log.info("replayed %s: %d rows integrated, %d still open", r["file"], r["rows_replayed"],
-                          r["rows_still_open"])
+            self.log.info(
+                "replayed %s: %d rows integrated, %d still open", r["file"], r["rows_replayed"], r["rows_still_open"]
+            )
         totals = inbound_totals(files, replayed)  # a replay does not count again the rows it leaves open
         integrated = [f["file_id"] for f in files if f.get("status") == "integrated"]
         reasons = quarantine_reasons(self.erp, integrated) if integrated else {}
@@ -178,10 +205,19 @@ class ImportOrdersOperator(OutcomeMixin, ErpMixin, ShopMixin, BaseOperator):
         self.warn(reasons)
         written = [f["rejects_file"] for f in files if f.get("rejects_file")]
         if written:
-            self.link(rejects=posixpath.join(folders["errors_dir"], written[0]) if len(written) == 1
-                      else folders["errors_dir"] + "/")
-        return {"files": files, "replayed": replayed, "counts": totals, "bytes_received": received, "dry_run": dry,
-                "reasons": reasons}
+            self.link(
+                rejects=posixpath.join(folders["errors_dir"], written[0])
+                if len(written) == 1
+                else folders["errors_dir"] + "/"
+            )
+        return {
+            "files": files,
+            "replayed": replayed,
+            "counts": totals,
+            "bytes_received": received,
+            "dry_run": dry,
+            "reasons": reasons,
+        }
 
     def _claim(self, shop, path: str, claimed_dir: str, name: str) -> str | None:
         """Take the file out of the inbound folder by a rename on the server, before reading it: a
@@ -197,8 +233,9 @@ class ImportOrdersOperator(OutcomeMixin, ErpMixin, ShopMixin, BaseOperator):
             return None
         return claimed
 
-    def _import_one(self, shop, core, claimed: str, name: str, folders: dict[str, str], rules: Any,
-                    declared: Any) -> dict:
+    def _import_one(
+        self, shop, core, claimed: str, name: str, folders: dict[str, str], rules: Any, declared: Any
+    ) -> dict:
         """Integrate one claimed file, then move it to the archive (or the error folder when refused).
 
         The file's content never fails the task (its rows are quarantined, or the file refused whole);
@@ -217,8 +254,13 @@ class ImportOrdersOperator(OutcomeMixin, ErpMixin, ShopMixin, BaseOperator):
                 return {"name": name, "status": "vanished"}
             size = shop.size(claimed)
             if size is not None and size != len(data):  # still being written: next run
-                self.log.warning("%s: downloaded %d bytes, server now holds %d; left in %s for the next run",
-                                 name, len(data), size, claimed)
+                self.log.warning(
+                    "%s: downloaded %d bytes, server now holds %d; left in %s for the next run",
+                    name,
+                    len(data),
+                    size,
+                    claimed,
+                )
                 return {"name": name, "status": "incomplete"}
             try:
                 result = core.integrate_file(self.erp, name, data, rules=rules, declared=declared)
@@ -229,21 +271,32 @@ class ImportOrdersOperator(OutcomeMixin, ErpMixin, ShopMixin, BaseOperator):
                 return {"name": name, "status": "refused", "error": str(exc), "bytes": len(data)}
             archive = lambda n: posixpath.join(folders["archive_dir"], n)
             done = core.finish_file(
-                self.erp, result,
+                self.erp,
+                result,
                 put=lambda n, b: shop.put_atomic(posixpath.join(folders["errors_dir"], n), b),
-                move=lambda n: self._move(shop, claimed, archive(n)), planned=archive,
+                move=lambda n: self._move(shop, claimed, archive(n)),
+                planned=archive,
             )
         except FileVanished as exc:
-            raise TransferError(f"{name}: the claimed copy {claimed} disappeared from {shop.where} during its "
-                                f"import; it was not archived ({exc})") from exc
+            raise TransferError(
+                f"{name}: the claimed copy {claimed} disappeared from {shop.where} during its "
+                f"import; it was not archived ({exc})"
+            ) from exc
         except TransferError as exc:
             raise TransferError(f"{name} (claimed as {claimed} on {shop.where}): {exc}") from exc
         except psycopg.Error as exc:
-            raise RuntimeError(f"{name} (claimed as {claimed} on {shop.where}): the back office failed: "
-                               f"{type(exc).__name__}: {exc}; the file stays claimed and the next run imports "
-                               "it") from exc
-        self.log.info("%s: %s%s %s", name, result.status,
-                      f" (same content as {result.duplicate_of})" if result.duplicate_of else "", result.counts)
+            raise RuntimeError(
+                f"{name} (claimed as {claimed} on {shop.where}): the back office failed: "
+                f"{type(exc).__name__}: {exc}; the file stays claimed and the next run imports "
+                "it"
+            ) from exc
+        self.log.info(
+            "%s: %s%s %s",
+            name,
+            result.status,
+            f" (same content as {result.duplicate_of})" if result.duplicate_of else "",
+            result.counts,
+        )
         return {**result.as_dict(), **done, "bytes": len(data)}
 
     @staticmethod
@@ -262,8 +315,9 @@ class ProposeReordersOperator(OutcomeMixin, ErpMixin, BaseOperator):
 
     template_fields: Sequence[str] = ("imported",)
 
-    def __init__(self, *, imported: Any, erp_conn_id: str | None = None, config_path: str | None = None,
-                 **kwargs) -> None:
+    def __init__(
+        self, *, imported: Any, erp_conn_id: str | None = None, config_path: str | None = None, **kwargs
+    ) -> None:
         super().__init__(**kwargs)
         self.imported = imported
         self.erp_conn_id = erp_conn_id
@@ -279,21 +333,44 @@ class ProposeReordersOperator(OutcomeMixin, ErpMixin, BaseOperator):
             raise ValueError(f"imported must be the import task's result (a dict), got {type(imported).__name__}")
         dry = bool(imported.get("dry_run"))
         proposals = 0 if dry else propose_reorders(self.erp)
-        counts = {**imported.get("counts", {}), "files": len(imported.get("files", [])),
-                  "reorder_proposals": proposals}
-        record_run(self.erp, flow=FLOW, dag_run_id=context["run_id"], run_key=run_key(context), mode=None,
-                   dry_run=dry, counts=counts, rejects=int(counts.get("rejected_rows", 0)),
-                   bytes_received=int(imported.get("bytes_received", 0)),
-                   started_at=getattr(context.get("dag_run"), "start_date", None))
+        counts = {**imported.get("counts", {}), "files": len(imported.get("files", [])), "reorder_proposals": proposals}
+        record_run(
+            self.erp,
+            flow=FLOW,
+            dag_run_id=context["run_id"],
+            run_key=run_key(context),
+            mode=None,
+            dry_run=dry,
+            counts=counts,
+            rejects=int(counts.get("rejected_rows", 0)),
+            bytes_received=int(imported.get("bytes_received", 0)),
+            started_at=getattr(context.get("dag_run"), "start_date", None),
+        )
         self.erp.commit()
         self.log.info("%d reorder proposals; run counts %s", proposals, counts)
         rows = max(int(counts.get("rows_read", 0)) - int(counts.get("rejected_rows", 0)), 0)
         more = [f"{counts['rows_replayed']} quarantined rows replayed"] if counts.get("rows_replayed") else []
-        self.say(context, note_text(verb="integrated", rows=rows, files=counts["files"],
-                                    quarantined=int(counts.get("rejected_rows", 0)), reasons=imported.get("reasons"),
-                                    dry_run=dry, more=more))
+        self.say(
+            context,
+            note_text(
+                verb="integrated",
+                rows=rows,
+                files=counts["files"],
+                quarantined=int(counts.get("rejected_rows", 0)),
+                reasons=imported.get("reasons"),
+                dry_run=dry,
+                more=more,
+            ),
+        )
         return counts
 
 
-__all__ = ["CLAIMED", "FLOW", "ImportOrdersOperator", "ProposeReordersOperator", "claim_name", "claimed_names",
-           "inbound_names"]
+__all__ = [
+    "CLAIMED",
+    "FLOW",
+    "ImportOrdersOperator",
+    "ProposeReordersOperator",
+    "claim_name",
+    "claimed_names",
+    "inbound_names",
+]

@@ -72,8 +72,12 @@ class OutcomeMixin:
         from passerelle.core.outcome import public_url
 
         base = as_settings(self.config).shop.public_base_url
-        names = {"batch_folder": BatchFolderLink.name, "manifest": ManifestLink.name,
-                 "rejects": RejectsLink.name, "report": ReportLink.name}
+        names = {
+            "batch_folder": BatchFolderLink.name,
+            "manifest": ManifestLink.name,
+            "rejects": RejectsLink.name,
+            "report": ReportLink.name,
+        }
         links = getattr(self, "_outcome_links", {})
         for key, path in paths.items():
             url = public_url(base, path or "")
@@ -82,8 +86,7 @@ class OutcomeMixin:
         self._outcome_links = links
         return dict(links)
 
-    def say(self, context: Any, note: str, reasons: Mapping[str, int] | None = None, *,
-            where: str = "") -> str:
+    def say(self, context: Any, note: str, reasons: Mapping[str, int] | None = None, *, where: str = "") -> str:
         """One WARNING line per reject reason with its count, then the run's note (logged, kept as
         the XCom ``run_note``, and written as the DAG run's note when ``alerts.api_conn_id`` is set)."""
         self.warn(reasons, where=where)
@@ -104,8 +107,9 @@ class OutcomeMixin:
     def warn(self, reasons: Mapping[str, int] | None, *, where: str = "") -> None:
         """One WARNING line per reject reason, with its count of rows (most frequent first)."""
         for reason, rows in (reasons or {}).items():
-            self.log.warning("%d row%s rejected%s: %s", rows, "" if rows == 1 else "s",
-                             f" in {where}" if where else "", reason)
+            self.log.warning(
+                "%d row%s rejected%s: %s", rows, "" if rows == 1 else "s", f" in {where}" if where else "", reason
+            )
 
     def announce(self, context: Any, extra: Mapping[str, Any]) -> None:
         """Put *extra* (batch id, counts...) on the asset event of each of the task's outlets."""
@@ -145,5 +149,15 @@ BATCH_LINKS = (BatchFolderLink(), ManifestLink())
 INBOUND_LINKS = (RejectsLink(),)
 REPORT_LINKS = (ReportLink(),)
 
-__all__ = ["BATCH_LINKS", "INBOUND_LINKS", "NOTE_KEY", "REPORT_LINKS", "BatchFolderLink", "ManifestLink",
-           "OutcomeMixin", "RejectsLink", "ReportLink", "write_run_note"]
+__all__ = [
+    "BATCH_LINKS",
+    "INBOUND_LINKS",
+    "NOTE_KEY",
+    "REPORT_LINKS",
+    "BatchFolderLink",
+    "ManifestLink",
+    "OutcomeMixin",
+    "RejectsLink",
+    "ReportLink",
+    "write_run_note",
+]

@@ -51,8 +51,15 @@ class PublishReportOperator(OutcomeMixin, ErpMixin, ShopMixin, BaseOperator):
     template_fields: Sequence[str] = ("dry_run",)
     operator_extra_links = REPORT_LINKS
 
-    def __init__(self, *, dry_run: Any = False, erp_conn_id: str | None = None, shop_conn_id: str | None = None,
-                 config_path: str | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        dry_run: Any = False,
+        erp_conn_id: str | None = None,
+        shop_conn_id: str | None = None,
+        config_path: str | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.dry_run = dry_run
         self.erp_conn_id = erp_conn_id
@@ -75,8 +82,15 @@ class PublishReportOperator(OutcomeMixin, ErpMixin, ShopMixin, BaseOperator):
         name = f"report-{day.isoformat()}.html"
         remote = posixpath.join(options["remote_dir"], name)
         local = options["local_dir"] / name
-        result = {"day": day.isoformat(), "bytes": len(content), "runs": data.total_runs, "flows": len(data.flows),
-                  "orders": data.total_orders, "stock_alerts": data.stock_alert_count, "dry_run": dry}
+        result = {
+            "day": day.isoformat(),
+            "bytes": len(content),
+            "runs": data.total_runs,
+            "flows": len(data.flows),
+            "orders": data.total_orders,
+            "stock_alerts": data.stock_alert_count,
+            "dry_run": dry,
+        }
         if dry:
             self.log.info("dry run: %s would be %d bytes; nothing written or uploaded", name, len(content))
         else:
@@ -84,18 +98,31 @@ class PublishReportOperator(OutcomeMixin, ErpMixin, ShopMixin, BaseOperator):
             with self.shop as shop:
                 shop.makedirs(options["remote_dir"])
                 shop.put_atomic(remote, content)
-            self.log.info("report %s: %d bytes, kept in %s and put on the shop's server as %s", name,
-                          len(content), local, remote)
+            self.log.info(
+                "report %s: %d bytes, kept in %s and put on the shop's server as %s", name, len(content), local, remote
+            )
             result.update(remote=remote, local=str(local))
             self.link(report=remote)
         dag_run = context.get("dag_run")
-        record_run(self.erp, flow="report", dag_run_id=context["run_id"], run_key=day.isoformat(), mode=None,
-                   dry_run=dry, counts={"report": {"runs": data.total_runs, "orders": data.total_orders,
-                                                   "stock_alerts": data.stock_alert_count}},
-                   bytes_sent=0 if dry else len(content), started_at=getattr(dag_run, "start_date", None))
+        record_run(
+            self.erp,
+            flow="report",
+            dag_run_id=context["run_id"],
+            run_key=day.isoformat(),
+            mode=None,
+            dry_run=dry,
+            counts={
+                "report": {"runs": data.total_runs, "orders": data.total_orders, "stock_alerts": data.stock_alert_count}
+            },
+            bytes_sent=0 if dry else len(content),
+            started_at=getattr(dag_run, "start_date", None),
+        )
         self.erp.commit()
-        self.say(context, f"report {name}: {data.total_runs} runs, {data.total_orders} orders, "
-                          f"{data.stock_alert_count} stock alerts" + (" (dry run, nothing written)" if dry else ""))
+        self.say(
+            context,
+            f"report {name}: {data.total_runs} runs, {data.total_orders} orders, "
+            f"{data.stock_alert_count} stock alerts" + (" (dry run, nothing written)" if dry else ""),
+        )
         return result
 
 

@@ -22,8 +22,17 @@ def test_generic_drops_internal_columns_and_purchase_price():
 
 def test_generic_categories_keep_their_documented_columns():
     out = dialect("generic").live("family", FAMILY, Rejects())
-    assert list(out.columns) == ["key", "active", "code", "name", "parent_code", "parent_name", "path", "depth",
-                                 "position"]
+    assert list(out.columns) == [
+        "key",
+        "active",
+        "code",
+        "name",
+        "parent_code",
+        "parent_name",
+        "path",
+        "depth",
+        "position",
+    ]
 
 
 def test_generic_removal_is_key_and_active_zero():

@@ -27,32 +27,53 @@ from . import settings
 DIGEST_A = "a" * 32
 DIGEST_B = "b" * 32
 
-ARTICLE = pd.DataFrame({
-    "key": ["ART-1", "ART-2", "ART-3"], "reference": ["ART-1", "ART-2", "ART-3"],
-    "name": ["=HYPERLINK(\"x\")", "Bol en grès", "-20% Lot de 2 torchons"],
-    "short_description": ["<p>ok</p>", "", ""],
-    "long_description": ['<p onclick="x()">a<script>bad()</script></p>', "", ""],
-    "family_code": ["A", "A", "B"], "family_path": ["Maison > Cuisine", "Maison", "Maison > Linge"],
-    "brand": ["B", "B", "B"], "supplier": ["S", "S", "S"], "supplier_reference": ["SR", "SR", "SR"],
-    "sales_unit": ["U", "U", "U"], "weight_kg": ["1.5", "", ""], "vat_rate": ["20.00", "7.00", "20.00"],
-    "price_excl_vat": ["10.0000", "5", "3.3333"], "price_incl_vat": ["12.00", "5.35", "4.00"],
-    "purchase_price": ["4", "2", "1"], "ean": ["3760000000017", "", ""], "quantity": ["3.000", "0", "5"],
-    "images": ["1:5", "", "1:9,2:9"],
-    "image_urls": ["https://s/images/ART-1_1_large.jpg", "", "https://s/images/ART-3_1_large.jpg,"
-                   "https://s/images/ART-3_2_large.jpg"],
-    "web": ["t", "t", "t"], "family_ids": ["1,7", "1", "1,8"],
-})
+ARTICLE = pd.DataFrame(
+    {
+        "key": ["ART-1", "ART-2", "ART-3"],
+        "reference": ["ART-1", "ART-2", "ART-3"],
+        "name": ['=HYPERLINK("x")', "Bol en grès", "-20% Lot de 2 torchons"],
+        "short_description": ["<p>ok</p>", "", ""],
+        "long_description": ['<p onclick="x()">a<script>bad()</script></p>', "", ""],
+        "family_code": ["A", "A", "B"],
+        "family_path": ["Maison > Cuisine", "Maison", "Maison > Linge"],
+        "brand": ["B", "B", "B"],
+        "supplier": ["S", "S", "S"],
+        "supplier_reference": ["SR", "SR", "SR"],
+        "sales_unit": ["U", "U", "U"],
+        "weight_kg": ["1.5", "", ""],
+        "vat_rate": ["20.00", "7.00", "20.00"],
+        "price_excl_vat": ["10.0000", "5", "3.3333"],
+        "price_incl_vat": ["12.00", "5.35", "4.00"],
+        "purchase_price": ["4", "2", "1"],
+        "ean": ["3760000000017", "", ""],
+        "quantity": ["3.000", "0", "5"],
+        "images": ["1:5", "", "1:9,2:9"],
+        "image_urls": [
+            "https://s/images/ART-1_1_large.jpg",
+            "",
+            "https://s/images/ART-3_1_large.jpg,https://s/images/ART-3_2_large.jpg",
+        ],
+        "web": ["t", "t", "t"],
+        "family_ids": ["1,7", "1", "1,8"],
+    }
+)
 
-FAMILY = pd.DataFrame({
-    # Two families named "Accessoires" in different branches, the child listed before its parent.
-    "key": ["ACC-CUI", "ACC-SDB", "CUI", "SDB"], "code": ["ACC-CUI", "ACC-SDB", "CUI", "SDB"],
-    "name": ["Accessoires", "Accessoires", "Cuisine", "Salle de bain"],
-    "parent_code": ["CUI", "SDB", "", ""], "parent_name": ["Cuisine", "Salle de bain", "", ""],
-    "path": ["Cuisine > Accessoires", "Salle de bain > Accessoires", "Cuisine", "Salle de bain"],
-    "depth": ["2", "2", "1", "1"], "position": ["0", "0", "0", "1"],
-    "family_id": ["11", "12", "3", "4"], "parent_family_id": ["3", "4", "", ""],
-    "family_ids": ["3,11", "4,12", "3", "4"],
-})
+FAMILY = pd.DataFrame(
+    {
+        # Two families named "Accessoires" in different branches, the child listed before its parent.
+        "key": ["ACC-CUI", "ACC-SDB", "CUI", "SDB"],
+        "code": ["ACC-CUI", "ACC-SDB", "CUI", "SDB"],
+        "name": ["Accessoires", "Accessoires", "Cuisine", "Salle de bain"],
+        "parent_code": ["CUI", "SDB", "", ""],
+        "parent_name": ["Cuisine", "Salle de bain", "", ""],
+        "path": ["Cuisine > Accessoires", "Salle de bain > Accessoires", "Cuisine", "Salle de bain"],
+        "depth": ["2", "2", "1", "1"],
+        "position": ["0", "0", "0", "1"],
+        "family_id": ["11", "12", "3", "4"],
+        "parent_family_id": ["3", "4", "", ""],
+        "family_ids": ["3,11", "4,12", "3", "4"],
+    }
+)
 
 
 def _live(d, entity, df):
@@ -81,15 +102,32 @@ def accepted_by_import(entity: str, out: pd.DataFrame) -> pd.Series:
     return ok
 
 
-@pytest.mark.parametrize("entity,ps_entity,frame", [
-    ("article", "products", ARTICLE),
-    ("family", "categories", FAMILY),
-    ("brand", "manufacturers", pd.DataFrame({"key": ["B"], "name": ["B"], "description": [""]})),
-    ("supplier", "suppliers", pd.DataFrame({"key": ["S"], "name": ["S"]})),
-    ("variant", "combinations", pd.DataFrame({
-        "key": ["ART-1-M-BLEU"], "article_reference": ["ART-1"], "reference": ["ART-1-M-BLEU"], "ean": [""],
-        "size": ["M"], "colour": ["BLEU"], "price_impact": ["0"], "weight_impact": ["0"], "quantity": ["2"]})),
-])
+@pytest.mark.parametrize(
+    "entity,ps_entity,frame",
+    [
+        ("article", "products", ARTICLE),
+        ("family", "categories", FAMILY),
+        ("brand", "manufacturers", pd.DataFrame({"key": ["B"], "name": ["B"], "description": [""]})),
+        ("supplier", "suppliers", pd.DataFrame({"key": ["S"], "name": ["S"]})),
+        (
+            "variant",
+            "combinations",
+            pd.DataFrame(
+                {
+                    "key": ["ART-1-M-BLEU"],
+                    "article_reference": ["ART-1"],
+                    "reference": ["ART-1-M-BLEU"],
+                    "ean": [""],
+                    "size": ["M"],
+                    "colour": ["BLEU"],
+                    "price_impact": ["0"],
+                    "weight_impact": ["0"],
+                    "quantity": ["2"],
+                }
+            ),
+        ),
+    ],
+)
 def test_headers_are_a_prefix_of_prestashops_field_list(entity, ps_entity, frame):
     out, _ = _live(PrestaShopDialect(), entity, frame)
     documented = [label for _, label in prestashop_fields(ps_entity)]
@@ -123,8 +161,10 @@ def test_names_reach_the_file_unaltered():
 def test_price_only_change_carries_no_photo_columns():
     """Photos digest unchanged since the last confirmed send: both photo cells empty, so the
     import neither deletes nor downloads a photo (fillInfo skips an empty cell)."""
-    df = ARTICLE.assign(batch_label=[f"{DIGEST_A}\tx", f"{DIGEST_A}\tx", f"{DIGEST_B}\tx"],
-                        previous_label=[f"{DIGEST_A}\tx", "", f"{DIGEST_A}\tx"])
+    df = ARTICLE.assign(
+        batch_label=[f"{DIGEST_A}\tx", f"{DIGEST_A}\tx", f"{DIGEST_B}\tx"],
+        previous_label=[f"{DIGEST_A}\tx", "", f"{DIGEST_A}\tx"],
+    )
     out, _ = _live(PrestaShopDialect(), "article", df)
     by_ref = out.set_index("Reference #")
     assert by_ref.loc["ART-1", "Image URLs (x,y,z...)"] == ""
@@ -143,8 +183,9 @@ def test_photos_removed_in_the_back_office_are_deleted_in_the_shop():
 
 
 def test_removed_article_is_deactivated_by_reference_with_its_last_name():
-    stem, out = PrestaShopDialect().removed("article", pd.DataFrame({
-        "key": ["ART-1", "ART-9"], "label": [f"{DIGEST_A}\t-20% Lot de 2 torchons", "ART-9"]}))
+    stem, out = PrestaShopDialect().removed(
+        "article", pd.DataFrame({"key": ["ART-1", "ART-9"], "label": [f"{DIGEST_A}\t-20% Lot de 2 torchons", "ART-9"]})
+    )
     assert stem == "products_off"
     assert list(out["Active (0/1)"]) == ["0", "0"]
     assert list(out["Reference #"]) == ["ART-1", "ART-9"]
@@ -169,11 +210,18 @@ def test_homonym_families_stay_apart_parents_first():
     assert out["ID"].is_unique
 
 
-@pytest.mark.parametrize("cfg,root", [
-    ({}, "Accueil"), ({"language": "en"}, "Home"), ({"language": "es"}, "Inicio"),
-    ({"language": "de"}, "Startseite"), ({"language": "it"}, "Home"),
-    ({"language": "en", "root_category": "Catalogue"}, "Catalogue"), ({"home_category": "Racine"}, "Racine"),
-])
+@pytest.mark.parametrize(
+    "cfg,root",
+    [
+        ({}, "Accueil"),
+        ({"language": "en"}, "Home"),
+        ({"language": "es"}, "Inicio"),
+        ({"language": "de"}, "Startseite"),
+        ({"language": "it"}, "Home"),
+        ({"language": "en", "root_category": "Catalogue"}, "Catalogue"),
+        ({"home_category": "Racine"}, "Racine"),
+    ],
+)
 def test_root_category_by_language_or_configured(cfg, root):
     out, _ = _live(PrestaShopDialect(settings(prestashop=cfg)), "family", FAMILY)
     assert set(out.loc[out["Name"] != "Accessoires", "Parent category"]) == {root}
@@ -192,8 +240,9 @@ def test_category_id_offset_is_configurable_and_checked():
 
 
 def test_removed_family_keeps_its_id_parent_and_name():
-    stem, out = PrestaShopDialect().removed("family", pd.DataFrame({
-        "key": ["ACC-SDB", "SDB"], "label": ["12\t4\tAccessoires", "4\t\tSalle de bain"]}))
+    stem, out = PrestaShopDialect().removed(
+        "family", pd.DataFrame({"key": ["ACC-SDB", "SDB"], "label": ["12\t4\tAccessoires", "4\t\tSalle de bain"]})
+    )
     assert stem == "categories_off"
     assert list(out["ID"]) == ["10012", "10004"]
     assert list(out["Active (0/1)"]) == ["0", "0"]
@@ -204,13 +253,18 @@ def test_removed_family_keeps_its_id_parent_and_name():
 
 
 def test_removed_combination_keeps_its_attributes():
-    stem, out = PrestaShopDialect().removed("variant", pd.DataFrame({"key": ["ART-1-M-BLEU"],
-                                                                      "label": ["ART-1\tM\tBLEU"]}))
+    stem, out = PrestaShopDialect().removed(
+        "variant", pd.DataFrame({"key": ["ART-1-M-BLEU"], "label": ["ART-1\tM\tBLEU"]})
+    )
     assert stem == "combinations_off"
     row = out.iloc[0]
-    assert (row["Product Reference"], row["Attribute (Name:Type:Position)*"], row["Value (Value:Position)*"],
-            row["Reference"], row["Quantity"]) == ("ART-1", "Taille:select:0,Couleur:color:1", "M:0,Bleu:1",
-                                                   "ART-1-M-BLEU", "0")
+    assert (
+        row["Product Reference"],
+        row["Attribute (Name:Type:Position)*"],
+        row["Value (Value:Position)*"],
+        row["Reference"],
+        row["Quantity"],
+    ) == ("ART-1", "Taille:select:0,Couleur:color:1", "M:0,Bleu:1", "ART-1-M-BLEU", "0")
     assert accepted_by_import("combinations", out).all()
 
 

@@ -14,36 +14,86 @@ from datetime import date
 
 import pandas as pd
 import pytest
-from passerelle.core.dialects.shopify import REFERENCE_FILE, ShopifyDialect
+
 from passerelle.core.dialects.base import Rejects
+from passerelle.core.dialects.shopify import REFERENCE_FILE, ShopifyDialect
 
 from . import settings
 
 REFERENCE = json.loads(REFERENCE_FILE.read_text(encoding="utf-8"))
 
-ARTICLES = pd.DataFrame({
-    "key": ["ART-1", "TEE", "ODD"], "reference": ["ART-1", "TEE", "ODD"],
-    "name": ["-20% Lot de 2 torchons", "Tee-shirt, coton", "Bol"],
-    "short_description": ["<p>court</p>", "", ""],
-    "long_description": ['<p onclick="x()">a<script>bad()</script></p>', "", ""],
-    "family_code": ["CUI", "TSH", "CUI"], "family_path": ["Maison > Cuisine", "Mode > Hauts, chemises", "Maison"],
-    "brand": ["Marque", "Marque", ""], "supplier": ["S", "S", "S"], "supplier_reference": ["SR", "SR", "SR"],
-    "sales_unit": ["U", "U", "U"], "weight_kg": ["1.500", "0.200", "0.3"], "vat_rate": ["20.00", "5.50", "20.00"],
-    "price_excl_vat": ["10.0000", "12.5000", "3"], "price_incl_vat": ["12.00", "13.19", "3.60"],
-    "purchase_price": ["4", "6", "1"], "ean": ["3760000000017", "", ""], "quantity": ["3.000", "2", "1"],
-    "images": ["1:5,2:7", "", ""],
-    "image_urls": ["https://s/images/ART-1_1_large.jpg,https://s/images/ART-1_2_large.jpg", "", ""],
-    "web": ["t", "t", "t"],
-    "variants": [None, json.dumps([
-        {"reference": "TEE-S", "ean": None, "size": "S", "colour": "BLEU", "price_impact": 0, "weight_impact": 0,
-         "position": 1, "quantity": 2.0},
-        {"reference": "TEE-M", "ean": "3760000000024", "size": "M", "colour": "BLEU", "price_impact": 1.0,
-         "weight_impact": 0.05, "position": 2, "quantity": 0},
-    ]), json.dumps([  # one variant with a colour, one without: Shopify cannot take it
-        {"reference": "ODD-1", "size": "S", "colour": "ROUGE", "price_impact": 0, "weight_impact": 0, "position": 1},
-        {"reference": "ODD-2", "size": "M", "colour": None, "price_impact": 0, "weight_impact": 0, "position": 2},
-    ])],
-})
+ARTICLES = pd.DataFrame(
+    {
+        "key": ["ART-1", "TEE", "ODD"],
+        "reference": ["ART-1", "TEE", "ODD"],
+        "name": ["-20% Lot de 2 torchons", "Tee-shirt, coton", "Bol"],
+        "short_description": ["<p>court</p>", "", ""],
+        "long_description": ['<p onclick="x()">a<script>bad()</script></p>', "", ""],
+        "family_code": ["CUI", "TSH", "CUI"],
+        "family_path": ["Maison > Cuisine", "Mode > Hauts, chemises", "Maison"],
+        "brand": ["Marque", "Marque", ""],
+        "supplier": ["S", "S", "S"],
+        "supplier_reference": ["SR", "SR", "SR"],
+        "sales_unit": ["U", "U", "U"],
+        "weight_kg": ["1.500", "0.200", "0.3"],
+        "vat_rate": ["20.00", "5.50", "20.00"],
+        "price_excl_vat": ["10.0000", "12.5000", "3"],
+        "price_incl_vat": ["12.00", "13.19", "3.60"],
+        "purchase_price": ["4", "6", "1"],
+        "ean": ["3760000000017", "", ""],
+        "quantity": ["3.000", "2", "1"],
+        "images": ["1:5,2:7", "", ""],
+        "image_urls": ["https://s/images/ART-1_1_large.jpg,https://s/images/ART-1_2_large.jpg", "", ""],
+        "web": ["t", "t", "t"],
+        "variants": [
+            None,
+            json.dumps(
+                [
+                    {
+                        "reference": "TEE-S",
+                        "ean": None,
+                        "size": "S",
+                        "colour": "BLEU",
+                        "price_impact": 0,
+                        "weight_impact": 0,
+                        "position": 1,
+                        "quantity": 2.0,
+                    },
+                    {
+                        "reference": "TEE-M",
+                        "ean": "3760000000024",
+                        "size": "M",
+                        "colour": "BLEU",
+                        "price_impact": 1.0,
+                        "weight_impact": 0.05,
+                        "position": 2,
+                        "quantity": 0,
+                    },
+                ]
+            ),
+            json.dumps(
+                [  # one variant with a colour, one without: Shopify cannot take it
+                    {
+                        "reference": "ODD-1",
+                        "size": "S",
+                        "colour": "ROUGE",
+                        "price_impact": 0,
+                        "weight_impact": 0,
+                        "position": 1,
+                    },
+                    {
+                        "reference": "ODD-2",
+                        "size": "M",
+                        "colour": None,
+                        "price_impact": 0,
+                        "weight_impact": 0,
+                        "position": 2,
+                    },
+                ]
+            ),
+        ],
+    }
+)
 
 
 def parse(data: bytes) -> tuple[list[str], list[dict]]:
@@ -92,8 +142,11 @@ def test_products_grouped_by_handle():
     assert (simple["Product image URL"], simple["Image position"]) == ("https://s/images/ART-1_1_large.jpg?v=5", "1")
     # The second image: a row of its own with the handle and image columns only.
     assert (image2["Product image URL"], image2["Image position"]) == ("https://s/images/ART-1_2_large.jpg?v=7", "2")
-    assert all(image2[c] == "" for c in header if c not in ("URL handle", "Product image URL", "Image position",
-                                                            "Image alt text"))
+    assert all(
+        image2[c] == ""
+        for c in header
+        if c not in ("URL handle", "Product image URL", "Image position", "Image alt text")
+    )
     assert "Inventory quantity" not in header  # single-location column, off by default
 
     # Product fields on the group's first row only; option names there too; values on every row.
@@ -112,8 +165,9 @@ def test_products_grouped_by_handle():
 
 def test_articles_shopify_could_not_tell_apart_are_rejected():
     twins = ARTICLES.iloc[[0, 1]].copy()
-    twins.loc[0, "variants"] = json.dumps([{"reference": "A-1", "size": "S", "colour": "ROUGE"},
-                                           {"reference": "A-2", "size": "S", "colour": "rouge"}])
+    twins.loc[0, "variants"] = json.dumps(
+        [{"reference": "A-1", "size": "S", "colour": "ROUGE"}, {"reference": "A-2", "size": "S", "colour": "rouge"}]
+    )
     same_handle = ARTICLES.iloc[[0]].assign(key="art_1", reference="art_1")
     _, rows, rejects = written(ShopifyDialect(), "article", pd.concat([twins, same_handle], ignore_index=True))
     assert [r["SKU"] for r in rows] == ["TEE-S", "TEE-M"]
@@ -127,16 +181,20 @@ def test_legacy_headers():
     header, rows, _ = written(legacy, "article", ARTICLES.iloc[[0]])
     assert_in_template_order(header, "legacy_product_columns")
     assert header[:3] == ["Handle", "Title", "Body (HTML)"]
-    assert (rows[0]["Variant SKU"], rows[0]["Variant Price"], rows[0]["Image Src"]) == \
-        ("ART-1", "12.00", "https://s/images/ART-1_1_large.jpg?v=5")
+    assert (rows[0]["Variant SKU"], rows[0]["Variant Price"], rows[0]["Image Src"]) == (
+        "ART-1",
+        "12.00",
+        "https://s/images/ART-1_1_large.jpg?v=5",
+    )
     assert rows[0]["Variant Inventory Policy"] == "deny" and rows[0]["Status"] == "active"
     with pytest.raises(ValueError, match="shopify.csv_headers"):
         ShopifyDialect(settings(shopify={"csv_headers": "v2"})).live("article", ARTICLES.iloc[[0]], Rejects())
 
 
 def test_a_running_promotion_is_the_price_with_compare_at():
-    promo = ARTICLES.iloc[[0]].assign(promo_price_excl_vat="8.0000", promo_starts_on="2026-11-20",
-                                      promo_ends_on="2026-12-24")
+    promo = ARTICLES.iloc[[0]].assign(
+        promo_price_excl_vat="8.0000", promo_starts_on="2026-11-20", promo_ends_on="2026-12-24"
+    )
     _, rows, _ = written(ShopifyDialect(as_of=date(2026, 12, 1)), "article", promo)
     assert (rows[0]["Price"], rows[0]["Compare-at price"]) == ("9.60", "12.00")
     _, rows, _ = written(ShopifyDialect(as_of=date(2026, 11, 1)), "article", promo)
@@ -146,31 +204,57 @@ def test_a_running_promotion_is_the_price_with_compare_at():
     assert rows[0]["Price"] == "9.60"
 
 
-PRICES = pd.DataFrame({
-    "key": ["ART-1", "TEE"], "reference": ["ART-1", "TEE"], "name": ["Lot", "Tee"], "has_variants": ["f", "t"],
-    "vat_rate": ["20.00", "5.50"], "price_excl_vat": ["10.0000", "12.5000"], "price_incl_vat": ["12.00", "13.19"],
-    "promo_discount_pct": ["20", ""], "promo_price_excl_vat": ["8.0000", ""], "promo_price_incl_vat": ["9.60", ""],
-    "promo_starts_on": ["2026-11-20", ""], "promo_ends_on": ["2026-12-24", ""],
-})
+PRICES = pd.DataFrame(
+    {
+        "key": ["ART-1", "TEE"],
+        "reference": ["ART-1", "TEE"],
+        "name": ["Lot", "Tee"],
+        "has_variants": ["f", "t"],
+        "vat_rate": ["20.00", "5.50"],
+        "price_excl_vat": ["10.0000", "12.5000"],
+        "price_incl_vat": ["12.00", "13.19"],
+        "promo_discount_pct": ["20", ""],
+        "promo_price_excl_vat": ["8.0000", ""],
+        "promo_price_incl_vat": ["9.60", ""],
+        "promo_starts_on": ["2026-11-20", ""],
+        "promo_ends_on": ["2026-12-24", ""],
+    }
+)
 
 
 def test_price_update_as_a_product_csv():
     header, rows, _ = written(ShopifyDialect(as_of=date(2026, 12, 1)), "price", PRICES)
     assert_in_template_order(header)
     assert header == ["Title", "URL handle", "SKU", "Option1 name", "Option1 value", "Price", "Compare-at price"]
-    assert rows == [{"Title": "Lot", "URL handle": "art-1", "SKU": "ART-1", "Option1 name": "Title",
-                     "Option1 value": "Default Title", "Price": "9.60", "Compare-at price": "12.00"}]
+    assert rows == [
+        {
+            "Title": "Lot",
+            "URL handle": "art-1",
+            "SKU": "ART-1",
+            "Option1 name": "Title",
+            "Option1 value": "Default Title",
+            "Price": "9.60",
+            "Compare-at price": "12.00",
+        }
+    ]
     with pytest.raises(ValueError, match=r"passerelle_src.price has no column \['has_variants'\]"):
         ShopifyDialect().live("price", PRICES.drop(columns=["has_variants"]), Rejects())
 
 
-STOCK = pd.DataFrame({
-    "key": ["ART-1", "TEE", "TEE-S", "TEE-M"], "level": ["article", "article", "variant", "variant"],
-    "article_reference": ["ART-1", "TEE", "TEE", "TEE"], "variant_reference": [None, None, "TEE-S", "TEE-M"],
-    "name": ["Lot", "Tee", "Tee", "Tee"], "has_variants": ["f", "t", "f", "f"],
-    "size": [None, None, "S", "M"], "colour": [None, None, "BLEU", None],
-    "real_qty": ["5", "9", "4", "5"], "available_qty": ["3.5", "7", "0", "5"],
-})
+STOCK = pd.DataFrame(
+    {
+        "key": ["ART-1", "TEE", "TEE-S", "TEE-M"],
+        "level": ["article", "article", "variant", "variant"],
+        "article_reference": ["ART-1", "TEE", "TEE", "TEE"],
+        "variant_reference": [None, None, "TEE-S", "TEE-M"],
+        "name": ["Lot", "Tee", "Tee", "Tee"],
+        "has_variants": ["f", "t", "f", "f"],
+        "size": [None, None, "S", "M"],
+        "colour": [None, None, "BLEU", None],
+        "real_qty": ["5", "9", "4", "5"],
+        "available_qty": ["3.5", "7", "0", "5"],
+    }
+)
 
 
 def test_inventory_files():
@@ -184,9 +268,10 @@ def test_inventory_files():
     assert row["Available (not editable)"] == "" and row["On hand (current)"] == ""
 
     _, rows, _ = written(dialect, "variant_stock", STOCK[STOCK["level"] == "variant"])
-    assert [(r["SKU"], r["Option1 Name"], r["Option1 Value"], r["Option2 Name"], r["Option2 Value"],
-             r["On hand (new)"]) for r in rows] == [("TEE-S", "Taille", "S", "Couleur", "Bleu", "0"),
-                                                    ("TEE-M", "Taille", "M", "", "", "5")]
+    assert [
+        (r["SKU"], r["Option1 Name"], r["Option1 Value"], r["Option2 Name"], r["Option2 Value"], r["On hand (new)"])
+        for r in rows
+    ] == [("TEE-S", "Taille", "S", "Couleur", "Bleu", "0"), ("TEE-M", "Taille", "M", "", "", "5")]
     with pytest.raises(ValueError, match="shopify.location is not set"):
         ShopifyDialect().live("stock", STOCK, Rejects())
 
@@ -206,8 +291,13 @@ def test_deactivations():
     stem, out = dialect.removed("variant", pd.DataFrame({"key": ["TEE-M"], "label": ["TEE\tM\tBLEU"]}))
     header, rows = parse(dialect.to_bytes(out))
     assert stem == "inventory_off" and header == REFERENCE["inventory_columns"]
-    assert (rows[0]["Handle"], rows[0]["SKU"], rows[0]["Option1 Value"], rows[0]["Option2 Value"],
-            rows[0]["On hand (new)"]) == ("tee", "TEE-M", "M", "Bleu", "0")
+    assert (
+        rows[0]["Handle"],
+        rows[0]["SKU"],
+        rows[0]["Option1 Value"],
+        rows[0]["Option2 Value"],
+        rows[0]["On hand (new)"],
+    ) == ("tee", "TEE-M", "M", "Bleu", "0")
 
 
 def test_unsupported_entities_write_nothing():
@@ -242,11 +332,15 @@ def test_view_rows_of_the_demo_back_office(erp):
         assert len(set(options)) == len(options)
         assert all(re.fullmatch(r"\d+\.\d{2}", r["Price"]) for r in variant_rows)
     assert sum(1 for r in rows if r["SKU"]) == len(articles) + sum(
-        len(json.loads(v)) - 1 for v in articles["variants"] if v)
+        len(json.loads(v)) - 1 for v in articles["variants"] if v
+    )
 
 
 def test_single_location_shops_get_the_quantity_in_the_product_file():
     single = ShopifyDialect(settings(shopify={"single_location": True}))
     _, rows, _ = written(single, "article", ARTICLES.iloc[[0, 1]])
-    assert [(r["SKU"], r["Inventory quantity"]) for r in rows if r["SKU"]] == [("ART-1", "3"), ("TEE-S", "2"),
-                                                                               ("TEE-M", "0")]
+    assert [(r["SKU"], r["Inventory quantity"]) for r in rows if r["SKU"]] == [
+        ("ART-1", "3"),
+        ("TEE-S", "2"),
+        ("TEE-M", "0"),
+    ]

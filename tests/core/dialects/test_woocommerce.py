@@ -14,8 +14,9 @@ import re
 
 import pandas as pd
 import pytest
-from passerelle.core.dialects.woocommerce import REFERENCE_FILE, WooCommerceDialect
+
 from passerelle.core.dialects.base import Rejects
+from passerelle.core.dialects.woocommerce import REFERENCE_FILE, WooCommerceDialect
 
 from . import settings
 
@@ -23,24 +24,59 @@ REFERENCE = json.loads(REFERENCE_FILE.read_text(encoding="utf-8"))
 LABELS = [c["label"] for c in REFERENCE["columns"]]
 ATTRIBUTE = re.compile(r"^Attribute (\d+) (name|value\(s\)|visible|global|default)$")
 
-ARTICLES = pd.DataFrame({
-    "key": ["ART-1", "TEE"], "reference": ["ART-1", "TEE"],
-    "name": ["-20% Lot de 2 torchons", "Tee-shirt, coton"],
-    "short_description": ["<p>ok</p>", ""], "long_description": ['<p onclick="x()">a<script>bad()</script></p>', ""],
-    "family_code": ["CUI", "TSH"], "family_path": ["Maison > Cuisine", "Mode > Hauts, chemises"],
-    "brand": ["B", "B"], "supplier": ["S", "S"], "supplier_reference": ["SR", "SR"], "sales_unit": ["U", "U"],
-    "weight_kg": ["1.500", "0.200"], "vat_rate": ["20.00", "5.50"], "price_excl_vat": ["10.0000", "12.5000"],
-    "price_incl_vat": ["12.00", "13.19"], "purchase_price": ["4", "6"], "ean": ["3760000000017", ""],
-    "quantity": ["3.000", "7"], "images": ["1:5,2:7", ""],
-    "image_urls": ["https://s/images/ART-1_1_large.jpg,https://s/images/ART-1_2_large.jpg", ""], "web": ["t", "t"],
-    # The article's variants as the view's json_agg writes them (numbers as JSON numbers).
-    "variants": [None, json.dumps([
-        {"reference": "TEE-S", "ean": None, "size": "S", "colour": "BLEU", "price_impact": 0, "weight_impact": 0,
-         "position": 1, "quantity": 2.0},
-        {"reference": "TEE-M", "ean": "3760000000024", "size": "M", "colour": "BLEU", "price_impact": 1.0,
-         "weight_impact": 0.05, "position": 2, "quantity": 0},
-    ])],
-})
+ARTICLES = pd.DataFrame(
+    {
+        "key": ["ART-1", "TEE"],
+        "reference": ["ART-1", "TEE"],
+        "name": ["-20% Lot de 2 torchons", "Tee-shirt, coton"],
+        "short_description": ["<p>ok</p>", ""],
+        "long_description": ['<p onclick="x()">a<script>bad()</script></p>', ""],
+        "family_code": ["CUI", "TSH"],
+        "family_path": ["Maison > Cuisine", "Mode > Hauts, chemises"],
+        "brand": ["B", "B"],
+        "supplier": ["S", "S"],
+        "supplier_reference": ["SR", "SR"],
+        "sales_unit": ["U", "U"],
+        "weight_kg": ["1.500", "0.200"],
+        "vat_rate": ["20.00", "5.50"],
+        "price_excl_vat": ["10.0000", "12.5000"],
+        "price_incl_vat": ["12.00", "13.19"],
+        "purchase_price": ["4", "6"],
+        "ean": ["3760000000017", ""],
+        "quantity": ["3.000", "7"],
+        "images": ["1:5,2:7", ""],
+        "image_urls": ["https://s/images/ART-1_1_large.jpg,https://s/images/ART-1_2_large.jpg", ""],
+        "web": ["t", "t"],
+        # The article's variants as the view's json_agg writes them (numbers as JSON numbers).
+        "variants": [
+            None,
+            json.dumps(
+                [
+                    {
+                        "reference": "TEE-S",
+                        "ean": None,
+                        "size": "S",
+                        "colour": "BLEU",
+                        "price_impact": 0,
+                        "weight_impact": 0,
+                        "position": 1,
+                        "quantity": 2.0,
+                    },
+                    {
+                        "reference": "TEE-M",
+                        "ean": "3760000000024",
+                        "size": "M",
+                        "colour": "BLEU",
+                        "price_impact": 1.0,
+                        "weight_impact": 0.05,
+                        "position": 2,
+                        "quantity": 0,
+                    },
+                ]
+            ),
+        ],
+    }
+)
 
 
 def written(dialect: WooCommerceDialect, entity: str, df: pd.DataFrame) -> tuple[list[str], list[dict], pd.DataFrame]:
@@ -59,7 +95,7 @@ def assert_woocommerce_header(header: list[str], weight_unit: str = "kg") -> Non
     assert all(h in labels for h in plain), set(plain) - set(labels)
     assert [labels.index(h) for h in plain] == sorted(labels.index(h) for h in plain)
     attrs = [h for h in header if ATTRIBUTE.match(h)]
-    assert header[len(plain):] == attrs  # the attribute columns come after the others
+    assert header[len(plain) :] == attrs  # the attribute columns come after the others
     for h in attrs:
         _, suffix = ATTRIBUTE.match(h).groups()
         assert f"Attribute %d {suffix}" in REFERENCE["attribute_columns"]
@@ -72,8 +108,9 @@ def test_reference_cites_woocommerce_sources():
     # columns added since: GTIN, Low stock amount), then attribute, meta and download columns.
     sample = next(csv.reader([REFERENCE["sample_header"]]))
     known = [label.replace("%s", unit) for label in LABELS for unit in ("lbs", "in")]
-    assert [h for h in sample if not re.match(r"^(Attribute \d|Meta:|Download \d)", h)] == \
-        [h for h in dict.fromkeys(known) if h in sample]
+    assert [h for h in sample if not re.match(r"^(Attribute \d|Meta:|Download \d)", h)] == [
+        h for h in dict.fromkeys(known) if h in sample
+    ]
 
 
 def test_simple_and_variable_products():
@@ -106,7 +143,11 @@ def test_simple_and_variable_products():
 def test_two_variations_follow_their_variable_product():
     _, rows, _ = written(WooCommerceDialect(), "article", ARTICLES)
     assert [(r["Type"], r["SKU"], r["Parent"]) for r in rows] == [
-        ("simple", "ART-1", ""), ("variable", "TEE", ""), ("variation", "TEE-S", "TEE"), ("variation", "TEE-M", "TEE")]
+        ("simple", "ART-1", ""),
+        ("variable", "TEE", ""),
+        ("variation", "TEE-S", "TEE"),
+        ("variation", "TEE-M", "TEE"),
+    ]
     parent, *variations = rows[1:]
     # Absolute prices incl. VAT: (12.50 + impact) * 1.055; weight: article's + impact.
     assert [r["Regular price"] for r in variations] == ["13.19", "14.24"]
@@ -138,8 +179,12 @@ def test_prices_round_as_the_back_office():
 
 
 def test_tax_class_map_and_rejects():
-    cfg = {"tax_classes": {20: "", 10: "intermediate"}, "prices_include_tax": False, "weight_unit": "g",
-           "send_gtin": True}
+    cfg = {
+        "tax_classes": {20: "", 10: "intermediate"},
+        "prices_include_tax": False,
+        "weight_unit": "g",
+        "send_gtin": True,
+    }
     header, rows, rejects = written(WooCommerceDialect(settings(woocommerce=cfg)), "article", ARTICLES)
     assert_woocommerce_header(header, weight_unit="g")
     assert [r["SKU"] for r in rows] == ["ART-1"]
@@ -173,20 +218,34 @@ def test_missing_view_columns_are_named():
         WooCommerceDialect().live("article", ARTICLES.drop(columns=["variants"]), Rejects())
 
 
-PRICES = pd.DataFrame({
-    "key": ["ART-1", "TEE", "BAD"], "reference": ["ART-1", "TEE", "BAD"], "name": ["a", "b", "c"],
-    "vat_rate": ["20.00", "5.50", "20.00"], "price_excl_vat": ["10.0000", "12.5000", "5"],
-    "price_incl_vat": ["12.00", "13.19", "6.00"], "promo_discount_pct": ["", "10", ""],
-    "promo_price_excl_vat": ["", "11.2500", "6"], "promo_price_incl_vat": ["", "11.87", "7.20"],
-    "promo_starts_on": ["", "2026-12-01", "2026-12-01"], "promo_ends_on": ["", "2026-12-24", "2026-12-31"],
-})
+PRICES = pd.DataFrame(
+    {
+        "key": ["ART-1", "TEE", "BAD"],
+        "reference": ["ART-1", "TEE", "BAD"],
+        "name": ["a", "b", "c"],
+        "vat_rate": ["20.00", "5.50", "20.00"],
+        "price_excl_vat": ["10.0000", "12.5000", "5"],
+        "price_incl_vat": ["12.00", "13.19", "6.00"],
+        "promo_discount_pct": ["", "10", ""],
+        "promo_price_excl_vat": ["", "11.2500", "6"],
+        "promo_price_incl_vat": ["", "11.87", "7.20"],
+        "promo_starts_on": ["", "2026-12-01", "2026-12-01"],
+        "promo_ends_on": ["", "2026-12-24", "2026-12-31"],
+    }
+)
 
 
 def test_price_update_file():
     header, rows, rejects = written(WooCommerceDialect(), "price", PRICES)
     assert_woocommerce_header(header)
-    assert header == ["SKU", "Date sale price starts", "Date sale price ends", "Tax class", "Sale price",
-                      "Regular price"]
+    assert header == [
+        "SKU",
+        "Date sale price starts",
+        "Date sale price ends",
+        "Tax class",
+        "Sale price",
+        "Regular price",
+    ]
     plain, promo = rows
     assert (plain["Regular price"], plain["Sale price"], plain["Date sale price starts"]) == ("12.00", "", "")
     assert (promo["Regular price"], promo["Sale price"]) == ("13.19", "11.87")
@@ -194,12 +253,18 @@ def test_price_update_file():
     assert list(rejects["key"]) == ["BAD"] and rejects.loc[0, "field"] == "promo_price_excl_vat"
 
 
-STOCK = pd.DataFrame({
-    "key": ["ART-1", "TEE", "TEE-S"], "level": ["article", "article", "variant"],
-    "article_reference": ["ART-1", "TEE", "TEE"], "variant_reference": [None, None, "TEE-S"],
-    "name": ["a", "b", "b"], "has_variants": ["f", "t", "f"], "real_qty": ["5", "9", "4"],
-    "available_qty": ["3.5", "7", "0"],
-})
+STOCK = pd.DataFrame(
+    {
+        "key": ["ART-1", "TEE", "TEE-S"],
+        "level": ["article", "article", "variant"],
+        "article_reference": ["ART-1", "TEE", "TEE"],
+        "variant_reference": [None, None, "TEE-S"],
+        "name": ["a", "b", "b"],
+        "has_variants": ["f", "t", "f"],
+        "real_qty": ["5", "9", "4"],
+        "available_qty": ["3.5", "7", "0"],
+    }
+)
 
 
 def test_stock_update_files():
@@ -211,6 +276,7 @@ def test_stock_update_files():
 
 
 # -- on the seeded back office's own view rows ---------------------------------------------------
+
 
 def view_articles(erp) -> pd.DataFrame:
     """passerelle_src.article's web rows as COPY gives them, with the ``variants`` column the
@@ -226,10 +292,14 @@ def view_articles(erp) -> pd.DataFrame:
 
 def test_view_rows_of_the_demo_back_office(erp):
     articles = view_articles(erp)
-    variants = pd.DataFrame(erp.execute(
-        "SELECT a.reference, v.reference, v.size, v.colour FROM erp.variant v JOIN erp.article a ON a.id = v.article_id "
-        "WHERE v.active AND a.web ORDER BY v.position, v.reference").fetchall(),
-        columns=["article", "reference", "size", "colour"])
+    variants = pd.DataFrame(
+        erp.execute(
+            "SELECT a.reference, v.reference, v.size, v.colour "
+            "FROM erp.variant v JOIN erp.article a ON a.id = v.article_id "
+            "WHERE v.active AND a.web ORDER BY v.position, v.reference"
+        ).fetchall(),
+        columns=["article", "reference", "size", "colour"],
+    )
     assert len(variants), "the demo back office has variants"
     header, rows, rejects = written(WooCommerceDialect(), "article", articles)
     assert_woocommerce_header(header)
@@ -249,8 +319,9 @@ def test_view_rows_of_the_demo_back_office(erp):
     assert sorted(r["SKU"] for r in rows if r["Type"] == "variation") == sorted(variants["reference"])
     # The shop's price incl. VAT is the back office's own (passerelle_src.article.price_incl_vat).
     incl = dict(zip(articles["reference"], articles["price_incl_vat"]))
-    assert {r["SKU"]: r["Regular price"] for r in rows if r["Type"] == "simple"} == \
-        {sku: incl[sku] for sku in (r["SKU"] for r in rows if r["Type"] == "simple")}
+    assert {r["SKU"]: r["Regular price"] for r in rows if r["Type"] == "simple"} == {
+        sku: incl[sku] for sku in (r["SKU"] for r in rows if r["Type"] == "simple")
+    }
     for row in rows:
         if row["Type"] != "variable":
             assert re.fullmatch(r"\d+\.\d{2}", row["Regular price"]), row

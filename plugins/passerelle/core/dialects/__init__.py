@@ -48,13 +48,16 @@ def register(name: str, *, catalog: type[Dialect], exchange: type[Dialect] | Non
     """Make a shop's dialects available under *name* (the value of ``shop.dialect``)."""
     known = _REGISTRY.get(name)
     if known is not None and known != Registration(catalog, exchange):
-        if known.catalog.__qualname__ == catalog.__qualname__ and \
-                known.catalog.__module__.rpartition(".")[2] == catalog.__module__.rpartition(".")[2]:
+        if (
+            known.catalog.__qualname__ == catalog.__qualname__
+            and known.catalog.__module__.rpartition(".")[2] == catalog.__module__.rpartition(".")[2]
+        ):
             # The same file imported again under another module name (Airflow's plugin loader
             # imports every .py under plugins/ as a top-level module): the first one stays.
             return
-        raise ValueError(f"shop dialect {name!r} is registered twice ({known.catalog.__module__} and "
-                         f"{catalog.__module__})")
+        raise ValueError(
+            f"shop dialect {name!r} is registered twice ({known.catalog.__module__} and {catalog.__module__})"
+        )
     _REGISTRY[name] = Registration(catalog, exchange)
 
 
@@ -93,6 +96,8 @@ def exchange_dialect(name: str, settings: Settings | None = None, *, as_of: date
     """The exchange dialect (prices, stock, order statuses, invoices) of a shop profile."""
     exchange = _registration(name).exchange
     if exchange is None:
-        raise ValueError(f"shop dialect {name!r} writes no exchange files (prices, stock, order statuses); "
-                         f"dialects with exchanges: {sorted(n for n, r in _REGISTRY.items() if r.exchange)}")
+        raise ValueError(
+            f"shop dialect {name!r} writes no exchange files (prices, stock, order statuses); "
+            f"dialects with exchanges: {sorted(n for n, r in _REGISTRY.items() if r.exchange)}"
+        )
     return exchange(settings, as_of=as_of)

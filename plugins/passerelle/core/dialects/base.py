@@ -35,20 +35,46 @@ _NUMBER = re.compile(r"^[+-]?\d+([.,]\d+)?$")
 _SLUG_DROP = re.compile(r"[^a-z0-9]+")
 
 #: Tags a rich-text description may keep (nh3 also strips script/style and every on* handler).
-ALLOWED_TAGS = {"p", "br", "strong", "b", "em", "i", "u", "ul", "ol", "li", "h2", "h3", "h4", "a", "span",
-                "table", "thead", "tbody", "tr", "th", "td", "blockquote"}
+ALLOWED_TAGS = {
+    "p",
+    "br",
+    "strong",
+    "b",
+    "em",
+    "i",
+    "u",
+    "ul",
+    "ol",
+    "li",
+    "h2",
+    "h3",
+    "h4",
+    "a",
+    "span",
+    "table",
+    "thead",
+    "tbody",
+    "tr",
+    "th",
+    "td",
+    "blockquote",
+}
 
 #: Rich-text columns of the views, per entity: HTML a shop may render, so never sent with a script,
 #: an event handler or a ``javascript:`` URL (:func:`sanitise_html`). Every other text cell is plain text.
-RICH_TEXT: dict[str, tuple[str, ...]] = {"article": ("short_description", "long_description"),
-                                         "brand": ("description",)}
+RICH_TEXT: dict[str, tuple[str, ...]] = {
+    "article": ("short_description", "long_description"),
+    "brand": ("description",),
+}
 #: Markup in a plain-text cell (case-insensitive): an HTML tag or comment (``<`` then a tag name,
 #: ``</``, ``<!``), an ``on...=`` event handler after a quote (an attribute broken out of), a
 #: ``javascript:``/``vbscript:`` URL. ``5 < 6``, ``-20% Lot`` and ``Müller & Fils`` are not markup.
-MARKUP = re.compile(r"<\s*/?[a-z][a-z0-9-]*(?=[\s/>]|$)|</|<!|[\"'`]\s*on[a-z]+\s*=|(?:java|vb)script\s*:",
-                    re.IGNORECASE)
-MARKUP_REASON = ("markup in a plain-text field ({field}): the shop would show it or refuse the row; "
-                 "fix it in the back office")
+MARKUP = re.compile(
+    r"<\s*/?[a-z][a-z0-9-]*(?=[\s/>]|$)|</|<!|[\"'`]\s*on[a-z]+\s*=|(?:java|vb)script\s*:", re.IGNORECASE
+)
+MARKUP_REASON = (
+    "markup in a plain-text field ({field}): the shop would show it or refuse the row; fix it in the back office"
+)
 #: View columns the shop never receives as they are: the snapshot's labels and operation.
 _NOT_SENT = frozenset({"batch_label", "previous_label", "batch_op", "removal_label"})
 
@@ -58,9 +84,15 @@ STATUS_RANK: dict[str, int] = {"confirmed": 1, "prepared": 2, "shipped": 3, "inv
 
 def sanitise_html(values: pd.Series) -> pd.Series:
     """Rich text with no script, no event handler, no javascript: URL (nh3, Rust's ammonia)."""
+
     def one(v: str) -> str:
-        return nh3.clean(v, tags=ALLOWED_TAGS, attributes={"a": {"href", "title"}},
-                         url_schemes={"http", "https", "mailto"}) if v else v
+        return (
+            nh3.clean(
+                v, tags=ALLOWED_TAGS, attributes={"a": {"href", "title"}}, url_schemes={"http", "https", "mailto"}
+            )
+            if v
+            else v
+        )
 
     return values.map(one)
 
@@ -71,8 +103,11 @@ def markup_in(values: pd.Series) -> pd.Series:
     times slower per cell) runs on those only; a column of names of a million rows takes well
     under a second."""
     s = values.astype("string")
-    maybe = (s.str.contains("<", regex=False) | s.str.contains("=", regex=False)
-             | s.str.contains(":", regex=False)).fillna(False).astype(bool)
+    maybe = (
+        (s.str.contains("<", regex=False) | s.str.contains("=", regex=False) | s.str.contains(":", regex=False))
+        .fillna(False)
+        .astype(bool)
+    )
     found = np.zeros(len(s), dtype=bool)
     at = maybe.to_numpy()
     if at.any():
@@ -84,8 +119,11 @@ def plain_text_columns(entity: str, df: pd.DataFrame) -> list[str]:
     """The chunk's text columns that are plain text: all but the entity's rich text and the
     snapshot's own columns (numbers and dates are text too, and never hold markup)."""
     rich = set(RICH_TEXT.get(entity, ())) | _NOT_SENT
-    return [c for c in df.columns if c not in rich
-            and (pd.api.types.is_object_dtype(df[c]) or pd.api.types.is_string_dtype(df[c]))]
+    return [
+        c
+        for c in df.columns
+        if c not in rich and (pd.api.types.is_object_dtype(df[c]) or pd.api.types.is_string_dtype(df[c]))
+    ]
 
 
 def neutralise_formulas(df: pd.DataFrame) -> pd.DataFrame:
@@ -120,9 +158,16 @@ class Rejects:
 
     def add(self, df: pd.DataFrame, mask: pd.Series, field_: str, reason: str) -> pd.Series:
         if mask.any():
-            self.rows.append(pd.DataFrame({"key": df.loc[mask, "key"], "field": field_,
-                                           "value": df.loc[mask, field_] if field_ in df else "",
-                                           "reason": reason}))
+            self.rows.append(
+                pd.DataFrame(
+                    {
+                        "key": df.loc[mask, "key"],
+                        "field": field_,
+                        "value": df.loc[mask, field_] if field_ in df else "",
+                        "reason": reason,
+                    }
+                )
+            )
         return mask
 
     def frame(self) -> pd.DataFrame:
@@ -211,8 +256,9 @@ class Dialect:
             bad |= rejects.add(df, df["name"].fillna("").str.strip() == "", "name", "name is empty")
         if entity == "article":
             price = _num(df["price_excl_vat"])
-            bad |= rejects.add(df, price.isna() | (price < 0), "price_excl_vat",
-                               "price excl. VAT is missing or negative")
+            bad |= rejects.add(
+                df, price.isna() | (price < 0), "price_excl_vat", "price excl. VAT is missing or negative"
+            )
         if "ean" in df:
             bad |= rejects.add(df, ~valid_ean13(df["ean"]), "ean", "not a valid EAN-13 (13 digits, check digit)")
         # Plain text never carries markup to a shop (a shop shows it as it is, or runs it): the row

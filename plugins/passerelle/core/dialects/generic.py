@@ -25,10 +25,37 @@ SHOP_ONLY_COLUMNS: dict[str, tuple[str, ...]] = {
 
 
 #: The generic customers files' columns (docs/formats/generic.md, "Customers"), in order.
-GENERIC_CUSTOMER_COLUMNS = ("key", "active", "email", "first_name", "last_name", "company", "phone",
-                            "customer_family", "customer_family_name", "price_list", "vat_territory", "vat_number")
-GENERIC_ADDRESS_COLUMNS = ("key", "active", "customer", "customer_email", "kind", "recipient", "first_name",
-                           "last_name", "company", "address1", "address2", "postcode", "city", "country", "phone")
+GENERIC_CUSTOMER_COLUMNS = (
+    "key",
+    "active",
+    "email",
+    "first_name",
+    "last_name",
+    "company",
+    "phone",
+    "customer_family",
+    "customer_family_name",
+    "price_list",
+    "vat_territory",
+    "vat_number",
+)
+GENERIC_ADDRESS_COLUMNS = (
+    "key",
+    "active",
+    "customer",
+    "customer_email",
+    "kind",
+    "recipient",
+    "first_name",
+    "last_name",
+    "company",
+    "address1",
+    "address2",
+    "postcode",
+    "city",
+    "country",
+    "phone",
+)
 
 
 def generic_customers(entity: str, df: pd.DataFrame, rejects: Rejects) -> pd.DataFrame:
@@ -54,8 +81,15 @@ class GenericDialect(Dialect):
     """The catalog: family, brand, supplier, article, variant."""
 
     name = "generic"
-    stems = {"family": "categories", "brand": "brands", "supplier": "suppliers", "article": "products",
-             "variant": "variants", "customer": "customers", "customer_address": "customer_addresses"}
+    stems = {
+        "family": "categories",
+        "brand": "brands",
+        "supplier": "suppliers",
+        "article": "products",
+        "variant": "variants",
+        "customer": "customers",
+        "customer_address": "customer_addresses",
+    }
 
     def live(self, entity: str, df: pd.DataFrame, rejects: Rejects) -> pd.DataFrame:
         if entity in ("customer", "customer_address"):
@@ -84,8 +118,15 @@ class GenericExchangeDialect(GenericDialect):
     leaving out-of-stock variants out of the files (see passerelle.core.exchange).
     """
 
-    stems = {**GenericDialect.stems, "price": "prices", "specific_price": "specific_prices", "stock": "stock",
-             "variant_stock": "variant_stock", "order_status": "order_statuses", "invoice": "invoices"}
+    stems = {
+        **GenericDialect.stems,
+        "price": "prices",
+        "specific_price": "specific_prices",
+        "stock": "stock",
+        "variant_stock": "variant_stock",
+        "order_status": "order_statuses",
+        "invoice": "invoices",
+    }
     silent_removals: frozenset[str] = frozenset({"order_status", "invoice"})
     filters_variant_display = True
 

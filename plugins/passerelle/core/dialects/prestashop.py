@@ -47,18 +47,23 @@ REFERENCE_FILE = INCLUDE / "reference" / "prestashop8_import_fields.json"
 
 #: The name of PrestaShop's home category as a fresh install creates it, per install language.
 #: The categories import finds a parent given by name in the import's language.
-ROOT_CATEGORY_BY_LANGUAGE: dict[str, str] = {"fr": "Accueil", "en": "Home", "es": "Inicio", "de": "Startseite",
-                                              "it": "Home"}
+ROOT_CATEGORY_BY_LANGUAGE: dict[str, str] = {
+    "fr": "Accueil",
+    "en": "Home",
+    "es": "Inicio",
+    "de": "Startseite",
+    "it": "Home",
+}
 
 #: PrestaShop 8's default order states (ps_order_state ids of a fresh install) per back-office
 #: status; "invoiced" has no state of its own (the PDF goes to the customer area instead).
 #: A shop with other ids sets ``order_states`` in the dialect's configuration.
 PRESTASHOP_ORDER_STATES: dict[str, str] = {
-    "confirmed": "2",   # Payment accepted
-    "prepared": "3",    # Processing in progress
-    "shipped": "4",     # Shipped
+    "confirmed": "2",  # Payment accepted
+    "prepared": "3",  # Processing in progress
+    "shipped": "4",  # Shipped
     "invoiced": "",
-    "cancelled": "6",   # Canceled
+    "cancelled": "6",  # Canceled
 }
 
 #: "No limit" for a PrestaShop specific price date, as the shop stores it.
@@ -72,9 +77,42 @@ _DIGEST = 32
 #: is taken as an id, a text is searched by name (in the shop's languages) and an unknown name
 #: creates a new country (addressImportOne), so an ISO code must never be written there.
 PRESTASHOP_COUNTRY_IDS: dict[str, int] = {
-    iso: i for i, iso in enumerate(
-        ("DE", "AT", "BE", "CA", "CN", "ES", "FI", "FR", "GR", "IT", "JP", "LU", "NL", "PL", "PT", "CZ", "GB", "SE",
-         "CH", "DK", "US", "HK", "NO", "AU", "SG", "IE", "NZ", "KR", "IL", "ZA"), start=1)
+    iso: i
+    for i, iso in enumerate(
+        (
+            "DE",
+            "AT",
+            "BE",
+            "CA",
+            "CN",
+            "ES",
+            "FI",
+            "FR",
+            "GR",
+            "IT",
+            "JP",
+            "LU",
+            "NL",
+            "PL",
+            "PT",
+            "CZ",
+            "GB",
+            "SE",
+            "CH",
+            "DK",
+            "US",
+            "HK",
+            "NO",
+            "AU",
+            "SG",
+            "IE",
+            "NZ",
+            "KR",
+            "IL",
+            "ZA",
+        ),
+        start=1,
+    )
 }
 
 #: The address alias (required by the addresses import) per address kind and import language.
@@ -132,10 +170,16 @@ def attribute_columns(size: pd.Series, colour: pd.Series) -> tuple[pd.Series, pd
     """PrestaShop's "Attribute (Name:Type:Position)" and "Value (Value:Position)" cells."""
     size, colour = size.fillna(""), colour.fillna("")
     has_size, has_colour = size != "", colour != ""
-    group = (has_size.map({True: "Taille:select:0", False: ""}) + (has_size & has_colour).map({True: ",", False: ""})
-             + has_colour.map({True: "Couleur:color:1", False: ""}))
-    value = ((size + ":0").where(has_size, "") + (has_size & has_colour).map({True: ",", False: ""})
-             + (colour.str.capitalize() + ":1").where(has_colour, ""))
+    group = (
+        has_size.map({True: "Taille:select:0", False: ""})
+        + (has_size & has_colour).map({True: ",", False: ""})
+        + has_colour.map({True: "Couleur:color:1", False: ""})
+    )
+    value = (
+        (size + ":0").where(has_size, "")
+        + (has_size & has_colour).map({True: ",", False: ""})
+        + (colour.str.capitalize() + ":1").where(has_colour, "")
+    )
     return group, value
 
 
@@ -166,8 +210,15 @@ class PrestaShopDialect(Dialect):
 
     name = "prestashop"
     separator = ";"
-    stems = {"family": "categories", "brand": "manufacturers", "supplier": "suppliers", "article": "products",
-             "variant": "combinations", "customer": "customers", "customer_address": "addresses"}
+    stems = {
+        "family": "categories",
+        "brand": "manufacturers",
+        "supplier": "suppliers",
+        "article": "products",
+        "variant": "combinations",
+        "customer": "customers",
+        "customer_address": "addresses",
+    }
     #: The article's previous snapshot label tells whether its photos changed (see _article); a
     #: customer's or an address's batch_op whether the shop already has it (see live_files).
     with_previous: frozenset[str] = frozenset({"article", "customer", "customer_address"})
@@ -211,12 +262,20 @@ class PrestaShopDialect(Dialect):
         first, last = names(df)
         df = df.assign(first_name=first, last_name=last)
         unnamed = ~bad & ((first == "") | (last == ""))
-        bad |= rejects.add(df, unnamed, "last_name",
-                           "PrestaShop requires a first and a last name (Customer and Address: firstname, lastname)")
+        bad |= rejects.add(
+            df,
+            unnamed,
+            "last_name",
+            "PrestaShop requires a first and a last name (Customer and Address: firstname, lastname)",
+        )
         if entity == "customer_address":
             country = df["country"].fillna("").str.strip().str.upper().map(PRESTASHOP_COUNTRY_IDS)
-            bad |= rejects.add(df, ~bad & country.isna(), "country",
-                               f"no PrestaShop country id for this ISO code (known: {sorted(PRESTASHOP_COUNTRY_IDS)})")
+            bad |= rejects.add(
+                df,
+                ~bad & country.isna(),
+                "country",
+                f"no PrestaShop country id for this ISO code (known: {sorted(PRESTASHOP_COUNTRY_IDS)})",
+            )
             df = df.assign(country_id=country.map(lambda x: "" if pd.isna(x) else str(int(x))))
         df = df[~bad]
         new = df["batch_op"].fillna("C") == "C"
@@ -241,34 +300,45 @@ class PrestaShopDialect(Dialect):
         default group (a name there falls back to the shop's default group)."""
         import secrets
 
-        group = df["customer_family_name"].fillna("").where(df["customer_family_name"].fillna("") != "",
-                                                              df["customer_family"].fillna(""))
-        return prestashop_frame("customers", {
-            "active": "1",
-            "email": df["email"],
-            "passwd": pd.Series([secrets.token_urlsafe(18) for _ in range(len(df))], index=df.index, dtype=object),
-            "lastname": df["last_name"],
-            "firstname": df["first_name"],
-            "group": group,
-            "id_default_group": self._default_group(df["customer_family"]),
-        }, df.index)
+        group = (
+            df["customer_family_name"]
+            .fillna("")
+            .where(df["customer_family_name"].fillna("") != "", df["customer_family"].fillna(""))
+        )
+        return prestashop_frame(
+            "customers",
+            {
+                "active": "1",
+                "email": df["email"],
+                "passwd": pd.Series([secrets.token_urlsafe(18) for _ in range(len(df))], index=df.index, dtype=object),
+                "lastname": df["last_name"],
+                "firstname": df["first_name"],
+                "group": group,
+                "id_default_group": self._default_group(df["customer_family"]),
+            },
+            df.index,
+        )
 
     def _customer_updates(self, df: pd.DataFrame) -> pd.DataFrame:
         """customers_updates file: a customer the shop has, found by the e-mail last sent."""
-        return pd.DataFrame({
-            "passerelle_key": df["key"],
-            "email": df["email"],
-            "previous_email": df["previous_label"].fillna("").where(df["previous_label"].fillna("") != "",
-                                                                    df["email"]),
-            "active": "1",
-            "firstname": df["first_name"],
-            "lastname": df["last_name"],
-            "company": _blank(df["company"]),
-            "customer_family": _blank(df["customer_family"]),
-            "id_default_group": self._default_group(df["customer_family"]),
-            "price_list": _blank(df["price_list"]),
-            "vat_territory": _blank(df["vat_territory"]),
-        }, index=df.index)
+        return pd.DataFrame(
+            {
+                "passerelle_key": df["key"],
+                "email": df["email"],
+                "previous_email": df["previous_label"]
+                .fillna("")
+                .where(df["previous_label"].fillna("") != "", df["email"]),
+                "active": "1",
+                "firstname": df["first_name"],
+                "lastname": df["last_name"],
+                "company": _blank(df["company"]),
+                "customer_family": _blank(df["customer_family"]),
+                "id_default_group": self._default_group(df["customer_family"]),
+                "price_list": _blank(df["price_list"]),
+                "vat_territory": _blank(df["vat_territory"]),
+            },
+            index=df.index,
+        )
 
     def _alias(self, kinds: pd.Series) -> pd.Series:
         aliases = ADDRESS_ALIASES.get(self.settings.prestashop.language.lower(), ADDRESS_ALIASES["en"])
@@ -277,63 +347,76 @@ class PrestaShopDialect(Dialect):
     def _address_import(self, df: pd.DataFrame) -> pd.DataFrame:
         """Addresses import rows, for addresses the shop does not have: found customer by e-mail
         (``Customer email``), country by id, alias by kind."""
-        return prestashop_frame("addresses", {
-            "alias": self._alias(df["kind"]),
-            "active": "1",
-            "customer_email": df["customer_email"],
-            "company": _blank(df["company"]),
-            "lastname": df["last_name"],
-            "firstname": df["first_name"],
-            "address1": df["address1"],
-            "address2": _blank(df["address2"]),
-            "postcode": df["postcode"],
-            "city": df["city"],
-            "country": df["country_id"],
-            "other": "",
-            "phone": _blank(df["phone"]),
-            "phone_mobile": "",
-            "vat_number": _blank(df["vat_number"]),
-        }, df.index)
+        return prestashop_frame(
+            "addresses",
+            {
+                "alias": self._alias(df["kind"]),
+                "active": "1",
+                "customer_email": df["customer_email"],
+                "company": _blank(df["company"]),
+                "lastname": df["last_name"],
+                "firstname": df["first_name"],
+                "address1": df["address1"],
+                "address2": _blank(df["address2"]),
+                "postcode": df["postcode"],
+                "city": df["city"],
+                "country": df["country_id"],
+                "other": "",
+                "phone": _blank(df["phone"]),
+                "phone_mobile": "",
+                "vat_number": _blank(df["vat_number"]),
+            },
+            df.index,
+        )
 
     def _address_updates(self, df: pd.DataFrame) -> pd.DataFrame:
         """addresses_updates file: an address the shop has, found by its customer's e-mail last
         sent and its alias."""
         previous = df["previous_label"].fillna("").str.split("\t", n=1).str[0].fillna("")
-        return pd.DataFrame({
-            "passerelle_key": df["key"],
-            "customer_email": df["customer_email"],
-            "previous_customer_email": previous.where(previous != "", df["customer_email"]),
-            "alias": self._alias(df["kind"]),
-            "company": _blank(df["company"]),
-            "lastname": df["last_name"],
-            "firstname": df["first_name"],
-            "address1": df["address1"],
-            "address2": _blank(df["address2"]),
-            "postcode": df["postcode"],
-            "city": df["city"],
-            "id_country": df["country_id"],
-            "phone": _blank(df["phone"]),
-            "vat_number": _blank(df["vat_number"]),
-        }, index=df.index)
+        return pd.DataFrame(
+            {
+                "passerelle_key": df["key"],
+                "customer_email": df["customer_email"],
+                "previous_customer_email": previous.where(previous != "", df["customer_email"]),
+                "alias": self._alias(df["kind"]),
+                "company": _blank(df["company"]),
+                "lastname": df["last_name"],
+                "firstname": df["first_name"],
+                "address1": df["address1"],
+                "address2": _blank(df["address2"]),
+                "postcode": df["postcode"],
+                "city": df["city"],
+                "id_country": df["country_id"],
+                "phone": _blank(df["phone"]),
+                "vat_number": _blank(df["vat_number"]),
+            },
+            index=df.index,
+        )
 
     def _family(self, df: pd.DataFrame, rejects: Rejects) -> pd.DataFrame:
         # Parents before children: a parent given by ID must exist when its child is imported.
         df = df.assign(_depth=_num(df["depth"])).sort_values("_depth", kind="stable")
         parent = self.category_ids(df["parent_family_id"])
-        return prestashop_frame("categories", {
-            "id": self.category_ids(df["family_id"]),
-            "active": "1",
-            "name": df["name"],
-            "parent": parent.where(parent != "", self.root_category),
-            "is_root_category": "0",
-            "meta_title": df["name"],
-            "link_rewrite": slug(df["name"]),
-        }, df.index)
+        return prestashop_frame(
+            "categories",
+            {
+                "id": self.category_ids(df["family_id"]),
+                "active": "1",
+                "name": df["name"],
+                "parent": parent.where(parent != "", self.root_category),
+                "is_root_category": "0",
+                "meta_title": df["name"],
+                "link_rewrite": slug(df["name"]),
+            },
+            df.index,
+        )
 
     def _brand(self, df: pd.DataFrame, rejects: Rejects) -> pd.DataFrame:
-        return prestashop_frame("manufacturers", {"active": "1", "name": df["name"],
-                                                  "description": sanitise_html(df["description"].fillna(""))},
-                                df.index)
+        return prestashop_frame(
+            "manufacturers",
+            {"active": "1", "name": df["name"], "description": sanitise_html(df["description"].fillna(""))},
+            df.index,
+        )
 
     def _supplier(self, df: pd.DataFrame, rejects: Rejects) -> pd.DataFrame:
         return prestashop_frame("suppliers", {"active": "1", "name": df["name"]}, df.index)
@@ -341,15 +424,23 @@ class PrestaShopDialect(Dialect):
     def _article(self, df: pd.DataFrame, rejects: Rejects) -> pd.DataFrame:
         vat = _num(df["vat_rate"]).round(2)
         rule = vat.map(self.tax_rules)
-        bad = rejects.add(df, rule.isna(), "vat_rate",
-                          f"no PrestaShop tax rule for this VAT rate (prestashop.tax_rules_groups has "
-                          f"{sorted(self.tax_rules)})")
+        bad = rejects.add(
+            df,
+            rule.isna(),
+            "vat_rate",
+            f"no PrestaShop tax rule for this VAT rate (prestashop.tax_rules_groups has {sorted(self.tax_rules)})",
+        )
         # The family and its parents by category ID, leaf first (PrestaShop's default category is
         # the first listed): "1,3,7" becomes "10007,10003,10001".
         ids = df["family_ids"].fillna("").str.split(",").explode()
         ids = ids[ids != ""]
-        cats = (self.category_ids(ids).groupby(level=0).agg(lambda s: ",".join(reversed(list(s))))
-                .reindex(df.index).fillna(""))
+        cats = (
+            self.category_ids(ids)
+            .groupby(level=0)
+            .agg(lambda s: ",".join(reversed(list(s))))
+            .reindex(df.index)
+            .fillna("")
+        )
         values: dict[str, Any] = {
             "active": "1",
             "name": df["name"],
@@ -392,16 +483,20 @@ class PrestaShopDialect(Dialect):
 
     def _variant(self, df: pd.DataFrame, rejects: Rejects) -> pd.DataFrame:
         groups, values = attribute_columns(df["size"], df["colour"])
-        return prestashop_frame("combinations", {
-            "product_reference": df["article_reference"],
-            "group": groups,
-            "attribute": values,
-            "reference": df["reference"],
-            "ean13": df["ean"],
-            "price": _fmt(df["price_impact"], 6),
-            "quantity": _num(df["quantity"]).fillna(0).astype(int).astype(str),
-            "weight": _fmt(df["weight_impact"], 3),
-        }, df.index)
+        return prestashop_frame(
+            "combinations",
+            {
+                "product_reference": df["article_reference"],
+                "group": groups,
+                "attribute": values,
+                "reference": df["reference"],
+                "ean13": df["ean"],
+                "price": _fmt(df["price_impact"], 6),
+                "quantity": _num(df["quantity"]).fillna(0).astype(int).astype(str),
+                "weight": _fmt(df["weight_impact"], 3),
+            },
+            df.index,
+        )
 
     def removed(self, entity: str, df: pd.DataFrame) -> tuple[str, pd.DataFrame]:
         stem = f"{self.stems[entity]}_off"
@@ -411,29 +506,46 @@ class PrestaShopDialect(Dialect):
             parts = df["label"].fillna("").str.split("\t", n=1, expand=True).reindex(columns=range(2)).fillna("")
             if entity == "customer":
                 return stem, pd.DataFrame({"passerelle_key": df["key"], "email": parts[0], "active": "0"})
-            return stem, pd.DataFrame({"passerelle_key": df["key"], "customer_email": parts[0],
-                                       "alias": self._alias(parts[1])})
+            return stem, pd.DataFrame(
+                {"passerelle_key": df["key"], "customer_email": parts[0], "alias": self._alias(parts[1])}
+            )
         if entity == "article":
             # Found by reference; the name is required (an empty cell would set it empty and the
             # product would be refused): the last name sent, kept in the snapshot label.
-            return stem, prestashop_frame("products", {"active": "0", "name": article_label_name(df["label"]),
-                                                       "reference": df["key"]}, df.index)
+            return stem, prestashop_frame(
+                "products", {"active": "0", "name": article_label_name(df["label"]), "reference": df["key"]}, df.index
+            )
         if entity == "variant":
             # A combination row needs its attributes to be found; the snapshot keeps them in the
             # label ("article reference<TAB>size<TAB>colour"). Quantity 0: nobody can order it.
             parts = df["label"].fillna("").str.split("\t", expand=True).reindex(columns=range(3)).fillna("")
             groups, values = attribute_columns(parts[1], parts[2])
-            return stem, prestashop_frame("combinations", {
-                "product_reference": parts[0], "group": groups, "attribute": values, "reference": df["key"],
-                "quantity": "0"}, df.index)
+            return stem, prestashop_frame(
+                "combinations",
+                {
+                    "product_reference": parts[0],
+                    "group": groups,
+                    "attribute": values,
+                    "reference": df["key"],
+                    "quantity": "0",
+                },
+                df.index,
+            )
         if entity == "family":
             # Label "family id<TAB>parent family id<TAB>name" (the differ): found by ID, the name
             # required, the parent given again (left empty, the import would move it under Home).
             parts = df["label"].fillna("").str.split("\t", n=2, expand=True).reindex(columns=range(3)).fillna("")
             parent = self.category_ids(parts[1])
-            return stem, prestashop_frame("categories", {
-                "id": self.category_ids(parts[0]), "active": "0", "name": parts[2],
-                "parent": parent.where(parent != "", self.root_category)}, df.index)
+            return stem, prestashop_frame(
+                "categories",
+                {
+                    "id": self.category_ids(parts[0]),
+                    "active": "0",
+                    "name": parts[2],
+                    "parent": parent.where(parent != "", self.root_category),
+                },
+                df.index,
+            )
         kind = {"brand": "manufacturers", "supplier": "suppliers"}[entity]
         return stem, prestashop_frame(kind, {"active": "0", "name": df["label"]}, df.index)
 
@@ -448,9 +560,15 @@ class PrestaShopExchangeDialect(PrestaShopDialect):
     must get their zero quantity, else they stay orderable.
     """
 
-    stems = {**PrestaShopDialect.stems, "price": "products_prices", "specific_price": "specific_prices",
-             "stock": "products_stock", "variant_stock": "combinations_stock", "order_status": "order_states",
-             "invoice": "invoices"}
+    stems = {
+        **PrestaShopDialect.stems,
+        "price": "products_prices",
+        "specific_price": "specific_prices",
+        "stock": "products_stock",
+        "variant_stock": "combinations_stock",
+        "order_status": "order_states",
+        "invoice": "invoices",
+    }
     silent_removals: frozenset[str] = frozenset({"order_status", "invoice", "price", "stock", "variant_stock"})
     filters_variant_display = False
 
@@ -466,17 +584,21 @@ class PrestaShopExchangeDialect(PrestaShopDialect):
     def _price(self, df: pd.DataFrame, rejects: Rejects) -> pd.DataFrame:
         """Products import: name (kept), price excl. VAT, tax rule, the promotion, reference."""
         rule = _num(df["vat_rate"]).round(2).map(self.tax_rules)
-        bad = rejects.add(df, rule.isna(), "vat_rate",
-                          f"no PrestaShop tax rule for this VAT rate (prestashop.tax_rules_groups has "
-                          f"{sorted(self.tax_rules)})")
+        bad = rejects.add(
+            df,
+            rule.isna(),
+            "vat_rate",
+            f"no PrestaShop tax rule for this VAT rate (prestashop.tax_rules_groups has {sorted(self.tax_rules)})",
+        )
         has_promo = df["promo_starts_on"].fillna("") != ""
         pct = _num(df["promo_discount_pct"])
         fixed = has_promo & pct.isna()
         # A fixed promotional price becomes an amount off the price incl. VAT (the import's
         # specific price has reduction_tax = 1, PrestaShop's default).
         amount = (_num(df["price_incl_vat"]) - _num(df["promo_price_incl_vat"])).round(2)
-        bad |= rejects.add(df, fixed & ~(amount > 0), "promo_price_excl_vat",
-                           "the promotional price is not below the base price")
+        bad |= rejects.add(
+            df, fixed & ~(amount > 0), "promo_price_excl_vat", "the promotional price is not below the base price"
+        )
         values = {
             "name": df["name"],
             "price_tex": _fmt(df["price_excl_vat"], 6),
@@ -493,62 +615,75 @@ class PrestaShopExchangeDialect(PrestaShopDialect):
         """Products import: name (kept), reference, quantity; articles with combinations are left
         out (PrestaShop sums their combinations' stock itself)."""
         plain = df[df["has_variants"].fillna("f").isin(["f", "false"])]
-        values = {"name": plain["name"], "reference": plain["article_reference"],
-                  "quantity": _whole(plain["available_qty"])}
+        values = {
+            "name": plain["name"],
+            "reference": plain["article_reference"],
+            "quantity": _whole(plain["available_qty"]),
+        }
         return prestashop_frame("products", values, plain.index)
 
     def _variant_stock(self, df: pd.DataFrame, rejects: Rejects) -> pd.DataFrame:
         """Combinations import: the catalog's combination row (the import resets what a row leaves
         out) with the available quantity."""
-        return self._variant(df.assign(reference=df["variant_reference"], quantity=_whole(df["available_qty"])),
-                             rejects)
+        return self._variant(
+            df.assign(reference=df["variant_reference"], quantity=_whole(df["available_qty"])), rejects
+        )
 
     def _specific_price(self, df: pd.DataFrame, rejects: Rejects) -> pd.DataFrame:
         """specific_prices file, mirroring the webservice resource ``specific_prices``."""
         pct = _num(df["discount_pct"])
         has_price = _num(df["price_excl_vat"]).notna()
         starts, ends = _blank(df["starts_on"]), _blank(df["ends_on"])
-        return pd.DataFrame({
-            "passerelle_key": df["key"],
-            "reference": df["article_reference"],
-            "combination_reference": _blank(df["variant_reference"]),
-            "id_group": _blank(df["price_list"]),
-            "from_quantity": _blank(df["from_quantity"]),
-            "price": _fmt(df["price_excl_vat"], 6).where(has_price, "-1"),
-            "reduction": (pct / 100).map(lambda x: "0" if pd.isna(x) else f"{x:.6f}"),
-            "reduction_tax": "0",
-            "reduction_type": pct.notna().map({True: "percentage", False: "amount"}),
-            "from": (starts + " 00:00:00").where(starts != "", PS_NO_DATE),
-            "to": (ends + " 23:59:59").where(ends != "", PS_NO_DATE),
-        }, index=df.index)
+        return pd.DataFrame(
+            {
+                "passerelle_key": df["key"],
+                "reference": df["article_reference"],
+                "combination_reference": _blank(df["variant_reference"]),
+                "id_group": _blank(df["price_list"]),
+                "from_quantity": _blank(df["from_quantity"]),
+                "price": _fmt(df["price_excl_vat"], 6).where(has_price, "-1"),
+                "reduction": (pct / 100).map(lambda x: "0" if pd.isna(x) else f"{x:.6f}"),
+                "reduction_tax": "0",
+                "reduction_type": pct.notna().map({True: "percentage", False: "amount"}),
+                "from": (starts + " 00:00:00").where(starts != "", PS_NO_DATE),
+                "to": (ends + " 23:59:59").where(ends != "", PS_NO_DATE),
+            },
+            index=df.index,
+        )
 
     def _order_status(self, df: pd.DataFrame, rejects: Rejects) -> pd.DataFrame:
         """order_states file: one state change per row, in the order they happened."""
         df = in_time_order(df)
-        return pd.DataFrame({
-            "id_order": _blank(df["shop_order_id"]),
-            "reference": df["order_number"],
-            "status": df["status"],
-            "id_order_state": df["status"].map(self.order_states).fillna(""),
-            "carrier": _blank(df["carrier"]),
-            "tracking_number": _blank(df["tracking_number"]),
-            "invoice_number": _blank(df["invoice_number"]),
-            "date": self._local_time(df["changed_at"]),
-            "customer_email": _blank(df["customer_email"]),
-        }, index=df.index)
+        return pd.DataFrame(
+            {
+                "id_order": _blank(df["shop_order_id"]),
+                "reference": df["order_number"],
+                "status": df["status"],
+                "id_order_state": df["status"].map(self.order_states).fillna(""),
+                "carrier": _blank(df["carrier"]),
+                "tracking_number": _blank(df["tracking_number"]),
+                "invoice_number": _blank(df["invoice_number"]),
+                "date": self._local_time(df["changed_at"]),
+                "customer_email": _blank(df["customer_email"]),
+            },
+            index=df.index,
+        )
 
     def _invoice(self, df: pd.DataFrame, rejects: Rejects) -> pd.DataFrame:
         """invoices file: the index of the PDFs published beside it."""
-        return pd.DataFrame({
-            "invoice_number": df["invoice_number"],
-            "id_order": _blank(df["shop_order_id"]),
-            "reference": df["order_number"],
-            "customer_email": _blank(df["customer_email"]),
-            "date": df["invoice_date"],
-            "total_paid_tax_excl": _fmt(df["total_excl_vat"], 2),
-            "total_paid_tax_incl": _fmt(df["total_incl_vat"], 2),
-            "file": pdf_names(df["invoice_number"]),
-        }, index=df.index)
+        return pd.DataFrame(
+            {
+                "invoice_number": df["invoice_number"],
+                "id_order": _blank(df["shop_order_id"]),
+                "reference": df["order_number"],
+                "customer_email": _blank(df["customer_email"]),
+                "date": df["invoice_date"],
+                "total_paid_tax_excl": _fmt(df["total_excl_vat"], 2),
+                "total_paid_tax_incl": _fmt(df["total_incl_vat"], 2),
+                "file": pdf_names(df["invoice_number"]),
+            },
+            index=df.index,
+        )
 
     def removed(self, entity: str, df: pd.DataFrame) -> tuple[str, pd.DataFrame]:
         if entity == "specific_price":

@@ -99,23 +99,43 @@ def csv_frame(rows: pd.DataFrame, kind: str = "product_columns") -> pd.DataFrame
     columns = shopify_columns(kind)
     unknown = [c for c in rows.columns if c not in columns]
     if unknown:
-        raise ValueError(f"Shopify's {kind.split('_')[0]} CSV has no column {unknown}; expected some of {list(columns)}")
+        raise ValueError(
+            f"Shopify's {kind.split('_')[0]} CSV has no column {unknown}; expected some of {list(columns)}"
+        )
     return rows[[c for c in columns if c in rows.columns]].fillna("")
 
 
 #: Current product CSV header -> the name Shopify's previous template gave the same column
 #: (include/reference/shopify_product_csv.json, ``legacy_product_columns``), for the columns written here.
 LEGACY_NAMES: dict[str, str] = {
-    "Title": "Title", "URL handle": "Handle", "Description": "Body (HTML)", "Vendor": "Vendor", "Type": "Type",
-    "Tags": "Tags", "Published on online store": "Published", "Status": "Status", "SKU": "Variant SKU",
-    "Barcode": "Variant Barcode", "Option1 name": "Option1 Name", "Option1 value": "Option1 Value",
-    "Option2 name": "Option2 Name", "Option2 value": "Option2 Value", "Price": "Variant Price",
-    "Compare-at price": "Variant Compare At Price", "Charge tax": "Variant Taxable",
-    "Inventory tracker": "Variant Inventory Tracker", "Inventory quantity": "Variant Inventory Qty",
-    "Continue selling when out of stock": "Variant Inventory Policy", "Weight value (grams)": "Variant Grams",
-    "Weight unit for display": "Variant Weight Unit", "Requires shipping": "Variant Requires Shipping",
-    "Fulfillment service": "Variant Fulfillment Service", "Product image URL": "Image Src",
-    "Image position": "Image Position", "Image alt text": "Image Alt Text", "Gift card": "Gift Card",
+    "Title": "Title",
+    "URL handle": "Handle",
+    "Description": "Body (HTML)",
+    "Vendor": "Vendor",
+    "Type": "Type",
+    "Tags": "Tags",
+    "Published on online store": "Published",
+    "Status": "Status",
+    "SKU": "Variant SKU",
+    "Barcode": "Variant Barcode",
+    "Option1 name": "Option1 Name",
+    "Option1 value": "Option1 Value",
+    "Option2 name": "Option2 Name",
+    "Option2 value": "Option2 Value",
+    "Price": "Variant Price",
+    "Compare-at price": "Variant Compare At Price",
+    "Charge tax": "Variant Taxable",
+    "Inventory tracker": "Variant Inventory Tracker",
+    "Inventory quantity": "Variant Inventory Qty",
+    "Continue selling when out of stock": "Variant Inventory Policy",
+    "Weight value (grams)": "Variant Grams",
+    "Weight unit for display": "Variant Weight Unit",
+    "Requires shipping": "Variant Requires Shipping",
+    "Fulfillment service": "Variant Fulfillment Service",
+    "Product image URL": "Image Src",
+    "Image position": "Image Position",
+    "Image alt text": "Image Alt Text",
+    "Gift card": "Gift Card",
     "SEO title": "SEO Title",
 }
 
@@ -140,16 +160,26 @@ class ShopifyDialect(Dialect):
 
     name = "shopify"
     separator = ","
-    stems = {"family": "collections", "brand": "vendors", "supplier": "suppliers", "article": "products",
-             "variant": "variants", "price": "products_prices", "specific_price": "specific_prices",
-             "stock": "inventory", "variant_stock": "inventory_variants", "customer": "customers",
-             "customer_address": "customer_addresses"}
-    silent_removals: frozenset[str] = frozenset({"price", "stock", "variant_stock", "specific_price",
-                                                 "order_status", "invoice"})
+    stems = {
+        "family": "collections",
+        "brand": "vendors",
+        "supplier": "suppliers",
+        "article": "products",
+        "variant": "variants",
+        "price": "products_prices",
+        "specific_price": "specific_prices",
+        "stock": "inventory",
+        "variant_stock": "inventory_variants",
+        "customer": "customers",
+        "customer_address": "customer_addresses",
+    }
+    silent_removals: frozenset[str] = frozenset(
+        {"price", "stock", "variant_stock", "specific_price", "order_status", "invoice"}
+    )
     #: Out-of-stock variants are sent with 0 ("Continue selling when out of stock" is DENY).
     filters_variant_display = False
     #: The article view builds its ``variants`` column for this shop (passerelle.core.export.view_options).
-    view_options: dict[str, str] = {"passerelle.article_variants": "on"}  # noqa: RUF012
+    view_options: dict[str, str] = {"passerelle.article_variants": "on"}
 
     # ------------------------------------------------------------------ configuration
     @property
@@ -173,8 +203,10 @@ class ShopifyDialect(Dialect):
     def location(self) -> str:
         location = self.settings.shopify.location
         if not location:
-            raise ValueError("shopify.location is not set: the inventory CSV names the Shopify location whose "
-                             "stock it sets (Settings > Locations), e.g. location: Entrepôt Lyon")
+            raise ValueError(
+                "shopify.location is not set: the inventory CSV names the Shopify location whose "
+                "stock it sets (Settings > Locations), e.g. location: Entrepôt Lyon"
+            )
         return str(location)
 
     def _price(self, excl: pd.Series, vat: pd.Series) -> pd.Series:
@@ -200,8 +232,9 @@ class ShopifyDialect(Dialect):
         active = self._promo_active(df)
         if "promo_price_excl_vat" in df:
             promo = self._price(add_decimals(decimals(df["promo_price_excl_vat"]), impact), df["vat_rate"])
-            below = pd.Series([p is not None and r is not None and p < r for p, r in zip(promo, regular)],
-                              index=df.index)
+            below = pd.Series(
+                [p is not None and r is not None and p < r for p, r in zip(promo, regular)], index=df.index
+            )
             active &= below
             return money_text(promo.where(active, regular)), money_text(regular).where(active, "")
         return money_text(regular), pd.Series("", index=df.index)
@@ -221,8 +254,10 @@ class ShopifyDialect(Dialect):
             return pd.DataFrame(index=df.index[:0])
         method = getattr(self, f"_live_{entity}", None)
         if method is None:
-            raise ValueError(f"the Shopify dialect writes no {entity!r} file; it writes "
-                             f"{sorted(set(self.stems) - UNSUPPORTED - {'variant'})}")
+            raise ValueError(
+                f"the Shopify dialect writes no {entity!r} file; it writes "
+                f"{sorted(set(self.stems) - UNSUPPORTED - {'variant'})}"
+            )
         return method(df, rejects)
 
     def _live_customer(self, df: pd.DataFrame, rejects: Rejects) -> pd.DataFrame:
@@ -239,28 +274,31 @@ class ShopifyDialect(Dialect):
         price_list = df["price_list"].fillna("")
         tags = (tags + (", " + "price-list-" + price_list.str.lower()).where(price_list != "", "")).str.strip(", ")
         country = df["country"].fillna("").str.strip().str.upper()
-        out = pd.DataFrame({
-            "Customer ID": "",
-            "First Name": first,
-            "Last Name": last,
-            "Email": df["email"],
-            "Accepts Email Marketing": "",
-            "Default Address Company": df["company"].fillna(""),
-            "Default Address Address1": df["address1"].fillna(""),
-            "Default Address Address2": df["address2"].fillna(""),
-            "Default Address City": df["city"].fillna(""),
-            "Default Address Province Code": "",
-            "Default Address Country Code": country,
-            "Default Address Zip": df["postcode"].fillna(""),
-            "Default Address Phone": international_phones(df["address_phone"], country),
-            "Phone": international_phones(df["phone"], country),
-            "Accepts SMS Marketing": "",
-            "Total Spent": "",
-            "Total Orders": "",
-            "Note": "",
-            "Tax Exempt": tax_exempt(df["vat_territory"]).map({True: "yes", False: "no"}),
-            "Tags": tags,
-        }, index=df.index)
+        out = pd.DataFrame(
+            {
+                "Customer ID": "",
+                "First Name": first,
+                "Last Name": last,
+                "Email": df["email"],
+                "Accepts Email Marketing": "",
+                "Default Address Company": df["company"].fillna(""),
+                "Default Address Address1": df["address1"].fillna(""),
+                "Default Address Address2": df["address2"].fillna(""),
+                "Default Address City": df["city"].fillna(""),
+                "Default Address Province Code": "",
+                "Default Address Country Code": country,
+                "Default Address Zip": df["postcode"].fillna(""),
+                "Default Address Phone": international_phones(df["address_phone"], country),
+                "Phone": international_phones(df["phone"], country),
+                "Accepts SMS Marketing": "",
+                "Total Spent": "",
+                "Total Orders": "",
+                "Note": "",
+                "Tax Exempt": tax_exempt(df["vat_territory"]).map({True: "yes", False: "no"}),
+                "Tags": tags,
+            },
+            index=df.index,
+        )
         return out[list(shopify_customer_columns())]
 
     def _live_article(self, df: pd.DataFrame, rejects: Rejects) -> pd.DataFrame:
@@ -270,10 +308,19 @@ class ShopifyDialect(Dialect):
         size_name, colour_name = self.option_names
         # Articles without variants get Shopify's single "Default Title" variant.
         plain = df.index[~df.index.isin(variants["_row"])]
-        default = pd.DataFrame({"_row": plain, "_order": 0, "reference": df.loc[plain, "reference"].to_numpy(),
-                                "ean": df.loc[plain, "ean"].fillna("").to_numpy(), "size": "", "colour": "",
-                                "price_impact": 0.0, "weight_impact": 0.0,
-                                "quantity": df.loc[plain, "quantity"].to_numpy()})
+        default = pd.DataFrame(
+            {
+                "_row": plain,
+                "_order": 0,
+                "reference": df.loc[plain, "reference"].to_numpy(),
+                "ean": df.loc[plain, "ean"].fillna("").to_numpy(),
+                "size": "",
+                "colour": "",
+                "price_impact": 0.0,
+                "weight_impact": 0.0,
+                "quantity": df.loc[plain, "quantity"].to_numpy(),
+            }
+        )
         rows = pd.concat([default, variants], ignore_index=True)
         has_size = rows["size"] != ""
         has_colour = rows["colour"] != ""
@@ -281,20 +328,32 @@ class ShopifyDialect(Dialect):
         uses_colour = has_colour.groupby(rows["_row"]).transform("any")
         # Shopify wants a value for every option of the product on every variant.
         incomplete = ((uses_size & ~has_size) | (uses_colour & ~has_colour)).groupby(rows["_row"]).any()
-        bad = rejects.add(df, pd.Series(df.index.isin(incomplete[incomplete].index), index=df.index), "variants",
-                          "a variant has no size or colour while others of the article have one: Shopify needs a "
-                          "value for every option of the product")
+        bad = rejects.add(
+            df,
+            pd.Series(df.index.isin(incomplete[incomplete].index), index=df.index),
+            "variants",
+            "a variant has no size or colour while others of the article have one: Shopify needs a "
+            "value for every option of the product",
+        )
         # Two variants with the same options are one variant to Shopify.
         # (as written: colours capitalised; compared without case, as a shopper would read them)
         options = rows.assign(size=rows["size"].str.casefold(), colour=rows["colour"].str.casefold())
         twins = options.duplicated(["_row", "size", "colour"], keep=False).groupby(rows["_row"]).any()
-        bad |= rejects.add(df, pd.Series(df.index.isin(twins[twins].index), index=df.index), "variants",
-                           "two variants have the same size and colour: Shopify tells variants apart by their options")
+        bad |= rejects.add(
+            df,
+            pd.Series(df.index.isin(twins[twins].index), index=df.index),
+            "variants",
+            "two variants have the same size and colour: Shopify tells variants apart by their options",
+        )
         # Two references with the same handle would be merged into one product.
         handles = handle(df["reference"])
-        bad |= rejects.add(df.assign(handle=handles), handles.duplicated(keep="first") & (handles != ""), "handle",
-                           "another article of this file has the same Shopify URL handle (references differing only "
-                           "by case or punctuation): rename one reference")
+        bad |= rejects.add(
+            df.assign(handle=handles),
+            handles.duplicated(keep="first") & (handles != ""),
+            "handle",
+            "another article of this file has the same Shopify URL handle (references differing only "
+            "by case or punctuation): rename one reference",
+        )
         rows = rows[~rows["_row"].isin(df.index[bad])]
         if not len(rows):
             return pd.DataFrame(index=df.index[:0])
@@ -305,51 +364,68 @@ class ShopifyDialect(Dialect):
         colour = rows["colour"].str.capitalize()
 
         # Option1 = size (or colour when the product has no sizes), Option2 = colour.
-        opt1_name = pd.Series("Title", index=rows.index).mask(uses_size, size_name).mask(~uses_size & uses_colour,
-                                                                                            colour_name)
-        opt1_value = pd.Series("Default Title", index=rows.index).mask(uses_size, rows["size"]) \
+        opt1_name = (
+            pd.Series("Title", index=rows.index).mask(uses_size, size_name).mask(~uses_size & uses_colour, colour_name)
+        )
+        opt1_value = (
+            pd.Series("Default Title", index=rows.index)
+            .mask(uses_size, rows["size"])
             .mask(~uses_size & uses_colour, colour)
+        )
         opt2_name = pd.Series(colour_name, index=rows.index).where(uses_size & uses_colour, "")
         opt2_value = colour.where(uses_size & uses_colour, "")
         price, compare_at = self._prices(article, decimals(rows["price_impact"]))
         grams = ((_num(article["weight_kg"]) + _numeric(rows["weight_impact"]).fillna(0)) * 1000).round(1)
-        tags = article["family_path"].fillna("").map(
-            lambda p: ", ".join(" ".join(t.replace(",", " ").split()) for t in p.split(" > ") if t.strip()))
+        tags = (
+            article["family_path"]
+            .fillna("")
+            .map(lambda p: ", ".join(" ".join(t.replace(",", " ").split()) for t in p.split(" > ") if t.strip()))
+        )
 
         def product(values: pd.Series) -> pd.Series:
             """A product-level cell: on the group's first row only, as Shopify's export writes it."""
             return values.where(first, "")
 
-        out = pd.DataFrame({
-            "Title": product(article["name"]),
-            "URL handle": handle(article["reference"]),
-            "Description": product(sanitise_html(article["long_description"].fillna("").mask(
-                article["long_description"].fillna("") == "", article["short_description"].fillna("")))),
-            "Vendor": product(article["brand"].fillna("")),
-            "Type": product(article["family_path"].fillna("").str.split(" > ").str[-1].fillna("")),
-            "Tags": product(tags),
-            "Published on online store": product(pd.Series("TRUE", index=rows.index)),
-            "Status": product(pd.Series("active", index=rows.index)),
-            "SKU": rows["reference"],
-            "Barcode": rows["ean"].fillna(""),
-            "Option1 name": opt1_name.where(first, ""),
-            "Option1 value": opt1_value,
-            "Option2 name": opt2_name.where(first, ""),
-            "Option2 value": opt2_value,
-            "Price": price,
-            "Compare-at price": compare_at,
-            "Charge tax": _bool(_num(article["vat_rate"]).fillna(0) > 0),
-            "Inventory tracker": "shopify",
-            "Continue selling when out of stock": "DENY",
-            "Weight value (grams)": grams.map(lambda x: "" if pd.isna(x) else f"{x:g}"),
-            "Weight unit for display": "kg",
-            "Requires shipping": "TRUE",
-            "Fulfillment service": "manual",
-            "Gift card": product(pd.Series("FALSE", index=rows.index)),
-            "SEO title": product(article["name"]),
-        }, index=rows.index)
+        out = pd.DataFrame(
+            {
+                "Title": product(article["name"]),
+                "URL handle": handle(article["reference"]),
+                "Description": product(
+                    sanitise_html(
+                        article["long_description"]
+                        .fillna("")
+                        .mask(article["long_description"].fillna("") == "", article["short_description"].fillna(""))
+                    )
+                ),
+                "Vendor": product(article["brand"].fillna("")),
+                "Type": product(article["family_path"].fillna("").str.split(" > ").str[-1].fillna("")),
+                "Tags": product(tags),
+                "Published on online store": product(pd.Series("TRUE", index=rows.index)),
+                "Status": product(pd.Series("active", index=rows.index)),
+                "SKU": rows["reference"],
+                "Barcode": rows["ean"].fillna(""),
+                "Option1 name": opt1_name.where(first, ""),
+                "Option1 value": opt1_value,
+                "Option2 name": opt2_name.where(first, ""),
+                "Option2 value": opt2_value,
+                "Price": price,
+                "Compare-at price": compare_at,
+                "Charge tax": _bool(_num(article["vat_rate"]).fillna(0) > 0),
+                "Inventory tracker": "shopify",
+                "Continue selling when out of stock": "DENY",
+                "Weight value (grams)": grams.map(lambda x: "" if pd.isna(x) else f"{x:g}"),
+                "Weight unit for display": "kg",
+                "Requires shipping": "TRUE",
+                "Fulfillment service": "manual",
+                "Gift card": product(pd.Series("FALSE", index=rows.index)),
+                "SEO title": product(article["name"]),
+            },
+            index=rows.index,
+        )
         if self.settings.shopify.single_location:
-            out["Inventory quantity"] = _num(rows["quantity"]).fillna(0).clip(lower=0).floordiv(1).astype(int).astype(str)
+            out["Inventory quantity"] = (
+                _num(rows["quantity"]).fillna(0).clip(lower=0).floordiv(1).astype(int).astype(str)
+            )
         out = self._with_images(out, rows, article)
         return self._product_csv(out)
 
@@ -364,9 +440,14 @@ class ShopifyDialect(Dialect):
             return out.sort_values(["_row", "_n"], kind="stable").drop(columns=["_row", "_n"])
         urls = versioned_image_urls(article).where(out["_n"] == 0).dropna().str.split(",").explode()
         urls = urls[urls.fillna("") != ""]
-        images = pd.DataFrame({"_row": out.loc[urls.index, "_row"].to_numpy(), "url": urls.to_numpy(),
-                               "alt": out.loc[urls.index, "SEO title"].to_numpy(),
-                               "handle": out.loc[urls.index, "URL handle"].to_numpy()})
+        images = pd.DataFrame(
+            {
+                "_row": out.loc[urls.index, "_row"].to_numpy(),
+                "url": urls.to_numpy(),
+                "alt": out.loc[urls.index, "SEO title"].to_numpy(),
+                "handle": out.loc[urls.index, "URL handle"].to_numpy(),
+            }
+        )
         images["_n"] = images.groupby("_row").cumcount()
         merged = out.merge(images, on=["_row", "_n"], how="outer", suffixes=("", "_img"), sort=False)
         extra = merged["URL handle"].isna()
@@ -384,11 +465,20 @@ class ShopifyDialect(Dialect):
         require("price", df, ("has_variants",), "Shopify")
         plain = df[~_true(df["has_variants"])]
         price, compare_at = self._prices(plain)
-        return self._product_csv(pd.DataFrame({
-            "Title": plain["name"], "URL handle": handle(plain["reference"]), "SKU": plain["reference"],
-            "Option1 name": "Title", "Option1 value": "Default Title", "Price": price,
-            "Compare-at price": compare_at,
-        }, index=plain.index))
+        return self._product_csv(
+            pd.DataFrame(
+                {
+                    "Title": plain["name"],
+                    "URL handle": handle(plain["reference"]),
+                    "SKU": plain["reference"],
+                    "Option1 name": "Title",
+                    "Option1 value": "Default Title",
+                    "Price": price,
+                    "Compare-at price": compare_at,
+                },
+                index=plain.index,
+            )
+        )
 
     def _inventory(self, df: pd.DataFrame, qty: pd.Series) -> pd.DataFrame:
         """Shopify's inventory CSV: every column of its template (the not-editable ones empty), the
@@ -397,13 +487,19 @@ class ShopifyDialect(Dialect):
         size, colour = df["size"].fillna(""), df["colour"].fillna("").str.capitalize()
         is_variant = df["variant_reference"].fillna("") != ""
         has_size, has_colour = size != "", colour != ""
-        opt1_name = pd.Series("Title", index=df.index).mask(is_variant & has_size, size_name) \
+        opt1_name = (
+            pd.Series("Title", index=df.index)
+            .mask(is_variant & has_size, size_name)
             .mask(is_variant & ~has_size & has_colour, colour_name)
-        opt1_value = pd.Series("Default Title", index=df.index).mask(is_variant & has_size, size) \
+        )
+        opt1_value = (
+            pd.Series("Default Title", index=df.index)
+            .mask(is_variant & has_size, size)
             .mask(is_variant & ~has_size & has_colour, colour)
+        )
         both = is_variant & has_size & has_colour
         columns = shopify_columns("inventory_columns")
-        out = pd.DataFrame({c: "" for c in columns}, index=df.index)
+        out = pd.DataFrame(dict.fromkeys(columns, ""), index=df.index)
         out["Handle"] = handle(df["article_reference"])
         out["Title"] = df["name"].fillna("")
         out["Option1 Name"], out["Option1 Value"] = opt1_name, opt1_value
@@ -432,13 +528,28 @@ class ShopifyDialect(Dialect):
         stem = f"{self.stems[entity]}_off"
         if entity == "article":
             # The label is "<photos digest><TAB><name>" (the differ): Title is the name last sent.
-            return stem, self._product_csv(pd.DataFrame({"Title": article_label_name(df["label"]),
-                                                         "URL handle": handle(df["key"]),
-                                                         "Status": self.settings.shopify.off_status}, index=df.index))
+            return stem, self._product_csv(
+                pd.DataFrame(
+                    {
+                        "Title": article_label_name(df["label"]),
+                        "URL handle": handle(df["key"]),
+                        "Status": self.settings.shopify.off_status,
+                    },
+                    index=df.index,
+                )
+            )
         if entity == "variant":
             parts = df["label"].fillna("").str.split("\t", expand=True).reindex(columns=range(3)).fillna("")
-            rows = pd.DataFrame({"article_reference": parts[0], "variant_reference": df["key"], "name": "",
-                                 "size": parts[1], "colour": parts[2]}, index=df.index)
+            rows = pd.DataFrame(
+                {
+                    "article_reference": parts[0],
+                    "variant_reference": df["key"],
+                    "name": "",
+                    "size": parts[1],
+                    "colour": parts[2],
+                },
+                index=df.index,
+            )
             return "inventory_off", self._inventory(rows, pd.Series("0", index=df.index))
         if entity == "customer":
             # Shopify's customer import can neither disable nor delete a customer: a documented

@@ -71,10 +71,12 @@ def versioned_image_urls(df: pd.DataFrame) -> pd.Series:
     changes, and WooCommerce reuses an attachment whose source URL it has already imported
     (``get_attachment_id_from_url``), so without the version a changed photo would never reach
     the shop. A static file server ignores the query string."""
+
     def one(urls: Any, images: Any) -> str:
         urls = [u for u in (urls.split(",") if isinstance(urls, str) else []) if u]
-        versions = [p.split(":", 1)[1] if ":" in p else "" for p in (images.split(",") if isinstance(images, str)
-                                                                       else []) if p]
+        versions = [
+            p.split(":", 1)[1] if ":" in p else "" for p in (images.split(",") if isinstance(images, str) else []) if p
+        ]
         if len(versions) != len(urls):
             versions = [""] * len(urls)
         return ",".join(f"{u}{'&' if '?' in u else '?'}v={v}" if v else u for u, v in zip(urls, versions))
@@ -84,8 +86,9 @@ def versioned_image_urls(df: pd.DataFrame) -> pd.Series:
 
 
 def category_paths(paths: pd.Series) -> pd.Series:
-    """"Maison > Cuisine" as WooCommerce reads it: ">" between levels (each level trimmed), "," between
+    """ "Maison > Cuisine" as WooCommerce reads it: ">" between levels (each level trimmed), "," between
     categories, so a "," or ">" inside a family name would cut it: they are escaped or replaced."""
+
     def one(v: Any) -> str:
         if not isinstance(v, str) or not v:
             return ""
@@ -105,7 +108,9 @@ def explode_variants(df: pd.DataFrame) -> pd.DataFrame:
             try:
                 items = json.loads(cell)
             except json.JSONDecodeError as exc:
-                raise ValueError(f"passerelle_src.article {df.at[row, 'key']!r}: variants is not JSON ({exc})") from None
+                raise ValueError(
+                    f"passerelle_src.article {df.at[row, 'key']!r}: variants is not JSON ({exc})"
+                ) from None
         elif isinstance(cell, list):
             items = cell
         else:
@@ -114,8 +119,9 @@ def explode_variants(df: pd.DataFrame) -> pd.DataFrame:
             records.append({"_row": row, "_order": order, **{f: item.get(f) for f in fields}})
     out = pd.DataFrame.from_records(records, columns=["_row", "_order", *fields])
     for col in ("reference", "ean", "size", "colour"):
-        out[col] = out[col].map(lambda v: "" if v is None or (isinstance(v, float) and pd.isna(v)) else str(v)
-                                ).astype(object)
+        out[col] = (
+            out[col].map(lambda v: "" if v is None or (isinstance(v, float) and pd.isna(v)) else str(v)).astype(object)
+        )
     return out
 
 
@@ -135,6 +141,7 @@ def decimals(s: pd.Series | float) -> pd.Series | Decimal:
     """Exact decimals from view text or JSON numbers (None where empty): prices are computed as
     PostgreSQL computes price_incl_vat (numeric, half away from zero), never in binary floats
     (3.00 at 5.5 % is 3.165: 3.17 in the back office, 3.16 in floats)."""
+
     def one(v: Any) -> Decimal | None:
         if isinstance(v, Decimal):
             return v
@@ -153,8 +160,14 @@ def decimals(s: pd.Series | float) -> pd.Series | Decimal:
 def add_decimals(a: pd.Series, b: pd.Series | Decimal) -> pd.Series:
     """a + b, an empty b counting as 0; an empty a stays empty."""
     bs = b if isinstance(b, pd.Series) else [b] * len(a)
-    return pd.Series([x + y if isinstance(x, Decimal) and isinstance(y, Decimal) else
-                      (x if isinstance(x, Decimal) else None) for x, y in zip(a, bs)], index=a.index, dtype=object)
+    return pd.Series(
+        [
+            x + y if isinstance(x, Decimal) and isinstance(y, Decimal) else (x if isinstance(x, Decimal) else None)
+            for x, y in zip(a, bs)
+        ],
+        index=a.index,
+        dtype=object,
+    )
 
 
 def shop_price(excl: pd.Series, vat: pd.Series, *, include_tax: bool, places: int = 2) -> pd.Series:
@@ -197,8 +210,10 @@ def require(entity: str, df: pd.DataFrame, columns: tuple[str, ...], shop: str) 
     """Refuse, with the view's name, rows missing a column this shop's format cannot do without."""
     missing = [c for c in columns if c not in df.columns]
     if missing:
-        raise ValueError(f"passerelle_src.{entity} has no column {missing}: the {shop} dialect needs them "
-                         f"(see docs/formats/{shop.lower()}.md, 'Input columns')")
+        raise ValueError(
+            f"passerelle_src.{entity} has no column {missing}: the {shop} dialect needs them "
+            f"(see docs/formats/{shop.lower()}.md, 'Input columns')"
+        )
 
 
 class WooCommerceDialect(Dialect):
@@ -218,24 +233,37 @@ class WooCommerceDialect(Dialect):
 
     name = "woocommerce"
     separator = ","
-    stems = {"family": "categories", "brand": "brands", "supplier": "suppliers", "article": "products",
-             "variant": "variations", "price": "products_prices", "specific_price": "specific_prices",
-             "stock": "products_stock", "variant_stock": "variations_stock", "customer": "customers",
-             "customer_address": "customer_addresses"}
+    stems = {
+        "family": "categories",
+        "brand": "brands",
+        "supplier": "suppliers",
+        "article": "products",
+        "variant": "variations",
+        "price": "products_prices",
+        "specific_price": "specific_prices",
+        "stock": "products_stock",
+        "variant_stock": "variations_stock",
+        "customer": "customers",
+        "customer_address": "customer_addresses",
+    }
     #: WooCommerce has no built-in customer CSV import: customers go as the generic files.
-    customers_note = ("WooCommerce has no built-in customer CSV import (its CSV importer/exporter takes products "
-                      "only): the customers and addresses are written as the generic files (docs/formats/generic.md)")
+    customers_note = (
+        "WooCommerce has no built-in customer CSV import (its CSV importer/exporter takes products "
+        "only): the customers and addresses are written as the generic files (docs/formats/generic.md)"
+    )
     #: Removed rows of these entities are forgotten without a file (see passerelle.core.exchange).
-    silent_removals: frozenset[str] = frozenset({"price", "stock", "variant_stock", "specific_price",
-                                                 "order_status", "invoice"})
+    silent_removals: frozenset[str] = frozenset(
+        {"price", "stock", "variant_stock", "specific_price", "order_status", "invoice"}
+    )
     #: Out-of-stock variations are sent with 0 (WooCommerce hides them itself when told to).
     filters_variant_display = False
     #: The article view builds its ``variants`` column for this shop (passerelle.core.export.view_options).
-    view_options: dict[str, str] = {"passerelle.article_variants": "on"}  # noqa: RUF012
+    view_options: dict[str, str] = {"passerelle.article_variants": "on"}
 
     # ------------------------------------------------------------------ frames
-    def frame(self, values: dict[str, Any], index: pd.Index, attributes: list[dict[str, Any]] | None = None
-              ) -> pd.DataFrame:
+    def frame(
+        self, values: dict[str, Any], index: pd.Index, attributes: list[dict[str, Any]] | None = None
+    ) -> pd.DataFrame:
         """A product CSV: the given WooCommerce fields in the exporter's order (labels as headers),
         then the numbered attribute columns; scalars are repeated on every row."""
         labels = woocommerce_columns()
@@ -251,14 +279,20 @@ class WooCommerceDialect(Dialect):
             for suffix in ("name", "value(s)", "visible", "global"):
                 if suffix in attribute:
                     columns[f"Attribute {n} {suffix}"] = attribute[suffix]
-        return pd.DataFrame({k: v if isinstance(v, pd.Series) else pd.Series(v, index=index, dtype=object)
-                             for k, v in columns.items()}, index=index)
+        return pd.DataFrame(
+            {k: v if isinstance(v, pd.Series) else pd.Series(v, index=index, dtype=object) for k, v in columns.items()},
+            index=index,
+        )
 
     def _tax_class(self, df: pd.DataFrame, rejects: Rejects) -> tuple[pd.Series, pd.Series]:
         classes = self.settings.woocommerce.tax_classes
         tax_class = _num(df["vat_rate"]).round(2).map(classes)
-        bad = rejects.add(df, tax_class.isna(), "vat_rate",
-                          f"no WooCommerce tax class for this VAT rate (woocommerce.tax_classes has {sorted(classes)})")
+        bad = rejects.add(
+            df,
+            tax_class.isna(),
+            "vat_rate",
+            f"no WooCommerce tax class for this VAT rate (woocommerce.tax_classes has {sorted(classes)})",
+        )
         return tax_class.fillna(""), bad
 
     def _price(self, excl: pd.Series, vat: pd.Series) -> pd.Series:
@@ -283,10 +317,14 @@ class WooCommerceDialect(Dialect):
         out = []
         for name, values in ((size_name, sizes), (colour_name, colours)):
             has = values.fillna("") != ""
-            out.append({"name": pd.Series(name, index=values.index).where(has, ""),
-                        "value(s)": values.fillna(""),
-                        "visible": pd.Series("" if variation else "1", index=values.index).where(has, ""),
-                        "global": pd.Series(glob, index=values.index).where(has, "")})
+            out.append(
+                {
+                    "name": pd.Series(name, index=values.index).where(has, ""),
+                    "value(s)": values.fillna(""),
+                    "visible": pd.Series("" if variation else "1", index=values.index).where(has, ""),
+                    "global": pd.Series(glob, index=values.index).where(has, ""),
+                }
+            )
         return out
 
     # ------------------------------------------------------------------ entities
@@ -302,8 +340,9 @@ class WooCommerceDialect(Dialect):
             return pd.DataFrame(index=df.index[:0])
         method = getattr(self, f"_live_{entity}", None)
         if method is None:
-            raise ValueError(f"the WooCommerce dialect writes no {entity!r} file; it writes "
-                             f"{sorted(set(self.stems) - UNSUPPORTED)}")
+            raise ValueError(
+                f"the WooCommerce dialect writes no {entity!r} file; it writes {sorted(set(self.stems) - UNSUPPORTED)}"
+            )
         return method(df, rejects)
 
     def _live_article(self, df: pd.DataFrame, rejects: Rejects) -> pd.DataFrame:
@@ -345,8 +384,11 @@ class WooCommerceDialect(Dialect):
         if "image_urls" in df:
             # Same URL, same attachment: WooCommerce looks an external URL up by its source
             # (_wc_attachment_source) before downloading it; the version makes a changed photo new.
-            values["images"] = versioned_image_urls(df).str.split(",").map(
-                lambda urls: ", ".join(u.replace(",", "%2C") for u in urls if u) if isinstance(urls, list) else "")
+            values["images"] = (
+                versioned_image_urls(df)
+                .str.split(",")
+                .map(lambda urls: ", ".join(u.replace(",", "%2C") for u in urls if u) if isinstance(urls, list) else "")
+            )
         products = self.frame(values, df.index, self._attributes(sizes, colours, variation=False))
         if not len(variants):
             return products
@@ -402,8 +444,12 @@ class WooCommerceDialect(Dialect):
         has_promo = df["promo_starts_on"].fillna("") != ""
         sale = self._price(df["promo_price_excl_vat"], df["vat_rate"]).where(has_promo, "")
         regular = self._price(df["price_excl_vat"], df["vat_rate"])
-        bad |= rejects.add(df, has_promo & ~(_num(sale) < _num(regular)), "promo_price_excl_vat",
-                           "the promotional price is not below the regular price")
+        bad |= rejects.add(
+            df,
+            has_promo & ~(_num(sale) < _num(regular)),
+            "promo_price_excl_vat",
+            "the promotional price is not below the regular price",
+        )
         values = {
             "sku": df["reference"],
             "date_on_sale_from": df["promo_starts_on"].fillna("").where(has_promo, ""),

@@ -49,8 +49,8 @@ from passerelle.core.inbound.orders import _parse_orders
 from passerelle.core.inbound.problems import order_id_field, reject_orders, rejects_csv, sku_field
 from passerelle.core.inbound.reading import (
     _Context,
-    _decode,
     _declared_options,
+    _decode,
     _detect_decimal,
     _detect_kind,
     _parse_dialect_line,
@@ -61,11 +61,32 @@ from passerelle.core.inbound.reading import (
 from passerelle.core.inbound.shopify import SHOPIFY_REQUIRED, SHOPIFY_STATUSES
 
 __all__ = [
-    "ADDRESS_COLUMNS", "ADDRESS_FIELDS", "ADDRESS_KINDS", "CUSTOMER_COLUMNS", "CUSTOMERS", "GENERIC_CUSTOMER_COLUMNS",
-    "GENERIC_ORDER_COLUMNS", "GENERIC_ORDER_REQUIRED", "KINDS", "LINE_COLUMNS", "ORDER_COLUMNS", "ORDERS",
-    "PAYMENT_COLUMNS", "REJECT_COLUMNS", "REJECT_CSV_COLUMNS", "SHOPIFY_ORDERS", "SHOPIFY_REQUIRED",
-    "SHOPIFY_STATUSES", "STATUSES", "InboundError", "ParsedFile", "order_id_field", "read_inbound",
-    "reject_orders", "rejects_csv", "sku_field",
+    "ADDRESS_COLUMNS",
+    "ADDRESS_FIELDS",
+    "ADDRESS_KINDS",
+    "CUSTOMER_COLUMNS",
+    "CUSTOMERS",
+    "GENERIC_CUSTOMER_COLUMNS",
+    "GENERIC_ORDER_COLUMNS",
+    "GENERIC_ORDER_REQUIRED",
+    "KINDS",
+    "LINE_COLUMNS",
+    "ORDER_COLUMNS",
+    "ORDERS",
+    "PAYMENT_COLUMNS",
+    "REJECT_COLUMNS",
+    "REJECT_CSV_COLUMNS",
+    "SHOPIFY_ORDERS",
+    "SHOPIFY_REQUIRED",
+    "SHOPIFY_STATUSES",
+    "STATUSES",
+    "InboundError",
+    "ParsedFile",
+    "order_id_field",
+    "read_inbound",
+    "reject_orders",
+    "rejects_csv",
+    "sku_field",
 ]
 
 
@@ -89,8 +110,10 @@ def read_inbound(name: str, data: bytes, *, declared: Mapping[str, Any] | None =
     except (InboundError, MemoryError):
         raise
     except Exception as exc:  # a reading bug or a byte sequence nobody foresaw: this file only
-        raise InboundError(f"{name}: cannot be read: {type(exc).__name__}: {_shown(str(exc))[:300]}; "
-                           "the file is refused whole (see docs/formats/inbound.md)") from exc
+        raise InboundError(
+            f"{name}: cannot be read: {type(exc).__name__}: {_shown(str(exc))[:300]}; "
+            "the file is refused whole (see docs/formats/inbound.md)"
+        ) from exc
 
 
 def _read(name: str, data: bytes, declared: Mapping[str, Any] | None) -> ParsedFile:
@@ -104,13 +127,26 @@ def _read(name: str, data: bytes, declared: Mapping[str, Any] | None) -> ParsedF
     if kind not in KINDS:
         raise InboundError(f"{name}: unknown kind {kind!r}; expected one of {list(KINDS)}")
     decimal = opts.get("decimal") or _detect_decimal(table, kind)
-    ctx = _Context(name=name, table=table, decimal=decimal, timezone=opts.get("timezone", "Europe/Paris"),
-                   currency=opts.get("currency", "EUR"), taxes_included=opts.get("taxes_included"))
+    ctx = _Context(
+        name=name,
+        table=table,
+        decimal=decimal,
+        timezone=opts.get("timezone", "Europe/Paris"),
+        currency=opts.get("currency", "EUR"),
+        taxes_included=opts.get("taxes_included"),
+    )
     if kind == CUSTOMERS:
         frames = _parse_customers(ctx)
     else:
         frames = _parse_orders(ctx, kind)
     return ParsedFile(
-        name=name, kind=kind, encoding=encoding, delimiter=table.delimiter, decimal=decimal,
-        header=table.header_text, rows_read=len(table.cells), raw=table.raw_by_line, **frames,
+        name=name,
+        kind=kind,
+        encoding=encoding,
+        delimiter=table.delimiter,
+        decimal=decimal,
+        header=table.header_text,
+        rows_read=len(table.cells),
+        raw=table.raw_by_line,
+        **frames,
     )

@@ -11,20 +11,31 @@ from passerelle.core.inbound.model import _ADDR_CANON, CUSTOMER_COLUMNS, Inbound
 from passerelle.core.inbound.problems import _check_shape, _Problems, _rejects_frame
 from passerelle.core.inbound.reading import _Context, _text
 
-GENERIC_CUSTOMER_COLUMNS = ["shop_customer_id", "email", "first_name", "last_name", "company", "phone",
-                            "customer_family", "updated_at", *_ADDR_CANON]
+GENERIC_CUSTOMER_COLUMNS = [
+    "shop_customer_id",
+    "email",
+    "first_name",
+    "last_name",
+    "company",
+    "phone",
+    "customer_family",
+    "updated_at",
+    *_ADDR_CANON,
+]
 
 
 def _parse_customers(ctx: _Context) -> dict[str, pd.DataFrame]:
     if "email" not in ctx.table.lookup and "shop_customer_id" not in ctx.table.lookup:
-        raise InboundError(f"{ctx.name}: customers file needs a shop_customer_id or an email column; "
-                           f"its header is {ctx.table.header}")
+        raise InboundError(
+            f"{ctx.name}: customers file needs a shop_customer_id or an email column; its header is {ctx.table.header}"
+        )
     rows = {c: _text(ctx, c) for c in GENERIC_CUSTOMER_COLUMNS}
     email, customer_id = rows["email"], rows["shop_customer_id"]
     problems = _Problems()
     _check_shape(ctx, problems)
-    problems.add((email == "") & (customer_id == ""), "email", "",
-                 "no customer key: email and shop_customer_id are both empty")
+    problems.add(
+        (email == "") & (customer_id == ""), "email", "", "no customer key: email and shop_customer_id are both empty"
+    )
     lower, valid = _emails(email)
     problems.add((email != "") & ~valid, "email", email, "not an email address")
     updated, bad = _parse_datetime(rows["updated_at"], ctx.timezone)
@@ -41,11 +52,16 @@ def _parse_customers(ctx: _Context) -> dict[str, pd.DataFrame]:
     latest = latest.sort_values(["updated_at", "line"], kind="stable", na_position="first")
     chosen = np.sort(latest.drop_duplicates("key", keep="last").index.to_numpy())
     line = ctx.table.line[chosen]
-    customers = _customer_frame({
-        "line": line, **{c: rows[c][chosen] for c in CUSTOMER_COLUMNS if c in rows and c != "updated_at"},
-        "updated_at": updated.array[chosen], "source": np.full(len(chosen), "customers", dtype=object),
-    })
-    addresses = _addresses(line, {c: rows[c][chosen] for c in ("shop_customer_id", "email")},
-                           {c: rows[c][chosen] for c in _ADDR_CANON})
+    customers = _customer_frame(
+        {
+            "line": line,
+            **{c: rows[c][chosen] for c in CUSTOMER_COLUMNS if c in rows and c != "updated_at"},
+            "updated_at": updated.array[chosen],
+            "source": np.full(len(chosen), "customers", dtype=object),
+        }
+    )
+    addresses = _addresses(
+        line, {c: rows[c][chosen] for c in ("shop_customer_id", "email")}, {c: rows[c][chosen] for c in _ADDR_CANON}
+    )
     empty = _empty_order_frames()
     return {**empty, "customers": customers, "addresses": addresses, "rejects": rejects}

@@ -18,8 +18,9 @@ from passerelle.core.inbound.model import _STR, _UTC
 from passerelle.core.values import parse_bool
 
 _EMAIL = r"^[^@\s;,]+@[^@\s;,]+\.[^@\s;,]+$"
-_DATE_HELP = ("expected a date such as 2026-11-20T09:15:00+01:00, 2026-11-20 10:15:00 +0100, "
-              "2026-11-20 or 20/11/2026 09:15")
+_DATE_HELP = (
+    "expected a date such as 2026-11-20T09:15:00+01:00, 2026-11-20 10:15:00 +0100, 2026-11-20 or 20/11/2026 09:15"
+)
 
 
 def _on_unique(parse):
@@ -105,8 +106,7 @@ def _iso_date_text(text: str) -> str:
     fr = _FRENCH_DATE.search(text)
     if fr:
         day, month, year, hour, minute, second = fr.groups()
-        text = (f"{year}-{month.zfill(2)}-{day.zfill(2)} "
-                f"{(hour or '0').zfill(2)}:{minute or '00'}:{second or '00'}")
+        text = f"{year}-{month.zfill(2)}-{day.zfill(2)} {(hour or '0').zfill(2)}:{minute or '00'}:{second or '00'}"
     return _DATE_OFFSET.sub(lambda m: f"{m[1]}:{m[2]}", text)
 
 
@@ -134,8 +134,7 @@ def _parse_datetime(s: pd.Series, tz: str) -> tuple[pd.Series, np.ndarray]:
             local = pd.Series(pd.NaT, index=iso[naive].index, dtype="datetime64[us]")
         if local.dt.tz is not None:  # an offset our patterns did not see ("+01"): not a date we read
             local = pd.Series(pd.NaT, index=local.index, dtype="datetime64[us]")
-        local = local.dt.tz_localize(tz, ambiguous=np.ones(int(naive.sum()), dtype=bool),
-                                     nonexistent="shift_forward")
+        local = local.dt.tz_localize(tz, ambiguous=np.ones(int(naive.sum()), dtype=bool), nonexistent="shift_forward")
         utc[naive] = local.dt.tz_convert("UTC").astype(_UTC).dt.tz_localize(None).to_numpy()
     bad = ~empty & np.isnat(utc)
     return pd.Series(utc, index=s.index).dt.tz_localize("UTC"), bad
@@ -157,7 +156,6 @@ def _parse_bool(s: pd.Series) -> tuple[pd.Series, np.ndarray]:
     return pd.Series(values, index=s.index, dtype=bool), np.array(bad, dtype=bool)
 
 
-
 def _not_whole_positive(numbers: pd.Series) -> np.ndarray:
     """True where a number is given but is not a whole number greater than 0."""
     v = numbers.to_numpy()
@@ -177,7 +175,6 @@ def _emails(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return lower, valid
 
 
-
 def _per_order(values: np.ndarray, key: np.ndarray, how: str) -> np.ndarray:
     """For each row, the "sum" or "max" of ``values`` over the rows of its order (``key``): a
     groupby, for its NaN handling and its compensated sums."""
@@ -187,4 +184,3 @@ def _per_order(values: np.ndarray, key: np.ndarray, how: str) -> np.ndarray:
 def _filled(values: np.ndarray, other: Any) -> np.ndarray:
     """``values`` with NaN replaced by ``other`` (a number, or one per row)."""
     return np.where(np.isnan(values), other, values)
-

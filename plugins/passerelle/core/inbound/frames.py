@@ -71,7 +71,6 @@ class _Orders:
         return out
 
 
-
 def _str_array(values: Any) -> pd.api.extensions.ExtensionArray:
     """``values`` as an array of the "str" dtype, for a frame column; missing values (None, NaN,
     NaT) stay missing. The same as ``.astype("str")`` on a Series, but cheaper: building Series
@@ -120,44 +119,81 @@ def _order_frames(rows: Mapping[str, Any], orders: _Orders, keep: np.ndarray) ->
 
     line = rows["line"][order_rows]
     owners = {c: first(c) for c in ("shop_order_id", "shop_customer_id", "email")}
-    orders_frame = pd.DataFrame({
-        "line": line, "shop_order_id": _str_array(owners["shop_order_id"]), "order_date": first("order_date"),
-        "status": _str_array(first("status")), "shop_status": _nullable(first("shop_status")),
-        "shop_customer_id": _nullable(owners["shop_customer_id"]), "email": _nullable(owners["email"]),
-        "phone": _nullable(first("phone")),
-        "currency": _str_array(first("currency")), "shipping_method": _nullable(first("shipping_method")),
-        **{c: first(c) for c in ("shipping_excl_vat", "shipping_incl_vat", "shipping_vat_rate",
-                                 "order_discount_excl_vat", "order_discount_incl_vat")},
-        "discount_code": _nullable(first("discount_code")),
-        **{c: first(c) for c in ("total_excl_vat", "total_incl_vat", "taxes_total", "refunded_amount")},
-        "note": _nullable(first("note")),
-        # The VAT rates the shop states for the order ("20;5.5"; Shopify's tax lines), else empty.
-        "vat_rates": _nullable(first("vat_rates")),
-    })
+    orders_frame = pd.DataFrame(
+        {
+            "line": line,
+            "shop_order_id": _str_array(owners["shop_order_id"]),
+            "order_date": first("order_date"),
+            "status": _str_array(first("status")),
+            "shop_status": _nullable(first("shop_status")),
+            "shop_customer_id": _nullable(owners["shop_customer_id"]),
+            "email": _nullable(owners["email"]),
+            "phone": _nullable(first("phone")),
+            "currency": _str_array(first("currency")),
+            "shipping_method": _nullable(first("shipping_method")),
+            **{
+                c: first(c)
+                for c in (
+                    "shipping_excl_vat",
+                    "shipping_incl_vat",
+                    "shipping_vat_rate",
+                    "order_discount_excl_vat",
+                    "order_discount_incl_vat",
+                )
+            },
+            "discount_code": _nullable(first("discount_code")),
+            **{c: first(c) for c in ("total_excl_vat", "total_incl_vat", "taxes_total", "refunded_amount")},
+            "note": _nullable(first("note")),
+            # The VAT rates the shop states for the order ("20;5.5"; Shopify's tax lines), else empty.
+            "vat_rates": _nullable(first("vat_rates")),
+        }
+    )
 
-    lines = pd.DataFrame({
-        "line": rows["line"][kept], "shop_order_id": _str_array(each_line("shop_order_id")),
-        "line_number": each_line("line_number").astype("int64"), "sku": _str_array(each_line("sku")),
-        "label": _nullable(each_line("label")), "quantity": each_line("quantity").astype("int64"),
-        **{c: each_line(c) for c in ("unit_price_excl_vat", "unit_price_incl_vat", "vat_rate",
-                                     "discount_excl_vat", "discount_incl_vat")},
-    })
+    lines = pd.DataFrame(
+        {
+            "line": rows["line"][kept],
+            "shop_order_id": _str_array(each_line("shop_order_id")),
+            "line_number": each_line("line_number").astype("int64"),
+            "sku": _str_array(each_line("sku")),
+            "label": _nullable(each_line("label")),
+            "quantity": each_line("quantity").astype("int64"),
+            **{
+                c: each_line(c)
+                for c in (
+                    "unit_price_excl_vat",
+                    "unit_price_incl_vat",
+                    "vat_rate",
+                    "discount_excl_vat",
+                    "discount_incl_vat",
+                )
+            },
+        }
+    )
 
     paying = first("has_payment").astype(bool)
-    payments = pd.DataFrame({
-        "line": line[paying], "shop_order_id": _str_array(owners["shop_order_id"][paying]),
-        "method": _nullable(first("payment_method")[paying]), "amount": first("payment_amount")[paying],
-        "transaction_id": _nullable(first("payment_transaction_id")[paying]),
-        "paid": first("paid")[paying].astype(bool), "paid_at": first("paid_at")[paying],
-    })
+    payments = pd.DataFrame(
+        {
+            "line": line[paying],
+            "shop_order_id": _str_array(owners["shop_order_id"][paying]),
+            "method": _nullable(first("payment_method")[paying]),
+            "amount": first("payment_amount")[paying],
+            "transaction_id": _nullable(first("payment_transaction_id")[paying]),
+            "paid": first("paid")[paying].astype(bool),
+            "paid_at": first("paid_at")[paying],
+        }
+    )
 
     addresses = _addresses(line, owners, {c: first(c) for c in _ADDR_CANON if c in rows})
-    return {"orders": orders_frame, "lines": lines, "payments": payments, "addresses": addresses,
-            "customers": _customers_from_orders_frame(orders_frame, addresses)}
+    return {
+        "orders": orders_frame,
+        "lines": lines,
+        "payments": payments,
+        "addresses": addresses,
+        "customers": _customers_from_orders_frame(orders_frame, addresses),
+    }
 
 
-def _addresses(line: np.ndarray, owners: Mapping[str, np.ndarray],
-               fields: Mapping[str, np.ndarray]) -> pd.DataFrame:
+def _addresses(line: np.ndarray, owners: Mapping[str, np.ndarray], fields: Mapping[str, np.ndarray]) -> pd.DataFrame:
     """Billing and delivery addresses of orders or customers, one per item of ``line``.
 
     ``fields`` holds their billing_*/delivery_* text and ``owners`` the columns naming them
@@ -182,12 +218,14 @@ def _addresses(line: np.ndarray, owners: Mapping[str, np.ndarray],
         return np.where(is_delivery, fields.get(f"delivery_{f}", empty)[at], fields.get(f"billing_{f}", empty)[at])
 
     country = np.array([c.upper() if len(c) == 2 else c for c in field_("country")], dtype=object)
-    return pd.DataFrame({
-        "line": line[at].astype("int64"),
-        **{c: _nullable(owners.get(c, empty)[at]) for c in ("shop_order_id", "shop_customer_id", "email")},
-        "kind": _str_array(np.where(is_delivery, "delivery", "billing").astype(object)),
-        **{f: _nullable(country if f == "country" else field_(f)) for f in ADDRESS_FIELDS},
-    })
+    return pd.DataFrame(
+        {
+            "line": line[at].astype("int64"),
+            **{c: _nullable(owners.get(c, empty)[at]) for c in ("shop_order_id", "shop_customer_id", "email")},
+            "kind": _str_array(np.where(is_delivery, "delivery", "billing").astype(object)),
+            **{f: _nullable(country if f == "country" else field_(f)) for f in ADDRESS_FIELDS},
+        }
+    )
 
 
 def _customers_from_orders_frame(orders: pd.DataFrame, addresses: pd.DataFrame) -> pd.DataFrame:
@@ -212,12 +250,19 @@ def _customers_from_orders_frame(orders: pd.DataFrame, addresses: pd.DataFrame) 
 
     phone = billing_("phone")
     phone = np.where(pd.isna(phone), orders["phone"].to_numpy(dtype=object)[latest], phone)
-    return _customer_frame({
-        "line": line[latest], "shop_customer_id": orders["shop_customer_id"].to_numpy(dtype=object)[latest],
-        "email": orders["email"].to_numpy(dtype=object)[latest], "first_name": billing_("first_name"),
-        "last_name": billing_("last_name"), "company": billing_("company"), "phone": phone,
-        "updated_at": date.take(latest), "source": np.full(len(latest), "order", dtype=object),
-    })
+    return _customer_frame(
+        {
+            "line": line[latest],
+            "shop_customer_id": orders["shop_customer_id"].to_numpy(dtype=object)[latest],
+            "email": orders["email"].to_numpy(dtype=object)[latest],
+            "first_name": billing_("first_name"),
+            "last_name": billing_("last_name"),
+            "company": billing_("company"),
+            "phone": phone,
+            "updated_at": date.take(latest),
+            "source": np.full(len(latest), "order", dtype=object),
+        }
+    )
 
 
 def _customer_frame(columns: Mapping[str, Any]) -> pd.DataFrame:
@@ -234,7 +279,6 @@ def _customer_frame(columns: Mapping[str, Any]) -> pd.DataFrame:
         else:
             out[col] = _nullable(values)
     return pd.DataFrame(out)
-
 
 
 def _empty_order_frames() -> dict[str, pd.DataFrame]:

@@ -19,19 +19,35 @@ from passerelle.core.inbound.reading import _Context, _require_columns, _text
 
 # Generic orders: canonical name -> column of the file (same names). Order-level first.
 _GENERIC_ORDER_LEVEL = [
-    "shop_order_id", "order_date", "status", "shop_customer_id", "email", "phone", "currency",
-    "shipping_method", "shipping_amount", "shipping_vat_rate", "order_discount", "discount_code",
-    "payment_method", "payment_amount", "payment_transaction_id", "payment_paid", "paid_at", "note",
+    "shop_order_id",
+    "order_date",
+    "status",
+    "shop_customer_id",
+    "email",
+    "phone",
+    "currency",
+    "shipping_method",
+    "shipping_amount",
+    "shipping_vat_rate",
+    "order_discount",
+    "discount_code",
+    "payment_method",
+    "payment_amount",
+    "payment_transaction_id",
+    "payment_paid",
+    "paid_at",
+    "note",
     *_ADDR_CANON,
 ]
 _GENERIC_LINE_LEVEL = ["line_number", "sku", "label", "quantity", "unit_price", "vat_rate", "line_discount"]
 _GENERIC_RENAMES = {
-    "shipping_amount": "shipping_excl_vat", "order_discount": "order_discount_excl_vat",
-    "unit_price": "unit_price_excl_vat", "line_discount": "line_discount_excl_vat",
+    "shipping_amount": "shipping_excl_vat",
+    "order_discount": "order_discount_excl_vat",
+    "unit_price": "unit_price_excl_vat",
+    "line_discount": "line_discount_excl_vat",
 }
 GENERIC_ORDER_COLUMNS = [_GENERIC_RENAMES.get(c, c) for c in _GENERIC_ORDER_LEVEL + _GENERIC_LINE_LEVEL]
-GENERIC_ORDER_REQUIRED = ["shop_order_id", "order_date", "status", "sku", "quantity", "unit_price_excl_vat",
-                          "vat_rate"]
+GENERIC_ORDER_REQUIRED = ["shop_order_id", "order_date", "status", "sku", "quantity", "unit_price_excl_vat", "vat_rate"]
 #: Values every row needs, beyond those of every orders file.
 REQUIRED = ["vat_rate"]
 #: Every line names its article: a generic file is written from the shop's own references.
@@ -54,8 +70,14 @@ def order_rows(ctx: _Context) -> tuple[dict[str, np.ndarray], dict[str, str], li
     return rows, src, list(_GENERIC_ORDER_LEVEL), absent
 
 
-def typed(ctx: _Context, rows: dict[str, np.ndarray], add: Callable[..., None], codes: np.ndarray,
-          qty: pd.Series, money: dict[str, pd.Series]) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+def typed(
+    ctx: _Context,
+    rows: dict[str, np.ndarray],
+    add: Callable[..., None],
+    codes: np.ndarray,
+    qty: pd.Series,
+    money: dict[str, pd.Series],
+) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     """Status, paid flag and amounts of each row; problems reported through ``add(mask, column,
     reason)``. ``codes`` numbers the order of each row."""
     which, distinct = pd.factorize(rows["status"])
@@ -69,14 +91,17 @@ def typed(ctx: _Context, rows: dict[str, np.ndarray], add: Callable[..., None], 
     vat, bad, out = _parse_rate(rows["vat_rate"], ctx.decimal)
     svat, sbad, sout = _parse_rate(rows["shipping_vat_rate"], ctx.decimal)
     for col, b, o in (("vat_rate", bad, out), ("shipping_vat_rate", sbad, sout)):
-        add(b, col, "not a VAT rate: expected a percentage such as 20 or 5"
-                     + (",5" if ctx.decimal == "," else ".5"))
+        add(b, col, "not a VAT rate: expected a percentage such as 20 or 5" + (",5" if ctx.decimal == "," else ".5"))
         add(o & ~b, col, "VAT rate out of range: write a percentage (20, not 0.2)")
     amounts = _generic_amounts(codes, qty, money, vat, svat)
     # Orders with an amount, quantity or rate that cannot be read are refused for it: not checked.
     unread = np.isnan(qty.to_numpy()) | np.isnan(money["unit_price"].to_numpy()) | np.isnan(vat.to_numpy())
-    for col, values in (("line_discount", money["line_discount"]), ("shipping_amount", money["shipping_amount"]),
-                        ("order_discount", money["order_discount"]), ("shipping_vat_rate", svat)):
+    for col, values in (
+        ("line_discount", money["line_discount"]),
+        ("shipping_amount", money["shipping_amount"]),
+        ("order_discount", money["order_discount"]),
+        ("shipping_vat_rate", svat),
+    ):
         unread |= (rows[col] != "") & np.isnan(values.to_numpy())
     total = np.where(_per_order(unread.astype("float64"), codes, "sum") > 0, np.nan, amounts["total_incl_vat"])
     _check_payment(add, money["payment_amount"].to_numpy(), total)
@@ -93,15 +118,18 @@ def _check_payment(add: Callable[..., None], stated: np.ndarray, total: np.ndarr
         off = ~np.isnan(stated) & ~np.isnan(total) & (np.abs(stated - total) > TOLERANCE)
     if off.any():
         why = np.full(len(off), "", dtype=object)
-        why[off] = [f"payment_amount {stated[i]:.2f} but the order works out at {total[i]:.2f} (lines, shipping and "
-                    "discount, incl. VAT): a line or a column is missing or altered; export the order again"
-                    for i in np.flatnonzero(off)]
+        why[off] = [
+            f"payment_amount {stated[i]:.2f} but the order works out at {total[i]:.2f} (lines, shipping and "
+            "discount, incl. VAT): a line or a column is missing or altered; export the order again"
+            for i in np.flatnonzero(off)
+        ]
         add(off, "payment_amount", why)
 
 
 @np.errstate(all="ignore")  # as with Series: NaN and inf are results, not warnings
-def _generic_amounts(key: np.ndarray, qty: pd.Series, money: dict[str, pd.Series], vat: pd.Series,
-                     svat: pd.Series) -> dict[str, np.ndarray]:
+def _generic_amounts(
+    key: np.ndarray, qty: pd.Series, money: dict[str, pd.Series], vat: pd.Series, svat: pd.Series
+) -> dict[str, np.ndarray]:
     """Excl. VAT amounts as given; incl. VAT computed; totals per order (an order-level discount
     is spread over VAT rates like the lines). ``key`` numbers the order of each row.
 
@@ -120,11 +148,18 @@ def _generic_amounts(key: np.ndarray, qty: pd.Series, money: dict[str, pd.Series
     total_excl = lines_excl + ship - odisc
     total_incl = lines_incl + ship_incl - odisc_incl
     return {
-        "unit_price_excl_vat": price.round(4), "unit_price_incl_vat": (price * (1 + vat / 100)).round(4),
-        "vat_rate": vat, "discount_excl_vat": disc.round(2), "discount_incl_vat": (disc * (1 + vat / 100)).round(2),
-        "shipping_excl_vat": ship.round(2), "shipping_incl_vat": ship_incl.round(2), "shipping_vat_rate": svat,
-        "order_discount_excl_vat": odisc.round(2), "order_discount_incl_vat": odisc_incl.round(2),
-        "total_excl_vat": total_excl.round(2), "total_incl_vat": total_incl.round(2),
+        "unit_price_excl_vat": price.round(4),
+        "unit_price_incl_vat": (price * (1 + vat / 100)).round(4),
+        "vat_rate": vat,
+        "discount_excl_vat": disc.round(2),
+        "discount_incl_vat": (disc * (1 + vat / 100)).round(2),
+        "shipping_excl_vat": ship.round(2),
+        "shipping_incl_vat": ship_incl.round(2),
+        "shipping_vat_rate": svat,
+        "order_discount_excl_vat": odisc.round(2),
+        "order_discount_incl_vat": odisc_incl.round(2),
+        "total_excl_vat": total_excl.round(2),
+        "total_incl_vat": total_incl.round(2),
         "taxes_total": (total_incl - total_excl).round(2),
         "payment_amount": _filled(money["payment_amount"].to_numpy(), total_incl).round(2),
     }

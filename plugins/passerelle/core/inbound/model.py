@@ -16,25 +16,70 @@ KINDS = (ORDERS, CUSTOMERS, SHOPIFY_ORDERS)
 STATUSES = ("pending", "authorized", "paid", "validated", "quote", "cancelled", "refunded")
 _STATUS_ALIASES = {"canceled": "cancelled"}
 
-ADDRESS_FIELDS = ("first_name", "last_name", "company", "address1", "address2", "postcode", "city",
-                  "region", "country", "phone")
+ADDRESS_FIELDS = (
+    "first_name",
+    "last_name",
+    "company",
+    "address1",
+    "address2",
+    "postcode",
+    "city",
+    "region",
+    "country",
+    "phone",
+)
 ADDRESS_KINDS = ("billing", "delivery")
 
 # Output frames: column order is the staging tables' (COPY needs it fixed).
 ORDER_COLUMNS = [
-    "line", "shop_order_id", "order_date", "status", "shop_status", "shop_customer_id", "email",
-    "phone", "currency", "shipping_method", "shipping_excl_vat", "shipping_incl_vat", "shipping_vat_rate",
-    "order_discount_excl_vat", "order_discount_incl_vat", "discount_code", "total_excl_vat",
-    "total_incl_vat", "taxes_total", "refunded_amount", "note", "vat_rates",
+    "line",
+    "shop_order_id",
+    "order_date",
+    "status",
+    "shop_status",
+    "shop_customer_id",
+    "email",
+    "phone",
+    "currency",
+    "shipping_method",
+    "shipping_excl_vat",
+    "shipping_incl_vat",
+    "shipping_vat_rate",
+    "order_discount_excl_vat",
+    "order_discount_incl_vat",
+    "discount_code",
+    "total_excl_vat",
+    "total_incl_vat",
+    "taxes_total",
+    "refunded_amount",
+    "note",
+    "vat_rates",
 ]
 LINE_COLUMNS = [
-    "line", "shop_order_id", "line_number", "sku", "label", "quantity", "unit_price_excl_vat",
-    "unit_price_incl_vat", "vat_rate", "discount_excl_vat", "discount_incl_vat",
+    "line",
+    "shop_order_id",
+    "line_number",
+    "sku",
+    "label",
+    "quantity",
+    "unit_price_excl_vat",
+    "unit_price_incl_vat",
+    "vat_rate",
+    "discount_excl_vat",
+    "discount_incl_vat",
 ]
 PAYMENT_COLUMNS = ["line", "shop_order_id", "method", "amount", "transaction_id", "paid", "paid_at"]
 CUSTOMER_COLUMNS = [
-    "line", "shop_customer_id", "email", "first_name", "last_name", "company", "phone",
-    "customer_family", "updated_at", "source",
+    "line",
+    "shop_customer_id",
+    "email",
+    "first_name",
+    "last_name",
+    "company",
+    "phone",
+    "customer_family",
+    "updated_at",
+    "source",
 ]
 ADDRESS_COLUMNS = ["line", "shop_order_id", "shop_customer_id", "email", "kind", *ADDRESS_FIELDS]
 REJECT_COLUMNS = ["file", "line", "field", "value", "reason", "raw", "shop_order_id"]
@@ -55,7 +100,6 @@ class InboundError(ValueError):
     The message names the file and says what was expected. Row-level problems never raise:
     they become rejects.
     """
-
 
 
 @dataclass

@@ -38,8 +38,14 @@ _TOO_LARGE = "too large: the back office takes numbers below 100,000,000"
 #: Line numbers are integers in the back office.
 MAX_LINE_NUMBER = 2**31 - 1
 #: Computed amounts of the order (the same on each of its rows), checked on its first row only.
-_ORDER_AMOUNTS = ("shipping_incl_vat", "order_discount_incl_vat", "total_excl_vat", "total_incl_vat",
-                  "taxes_total", "payment_amount")
+_ORDER_AMOUNTS = (
+    "shipping_incl_vat",
+    "order_discount_incl_vat",
+    "total_excl_vat",
+    "total_incl_vat",
+    "taxes_total",
+    "payment_amount",
+)
 #: Amount columns of every orders file.
 _MONEY = ["unit_price", "line_discount", "shipping_amount", "order_discount", "payment_amount"]
 
@@ -74,16 +80,26 @@ def _parse_orders(ctx: _Context, kind: str) -> dict[str, pd.DataFrame]:
         ref_row = orders.first_where(present)[orders.codes]  # row holding the order's value; -1: none
         ref = values[ref_row]  # the order's value (meaningless where ref_row is -1, never used there)
         differs = np.flatnonzero(present & has_key & (values != ref))
-        problems.add_rows(differs, src[col], values[differs],
-                          [f"differs from line {line_of[r]} of the same order ({v})"
-                           for r, v in zip(ref_row[differs], ref[differs])])
+        problems.add_rows(
+            differs,
+            src[col],
+            values[differs],
+            [f"differs from line {line_of[r]} of the same order ({v})" for r, v in zip(ref_row[differs], ref[differs])],
+        )
         if not present.all():  # lines without the value take the order's
             rows[col] = np.where(present | (ref_row < 0), values, ref)
 
     # Required values. (Shopify lines without a SKU, gift cards and custom items, are matched at
     # integration: :func:`passerelle.core.integrate.rules.resolve_lines`.)
-    required = ["shop_order_id", "order_date", "status", *(["sku"] if fmt.SKU_REQUIRED else []), "quantity",
-                "unit_price", *fmt.REQUIRED]
+    required = [
+        "shop_order_id",
+        "order_date",
+        "status",
+        *(["sku"] if fmt.SKU_REQUIRED else []),
+        "quantity",
+        "unit_price",
+        *fmt.REQUIRED,
+    ]
     for col in required:
         missing = rows[col] == ""
         # An order-level value missing from the whole order is said once, on its first line;
@@ -108,8 +124,11 @@ def _parse_orders(ctx: _Context, kind: str) -> dict[str, pd.DataFrame]:
     which, distinct = pd.factorize(rows["currency"])
     distinct = [v.upper() if v != "" else ctx.currency for v in distinct]
     currency = np.array(distinct, dtype=object)[which]
-    add(~np.array([_CURRENCY_RE.fullmatch(v) is not None for v in distinct], dtype=bool)[which], "currency",
-        "not a currency code: expected 3 letters such as EUR")
+    add(
+        ~np.array([_CURRENCY_RE.fullmatch(v) is not None for v in distinct], dtype=bool)[which],
+        "currency",
+        "not a currency code: expected 3 letters such as EUR",
+    )
 
     money: dict[str, pd.Series] = {}
     for col in _MONEY + fmt.MONEY:
@@ -125,8 +144,9 @@ def _parse_orders(ctx: _Context, kind: str) -> dict[str, pd.DataFrame]:
         too_much = money["line_discount"].to_numpy() > gross + 0.005
     if too_much.any():
         why = np.full(n, "", dtype=object)
-        why[too_much] = [f"discount larger than its line ({g:.2f} = quantity x price): refused, not clipped"
-                         for g in gross[too_much]]
+        why[too_much] = [
+            f"discount larger than its line ({g:.2f} = quantity x price): refused, not clipped" for g in gross[too_much]
+        ]
         add(too_much, "line_discount", why)
 
     line_number, bad = _parse_number(rows["line_number"], ".")
@@ -145,30 +165,47 @@ def _parse_orders(ctx: _Context, kind: str) -> dict[str, pd.DataFrame]:
     first_bad = orders.first_where(bad_rows & has_key)[orders.codes]  # the order's first bad row; -1: none
     in_bad_order = (first_bad >= 0) & has_key
     collateral = np.flatnonzero(in_bad_order & ~bad_rows)
-    problems.add_rows(collateral, src["shop_order_id"], key[collateral],
-                      [f"order {k} has a rejected line {line_of[r]}"
-                       for k, r in zip(key[collateral], first_bad[collateral])])
+    problems.add_rows(
+        collateral,
+        src["shop_order_id"],
+        key[collateral],
+        [f"order {k} has a rejected line {line_of[r]}" for k, r in zip(key[collateral], first_bad[collateral])],
+    )
     keep = ~(bad_rows | in_bad_order)
-    has_payment = ((rows["payment_method"] != "") | (rows["payment_transaction_id"] != "")
-                   | (rows["payment_amount"] != "") | paid)
+    has_payment = (
+        (rows["payment_method"] != "") | (rows["payment_transaction_id"] != "") | (rows["payment_amount"] != "") | paid
+    )
     rejects = _rejects_frame(ctx, problems, key)
 
     # Build the frames from the rows kept.
     per_row = {
-        "line": line_of, "shop_order_id": key, "order_date": order_date, "status": status,
-        "shop_status": rows["status"], "shop_customer_id": rows["shop_customer_id"],
-        "email": email, "currency": currency,
-        "shipping_method": rows["shipping_method"], "discount_code": rows["discount_code"], "note": rows["note"],
+        "line": line_of,
+        "shop_order_id": key,
+        "order_date": order_date,
+        "status": status,
+        "shop_status": rows["status"],
+        "shop_customer_id": rows["shop_customer_id"],
+        "email": email,
+        "currency": currency,
+        "shipping_method": rows["shipping_method"],
+        "discount_code": rows["discount_code"],
+        "note": rows["note"],
         "refunded_amount": money.get("refunded_amount", np.zeros(n)),
-        "line_number": line_number, "sku": rows["sku"], "label": rows["label"], "quantity": qty,
-        "payment_method": rows["payment_method"], "payment_transaction_id": rows["payment_transaction_id"],
-        "paid": paid, "paid_at": paid_at, "phone": rows["phone"], "has_payment": has_payment,
+        "line_number": line_number,
+        "sku": rows["sku"],
+        "label": rows["label"],
+        "quantity": qty,
+        "payment_method": rows["payment_method"],
+        "payment_transaction_id": rows["payment_transaction_id"],
+        "paid": paid,
+        "paid_at": paid_at,
+        "phone": rows["phone"],
+        "has_payment": has_payment,
         "vat_rates": np.full(n, "", dtype=object),
         **typed,
         **{c: rows[c] for c in rows if c.startswith(("billing_", "delivery_"))},
     }
     return {**_order_frames(per_row, orders, keep), "rejects": rejects}
-
 
 
 def _check_computed(typed: dict, first_of_order: np.ndarray, problems: _Problems) -> None:
@@ -182,5 +219,6 @@ def _check_computed(typed: dict, first_of_order: np.ndarray, problems: _Problems
         if col in _ORDER_AMOUNTS:
             over &= first_of_order
         idx = np.flatnonzero(over)
-        problems.add_rows(idx, col, [f"{x:.2f}" for x in v[idx]],
-                          [f"{col} works out at {x:,.2f}: {_TOO_LARGE}" for x in v[idx]])
+        problems.add_rows(
+            idx, col, [f"{x:.2f}" for x in v[idx]], [f"{col} works out at {x:,.2f}: {_TOO_LARGE}" for x in v[idx]]
+        )

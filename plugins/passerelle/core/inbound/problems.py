@@ -15,9 +15,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from passerelle.core.inbound.frames import _customers_from_orders_frame, _nullable, _str_array
 from passerelle.core.inbound.model import CUSTOMERS, REJECT_COLUMNS, REJECT_CSV_COLUMNS, SHOPIFY_ORDERS, ParsedFile
 from passerelle.core.inbound.reading import _SURROGATE, _Context, _has_surrogates, _shown
-from passerelle.core.inbound.frames import _customers_from_orders_frame, _nullable, _str_array
+
 
 class _Problems:
     """Row problems as they are found: (row position, field, value, reason)."""
@@ -28,8 +29,13 @@ class _Problems:
         self._values: list[np.ndarray] = []
         self._reasons: list[np.ndarray] = []
 
-    def add(self, mask: np.ndarray | pd.Series, field_: str, values: np.ndarray | pd.Series | str,
-            reason: np.ndarray | pd.Series | str) -> None:
+    def add(
+        self,
+        mask: np.ndarray | pd.Series,
+        field_: str,
+        values: np.ndarray | pd.Series | str,
+        reason: np.ndarray | pd.Series | str,
+    ) -> None:
         """A problem on each row where ``mask`` holds; ``values`` and ``reason`` are one per row
         of the file, or one for all."""
         idx = np.flatnonzero(np.asarray(mask, dtype=bool))
@@ -65,8 +71,7 @@ class _Problems:
         """Row, field, value and reason of each problem, in the order found."""
         if not self._rows:
             return self.rows(), *(np.zeros(0, dtype=object) for _ in range(3))
-        return (self.rows(), np.concatenate(self._fields), np.concatenate(self._values),
-                np.concatenate(self._reasons))
+        return (self.rows(), np.concatenate(self._fields), np.concatenate(self._values), np.concatenate(self._reasons))
 
 
 def _check_shape(ctx: _Context, problems: _Problems) -> None:
@@ -85,8 +90,13 @@ def _check_shape(ctx: _Context, problems: _Problems) -> None:
             extra |= t.text(pos) != ""
         wrong_count((t.fields > n) & extra)
     if t.broken.any():
-        problems.add(t.broken, "", "", "unbalanced quote: a quoted cell opened on this line never closes "
-                     "(the row runs to the end of the file); close it with a \" or remove the \"")
+        problems.add(
+            t.broken,
+            "",
+            "",
+            "unbalanced quote: a quoted cell opened on this line never closes "
+            '(the row runs to the end of the file); close it with a " or remove the "',
+        )
     if t.has_nul:
         for pos in range(min(n, t.cells.shape[1])):
             col = t.cells[pos]
@@ -97,7 +107,6 @@ def _check_shape(ctx: _Context, problems: _Problems) -> None:
             col = t.cells[pos]
             bad = col.str.contains(_SURROGATE.pattern, regex=True).to_numpy(dtype=bool)
             problems.add(bad, t.header[pos], col, "undecodable bytes: not valid text in the file's encoding")
-
 
 
 def rejects_csv(rejects: pd.DataFrame) -> bytes:
@@ -113,7 +122,6 @@ def rejects_csv(rejects: pd.DataFrame) -> bytes:
     buf = io.StringIO()
     out.to_csv(buf, sep=";", index=False, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
     return codecs.BOM_UTF8 + buf.getvalue().encode("utf-8")
-
 
 
 def _printable(s: pd.Series) -> pd.Series:
@@ -138,15 +146,17 @@ def _rejects_frame(ctx: _Context, problems: _Problems, key: np.ndarray | None) -
     def printable(texts: np.ndarray) -> np.ndarray:
         return np.array([_shown(t) if "\x00" in t or _has_surrogates(t) else t for t in texts], dtype=object)
 
-    return pd.DataFrame({
-        "file": _str_array(np.full(len(rows), ctx.name, dtype=object)),
-        "line": line,
-        "field": _str_array(fields),
-        "value": _str_array(printable(np.where(pd.isna(values), "", values))),
-        "reason": _str_array(printable(reasons)),
-        "raw": _str_array(printable(ctx.table.raw[rows])),
-        "shop_order_id": _nullable(key[rows]) if key is not None else _str_array(np.full(len(rows), None)),
-    })
+    return pd.DataFrame(
+        {
+            "file": _str_array(np.full(len(rows), ctx.name, dtype=object)),
+            "line": line,
+            "field": _str_array(fields),
+            "value": _str_array(printable(np.where(pd.isna(values), "", values))),
+            "reason": _str_array(printable(reasons)),
+            "raw": _str_array(printable(ctx.table.raw[rows])),
+            "shop_order_id": _nullable(key[rows]) if key is not None else _str_array(np.full(len(rows), None)),
+        }
+    )
 
 
 def _sort_rejects(out: pd.DataFrame) -> pd.DataFrame:
@@ -178,15 +188,28 @@ def reject_orders(parsed: ParsedFile, own: pd.DataFrame) -> ParsedFile:
     orders_bad = set(own["shop_order_id"])
     first_bad = own.groupby("shop_order_id")["line"].min()
     # Every other row of those orders (lines, and for payments/orders their own lines).
-    rows = pd.concat([parsed.lines[["line", "shop_order_id"]], parsed.orders[["line", "shop_order_id"]],
-                      parsed.payments[["line", "shop_order_id"]]]).drop_duplicates("line")
+    rows = pd.concat(
+        [
+            parsed.lines[["line", "shop_order_id"]],
+            parsed.orders[["line", "shop_order_id"]],
+            parsed.payments[["line", "shop_order_id"]],
+        ]
+    ).drop_duplicates("line")
     others = rows[rows["shop_order_id"].isin(orders_bad) & ~rows["line"].isin(own["line"])]
-    collateral = pd.DataFrame({
-        "line": others["line"].to_numpy(), "shop_order_id": others["shop_order_id"].to_numpy(),
-        "field": order_id_field(parsed.kind), "value": others["shop_order_id"].to_numpy(),
-        "reason": ("order " + others["shop_order_id"].astype(str) + " has a rejected line "
-                   + others["shop_order_id"].map(first_bad).astype("int64").astype(str)).to_numpy(),
-    })
+    collateral = pd.DataFrame(
+        {
+            "line": others["line"].to_numpy(),
+            "shop_order_id": others["shop_order_id"].to_numpy(),
+            "field": order_id_field(parsed.kind),
+            "value": others["shop_order_id"].to_numpy(),
+            "reason": (
+                "order "
+                + others["shop_order_id"].astype(str)
+                + " has a rejected line "
+                + others["shop_order_id"].map(first_bad).astype("int64").astype(str)
+            ).to_numpy(),
+        }
+    )
     new = pd.concat([own[["line", "shop_order_id", "field", "value", "reason"]], collateral], ignore_index=True)
     new["file"] = parsed.name
     new["raw"] = _printable(new["line"].map(parsed.raw))
@@ -200,5 +223,12 @@ def reject_orders(parsed: ParsedFile, own: pd.DataFrame) -> ParsedFile:
     customers = parsed.customers
     if parsed.kind != CUSTOMERS:  # customers of an order file come from its integrated orders only
         customers = _customers_from_orders_frame(orders, addresses)
-    return replace(parsed, orders=orders, lines=keep(parsed.lines), payments=keep(parsed.payments),
-                   addresses=addresses, customers=customers, rejects=rejects)
+    return replace(
+        parsed,
+        orders=orders,
+        lines=keep(parsed.lines),
+        payments=keep(parsed.payments),
+        addresses=addresses,
+        customers=customers,
+        rejects=rejects,
+    )

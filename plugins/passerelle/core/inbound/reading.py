@@ -88,8 +88,9 @@ def _check_options(name: str, opts: dict[str, Any], origin: str) -> dict[str, An
         try:
             opts["encoding"] = codecs.lookup(str(opts["encoding"])).name
         except LookupError:
-            raise InboundError(f"{name}: {origin} encoding {opts['encoding']!r} is unknown; "
-                               "expected e.g. utf-8 or cp1252") from None
+            raise InboundError(
+                f"{name}: {origin} encoding {opts['encoding']!r} is unknown; expected e.g. utf-8 or cp1252"
+            ) from None
     if "delimiter" in opts:
         d = _DELIMITERS.get(str(opts["delimiter"]).lower())
         if d is None:
@@ -101,14 +102,16 @@ def _check_options(name: str, opts: dict[str, Any], origin: str) -> dict[str, An
         try:
             opts["taxes_included"] = parse_bool(opts["taxes_included"], "taxes_included")
         except ValueError:
-            raise InboundError(f"{name}: {origin} taxes_included {opts['taxes_included']!r}; "
-                               "expected true or false") from None
+            raise InboundError(
+                f"{name}: {origin} taxes_included {opts['taxes_included']!r}; expected true or false"
+            ) from None
     if "timezone" in opts:
         try:
             pd.Timestamp("2026-01-01").tz_localize(str(opts["timezone"]))
         except Exception:
-            raise InboundError(f"{name}: {origin} timezone {opts['timezone']!r} is unknown; "
-                               "expected e.g. Europe/Paris") from None
+            raise InboundError(
+                f"{name}: {origin} timezone {opts['timezone']!r} is unknown; expected e.g. Europe/Paris"
+            ) from None
     return opts
 
 
@@ -118,13 +121,13 @@ def _split_dialect_line(data: bytes) -> tuple[bytes, str | None, int]:
     for bom in (codecs.BOM_UTF8,):
         if data.startswith(bom):
             start = len(bom)
-    head = data[start:start + 11]
+    head = data[start : start + 11]
     if head.lower() != b"#passerelle":
         return data, None, 1
     end = data.find(b"\n", start)
     end = len(data) if end < 0 else end
     line = data[start:end].decode("ascii", "replace").strip()
-    return data[:start] + data[end + 1:], line, 2
+    return data[:start] + data[end + 1 :], line, 2
 
 
 def _parse_dialect_line(name: str, line: str) -> dict[str, Any]:
@@ -132,8 +135,10 @@ def _parse_dialect_line(name: str, line: str) -> dict[str, Any]:
     for token in line.split()[1:]:
         key, sep, value = token.partition("=")
         if not sep or key not in _DECLARABLE:
-            raise InboundError(f"{name}: line 1: cannot read {token!r} in the #passerelle line; expected "
-                               f"key=value with key among {list(_DECLARABLE)}")
+            raise InboundError(
+                f"{name}: line 1: cannot read {token!r} in the #passerelle line; expected "
+                f"key=value with key among {list(_DECLARABLE)}"
+            )
         opts[key] = value
     return _check_options(name, opts, "line 1")
 
@@ -146,7 +151,7 @@ def _decode(name: str, data: bytes, declared: str | None) -> tuple[str, str]:
     it has valid non-ASCII UTF-8 text besides a few bad bytes; else cp1252.
     """
     if data.startswith(codecs.BOM_UTF8):
-        return data[len(codecs.BOM_UTF8):].decode("utf-8", "surrogateescape"), "utf-8"
+        return data[len(codecs.BOM_UTF8) :].decode("utf-8", "surrogateescape"), "utf-8"
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         try:
             return data.decode("utf-16"), "utf-16"
@@ -162,8 +167,10 @@ def _decode(name: str, data: bytes, declared: str | None) -> tuple[str, str]:
         try:
             return data.decode(utf16), utf16
         except UnicodeDecodeError as exc:
-            raise InboundError(f"{name}: looks like {utf16.upper()} without a byte order mark (every other "
-                               f"byte is 0) but does not decode: {exc}; save it as UTF-8") from None
+            raise InboundError(
+                f"{name}: looks like {utf16.upper()} without a byte order mark (every other "
+                f"byte is 0) but does not decode: {exc}; save it as UTF-8"
+            ) from None
     try:
         return data.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
@@ -182,7 +189,7 @@ def _utf16_without_bom(data: bytes) -> str | None:
     if len(head) < 4 or b"\x00" not in head:
         return None
     half = len(head) // 2
-    even, odd = head[0:2 * half:2].count(0), head[1:2 * half:2].count(0)
+    even, odd = head[0 : 2 * half : 2].count(0), head[1 : 2 * half : 2].count(0)
     if odd >= 0.9 * half and even <= 0.1 * half:
         return "utf-16-le"
     if even >= 0.9 * half and odd <= 0.1 * half:
@@ -213,12 +220,14 @@ def _read_table(name: str, text: str, first_line: int, delimiter: str | None) ->
     if "\x00" in header_text or _has_surrogates(header_text):
         cells = _shown(header_text).split(delimiter or _sniff_delimiter(_shown(header_text)))
         bad = [f"column {i} '{c.strip()}'" for i, c in enumerate(cells, 1) if "\\x" in c][:5]
-        raise InboundError(f"{name}: line {first_line}: the header holds undecodable bytes or NUL characters "
-                           f"({', '.join(bad) or _shown(header_text)[:200]}); save the file as UTF-8 or declare its "
-                           "encoding (#passerelle encoding=...)")
+        raise InboundError(
+            f"{name}: line {first_line}: the header holds undecodable bytes or NUL characters "
+            f"({', '.join(bad) or _shown(header_text)[:200]}); save the file as UTF-8 or declare its "
+            "encoding (#passerelle encoding=...)"
+        )
     delim = delimiter or _sniff_delimiter(header_text)
     header = [h.strip() for h in next(csv.reader([header_text], delimiter=delim))]
-    body = "" if nl < 0 else text[nl + 1:]
+    body = "" if nl < 0 else text[nl + 1 :]
     lines = body.split("\n")
     if lines[-1] == "":
         lines.pop()
@@ -253,10 +262,22 @@ def _read_table(name: str, text: str, first_line: int, delimiter: str | None) ->
         try:
             with warnings.catch_warnings():  # "loss of data": pandas sees other rows than ours
                 warnings.simplefilter("error", pd.errors.ParserWarning)
-                cells = pd.read_csv(io.BytesIO(source), encoding="utf-8", encoding_errors="surrogateescape",
-                                    sep=delim, header=None, names=list(range(width)), dtype=_STR, na_filter=False,
-                                    skip_blank_lines=True, engine="c", index_col=False, quotechar='"',
-                                    doublequote=True, low_memory=False)
+                cells = pd.read_csv(
+                    io.BytesIO(source),
+                    encoding="utf-8",
+                    encoding_errors="surrogateescape",
+                    sep=delim,
+                    header=None,
+                    names=list(range(width)),
+                    dtype=_STR,
+                    na_filter=False,
+                    skip_blank_lines=True,
+                    engine="c",
+                    index_col=False,
+                    quotechar='"',
+                    doublequote=True,
+                    low_memory=False,
+                )
         except (pd.errors.ParserError, pd.errors.ParserWarning, csv.Error, ValueError):  # the csv module decides
             cells = None
     else:
@@ -274,10 +295,19 @@ def _read_table(name: str, text: str, first_line: int, delimiter: str | None) ->
     lookup: dict[str, int] = {}
     for i, h in enumerate(header):
         lookup.setdefault(h.lower(), i)
-    return _Table(delimiter=delim, header=header, header_text=header_text, cells=cells,
-                  line=np.asarray(start_line, dtype=np.int64), raw=np.array(raw, dtype=object),
-                  fields=np.asarray(fields), lookup=lookup, undecodable=undecodable, has_nul="\x00" in body,
-                  broken=broken)
+    return _Table(
+        delimiter=delim,
+        header=header,
+        header_text=header_text,
+        cells=cells,
+        line=np.asarray(start_line, dtype=np.int64),
+        raw=np.array(raw, dtype=object),
+        fields=np.asarray(fields),
+        lookup=lookup,
+        undecodable=undecodable,
+        has_nul="\x00" in body,
+        broken=broken,
+    )
 
 
 _QUOTED = re.compile(r'"(?:[^"]|"")*"')
@@ -286,8 +316,11 @@ _LONE_CR = re.compile("\r(?!\n)")
 
 def _field_counts(raw: list[str], delim: str) -> np.ndarray:
     """Number of fields of each row: its delimiters outside quoted text, plus one."""
-    return np.fromiter((r.count(delim) + 1 if '"' not in r else _QUOTED.sub("", r).count(delim) + 1 for r in raw),
-                       dtype=np.int64, count=len(raw))
+    return np.fromiter(
+        (r.count(delim) + 1 if '"' not in r else _QUOTED.sub("", r).count(delim) + 1 for r in raw),
+        dtype=np.int64,
+        count=len(raw),
+    )
 
 
 def _has_surrogates(text: str) -> bool:
@@ -308,8 +341,9 @@ def _shown(text: str) -> str:
     return text.replace("\x00", "\\x00")
 
 
-def _records_with_csv(body: str, delim: str,
-                      first_line: int) -> tuple[list[str], np.ndarray, np.ndarray, list[list[str]]]:
+def _records_with_csv(
+    body: str, delim: str, first_line: int
+) -> tuple[list[str], np.ndarray, np.ndarray, list[list[str]]]:
     """Slow path for files with unbalanced quotes, or that pandas cannot split: rows, start
     lines, field counts and cells from the csv module, which tokenises like pandas' C parser."""
     physical = body.split("\n")
@@ -320,7 +354,7 @@ def _records_with_csv(body: str, delim: str,
         start, prev = prev + 1, reader.line_num
         if not row or (len(row) == 1 and not row[0].strip(" ")):  # blank line: pandas skips it too
             continue
-        raws.append("\n".join(p.removesuffix("\r") for p in physical[start - 1:prev]))
+        raws.append("\n".join(p.removesuffix("\r") for p in physical[start - 1 : prev]))
         starts.append(start + first_line)
         counts.append(len(row))
         rows.append(row)
@@ -342,7 +376,7 @@ def _ends_inside_quotes(text: str, delim: str) -> bool:
         c = text[i]
         if in_quotes:
             if c == '"':
-                if text[i + 1:i + 2] == '"':
+                if text[i + 1 : i + 2] == '"':
                     i += 1
                 else:
                     in_quotes = False
@@ -367,7 +401,8 @@ def _detect_kind(name: str, header: list[str]) -> str:
         f"{name}: header not recognised ({', '.join(header[:8])}{', ...' if len(header) > 8 else ''}); expected "
         "generic orders (shop_order_id, order_date, status, sku, quantity, ...), generic customers "
         "(shop_customer_id, email, ...) or Shopify's orders export (Name, Email, Financial Status, "
-        "Lineitem sku, ...); see docs/formats/inbound.md")
+        "Lineitem sku, ...); see docs/formats/inbound.md"
+    )
 
 
 def _amount_sources(kind: str) -> list[str]:
@@ -395,7 +430,6 @@ def _detect_decimal(table: _Table, kind: str) -> str:
     return "," if comma and not dot else "."
 
 
-
 def _text(ctx: _Context, *names: str) -> np.ndarray:
     """The stripped text of the first present column among ``names`` (case-insensitive), or ''
     (an object array of str, shared with the table: not to be modified in place)."""
@@ -417,6 +451,7 @@ def _source(ctx: _Context, *names: str) -> str:
 def _require_columns(ctx: _Context, required: list[str], kind_label: str) -> None:
     missing = [c for c in required if c.lower() not in ctx.table.lookup]
     if missing:
-        raise InboundError(f"{ctx.name}: {kind_label} file lacks the columns {missing}; its header is "
-                           f"{ctx.table.header}; see docs/formats/inbound.md")
-
+        raise InboundError(
+            f"{ctx.name}: {kind_label} file lacks the columns {missing}; its header is "
+            f"{ctx.table.header}; see docs/formats/inbound.md"
+        )

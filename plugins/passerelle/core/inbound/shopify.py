@@ -37,30 +37,52 @@ SHOPIFY_STATUSES = {
 
 # Shopify orders export: canonical name -> header (alternatives: first present wins).
 _SHOPIFY_ORDER_LEVEL: dict[str, tuple[str, ...]] = {
-    "shop_order_id": ("Name",), "order_date": ("Created at",), "status": ("Financial Status",),
-    "email": ("Email",), "phone": ("Phone",), "currency": ("Currency",),
-    "shipping_method": ("Shipping Method",), "shipping_amount": ("Shipping",),
-    "order_discount": ("Discount Amount",), "discount_code": ("Discount Code",),
+    "shop_order_id": ("Name",),
+    "order_date": ("Created at",),
+    "status": ("Financial Status",),
+    "email": ("Email",),
+    "phone": ("Phone",),
+    "currency": ("Currency",),
+    "shipping_method": ("Shipping Method",),
+    "shipping_amount": ("Shipping",),
+    "order_discount": ("Discount Amount",),
+    "discount_code": ("Discount Code",),
     "payment_method": ("Payment Method",),
     "payment_transaction_id": ("Payment Reference", "Payment References", "Payment ID"),
-    "paid_at": ("Paid at",), "cancelled_at": ("Cancelled at",), "note": ("Notes",),
-    "subtotal": ("Subtotal",), "taxes": ("Taxes",), "total": ("Total",),
+    "paid_at": ("Paid at",),
+    "cancelled_at": ("Cancelled at",),
+    "note": ("Notes",),
+    "subtotal": ("Subtotal",),
+    "taxes": ("Taxes",),
+    "total": ("Total",),
     "refunded_amount": ("Refunded Amount",),
     **{f"tax_{i}_name": (f"Tax {i} Name",) for i in range(1, 6)},
     **{f"tax_{i}_value": (f"Tax {i} Value",) for i in range(1, 6)},
-    **{f"{kind}_{f}": (f"{prefix} {col}",)
-       for kind, prefix in (("billing", "Billing"), ("delivery", "Shipping"))
-       for f, col in (("name", "Name"), ("company", "Company"), ("address1", "Address1"),
-                      ("address2", "Address2"), ("postcode", "Zip"), ("city", "City"),
-                      ("region", "Province"), ("country", "Country"), ("phone", "Phone"))},
+    **{
+        f"{kind}_{f}": (f"{prefix} {col}",)
+        for kind, prefix in (("billing", "Billing"), ("delivery", "Shipping"))
+        for f, col in (
+            ("name", "Name"),
+            ("company", "Company"),
+            ("address1", "Address1"),
+            ("address2", "Address2"),
+            ("postcode", "Zip"),
+            ("city", "City"),
+            ("region", "Province"),
+            ("country", "Country"),
+            ("phone", "Phone"),
+        )
+    },
 }
 _SHOPIFY_LINE_LEVEL: dict[str, tuple[str, ...]] = {
-    "sku": ("Lineitem sku",), "label": ("Lineitem name",), "quantity": ("Lineitem quantity",),
-    "unit_price": ("Lineitem price",), "line_discount": ("Lineitem discount",),
+    "sku": ("Lineitem sku",),
+    "label": ("Lineitem name",),
+    "quantity": ("Lineitem quantity",),
+    "unit_price": ("Lineitem price",),
+    "line_discount": ("Lineitem discount",),
     "taxable": ("Lineitem taxable",),
 }
-SHOPIFY_REQUIRED = ["Name", "Created at", "Financial Status", "Lineitem quantity", "Lineitem price",
-                    "Lineitem sku"]
+SHOPIFY_REQUIRED = ["Name", "Created at", "Financial Status", "Lineitem quantity", "Lineitem price", "Lineitem sku"]
 #: Values every row needs, beyond those of every orders file (the VAT rate comes from tax lines).
 REQUIRED: list[str] = []
 #: Gift cards, custom items and products made in the shop have no SKU: the integration matches
@@ -90,27 +112,43 @@ def order_rows(ctx: _Context) -> tuple[dict[str, np.ndarray], dict[str, str], li
     return rows, src, list(_SHOPIFY_ORDER_LEVEL), absent
 
 
-def typed(ctx: _Context, rows: dict[str, np.ndarray], add: Callable[..., None], codes: np.ndarray,
-          qty: pd.Series, money: dict[str, pd.Series]) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+def typed(
+    ctx: _Context,
+    rows: dict[str, np.ndarray],
+    add: Callable[..., None],
+    codes: np.ndarray,
+    qty: pd.Series,
+    money: dict[str, pd.Series],
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """Status (Financial Status, or cancelled when ``Cancelled at`` is set), paid flag and
     amounts of each row; problems reported through ``add(mask, column, reason)``."""
     which, distinct = pd.factorize(rows["status"])
     low = [v.lower() for v in distinct]
     mapped = np.array([SHOPIFY_STATUSES.get(v, "") for v in low], dtype=object)[which]
-    add(np.array([v != "" and v not in SHOPIFY_STATUSES for v in low], dtype=bool)[which], "status",
-        f"unknown Financial Status: expected one of {', '.join(SHOPIFY_STATUSES)}")
+    add(
+        np.array([v != "" and v not in SHOPIFY_STATUSES for v in low], dtype=bool)[which],
+        "status",
+        f"unknown Financial Status: expected one of {', '.join(SHOPIFY_STATUSES)}",
+    )
     cancelled_at, bad = _parse_datetime(rows["cancelled_at"], ctx.timezone)
     add(bad, "cancelled_at", "not a date: " + _DATE_HELP)
     status = np.where(rows["cancelled_at"] == "", mapped, "cancelled")
-    paid = (np.array([v in ("paid", "partially_refunded", "refunded") for v in low], dtype=bool)[which]
-            | (rows["paid_at"] != ""))
+    paid = np.array([v in ("paid", "partially_refunded", "refunded") for v in low], dtype=bool)[which] | (
+        rows["paid_at"] != ""
+    )
     amounts = _shopify_amounts(ctx, rows, money, codes)
     _check_totals(rows, add, codes, qty, money, amounts.pop("_included"))
     return status, paid, amounts
 
 
-def _check_totals(rows: dict[str, np.ndarray], add: Callable[..., None], codes: np.ndarray, qty: pd.Series,
-                  money: dict[str, pd.Series], included: pd.Series) -> None:
+def _check_totals(
+    rows: dict[str, np.ndarray],
+    add: Callable[..., None],
+    codes: np.ndarray,
+    qty: pd.Series,
+    money: dict[str, pd.Series],
+    included: pd.Series,
+) -> None:
     """Every order must add up to the shop's own figures, or it is refused with both (a file cut
     at a row boundary loses lines but keeps its Subtotal; an edited cell changes one side):
 
@@ -129,32 +167,70 @@ def _check_totals(rows: dict[str, np.ndarray], add: Callable[..., None], codes: 
         lines_net = np.where(unread, np.nan, _per_order(net, codes, "sum"))
         lines_gross = _per_order(gross, codes, "sum") - _filled(money["order_discount"].to_numpy(), 0.0)
         subtotal = money["subtotal"].to_numpy()
-        off = ~np.isnan(subtotal) & ~np.isnan(lines_net) & (np.abs(subtotal - lines_net) > TOLERANCE) \
+        off = (
+            ~np.isnan(subtotal)
+            & ~np.isnan(lines_net)
+            & (np.abs(subtotal - lines_net) > TOLERANCE)
             & (np.abs(subtotal - lines_gross) > TOLERANCE)
-        _said(add, off, "subtotal", lambda i: f"Subtotal {subtotal[i]:.2f} but the order's lines in this file add up "
-              f"to {lines_net[i]:.2f} (quantity x price less discounts): a line is missing (file cut?) or altered; "
-              "export the order again")
+        )
+        _said(
+            add,
+            off,
+            "subtotal",
+            lambda i: (
+                f"Subtotal {subtotal[i]:.2f} but the order's lines in this file add up "
+                f"to {lines_net[i]:.2f} (quantity x price less discounts): a line is missing (file cut?) or altered; "
+                "export the order again"
+            ),
+        )
         ship = _filled(money["shipping_amount"].to_numpy(), 0.0)
         taxes = _filled(money["taxes"].to_numpy(), 0.0)
         total = money["total"].to_numpy()
         expected = subtotal + ship + np.where(included.to_numpy(dtype=bool), 0.0, taxes)
-        off = ~np.isnan(total) & ~np.isnan(subtotal) & (np.abs(total - expected) > TOLERANCE) \
-            & (np.abs(total - (subtotal + ship + taxes)) > TOLERANCE) & (np.abs(total - (subtotal + ship)) > TOLERANCE)
-        _said(add, off, "total", lambda i: f"Total {total[i]:.2f} but Subtotal + Shipping = "
-              f"{subtotal[i] + ship[i]:.2f} (prices including taxes), + Taxes = {subtotal[i] + ship[i] + taxes[i]:.2f} "
-              "(excluding them): export the order again")
+        off = (
+            ~np.isnan(total)
+            & ~np.isnan(subtotal)
+            & (np.abs(total - expected) > TOLERANCE)
+            & (np.abs(total - (subtotal + ship + taxes)) > TOLERANCE)
+            & (np.abs(total - (subtotal + ship)) > TOLERANCE)
+        )
+        _said(
+            add,
+            off,
+            "total",
+            lambda i: (
+                f"Total {total[i]:.2f} but Subtotal + Shipping = "
+                f"{subtotal[i] + ship[i]:.2f} (prices including taxes), "
+                f"+ Taxes = {subtotal[i] + ship[i] + taxes[i]:.2f} "
+                "(excluding them): export the order again"
+            ),
+        )
         # No Subtotal (its column lost, its cell emptied): neither the lines nor whether prices include
         # taxes can be checked (that is told by Total = Subtotal + Shipping): refused, not guessed.
         off = np.isnan(subtotal) & ~np.isnan(total)
-        _said(add, off, "total", lambda i: f"Total {total[i]:.2f} but no Subtotal (Shopify writes it on the order's "
-              f"first row; the order's lines in this file + Shipping = {lines_net[i] + ship[i]:.2f}): a column is "
-              "missing or altered; export the order again")
+        _said(
+            add,
+            off,
+            "total",
+            lambda i: (
+                f"Total {total[i]:.2f} but no Subtotal (Shopify writes it on the order's "
+                f"first row; the order's lines in this file + Shipping = {lines_net[i] + ship[i]:.2f}): a column is "
+                "missing or altered; export the order again"
+            ),
+        )
         values = [money[f"tax_{i}_value"].to_numpy() for i in range(1, 6)]
         has_lines = np.any([~np.isnan(v) for v in values], axis=0)
         stated = np.sum([_filled(v, 0.0) for v in values], axis=0)
         off = has_lines & ~np.isnan(money["taxes"].to_numpy()) & (np.abs(taxes - stated) > TOLERANCE)
-        _said(add, off, "taxes", lambda i: f"Taxes {taxes[i]:.2f} but the tax lines (Tax 1 Value ...) add up to "
-              f"{stated[i]:.2f}: export the order again")
+        _said(
+            add,
+            off,
+            "taxes",
+            lambda i: (
+                f"Taxes {taxes[i]:.2f} but the tax lines (Tax 1 Value ...) add up to "
+                f"{stated[i]:.2f}: export the order again"
+            ),
+        )
 
 
 def _said(add: Callable[..., None], mask: np.ndarray, col: str, reason: Callable[[int], str]) -> None:
@@ -189,8 +265,9 @@ def _distinct_per_row(frame: pd.DataFrame) -> pd.Series:
     return pd.Series(new.sum(axis=1), index=frame.index)
 
 
-def _shopify_amounts(ctx: _Context, rows: dict[str, np.ndarray], money: dict[str, pd.Series],
-                     key: np.ndarray) -> dict[str, Any]:
+def _shopify_amounts(
+    ctx: _Context, rows: dict[str, np.ndarray], money: dict[str, pd.Series], key: np.ndarray
+) -> dict[str, Any]:
     """Shopify amounts to ours: VAT rate from the order's tax lines (``Tax 1 Name`` "TVA 20%"),
     prices excl. VAT from prices incl. VAT when the shop's prices include taxes.
 
@@ -236,16 +313,24 @@ def _shopify_amounts(ctx: _Context, rows: dict[str, np.ndarray], money: dict[str
     # line's rate is the back office's when it is one of them (rules.resolve_vat).
     stated = np.nan_to_num(np.sort(R.to_numpy(dtype="float64"), axis=1), nan=-1.0)
     distinct_rows, which = np.unique(stated, axis=0, return_inverse=True)
-    texts = np.array([";".join(f"{r:g}" for r in dict.fromkeys(row) if r >= 0) for row in distinct_rows],
-                     dtype=object)
+    texts = np.array([";".join(f"{r:g}" for r in dict.fromkeys(row) if r >= 0) for row in distinct_rows], dtype=object)
     return {
-        "_included": included, "vat_rates": texts[which.reshape(-1)],
-        "unit_price_excl_vat": p_excl.round(4), "unit_price_incl_vat": p_incl.round(4), "vat_rate": vat,
-        "discount_excl_vat": d_excl.round(2), "discount_incl_vat": d_incl.round(2),
-        "shipping_excl_vat": s_excl.round(2), "shipping_incl_vat": s_incl.round(2), "shipping_vat_rate": order_rate,
-        "order_discount_excl_vat": o_excl.round(2), "order_discount_incl_vat": o_incl.round(2),
-        "total_excl_vat": (total_incl - taxes).round(2), "total_incl_vat": total_incl.round(2),
-        "taxes_total": taxes.round(2), "payment_amount": total_incl.round(2),
+        "_included": included,
+        "vat_rates": texts[which.reshape(-1)],
+        "unit_price_excl_vat": p_excl.round(4),
+        "unit_price_incl_vat": p_incl.round(4),
+        "vat_rate": vat,
+        "discount_excl_vat": d_excl.round(2),
+        "discount_incl_vat": d_incl.round(2),
+        "shipping_excl_vat": s_excl.round(2),
+        "shipping_incl_vat": s_incl.round(2),
+        "shipping_vat_rate": order_rate,
+        "order_discount_excl_vat": o_excl.round(2),
+        "order_discount_incl_vat": o_incl.round(2),
+        "total_excl_vat": (total_incl - taxes).round(2),
+        "total_incl_vat": total_incl.round(2),
+        "taxes_total": taxes.round(2),
+        "payment_amount": total_incl.round(2),
         "billing_first_name": _each_distinct(rows["billing_name"], lambda v: _split_name(v)[0]),
         "billing_last_name": _each_distinct(rows["billing_name"], lambda v: _split_name(v)[1]),
         "delivery_first_name": _each_distinct(rows["delivery_name"], lambda v: _split_name(v)[0]),

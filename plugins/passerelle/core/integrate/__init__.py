@@ -62,10 +62,29 @@ from passerelle.core.quarantine import apply_sku_aliases
 from passerelle.db import copy_in
 
 __all__ = [
-    "DEFAULT_RULES", "LOCK_KEY", "FileResult", "OrderSelection", "archive_name", "complete_archives", "filter_orders",
-    "finish_file", "inbound_settings", "integrate_file", "known_skus", "label_key", "order_numbers",
-    "propose_reorders", "refuse_file", "reject_number_clashes", "reject_unknown_skus", "resolve_lines", "resolve_vat",
-    "rejects_for_file", "rejects_name", "replay_quarantine", "sha256",
+    "DEFAULT_RULES",
+    "LOCK_KEY",
+    "FileResult",
+    "OrderSelection",
+    "archive_name",
+    "complete_archives",
+    "filter_orders",
+    "finish_file",
+    "inbound_settings",
+    "integrate_file",
+    "known_skus",
+    "label_key",
+    "order_numbers",
+    "propose_reorders",
+    "refuse_file",
+    "reject_number_clashes",
+    "reject_unknown_skus",
+    "resolve_lines",
+    "resolve_vat",
+    "rejects_for_file",
+    "rejects_name",
+    "replay_quarantine",
+    "sha256",
 ]
 
 #: Advisory lock key: one integrator at a time, whatever the number of runs or workers.
@@ -97,9 +116,14 @@ def sha256(data: bytes) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def integrate_file(conn: psycopg.Connection, name: str, data: bytes, *,
-                   rules: Mapping[str, Any] | None = None,
-                   declared: Mapping[str, Any] | None = None) -> FileResult:
+def integrate_file(
+    conn: psycopg.Connection,
+    name: str,
+    data: bytes,
+    *,
+    rules: Mapping[str, Any] | None = None,
+    declared: Mapping[str, Any] | None = None,
+) -> FileResult:
     """Integrate one file in one transaction (committed here), or nothing if already done.
 
     :param conn: the back office (psycopg 3); must not be inside a transaction.
@@ -123,8 +147,7 @@ def integrate_file(conn: psycopg.Connection, name: str, data: bytes, *,
     try:
         with conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
-            row = conn.execute("SELECT id, name FROM passerelle.inbound_file WHERE sha256 = %s",
-                               (digest,)).fetchone()
+            row = conn.execute("SELECT id, name FROM passerelle.inbound_file WHERE sha256 = %s", (digest,)).fetchone()
             if row:
                 return FileResult(name, digest, "duplicate", file_id=row[0], duplicate_of=row[1])
             parsed = ib.read_inbound(name, data, declared=declared)
@@ -134,15 +157,15 @@ def integrate_file(conn: psycopg.Connection, name: str, data: bytes, *,
                 (name, len(data), digest, parsed.kind, parsed.header, parsed.delimiter, parsed.decimal),
             ).fetchone()[0]
             counts, _ = _integrate_parsed(conn, parsed, file_id, rules or DEFAULT_RULES)
-            conn.execute("UPDATE passerelle.inbound_file SET counts = %s WHERE id = %s",
-                         (json.dumps(counts), file_id))
+            conn.execute("UPDATE passerelle.inbound_file SET counts = %s WHERE id = %s", (json.dumps(counts), file_id))
     except ib.InboundError:
         raise
     except Exception as exc:
         if not _content_error(conn, exc):
             raise
-        raise ib.InboundError(f"{name}: cannot be integrated: {_describe(exc)}; nothing of it was written, "
-                              "the file is refused whole") from exc
+        raise ib.InboundError(
+            f"{name}: cannot be integrated: {_describe(exc)}; nothing of it was written, the file is refused whole"
+        ) from exc
     return FileResult(name, digest, "integrated", file_id=file_id, counts=counts)
 
 
@@ -175,9 +198,9 @@ def _idle(conn: psycopg.Connection) -> None:
         raise RuntimeError("integrate: the connection is inside a transaction; commit or roll back first")
 
 
-def _integrate_parsed(conn: psycopg.Connection, parsed: ib.ParsedFile, file_id: int,
-                      rules: Mapping[str, Any], *,
-                      quarantine: bool = True) -> tuple[dict[str, int], pd.DataFrame]:
+def _integrate_parsed(
+    conn: psycopg.Connection, parsed: ib.ParsedFile, file_id: int, rules: Mapping[str, Any], *, quarantine: bool = True
+) -> tuple[dict[str, int], pd.DataFrame]:
     """The set-wise part, inside the caller's transaction. Returns counts and the rejects (the
     parser's and the back office checks'); when ``quarantine``, the rejects go to
     ``passerelle.quarantine`` (a replay handles its own)."""
@@ -185,9 +208,13 @@ def _integrate_parsed(conn: psycopg.Connection, parsed: ib.ParsedFile, file_id: 
     walk_in_id = None
     if parsed.kind != ib.CUSTOMERS:
         labels = parsed.lines.loc[parsed.lines["sku"] == "", "label"].dropna().unique()
-        parsed = resolve_lines(parsed, mappings=line_mappings(conn, labels), titles=published_titles(conn, labels),
-                               gift_card_article=rules.get("gift_card_article"),
-                               unmatched_line_article=rules.get("unmatched_line_article"))
+        parsed = resolve_lines(
+            parsed,
+            mappings=line_mappings(conn, labels),
+            titles=published_titles(conn, labels),
+            gift_card_article=rules.get("gift_card_article"),
+            unmatched_line_article=rules.get("unmatched_line_article"),
+        )
         walk_in = rules.get("walk_in_customer")
         if walk_in:
             row = conn.execute("SELECT id FROM erp.customer WHERE code = %s", (walk_in,)).fetchone()
@@ -219,15 +246,16 @@ def _integrate_parsed(conn: psycopg.Connection, parsed: ib.ParsedFile, file_id: 
     rejects = parsed.rejects
     if quarantine and len(rejects):
         q = rejects.assign(file_id=file_id)
-        copy_in(conn, "passerelle.quarantine", q,
-                ["file_id", "file", "line", "field", "value", "reason", "raw", "shop_order_id"])
+        copy_in(
+            conn,
+            "passerelle.quarantine",
+            q,
+            ["file_id", "file", "line", "field", "value", "reason", "raw", "shop_order_id"],
+        )
     counts["rejected_rows"] = int(rejects["line"].nunique())
     counts["rejected_orders"] = int(rejects["shop_order_id"].dropna().nunique())
     conn.execute("DROP TABLE IF EXISTS s_customer, s_address, s_order, s_line, s_payment, s_cancel, s_new")
     return counts, rejects
-
-
-
 
 
 def _row_outcomes(parsed: ib.ParsedFile, sel: OrderSelection) -> dict[str, int]:
@@ -239,13 +267,15 @@ def _row_outcomes(parsed: ib.ParsedFile, sel: OrderSelection) -> dict[str, int]:
     quarantined = int(parsed.rejects["line"].nunique())
     if parsed.kind == ib.CUSTOMERS:
         integrated = len(parsed.customers)
-        return {"rows_integrated": integrated, "rows_quarantined": quarantined,
-                "rows_ignored": int(parsed.rows_read) - quarantined - integrated}
+        return {
+            "rows_integrated": integrated,
+            "rows_quarantined": quarantined,
+            "rows_ignored": int(parsed.rows_read) - quarantined - integrated,
+        }
     handed = set(sel.create["shop_order_id"]) | set(sel.quotes["shop_order_id"]) | set(sel.cancels["shop_order_id"])
     rows = parsed.lines[["line", "shop_order_id"]].drop_duplicates("line")
     integrated = int(rows["shop_order_id"].isin(handed).sum())
-    return {"rows_integrated": integrated, "rows_quarantined": quarantined,
-            "rows_ignored": int(len(rows)) - integrated}
+    return {"rows_integrated": integrated, "rows_quarantined": quarantined, "rows_ignored": int(len(rows)) - integrated}
 
 
 # --------------------------------------------------------------------------------------------
@@ -255,8 +285,11 @@ def _row_outcomes(parsed: ib.ParsedFile, sel: OrderSelection) -> dict[str, int]:
 
 def rejects_for_file(conn: psycopg.Connection, file_id: int) -> pd.DataFrame:
     """The quarantined rows of one file, as the parser's rejects frame."""
-    rows = conn.execute("SELECT file, line, field, value, reason, raw, shop_order_id FROM passerelle.quarantine "
-                        "WHERE file_id = %s ORDER BY line, id", (file_id,)).fetchall()
+    rows = conn.execute(
+        "SELECT file, line, field, value, reason, raw, shop_order_id FROM passerelle.quarantine "
+        "WHERE file_id = %s ORDER BY line, id",
+        (file_id,),
+    ).fetchall()
     return pd.DataFrame(rows, columns=ib.REJECT_COLUMNS)
 
 
@@ -271,8 +304,14 @@ def rejects_name(name: str, digest: str) -> str:
     return f"{stem}.{digest[:8]}.rejects.csv"
 
 
-def finish_file(conn: psycopg.Connection, result: FileResult, *, put: Callable[[str, bytes], None],
-                move: Callable[[str], str], planned: Callable[[str], str] | None = None) -> dict[str, Any]:
+def finish_file(
+    conn: psycopg.Connection,
+    result: FileResult,
+    *,
+    put: Callable[[str, bytes], None],
+    move: Callable[[str], str],
+    planned: Callable[[str], str] | None = None,
+) -> dict[str, Any]:
     """After commit: upload the file's rejects (if any) with ``put(name, bytes)``, move the
     file away with ``move(archive_name) -> path``, mark the ledger row archived.
 
@@ -298,8 +337,10 @@ def finish_file(conn: psycopg.Connection, result: FileResult, *, put: Callable[[
             out["rejects_file"] = rname
     target = archive_name(result.name, result.sha256)
     if pending and planned is not None:
-        conn.execute("UPDATE passerelle.inbound_file SET archived_as = %s WHERE id = %s AND status = 'integrated'",
-                     (planned(target), result.file_id))
+        conn.execute(
+            "UPDATE passerelle.inbound_file SET archived_as = %s WHERE id = %s AND status = 'integrated'",
+            (planned(target), result.file_id),
+        )
     conn.commit()
     archived = move(target)
     out["archived_as"] = archived
@@ -309,8 +350,10 @@ def finish_file(conn: psycopg.Connection, result: FileResult, *, put: Callable[[
 
 
 def _mark_archived(conn: psycopg.Connection, file_id: int, path: str) -> None:
-    conn.execute("UPDATE passerelle.inbound_file SET status = 'archived', archived_at = now(), archived_as = %s "
-                 "WHERE id = %s", (path, file_id))
+    conn.execute(
+        "UPDATE passerelle.inbound_file SET status = 'archived', archived_at = now(), archived_as = %s WHERE id = %s",
+        (path, file_id),
+    )
     conn.commit()
 
 
@@ -323,8 +366,10 @@ def complete_archives(conn: psycopg.Connection, exists: Callable[[str], bool]) -
     (the next :func:`finish_file` of it does). Returns the paths completed. Commits.
     """
     _idle(conn)
-    rows = conn.execute("SELECT id, archived_as FROM passerelle.inbound_file "
-                        "WHERE status = 'integrated' AND archived_as IS NOT NULL ORDER BY id").fetchall()
+    rows = conn.execute(
+        "SELECT id, archived_as FROM passerelle.inbound_file "
+        "WHERE status = 'integrated' AND archived_as IS NOT NULL ORDER BY id"
+    ).fetchall()
     conn.commit()
     done = []
     for file_id, path in rows:
@@ -344,8 +389,9 @@ def complete_archives(conn: psycopg.Connection, exists: Callable[[str], bool]) -
 _REPLAYABLE = "NOT (q.field = 'status' AND q.value = 'cancelled')"
 
 
-def replay_quarantine(conn: psycopg.Connection, *, rules: Mapping[str, Any] | None = None,
-                      declared: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+def replay_quarantine(
+    conn: psycopg.Connection, *, rules: Mapping[str, Any] | None = None, declared: Mapping[str, Any] | None = None
+) -> list[dict[str, Any]]:
     """Integrate again the open quarantined rows, one transaction per original file.
 
     Fix the cause first: add the missing article, or correct the row's ``raw`` text in
@@ -355,7 +401,8 @@ def replay_quarantine(conn: psycopg.Connection, *, rules: Mapping[str, Any] | No
     files = conn.execute(
         "SELECT DISTINCT f.id, f.name, f.header, f.delimiter, f.decimal, f.kind FROM passerelle.quarantine q "
         "JOIN passerelle.inbound_file f ON f.id = q.file_id WHERE q.status = 'open' AND f.header IS NOT NULL "
-        f"AND {_REPLAYABLE} ORDER BY f.id").fetchall()
+        f"AND {_REPLAYABLE} ORDER BY f.id"
+    ).fetchall()
     conn.commit()
     results = []
     _idle(conn)
@@ -365,25 +412,42 @@ def replay_quarantine(conn: psycopg.Connection, *, rules: Mapping[str, Any] | No
         except Exception as exc:  # one file's rows failing again must not stop the others' replay
             if not _content_error(conn, exc):
                 raise
-            open_rows = conn.execute("SELECT count(DISTINCT line) FROM passerelle.quarantine WHERE file_id = %s "
-                                     "AND status = 'open'", (file_id,)).fetchone()[0]
+            open_rows = conn.execute(
+                "SELECT count(DISTINCT line) FROM passerelle.quarantine WHERE file_id = %s AND status = 'open'",
+                (file_id,),
+            ).fetchone()[0]
             conn.commit()
-            result = {"file": name, "file_id": file_id, "rows_replayed": 0, "rows_still_open": int(open_rows),
-                      "error": _describe(exc)}
+            result = {
+                "file": name,
+                "file_id": file_id,
+                "rows_replayed": 0,
+                "rows_still_open": int(open_rows),
+                "error": _describe(exc),
+            }
         if result:
             results.append(result)
     return results
 
 
-def _replay_file(conn: psycopg.Connection, file_id: int, name: str, header: str, delimiter: str, decimal: str,
-                 kind: str, rules: Mapping[str, Any] | None,
-                 declared: Mapping[str, Any] | None) -> dict[str, Any] | None:
+def _replay_file(
+    conn: psycopg.Connection,
+    file_id: int,
+    name: str,
+    header: str,
+    delimiter: str,
+    decimal: str,
+    kind: str,
+    rules: Mapping[str, Any] | None,
+    declared: Mapping[str, Any] | None,
+) -> dict[str, Any] | None:
     """Replay the open rows of one file in one transaction; None when it has none left."""
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
         rows = conn.execute(
             "SELECT line, min(raw) FROM passerelle.quarantine q WHERE file_id = %s AND status = 'open' "
-            f"AND {_REPLAYABLE} GROUP BY line ORDER BY line", (file_id,)).fetchall()
+            f"AND {_REPLAYABLE} GROUP BY line ORDER BY line",
+            (file_id,),
+        ).fetchall()
         if not rows:
             return None
         text = "\n".join([header, *[r[1] or "" for r in rows]]) + "\n"
@@ -391,23 +455,31 @@ def _replay_file(conn: psycopg.Connection, file_id: int, name: str, header: str,
         parsed = ib.read_inbound(f"{name} (replay)", text.encode("utf-8"), declared=opts)
         # Replayed physical line i+2 is the original line rows[i].
         original = {i + 2: r[0] for i, r in enumerate(rows)}
-        remap = lambda f: f.assign(line=f["line"].map(original).astype("int64"))  # noqa: E731
-        parsed = replace(parsed, name=name, orders=remap(parsed.orders), lines=remap(parsed.lines),
-                         payments=remap(parsed.payments), customers=remap(parsed.customers),
-                         addresses=remap(parsed.addresses), rejects=remap(parsed.rejects).assign(file=name),
-                         raw=pd.Series(parsed.raw.to_numpy(), index=parsed.raw.index.map(original)))
+        remap = lambda f: f.assign(line=f["line"].map(original).astype("int64"))
+        parsed = replace(
+            parsed,
+            name=name,
+            orders=remap(parsed.orders),
+            lines=remap(parsed.lines),
+            payments=remap(parsed.payments),
+            customers=remap(parsed.customers),
+            addresses=remap(parsed.addresses),
+            rejects=remap(parsed.rejects).assign(file=name),
+            raw=pd.Series(parsed.raw.to_numpy(), index=parsed.raw.index.map(original)),
+        )
         counts, rejects = _integrate_parsed(conn, parsed, file_id, rules or DEFAULT_RULES, quarantine=False)
         still = rejects.drop_duplicates("line").set_index("line")["reason"]
         done = conn.execute(
             "UPDATE passerelle.quarantine q SET status = 'replayed', replayed_at = now() "
             f"WHERE file_id = %s AND status = 'open' AND {_REPLAYABLE} AND NOT (line = ANY(%s))",
-            (file_id, [int(x) for x in still.index])).rowcount
+            (file_id, [int(x) for x in still.index]),
+        ).rowcount
         with conn.cursor() as cur:
-            cur.executemany("UPDATE passerelle.quarantine SET reason = %s WHERE file_id = %s AND line = %s "
-                            "AND status = 'open'",
-                            [(reason, file_id, int(line)) for line, reason in still.items()])
-        return {"file": name, "file_id": file_id, "rows_replayed": done, "rows_still_open": int(len(still)),
-                **counts}
+            cur.executemany(
+                "UPDATE passerelle.quarantine SET reason = %s WHERE file_id = %s AND line = %s AND status = 'open'",
+                [(reason, file_id, int(line)) for line, reason in still.items()],
+            )
+        return {"file": name, "file_id": file_id, "rows_replayed": done, "rows_still_open": int(len(still)), **counts}
 
 
 # --------------------------------------------------------------------------------------------
@@ -448,8 +520,9 @@ def propose_reorders(conn: psycopg.Connection) -> int:
 # --------------------------------------------------------------------------------------------
 
 
-def inbound_settings(settings: Settings | InboundSection, shop_timezone: str | None = None
-                     ) -> tuple[dict[str, Any], dict[str, Any]]:
+def inbound_settings(
+    settings: Settings | InboundSection, shop_timezone: str | None = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """The ``inbound`` section as (rules, declared dialect for :func:`read_inbound`); the rules
     are the status groups plus, when set, ``walk_in_customer``, ``gift_card_article`` and
     ``unmatched_line_article``.
@@ -472,14 +545,15 @@ def refuse_file(conn: psycopg.Connection, name: str, error: Exception) -> None:
     _idle(conn)
     with conn.transaction():
         # Once per file and reason: a run killed before the file left the server refuses it again.
-        conn.execute("INSERT INTO passerelle.quarantine (file, line, field, reason) SELECT %(f)s, 0, 'file', %(r)s "
-                     "WHERE NOT EXISTS (SELECT 1 FROM passerelle.quarantine WHERE file = %(f)s AND line = 0 "
-                     "AND field = 'file' AND reason = %(r)s AND status = 'open')",
-                     {"f": _storable(name), "r": _storable(str(error))})
+        conn.execute(
+            "INSERT INTO passerelle.quarantine (file, line, field, reason) SELECT %(f)s, 0, 'file', %(r)s "
+            "WHERE NOT EXISTS (SELECT 1 FROM passerelle.quarantine WHERE file = %(f)s AND line = 0 "
+            "AND field = 'file' AND reason = %(r)s AND status = 'open')",
+            {"f": _storable(name), "r": _storable(str(error))},
+        )
 
 
 def _storable(text: str) -> str:
     """``text`` as PostgreSQL can store it: NUL and undecodable bytes (lone surrogates) shown
     as escapes (a file's name or an error quoting its content may hold them)."""
     return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
-

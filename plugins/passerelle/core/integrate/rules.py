@@ -30,8 +30,11 @@ import psycopg
 
 from passerelle.core import inbound as ib
 
-DEFAULT_RULES: dict[str, list[str]] = {"integrate": ["paid", "validated"], "quotes": ["quote"],
-                                       "cancels": ["cancelled"]}
+DEFAULT_RULES: dict[str, list[str]] = {
+    "integrate": ["paid", "validated"],
+    "quotes": ["quote"],
+    "cancels": ["cancelled"],
+}
 
 
 @dataclass
@@ -45,8 +48,12 @@ class OrderSelection:
 
     @property
     def counts(self) -> dict[str, int]:
-        return {"create": len(self.create), "quotes": len(self.quotes), "cancels": len(self.cancels),
-                "ignored": len(self.ignored)}
+        return {
+            "create": len(self.create),
+            "quotes": len(self.quotes),
+            "cancels": len(self.cancels),
+            "ignored": len(self.ignored),
+        }
 
 
 def known_skus(conn: psycopg.Connection, candidates: Iterable[str] | None = None) -> pd.Series:
@@ -56,8 +63,11 @@ def known_skus(conn: psycopg.Connection, candidates: Iterable[str] | None = None
         rows = conn.execute("SELECT reference FROM erp.article UNION ALL SELECT reference FROM erp.variant")
     else:
         wanted = sorted({str(c).strip() for c in candidates if c is not None})
-        rows = conn.execute("SELECT reference FROM erp.article WHERE reference = ANY(%(s)s) "
-                            "UNION SELECT reference FROM erp.variant WHERE reference = ANY(%(s)s)", {"s": wanted})
+        rows = conn.execute(
+            "SELECT reference FROM erp.article WHERE reference = ANY(%(s)s) "
+            "UNION SELECT reference FROM erp.variant WHERE reference = ANY(%(s)s)",
+            {"s": wanted},
+        )
     return pd.Series([r[0] for r in rows.fetchall()], dtype="str")
 
 
@@ -67,18 +77,26 @@ def reject_unknown_skus(parsed: ib.ParsedFile, known: Iterable[str] | pd.Series)
     ``known`` holds the back office's article and variant references. Returns a new
     :class:`~passerelle.core.inbound.ParsedFile`; the given one is not changed.
     """
-    known = pd.Index(pd.Series(list(known) if not isinstance(known, pd.Series) else known,
-                               dtype="str").str.strip().unique())
+    known = pd.Index(
+        pd.Series(list(known) if not isinstance(known, pd.Series) else known, dtype="str").str.strip().unique()
+    )
     lines = parsed.lines
     unknown = ~lines["sku"].isin(known)
     if not unknown.any():
         return parsed
     bad = lines.loc[unknown, ["line", "shop_order_id", "sku"]]
-    return ib.reject_orders(parsed, pd.DataFrame({
-        "line": bad["line"].to_numpy(), "shop_order_id": bad["shop_order_id"].to_numpy(),
-        "field": ib.sku_field(parsed.kind), "value": bad["sku"].to_numpy(),
-        "reason": "unknown SKU: no article or variant with this reference in the back office",
-    }))
+    return ib.reject_orders(
+        parsed,
+        pd.DataFrame(
+            {
+                "line": bad["line"].to_numpy(),
+                "shop_order_id": bad["shop_order_id"].to_numpy(),
+                "field": ib.sku_field(parsed.kind),
+                "value": bad["sku"].to_numpy(),
+                "reason": "unknown SKU: no article or variant with this reference in the back office",
+            }
+        ),
+    )
 
 
 #: Back-office numbers of web orders: the shop's id behind this prefix (unless it has it).
@@ -97,8 +115,9 @@ def taken_numbers(conn: psycopg.Connection, shop_order_ids: Iterable[str]) -> pd
     """The back office's orders holding the numbers of ``shop_order_ids``: columns number and
     shop_order_id (the shop id that holds it; empty for an order made in the back office)."""
     numbers = sorted(set(order_numbers(pd.Series(list(shop_order_ids), dtype="str"))))
-    rows = conn.execute("SELECT number, shop_order_id FROM erp.sales_order WHERE number = ANY(%s)",
-                        (numbers,)).fetchall()
+    rows = conn.execute(
+        "SELECT number, shop_order_id FROM erp.sales_order WHERE number = ANY(%s)", (numbers,)
+    ).fetchall()
     return pd.DataFrame(rows, columns=["number", "shop_order_id"])
 
 
@@ -117,11 +136,23 @@ def reject_number_clashes(parsed: ib.ParsedFile, taken: pd.DataFrame) -> ib.Pars
     for number, sid, line in zip(numbers, ids, lines):
         if number in owner and owner[number] != sid:
             held = f"order {owner[number]} of the shop" if owner[number] else "an order made in the back office"
-            bad.append((line, sid, f"order number {number} is already {held}'s: rename the order in the shop "
-                                   "or its number in the back office"))
+            bad.append(
+                (
+                    line,
+                    sid,
+                    f"order number {number} is already {held}'s: rename the order in the shop "
+                    "or its number in the back office",
+                )
+            )
         elif number in first and first[number][0] != sid:
-            bad.append((line, sid, f"order number {number} is also that of order {first[number][0]} "
-                                   f"(line {first[number][1]}): one shop order per back-office number"))
+            bad.append(
+                (
+                    line,
+                    sid,
+                    f"order number {number} is also that of order {first[number][0]} "
+                    f"(line {first[number][1]}): one shop order per back-office number",
+                )
+            )
         else:
             first.setdefault(number, (sid, line))
     if not bad:
@@ -144,10 +175,14 @@ def filter_orders(
     for label, values in sets.items():
         unknown = values - set(ib.STATUSES)
         if unknown:
-            raise ValueError(f"filter_orders: {label} has unknown statuses {sorted(unknown)}; "
-                             f"expected some of {list(ib.STATUSES)}")
-    clash = (sets["integrate"] & sets["quotes"]) | (sets["integrate"] & sets["cancels"]) \
+            raise ValueError(
+                f"filter_orders: {label} has unknown statuses {sorted(unknown)}; expected some of {list(ib.STATUSES)}"
+            )
+    clash = (
+        (sets["integrate"] & sets["quotes"])
+        | (sets["integrate"] & sets["cancels"])
         | (sets["quotes"] & sets["cancels"])
+    )
     if clash:
         raise ValueError(f"filter_orders: statuses {sorted(clash)} are in more than one group")
     status = parsed.orders["status"]
@@ -170,8 +205,9 @@ def filter_orders(
 #: The keys of the ``rules`` mapping beyond the status groups (``inbound`` section; all optional).
 OPTION_KEYS = ("walk_in_customer", "gift_card_article", "unmatched_line_article")
 #: Words of a gift card line's label (Shopify names the product "Gift Card", "Carte-cadeau"...).
-_GIFT_CARD = re.compile(r"gift[ -]?card|carte[ -]?cadeau|ch[eè]que[ -]?cadeau|bon d'achat|gutschein|geschenkkarte",
-                        re.IGNORECASE)
+_GIFT_CARD = re.compile(
+    r"gift[ -]?card|carte[ -]?cadeau|ch[eè]que[ -]?cadeau|bon d'achat|gutschein|geschenkkarte", re.IGNORECASE
+)
 #: How a line's article was found (``matched_by``): its SKU, the staff's mapping, the configured
 #: gift-card or custom-item article, the shop's title against what Passerelle published.
 MATCHED_BY = ("sku", "mapping", "gift_card", "title", "unmatched")
@@ -199,7 +235,8 @@ def published_titles(conn: psycopg.Connection, labels: Iterable[str]) -> dict[st
     wanted = sorted({label_key(v) for v in labels if label_key(v)})
     if not wanted:
         return {}
-    rows = conn.execute("""
+    rows = conn.execute(
+        """
         WITH cand AS (
             SELECT a.reference, a.name AS title, a.price_excl_vat * (1 + a.vat_rate / 100) AS price
               FROM erp.article a
@@ -213,7 +250,8 @@ def published_titles(conn: psycopg.Connection, labels: Iterable[str]) -> dict[st
         )
         SELECT lower(regexp_replace(trim(title), '\\s+', ' ', 'g')), reference, round(price, 2)
           FROM cand WHERE lower(regexp_replace(trim(title), '\\s+', ' ', 'g')) = ANY(%s) ORDER BY 1, 2""",
-        (wanted,)).fetchall()
+        (wanted,),
+    ).fetchall()
     out: dict[str, list[tuple[str, float]]] = {}
     for label, reference, price in rows:
         out.setdefault(label, []).append((reference, float(price)))
@@ -225,14 +263,20 @@ def line_mappings(conn: psycopg.Connection, labels: Iterable[str]) -> dict[str, 
     wanted = sorted({label_key(v) for v in labels if label_key(v)})
     if not wanted:
         return {}
-    rows = conn.execute("SELECT shop_label, reference FROM passerelle.line_mapping WHERE shop_label = ANY(%s)",
-                        (wanted,)).fetchall()
+    rows = conn.execute(
+        "SELECT shop_label, reference FROM passerelle.line_mapping WHERE shop_label = ANY(%s)", (wanted,)
+    ).fetchall()
     return dict(rows)
 
 
-def resolve_lines(parsed: ib.ParsedFile, *, mappings: Mapping[str, str],
-                  titles: Mapping[str, list[tuple[str, float]]],
-                  gift_card_article: str | None = None, unmatched_line_article: str | None = None) -> ib.ParsedFile:
+def resolve_lines(
+    parsed: ib.ParsedFile,
+    *,
+    mappings: Mapping[str, str],
+    titles: Mapping[str, list[tuple[str, float]]],
+    gift_card_article: str | None = None,
+    unmatched_line_article: str | None = None,
+) -> ib.ParsedFile:
     """Give every line without a SKU its back-office reference, or quarantine its order.
 
     In this order: the staff's mapping of the line's label (``passerelle.line_mapping``); a gift
@@ -266,17 +310,25 @@ def resolve_lines(parsed: ib.ParsedFile, *, mappings: Mapping[str, str],
         else:
             row = lines.iloc[i]
             quoted = key.replace("'", "''")
-            todo = (f"INSERT INTO passerelle.line_mapping (shop_label, reference) VALUES ('{quoted}', '<reference>') "
-                    "then replay the quarantine")
+            todo = (
+                f"INSERT INTO passerelle.line_mapping (shop_label, reference) VALUES ('{quoted}', '<reference>') "
+                "then replay the quarantine"
+            )
             if refs:
-                why = (f"line without SKU {label!r} matches several published references ({', '.join(refs[:5])}): "
-                       f"say which: {todo}")
+                why = (
+                    f"line without SKU {label!r} matches several published references ({', '.join(refs[:5])}): "
+                    f"say which: {todo}"
+                )
             elif is_gift_card(label):
-                why = (f"gift card line {label!r} has no SKU: set inbound.gift_card_article to the back-office "
-                       f"article of gift cards, or {todo}")
+                why = (
+                    f"gift card line {label!r} has no SKU: set inbound.gift_card_article to the back-office "
+                    f"article of gift cards, or {todo}"
+                )
             else:
-                why = (f"line without SKU {label!r} matches no article Passerelle published: {todo} "
-                       "(or set inbound.unmatched_line_article for custom items)")
+                why = (
+                    f"line without SKU {label!r} matches no article Passerelle published: {todo} "
+                    "(or set inbound.unmatched_line_article for custom items)"
+                )
             bad.append((int(row["line"]), row["shop_order_id"], label, why))
     lines["sku"] = pd.array(sku, dtype="str")
     lines["matched_by"] = pd.array(matched, dtype="str")
@@ -295,34 +347,49 @@ def attach_walk_in(parsed: ib.ParsedFile, walk_in_customer: str | None, walk_in_
     back-office customer whose code is ``walk_in_customer``); quarantined when none is set or
     the code is unknown, with a reason naming the file's own columns."""
     orders = parsed.orders.copy()
-    nobody = (orders["email"].isna() | (orders["email"] == "")) & \
-        (orders["shop_customer_id"].isna() | (orders["shop_customer_id"] == ""))
+    nobody = (orders["email"].isna() | (orders["email"] == "")) & (
+        orders["shop_customer_id"].isna() | (orders["shop_customer_id"] == "")
+    )
     orders["walk_in"] = nobody.to_numpy(dtype=bool)
     parsed = replace(parsed, orders=orders)
     if not nobody.any() or walk_in_id is not None:
         return parsed
     columns = "Email" if parsed.kind == ib.SHOPIFY_ORDERS else "email and shop_customer_id"
     if walk_in_customer:
-        why = (f"no customer ({columns} empty) and the walk-in customer {walk_in_customer!r} "
-               "(inbound.walk_in_customer) is no customer code of the back office: create it or fix the setting")
+        why = (
+            f"no customer ({columns} empty) and the walk-in customer {walk_in_customer!r} "
+            "(inbound.walk_in_customer) is no customer code of the back office: create it or fix the setting"
+        )
     else:
-        why = (f"no customer: {columns} {'is' if parsed.kind == ib.SHOPIFY_ORDERS else 'are'} empty (a draft or "
-               "point-of-sale order?); set inbound.walk_in_customer to the back-office code of a walk-in customer "
-               "to integrate such orders, then replay the quarantine")
+        why = (
+            f"no customer: {columns} {'is' if parsed.kind == ib.SHOPIFY_ORDERS else 'are'} empty (a draft or "
+            "point-of-sale order?); set inbound.walk_in_customer to the back-office code of a walk-in customer "
+            "to integrate such orders, then replay the quarantine"
+        )
     bad = orders[nobody]
-    return ib.reject_orders(parsed, pd.DataFrame({
-        "line": bad["line"].to_numpy(), "shop_order_id": bad["shop_order_id"].to_numpy(),
-        "field": "Email" if parsed.kind == ib.SHOPIFY_ORDERS else "email", "value": "", "reason": why,
-    }))
+    return ib.reject_orders(
+        parsed,
+        pd.DataFrame(
+            {
+                "line": bad["line"].to_numpy(),
+                "shop_order_id": bad["shop_order_id"].to_numpy(),
+                "field": "Email" if parsed.kind == ib.SHOPIFY_ORDERS else "email",
+                "value": "",
+                "reason": why,
+            }
+        ),
+    )
 
 
 def article_vat_rates(conn: psycopg.Connection, references: Iterable[str]) -> dict[str, float]:
     """The back office's VAT rate of each article or variant reference among ``references``."""
     wanted = sorted({str(r) for r in references if r is not None and str(r) != ""})
-    rows = conn.execute("SELECT a.reference, a.vat_rate FROM erp.article a WHERE a.reference = ANY(%(s)s) "
-                        "UNION ALL SELECT v.reference, a.vat_rate FROM erp.variant v "
-                        "JOIN erp.article a ON a.id = v.article_id WHERE v.reference = ANY(%(s)s)",
-                        {"s": wanted}).fetchall()
+    rows = conn.execute(
+        "SELECT a.reference, a.vat_rate FROM erp.article a WHERE a.reference = ANY(%(s)s) "
+        "UNION ALL SELECT v.reference, a.vat_rate FROM erp.variant v "
+        "JOIN erp.article a ON a.id = v.article_id WHERE v.reference = ANY(%(s)s)",
+        {"s": wanted},
+    ).fetchall()
     return {ref: float(rate) for ref, rate in rows}
 
 
@@ -354,8 +421,7 @@ def resolve_vat(parsed: ib.ParsedFile, rates: Mapping[str, float]) -> ib.ParsedF
     in_order = np.array([b in r for b, r in zip(bo, listed, strict=True)], dtype=bool)
     rate = stated.where(stated.notna(), bo)
     compared = ~lines.get("matched_by", pd.Series("sku", index=lines.index)).isin(["gift_card", "unmatched"])
-    differs = compared & bo.notna() & ((stated.notna() & ((stated - bo).abs() > 0.001))
-                                       | (stated.isna() & ~in_order))
+    differs = compared & bo.notna() & ((stated.notna() & ((stated - bo).abs() > 0.001)) | (stated.isna() & ~in_order))
     notes: dict[str, list[str]] = {}
     at = np.flatnonzero(differs.to_numpy())
     ids, line_no, skus = (lines[c].to_numpy(dtype=object)[at] for c in ("shop_order_id", "line", "sku"))
@@ -365,18 +431,29 @@ def resolve_vat(parsed: ib.ParsedFile, rates: Mapping[str, float]) -> ib.ParsedF
         notes.setdefault(sid, []).append(f"line {int(ln)} {ref}: shop {shop}, back office {b:g}%")
     lines["vat_rate"] = rate
     factor = 1 + rate / 100
-    lines["unit_price_excl_vat"] = lines["unit_price_excl_vat"].astype("float64").where(
-        lines["unit_price_excl_vat"].notna(), (lines["unit_price_incl_vat"].astype("float64") / factor).round(4))
-    lines["discount_excl_vat"] = lines["discount_excl_vat"].astype("float64").where(
-        lines["discount_excl_vat"].notna(), (lines["discount_incl_vat"].astype("float64") / factor).round(2))
+    lines["unit_price_excl_vat"] = (
+        lines["unit_price_excl_vat"]
+        .astype("float64")
+        .where(lines["unit_price_excl_vat"].notna(), (lines["unit_price_incl_vat"].astype("float64") / factor).round(4))
+    )
+    lines["discount_excl_vat"] = (
+        lines["discount_excl_vat"]
+        .astype("float64")
+        .where(lines["discount_excl_vat"].notna(), (lines["discount_incl_vat"].astype("float64") / factor).round(2))
+    )
     top = rate.groupby(lines["shop_order_id"]).max()
     ship_rate = orders["shipping_vat_rate"].astype("float64")
     ship_rate = ship_rate.where(ship_rate.notna(), orders["shop_order_id"].map(top))
     orders["shipping_vat_rate"] = ship_rate
-    orders["shipping_excl_vat"] = orders["shipping_excl_vat"].astype("float64").where(
-        orders["shipping_excl_vat"].notna(), (orders["shipping_incl_vat"].astype("float64") / (1 + ship_rate / 100))
-        .round(2))
+    orders["shipping_excl_vat"] = (
+        orders["shipping_excl_vat"]
+        .astype("float64")
+        .where(
+            orders["shipping_excl_vat"].notna(),
+            (orders["shipping_incl_vat"].astype("float64") / (1 + ship_rate / 100)).round(2),
+        )
+    )
     orders["vat_disagreement"] = pd.array(
-        [("VAT differs: " + "; ".join(notes[k])) if k in notes else None for k in orders["shop_order_id"]],
-        dtype="str")
+        [("VAT differs: " + "; ".join(notes[k])) if k in notes else None for k in orders["shop_order_id"]], dtype="str"
+    )
     return replace(parsed, lines=lines, orders=orders)

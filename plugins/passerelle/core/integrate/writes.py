@@ -39,8 +39,14 @@ CREATE TEMP TABLE s_cancel (line int, shop_order_id text, raw text) ON COMMIT DR
 """
 
 
-def stage(conn: psycopg.Connection, parsed: ib.ParsedFile, wanted: pd.DataFrame, lines: pd.DataFrame,
-           payments: pd.DataFrame, cancels: pd.DataFrame) -> None:
+def stage(
+    conn: psycopg.Connection,
+    parsed: ib.ParsedFile,
+    wanted: pd.DataFrame,
+    lines: pd.DataFrame,
+    payments: pd.DataFrame,
+    cancels: pd.DataFrame,
+) -> None:
     conn.execute("DROP TABLE IF EXISTS s_customer, s_address, s_order, s_line, s_payment, s_cancel, s_new")
     conn.execute(_STAGING)
     copy_in(conn, "s_customer", parsed.customers, ib.CUSTOMER_COLUMNS)
@@ -261,12 +267,16 @@ def insert_orders(conn: psycopg.Connection, file_id: int, walk_in_id: int | None
     """Orders, lines and payments of the staged orders not yet in the back office; an order
     marked ``walk_in`` (no e-mail, no customer id) goes to the customer ``walk_in_id``."""
     conn.execute(_ORDERS, {"walk_in": walk_in_id})
-    new = conn.execute("SELECT count(*) FILTER (WHERE kind = 'order'), count(*) FILTER (WHERE kind = 'quote') "
-                       "FROM s_new").fetchone()
+    new = conn.execute(
+        "SELECT count(*) FILTER (WHERE kind = 'order'), count(*) FILTER (WHERE kind = 'quote') FROM s_new"
+    ).fetchone()
     lines = conn.execute(_LINES).rowcount
     payments = conn.execute(_PAYMENTS).rowcount
-    conn.execute("INSERT INTO passerelle.order_ledger (shop_order_id, order_id, kind, file_id) "
-                 "SELECT shop_order_id, id, kind, %s FROM s_new ON CONFLICT DO NOTHING", (file_id,))
+    conn.execute(
+        "INSERT INTO passerelle.order_ledger (shop_order_id, order_id, kind, file_id) "
+        "SELECT shop_order_id, id, kind, %s FROM s_new ON CONFLICT DO NOTHING",
+        (file_id,),
+    )
     conn.execute(_QUOTES_CONFIRMED)
     converted = conn.execute("SELECT count(*) FROM s_converted").fetchone()[0]
     completed = conn.execute(_CONVERTED_PAYMENTS_UPDATE).rowcount
@@ -274,9 +284,15 @@ def insert_orders(conn: psycopg.Connection, file_id: int, walk_in_id: int | None
     conn.execute("DROP TABLE s_converted")
     staged = conn.execute("SELECT count(*) FROM s_order").fetchone()[0]
     # A confirmed quote is counted once: as confirmed, not also as already integrated.
-    return {"orders_created": new[0], "quotes_created": new[1], "quotes_confirmed": converted,
-            "orders_already_integrated": staged - new[0] - new[1] - converted, "lines_created": lines,
-            "payments_created": payments, "payments_completed": max(completed, 0)}
+    return {
+        "orders_created": new[0],
+        "quotes_created": new[1],
+        "quotes_confirmed": converted,
+        "orders_already_integrated": staged - new[0] - new[1] - converted,
+        "lines_created": lines,
+        "payments_created": payments,
+        "payments_completed": max(completed, 0),
+    }
 
 
 def cancel_orders(conn: psycopg.Connection, file_id: int, name: str, *, quarantine: bool) -> dict[str, int]:
@@ -284,19 +300,24 @@ def cancel_orders(conn: psycopg.Connection, file_id: int, name: str, *, quaranti
     changed: the cancellation goes to the quarantine for the staff to handle."""
     cancelled = conn.execute(
         "UPDATE erp.sales_order o SET status = 'cancelled' FROM s_cancel s "
-        "WHERE o.shop_order_id = s.shop_order_id AND o.status IN ('quote', 'confirmed', 'prepared')").rowcount
+        "WHERE o.shop_order_id = s.shop_order_id AND o.status IN ('quote', 'confirmed', 'prepared')"
+    ).rowcount
     late = conn.execute(
         "SELECT s.line, s.shop_order_id, s.raw, o.status FROM s_cancel s "
         "JOIN erp.sales_order o ON o.shop_order_id = s.shop_order_id AND o.status IN ('shipped', 'invoiced')"
     ).fetchall()
-    unknown = conn.execute("SELECT count(*) FROM s_cancel s WHERE NOT EXISTS "
-                           "(SELECT 1 FROM erp.sales_order o WHERE o.shop_order_id = s.shop_order_id)").fetchone()[0]
+    unknown = conn.execute(
+        "SELECT count(*) FROM s_cancel s WHERE NOT EXISTS "
+        "(SELECT 1 FROM erp.sales_order o WHERE o.shop_order_id = s.shop_order_id)"
+    ).fetchone()[0]
     if late and quarantine:
         with conn.cursor() as cur:
             cur.executemany(
                 "INSERT INTO passerelle.quarantine (file_id, file, line, field, value, reason, raw, shop_order_id) "
                 "VALUES (%s, %s, %s, 'status', 'cancelled', %s, %s, %s)",
-                [(file_id, name, line, f"order {sid} is already {status}: cancel it by hand", raw, sid)
-                 for line, sid, raw, status in late])
+                [
+                    (file_id, name, line, f"order {sid} is already {status}: cancel it by hand", raw, sid)
+                    for line, sid, raw, status in late
+                ],
+            )
     return {"orders_cancelled": cancelled, "cancels_too_late": len(late), "cancels_not_integrated": unknown}
-
