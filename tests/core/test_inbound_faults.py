@@ -211,3 +211,24 @@ def test_fuzzed_samples_raise_nothing_but_inbound_error_and_every_row_is_account
         assert str(exc).startswith(name + ":")
         return
     account(parsed)
+
+
+def test_a_file_with_too_many_columns_is_refused_naming_the_count():
+    from passerelle.core.inbound import InboundError, read_inbound
+    from passerelle.core.inbound.reading import MAX_COLUMNS
+
+    header = ",".join(f"c{i}" for i in range(100_000))
+    with pytest.raises(
+        InboundError, match=rf"wide.csv: line 1: the header has 100000 columns; .* at most {MAX_COLUMNS}"
+    ):
+        read_inbound("wide.csv", (header + "\n" + "1," * 10 + "\n").encode())
+
+
+def test_a_ten_megabyte_cell_is_refused_naming_its_line():
+    from passerelle.core.inbound import InboundError, read_inbound
+
+    sample = (SAMPLES / "orders_20261120_0900.csv").read_bytes().decode("utf-8").splitlines()
+    huge = sample[:3] + [sample[3].replace(",", "," + "x" * 10_000_000 + " ", 1)] + sample[4:]
+    data = "\n".join(huge).encode("utf-8")
+    with pytest.raises(InboundError, match=r"big.csv: line \d+: a row of 10,0\d\d,\d\d\d characters"):
+        read_inbound("big.csv", data)

@@ -227,6 +227,11 @@ def _read_table(name: str, text: str, first_line: int, delimiter: str | None) ->
         )
     delim = delimiter or _sniff_delimiter(header_text)
     header = [h.strip() for h in next(csv.reader([header_text], delimiter=delim))]
+    if len(header) > MAX_COLUMNS:
+        raise InboundError(
+            f"{name}: line {first_line}: the header has {len(header)} columns; a shop's export has at most "
+            f"{MAX_COLUMNS} (is the delimiter {delim!r} right, or is this another kind of file?)"
+        )
     body = "" if nl < 0 else text[nl + 1 :]
     lines = body.split("\n")
     if lines[-1] == "":
@@ -243,6 +248,13 @@ def _read_table(name: str, text: str, first_line: int, delimiter: str | None) ->
         first = np.flatnonzero(starts).tolist()
         raw = [lines[a] if b == a + 1 else "\n".join(lines[a:b]) for a, b in zip(first, first[1:] + [len(lines)])]
     start_line = line_no[starts]
+    longest = max(raw, key=len, default="")
+    if len(longest) > MAX_ROW_CHARS:
+        at = int(start_line[raw.index(longest)])
+        raise InboundError(
+            f"{name}: line {at}: a row of {len(longest):,} characters; a shop's row holds at most "
+            f"{MAX_ROW_CHARS:,} (a cell pasted from elsewhere, or a quote never closed?)"
+        )
     blank = np.array([r.strip(" ") == "" for r in raw], dtype=bool)
     if blank.any():
         raw = [r for r, b in zip(raw, blank) if not b]
@@ -309,6 +321,12 @@ def _read_table(name: str, text: str, first_line: int, delimiter: str | None) ->
         broken=broken,
     )
 
+
+#: Limits past which a file is refused whole, with the line and what was found: no shop's export
+#: comes near them, and a file past them (a 10 MB cell, 100,000 columns) would cost the parser
+#: and the back office far more than it could hold.
+MAX_COLUMNS = 500
+MAX_ROW_CHARS = 100_000
 
 _QUOTED = re.compile(r'"(?:[^"]|"")*"')
 _LONE_CR = re.compile("\r(?!\n)")
