@@ -72,6 +72,23 @@ class BuildBatchOperator(ErpMixin, BaseOperator):
             raise ValueError(f"entities must be a list of names or a comma-separated text, got {self.entities!r}")
         return (list(names) if names else None), parse_bool(self.dry_run, "dry_run", default=False)
 
+    def log_counts(self, counts: dict[str, dict]) -> None:
+        """One line per entity: created, changed, removed, unchanged, rejected (and any ``pdf_*``)."""
+        width = max((len(e) for e in counts), default=0)
+        for entity, c in counts.items():
+            extra = "".join(f"  {k} {v}" for k, v in c.items() if k.startswith("pdf_"))
+            self.log.info(
+                "%-*s created %6d  changed %6d  removed %6d  unchanged %7d  rejected %4d%s",
+                width,
+                entity,
+                c.get("created", 0),
+                c.get("changed", 0),
+                c.get("removed", 0),
+                c.get("unchanged", 0),
+                c.get("rejected", 0),
+                extra,
+            )
+
     def log_files(self, files: Sequence[dict]) -> list[dict]:
         """Log each outbox file; return them as the XCom carries them (name, rows, bytes)."""
         for f in files:

@@ -52,16 +52,7 @@ class BuildCatalogOperator(BuildBatchOperator):
             settings=catalog_settings(settings, run_day(context, settings.shop.timezone)),
         )
         self.erp.commit()
-        for entity, c in batch.counts.items():
-            self.log.info(
-                "%-9s created %6d  changed %6d  removed %6d  unchanged %7d  rejected %4d",
-                entity,
-                c.get("created", 0),
-                c.get("changed", 0),
-                c.get("removed", 0),
-                c.get("unchanged", 0),
-                c.get("rejected", 0),
-            )
+        self.log_counts(batch.counts)
         return {**batch.as_xcom(), "files": self.log_files(files)}
 
 

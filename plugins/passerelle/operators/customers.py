@@ -52,16 +52,7 @@ class BuildCustomersOperator(BuildBatchOperator):
             rows_per_file=shop.rows_per_file,
         )
         self.erp.commit()
-        for entity, c in batch.counts.items():
-            self.log.info(
-                "%-16s created %6d  changed %6d  removed %6d  unchanged %7d  rejected %4d",
-                entity,
-                c.get("created", 0),
-                c.get("changed", 0),
-                c.get("removed", 0),
-                c.get("unchanged", 0),
-                c.get("rejected", 0),
-            )
+        self.log_counts(batch.counts)
         return {**batch.as_xcom(), "files": self.log_files(files)}
 
 

@@ -64,18 +64,7 @@ class BuildExchangeOperator(BuildBatchOperator):
             rows_per_file=settings.shop.rows_per_file,
         )
         self.erp.commit()
-        for entity, c in batch.counts.items():
-            extra = "".join(f"  {k} {v}" for k, v in c.items() if k.startswith("pdf_"))
-            self.log.info(
-                "%-14s created %6d  changed %6d  removed %6d  unchanged %7d  rejected %4d%s",
-                entity,
-                c.get("created", 0),
-                c.get("changed", 0),
-                c.get("removed", 0),
-                c.get("unchanged", 0),
-                c.get("rejected", 0),
-                extra,
-            )
+        self.log_counts(batch.counts)
         self.log.info(
             "%d files in the outbox (%d bytes)%s",
             len(files),
