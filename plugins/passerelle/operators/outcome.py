@@ -62,16 +62,15 @@ class OutcomeMixin:
     """Note, reject reasons, links and asset event extras for an operator (see the module)."""
 
     log: Any
-    config: Any
+    settings: Any  # passerelle.config.Settings, from ConfigMixin
 
     def link(self, **paths: str | None) -> dict[str, str]:
         """Set the task's extra links from paths on the shop's server: ``batch_folder``,
         ``manifest``, ``rejects``, ``report``; returns the addresses set (none without
         ``shop.public_base_url``)."""
-        from passerelle.config import as_settings
         from passerelle.core.outcome import public_url
 
-        base = as_settings(self.config).shop.public_base_url
+        base = self.settings.shop.public_base_url
         names = {
             "batch_folder": BatchFolderLink.name,
             "manifest": ManifestLink.name,
@@ -94,9 +93,7 @@ class OutcomeMixin:
         ti = context.get("ti")
         if ti is not None:
             ti.xcom_push(key=NOTE_KEY, value=note)
-        from passerelle.config import as_settings
-
-        conn_id = as_settings(self.config).alerts.api_conn_id
+        conn_id = self.settings.alerts.api_conn_id
         if conn_id:
             try:
                 write_run_note(conn_id, context["dag"].dag_id, context["run_id"], note)
