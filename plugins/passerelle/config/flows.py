@@ -339,22 +339,6 @@ class FlowSettings(Section):
         """Whether anything but a person starts the flow."""
         return self.enabled and not self.manual
 
-    def describe(self, timezone: str) -> str:
-        """The rhythm in words, for the DAG description and the docs."""
-        parts = []
-        if self.cron:
-            parts.append(f"cron {self.cron} ({timezone})")
-        if self.times:
-            parts.append(f"at {', '.join(self.times)} ({timezone})")
-        if self.every_minutes:
-            parts.append(f"every {self.every_minutes} min")
-        if self.on_change:
-            parts.append("on change in the ERP")
-        if self.after and parts:
-            parts.append(f"after each publish of {', '.join(self.after)}")
-        text = " and ".join(parts) or "manual only"
-        return text if self.enabled else f"disabled (was: {text}); manual runs only"
-
 
 #: The former name of :class:`FlowSettings`.
 FlowSpec = FlowSettings
