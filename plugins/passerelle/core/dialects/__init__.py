@@ -4,7 +4,11 @@ Each module of this package (``generic``, ``prestashop``, ...) holds a shop's ou
 the catalog's and the hourly exchanges', and ends with one :func:`register` call. The
 modules are found by listing the package, so a new shop is one new module:
 
-    register("myshop", catalog=MyShopDialect, exchange=MyShopExchangeDialect)
+    register("myshop", catalog=MyShopDialect, exchange=MyShopExchangeDialect, orders="myshop_orders")
+
+``orders`` names the shop's own orders export among the inbound kinds
+(:data:`passerelle.core.inbound.KINDS`: its reader is :mod:`passerelle.core.inbound.<shop>`);
+the inbound flow reads each file by its header, so a shop may drop generic files too.
 
 The shared machinery (the :class:`~passerelle.core.dialects.base.Dialect` base, rejects,
 value formatting, HTML sanitising) is in :mod:`passerelle.core.dialects.base`. A dialect is
@@ -34,20 +38,25 @@ _NOT_SHOPS = frozenset({"base"})
 
 @dataclass(frozen=True)
 class Registration:
-    """A shop's dialect classes: the catalog's and the exchanges' (None: the shop takes none)."""
+    """A shop's dialect classes: the catalog's and the exchanges' (None: the shop takes none), and
+    the inbound kind of the shop's own orders export."""
 
     catalog: type[Dialect]
     exchange: type[Dialect] | None = None
+    orders: str = "orders"
 
 
 _REGISTRY: dict[str, Registration] = {}
 _discovered = False
 
 
-def register(name: str, *, catalog: type[Dialect], exchange: type[Dialect] | None = None) -> None:
-    """Make a shop's dialects available under *name* (the value of ``shop.dialect``)."""
+def register(
+    name: str, *, catalog: type[Dialect], exchange: type[Dialect] | None = None, orders: str = "orders"
+) -> None:
+    """Make a shop's dialects available under *name* (the value of ``shop.dialect``); *orders* is
+    the inbound kind of the shop's own orders export (default: the generic orders CSV)."""
     known = _REGISTRY.get(name)
-    if known is not None and known != Registration(catalog, exchange):
+    if known is not None and known != Registration(catalog, exchange, orders):
         if (
             known.catalog.__qualname__ == catalog.__qualname__
             and known.catalog.__module__.rpartition(".")[2] == catalog.__module__.rpartition(".")[2]
@@ -58,7 +67,7 @@ def register(name: str, *, catalog: type[Dialect], exchange: type[Dialect] | Non
         raise ValueError(
             f"shop dialect {name!r} is registered twice ({known.catalog.__module__} and {catalog.__module__})"
         )
-    _REGISTRY[name] = Registration(catalog, exchange)
+    _REGISTRY[name] = Registration(catalog, exchange, orders)
 
 
 def _discover() -> None:
@@ -101,3 +110,9 @@ def exchange_dialect(name: str, settings: Settings | None = None, *, as_of: date
             f"dialects with exchanges: {sorted(n for n, r in _REGISTRY.items() if r.exchange)}"
         )
     return exchange(settings, as_of=as_of)
+
+
+def orders_kind(name: str) -> str:
+    """The inbound kind of the orders export of a shop profile (``shopify_orders``, ...; ``orders``
+    for the generic CSV)."""
+    return _registration(name).orders

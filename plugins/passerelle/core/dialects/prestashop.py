@@ -691,4 +691,4 @@ class PrestaShopExchangeDialect(PrestaShopDialect):
         return super().removed(entity, df)
 
 
-register("prestashop", catalog=PrestaShopDialect, exchange=PrestaShopExchangeDialect)
+register("prestashop", catalog=PrestaShopDialect, exchange=PrestaShopExchangeDialect, orders="prestashop_orders")

@@ -571,4 +571,4 @@ def _whole(s: pd.Series) -> pd.Series:
 
 
 # One class serves the catalog and the exchanges: products, prices and inventory files.
-register("shopify", catalog=ShopifyDialect, exchange=ShopifyDialect)
+register("shopify", catalog=ShopifyDialect, exchange=ShopifyDialect, orders="shopify_orders")

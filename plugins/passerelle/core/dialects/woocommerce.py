@@ -499,4 +499,4 @@ class WooCommerceDialect(Dialect):
 
 
 # One class serves the catalog and the exchanges: every file is WooCommerce's product CSV.
-register("woocommerce", catalog=WooCommerceDialect, exchange=WooCommerceDialect)
+register("woocommerce", catalog=WooCommerceDialect, exchange=WooCommerceDialect, orders="woocommerce_orders")

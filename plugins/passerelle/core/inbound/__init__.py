@@ -1,4 +1,6 @@
-"""Inbound files from the shop: generic orders and customers CSV, and Shopify's orders export.
+"""Inbound files from the shop: generic orders and customers CSV, and the shops' own orders
+exports (Shopify's "Export orders", WooCommerce's through Advanced Order Export, PrestaShop's
+through its SQL Manager).
 
 Pure and vectorised: bytes in, DataFrames out, no database and no Airflow. The format is
 described in docs/formats/inbound.md. In short:
@@ -17,7 +19,8 @@ described in docs/formats/inbound.md. In short:
 
 Modules: :mod:`.reading` (decoding, dialect, rows, kind), :mod:`.fields` (field parsers),
 :mod:`.problems` (row problems and rejects), :mod:`.frames` (output frames), :mod:`.orders`
-with one module per orders format (:mod:`.generic_orders`, :mod:`.shopify`), :mod:`.customers`.
+with one module per orders format (:mod:`.generic_orders`, :mod:`.shopify`, :mod:`.woocommerce`,
+:mod:`.prestashop`), :mod:`.customers`.
 """
 
 from __future__ import annotations
@@ -37,11 +40,14 @@ from passerelle.core.inbound.model import (
     LINE_COLUMNS,
     ORDER_COLUMNS,
     ORDERS,
+    OWN_COLUMNS,
     PAYMENT_COLUMNS,
+    PRESTASHOP_ORDERS,
     REJECT_COLUMNS,
     REJECT_CSV_COLUMNS,
     SHOPIFY_ORDERS,
     STATUSES,
+    WOOCOMMERCE_ORDERS,
     InboundError,
     ParsedFile,
 )
@@ -73,13 +79,16 @@ __all__ = [
     "LINE_COLUMNS",
     "ORDER_COLUMNS",
     "ORDERS",
+    "OWN_COLUMNS",
     "PAYMENT_COLUMNS",
+    "PRESTASHOP_ORDERS",
     "REJECT_COLUMNS",
     "REJECT_CSV_COLUMNS",
     "SHOPIFY_ORDERS",
     "SHOPIFY_REQUIRED",
     "SHOPIFY_STATUSES",
     "STATUSES",
+    "WOOCOMMERCE_ORDERS",
     "InboundError",
     "ParsedFile",
     "order_id_field",
@@ -97,7 +106,8 @@ def read_inbound(name: str, data: bytes, *, declared: Mapping[str, Any] | None =
     :param data: the file's bytes.
     :param declared: dialect and context set by configuration, all optional: ``encoding``
         (``utf-8``, ``cp1252``...), ``delimiter`` (``,`` ``;`` ``tab`` ``|``), ``decimal``
-        (``.`` or ``,``), ``kind`` (``orders``, ``customers``, ``shopify_orders``), ``timezone``
+        (``.`` or ``,``), ``kind`` (``orders``, ``customers``, ``shopify_orders``, ``woocommerce_orders``,
+        ``prestashop_orders``), ``timezone``
         of dates written without offset (default ``Europe/Paris``), ``currency`` when the file
         has none (default ``EUR``), ``taxes_included`` for Shopify prices (default: detected per
         order). A ``#passerelle key=value ...`` first line in the file overrides these.

@@ -10,7 +10,17 @@ import pandas as pd
 ORDERS = "orders"
 CUSTOMERS = "customers"
 SHOPIFY_ORDERS = "shopify_orders"
-KINDS = (ORDERS, CUSTOMERS, SHOPIFY_ORDERS)
+WOOCOMMERCE_ORDERS = "woocommerce_orders"
+PRESTASHOP_ORDERS = "prestashop_orders"
+KINDS = (ORDERS, CUSTOMERS, SHOPIFY_ORDERS, WOOCOMMERCE_ORDERS, PRESTASHOP_ORDERS)
+#: Each orders kind's own names of its order id, SKU and customer columns, for rejects and reasons
+#: (a reason names the column the shop's export has, never ours).
+OWN_COLUMNS: dict[str, tuple[str, str, str]] = {
+    ORDERS: ("shop_order_id", "sku", "email and shop_customer_id"),
+    SHOPIFY_ORDERS: ("Name", "Lineitem sku", "Email"),
+    WOOCOMMERCE_ORDERS: ("Order Number", "SKU", "Email (Billing)"),
+    PRESTASHOP_ORDERS: ("reference", "product_reference", "email"),
+}
 
 #: Our order statuses (the generic format's ``status`` values, lower case).
 STATUSES = ("pending", "authorized", "paid", "validated", "quote", "cancelled", "refunded")

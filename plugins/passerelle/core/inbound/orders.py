@@ -1,4 +1,4 @@
-"""Orders files (generic and Shopify): what both formats share.
+"""Orders files (generic, Shopify, WooCommerce, PrestaShop): what the formats share.
 
 Each row is checked with whole-column operations; order-level values must agree between the
 lines of an order; a rejected row takes its whole order with it ("order has a rejected line
@@ -14,7 +14,7 @@ from types import ModuleType
 import numpy as np
 import pandas as pd
 
-from passerelle.core.inbound import generic_orders, shopify
+from passerelle.core.inbound import generic_orders, prestashop, shopify, woocommerce
 from passerelle.core.inbound.fields import (
     _CURRENCY_RE,
     _DATE_HELP,
@@ -26,12 +26,17 @@ from passerelle.core.inbound.fields import (
     _parse_number,
 )
 from passerelle.core.inbound.frames import _order_frames, _Orders
-from passerelle.core.inbound.model import ORDERS, SHOPIFY_ORDERS
+from passerelle.core.inbound.model import ORDERS, PRESTASHOP_ORDERS, SHOPIFY_ORDERS, WOOCOMMERCE_ORDERS
 from passerelle.core.inbound.problems import _check_shape, _Problems, _rejects_frame
 from passerelle.core.inbound.reading import _Context
 
 #: The module of each orders format.
-FORMATS: dict[str, ModuleType] = {ORDERS: generic_orders, SHOPIFY_ORDERS: shopify}
+FORMATS: dict[str, ModuleType] = {
+    ORDERS: generic_orders,
+    SHOPIFY_ORDERS: shopify,
+    WOOCOMMERCE_ORDERS: woocommerce,
+    PRESTASHOP_ORDERS: prestashop,
+}
 #: Every number must stay below this: the back office keeps amounts as numeric(12, 4).
 LIMIT = 1e8
 _TOO_LARGE = "too large: the back office takes numbers below 100,000,000"
@@ -51,7 +56,7 @@ _MONEY = ["unit_price", "line_discount", "shipping_amount", "order_discount", "p
 
 
 def _parse_orders(ctx: _Context, kind: str) -> dict[str, pd.DataFrame]:
-    """The frames and rejects of an orders file of ``kind`` (orders or shopify_orders)."""
+    """The frames and rejects of an orders file of ``kind`` (a key of :data:`FORMATS`)."""
     fmt = FORMATS[kind]
     rows, src, order_level, absent = fmt.order_rows(ctx)
     problems = _Problems()

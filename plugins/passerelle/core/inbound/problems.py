@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from passerelle.core.inbound.frames import _customers_from_orders_frame, _nullable, _str_array
-from passerelle.core.inbound.model import CUSTOMERS, REJECT_COLUMNS, REJECT_CSV_COLUMNS, SHOPIFY_ORDERS, ParsedFile
+from passerelle.core.inbound.model import CUSTOMERS, OWN_COLUMNS, REJECT_COLUMNS, REJECT_CSV_COLUMNS, ParsedFile
 from passerelle.core.inbound.reading import _SURROGATE, _Context, _has_surrogates, _shown
 
 
@@ -167,12 +167,12 @@ def _sort_rejects(out: pd.DataFrame) -> pd.DataFrame:
 
 def sku_field(kind: str) -> str:
     """The file's own name of the SKU column, for rejects."""
-    return "Lineitem sku" if kind == SHOPIFY_ORDERS else "sku"
+    return OWN_COLUMNS.get(kind, OWN_COLUMNS["orders"])[1]
 
 
 def order_id_field(kind: str) -> str:
     """The file's own name of the order id column, for rejects."""
-    return "Name" if kind == SHOPIFY_ORDERS else "shop_order_id"
+    return OWN_COLUMNS.get(kind, OWN_COLUMNS["orders"])[0]
 
 
 def reject_orders(parsed: ParsedFile, own: pd.DataFrame) -> ParsedFile:

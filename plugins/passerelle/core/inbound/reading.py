@@ -20,7 +20,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from passerelle.core.inbound.model import _STR, CUSTOMERS, ORDERS, SHOPIFY_ORDERS, InboundError
+from passerelle.core.inbound.model import (
+    _STR,
+    CUSTOMERS,
+    ORDERS,
+    PRESTASHOP_ORDERS,
+    SHOPIFY_ORDERS,
+    WOOCOMMERCE_ORDERS,
+    InboundError,
+)
 from passerelle.core.values import parse_bool
 
 _SURROGATE = re.compile("[\udc80-\udcff]")
@@ -411,6 +419,10 @@ def _detect_kind(name: str, header: list[str]) -> str:
     low = {h.lower() for h in header}
     if {"name", "financial status", "lineitem sku", "lineitem quantity"} <= low:
         return SHOPIFY_ORDERS
+    if {"order number", "order status", "item cost", "sku"} <= low:
+        return WOOCOMMERCE_ORDERS
+    if {"reference", "current_state", "product_reference", "product_quantity"} <= low:
+        return PRESTASHOP_ORDERS
     if {"shop_order_id", "sku"} <= low:
         return ORDERS
     if "shop_customer_id" in low or ("email" in low and "sku" not in low and "shop_order_id" not in low):
@@ -418,14 +430,20 @@ def _detect_kind(name: str, header: list[str]) -> str:
     raise InboundError(
         f"{name}: header not recognised ({', '.join(header[:8])}{', ...' if len(header) > 8 else ''}); expected "
         "generic orders (shop_order_id, order_date, status, sku, quantity, ...), generic customers "
-        "(shop_customer_id, email, ...) or Shopify's orders export (Name, Email, Financial Status, "
-        "Lineitem sku, ...); see docs/formats/inbound.md"
+        "(shop_customer_id, email, ...), Shopify's orders export (Name, Email, Financial Status, "
+        "Lineitem sku, ...), WooCommerce's through Advanced Order Export (Order Number, Order Status, SKU, "
+        "Item Cost, ...) or PrestaShop's through its SQL Manager (reference, current_state, product_reference, "
+        "product_quantity, ...); see docs/formats/inbound.md"
     )
 
 
 def _amount_sources(kind: str) -> list[str]:
     if kind == SHOPIFY_ORDERS:
         return ["lineitem price", "subtotal", "total", "shipping"]
+    if kind == WOOCOMMERCE_ORDERS:
+        return ["item cost", "order total amount", "order shipping amount", "order total tax amount"]
+    if kind == PRESTASHOP_ORDERS:
+        return ["unit_price_tax_excl", "unit_price_tax_incl", "total_paid_tax_incl", "total_shipping_tax_excl"]
     if kind == ORDERS:
         return ["unit_price_excl_vat", "shipping_excl_vat", "payment_amount", "line_discount_excl_vat", "vat_rate"]
     return []

@@ -354,7 +354,8 @@ def attach_walk_in(parsed: ib.ParsedFile, walk_in_customer: str | None, walk_in_
     parsed = replace(parsed, orders=orders)
     if not nobody.any() or walk_in_id is not None:
         return parsed
-    columns = "Email" if parsed.kind == ib.SHOPIFY_ORDERS else "email and shop_customer_id"
+    columns = ib.OWN_COLUMNS.get(parsed.kind, ib.OWN_COLUMNS[ib.ORDERS])[2]
+    several = " and " in columns
     if walk_in_customer:
         why = (
             f"no customer ({columns} empty) and the walk-in customer {walk_in_customer!r} "
@@ -362,7 +363,7 @@ def attach_walk_in(parsed: ib.ParsedFile, walk_in_customer: str | None, walk_in_
         )
     else:
         why = (
-            f"no customer: {columns} {'is' if parsed.kind == ib.SHOPIFY_ORDERS else 'are'} empty (a draft or "
+            f"no customer: {columns} {'are' if several else 'is'} empty (a draft or "
             "point-of-sale order?); set inbound.walk_in_customer to the back-office code of a walk-in customer "
             "to integrate such orders, then replay the quarantine"
         )
@@ -373,7 +374,7 @@ def attach_walk_in(parsed: ib.ParsedFile, walk_in_customer: str | None, walk_in_
             {
                 "line": bad["line"].to_numpy(),
                 "shop_order_id": bad["shop_order_id"].to_numpy(),
-                "field": "Email" if parsed.kind == ib.SHOPIFY_ORDERS else "email",
+                "field": columns.split(" and ")[0],
                 "value": "",
                 "reason": why,
             }

@@ -1,0 +1,259 @@
+"""PrestaShop's orders as its own SQL Manager exports them (Advanced Parameters > Database > SQL
+Manager, "Export": ``request_sql_<id>.csv``, ``;``-separated, the query's column names as header),
+from the query given in docs/formats/prestashop.md ("Orders in"): one row per order line
+(``order_detail``), the order's fields (``orders``, its customer's e-mail, its invoice and delivery
+addresses) repeated on each, under PrestaShop's own field names (classes/order/Order.php,
+OrderDetail.php, classes/Address.php).
+
+Prices are PrestaShop's: ``unit_price_tax_excl`` and ``unit_price_tax_incl`` per line (after the
+catalog's reductions), vouchers on the order (``total_discounts_tax_*``), shipping with its rate
+(``carrier_tax_rate``). A line's VAT rate is ``tax_rate`` (the ``tax`` of its ``order_detail_tax``)
+when the query gives it, else what its two prices say.
+
+Same interface as :mod:`passerelle.core.inbound.generic_orders`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from passerelle.core.inbound.fields import _each_distinct, _filled, _per_order
+from passerelle.core.inbound.model import InboundError
+from passerelle.core.inbound.reading import _Context, _source, _text
+from passerelle.core.inbound.shopify import _said
+
+#: PrestaShop's default order states (install/data/xml/order_state.xml, ids of a new shop) to ours.
+PRESTASHOP_STATES = {
+    "1": "validated",  # Awaiting check payment
+    "2": "paid",  # Payment accepted
+    "3": "paid",  # Processing in progress
+    "4": "paid",  # Shipped
+    "5": "paid",  # Delivered
+    "6": "cancelled",  # Canceled
+    "7": "cancelled",  # Refunded
+    "8": "pending",  # Payment error
+    "9": "paid",  # On backorder (paid)
+    "10": "validated",  # Awaiting bank wire payment
+    "11": "paid",  # Remote payment accepted
+    "12": "pending",  # On backorder (not paid)
+    "13": "validated",  # Awaiting Cash On Delivery validation
+}
+_PAID = {"2", "3", "4", "5", "9", "11"}
+
+_ADDRESS = (
+    ("first_name", "firstname"),
+    ("last_name", "lastname"),
+    ("company", "company"),
+    ("address1", "address1"),
+    ("address2", "address2"),
+    ("postcode", "postcode"),
+    ("city", "city"),
+    ("region", "state"),
+    ("country", "country"),
+    ("phone", "phone"),
+)
+_ORDER_LEVEL: dict[str, tuple[str, ...]] = {
+    "shop_order_id": ("reference",),
+    "order_date": ("date_add",),
+    "status": ("current_state",),
+    "valid": ("valid",),
+    "state_name": ("order_state",),
+    "shop_customer_id": ("id_customer",),
+    "email": ("email",),
+    "phone": ("invoice_phone",),
+    "currency": ("currency",),
+    "shipping_method": ("carrier",),
+    "shipping_amount": ("total_shipping_tax_excl",),
+    "shipping_incl": ("total_shipping_tax_incl",),
+    "shipping_rate": ("carrier_tax_rate",),
+    "order_discount": ("total_discounts_tax_excl",),
+    "order_discount_incl": ("total_discounts_tax_incl",),
+    "discount_code": ("discount_code",),
+    "payment_method": ("payment",),
+    "payment_transaction_id": ("transaction_id",),
+    "paid_at": ("payment_date",),
+    "note": ("message",),
+    "products_incl": ("total_products_wt",),
+    "total": ("total_paid_tax_incl",),
+    "total_excl": ("total_paid_tax_excl",),
+    **{
+        f"{kind}_{f}": (f"{prefix}_{col}",)
+        for kind, prefix in (("billing", "invoice"), ("delivery", "delivery"))
+        for f, col in _ADDRESS
+    },
+    "billing_mobile": ("invoice_phone_mobile",),
+    "delivery_mobile": ("delivery_phone_mobile",),
+}
+_LINE_LEVEL: dict[str, tuple[str, ...]] = {
+    "sku": ("product_reference",),
+    "label": ("product_name",),
+    "quantity": ("product_quantity",),
+    "unit_price": ("unit_price_tax_excl",),
+    "unit_price_incl": ("unit_price_tax_incl",),
+    "tax_rate": ("tax_rate",),
+}
+REQUIRED_COLUMNS = [
+    "reference",
+    "date_add",
+    "current_state",
+    "product_reference",
+    "product_name",
+    "product_quantity",
+    "unit_price_tax_excl",
+    "unit_price_tax_incl",
+    "total_paid_tax_incl",
+]
+REQUIRED: list[str] = []
+SKU_REQUIRED = False
+TOLERANCE = 0.015
+MONEY = ["shipping_incl", "order_discount_incl", "products_incl", "total", "total_excl", "unit_price_incl"]
+
+
+def order_rows(ctx: _Context) -> tuple[dict[str, np.ndarray], dict[str, str], list[str], set[str]]:
+    """Canonical text columns, the file's own name of each, which are order-level, which are absent."""
+    missing = [c for c in REQUIRED_COLUMNS if c.lower() not in ctx.table.lookup]
+    if missing:
+        raise InboundError(
+            f"{ctx.name}: PrestaShop orders export (SQL Manager) lacks the columns {missing}; its header is "
+            f"{ctx.table.header}; export with the query of docs/formats/prestashop.md"
+        )
+    spec = {**_ORDER_LEVEL, **_LINE_LEVEL}
+    src = {c: _source(ctx, *alts) for c, alts in spec.items()}
+    rows = {c: _text(ctx, *alts) for c, alts in spec.items()}
+    absent = {c for c, alts in spec.items() if not any(a.lower() in ctx.table.lookup for a in alts)}
+    for col in ("line_number", "line_discount", "payment_amount", "payment_paid", "refunded_amount"):
+        rows[col] = np.full(len(ctx.table.cells), "", dtype=object)
+        src[col] = col
+        absent.add(col)
+    for kind in ("billing", "delivery"):  # the landline, else the mobile
+        rows[f"{kind}_phone"] = np.where(rows[f"{kind}_phone"] != "", rows[f"{kind}_phone"], rows[f"{kind}_mobile"])
+    rows["phone"] = rows["billing_phone"]
+    # MySQL's NULL of an empty optional field comes out as an empty cell; a zero date as 0000-00-00.
+    rows["paid_at"] = np.where(np.char.startswith(rows["paid_at"].astype(str), "0000-00-00"), "", rows["paid_at"])
+    rows["label"] = np.where(rows["sku"] == "", _each_distinct(rows["label"], variant_title), rows["label"])
+    return rows, src, list(_ORDER_LEVEL), absent
+
+
+_COMBINATION = re.compile(r"^(?P<name>.+?) - (?P<attributes>[^:,]+ ?: ?[^,]+(?:, [^:,]+ ?: ?[^,]+)*)$")
+
+
+def variant_title(label: str) -> str:
+    """A combination's ``product_name`` as PrestaShop writes it (``Chemisier - Taille : M, Couleur :
+    BLEU``: OrderDetail::create, the product's name then its attributes) in the back office's
+    form (``Chemisier - M / BLEU``, as Passerelle publishes titles); any other name as it is."""
+    m = _COMBINATION.match(label)
+    if not m:
+        return label
+    values = [part.split(":", 1)[1].strip() for part in m["attributes"].split(", ")]
+    return f"{m['name']} - {' / '.join(values)}"
+
+
+def typed(
+    ctx: _Context,
+    rows: dict[str, np.ndarray],
+    add: Callable[..., None],
+    codes: np.ndarray,
+    qty: pd.Series,
+    money: dict[str, pd.Series],
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    state = rows["status"]
+    valid = rows["valid"]
+    # A state the shop added (a module's): the order's ``valid`` flag says whether PrestaShop counts it.
+    status = _each_distinct(state, lambda v: PRESTASHOP_STATES.get(v, ""))
+    custom = (state != "") & (status == "")
+    status = np.where(custom & (valid == "1"), "validated", np.where(custom & (valid == "0"), "pending", status))
+    add(
+        (state != "") & (status == ""),
+        "status",
+        "unknown current_state: not one of PrestaShop's default states (1 to 13); add the column valid "
+        "(orders.valid) to the query so that the shop's own states are read",
+    )
+    paid = _each_distinct(state, lambda v: v in _PAID, bool) | (rows["paid_at"] != "")
+    return status, paid, _amounts(rows, add, codes, qty, money)
+
+
+def _rate(excl: np.ndarray, incl: np.ndarray) -> np.ndarray:
+    """The rate two prices of the shop make, to one decimal when it is one give or take rounding."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        one = np.round(100 * (incl / excl - 1), 1)
+        ok = np.abs(excl * (1 + one / 100) - incl) <= 0.0051
+    return np.where(ok & (excl > 0), one, np.nan)
+
+
+def _amounts(
+    rows: dict[str, np.ndarray],
+    add: Callable[..., None],
+    codes: np.ndarray,
+    qty: pd.Series,
+    money: dict[str, pd.Series],
+) -> dict[str, Any]:
+    q = qty.to_numpy()
+    excl = money["unit_price"].to_numpy()
+    incl = money["unit_price_incl"].to_numpy()
+    stated = pd.to_numeric(pd.Series(rows["tax_rate"]).str.replace(",", ".", regex=False), errors="coerce").to_numpy()
+    vat = np.where(~np.isnan(stated), stated, _rate(excl, incl))
+    vat = np.where(np.isnan(vat) & (excl == 0) & (incl == 0), 0.0, vat)
+    ship = _filled(money["shipping_amount"].to_numpy(), 0.0)
+    ship_incl_stated = money["shipping_incl"].to_numpy()
+    ship_rate = pd.to_numeric(pd.Series(rows["shipping_rate"]).str.replace(",", ".", regex=False), errors="coerce")
+    ship_rate = np.where(~np.isnan(ship_rate.to_numpy()), ship_rate.to_numpy(), _rate(ship, ship_incl_stated))
+    ship_incl = np.where(np.isnan(ship_incl_stated), ship * (1 + _filled(ship_rate, 0.0) / 100), ship_incl_stated)
+    disc = _filled(money["order_discount"].to_numpy(), 0.0)
+    disc_incl = _filled(money["order_discount_incl"].to_numpy(), disc)
+    with np.errstate(invalid="ignore"):
+        lines_incl = _per_order(q * incl, codes, "sum")
+        lines_excl = _per_order(q * excl, codes, "sum")
+    slack = TOLERANCE + 0.005 * _per_order(q, codes, "sum")
+    total = money["total"].to_numpy()
+    with np.errstate(invalid="ignore"):
+        expected = lines_incl + ship_incl - disc_incl
+        off = ~np.isnan(total) & ~np.isnan(expected) & (np.abs(total - expected) > slack)
+    _said(
+        add,
+        off,
+        "total",
+        lambda i: (
+            f"total_paid_tax_incl {total[i]:.2f} but the order's lines in this file (product_quantity x "
+            f"unit_price_tax_incl) + total_shipping_tax_incl - total_discounts_tax_incl = {expected[i]:.2f}: a line "
+            "is missing (file cut?) or altered; export the order again"
+        ),
+    )
+    products = money["products_incl"].to_numpy()
+    with np.errstate(invalid="ignore"):
+        off = ~np.isnan(products) & ~np.isnan(lines_incl) & (np.abs(products - lines_incl) > slack)
+    _said(
+        add,
+        off,
+        "products_incl",
+        lambda i: (
+            f"total_products_wt {products[i]:.2f} but the order's lines in this file add up to {lines_incl[i]:.2f}: "
+            "a line is missing (file cut?) or altered; export the order again"
+        ),
+    )
+    total_incl = np.where(np.isnan(total), expected, total)
+    total_excl = money["total_excl"].to_numpy()
+    with np.errstate(invalid="ignore"):
+        total_excl = np.where(np.isnan(total_excl), lines_excl + ship - disc, total_excl)
+    rates = pd.Series(vat).groupby(codes).transform(lambda s: ";".join(f"{r:g}" for r in dict.fromkeys(s.dropna())))
+    return {
+        "vat_rates": rates.to_numpy(dtype=object),
+        "unit_price_excl_vat": pd.Series(excl).round(4),
+        "unit_price_incl_vat": pd.Series(np.where(np.isnan(incl), excl * (1 + vat / 100), incl)).round(4),
+        "vat_rate": pd.Series(vat),
+        "discount_excl_vat": pd.Series(np.zeros(len(q))),
+        "discount_incl_vat": pd.Series(np.zeros(len(q))),
+        "shipping_excl_vat": pd.Series(ship).round(2),
+        "shipping_incl_vat": pd.Series(ship_incl).round(2),
+        "shipping_vat_rate": pd.Series(ship_rate),
+        "order_discount_excl_vat": pd.Series(disc).round(2),
+        "order_discount_incl_vat": pd.Series(disc_incl).round(2),
+        "total_excl_vat": pd.Series(total_excl).round(2),
+        "total_incl_vat": pd.Series(total_incl).round(2),
+        "taxes_total": pd.Series(total_incl - total_excl).round(2),
+        "payment_amount": pd.Series(total_incl).round(2),
+    }
