@@ -1,10 +1,11 @@
 """End to end for WooCommerce and Shopify: the catalog and prices/stock DAGs run for real with
 dag.test() against the seeded back office and an FTP server, under ``shop.dialect: woocommerce``
 or ``shopify``; the files on the server parse back with ``csv`` and follow each shop's reference
-column list (include/reference/*.json). Then the round trip of issue #11: the catalog sent to
-Shopify, read back as Shopify exports its orders, integrates with every line matched.
-
-(WooCommerce's round trip waits for an inbound WooCommerce orders reader: there is none yet.)
+column list (include/reference/*.json). Then the round trip of issue #11, for every shop: the
+catalog sent, read back as the shop exports its orders (Shopify's "Export orders", WooCommerce's
+Advanced Order Export, PrestaShop's SQL Manager, the generic CSV; written by tests/shop_exports.py
+in the shop's published columns and value formats), integrates with every line matched, and
+every row read is integrated, quarantined or ignored.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import csv
 import io
 import json
 import re
+from dataclasses import replace
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
@@ -27,7 +29,7 @@ DAY1 = pendulum.datetime(2026, 11, 20, 2, tz="Europe/Paris")
 DAY2 = DAY1.add(days=1)
 RULE = "a.web AND a.price_excl_vat > 0 AND a.name <> ''"  # the project configuration's selection
 LOCATION = "Entrepôt Lyon"
-SHOP_SECTIONS = {"woocommerce": {}, "shopify": {"location": LOCATION}}
+SHOP_SECTIONS = {"woocommerce": {}, "shopify": {"location": LOCATION}, "prestashop": {}, "generic": {}}
 
 WOO = json.loads((INCLUDE / "reference" / "woocommerce_product_csv.json").read_text(encoding="utf-8"))
 WOO_LABELS = [c["label"].replace("%s", "kg") for c in WOO["columns"]]
@@ -47,7 +49,8 @@ def _configure(tmp_path, monkeypatch, shop: str) -> None:
     """The project's configuration with ``shop.dialect: <shop>`` and that shop's section."""
     cfg = yaml.safe_load((INCLUDE / "config" / "passerelle.yaml").read_text(encoding="utf-8"))
     cfg["shop"]["dialect"] = shop
-    cfg[shop] = SHOP_SECTIONS[shop]
+    if SHOP_SECTIONS[shop]:
+        cfg[shop] = SHOP_SECTIONS[shop]
     path = tmp_path / "passerelle.yaml"
     path.write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
     monkeypatch.setenv("PASSERELLE_CONFIG", str(path))
@@ -392,6 +395,9 @@ def test_shopify_round_trip(shop, catalog, erp, ftp_server):
     erp.commit()  # the integration runs its own transaction
     result = integrate_file(erp, "shopify_orders_export_roundtrip.csv", data)
     assert result.status == "integrated", result
+    counts = result.counts
+    assert counts["rows_read"] == sum(len(lines) for _, lines in orders) == counts["rows_integrated"]
+    assert counts["rows_read"] == counts["rows_integrated"] + counts["rows_quarantined"] + counts["rows_ignored"]
     assert erp.execute("SELECT count(*) FROM passerelle.quarantine").fetchone()[0] == 0
     stored = erp.execute(
         "SELECT o.shop_order_id, coalesce(v.reference, a.reference), ol.quantity FROM erp.sales_order o "
@@ -437,3 +443,126 @@ def test_demo_configuration_per_shop(tmp_path):
         assert settings.shop.dialect == shop
     shopify = yaml.safe_load((tmp_path / "shopify" / "passerelle.yaml").read_text(encoding="utf-8"))
     assert shopify["shopify"]["location"] == LOCATION  # the inventory file names a location
+
+
+# -- the round trip for PrestaShop, WooCommerce and generic --------------------------------------
+_SKU_COLUMNS = ("SKU", "Reference #", "Reference", "reference")
+_DATE = {
+    "woocommerce": re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}"),
+    "prestashop": re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}"),
+}
+
+
+def _published_skus(folder: Path) -> set[str]:
+    """The SKUs the shop holds after the catalog: every reference of the files sent (deactivations
+    aside), read as the shop's importer reads them (its delimiter)."""
+    skus: set[str] = set()
+    for path in folder.glob("*.csv"):
+        if "_off" in path.name:
+            continue
+        text = path.read_text(encoding="utf-8")
+        header = text.split("\n", 1)[0]
+        rows = list(csv.DictReader(io.StringIO(text), delimiter=";" if header.count(";") > header.count(",") else ","))
+        for row in rows:
+            skus |= {row[c] for c in _SKU_COLUMNS if row.get(c)}
+    return skus
+
+
+def _round_trip_orders(erp, published: set[str], shop: str):
+    """Orders of what the shop received: plain articles and variants at 20 %, an article at 5.5 %;
+    one variant line without its SKU (a shop that lost it: matched by its title), but in the
+    generic file, whose lines always name their article."""
+    from shop_exports import Line, Order
+
+    rows = erp.execute(
+        "SELECT coalesce(v.reference, a.reference), a.name, a.vat_rate, "
+        "a.price_excl_vat + coalesce(v.price_impact, 0), v.size, v.colour FROM erp.article a LEFT JOIN erp.variant v ON v.article_id = a.id AND v.active "
+        f"WHERE {RULE} ORDER BY a.id, v.id"
+    ).fetchall()
+    lines = {
+        ref: Line(ref, name, 1, Decimal(price), Decimal(vat), tuple(o for o in (size, colour) if o))
+        for ref, name, vat, price, size, colour in rows
+        if ref in published
+    }
+    plain = [line for line in lines.values() if not line.options and line.vat == 20]
+    variants = [line for line in lines.values() if line.options and line.vat == 20]
+    reduced = [line for line in lines.values() if not line.options and line.vat == Decimal("5.5")]
+    assert len(plain) >= 3 and len(variants) >= 3 and reduced
+
+    def one(line, qty, written=True):
+        return replace(line, quantity=qty, sku_written=written)
+
+    return [
+        Order("4101", [one(plain[0], 1), one(variants[0], 2)], email="client.1@exemple.fr"),
+        Order(
+            "4102",
+            [one(variants[1], 1), one(variants[2], 1, shop == "generic"), one(plain[1], 3)],
+            email="client.2@exemple.fr",
+            company="Atelier Leroy SARL",
+            region="Loire-Atlantique",
+        ),
+        Order("4103", [one(plain[2], 1)], email="client.3@exemple.fr", status="validated"),
+        Order("4104", [one(reduced[0], 2)], email="client.4@exemple.fr"),
+    ]
+
+
+def _check_against_published_columns(shop: str, data: bytes) -> None:
+    """The file as the shop writes it: its published column list, in its order, and its value formats."""
+    from shop_exports import PRESTASHOP, WOOCOMMERCE
+
+    if shop == "generic":
+        from passerelle.core.inbound import GENERIC_ORDER_COLUMNS
+
+        assert data.decode("utf-8").split("\n", 1)[0].split(",") == GENERIC_ORDER_COLUMNS
+        return
+    reference = WOOCOMMERCE if shop == "woocommerce" else PRESTASHOP
+    rows = list(csv.reader(io.StringIO(data.decode("utf-8")), delimiter=reference["separator"]))
+    assert rows[0] == reference["columns"]
+    body = [dict(zip(rows[0], r, strict=True)) for r in rows[1:]]
+    date = "Order Date" if shop == "woocommerce" else "date_add"
+    assert all(_DATE[shop].fullmatch(r[date]) for r in body)
+    amounts = (
+        WOOCOMMERCE["money_columns"]
+        if shop == "woocommerce"
+        else [c for c in PRESTASHOP["columns"] if c.startswith(("total_", "unit_price"))]
+    )
+    shape = re.compile(r"\d+\.\d{2}" if shop == "woocommerce" else r"\d+\.\d{6}")
+    assert all(shape.fullmatch(r[c]) for r in body for c in amounts if r[c]), "decimals with '.', no thousands"
+
+
+@pytest.mark.parametrize("shop", ["prestashop", "woocommerce", "generic"], indirect=True)
+def test_round_trip(shop, catalog, erp, ftp_server):
+    """The catalog Passerelle sent to the shop, read back as the shop exports its orders,
+    integrates with every line matched to the back office's article or variant."""
+    from passerelle.core.dialects import orders_kind
+    from passerelle.core.inbound import read_inbound
+    from passerelle.core.integrate import integrate_file
+    from shop_exports import EXPORTS
+
+    _run(catalog, DAY1)
+    (folder,) = _folders(ftp_server, "catalog")
+    orders = _round_trip_orders(erp, _published_skus(folder), shop)
+    data = EXPORTS[shop](orders)
+    _check_against_published_columns(shop, data)
+    assert read_inbound("export.csv", data).kind == orders_kind(shop)  # the shop's own export, by its header
+
+    erp.commit()  # the integration runs its own transaction
+    result = integrate_file(erp, f"{shop}_orders_roundtrip.csv", data)
+    assert result.status == "integrated", result
+    counts = result.counts
+    rows = sum(len(o.lines) for o in orders)
+    assert counts["rows_read"] == rows == counts["rows_integrated"]
+    assert counts["rows_read"] == counts["rows_integrated"] + counts["rows_quarantined"] + counts["rows_ignored"]
+    assert erp.execute("SELECT count(*) FROM passerelle.quarantine").fetchone()[0] == 0
+    stored = erp.execute(
+        "SELECT o.shop_order_id, coalesce(v.reference, a.reference), ol.quantity, ol.vat_rate, o.vat_disagreement "
+        "FROM erp.sales_order o JOIN erp.sales_order_line ol ON ol.order_id = o.id "
+        "JOIN erp.article a ON a.id = ol.article_id LEFT JOIN erp.variant v ON v.id = ol.variant_id "
+        "WHERE o.origin = 'web' AND o.shop_order_id LIKE '410_' ORDER BY 1, 2"
+    ).fetchall()
+    expected = sorted((o.number, line.sku, line.quantity, line.vat, None) for o in orders for line in o.lines)
+    assert [(o, sku, int(q), Decimal(v).normalize(), d) for o, sku, q, v, d in stored] == [
+        (o, sku, q, v.normalize(), d) for o, sku, q, v, d in expected
+    ]
+    numbers = {r[0] for r in erp.execute("SELECT number FROM erp.sales_order WHERE shop_order_id LIKE '410_'")}
+    assert numbers == {"WEB-4101", "WEB-4102", "WEB-4103", "WEB-4104"}
