@@ -476,7 +476,8 @@ def _round_trip_orders(erp, published: set[str], shop: str):
 
     rows = erp.execute(
         "SELECT coalesce(v.reference, a.reference), a.name, a.vat_rate, "
-        "a.price_excl_vat + coalesce(v.price_impact, 0), v.size, v.colour FROM erp.article a LEFT JOIN erp.variant v ON v.article_id = a.id AND v.active "
+        "a.price_excl_vat + coalesce(v.price_impact, 0), v.size, v.colour "
+        "FROM erp.article a LEFT JOIN erp.variant v ON v.article_id = a.id AND v.active "
         f"WHERE {RULE} ORDER BY a.id, v.id"
     ).fetchall()
     lines = {
