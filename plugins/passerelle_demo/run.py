@@ -108,26 +108,49 @@ def _find_dag(bag, flow: str):
 SHOP_SECTIONS: dict[str, dict] = {"shopify": {"location": "Entrepôt Lyon"}}
 
 
-def demo_config(shop: str, folder: Path = VAR / "demo") -> Path:
-    """The project's configuration with ``shop.dialect: <shop>`` (and that shop's section),
-    written to *folder*; the path, for ``PASSERELLE_CONFIG``. Checked as the DAGs will read it."""
+def demo_config(shop: str | None, folder: Path = VAR / "demo", *, inbound: dict | None = None) -> Path:
+    """The project's configuration with ``shop.dialect: <shop>`` (and that shop's section; None: the
+    project's dialect) and the demo back office's ``inbound`` set-up (*inbound*: the gift-card
+    article and walk-in customer of :func:`passerelle_demo.seed.seed_inbound_setup`), written to
+    *folder*; the path, for ``PASSERELLE_CONFIG``. Checked as the DAGs will read it."""
     import yaml
 
     from passerelle.config import DEFAULT_PATH, load_settings
 
     cfg = yaml.safe_load(DEFAULT_PATH.read_text(encoding="utf-8")) or {}
-    cfg.setdefault("shop", {})["dialect"] = shop
-    if shop in SHOP_SECTIONS:
-        cfg[shop] = {**SHOP_SECTIONS[shop], **(cfg.get(shop) or {})}
+    if shop:
+        cfg.setdefault("shop", {})["dialect"] = shop
+        if shop in SHOP_SECTIONS:
+            cfg[shop] = {**SHOP_SECTIONS[shop], **(cfg.get(shop) or {})}
+    if inbound:
+        cfg["inbound"] = {**(cfg.get("inbound") or {}), **inbound}
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "passerelle.yaml"
     path.write_text(
-        f"# make demo SHOP={shop}: {DEFAULT_PATH.name} with this shop's formats (written by the demo)\n"
+        f"# make demo{f' SHOP={shop}' if shop else ''}: {DEFAULT_PATH.name} with this shop's formats and the demo "
+        "back office's gift-card article and walk-in customer (written by the demo)\n"
         + yaml.safe_dump(cfg, allow_unicode=True, sort_keys=False),
         encoding="utf-8",
     )
     load_settings(path)  # a mistake shows here, naming the file, rather than as a DAG import error
     return path
+
+
+SAMPLES = PROJECT_ROOT / "include" / "sample" / "inbound"
+
+
+def demo_samples(dialect: str) -> list[Path]:
+    """The files the demo's shop drops: every file of include/sample/inbound/ (generic orders and
+    customers, Shopify's exports), then those of the shop's own folder (its orders export as its
+    software writes it: include/sample/inbound/woocommerce/, prestashop/)."""
+    return sorted(SAMPLES.glob("*.csv")) + sorted((SAMPLES / dialect).glob("*.csv"))
+
+
+def _dialect() -> str:
+    """The shop dialect the DAGs read (the demo's configuration, or the project's)."""
+    from passerelle.config import load_settings
+
+    return load_settings().shop.dialect
 
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
@@ -172,13 +195,16 @@ def main(argv: list[str] | None = None) -> int:
     import psycopg
 
     from passerelle_demo.localenv import create_database, local_postgres, start_ftp
+    from passerelle_demo.seed import DEMO_INBOUND
 
     args = _arguments(argv)
-    if args.shop:
-        os.environ["PASSERELLE_CONFIG"] = str(demo_config(args.shop))
-        print(f"shop formats: {args.shop} (configuration {os.environ['PASSERELLE_CONFIG']})")
     stops = []
     embedded = "AIRFLOW_CONN_PASSERELLE_ERP" not in os.environ
+    if args.shop or embedded:
+        # The seeded back office has the gift-card article and walk-in customer the settings name.
+        os.environ["PASSERELLE_CONFIG"] = str(demo_config(args.shop, inbound=DEMO_INBOUND if embedded else None))
+    if args.shop:
+        print(f"shop formats: {args.shop} (configuration {os.environ['PASSERELLE_CONFIG']})")
     if not verbose():
         LOG.parent.mkdir(parents=True, exist_ok=True)
         LOG.write_text("", encoding="utf-8")
@@ -189,10 +215,11 @@ def main(argv: list[str] | None = None) -> int:
             stops.append(stop_pg)
             # PASSERELLE_DEMO_DB: another database name, so that two demos on one server do not collide.
             erp_dsn = create_database(server, os.environ.get("PASSERELLE_DEMO_DB", "passerelle_demo"), replace=True)
-            from passerelle_demo.seed import seed_database
+            from passerelle_demo.seed import seed_database, seed_inbound_setup
 
             with quiet(), psycopg.connect(erp_dsn) as conn:
                 counts = seed_database(conn, articles=1000, seed=42)
+                seed_inbound_setup(conn)
             print(
                 f"demo back office: {erp_dsn} ({counts.get('article', '?')} articles)"
                 if isinstance(counts, dict)
@@ -242,12 +269,13 @@ def main(argv: list[str] | None = None) -> int:
             (f"{catalog_id} (delta)", _run(f"{catalog_id} (delta)", catalog, day.add(hours=1), {"mode": "delta"}))
         )
         if embedded and "AIRFLOW_CONN_PASSERELLE_SHOP" in os.environ and (VAR / "shop").exists():
-            # The shop drops its orders and customers (the samples of docs/formats/inbound.md).
+            # The shop drops its orders and customers (the samples of docs/formats/inbound.md), and
+            # its own orders export (include/sample/inbound/<dialect>/).
             import shutil
 
             drop = VAR / "shop" / "inbound"
             drop.mkdir(parents=True, exist_ok=True)
-            for sample in sorted((PROJECT_ROOT / "include" / "sample" / "inbound").glob("*.csv")):
+            for sample in demo_samples(_dialect()):
                 shutil.copy(sample, drop / sample.name)
             print(f"  the shop dropped {len(list(drop.glob('*.csv')))} files in {drop}")
         for flow in ("orders_in", "prices_stock", "order_status", "report"):

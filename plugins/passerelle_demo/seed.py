@@ -474,6 +474,30 @@ def _load_photos(conn: psycopg.Connection, data: dict[str, pd.DataFrame]) -> int
     return len(rows)
 
 
+#: What the retailer sets up for the shop's orders (the demo's ``inbound`` settings, docs/configuration.md):
+#: the back-office article of gift cards and the walk-in customer of orders without a customer.
+GIFT_CARD_ARTICLE = "CARTE-CADEAU"
+WALK_IN_CUSTOMER = "COMPTOIR"
+DEMO_INBOUND = {"gift_card_article": GIFT_CARD_ARTICLE, "walk_in_customer": WALK_IN_CUSTOMER}
+
+
+def seed_inbound_setup(conn: psycopg.Connection) -> dict[str, str]:
+    """The gift-card article (no VAT, off the web) and the walk-in customer the demo's ``inbound``
+    settings name (:data:`DEMO_INBOUND`); again: nothing changes."""
+    conn.execute(
+        "INSERT INTO erp.article (reference, name, vat_rate, price_excl_vat, web) "
+        "SELECT %s, 'Carte cadeau', 0, 0, false WHERE NOT EXISTS (SELECT 1 FROM erp.article WHERE reference = %s)",
+        (GIFT_CARD_ARTICLE, GIFT_CARD_ARTICLE),
+    )
+    conn.execute(
+        "INSERT INTO erp.customer (code, last_name, web) SELECT %s, 'Client comptoir', false "
+        "WHERE NOT EXISTS (SELECT 1 FROM erp.customer WHERE code = %s)",
+        (WALK_IN_CUSTOMER, WALK_IN_CUSTOMER),
+    )
+    conn.commit()
+    return DEMO_INBOUND
+
+
 def apply_demo_changes(conn: psycopg.Connection) -> dict[str, list[str]]:
     """The edits `make demo` (and the end-to-end test) make between two syncs:
     3 articles changed, 1 created, 1 taken off the web."""

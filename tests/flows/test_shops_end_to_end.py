@@ -435,12 +435,23 @@ def test_demo_configuration_per_shop(tmp_path):
     """``make demo SHOP=<shop>``: the project's configuration with that dialect, valid as the DAGs read it."""
     from passerelle.config import load_settings
     from passerelle.core.dialects import names
-    from passerelle_demo.run import demo_config
+    from passerelle_demo.run import demo_config, demo_samples
+    from passerelle_demo.seed import DEMO_INBOUND
 
     assert {"generic", "prestashop", "woocommerce", "shopify"} <= set(names())
     for shop in names():
-        settings = load_settings(demo_config(shop, tmp_path / shop))
+        settings = load_settings(demo_config(shop, tmp_path / shop, inbound=DEMO_INBOUND))
         assert settings.shop.dialect == shop
+        # The seeded back office's gift-card article and walk-in customer (seed_inbound_setup).
+        assert (settings.inbound.gift_card_article, settings.inbound.walk_in_customer) == ("CARTE-CADEAU", "COMPTOIR")
+    # The shop drops the common samples and its own orders export, which its header makes its kind.
+    from passerelle.core.dialects import orders_kind
+    from passerelle.core.inbound import read_inbound
+
+    for shop in ("woocommerce", "prestashop"):
+        own = [p for p in demo_samples(shop) if p.parent.name == shop]
+        assert own and all(read_inbound(p.name, p.read_bytes()).kind == orders_kind(shop) for p in own)
+        assert not [p for p in demo_samples("generic") if p.parent.name == shop]
     shopify = yaml.safe_load((tmp_path / "shopify" / "passerelle.yaml").read_text(encoding="utf-8"))
     assert shopify["shopify"]["location"] == LOCATION  # the inventory file names a location
 

@@ -1,0 +1,79 @@
+"""The demo's WooCommerce and PrestaShop orders exports (include/sample/inbound/<shop>/, as Advanced
+Order Export and PrestaShop's SQL Manager write them) into a real back office set up as the demo's:
+every paid or validated order integrated, the gift card to the gift-card article, a variant line
+without SKU by its title, an order without customer to the walk-in customer, VAT as the shop states
+it; rows read = integrated + quarantined + ignored."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from passerelle import INCLUDE
+from passerelle.core.integrate import integrate_file
+from passerelle_demo.seed import DEMO_INBOUND, seed_inbound_setup
+
+SAMPLES = INCLUDE / "sample" / "inbound"
+RULES = {"integrate": ["paid", "validated"], "quotes": ["quote"], "cancels": ["cancelled"], **DEMO_INBOUND}
+
+
+def _published(conn: psycopg.Connection) -> None:
+    """The catalog as Passerelle published it (the snapshot the title match reads)."""
+    conn.execute(
+        "INSERT INTO passerelle.snapshot (entity, key, hash, batch_id) "
+        "SELECT 'article', reference, 'h', 0 FROM erp.article WHERE web UNION ALL "
+        "SELECT 'variant', v.reference, 'h', 0 FROM erp.variant v JOIN erp.article a ON a.id = v.article_id "
+        "WHERE a.web"
+    )
+    conn.commit()
+
+
+def _lines(conn: psycopg.Connection) -> dict[str, list[tuple]]:
+    rows = conn.execute(
+        "SELECT o.shop_order_id, coalesce(v.reference, a.reference), l.quantity::int, l.vat_rate::float, "
+        "o.vat_disagreement, c.code, o.billing_company, o.billing_region FROM erp.sales_order o "
+        "JOIN erp.sales_order_line l ON l.order_id = o.id JOIN erp.article a ON a.id = l.article_id "
+        "LEFT JOIN erp.variant v ON v.id = l.variant_id JOIN erp.customer c ON c.id = o.customer_id "
+        "WHERE o.origin = 'web' ORDER BY 1, l.line_number"
+    ).fetchall()
+    conn.commit()
+    out: dict[str, list[tuple]] = {}
+    for sid, *rest in rows:
+        out.setdefault(sid, []).append(tuple(rest))
+    return out
+
+
+@pytest.mark.parametrize(
+    "path, rows, integrated, ignored",
+    [("woocommerce/woocommerce_orders_20261120.csv", 10, 9, 1), ("prestashop/request_sql_1.csv", 8, 8, 0)],
+)
+def test_the_shops_own_export_integrates(erp, path, rows, integrated, ignored):
+    seed_inbound_setup(erp)
+    _published(erp)
+    data = (SAMPLES / path).read_bytes()
+    result = integrate_file(erp, path.rsplit("/", 1)[1], data, rules=RULES)
+    assert result.status == "integrated", result
+    c = result.counts
+    assert (c["rows_read"], c["rows_integrated"], c["rows_quarantined"], c["rows_ignored"]) == (
+        rows,
+        integrated,
+        0,
+        ignored,
+    )
+    lines = _lines(erp)
+    if path.startswith("woocommerce"):
+        assert set(lines) == {"5201", "5202", "5203", "5204", "5205"}  # 5206 is pending payment: left
+        # A variation's line without SKU, "Chemisier en coton bio - L, VERT", by its published title.
+        assert [r[0] for r in lines["5202"]] == ["ART-000002-L-VERT", "ART-000009"]
+        assert lines["5202"][0][5] == "Cabinet Garcia"
+        assert lines["5204"] == [("CARTE-CADEAU", 1, 0.0, None, lines["5204"][0][4], None, None)]
+        assert {r[4] for r in lines["5205"]} == {"COMPTOIR"}  # a point-of-sale order: no e-mail
+        assert [(r[0], r[2], r[3]) for r in lines["5203"]] == [("ART-000006", 5.5, None), ("ART-000024", 5.5, None)]
+    else:
+        assert set(lines) == {"QWXKBNAHT", "PLMZRTYUA", "GHTYRBVCX", "WERTBNMKL"}  # ZXCVBNMAS: canceled
+        assert [r[0] for r in lines["PLMZRTYUA"]] == ["ART-000002-L-VERT", "ART-000009"]
+        assert lines["QWXKBNAHT"][0][5:] == ("Atelier Leroy SARL", "Loire-Atlantique")
+        assert [r[0] for r in lines["WERTBNMKL"]] == ["CARTE-CADEAU"]
+        assert all(r[3] is None for rs in lines.values() for r in rs)  # VAT as the shop states it: agrees
+    numbers = {r[0] for r in erp.execute("SELECT number FROM erp.sales_order WHERE origin = 'web'")}
+    assert all(n.startswith("WEB-") and "#" not in n for n in numbers)
