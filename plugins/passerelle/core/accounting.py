@@ -460,7 +460,7 @@ def fec_text(value: Any, separator: str) -> str:
 def fec_rows(journal: Journal, separator: str) -> list[list[str]]:
     """The FEC's records (without the header), in the order of the entries."""
     rows = []
-    t = lambda v: fec_text(v, separator)  # noqa: E731
+    t = lambda v: fec_text(v, separator)
     for e in journal.entries:
         for line in e.lines:
             rows.append(
