@@ -26,7 +26,8 @@ class ExportJournalOperator(ErpMixin, BaseOperator):
     ``<folder>/journal-YYYY-MM-DD.csv`` (``accounting`` section of the configuration).
 
     Nothing is written when an invoice's amounts do not add up, a VAT rate or a payment method
-    has no account, or an entry does not balance: the task fails naming each of them.
+    has no account, or an entry does not balance: the task fails naming each of them, without
+    retries (the same data would fail the same way).
 
     :param dry_run: build and check the entries, write nothing (templated).
     :param erp_conn_id: the back office's Postgres connection; default ``shop.erp_conn_id``.
@@ -49,8 +50,11 @@ class ExportJournalOperator(ErpMixin, BaseOperator):
         self.config_path = config_path
 
     def execute(self, context: Any) -> dict:
+        from airflow.sdk.exceptions import AirflowFailException
+
         from passerelle import PROJECT_ROOT
         from passerelle.core.accounting import (
+            JournalError,
             build_journal,
             collect_journal,
             csv_name,
@@ -71,10 +75,14 @@ class ExportJournalOperator(ErpMixin, BaseOperator):
             invoices, payments = collect_journal(conn, day, self.settings.shop.timezone)
         finally:
             conn.rollback()
-        journal = build_journal(day, invoices, payments, options)
-        files = {fec_name(options.siren, day): render_fec(journal, options.separator_char)}
-        if options.csv:
-            files[csv_name(day)] = render_csv(journal, options.currency)
+        try:
+            journal = build_journal(day, invoices, payments, options)
+            files = {fec_name(options.siren, day): render_fec(journal, options.separator_char)}
+            if options.csv:
+                files[csv_name(day)] = render_csv(journal, options.currency)
+        except JournalError as exc:
+            # The back office's data, not a passing fault: a retry would fail the same way.
+            raise AirflowFailException(str(exc)) from exc
         folder = Path(options.folder).expanduser()
         folder = folder if folder.is_absolute() else PROJECT_ROOT / folder
         result = {
