@@ -285,12 +285,30 @@ def main(argv: list[str] | None = None) -> int:
                 # The report as if made now: its window ends at its logical moment and must see the runs above.
                 when = pendulum.now("Europe/Paris") if flow == "report" else day.add(hours=2)
                 results.append((dag_id, _run(dag_id, dag, when, conf)))
+            if flow == "orders_in" and embedded:
+                _invoice(day)
         _summary(results)
         return 0 if all(state == "success" for _, state in results) else 1
     finally:
         with quiet():
             for stop in reversed(stops):
                 stop()
+
+
+def _invoice(day) -> None:
+    """The demo back office invoices the web orders just integrated, on the day before today (the
+    day the report flow's ``export_journal`` writes the journal of), credits one and refunds it."""
+    import psycopg
+
+    from passerelle_demo.accounting import invoice_web_orders
+
+    dsn = os.environ["AIRFLOW_CONN_PASSERELLE_ERP"].replace("postgres://", "postgresql://", 1)
+    with psycopg.connect(dsn) as conn:
+        made = invoice_web_orders(conn, day.date())
+    print(
+        f"  invoiced in the back office on {day.date()}: {len(made['invoices'])} invoices, "
+        f"{len(made['credit_notes'])} credit note (for the sales journal)"
+    )
 
 
 def _short(changes) -> str:
@@ -324,6 +342,10 @@ def _summary(results) -> None:
             f"  {flow:<14} {(mode or '-') + (' dry' if dry else ''):<6} {rows_moved(counts):>7} {rejects or 0:>8} "
             f"{sent or 0:>9}B {received or 0:>9}B"
         )
+    accounting = VAR / "accounting"
+    if accounting.exists():
+        files = sorted(p.name for p in accounting.iterdir() if p.is_file() and not p.name.startswith("."))
+        print(f"\nThe accountant's files: {', '.join(files) or 'none'} in {accounting}")
     shop = VAR / "shop"
     if shop.exists():
         files = [p for p in shop.rglob("*") if p.is_file()]

@@ -111,6 +111,9 @@ def report_config(tmp_path, monkeypatch) -> Path:
 
     raw = yaml.safe_load(DEFAULT_PATH.read_text(encoding="utf-8"))
     raw["flows"]["report"] = {"cron": "0 6 * * *", "local_dir": str(tmp_path / "kept"), "remote_dir": "/reports"}
+    raw["accounting"]["folder"] = str(
+        tmp_path / "accounting"
+    )  # export_journal's files (tests/flows/test_accounting_flow.py)
     path = tmp_path / "passerelle.yaml"
     path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
     monkeypatch.setenv("PASSERELLE_CONFIG", str(path))

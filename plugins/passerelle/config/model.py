@@ -22,6 +22,7 @@ import yaml
 from pydantic import BaseModel, Field, PrivateAttr, ValidationError, model_validator
 
 from passerelle import INCLUDE
+from passerelle.config.accounting import AccountingSection
 from passerelle.config.base import ConfigError, Section, config_error, fail
 from passerelle.config.flows import DEFAULT_ENTITIES, FlowSettings, FlowsSection
 from passerelle.config.sections import (
@@ -60,6 +61,8 @@ class Settings(Section):
     alerts: AlertsSection = Field(default_factory=AlertsSection)
     #: Task and run time limits, pause before a retry.
     timeouts: TimeoutsSection = Field(default_factory=TimeoutsSection)
+    #: The daily sales journal for the accountant (FEC and CSV), off unless enabled.
+    accounting: AccountingSection = Field(default_factory=AccountingSection)
 
     _source: str = PrivateAttr(DEFAULT_SOURCE)
 
