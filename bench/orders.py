@@ -64,11 +64,14 @@ def order_files(skus: list[str], orders: int, lines_per_order: int, files: int) 
         rows = [HEADER]
         for o in range(f * per_file, min(orders, (f + 1) * per_file)):
             cust = o // 3
+            # What the order adds up to incl. VAT (lines less their discount, shipping), as the
+            # file must state it: the parser refuses an order whose payment_amount differs.
+            paid = round((sum((1 + n % 3) * (10.5 + n) - n % 2 for n in range(1, lines_per_order + 1)) + 4.90) * 1.2, 2)
             for n in range(1, lines_per_order + 1):
                 sku = skus[(o * 7 + n * 13) % len(skus)]
                 rows.append(
                     f"B{o:07d},2026-11-20T08:{o % 60:02d}:00+01:00,paid,{cust},client{cust}@exemple.fr,EUR,{n},"
-                    f"{sku},Article {sku},{1 + n % 3},{10 + n}.50,20,{n % 2},Colissimo,4.90,20,card,100.00,"
+                    f"{sku},Article {sku},{1 + n % 3},{10 + n}.50,20,{n % 2},Colissimo,4.90,20,card,{paid:.2f},"
                     f"pi_{o},1,2026-11-20T08:{o % 60:02d}:30+01:00,Prénom{cust},Nom{cust},{cust} rue Haute,"
                     f"75001,Paris,FR"
                 )
