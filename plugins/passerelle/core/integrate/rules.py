@@ -413,19 +413,26 @@ def resolve_vat(parsed: ib.ParsedFile, rates: Mapping[str, float]) -> ib.ParsedF
     lines, orders = parsed.lines.copy(), parsed.orders.copy()
     if not len(lines):
         return replace(parsed, orders=orders.assign(vat_disagreement=pd.Series(dtype="str")))
-    stated_by_order = dict(zip(orders["shop_order_id"], orders["vat_rates"].map(_rates), strict=True))
+    stated_by_order = dict(
+        zip(orders["shop_order_id"].to_numpy(dtype=object), orders["vat_rates"].map(_rates), strict=True)
+    )
     bo = lines["sku"].map(rates).astype("float64")
     stated = lines["vat_rate"].astype("float64")
-    order_rates = lines["shop_order_id"].map(stated_by_order)
-    listed = order_rates.map(lambda r: r if isinstance(r, list) else [])
-    in_order = np.array([b in r for b, r in zip(bo, listed, strict=True)], dtype=bool)
+    line_ids = lines["shop_order_id"].to_numpy(dtype=object)
+    # Whether the article's rate is among its order's stated rates: only read where the line
+    # states none (most files state every line's rate: nothing to look at).
+    in_order = np.ones(len(lines), dtype=bool)
+    unstated = np.flatnonzero(stated.isna().to_numpy())
+    bo_values = bo.to_numpy()
+    in_order[unstated] = [bo_values[i] in stated_by_order.get(line_ids[i], []) for i in unstated]
     rate = stated.where(stated.notna(), bo)
     compared = ~lines.get("matched_by", pd.Series("sku", index=lines.index)).isin(["gift_card", "unmatched"])
     differs = compared & bo.notna() & ((stated.notna() & ((stated - bo).abs() > 0.001)) | (stated.isna() & ~in_order))
     notes: dict[str, list[str]] = {}
     at = np.flatnonzero(differs.to_numpy())
     ids, line_no, skus = (lines[c].to_numpy(dtype=object)[at] for c in ("shop_order_id", "line", "sku"))
-    said, bos, listed_at = stated.to_numpy()[at], bo.to_numpy()[at], listed.to_numpy(dtype=object)[at]
+    said, bos = stated.to_numpy()[at], bo_values[at]
+    listed_at = [stated_by_order.get(sid, []) for sid in ids]
     for sid, ln, ref, s_, b, rs in zip(ids, line_no, skus, said, bos, listed_at, strict=True):
         shop = f"{s_:g}%" if not np.isnan(s_) else "/".join(f"{r:g}%" for r in rs) or "no rate"
         notes.setdefault(sid, []).append(f"line {int(ln)} {ref}: shop {shop}, back office {b:g}%")
@@ -454,6 +461,10 @@ def resolve_vat(parsed: ib.ParsedFile, rates: Mapping[str, float]) -> ib.ParsedF
         )
     )
     orders["vat_disagreement"] = pd.array(
-        [("VAT differs: " + "; ".join(notes[k])) if k in notes else None for k in orders["shop_order_id"]], dtype="str"
+        [
+            ("VAT differs: " + "; ".join(notes[k])) if k in notes else None
+            for k in orders["shop_order_id"].to_numpy(dtype=object)
+        ],
+        dtype="str",
     )
     return replace(parsed, lines=lines, orders=orders)
