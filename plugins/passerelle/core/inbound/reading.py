@@ -57,30 +57,10 @@ class _Table:
         shared: callers must not modify it in place. Plain object arrays rather than Series of
         the "str" dtype: comparing or indexing them is several times cheaper."""
         if pos not in self._stripped:
-            self._stripped[pos] = _strip_all(self.cells[pos].to_numpy(dtype=object))
+            cells = self.cells[pos].to_numpy(dtype=object)
+            # fromiter over map: the same loop with no Python frame per cell (a quarter faster)
+            self._stripped[pos] = np.fromiter(map(str.strip, cells), dtype=object, count=len(cells))
         return self._stripped[pos]
-
-
-#: Whitespace next to a cell's edge, in the cells of a column joined with NUL (see _strip_all).
-_EDGE_SPACE = re.compile(r"\s\x00|\x00\s|\A\s|\s\Z")
-_SPACE_AROUND_NUL = re.compile(r"\s*\x00\s*")
-
-
-def _strip_all(cells: np.ndarray) -> np.ndarray:
-    """``[c.strip() for c in cells]`` as an object array, with the work done in C: the cells are
-    joined with NUL (a character no cell holds, else the plain loop), and only when some cell has
-    whitespace at an edge is the joined text cut again. ``\\s`` is what ``str.strip`` removes
-    (Unicode whitespace, ``str.isspace``), so both give the same cells."""
-    if len(cells) == 0:
-        return np.array([], dtype=object)
-    joined = "\x00".join(cells)
-    if joined.count("\x00") != len(cells) - 1:  # a cell holds NUL (rejected later): cell by cell
-        return np.array([c.strip() for c in cells], dtype=object)
-    if not _EDGE_SPACE.search(joined):
-        return cells
-    out = np.empty(len(cells), dtype=object)
-    out[:] = _SPACE_AROUND_NUL.sub("\x00", joined).strip().split("\x00")
-    return out
 
 
 @dataclass
