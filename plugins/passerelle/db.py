@@ -12,6 +12,7 @@ import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import psycopg
 
@@ -94,12 +95,22 @@ def read_query_chunks(
         yield from pd.read_csv(spool, chunksize=chunksize, dtype=dtype, keep_default_na=False, na_values=[], engine="c")
 
 
-def json_texts(values: Iterable[object]) -> str:
-    """The distinct ``values`` (but None, NaN, NA) as a JSON array of text, for a lookup of many keys in one
-    parameter: ``WHERE key IN (SELECT json_array_elements_text(%s::json))``. psycopg dumps a
-    Python list into an array parameter element by element in Python; ``json.dumps`` does it in C
-    (a file's 3,000 SKUs: 0.7 ms of CPU instead of 3 ms, 2 ms on the wire instead of 10)."""
-    return json.dumps(sorted({str(v) for v in values if not pd.isna(v)}), ensure_ascii=False)
+def json_texts(values: Iterable[object], *, strip: bool = False) -> str:
+    """The distinct ``values`` (but None, NaN, NA; as text, stripped if told) as a JSON array, for a
+    lookup of many keys in one parameter: ``WHERE key IN (SELECT json_array_elements_text(%s::json))``.
+    psycopg dumps a Python list into an array parameter element by element in Python; pandas and
+    ``json.dumps`` do it in C (a file's 3,000 SKUs: 0.7 ms of CPU instead of 3 ms, 2 ms on the
+    wire instead of 10)."""
+    s = pd.Series(
+        values
+        if isinstance(values, (pd.Series, pd.Index, np.ndarray, pd.api.extensions.ExtensionArray))
+        else list(values),
+        dtype="object",
+    )
+    s = s[s.notna()].astype("str")
+    if strip:
+        s = s.str.strip()
+    return json.dumps(s.unique().tolist(), ensure_ascii=False)
 
 
 def copy_in(conn: psycopg.Connection, table: str, df: pd.DataFrame, columns: Sequence[str] | None = None) -> int:

@@ -212,7 +212,7 @@ def sku_aliases(conn: psycopg.Connection, labels: Iterable[str] | None = None) -
         rows = conn.execute(
             "SELECT shop_sku, reference FROM passerelle.sku_alias "
             "WHERE shop_sku IN (SELECT json_array_elements_text(%s::json))",
-            (json_texts(str(x).strip() for x in labels if x is not None),),
+            (json_texts(labels, strip=True),),
         )
     return dict(rows.fetchall())
 

@@ -68,7 +68,7 @@ def sku_references(conn: psycopg.Connection, skus: Iterable[str]) -> pd.DataFram
     article (``variant_id`` NA). ``vat_rate`` and ``name`` are the article's. SKUs found in
     neither are absent: :func:`reject_unknown_skus` rejects their orders, :func:`resolve_vat`
     compares the rates, the lines are written with these ids."""
-    wanted = json_texts(str(c).strip() for c in skus if not pd.isna(c))
+    wanted = json_texts(skus, strip=True)
     if wanted == "[]":
         return pd.DataFrame({c: pd.Series(dtype="object") for c in REFERENCE_COLUMNS})
     rows = conn.execute(
@@ -409,12 +409,12 @@ def attach_walk_in(parsed: ib.ParsedFile, walk_in_customer: str | None, walk_in_
 
 def article_vat_rates(conn: psycopg.Connection, references: Iterable[str]) -> dict[str, float]:
     """The back office's VAT rate of each article or variant reference among ``references``."""
-    return vat_rates(sku_references(conn, (r for r in references if r is not None and str(r) != "")))
+    return vat_rates(sku_references(conn, [r for r in references if r is not None and str(r) != ""]))
 
 
 def vat_rates(references: pd.DataFrame) -> dict[str, float]:
     """Reference -> VAT rate, from :func:`sku_references`."""
-    return dict(zip(references["reference"], references["vat_rate"].astype("float64"), strict=True))
+    return references.set_index("reference")["vat_rate"].astype("float64").to_dict()
 
 
 def _rates(text: Any) -> list[float]:
