@@ -51,6 +51,7 @@ import csv
 import io
 import itertools
 import json
+import os
 import sys
 import time
 from decimal import Decimal
@@ -245,9 +246,21 @@ def connector(conn: psycopg.Connection, files: list[tuple[str, bytes]]) -> int:
     return created
 
 
-def back_office_floor(conn: psycopg.Connection) -> float:
-    """Seconds the back office takes to store the integrated web orders, lines and payments
-    again, everything known beforehand: one ``INSERT ... SELECT`` per table from copies made
+def backend_cpu(conn: psycopg.Connection) -> float | None:
+    """CPU seconds (user + system) the connection's server process has used so far, read from
+    ``/proc`` (the server runs on this machine); None when it cannot be read (a remote ``--dsn``).
+    With the Python process's own CPU time, it measures the work done whatever else the shared
+    machine runs, which wall-clock times do not."""
+    try:
+        fields = Path(f"/proc/{conn.info.backend_pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def back_office_floor(conn: psycopg.Connection) -> tuple[float, float | None]:
+    """Seconds (and the server's CPU seconds) the back office takes to store the integrated web
+    orders, lines and payments again, everything known beforehand: one ``INSERT ... SELECT`` per table from copies made
     outside the timing, then rolled back. What is timed is the tables' own work (foreign keys,
     unique indexes, the status trigger), which any integration into this back office pays."""
     with conn.transaction(force_rollback=True):
@@ -265,6 +278,7 @@ def back_office_floor(conn: psycopg.Connection) -> float:
             "JOIN f_order o ON o.id = p.order_id"
         )
         conn.execute("ANALYZE f_order; ANALYZE f_line; ANALYZE f_payment")
+        cpu0 = backend_cpu(conn)
         t0 = time.perf_counter()
         conn.execute(
             "INSERT INTO erp.sales_order (id, number, kind, origin, shop_order_id, customer_id, order_date, status, "
@@ -288,7 +302,8 @@ def back_office_floor(conn: psycopg.Connection) -> float:
             "SELECT o.new_id, p.method, p.amount, p.transaction_id, p.paid, p.paid_at "
             "FROM f_payment p JOIN f_order o ON o.id = p.order_id"
         )
-        return time.perf_counter() - t0
+        seconds, cpu1 = time.perf_counter() - t0, backend_cpu(conn)
+        return seconds, (cpu1 - cpu0 if cpu0 is not None and cpu1 is not None else None)
 
 
 def main() -> None:
@@ -339,9 +354,12 @@ def main() -> None:
 
         with psycopg.connect(dsn) as conn:
             print("integrating...", file=sys.stderr)
+            cpu0, py0 = backend_cpu(conn), time.process_time()
             t0 = time.perf_counter()
             results = [integrate_file(conn, name, data) for name, data in files]
             seconds = time.perf_counter() - t0
+            python_cpu, cpu1 = time.process_time() - py0, backend_cpu(conn)
+            server_cpu = cpu1 - cpu0 if cpu0 is not None and cpu1 is not None else None
             created = sum(r.counts.get("orders_created", 0) for r in results)
             lines = sum(r.counts.get("lines_created", 0) for r in results)
             t0 = time.perf_counter()
@@ -373,7 +391,7 @@ def main() -> None:
 
         print("floor (the back office's own inserts)...", file=sys.stderr)
         with psycopg.connect(dsn) as conn:
-            floor_seconds = back_office_floor(conn)
+            floor_seconds, floor_cpu = back_office_floor(conn)
 
         # After the floor, which copies every web order: the connector's would count in it.
         print("connector (one order per transaction)...", file=sys.stderr)
@@ -408,6 +426,12 @@ def main() -> None:
         "database_seconds": round(seconds - parse_seconds, 3),
         "floor_seconds": round(floor_seconds, 3),
         "floor_ratio": round(seconds / floor_seconds, 2),
+        "python_cpu_seconds": round(python_cpu, 3),
+        "server_cpu_seconds": None if server_cpu is None else round(server_cpu, 3),
+        "floor_cpu_seconds": None if floor_cpu is None else round(floor_cpu, 3),
+        "floor_cpu_ratio": None
+        if server_cpu is None or not floor_cpu
+        else round((python_cpu + server_cpu) / floor_cpu, 2),
         "copy_seconds": round(copy_seconds, 3),
         "limit_seconds": round(floor_seconds + parse_seconds + copy_seconds, 3),
         "limit_ratio": round((floor_seconds + parse_seconds + copy_seconds) / floor_seconds, 2),
@@ -421,6 +445,11 @@ def main() -> None:
     }
     print(f"{'integration':<12} {seconds:8.2f} s  ({created} orders, {lines} lines, {len(files)} files)")
     print(f"{'to_sql':<12} {baseline_seconds:8.2f} s  (read_csv + to_sql; speedup {result['speedup']})")
+    if server_cpu is not None and floor_cpu:
+        print(
+            f"{'CPU':<12} {python_cpu + server_cpu:8.2f} s  (Python {python_cpu:.2f} s + server {server_cpu:.2f} s; "
+            f"the floor's {floor_cpu:.2f} s: {result['floor_cpu_ratio']}x)"
+        )
     print(f"{'parse only':<12} {parse_seconds:8.2f} s  (read_inbound, part of the integration)")
     print(f"{'COPY only':<12} {copy_seconds:8.2f} s  (the parsed rows into unconstrained TEMP tables)")
     print(

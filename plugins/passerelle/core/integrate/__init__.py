@@ -12,7 +12,8 @@ transaction (:func:`integrate_file`):
    unknown SKU to the rejects, VAT as the shop states it (disagreements flagged on the order),
    orders split by shop status (:func:`filter_orders`); every row read counted as integrated,
    quarantined or ignored;
-3. COPY the frames into TEMP staging tables, then set-wise SQL
+3. COPY the frames into TEMP staging tables (made once per session, emptied at commit; the
+   lines with the article and variant of their SKU, looked up once in step 2), then set-wise SQL
    (:mod:`~passerelle.core.integrate.writes`): customers (matched by shop
    customer id through ``passerelle.customer_link``, then by e-mail) and addresses upserted;
    orders inserted ``ON CONFLICT (shop_order_id) DO NOTHING`` (quotes as ``kind='quote'``),
