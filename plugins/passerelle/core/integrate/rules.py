@@ -437,9 +437,6 @@ def resolve_vat(parsed: ib.ParsedFile, rates: Mapping[str, float]) -> ib.ParsedF
     lines, orders = parsed.lines.copy(), parsed.orders.copy()
     if not len(lines):
         return replace(parsed, orders=orders.assign(vat_disagreement=pd.Series(dtype="str")))
-    stated_by_order = dict(
-        zip(orders["shop_order_id"].to_numpy(dtype=object), orders["vat_rates"].map(_rates), strict=True)
-    )
     bo = lines["sku"].map(rates).astype("float64")
     stated = lines["vat_rate"].astype("float64")
     line_ids = lines["shop_order_id"].to_numpy(dtype=object)
@@ -448,6 +445,12 @@ def resolve_vat(parsed: ib.ParsedFile, rates: Mapping[str, float]) -> ib.ParsedF
     in_order = np.ones(len(lines), dtype=bool)
     unstated = np.flatnonzero(stated.isna().to_numpy())
     bo_values = bo.to_numpy()
+    stated_by_order: dict[Any, list[float]] = {}
+    if len(unstated):
+        with_rates = orders[orders["vat_rates"].notna() & (orders["vat_rates"] != "")]
+        stated_by_order = dict(
+            zip(with_rates["shop_order_id"].to_numpy(dtype=object), with_rates["vat_rates"].map(_rates), strict=True)
+        )
     in_order[unstated] = [bo_values[i] in stated_by_order.get(line_ids[i], []) for i in unstated]
     rate = stated.where(stated.notna(), bo)
     compared = ~lines.get("matched_by", pd.Series("sku", index=lines.index)).isin(["gift_card", "unmatched"])
