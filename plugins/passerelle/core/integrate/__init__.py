@@ -12,7 +12,8 @@ transaction (:func:`integrate_file`):
    unknown SKU to the rejects, VAT as the shop states it (disagreements flagged on the order),
    orders split by shop status (:func:`filter_orders`); every row read counted as integrated,
    quarantined or ignored;
-3. COPY the frames into TEMP staging tables, then set-wise SQL
+3. COPY the frames into TEMP staging tables (made once per session, emptied at commit; the
+   lines with the article and variant of their SKU, looked up once in step 2), then set-wise SQL
    (:mod:`~passerelle.core.integrate.writes`): customers (matched by shop
    customer id through ``passerelle.customer_link``, then by e-mail) and addresses upserted;
    orders inserted ``ON CONFLICT (shop_order_id) DO NOTHING`` (quotes as ``kind='quote'``),
@@ -42,7 +43,6 @@ from passerelle.core import inbound as ib
 from passerelle.core.integrate.rules import (
     DEFAULT_RULES,
     OrderSelection,
-    article_vat_rates,
     attach_walk_in,
     filter_orders,
     known_skus,
@@ -54,8 +54,10 @@ from passerelle.core.integrate.rules import (
     reject_unknown_skus,
     resolve_lines,
     resolve_vat,
+    sku_references,
     status_rules,
     taken_numbers,
+    vat_rates,
 )
 from passerelle.core.integrate.writes import cancel_orders, insert_orders, stage, upsert_customers
 from passerelle.core.quarantine import apply_sku_aliases
@@ -220,10 +222,11 @@ def _integrate_parsed(
             row = conn.execute("SELECT id FROM erp.customer WHERE code = %s", (walk_in,)).fetchone()
             walk_in_id = row[0] if row else None
         parsed = attach_walk_in(parsed, walk_in, walk_in_id)
-    parsed = reject_unknown_skus(parsed, known_skus(conn, parsed.lines["sku"].unique()))
+    references = sku_references(conn, parsed.lines["sku"].unique())  # articles and variants of the file's SKUs
+    parsed = reject_unknown_skus(parsed, references["reference"])
     parsed = reject_number_clashes(parsed, taken_numbers(conn, parsed.orders["shop_order_id"]))
     if parsed.kind != ib.CUSTOMERS:
-        parsed = resolve_vat(parsed, article_vat_rates(conn, parsed.lines["sku"].unique()))
+        parsed = resolve_vat(parsed, vat_rates(references))
     sel = filter_orders(parsed, **status_rules(rules))
     wanted = pd.concat([sel.create.assign(kind="order"), sel.quotes.assign(kind="quote")], ignore_index=True)
     wanted["number"] = order_numbers(wanted["shop_order_id"])
@@ -239,7 +242,7 @@ def _integrate_parsed(
     counts: dict[str, int] = {"rows_read": int(parsed.rows_read), **{f"orders_{k}": v for k, v in sel.counts.items()}}
     counts.update(_row_outcomes(parsed, sel))
 
-    stage(conn, parsed, wanted, lines, payments, sel.cancels)
+    stage(conn, parsed, wanted, lines, payments, sel.cancels, references)
     counts.update(upsert_customers(conn))
     counts.update(insert_orders(conn, file_id, walk_in_id))
     counts.update(cancel_orders(conn, file_id, parsed.name, quarantine=quarantine))
@@ -254,7 +257,6 @@ def _integrate_parsed(
         )
     counts["rejected_rows"] = int(rejects["line"].nunique())
     counts["rejected_orders"] = int(rejects["shop_order_id"].dropna().nunique())
-    conn.execute("DROP TABLE IF EXISTS s_customer, s_address, s_order, s_line, s_payment, s_cancel, s_new")
     return counts, rejects
 
 

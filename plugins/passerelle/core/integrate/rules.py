@@ -29,6 +29,7 @@ import pandas as pd
 import psycopg
 
 from passerelle.core import inbound as ib
+from passerelle.db import json_texts
 
 DEFAULT_RULES: dict[str, list[str]] = {
     "integrate": ["paid", "validated"],
@@ -56,19 +57,43 @@ class OrderSelection:
         }
 
 
+#: What :func:`sku_references` gives for each reference found.
+REFERENCE_COLUMNS = ["reference", "article_id", "variant_id", "vat_rate", "name"]
+
+
+def sku_references(conn: psycopg.Connection, skus: Iterable[str]) -> pd.DataFrame:
+    """The back office's article or variant of each of ``skus`` (a file's SKUs), in one indexed
+    lookup whatever the size of the catalog: columns :data:`REFERENCE_COLUMNS`. A variant's
+    reference gives that variant (``article_id`` its article's); else an article's gives the
+    article (``variant_id`` NA). ``vat_rate`` and ``name`` are the article's. SKUs found in
+    neither are absent: :func:`reject_unknown_skus` rejects their orders, :func:`resolve_vat`
+    compares the rates, the lines are written with these ids."""
+    wanted = json_texts(skus, strip=True)
+    if wanted == "[]":
+        return pd.DataFrame({c: pd.Series(dtype="object") for c in REFERENCE_COLUMNS})
+    rows = conn.execute(
+        """
+        WITH wanted AS (SELECT DISTINCT json_array_elements_text(%s::json) AS reference)
+        SELECT w.reference, coalesce(v.article_id, a.id), v.id, coalesce(va.vat_rate, a.vat_rate),
+               coalesce(va.name, a.name)
+          FROM wanted w
+          LEFT JOIN erp.variant v ON v.reference = w.reference
+          LEFT JOIN erp.article va ON va.id = v.article_id
+          LEFT JOIN erp.article a ON v.id IS NULL AND a.reference = w.reference
+         WHERE v.id IS NOT NULL OR a.id IS NOT NULL""",
+        (wanted,),
+    ).fetchall()
+    out = pd.DataFrame(rows, columns=REFERENCE_COLUMNS)
+    return out.astype({"article_id": "int64", "variant_id": "Int64", "vat_rate": "float64"})
+
+
 def known_skus(conn: psycopg.Connection, candidates: Iterable[str] | None = None) -> pd.Series:
     """References of the back office's articles and variants: those among ``candidates`` (a
     file's SKUs; one indexed lookup, whatever the size of the catalog), or all when None."""
     if candidates is None:
         rows = conn.execute("SELECT reference FROM erp.article UNION ALL SELECT reference FROM erp.variant")
-    else:
-        wanted = sorted({str(c).strip() for c in candidates if c is not None})
-        rows = conn.execute(
-            "SELECT reference FROM erp.article WHERE reference = ANY(%(s)s) "
-            "UNION SELECT reference FROM erp.variant WHERE reference = ANY(%(s)s)",
-            {"s": wanted},
-        )
-    return pd.Series([r[0] for r in rows.fetchall()], dtype="str")
+        return pd.Series([r[0] for r in rows.fetchall()], dtype="str")
+    return sku_references(conn, candidates)["reference"].astype("str")
 
 
 def reject_unknown_skus(parsed: ib.ParsedFile, known: Iterable[str] | pd.Series) -> ib.ParsedFile:
@@ -114,9 +139,10 @@ def order_numbers(shop_order_ids: pd.Series) -> pd.Series:
 def taken_numbers(conn: psycopg.Connection, shop_order_ids: Iterable[str]) -> pd.DataFrame:
     """The back office's orders holding the numbers of ``shop_order_ids``: columns number and
     shop_order_id (the shop id that holds it; empty for an order made in the back office)."""
-    numbers = sorted(set(order_numbers(pd.Series(list(shop_order_ids), dtype="str"))))
+    numbers = json_texts(order_numbers(pd.Series(list(shop_order_ids), dtype="str")).to_numpy(dtype=object))
     rows = conn.execute(
-        "SELECT number, shop_order_id FROM erp.sales_order WHERE number = ANY(%s)", (numbers,)
+        "SELECT number, shop_order_id FROM erp.sales_order WHERE number IN (SELECT json_array_elements_text(%s::json))",
+        (numbers,),
     ).fetchall()
     return pd.DataFrame(rows, columns=["number", "shop_order_id"])
 
@@ -384,14 +410,12 @@ def attach_walk_in(parsed: ib.ParsedFile, walk_in_customer: str | None, walk_in_
 
 def article_vat_rates(conn: psycopg.Connection, references: Iterable[str]) -> dict[str, float]:
     """The back office's VAT rate of each article or variant reference among ``references``."""
-    wanted = sorted({str(r) for r in references if r is not None and str(r) != ""})
-    rows = conn.execute(
-        "SELECT a.reference, a.vat_rate FROM erp.article a WHERE a.reference = ANY(%(s)s) "
-        "UNION ALL SELECT v.reference, a.vat_rate FROM erp.variant v "
-        "JOIN erp.article a ON a.id = v.article_id WHERE v.reference = ANY(%(s)s)",
-        {"s": wanted},
-    ).fetchall()
-    return {ref: float(rate) for ref, rate in rows}
+    return vat_rates(sku_references(conn, [r for r in references if r is not None and str(r) != ""]))
+
+
+def vat_rates(references: pd.DataFrame) -> dict[str, float]:
+    """Reference -> VAT rate, from :func:`sku_references`."""
+    return references.set_index("reference")["vat_rate"].astype("float64").to_dict()
 
 
 def _rates(text: Any) -> list[float]:
@@ -414,19 +438,29 @@ def resolve_vat(parsed: ib.ParsedFile, rates: Mapping[str, float]) -> ib.ParsedF
     lines, orders = parsed.lines.copy(), parsed.orders.copy()
     if not len(lines):
         return replace(parsed, orders=orders.assign(vat_disagreement=pd.Series(dtype="str")))
-    stated_by_order = dict(zip(orders["shop_order_id"], orders["vat_rates"].map(_rates), strict=True))
     bo = lines["sku"].map(rates).astype("float64")
     stated = lines["vat_rate"].astype("float64")
-    order_rates = lines["shop_order_id"].map(stated_by_order)
-    listed = order_rates.map(lambda r: r if isinstance(r, list) else [])
-    in_order = np.array([b in r for b, r in zip(bo, listed, strict=True)], dtype=bool)
+    line_ids = lines["shop_order_id"].to_numpy(dtype=object)
+    # Whether the article's rate is among its order's stated rates: only read where the line
+    # states none (most files state every line's rate: nothing to look at).
+    in_order = np.ones(len(lines), dtype=bool)
+    unstated = np.flatnonzero(stated.isna().to_numpy())
+    bo_values = bo.to_numpy()
+    stated_by_order: dict[Any, list[float]] = {}
+    if len(unstated):
+        with_rates = orders[orders["vat_rates"].notna() & (orders["vat_rates"] != "")]
+        stated_by_order = dict(
+            zip(with_rates["shop_order_id"].to_numpy(dtype=object), with_rates["vat_rates"].map(_rates), strict=True)
+        )
+    in_order[unstated] = [bo_values[i] in stated_by_order.get(line_ids[i], []) for i in unstated]
     rate = stated.where(stated.notna(), bo)
     compared = ~lines.get("matched_by", pd.Series("sku", index=lines.index)).isin(["gift_card", "unmatched"])
     differs = compared & bo.notna() & ((stated.notna() & ((stated - bo).abs() > 0.001)) | (stated.isna() & ~in_order))
     notes: dict[str, list[str]] = {}
     at = np.flatnonzero(differs.to_numpy())
     ids, line_no, skus = (lines[c].to_numpy(dtype=object)[at] for c in ("shop_order_id", "line", "sku"))
-    said, bos, listed_at = stated.to_numpy()[at], bo.to_numpy()[at], listed.to_numpy(dtype=object)[at]
+    said, bos = stated.to_numpy()[at], bo_values[at]
+    listed_at = [stated_by_order.get(sid, []) for sid in ids]
     for sid, ln, ref, s_, b, rs in zip(ids, line_no, skus, said, bos, listed_at, strict=True):
         shop = f"{s_:g}%" if not np.isnan(s_) else "/".join(f"{r:g}%" for r in rs) or "no rate"
         notes.setdefault(sid, []).append(f"line {int(ln)} {ref}: shop {shop}, back office {b:g}%")
@@ -455,6 +489,10 @@ def resolve_vat(parsed: ib.ParsedFile, rates: Mapping[str, float]) -> ib.ParsedF
         )
     )
     orders["vat_disagreement"] = pd.array(
-        [("VAT differs: " + "; ".join(notes[k])) if k in notes else None for k in orders["shop_order_id"]], dtype="str"
+        [
+            ("VAT differs: " + "; ".join(notes[k])) if k in notes else None
+            for k in orders["shop_order_id"].to_numpy(dtype=object)
+        ],
+        dtype="str",
     )
     return replace(parsed, lines=lines, orders=orders)

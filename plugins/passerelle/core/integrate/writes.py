@@ -1,5 +1,6 @@
 """The integration's writes into the back office, set-wise, inside the caller's transaction:
-the parsed frames COPYed into TEMP staging tables, then customers (matched by shop customer id
+the parsed frames COPYed into TEMP staging tables (one COPY each, the lines with their article
+already looked up), then customers (matched by shop customer id
 through ``passerelle.customer_link``, then by e-mail) and addresses upserted; orders inserted
 ``ON CONFLICT (shop_order_id) DO NOTHING`` (quotes as ``kind='quote'``), lines and payments for
 the newly inserted orders only, ``passerelle.order_ledger``; cancellations applied to orders
@@ -17,26 +18,80 @@ from passerelle.db import copy_in
 #: E-mails compared as the parser wrote the file's (:mod:`passerelle.core.emails`, one normalisation).
 _EMAIL = {"c_email": email_key_sql("c.email"), "o_email": email_key_sql("o.email")}
 
+#: The staging tables: TEMP, made once per session and emptied at each commit (``ON COMMIT DELETE
+#: ROWS``), so that a file's transaction pays no DDL (creating and dropping seven tables cost about
+#: as much as COPYing a 1,000-order file into them).
 _STAGING = """
 CREATE TEMP TABLE s_customer (line int, shop_customer_id text, email text, first_name text, last_name text,
     company text, phone text, customer_family text, updated_at timestamptz, source text, customer_id int, code text)
-    ON COMMIT DROP;
+    ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE s_address (line int, shop_order_id text, shop_customer_id text, email text, kind text,
     first_name text, last_name text, company text, address1 text, address2 text, postcode text, city text,
-    region text, country text, phone text, customer_id int) ON COMMIT DROP;
+    region text, country text, phone text, customer_id int) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE s_order (line int, shop_order_id text, order_date timestamptz, status text, shop_status text,
     shop_customer_id text, email text, phone text, currency text, shipping_method text, shipping_excl_vat numeric,
     shipping_incl_vat numeric, shipping_vat_rate numeric, order_discount_excl_vat numeric,
     order_discount_incl_vat numeric, discount_code text, total_excl_vat numeric, total_incl_vat numeric,
     taxes_total numeric, refunded_amount numeric, note text, vat_rates text, kind text, number text,
-    walk_in boolean, vat_disagreement text) ON COMMIT DROP;
-CREATE TEMP TABLE s_line (line int, shop_order_id text, line_number int, sku text, label text, quantity numeric,
-    unit_price_excl_vat numeric, unit_price_incl_vat numeric, vat_rate numeric, discount_excl_vat numeric,
-    discount_incl_vat numeric, matched_by text) ON COMMIT DROP;
+    walk_in boolean, vat_disagreement text) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE s_line (line int, shop_order_id text, line_number int, sku text, article_id int, variant_id int,
+    label text, quantity numeric, unit_price_excl_vat numeric, unit_price_incl_vat numeric, vat_rate numeric,
+    discount_excl_vat numeric, discount_incl_vat numeric, matched_by text) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE s_payment (line int, shop_order_id text, method text, amount numeric, transaction_id text,
-    paid boolean, paid_at timestamptz) ON COMMIT DROP;
-CREATE TEMP TABLE s_cancel (line int, shop_order_id text, raw text) ON COMMIT DROP;
+    paid boolean, paid_at timestamptz) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE s_cancel (line int, shop_order_id text, raw text) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE s_new (id int, shop_order_id text, kind text) ON COMMIT DELETE ROWS;
 """
+_STAGING_TABLES = ("s_customer", "s_address", "s_order", "s_line", "s_payment", "s_cancel", "s_new")
+
+#: The lines as staged: ids of the back office's article and variant already looked up, each
+#: order's lines numbered 1..n (their order in the file: line_number, then physical line).
+_LINE_STAGED = [
+    "line",
+    "shop_order_id",
+    "line_number",
+    "sku",
+    "article_id",
+    "variant_id",
+    "label",
+    "quantity",
+    "unit_price_excl_vat",
+    "unit_price_incl_vat",
+    "vat_rate",
+    "discount_excl_vat",
+    "discount_incl_vat",
+    "matched_by",
+]
+
+
+def _staging_tables(conn: psycopg.Connection) -> None:
+    """The staging tables, empty: made on the session's first file; emptied by every commit, and
+    here again in case a transaction stages twice."""
+    if conn.execute("SELECT to_regclass('pg_temp.s_new')").fetchone()[0] is None:
+        conn.execute(_STAGING)
+    else:
+        conn.execute("; ".join(f"DELETE FROM {t}" for t in _STAGING_TABLES))
+
+
+def staged_lines(lines: pd.DataFrame, references: pd.DataFrame) -> pd.DataFrame:
+    """``lines`` as :data:`_LINE_STAGED`: the article and variant of each SKU from ``references``
+    (:func:`~passerelle.core.integrate.rules.sku_references`; a line whose SKU is not there is
+    not written), the label and VAT rate the file leaves empty taken from the article, and each
+    order's lines numbered 1..n in the file's order (line_number, then physical line)."""
+    at = pd.Index(references["reference"].astype("object")).get_indexer(lines["sku"].astype("object"))
+    found = at >= 0
+    lines, at = lines[found], at[found]
+    refs = {c: references[c].array[at] for c in ("article_id", "variant_id", "vat_rate", "name")}  # Int64 kept
+    out = lines.assign(
+        article_id=refs["article_id"],
+        variant_id=refs["variant_id"],
+        label=lines["label"].where(lines["label"].notna(), refs["name"]),
+        vat_rate=lines["vat_rate"].astype("float64").where(lines["vat_rate"].notna(), refs["vat_rate"]),
+        matched_by=lines.get("matched_by", "sku"),
+    )
+    out = out.sort_values(["shop_order_id", "line_number", "line"], kind="stable")
+    out["line_number"] = out.groupby("shop_order_id", sort=False).cumcount().to_numpy() + 1
+    return out
 
 
 def stage(
@@ -46,14 +101,16 @@ def stage(
     lines: pd.DataFrame,
     payments: pd.DataFrame,
     cancels: pd.DataFrame,
+    references: pd.DataFrame,
 ) -> None:
-    conn.execute("DROP TABLE IF EXISTS s_customer, s_address, s_order, s_line, s_payment, s_cancel, s_new")
-    conn.execute(_STAGING)
+    """COPY the file's frames into the staging tables, once each; ``references`` from
+    :func:`~passerelle.core.integrate.rules.sku_references` give the lines their article."""
+    _staging_tables(conn)
     copy_in(conn, "s_customer", parsed.customers, ib.CUSTOMER_COLUMNS)
     copy_in(conn, "s_address", parsed.addresses, ib.ADDRESS_COLUMNS)
     wanted = wanted.assign(walk_in=wanted.get("walk_in", False), vat_disagreement=wanted.get("vat_disagreement"))
     copy_in(conn, "s_order", wanted, [*ib.ORDER_COLUMNS, "kind", "number", "walk_in", "vat_disagreement"])
-    copy_in(conn, "s_line", lines.assign(matched_by=lines.get("matched_by", "sku")), [*ib.LINE_COLUMNS, "matched_by"])
+    copy_in(conn, "s_line", staged_lines(lines, references), _LINE_STAGED)
     copy_in(conn, "s_payment", payments, ib.PAYMENT_COLUMNS)
     copy_in(conn, "s_cancel", cancels.assign(raw=cancels["line"].map(parsed.raw)), ["line", "shop_order_id", "raw"])
 
@@ -151,8 +208,8 @@ def upsert_customers(conn: psycopg.Connection) -> dict[str, int]:
     return {"customers_created": created, "customers_updated": max(updated, 0), "addresses_upserted": addresses}
 
 
+# The orders not yet in the back office, their ledger rows, and s_new (their ids) in one statement.
 _ORDERS = """
-CREATE TEMP TABLE s_new ON COMMIT DROP AS
 WITH src AS (
     SELECT o.*, coalesce(l.customer_id, c.id, CASE WHEN o.walk_in THEN %(walk_in)s::int END) AS customer_id,
            coalesce(nullif(trim(concat_ws(' ', b.first_name, b.last_name)), ''), b.company) AS b_name,
@@ -189,28 +246,22 @@ WITH src AS (
       FROM src
     ON CONFLICT (shop_order_id) DO NOTHING
     RETURNING id, shop_order_id, kind
+), ledger AS (
+    INSERT INTO passerelle.order_ledger (shop_order_id, order_id, kind, file_id)
+    SELECT shop_order_id, id, kind, %(file_id)s FROM ins
+    ON CONFLICT DO NOTHING
 )
-SELECT * FROM ins
+INSERT INTO s_new (id, shop_order_id, kind) SELECT id, shop_order_id, kind FROM ins
 """.format(**_EMAIL)
 
+# The lines come staged with their article, variant, label, rate and number (staged_lines).
 _LINES = """
-WITH sku AS (
-    SELECT v.reference, v.article_id, v.id AS variant_id FROM erp.variant v
-    UNION ALL
-    SELECT a.reference, a.id, NULL FROM erp.article a
-     WHERE NOT EXISTS (SELECT 1 FROM erp.variant v WHERE v.reference = a.reference)
-)
 INSERT INTO erp.sales_order_line (order_id, line_number, article_id, variant_id, label, quantity,
     unit_price_excl_vat, discount_excl_vat, vat_rate)
-SELECT n.id, row_number() OVER (PARTITION BY n.id ORDER BY l.line_number, l.line), k.article_id, k.variant_id,
-       coalesce(l.label, a.name), l.quantity,
-       coalesce(l.unit_price_excl_vat, l.unit_price_incl_vat / (1 + coalesce(l.vat_rate, a.vat_rate) / 100)),
-       coalesce(l.discount_excl_vat, l.discount_incl_vat / (1 + coalesce(l.vat_rate, a.vat_rate) / 100), 0),
-       coalesce(l.vat_rate, a.vat_rate)
-  FROM s_new n
-  JOIN s_line l ON l.shop_order_id = n.shop_order_id
-  JOIN sku k ON k.reference = l.sku
-  JOIN erp.article a ON a.id = k.article_id
+SELECT n.id, l.line_number, l.article_id, l.variant_id, l.label, l.quantity,
+       coalesce(l.unit_price_excl_vat, l.unit_price_incl_vat / (1 + l.vat_rate / 100)),
+       coalesce(l.discount_excl_vat, l.discount_incl_vat / (1 + l.vat_rate / 100), 0), l.vat_rate
+  FROM s_new n JOIN s_line l ON l.shop_order_id = n.shop_order_id
 """
 
 _PAYMENTS = """
@@ -266,29 +317,26 @@ ON CONFLICT DO NOTHING
 def insert_orders(conn: psycopg.Connection, file_id: int, walk_in_id: int | None = None) -> dict[str, int]:
     """Orders, lines and payments of the staged orders not yet in the back office; an order
     marked ``walk_in`` (no e-mail, no customer id) goes to the customer ``walk_in_id``."""
-    conn.execute(_ORDERS, {"walk_in": walk_in_id})
-    new = conn.execute(
-        "SELECT count(*) FILTER (WHERE kind = 'order'), count(*) FILTER (WHERE kind = 'quote') FROM s_new"
+    conn.execute(_ORDERS, {"walk_in": walk_in_id, "file_id": file_id})
+    staged, orders, quotes = conn.execute(
+        "SELECT (SELECT count(*) FROM s_order), count(*) FILTER (WHERE kind = 'order'), "
+        "count(*) FILTER (WHERE kind = 'quote') FROM s_new"
     ).fetchone()
     lines = conn.execute(_LINES).rowcount
     payments = conn.execute(_PAYMENTS).rowcount
-    conn.execute(
-        "INSERT INTO passerelle.order_ledger (shop_order_id, order_id, kind, file_id) "
-        "SELECT shop_order_id, id, kind, %s FROM s_new ON CONFLICT DO NOTHING",
-        (file_id,),
-    )
-    conn.execute(_QUOTES_CONFIRMED)
-    converted = conn.execute("SELECT count(*) FROM s_converted").fetchone()[0]
-    completed = conn.execute(_CONVERTED_PAYMENTS_UPDATE).rowcount
-    payments += conn.execute(_CONVERTED_PAYMENTS_INSERT).rowcount
-    conn.execute("DROP TABLE s_converted")
-    staged = conn.execute("SELECT count(*) FROM s_order").fetchone()[0]
+    converted = completed = 0
+    if staged > orders + quotes:  # some were in the back office already: quotes now paid among them?
+        conn.execute(_QUOTES_CONFIRMED)
+        converted = conn.execute("SELECT count(*) FROM s_converted").fetchone()[0]
+        completed = conn.execute(_CONVERTED_PAYMENTS_UPDATE).rowcount
+        payments += conn.execute(_CONVERTED_PAYMENTS_INSERT).rowcount
+        conn.execute("DROP TABLE s_converted")
     # A confirmed quote is counted once: as confirmed, not also as already integrated.
     return {
-        "orders_created": new[0],
-        "quotes_created": new[1],
+        "orders_created": orders,
+        "quotes_created": quotes,
         "quotes_confirmed": converted,
-        "orders_already_integrated": staged - new[0] - new[1] - converted,
+        "orders_already_integrated": staged - orders - quotes - converted,
         "lines_created": lines,
         "payments_created": payments,
         "payments_completed": max(completed, 0),
