@@ -29,6 +29,7 @@ from passerelle.config.sections import (
     CatalogSection,
     ImagesSection,
     InboundSection,
+    NoticesSection,
     PrestashopSection,
     ShopifySection,
     ShopSection,
@@ -60,6 +61,8 @@ class Settings(Section):
     alerts: AlertsSection = Field(default_factory=AlertsSection)
     #: Task and run time limits, pause before a retry.
     timeouts: TimeoutsSection = Field(default_factory=TimeoutsSection)
+    #: Customer notices: the notify flag per status in the status files; Passerelle's own mails.
+    notices: NoticesSection = Field(default_factory=NoticesSection)
 
     _source: str = PrivateAttr(DEFAULT_SOURCE)
 
