@@ -37,3 +37,17 @@ JOIN LATERAL (
     LEFT JOIN erp.variant v ON v.id = ol.variant_id
     WHERE dl.delivery_note_id = p.id
 ) l ON true;
+
+-- Who an order's notices go to, and in which language (erp.customer.language; NULL: the
+-- notices' default language): read only when Passerelle mails the notices itself
+-- (notices.mail.enabled, passerelle.core.notices).
+CREATE OR REPLACE VIEW passerelle_src.order_customer AS
+SELECT so.number AS order_number,
+       so.shop_order_id,
+       so.customer_code,
+       so.customer_email,
+       c.first_name,
+       c.last_name,
+       lower(c.language) AS language
+FROM passerelle_src.shop_order so
+JOIN erp.customer c ON c.id = so.customer_id;

@@ -644,6 +644,9 @@ class NoticeMailSection(Section):
     languages: Annotated[tuple[str, ...], BeforeValidator(_language_list)] = ("fr", "en")
     #: Folder of the templates, relative to the project's include/ folder unless absolute.
     templates_dir: Annotated[str, BeforeValidator(text('"templates/notices"'))] = "templates/notices"
+    #: A status older than this when its batch was built is recorded without a mail (the first
+    #: send of every past order's statuses mails nobody about old orders).
+    max_age_hours: Annotated[int, BeforeValidator(whole(1, 24 * 366, "hours"))] = 72
 
     @model_validator(mode="after")
     def _default_is_a_language(self) -> NoticeMailSection:
