@@ -112,7 +112,7 @@ def test_two_parcels_then_a_corrected_tracking_number(airflow_db, connections, e
 
 
 # -- each shop's parcel file ------------------------------------------------------------------------
-def _build(erp, dialect_name: str, **notices):
+def _build(erp, dialect_name: str, run_key: str = "first", **notices):
     from passerelle.config import load_settings
     from passerelle.core.dialects import exchange_dialect
     from passerelle.core.exchange import build_exchange, exchange_settings, order_status_entities
@@ -129,7 +129,7 @@ def _build(erp, dialect_name: str, **notices):
     batch, _files = build_exchange(
         erp,
         flow="order_status",
-        run_key=f"test-{dialect_name}",
+        run_key=f"test-{dialect_name}-{run_key}",
         entities=order_status_entities(["tracking"]),
         dialect=exchange_dialect(dialect_name, settings, as_of=day),
         settings=exchange_settings(settings, day),
@@ -183,7 +183,7 @@ def test_shopify_fulfillments_with_notify_customer(erp):
     ]
     # Passerelle mailing itself: the shop is told not to (one sender per notice). The first batch was
     # never confirmed, so this one holds the same parcels.
-    files = _build(erp, "shopify", mail=_mail(enabled=True))
+    files = _build(erp, "shopify", "second", mail=_mail(enabled=True))
     assert set(_frame(files["fulfillments_0001.csv"])["notify_customer"]) == {"false"}
 
 
