@@ -116,3 +116,35 @@ def test_a_flow_set_to_new_offers_it_as_the_run_forms_default(tmp_path, monkeypa
     params = flow_settings("catalog", settings)["params"]
     assert params["mode"].value == "new"
     assert params["mode"].schema["enum"] == ["delta", "new", "full"]
+
+
+def test_mode_is_checked_with_a_hint_and_refused_where_no_snapshot(tmp_path):
+    from passerelle.config import ConfigError, load_settings
+
+    path = tmp_path / "passerelle.yaml"
+    path.write_text("flows:\n  catalog:\n    mode: nwe\n")
+    with pytest.raises(
+        ConfigError, match=r"flows\.catalog\.mode: expected one of delta, new, full, got 'nwe' \(did you mean 'new'\?\)"
+    ):
+        load_settings(str(path))
+    path.write_text("flows:\n  orders_in:\n    mode: new\n")
+    with pytest.raises(ConfigError, match=r"flows\.orders_in\.mode: orders_in reads the shop's files .*remove mode"):
+        load_settings(str(path))
+
+
+def test_plan_images_new_only_renders_new_slots_and_removes_nothing():
+    import pandas as pd
+
+    from passerelle.core.image_plan import plan_images
+
+    previous = pd.DataFrame(
+        {"image_key": ["A:1", "B:1"], "reference": ["A", "B"], "position": [1, 1], "source_hash": ["a", "b"]}
+    )
+    current = pd.DataFrame(
+        {"image_key": ["A:1", "C:1"], "reference": ["A", "C"], "position": [1, 1], "source_hash": ["a2", "c"]}
+    )
+    plan = plan_images(current, previous, new_only=True)
+    assert plan.render["reference"].tolist() == ["C"]  # A's changed photo waits for a delta
+    assert plan.remove.empty  # B left the listing: removed by the next delta, not now
+    delta = plan_images(current, previous)
+    assert sorted(delta.render["reference"]) == ["A", "C"] and delta.remove["reference"].tolist() == ["B"]
