@@ -339,9 +339,10 @@ def test_params_form_fields_defaults_and_validation():
     params = flow_params(["article", "variant"], replay=True)
     assert list(params) == ["mode", "entities", "dry_run", "replay_quarantine"]
     mode, entities, dry_run, replay = (params[k] for k in params)
-    assert mode.schema["enum"] == ["delta", "full"]
+    assert mode.schema["enum"] == ["delta", "new", "full"]
     assert mode.resolve() == "delta"
     assert mode.resolve("full") == "full"
+    assert mode.resolve("new") == "new"
     with pytest.raises(ParamValidationError):
         mode.resolve("everything")
     assert entities.schema["type"] == "array"

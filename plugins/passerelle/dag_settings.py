@@ -221,7 +221,7 @@ def flow_settings(
         "max_active_runs": flow.max_active_runs,
         "tags": ["passerelle", name, *extra_tags] + ([] if flow.enabled else ["disabled"]),
         "description": f"Passerelle {name}: {schedule_words(flow, timezone)}",
-        "params": flow_params(settings.flow_entities(name), replay=name in REPLAY_FLOWS, flow=name),
+        "params": flow_params(settings.flow_entities(name), replay=name in REPLAY_FLOWS, flow=name, mode=flow.mode),
         "default_args": default_args,
         "dagrun_timeout": timedelta(minutes=limits.run_minutes_of(name)),
     }

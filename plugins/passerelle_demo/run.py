@@ -2,8 +2,9 @@
 
 With no connection configured it uses a local PostgreSQL (127.0.0.1:5432 when it answers,
 else a throwaway cluster) and starts an FTP server on loopback; it seeds a demo back office,
-runs the catalog in full, changes a few articles and runs the delta, then the hourly
-exchanges, and prints a summary and where the shop's files are.
+runs the catalog in full, changes a few articles and runs the delta, changes them again and runs
+a new-only catalog (only the new article travels), ships two web orders in parcels, then runs the
+hourly exchanges, and prints a summary and where the shop's files are.
 
 Set AIRFLOW_CONN_PASSERELLE_ERP / AIRFLOW_CONN_PASSERELLE_SHOP to run against real ones
 (the demo then neither seeds nor changes anything: it only runs the flows).
@@ -268,6 +269,22 @@ def main(argv: list[str] | None = None) -> int:
         results.append(
             (f"{catalog_id} (delta)", _run(f"{catalog_id} (delta)", catalog, day.add(hours=1), {"mode": "delta"}))
         )
+        if embedded:
+            # More edits, then a new-only run: only the new article travels, the changes wait.
+            with psycopg.connect(dsn) as c:
+                more = apply_demo_changes(c)
+            print(f"  changed again: {_short(more)}")
+            results.append(
+                (
+                    f"{catalog_id} (new only)",
+                    _run(f"{catalog_id} (new only)", catalog, day.add(hours=1, minutes=30), {"mode": "new"}),
+                )
+            )
+            from passerelle_demo.seed import seed_parcels
+
+            with psycopg.connect(dsn) as c:
+                parcels = seed_parcels(c)
+            print(f"  shipped in parcels: {', '.join(parcels)} (two parcels; one parcel and the rest cancelled)")
         if embedded and "AIRFLOW_CONN_PASSERELLE_SHOP" in os.environ and (VAR / "shop").exists():
             # The shop drops its orders and customers (the samples of docs/formats/inbound.md), and
             # its own orders export (include/sample/inbound/<dialect>/).

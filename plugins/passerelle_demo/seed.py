@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import io
 import sys
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -529,6 +530,94 @@ def apply_demo_changes(conn: psycopg.Connection) -> dict[str, list[str]]:
     ).fetchone()[0]
     conn.commit()
     return {"changed": changed, "created": [new_ref], "removed": [removed]}
+
+
+def seed_parcels(conn: psycopg.Connection, *, when: datetime | None = None) -> dict[str, str]:
+    """Two web orders shipped in parcels, as the back office records them (`make demo` shows them
+    in the order_status flow's files):
+
+    - ``WEB-PARCELS-1``: 2 + 1 articles, shipped in two parcels (delivery notes ``BL-PARCELS-1A``,
+      then ``BL-PARCELS-1B``, each with its carrier and tracking number): partly shipped, then shipped;
+    - ``WEB-PARCELS-2``: 1 + 1 articles, the first shipped (``BL-PARCELS-2A``), the second
+      cancelled (no longer made): partly shipped, then the remainder cancelled.
+
+    Both for the first web customer with an e-mail, from plain web articles in stock. Returns
+    ``{order number: shop order id}``. *when*: the last parcel's time (default: now).
+    """
+    now = when or datetime.now(UTC)
+    customer = conn.execute(
+        "SELECT id FROM erp.customer WHERE web AND email IS NOT NULL ORDER BY id LIMIT 1"
+    ).fetchone()[0]
+    articles = conn.execute(
+        "SELECT a.id, a.name, a.price_excl_vat, a.vat_rate FROM erp.article a WHERE a.web AND a.price_excl_vat > 0 "
+        "AND NOT EXISTS (SELECT 1 FROM erp.variant v WHERE v.article_id = a.id) ORDER BY a.id LIMIT 2"
+    ).fetchall()
+    plans = {
+        # order: (shop order id, [(article, quantity)], [(note, hours before now, carrier, tracking, {line: qty})],
+        #         {line: cancelled quantity})
+        "WEB-PARCELS-1": (
+            "DEMO-9001",
+            [(articles[0], 2), (articles[1], 1)],
+            [
+                ("BL-PARCELS-1A", 26, "Colissimo", "6A12345678901", {1: 1, 2: 1}),
+                ("BL-PARCELS-1B", 2, "Chronopost", "XY123456789FR", {1: 1}),
+            ],
+            {},
+        ),
+        "WEB-PARCELS-2": (
+            "DEMO-9002",
+            [(articles[0], 1), (articles[1], 1)],
+            [("BL-PARCELS-2A", 5, "Colissimo", "6A98765432109", {1: 1})],
+            {2: 1},
+        ),
+    }
+    out = {}
+    for number, (shop_id, lines, notes, cancelled) in plans.items():
+        order_id = conn.execute(
+            "INSERT INTO erp.sales_order (number, origin, shop_order_id, customer_id, order_date, status) "
+            "VALUES (%s, 'web', %s, %s, %s, 'confirmed') RETURNING id",
+            (number, shop_id, customer, now - timedelta(days=2)),
+        ).fetchone()[0]
+        for i, ((article_id, name, price, vat), qty) in enumerate(lines, 1):
+            conn.execute(
+                "INSERT INTO erp.sales_order_line (order_id, line_number, article_id, label, quantity, "
+                "unit_price_excl_vat, vat_rate) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                (order_id, i, article_id, name, qty, price, vat),
+            )
+        conn.execute("UPDATE erp.sales_order SET status = 'prepared' WHERE id = %s", (order_id,))
+        # The history as it happened: confirmed when ordered, prepared an hour later.
+        conn.execute(
+            "UPDATE erp.order_status_history SET changed_at = %s + CASE status WHEN 'prepared' "
+            "THEN interval '1 hour' ELSE interval '0' END WHERE order_id = %s",
+            (now - timedelta(days=2), order_id),
+        )
+        for note, hours, carrier, tracking, shipped in notes:
+            note_id = conn.execute(
+                "INSERT INTO erp.delivery_note (number, order_id, shipped_at, carrier, tracking_number) "
+                "VALUES (%s, %s, %s, %s, %s) RETURNING id",
+                (note, order_id, now - timedelta(hours=hours), carrier, tracking),
+            ).fetchone()[0]
+            for line, qty in shipped.items():
+                conn.execute(
+                    "INSERT INTO erp.delivery_note_line (delivery_note_id, order_id, line_number, quantity) "
+                    "VALUES (%s, %s, %s, %s)",
+                    (note_id, order_id, line, qty),
+                )
+                conn.execute(
+                    "UPDATE erp.sales_order_line SET shipped_qty = shipped_qty + %s "
+                    "WHERE order_id = %s AND line_number = %s",
+                    (qty, order_id, line),
+                )
+        for line, qty in cancelled.items():
+            conn.execute(
+                "INSERT INTO erp.order_line_cancellation (order_id, line_number, quantity, cancelled_at, reason) "
+                "VALUES (%s, %s, %s, %s, 'no longer made')",
+                (order_id, line, qty, now - timedelta(hours=1)),
+            )
+        conn.execute("UPDATE erp.sales_order SET status = 'shipped' WHERE id = %s", (order_id,))
+        out[number] = shop_id
+    conn.commit()
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -413,6 +413,7 @@ def test_shopify_round_trip(shop, catalog, erp, ftp_server):
     # What the back office then tells the shop about these orders: neither WooCommerce's nor
     # Shopify's importer takes order statuses, so they go in the generic exchange file (for an
     # app or a script on the shop's side) instead of failing the order_status flow.
+    from passerelle.config import load_settings
     from passerelle.core.dialects import exchange_dialect
     from passerelle.core.exchange import build_exchange, order_status_entities
     from passerelle.core.export import iter_outbox
@@ -422,7 +423,7 @@ def test_shopify_round_trip(shop, catalog, erp, ftp_server):
         flow="order_status",
         run_key="round-trip",
         entities=order_status_entities(),
-        dialect=exchange_dialect("shopify", SHOP_SECTIONS["shopify"]),
+        dialect=exchange_dialect("shopify", load_settings()),  # the shop's configuration (typed)
         settings={},
     )
     assert [f["name"] for f in files] == ["order_statuses_0001.csv"]

@@ -86,11 +86,15 @@ def test_nothing_is_read_or_connected_in_init(cls):
 CONTEXT = {"run_id": "manual__2026-11-20T10:00:00+00:00", "logical_date": None}
 
 BAD_ARGUMENTS = [
-    (BuildCatalogOperator, {"mode": "weekly"}, "mode must be 'delta' or 'full', got 'weekly'"),
+    (BuildCatalogOperator, {"mode": "weekly"}, "mode must be one of 'delta', 'new', 'full', got 'weekly'"),
     (BuildCatalogOperator, {"dry_run": "ture"}, "dry_run must be true or false, got 'ture'"),
     (BuildCatalogOperator, {"entities": 3}, "entities must be a list of names or a comma-separated text, got 3"),
     (BuildExchangeOperator, {"flow": "prices"}, "flow must be one of ('prices_stock', 'order_status'), got 'prices'"),
-    (BuildExchangeOperator, {"flow": "prices_stock", "mode": "all"}, "mode must be 'delta' or 'full', got 'all'"),
+    (
+        BuildExchangeOperator,
+        {"flow": "prices_stock", "mode": "all"},
+        "mode must be one of 'delta', 'new', 'full', got 'all'",
+    ),
     (PublishBatchOperator, {"batch": "b"}, "batch must be the build task's result (a dict with batch_id), got 'b'"),
     (
         PublishBatchOperator,
@@ -103,7 +107,7 @@ BAD_ARGUMENTS = [
         {"batch": {"batch_id": 1}, "published": "x"},
         "published must be the publish task's result (a dict), got 'x'",
     ),
-    (PlanImagesOperator, {"mode": "Full"}, "mode must be 'delta' or 'full', got 'Full'"),
+    (PlanImagesOperator, {"mode": "Full"}, "mode must be one of 'delta', 'new', 'full', got 'Full'"),
     (PlanImagesOperator, {"dry_run": "perhaps"}, "dry_run must be true or false, got 'perhaps'"),
     (RenderImagesOperator, {"chunk": [{"key": 1}]}, "chunk must be a list of the plan's items"),
     (FinishImagesOperator, {"plan": []}, "plan must be the plan task's XCom 'plan' (a dict with counts), got []"),

@@ -149,11 +149,37 @@ FROM erp.sales_order o
 JOIN erp.customer c ON c.id = o.customer_id
 WHERE o.kind = 'order' AND (o.origin = 'web' OR c.web);
 
+-- Each delivery note with lines (erp.delivery_note_line, include/sql/erp/30_deliveries.sql) and
+-- whether its order is complete with it: every order line covered by what the notes up to this
+-- one (in shipping order) shipped and what was cancelled of it before this note left.
+CREATE OR REPLACE VIEW passerelle_src.delivery_progress AS
+SELECT dn.id, dn.number, dn.order_id, dn.shipped_at, dn.carrier, dn.tracking_number,
+       bool_and(coalesce(s.shipped, 0) + coalesce(c.quantity, 0) >= ol.quantity) AS complete
+FROM erp.delivery_note dn
+JOIN erp.sales_order_line ol ON ol.order_id = dn.order_id
+LEFT JOIN LATERAL (
+    SELECT sum(l.quantity) AS shipped
+    FROM erp.delivery_note_line l
+    JOIN erp.delivery_note d ON d.id = l.delivery_note_id
+    WHERE l.order_id = ol.order_id AND l.line_number = ol.line_number
+      AND (d.shipped_at, d.id) <= (dn.shipped_at, dn.id)
+) s ON true
+LEFT JOIN erp.order_line_cancellation c
+       ON c.order_id = ol.order_id AND c.line_number = ol.line_number AND c.cancelled_at <= dn.shipped_at
+WHERE EXISTS (SELECT 1 FROM erp.delivery_note_line x WHERE x.delivery_note_id = dn.id)
+GROUP BY dn.id;
+
 -- One row per order and status it went through (from the status history): the key is
 -- "<order number>:<status>", so each change is sent once; an order coming back to a status
 -- later changes that row's changed_at and is sent again. Shipped rows carry the carrier and the
 -- tracking number (the order's, else its last delivery note's): adding or correcting a
 -- tracking number changes that row only. Invoiced rows carry the invoice number.
+-- Orders whose delivery notes have lines (shipped in parcels) take their shipping statuses from
+-- those notes instead: one "partly_shipped" row per parcel that leaves something to ship (key
+-- "<order number>:partly_shipped:<delivery note number>", with that parcel's carrier and
+-- tracking number), then "shipped" at the parcel that completes the order (its carrier and
+-- tracking number). "remainder_cancelled": what remained of the order will not be shipped
+-- (erp.order_line_cancellation), at the last cancellation.
 -- changed_at is UTC (ISO 8601, "Z"), whatever the session's TimeZone.
 CREATE OR REPLACE VIEW passerelle_src.order_status AS
 WITH last_note AS (
@@ -166,28 +192,49 @@ last_invoice AS (
     FROM erp.invoice i
     ORDER BY i.order_id, i.invoice_date DESC, i.id DESC
 ),
+parcels AS (SELECT * FROM passerelle_src.delivery_progress),
 history AS (
     SELECT h.order_id, h.status, max(h.changed_at) AS changed_at
     FROM erp.order_status_history h
     WHERE h.status IN ('confirmed', 'prepared', 'shipped', 'invoiced', 'cancelled')
+      AND NOT (h.status = 'shipped' AND EXISTS (SELECT 1 FROM parcels p WHERE p.order_id = h.order_id))
     GROUP BY h.order_id, h.status
+),
+events AS (
+    SELECT h.order_id, h.status, h.changed_at, NULL::text AS parcel, NULL::text AS carrier,
+           NULL::text AS tracking_number
+    FROM history h
+    UNION ALL
+    SELECT p.order_id, 'partly_shipped', p.shipped_at, p.number, p.carrier, p.tracking_number
+    FROM parcels p WHERE NOT p.complete
+    UNION ALL
+    SELECT * FROM (
+        SELECT DISTINCT ON (p.order_id) p.order_id, 'shipped', p.shipped_at, NULL::text, p.carrier, p.tracking_number
+        FROM parcels p WHERE p.complete
+        ORDER BY p.order_id, p.shipped_at, p.id
+    ) first_complete
+    UNION ALL
+    SELECT c.order_id, 'remainder_cancelled', max(c.cancelled_at), NULL, NULL, NULL
+    FROM erp.order_line_cancellation c GROUP BY c.order_id
 )
-SELECT so.number || ':' || h.status AS key,
+SELECT so.number || ':' || e.status || coalesce(':' || e.parcel, '') AS key,
        so.number AS order_number,
        so.shop_order_id,
        so.origin,
        so.customer_code,
        so.customer_email,
-       h.status,
-       to_char(h.changed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS changed_at,
-       CASE WHEN h.status = 'shipped' THEN coalesce(o.carrier, ln.carrier) END AS carrier,
-       CASE WHEN h.status = 'shipped' THEN coalesce(o.tracking_number, ln.tracking_number) END AS tracking_number,
-       CASE WHEN h.status = 'invoiced' THEN li.number END AS invoice_number
-FROM history h
-JOIN passerelle_src.shop_order so ON so.id = h.order_id
-JOIN erp.sales_order o ON o.id = h.order_id
-LEFT JOIN last_note ln ON ln.order_id = h.order_id
-LEFT JOIN last_invoice li ON li.order_id = h.order_id;
+       e.status,
+       to_char(e.changed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS changed_at,
+       CASE WHEN e.status IN ('shipped', 'partly_shipped')
+            THEN coalesce(e.carrier, o.carrier, ln.carrier) END AS carrier,
+       CASE WHEN e.status IN ('shipped', 'partly_shipped')
+            THEN coalesce(e.tracking_number, o.tracking_number, ln.tracking_number) END AS tracking_number,
+       CASE WHEN e.status = 'invoiced' THEN li.number END AS invoice_number
+FROM events e
+JOIN passerelle_src.shop_order so ON so.id = e.order_id
+JOIN erp.sales_order o ON o.id = e.order_id
+LEFT JOIN last_note ln ON ln.order_id = e.order_id
+LEFT JOIN last_invoice li ON li.order_id = e.order_id;
 
 -- The seller printed on rendered invoices: ONE row. Replace these values with the retailer's
 -- own (or read them from the back office's company table) before rendering real invoices.

@@ -10,6 +10,7 @@ these settings become in Airflow is in :mod:`passerelle.dag_settings`.
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Mapping
 from datetime import date, datetime
@@ -60,6 +61,12 @@ NO_CHANGE_FLOWS: dict[str, str] = {
     "report": "the report is made from run summaries, not from changes in the back office",
 }
 
+#: Flows that keep no snapshot, hence take no ``mode`` (passerelle.params.NO_SNAPSHOT_FLOWS).
+NO_MODE_FLOWS: dict[str, str] = {
+    "orders_in": "orders_in reads the shop's files and keeps no snapshot to send a delta of",
+    "report": "the report is made whole each time, it keeps no snapshot",
+}
+
 TIME_KEYS: tuple[str, ...] = ("cron", "times", "every_minutes")
 RHYTHM_KEYS: tuple[str, ...] = (*TIME_KEYS, "on_change", "manual")
 OPTION_KEYS: tuple[str, ...] = (
@@ -74,6 +81,7 @@ OPTION_KEYS: tuple[str, ...] = (
     "watch",
     "poll_seconds",
     "settle_seconds",
+    "mode",
 )
 #: Keys only the ``report`` flow takes (where its HTML page goes, how many days it covers).
 REPORT_KEYS: tuple[str, ...] = ("local_dir", "remote_dir", "days")
@@ -226,6 +234,20 @@ def _remote_folder(value: Any) -> str:
     return value
 
 
+#: The outbound modes a flow's scheduled runs may use (passerelle.core.differ.MODES).
+MODES: tuple[str, ...] = ("delta", "new", "full")
+
+
+def _mode(value: Any) -> str:
+    if value not in MODES:
+        hint = ""
+        if isinstance(value, str):
+            close = difflib.get_close_matches(value.strip().lower(), MODES, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise fail(f"expected one of {', '.join(MODES)}, got {value!r}{hint}")
+    return value
+
+
 def _after_list(value: Any) -> tuple[str, ...]:
     if isinstance(value, str):
         value = [value]
@@ -265,6 +287,9 @@ class FlowSettings(Section):
     watch: Annotated[dict[str, tuple[str, ...]], BeforeValidator(_watch)] = {}  # noqa: RUF012
     poll_seconds: Annotated[float, BeforeValidator(_seconds(1, 3600))] = DEFAULT_POLL_SECONDS
     settle_seconds: Annotated[float, BeforeValidator(_seconds(0, 600))] = DEFAULT_SETTLE_SECONDS
+    #: What scheduled runs send (and the run form's default): ``delta``, ``new`` (only rows the
+    #: shop never received, e.g. new articles) or ``full``. Flows without a snapshot take none.
+    mode: Annotated[str, BeforeValidator(_mode)] = "delta"
     #: ``report`` only: where the page is kept locally and on the shop's server, days covered.
     local_dir: Annotated[str, BeforeValidator(_report_folder)] = DEFAULT_REPORT_LOCAL_DIR
     remote_dir: Annotated[str, BeforeValidator(_remote_folder)] = DEFAULT_REPORT_REMOTE_DIR
@@ -297,6 +322,8 @@ class FlowSettings(Section):
             raise fail(f"manual: true and {other} are both set; a manual flow has no other rhythm")
         if on_change and name in NO_CHANGE_FLOWS:
             raise fail(f"{NO_CHANGE_FLOWS[name]}; give {name} a cron, times or every_minutes instead", key="on_change")
+        if "mode" in data and name in NO_MODE_FLOWS:
+            raise fail(f"{NO_MODE_FLOWS[name]}; remove mode", key="mode")
         present = [key for key in REPORT_KEYS if key in data]
         if present and name != "report":
             raise fail(f"only the report flow takes {', '.join(REPORT_KEYS)}", key=present[0])

@@ -30,6 +30,7 @@ from passerelle.config.sections import (
     CatalogSection,
     ImagesSection,
     InboundSection,
+    NoticesSection,
     PrestashopSection,
     ShopifySection,
     ShopSection,
@@ -63,6 +64,8 @@ class Settings(Section):
     timeouts: TimeoutsSection = Field(default_factory=TimeoutsSection)
     #: The daily sales journal for the accountant (FEC and CSV), off unless enabled.
     accounting: AccountingSection = Field(default_factory=AccountingSection)
+    #: Customer notices: the notify flag per status in the status files; Passerelle's own mails.
+    notices: NoticesSection = Field(default_factory=NoticesSection)
 
     _source: str = PrivateAttr(DEFAULT_SOURCE)
 

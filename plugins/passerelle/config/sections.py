@@ -577,6 +577,108 @@ class AlertsSection(Section):
         return bool(self.to or self.notifier)
 
 
+#: The order statuses the order_status flow sends (passerelle_src.order_status), in their order.
+ORDER_STATUSES: tuple[str, ...] = (
+    "confirmed",
+    "prepared",
+    "partly_shipped",
+    "shipped",
+    "remainder_cancelled",
+    "invoiced",
+    "cancelled",
+)
+#: Whether the customer is told of each status by default: what the shops do out of the box
+#: (PrestaShop's default states mail on payment accepted, shipped and cancelled; WooCommerce and
+#: Shopify on completed/fulfilled and cancelled), plus the parcels and the remainder cancelled.
+DEFAULT_NOTIFY: dict[str, bool] = {
+    "confirmed": False,
+    "prepared": False,
+    "partly_shipped": True,
+    "shipped": True,
+    "remainder_cancelled": True,
+    "invoiced": False,
+    "cancelled": True,
+}
+
+
+def _notify(value: Any) -> dict[str, bool]:
+    if value is None:
+        return dict(DEFAULT_NOTIFY)
+    if not isinstance(value, dict):
+        raise fail(f"expected a mapping of order status to true or false, such as {{shipped: true}}, got {value!r}")
+    out = dict(DEFAULT_NOTIFY)
+    for status, flag in value.items():
+        if status not in ORDER_STATUSES:
+            raise fail(
+                f"unknown order status; expected one of {', '.join(ORDER_STATUSES)}"
+                f"{did_you_mean(status, ORDER_STATUSES)}",
+                key=str(status),
+            )
+        if not isinstance(flag, bool):
+            raise fail(f"expected true or false, got {flag!r}", key=str(status))
+        out[status] = flag
+    return out
+
+
+def _language_list(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not value:
+        raise fail(f"expected a list of two-letter language codes such as [fr, en], got {value!r}")
+    return tuple(dict.fromkeys(_language(v) for v in value))
+
+
+class NoticeMailSection(Section):
+    """``notices.mail``: Passerelle mails the notices itself (off by default: the shop does).
+
+    Through Airflow's SMTP connection ``smtp_conn_id`` (apache-airflow-providers-smtp), one
+    template per status and language in ``templates_dir`` (``<status>.<language>.txt``, first
+    line ``Subject: ...``); a customer whose language has no template gets ``default_language``'s.
+    """
+
+    enabled: Bool = False
+    smtp_conn_id: Annotated[str, BeforeValidator(text('"smtp_default"'))] = "smtp_default"
+    #: Sender; default: the SMTP connection's ``from_email`` extra.
+    from_email: Annotated[str | None, BeforeValidator(lambda v: v if v is None else _emails(v)[0])] = None
+    default_language: Annotated[str, BeforeValidator(_language)] = "fr"
+    languages: Annotated[tuple[str, ...], BeforeValidator(_language_list)] = ("fr", "en")
+    #: Folder of the templates, relative to the project's include/ folder unless absolute.
+    templates_dir: Annotated[str, BeforeValidator(text('"templates/notices"'))] = "templates/notices"
+    #: A status older than this when its batch was built is recorded without a mail (the first
+    #: send of every past order's statuses mails nobody about old orders).
+    max_age_hours: Annotated[int, BeforeValidator(whole(1, 24 * 366, "hours"))] = 72
+
+    @model_validator(mode="after")
+    def _default_is_a_language(self) -> NoticeMailSection:
+        if self.default_language not in self.languages:
+            raise fail(
+                f"{self.default_language!r} is not in notices.mail.languages ({', '.join(self.languages)})",
+                key="default_language",
+            )
+        return self
+
+
+class NoticesSection(Section):
+    """``notices``: which changes the customer is told of, and who tells them.
+
+    ``notify`` (per status) and ``invoice_available`` travel in the order_status flow's files as
+    each row's notify flag, so that the shop sends its own e-mail (PrestaShop: the order state's
+    mail, ``sendemail`` of order_carrier; WooCommerce: the shipment tracking import's
+    ``status_shipped``; Shopify: the fulfillment's ``notifyCustomer``). With ``mail.enabled`` Passerelle
+    mails them itself instead, once each (docs/configuration.md, "Customer notices").
+    """
+
+    notify: Annotated[dict[str, bool], BeforeValidator(_notify)] = DEFAULT_NOTIFY
+    invoice_available: Bool = True
+    mail: NoticeMailSection = Field(default_factory=NoticeMailSection)
+
+    def notifies(self, status: str) -> bool:
+        """Whether the customer is told of *status* (``invoice_available``: of a new invoice)."""
+        if status == "invoice_available":
+            return self.invoice_available
+        return self.notify.get(status, False)
+
+
 class FlowTimeouts(Section):
     """``timeouts.flows.<flow>``: a flow's own limits (minutes), over the section's defaults."""
 

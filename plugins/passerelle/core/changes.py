@@ -71,7 +71,7 @@ DEFAULT_WATCH: dict[str, tuple[str, ...]] = {
     "stock": ("erp.stock", "erp.location", "erp.article", "erp.variant", "erp.sales_order"),
     # order_status (a status change touches erp.sales_order.updated_at)
     "order_status": ("erp.sales_order",),
-    "tracking": ("erp.sales_order", "erp.delivery_note"),
+    "tracking": ("erp.sales_order", "erp.delivery_note", "erp.delivery_note_line", "erp.order_line_cancellation"),
     "invoice": ("erp.sales_order", "erp.invoice"),
 }
 

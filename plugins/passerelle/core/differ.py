@@ -1,4 +1,4 @@
-"""Delta or full, computed set-wise in PostgreSQL.
+"""Delta, new-only or full, computed set-wise in PostgreSQL.
 
 For each exported entity, the content hash of every selected row of its view is compared with
 the snapshot of what the shop last confirmed; created, changed and removed keys are recorded
@@ -7,6 +7,12 @@ is tied to a flow and a run key (the logical date), so computing it again for th
 returns the batch already built: a rerun republishes the same delta.
 
 The snapshot advances only in :func:`confirm_batch`, once the upload is confirmed.
+
+Modes (:data:`MODES`): ``delta`` sends what was created, changed or removed since the last
+confirmed send; ``new`` only what the shop never confirmed (created rows: new articles, their
+variants, new families...), leaving changes and removals for the next delta (they are not in the
+batch, so the snapshot keeps its old hashes for them); ``full`` sends everything and resets
+the snapshot.
 """
 
 from __future__ import annotations
@@ -21,6 +27,16 @@ import psycopg
 log = logging.getLogger(__name__)
 
 VIEW_SCHEMA = "passerelle_src"
+
+#: The outbound modes (see the module's docstring); the first is the scheduled runs' default.
+MODES: tuple[str, ...] = ("delta", "new", "full")
+
+
+def check_mode(mode: object) -> str:
+    """*mode* if it is one of :data:`MODES`; else a ValueError naming the value."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(repr(m) for m in MODES)}, got {mode!r}")
+    return mode  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
@@ -160,14 +176,20 @@ def first_run(conn: psycopg.Connection, entities: Sequence[Entity]) -> bool:
     return row[0] == 0
 
 
-def diff_entity(conn: psycopg.Connection, batch_id: int, entity: Entity, *, full: bool) -> dict[str, int]:
+def diff_entity(
+    conn: psycopg.Connection, batch_id: int, entity: Entity, *, full: bool = False, new_only: bool = False
+) -> dict[str, int]:
     """Record the entity's created/changed/removed keys for the batch; return the counts.
 
     The row hash is md5 of the view row's text form: any change to any exported column
     changes it. A full send records every current row (as created or changed) and the
     removed ones, so that the shop can deactivate what left the selection; its counts say so
     (a row unchanged since the snapshot but sent again counts as changed, none as unchanged).
+    A new-only send (*new_only*) records the created rows alone; the changed and removed ones
+    are counted as ``held`` (left for the next delta, the snapshot keeps them as they were).
     """
+    if full and new_only:
+        raise ValueError("diff_entity: full and new_only exclude each other")
     a = entity.alias
     sql = f"""
     WITH cur AS MATERIALIZED (
@@ -184,13 +206,22 @@ def diff_entity(conn: psycopg.Connection, batch_id: int, entity: Entity, *, full
     ins AS (
         INSERT INTO passerelle.batch_row (batch_id, entity, key, hash, label, op)
         SELECT %(batch)s, %(entity)s, key, hash, label, CASE op WHEN '=' THEN 'U' ELSE op END
-        FROM diff WHERE op <> '=' OR %(full)s
+        FROM diff WHERE (op <> '=' OR %(full)s) AND (op = 'C' OR NOT %(new_only)s)
     )
     SELECT op, count(*) FROM diff GROUP BY op
     """
-    rows = dict(conn.execute(sql, {"batch": batch_id, "entity": entity.name, "full": full}).fetchall())
+    params = {"batch": batch_id, "entity": entity.name, "full": full, "new_only": new_only}
+    rows = dict(conn.execute(sql, params).fetchall())
     # The counts say what was sent: a full send sends its unchanged rows again, as changes.
     same = rows.get("=", 0)
+    if new_only:
+        return {
+            "created": rows.get("C", 0),
+            "changed": 0,
+            "removed": 0,
+            "unchanged": same,
+            "held": rows.get("U", 0) + rows.get("D", 0),
+        }
     return {
         "created": rows.get("C", 0),
         "changed": rows.get("U", 0) + (same if full else 0),
@@ -213,8 +244,7 @@ def build_batch(
     Runs in the caller's transaction, which should be REPEATABLE READ so that the hashes and
     the rows exported next come from one consistent view of the back office.
     """
-    if mode not in ("delta", "full"):
-        raise ValueError(f"mode must be 'delta' or 'full', got {mode!r}")
+    check_mode(mode)
     key = f"{run_key}#dry" if dry_run else run_key
     existing = find_batch(conn, flow, key)
     if existing is not None and not dry_run:
@@ -222,7 +252,7 @@ def build_batch(
         return existing
     if existing is not None:  # a dry run is recomputed each time
         conn.execute("DELETE FROM passerelle.batch WHERE id = %s", (existing.id,))
-    if mode == "delta" and first_run(conn, entities):
+    if mode in ("delta", "new") and first_run(conn, entities):
         log.info("no snapshot yet for %s: first run, sending everything", [e.name for e in entities])
         mode = "full"
     status = "dry_run" if dry_run else "built"
@@ -230,7 +260,7 @@ def build_batch(
         "INSERT INTO passerelle.batch (flow, run_key, mode, status, entities) VALUES (%s, %s, %s, %s, %s) RETURNING id",
         (flow, key, mode, status, [e.name for e in entities]),
     ).fetchone()[0]
-    counts = {e.name: diff_entity(conn, batch_id, e, full=mode == "full") for e in entities}
+    counts = {e.name: diff_entity(conn, batch_id, e, full=mode == "full", new_only=mode == "new") for e in entities}
     conn.execute("UPDATE passerelle.batch SET counts = %s WHERE id = %s", (json.dumps(counts), batch_id))
     if not dry_run:
         # An earlier batch built but never confirmed is contained in this one.
@@ -246,7 +276,9 @@ def confirm_batch(conn: psycopg.Connection, batch_id: int) -> bool:
     """Advance the snapshot to what the batch sent; once only. Returns False if already done.
 
     A full batch replaces the snapshot of its entities; a delta upserts created and changed
-    rows and forgets removed ones. Superseded or dry-run batches never touch the snapshot.
+    rows and forgets removed ones; a new-only batch upserts its created rows and leaves every
+    other row of the snapshot as it was (changes and removals were not sent). Superseded or
+    dry-run batches never touch the snapshot.
     """
     row = conn.execute(
         "SELECT status, mode, entities FROM passerelle.batch WHERE id = %s FOR UPDATE", (batch_id,)

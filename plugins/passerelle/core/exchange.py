@@ -15,7 +15,8 @@ specific here:
   the index file that names it.
 
 Run-form entity names are the flows' words (``price``, ``stock``; ``order_status``,
-``tracking``, ``invoice``), each standing for one or more views (:data:`FORM_ENTITIES`).
+``tracking``, ``invoice``), each standing for one or more views (:data:`FORM_ENTITIES`):
+``tracking`` is the status rows and the parcels (``delivery``, one per delivery note with lines).
 """
 
 from __future__ import annotations
@@ -49,7 +50,8 @@ FORM_ENTITIES: dict[str, dict[str, tuple[str, ...]]] = {
     },
     "order_status": {
         "order_status": ("order_status",),
-        "tracking": ("order_status",),  # carrier and tracking number ride on the "shipped" rows
+        # carrier and tracking number ride on the "shipped" rows, and on each parcel
+        "tracking": ("order_status", "delivery"),
         "invoice": ("invoice",),
     },
 }
@@ -126,8 +128,13 @@ def prices_stock_entities(
 
 
 def order_status_entities(names: Iterable[str] | None = None) -> list[ExchangeEntity]:
-    """Entities of the ``order_status`` flow: status changes (with tracking), invoices."""
-    entities = [ExchangeEntity("order_status", label="order_number"), ExchangeEntity("invoice", label="order_number")]
+    """Entities of the ``order_status`` flow: status changes (with tracking), parcels (the delivery
+    notes with their lines, view ``passerelle_src.delivery``), invoices."""
+    entities = [
+        ExchangeEntity("order_status", label="order_number"),
+        ExchangeEntity("delivery", label="order_number"),
+        ExchangeEntity("invoice", label="order_number"),
+    ]
     wanted = expand_entities("order_status", names)
     return [e for e in entities if e.name in wanted]
 

@@ -114,7 +114,9 @@ def _normalise(frame: pd.DataFrame | None, label: str) -> pd.DataFrame:
     return out.assign(reference=out["reference"].astype(str), position=position.astype("int64"))
 
 
-def plan_images(current: pd.DataFrame, previous: pd.DataFrame | None = None, full: bool = False) -> ImagePlan:
+def plan_images(
+    current: pd.DataFrame, previous: pd.DataFrame | None = None, full: bool = False, new_only: bool = False
+) -> ImagePlan:
     """Compare the listing with the snapshot of what the shop last received (set-wise, vectorised).
 
     Both frames have ``image_key, reference, position, source_hash`` (``current`` may carry more,
@@ -125,19 +127,29 @@ def plan_images(current: pd.DataFrame, previous: pd.DataFrame | None = None, ful
       hash known); with ``full`` every listed photo is rendered;
     * a slot of the snapshot no longer listed is in ``remove`` (its renders are deleted);
     * two listed photos at the same slot: the first is kept, the others go to ``duplicates``.
+
+    With ``new_only`` (a new-only catalog send), only slots the snapshot does not hold are
+    rendered; a changed photo at a known slot is left for the next delta, and nothing is removed
+    (the snapshot keeps every slot it holds, see :func:`passerelle.core.image_store.save_snapshot`).
     """
+    if full and new_only:
+        raise ValueError("plan_images: full and new_only exclude each other")
     cur = _normalise(current, "current")
     prev = _normalise(previous, "previous").drop_duplicates(SLOT, keep="last")
     dup = cur.duplicated(SLOT, keep="first")
     duplicates, cur = cur.loc[dup], cur.loc[~dup]
     if full:
         same = np.zeros(len(cur), dtype=bool)
+    elif new_only:
+        same = pd.MultiIndex.from_frame(cur[SLOT]).isin(pd.MultiIndex.from_frame(prev[SLOT]))
     else:
         before = prev[[*SLOT, "source_hash"]].rename(columns={"source_hash": "_previous_hash"})
         merged = cur[[*SLOT, "source_hash"]].merge(before, on=SLOT, how="left", validate="one_to_one")
         same = (merged["_previous_hash"].notna() & (merged["source_hash"] == merged["_previous_hash"])).to_numpy()
     listed = pd.MultiIndex.from_frame(cur[SLOT])
     gone = ~pd.MultiIndex.from_frame(prev[SLOT]).isin(listed)
+    if new_only:
+        gone = np.zeros(len(prev), dtype=bool)
     return ImagePlan(
         render=cur.loc[~same].reset_index(drop=True),
         unchanged=cur.loc[same].reset_index(drop=True),

@@ -62,12 +62,15 @@ class PhotoRun:
     remove: list[dict[str, Any]]
 
 
-def plan_run(conn: psycopg.Connection, settings: ImageSettings, *, full: bool, dry_run: bool) -> PhotoRun:
+def plan_run(
+    conn: psycopg.Connection, settings: ImageSettings, *, full: bool, dry_run: bool, new_only: bool = False
+) -> PhotoRun:
     """Compare the back office's photos with the snapshot and cut the renders in chunks.
 
     A slot last rendered with other settings (``settings.fingerprint``) is rendered again; file
     sources are hashed only when their size or mtime moved (:func:`fingerprint_files`). A dry run
-    plans and returns no chunk. Ends the read transaction (rollback).
+    plans and returns no chunk. *new_only* (mode ``new``) renders only slots the snapshot does not
+    hold, removes nothing (:func:`plan_images`). Ends the read transaction (rollback).
     """
     listing = read_listing(conn)
     previous = read_snapshot(conn)
@@ -78,7 +81,7 @@ def plan_run(conn: psycopg.Connection, settings: ImageSettings, *, full: bool, d
     if files.any():
         hashed = fingerprint_files(listing.loc[files], previous[["path", "stat_signature", "source_hash"]])
         listing.loc[files, "source_hash"] = hashed["source_hash"]
-    plan = plan_images(listing, previous.drop(columns=["names", "settings"]), full=full)
+    plan = plan_images(listing, previous.drop(columns=["names", "settings"]), full=full, new_only=new_only)
     chunks = [] if dry_run else chunk_items(plan.render.drop(columns=["source_hash"]), settings.chunk_size)
     names = previous.set_index(SLOT)["names"]
     remove = [

@@ -1,6 +1,6 @@
 """The catalog flow: families, brands, suppliers, articles, variants (and photos) to the shop.
 
-build (delta or full, files into the outbox) -> publish (atomic upload, manifest last)
+build (delta, new-only or full, files into the outbox) -> publish (atomic upload, manifest last)
 -> confirm (snapshot advances, run summary). A rerun of the same logical date finds the
 batch already built and republishes the same files. publish updates the Asset
 ``CATALOG_PUBLISHED`` (flows with ``after: [catalog]`` follow it) only when catalog files were

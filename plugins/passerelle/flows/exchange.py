@@ -2,7 +2,9 @@
 
 ``prices_stock``: prices (base, promotions, customer-group prices) and stock (per article
 and variant, net of downloaded shop orders and safety stock).
-``order_status``: order status changes (with carrier and tracking number) and invoice PDFs.
+``order_status``: order status changes (with carrier and tracking number), parcels (each
+delivery note with its lines) and invoice PDFs; with ``notices.mail.enabled``, a last task
+``notify_customers`` mails the customers their notices (passerelle.core.notices).
 
 Each: build (delta or full into the outbox, one consistent transaction) -> publish (atomic
 upload, manifest last; the only task connecting to the shop's server, in the pool
@@ -37,7 +39,12 @@ def _exchange_dag(flow: str, dag_id: str, doc: str) -> DAG:
             dry_run="{{ params.dry_run }}",
         )
         publish = PublishBatchOperator(task_id="publish", batch=build.output, pool=settings.ftp_pool(flow))
-        ConfirmBatchOperator(task_id="confirm", batch=build.output, published=publish.output)
+        confirm = ConfirmBatchOperator(task_id="confirm", batch=build.output, published=publish.output)
+        if flow == "order_status" and settings.notices.mail.enabled:
+            # Passerelle mails the customer notices itself (else the shop does, from the notify flags).
+            from passerelle.operators.notices import NotifyCustomersOperator
+
+            confirm >> NotifyCustomersOperator(task_id="notify_customers", batch=build.output)
     return dag
 
 

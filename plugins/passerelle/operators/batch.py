@@ -36,7 +36,7 @@ class BuildBatchOperator(ErpMixin, BaseOperator):
     """Base of the operators that compute a flow's batch and write its files to the outbox.
 
     :param flow: the flow's name (templated).
-    :param mode: ``delta`` or ``full`` (templated; the first run is always full).
+    :param mode: ``delta``, ``new`` (only rows never sent) or ``full`` (templated; the first run is always full).
     :param entities: run-form entity names (templated; a list or a comma-separated string; empty: all).
     :param dry_run: compute and show what would be sent, upload nothing (templated).
     :param erp_conn_id: the back office's Postgres connection; default ``shop.erp_conn_id``.

@@ -16,7 +16,7 @@ class BuildCatalogOperator(BuildBatchOperator):
     """Compute the catalog's delta (or full send) and write its files to the outbox.
 
     :param flow: the flow's name (templated; default ``catalog``).
-    :param mode: ``delta`` or ``full`` (templated; the first run is always full).
+    :param mode: ``delta``, ``new`` (only rows never sent) or ``full`` (templated; the first run is always full).
     :param entities: among family, brand, supplier, article, variant (templated; a list or a
         comma-separated string; empty: ``catalog.entities``).
     :param dry_run: compute and show what would be sent, upload nothing (templated).

@@ -37,10 +37,10 @@ def run_day(context: Any, timezone: str) -> date:
 
 
 def check_mode(mode: Any) -> str:
-    """*mode* if it is ``delta`` or ``full``; else a ValueError naming the value."""
-    if mode not in ("delta", "full"):
-        raise ValueError(f"mode must be 'delta' or 'full', got {mode!r}")
-    return mode
+    """*mode* if it is ``delta``, ``new`` or ``full``; else a ValueError naming the value."""
+    from passerelle.core.differ import check_mode as check
+
+    return check(mode)
 
 
 class ConfigMixin:

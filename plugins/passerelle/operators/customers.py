@@ -15,7 +15,7 @@ class BuildCustomersOperator(BuildBatchOperator):
     """Compute the customers' delta (or full send) and write their files to the outbox.
 
     :param flow: the flow's name (templated; default ``customers``).
-    :param mode: ``delta`` or ``full`` (templated; the first run is always full).
+    :param mode: ``delta``, ``new`` (only rows never sent) or ``full`` (templated; the first run is always full).
     :param entities: among customer, customer_address (templated; a list or a comma-separated
         string; empty: both).
     :param dry_run: compute and show what would be sent, upload nothing (templated).

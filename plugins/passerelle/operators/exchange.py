@@ -18,7 +18,7 @@ class BuildExchangeOperator(BuildBatchOperator):
     """Compute an exchange flow's delta (or full send) and write its files to the outbox.
 
     :param flow: ``prices_stock`` or ``order_status`` (templated).
-    :param mode: ``delta`` or ``full`` (templated; the first run is always full).
+    :param mode: ``delta``, ``new`` (only rows never sent) or ``full`` (templated; the first run is always full).
     :param entities: run-form entity names such as ``["price", "stock"]`` (templated; a list or a
         comma-separated string; empty: all).
     :param dry_run: compute and show what would be sent, upload nothing (templated).

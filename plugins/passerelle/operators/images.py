@@ -42,7 +42,8 @@ class PlanImagesOperator(ErpMixin, BaseOperator):
     pushes the plan's counts and the slots to remove under the XCom key ``plan``, for
     ``finish_images``. A dry run plans and returns no chunk.
 
-    :param mode: ``delta`` or ``full`` (templated); full renders every photo again.
+    :param mode: ``delta``, ``new`` or ``full`` (templated); full renders every photo again, new
+        only the photos of slots never sent (new articles), leaving changes and removals.
     :param dry_run: plan and log only (templated).
     :param erp_conn_id: the back office's Postgres connection; default ``shop.erp_conn_id``.
     :param config_path: configuration file; default ``PASSERELLE_CONFIG`` or the project's.
@@ -72,7 +73,7 @@ class PlanImagesOperator(ErpMixin, BaseOperator):
         check_mode(self.mode)
         dry = parse_bool(self.dry_run, "dry_run", default=False)
         settings = image_settings(self.settings)
-        run = plan_run(self.erp, settings, full=self.mode == "full", dry_run=dry)
+        run = plan_run(self.erp, settings, full=self.mode == "full", new_only=self.mode == "new", dry_run=dry)
         counts = run.plan.counts()
         self.log.info(
             "images: %d to render, %d unchanged, %d to remove, %d duplicates (mode %s)",

@@ -30,7 +30,15 @@ if TYPE_CHECKING:
     from passerelle.core.dialects.base import Dialect
 
 #: Entities of the exchanges, in the order the shop must import them.
-EXCHANGE_ENTITIES: tuple[str, ...] = ("price", "specific_price", "stock", "variant_stock", "order_status", "invoice")
+EXCHANGE_ENTITIES: tuple[str, ...] = (
+    "price",
+    "specific_price",
+    "stock",
+    "variant_stock",
+    "order_status",
+    "delivery",
+    "invoice",
+)
 
 #: Modules of the package that are not shops.
 _NOT_SHOPS = frozenset({"base"})

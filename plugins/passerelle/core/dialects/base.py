@@ -18,9 +18,12 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+import logging
 import re
 from dataclasses import dataclass, field
 from datetime import date
+from decimal import Decimal
 
 import nh3
 import numpy as np
@@ -30,6 +33,8 @@ from passerelle.config import Settings, default_settings
 from passerelle.core.invoices import PDF_NAME_DROP, PDF_NAME_PREFIX, PDF_NAME_SUFFIX
 
 #: Characters that make a spreadsheet read a cell as a formula (OWASP CSV injection).
+log = logging.getLogger(__name__)
+
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _NUMBER = re.compile(r"^[+-]?\d+([.,]\d+)?$")
 _SLUG_DROP = re.compile(r"[^a-z0-9]+")
@@ -79,7 +84,15 @@ MARKUP_REASON = (
 _NOT_SENT = frozenset({"batch_label", "previous_label", "batch_op", "removal_label"})
 
 #: The order of statuses changed in the same second (one back-office transaction, say).
-STATUS_RANK: dict[str, int] = {"confirmed": 1, "prepared": 2, "shipped": 3, "invoiced": 4, "cancelled": 5}
+STATUS_RANK: dict[str, int] = {
+    "confirmed": 1,
+    "prepared": 2,
+    "partly_shipped": 3,
+    "shipped": 4,
+    "remainder_cancelled": 5,
+    "invoiced": 6,
+    "cancelled": 7,
+}
 
 
 def sanitise_html(values: pd.Series) -> pd.Series:
@@ -194,6 +207,67 @@ def _whole(s: pd.Series) -> pd.Series:
 
 def _blank(s: pd.Series) -> pd.Series:
     return s.fillna("").astype(str)
+
+
+def notify_flags(settings: Settings, statuses: pd.Series) -> pd.Series:
+    """Whether the shop tells the customer of each row's status (``notices.notify``;
+    ``invoice_available`` for a new invoice), as booleans. Always false when Passerelle mails the
+    notices itself (``notices.mail.enabled``): the customer is told once, by one sender."""
+    notices = settings.notices
+    if notices.mail.enabled:
+        return pd.Series(False, index=statuses.index)
+    return statuses.map(lambda status: notices.notifies(str(status))).astype(bool)
+
+
+def local_time(utc_iso: pd.Series, timezone: str, fmt: str = "%Y-%m-%d %H:%M:%S") -> pd.Series:
+    """UTC times of the views (``2026-11-20T09:00:00Z``) in the shop's timezone, as *fmt*."""
+    when = pd.to_datetime(utc_iso.fillna("").replace("", None), utc=True, format="%Y-%m-%dT%H:%M:%SZ")
+    return when.dt.tz_convert(timezone).dt.strftime(fmt).fillna("")
+
+
+def with_shop_order(df: pd.DataFrame, shop: str) -> pd.DataFrame:
+    """The rows of orders the shop knows (a shop order id): a shop's own import finds the order
+    by its id, and an order entered in the back office has none there. The others are logged
+    (they still travel in the generic ``order_statuses`` file)."""
+    known = df["shop_order_id"].fillna("").astype(str).str.strip() != ""
+    if not known.all():
+        log.info(
+            "%d parcels of orders %s have no %s order id (entered in the back office): not in %s's file",
+            int((~known).sum()),
+            sorted(df.loc[~known, "order_number"].unique())[:5],
+            shop,
+            shop,
+        )
+    return df[known]
+
+
+def quantity_text(value: Decimal | float | int | str | None) -> str:
+    """A quantity as the shops read it: ``2`` for a whole number, ``1.5`` otherwise, empty if missing."""
+    if value is None or value == "":
+        return ""
+    number = Decimal(str(value))
+    if number == number.to_integral_value():
+        return str(int(number))
+    return format(number.normalize(), "f")
+
+
+#: Columns of :func:`delivery_lines` taken from each line of a parcel (the view's ``lines`` JSON).
+DELIVERY_LINE_COLUMNS = ("line_number", "reference", "label", "quantity", "ordered")
+
+
+def delivery_lines(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per line of each parcel (``passerelle_src.delivery``, its ``lines`` JSON), the parcel's
+    columns repeated, in parcel then line order; quantities as :func:`quantity_text`."""
+    rows: list[dict] = []
+    for position, text in enumerate(df["lines"].fillna("[]")):
+        for line in json.loads(text, parse_float=Decimal):
+            rows.append({"_row": position, **{k: line.get(k) for k in DELIVERY_LINE_COLUMNS}})
+    lines = pd.DataFrame(rows, columns=["_row", *DELIVERY_LINE_COLUMNS])
+    out = df.drop(columns=["lines"]).iloc[lines["_row"].to_numpy()].reset_index(drop=True)
+    for column in DELIVERY_LINE_COLUMNS:
+        values = lines[column].map(quantity_text) if column in ("quantity", "ordered") else lines[column]
+        out[column] = values.fillna("").astype(str).to_numpy()
+    return out
 
 
 def valid_ean13(s: pd.Series) -> pd.Series:

@@ -10,7 +10,16 @@ from __future__ import annotations
 import pandas as pd
 
 from passerelle.core.dialects import register
-from passerelle.core.dialects.base import RICH_TEXT, Dialect, Rejects, in_time_order, pdf_names, sanitise_html
+from passerelle.core.dialects.base import (
+    RICH_TEXT,
+    Dialect,
+    Rejects,
+    delivery_lines,
+    in_time_order,
+    notify_flags,
+    pdf_names,
+    sanitise_html,
+)
 
 #: View columns the generic files leave out: internal to Passerelle (selection flag, the
 #: snapshot's labels, the family ids other dialects use as shop ids).
@@ -110,6 +119,30 @@ class GenericDialect(Dialect):
         return f"{self.stems[entity]}_off", pd.DataFrame({"key": df["key"], "active": "0"})
 
 
+def generic_deliveries(settings, df: pd.DataFrame) -> pd.DataFrame:
+    """The ``deliveries`` file: one row per line of each parcel (docs/formats/exchange.md,
+    "Deliveries"), in the order the parcels left; ``notify`` from the parcel's order status."""
+    df = df.sort_values(["shipped_at", "key"], kind="stable")
+    out = delivery_lines(df)
+    columns = [
+        "delivery_number",
+        "order_number",
+        "shop_order_id",
+        "customer_email",
+        "shipped_at",
+        "carrier",
+        "tracking_number",
+        "order_status",
+        "line_number",
+        "reference",
+        "label",
+        "quantity",
+        "ordered",
+    ]
+    out = out[columns].fillna("")
+    return out.assign(notify=notify_flags(settings, out["order_status"]).map({True: "1", False: "0"}))
+
+
 class GenericExchangeDialect(GenericDialect):
     """The exchanges: the views' columns, UTF-8, comma, dot decimals.
 
@@ -125,9 +158,10 @@ class GenericExchangeDialect(GenericDialect):
         "stock": "stock",
         "variant_stock": "variant_stock",
         "order_status": "order_statuses",
+        "delivery": "deliveries",
         "invoice": "invoices",
     }
-    silent_removals: frozenset[str] = frozenset({"order_status", "invoice"})
+    silent_removals: frozenset[str] = frozenset({"order_status", "delivery", "invoice"})
     filters_variant_display = True
 
     def live(self, entity: str, df: pd.DataFrame, rejects: Rejects) -> pd.DataFrame:
@@ -136,9 +170,13 @@ class GenericExchangeDialect(GenericDialect):
             out.insert(1, "active", "1")
             return out
         if entity == "order_status":
-            return in_time_order(df)
+            out = in_time_order(df)
+            return out.assign(notify=notify_flags(self.settings, out["status"]).map({True: "1", False: "0"}))
+        if entity == "delivery":
+            return generic_deliveries(self.settings, df)
         if entity == "invoice":
-            return df.drop(columns=["content_hash"]).assign(file=pdf_names(df["invoice_number"]))
+            notify = "1" if notify_flags(self.settings, pd.Series(["invoice_available"])).iloc[0] else "0"
+            return df.drop(columns=["content_hash"]).assign(file=pdf_names(df["invoice_number"]), notify=notify)
         return super().live(entity, df, rejects)
 
 

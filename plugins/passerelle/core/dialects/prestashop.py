@@ -36,7 +36,9 @@ from passerelle.core.dialects.base import (
     _fmt,
     _num,
     _whole,
+    delivery_lines,
     in_time_order,
+    notify_flags,
     pdf_names,
     sanitise_html,
     slug,
@@ -58,10 +60,16 @@ ROOT_CATEGORY_BY_LANGUAGE: dict[str, str] = {
 #: PrestaShop 8's default order states (ps_order_state ids of a fresh install) per back-office
 #: status; "invoiced" has no state of its own (the PDF goes to the customer area instead).
 #: A shop with other ids sets ``order_states`` in the dialect's configuration.
+#: PrestaShop has no state of its own for a parcel that leaves something to ship, nor for the
+#: remainder of an order cancelled: their rows carry no state unless ``order_states`` gives one
+#: (a state the shop created, e.g. "Partially shipped"); the parcel's tracking number goes to
+#: ``order_carriers`` all the same.
 PRESTASHOP_ORDER_STATES: dict[str, str] = {
     "confirmed": "2",  # Payment accepted
     "prepared": "3",  # Processing in progress
+    "partly_shipped": "",
     "shipped": "4",  # Shipped
+    "remainder_cancelled": "",
     "invoiced": "",
     "cancelled": "6",  # Canceled
 }
@@ -567,9 +575,12 @@ class PrestaShopExchangeDialect(PrestaShopDialect):
         "stock": "products_stock",
         "variant_stock": "combinations_stock",
         "order_status": "order_states",
+        "delivery": "order_carriers",
         "invoice": "invoices",
     }
-    silent_removals: frozenset[str] = frozenset({"order_status", "invoice", "price", "stock", "variant_stock"})
+    silent_removals: frozenset[str] = frozenset(
+        {"order_status", "delivery", "invoice", "price", "stock", "variant_stock"}
+    )
     filters_variant_display = False
 
     @property
@@ -665,8 +676,36 @@ class PrestaShopExchangeDialect(PrestaShopDialect):
                 "invoice_number": _blank(df["invoice_number"]),
                 "date": self._local_time(df["changed_at"]),
                 "customer_email": _blank(df["customer_email"]),
+                # OrderHistory::addWithemail() (the state's mail) when 1, add() when 0.
+                "send_email": notify_flags(self.settings, df["status"]).map({True: "1", False: "0"}),
             },
             index=df.index,
+        )
+
+    def _delivery(self, df: pd.DataFrame, rejects: Rejects) -> pd.DataFrame:
+        """order_carriers file: one row per line of each parcel, mirroring the webservice resource
+        ``order_carriers`` (id_order, tracking_number, date_add; ``sendemail``: the "in transit"
+        mail of OrderCarrier::sendInTransitEmail) with the parcel's lines as ``order_details``
+        (product_reference, product_quantity) and the state the parcel puts the order in."""
+        df = df.sort_values(["shipped_at", "key"], kind="stable")
+        lines = delivery_lines(df)
+        return pd.DataFrame(
+            {
+                "id_order": _blank(lines["shop_order_id"]),
+                "reference": lines["order_number"],
+                "delivery_number": lines["delivery_number"],
+                "carrier": _blank(lines["carrier"]),
+                "tracking_number": _blank(lines["tracking_number"]),
+                "date_add": self._local_time(lines["shipped_at"]),
+                "status": lines["order_status"],
+                "id_order_state": lines["order_status"].map(self.order_states).fillna(""),
+                "product_reference": lines["reference"],
+                "product_name": _blank(lines["label"]),
+                "product_quantity": lines["quantity"],
+                "product_quantity_ordered": lines["ordered"],
+                "customer_email": _blank(lines["customer_email"]),
+                "sendemail": notify_flags(self.settings, lines["order_status"]).map({True: "1", False: "0"}),
+            }
         )
 
     def _invoice(self, df: pd.DataFrame, rejects: Rejects) -> pd.DataFrame:
@@ -681,6 +720,7 @@ class PrestaShopExchangeDialect(PrestaShopDialect):
                 "total_paid_tax_excl": _fmt(df["total_excl_vat"], 2),
                 "total_paid_tax_incl": _fmt(df["total_incl_vat"], 2),
                 "file": pdf_names(df["invoice_number"]),
+                "notify": "1" if notify_flags(self.settings, pd.Series(["invoice_available"])).iloc[0] else "0",
             },
             index=df.index,
         )

@@ -33,7 +33,16 @@ import pandas as pd
 from passerelle import INCLUDE
 from passerelle.config.sections import SHOPIFY_OFF_STATUSES
 from passerelle.core.dialects import register
-from passerelle.core.dialects.base import Dialect, Rejects, _num, sanitise_html, slug
+from passerelle.core.dialects.base import (
+    Dialect,
+    Rejects,
+    _num,
+    delivery_lines,
+    notify_flags,
+    sanitise_html,
+    slug,
+    with_shop_order,
+)
 from passerelle.core.dialects.prestashop import article_label_name
 from passerelle.core.dialects.woocommerce import (
     _numeric,
@@ -172,9 +181,10 @@ class ShopifyDialect(Dialect):
         "variant_stock": "inventory_variants",
         "customer": "customers",
         "customer_address": "customer_addresses",
+        "delivery": "fulfillments",
     }
     silent_removals: frozenset[str] = frozenset(
-        {"price", "stock", "variant_stock", "specific_price", "order_status", "invoice"}
+        {"price", "stock", "variant_stock", "specific_price", "order_status", "delivery", "invoice"}
     )
     #: Out-of-stock variants are sent with 0 ("Continue selling when out of stock" is DENY).
     filters_variant_display = False
@@ -259,6 +269,30 @@ class ShopifyDialect(Dialect):
                 f"{sorted(set(self.stems) - UNSUPPORTED - {'variant'})}"
             )
         return method(df, rejects)
+
+    def _live_delivery(self, df: pd.DataFrame, rejects: Rejects) -> pd.DataFrame:
+        """fulfillments file, for an app calling the Admin API's ``fulfillmentCreate`` (Shopify's
+        admin has no fulfillment CSV import; docs/formats/shopify.md "Parcels"): one row per line of
+        each parcel, the fields of ``FulfillmentInput``: ``trackingInfo`` (company, number),
+        ``notifyCustomer`` (Shopify's own shipping e-mail) and the line items (by SKU, quantity).
+        Shopify marks the order partially fulfilled until every line is fulfilled."""
+        df = with_shop_order(df, "Shopify").sort_values(["shipped_at", "key"], kind="stable")
+        lines = delivery_lines(df)
+        return pd.DataFrame(
+            {
+                "order_id": lines["shop_order_id"].astype(str),
+                "delivery_number": lines["delivery_number"],
+                "shipped_at": lines["shipped_at"],
+                "tracking_company": lines["carrier"].fillna(""),
+                "tracking_number": lines["tracking_number"].fillna(""),
+                "notify_customer": notify_flags(self.settings, lines["order_status"]).map(
+                    {True: "true", False: "false"}
+                ),
+                "order_status": lines["order_status"],
+                "sku": lines["reference"],
+                "quantity": lines["quantity"],
+            }
+        )
 
     def _live_customer(self, df: pd.DataFrame, rejects: Rejects) -> pd.DataFrame:
         """Customer CSV rows, found by e-mail on import (tick "Overwrite existing customers that have

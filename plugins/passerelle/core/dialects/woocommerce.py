@@ -39,7 +39,16 @@ import pandas as pd
 from passerelle import INCLUDE
 from passerelle.config.sections import DEFAULT_TAX_CLASSES  # noqa: F401 (the default of woocommerce.tax_classes)
 from passerelle.core.dialects import register
-from passerelle.core.dialects.base import Dialect, Rejects, _num, sanitise_html
+from passerelle.core.dialects.base import (
+    Dialect,
+    Rejects,
+    _num,
+    delivery_lines,
+    local_time,
+    notify_flags,
+    sanitise_html,
+    with_shop_order,
+)
 
 #: WooCommerce's product CSV columns, extracted from its exporter (see the file's "sources").
 REFERENCE_FILE = INCLUDE / "reference" / "woocommerce_product_csv.json"
@@ -245,6 +254,7 @@ class WooCommerceDialect(Dialect):
         "variant_stock": "variations_stock",
         "customer": "customers",
         "customer_address": "customer_addresses",
+        "delivery": "shipment_tracking",
     }
     #: WooCommerce has no built-in customer CSV import: customers go as the generic files.
     customers_note = (
@@ -253,7 +263,7 @@ class WooCommerceDialect(Dialect):
     )
     #: Removed rows of these entities are forgotten without a file (see passerelle.core.exchange).
     silent_removals: frozenset[str] = frozenset(
-        {"price", "stock", "variant_stock", "specific_price", "order_status", "invoice"}
+        {"price", "stock", "variant_stock", "specific_price", "order_status", "delivery", "invoice"}
     )
     #: Out-of-stock variations are sent with 0 (WooCommerce hides them itself when told to).
     filters_variant_display = False
@@ -344,6 +354,30 @@ class WooCommerceDialect(Dialect):
                 f"the WooCommerce dialect writes no {entity!r} file; it writes {sorted(set(self.stems) - UNSUPPORTED)}"
             )
         return method(df, rejects)
+
+    def _live_delivery(self, df: pd.DataFrame, rejects: Rejects) -> pd.DataFrame:
+        """Parcels as the Advanced Shipment Tracking plugin's CSV import takes them (tracking per
+        item, docs/formats/woocommerce.md "Parcels"): one row per line of each parcel, ``order_id``
+        the WooCommerce order, ``date_shipped`` DD-MM-YYYY in the shop's timezone (choose that
+        format on the import screen), ``status_shipped`` 2 (partially shipped) or 1 (shipped), which
+        also sends the plugin's shipping e-mail; 0 (order status left as it is, no e-mail) where
+        ``notices.notify`` says not to tell the customer."""
+        df = with_shop_order(df, "WooCommerce").sort_values(["shipped_at", "key"], kind="stable")
+        lines = delivery_lines(df)
+        notify = notify_flags(self.settings, lines["order_status"])
+        status = lines["order_status"].map({"shipped": "1", "partly_shipped": "2"}).fillna("1")
+        return pd.DataFrame(
+            {
+                "order_id": lines["shop_order_id"].astype(str),
+                "tracking_provider": lines["carrier"].fillna(""),
+                "tracking_number": lines["tracking_number"].fillna(""),
+                "date_shipped": local_time(lines["shipped_at"], self.settings.shop.timezone, "%d-%m-%Y"),
+                "status_shipped": status.where(notify, "0"),
+                "sku": lines["reference"],
+                "qty": lines["quantity"],
+                "shipping_note": lines["delivery_number"],
+            }
+        )
 
     def _live_article(self, df: pd.DataFrame, rejects: Rejects) -> pd.DataFrame:
         """Products, each followed by its variations: a ``simple`` product, or a ``variable`` one
