@@ -57,7 +57,14 @@ from passerelle.core.integrate.rules import (
     status_rules,
     taken_numbers,
 )
-from passerelle.core.integrate.writes import cancel_orders, insert_orders, stage, upsert_customers
+from passerelle.core.integrate.writes import (
+    _DROP,
+    cancel_orders,
+    insert_orders,
+    request_credit_notes,
+    stage,
+    upsert_customers,
+)
 from passerelle.core.quarantine import apply_sku_aliases
 from passerelle.db import copy_in
 
@@ -225,7 +232,14 @@ def _integrate_parsed(
     if parsed.kind != ib.CUSTOMERS:
         parsed = resolve_vat(parsed, article_vat_rates(conn, parsed.lines["sku"].unique()))
     sel = filter_orders(parsed, **status_rules(rules))
-    wanted = pd.concat([sel.create.assign(kind="order"), sel.quotes.assign(kind="quote")], ignore_index=True)
+    wanted = pd.concat(
+        [
+            sel.create.assign(kind="order", awaiting=False),
+            sel.quotes.assign(kind="quote", awaiting=False),
+            sel.awaiting.assign(kind="order", awaiting=True),
+        ],
+        ignore_index=True,
+    )
     wanted["number"] = order_numbers(wanted["shop_order_id"])
     keep = set(wanted["shop_order_id"])
     if parsed.kind != ib.CUSTOMERS:  # customers of an order file: those of the orders integrated
@@ -243,6 +257,7 @@ def _integrate_parsed(
     counts.update(upsert_customers(conn))
     counts.update(insert_orders(conn, file_id, walk_in_id))
     counts.update(cancel_orders(conn, file_id, parsed.name, quarantine=quarantine))
+    counts.update(request_credit_notes(conn, parsed.name))
     rejects = parsed.rejects
     if quarantine and len(rejects):
         q = rejects.assign(file_id=file_id)
@@ -254,7 +269,7 @@ def _integrate_parsed(
         )
     counts["rejected_rows"] = int(rejects["line"].nunique())
     counts["rejected_orders"] = int(rejects["shop_order_id"].dropna().nunique())
-    conn.execute("DROP TABLE IF EXISTS s_customer, s_address, s_order, s_line, s_payment, s_cancel, s_new")
+    conn.execute(_DROP)
     return counts, rejects
 
 
@@ -272,7 +287,12 @@ def _row_outcomes(parsed: ib.ParsedFile, sel: OrderSelection) -> dict[str, int]:
             "rows_quarantined": quarantined,
             "rows_ignored": int(parsed.rows_read) - quarantined - integrated,
         }
-    handed = set(sel.create["shop_order_id"]) | set(sel.quotes["shop_order_id"]) | set(sel.cancels["shop_order_id"])
+    handed = (
+        set(sel.create["shop_order_id"])
+        | set(sel.quotes["shop_order_id"])
+        | set(sel.cancels["shop_order_id"])
+        | set(sel.awaiting.get("shop_order_id", ()))
+    )
     rows = parsed.lines[["line", "shop_order_id"]].drop_duplicates("line")
     integrated = int(rows["shop_order_id"].isin(handed).sum())
     return {"rows_integrated": integrated, "rows_quarantined": quarantined, "rows_ignored": int(len(rows)) - integrated}
@@ -490,7 +510,7 @@ _REORDER = """
 WITH open_web AS (
     SELECT l.article_id, l.variant_id, sum(l.quantity - l.shipped_qty) AS qty
       FROM erp.sales_order o JOIN erp.sales_order_line l ON l.order_id = o.id
-     WHERE o.origin = 'web' AND o.kind = 'order' AND o.status IN ('confirmed', 'prepared')
+     WHERE o.origin = 'web' AND o.kind = 'order' AND o.status IN ('awaiting_payment', 'confirmed', 'prepared')
      GROUP BY l.article_id, l.variant_id
 ), projected AS (
     SELECT sl.article_id, sl.variant_id, sl.available_qty - coalesce(w.qty, 0) AS projected_qty
