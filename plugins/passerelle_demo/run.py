@@ -10,9 +10,9 @@ Set AIRFLOW_CONN_PASSERELLE_ERP / AIRFLOW_CONN_PASSERELLE_SHOP to run against re
 
 ``--shop <dialect>`` (``make demo SHOP=shopify``): the same cycle with that shop's formats
 (``shop.dialect``), so a retailer sees their own shop's files in ``var/shop/``. The demo's
-configuration is then the project's with that dialect and the shop's section
-(:data:`SHOP_SECTIONS`), written to ``var/demo/passerelle.yaml``; without it, the project's
-configuration as it is.
+configuration is the project's with that dialect and the shop's section
+(:data:`SHOP_SECTIONS`), and pending orders integrated awaiting their payment
+(:data:`DEMO_INBOUND`: the samples' late payment shows), written to ``var/demo/passerelle.yaml``.
 
 It prints one line per run (state, duration, the run's note) and a short table; Airflow's task
 logs and the FTP server's log go to ``var/demo.log``, or to the terminal with ``VERBOSE=1``
@@ -106,16 +106,25 @@ def _find_dag(bag, flow: str):
 
 #: What each shop's section says in the demo (the settings its dialect cannot do without).
 SHOP_SECTIONS: dict[str, dict] = {"shopify": {"location": "Entrepôt Lyon"}}
+#: What the demo adds to the ``inbound`` section: pending orders (bank transfer, cheque) come in
+#: awaiting their payment, so the sample paid the next day shows a payment seen later.
+DEMO_INBOUND: dict[str, list[str]] = {"awaiting_payment": ["pending"]}
 
 
-def demo_config(shop: str, folder: Path = VAR / "demo") -> Path:
-    """The project's configuration with ``shop.dialect: <shop>`` (and that shop's section),
-    written to *folder*; the path, for ``PASSERELLE_CONFIG``. Checked as the DAGs will read it."""
+def demo_config(shop: str | None, folder: Path = VAR / "demo") -> Path:
+    """The project's configuration with ``shop.dialect: <shop>`` (and that shop's section; None:
+    the configuration's own dialect) and :data:`DEMO_INBOUND`, written to *folder*; the path, for
+    ``PASSERELLE_CONFIG``. Checked as the DAGs will read it."""
     import yaml
 
     from passerelle.config import DEFAULT_PATH, load_settings
 
     cfg = yaml.safe_load(DEFAULT_PATH.read_text(encoding="utf-8")) or {}
+    inbound = cfg.setdefault("inbound", {}) or {}
+    cfg["inbound"] = inbound
+    for key, statuses in DEMO_INBOUND.items():
+        inbound.setdefault(key, statuses)
+    shop = shop or (cfg.get("shop") or {}).get("dialect") or "generic"
     cfg.setdefault("shop", {})["dialect"] = shop
     if shop in SHOP_SECTIONS:
         cfg[shop] = {**SHOP_SECTIONS[shop], **(cfg.get(shop) or {})}
@@ -174,9 +183,9 @@ def main(argv: list[str] | None = None) -> int:
     from passerelle_demo.localenv import create_database, local_postgres, start_ftp
 
     args = _arguments(argv)
-    if args.shop:
+    if "PASSERELLE_CONFIG" not in os.environ or args.shop:
         os.environ["PASSERELLE_CONFIG"] = str(demo_config(args.shop))
-        print(f"shop formats: {args.shop} (configuration {os.environ['PASSERELLE_CONFIG']})")
+        print(f"shop formats: {args.shop or 'as configured'} (configuration {os.environ['PASSERELLE_CONFIG']})")
     stops = []
     embedded = "AIRFLOW_CONN_PASSERELLE_ERP" not in os.environ
     if not verbose():

@@ -286,3 +286,22 @@ def test_the_inbound_section_carries_the_awaiting_payment_group():
     assert "awaiting_payment" not in InboundSection.model_validate({}).rules
     with pytest.raises(Exception, match="pending"):
         InboundSection.model_validate({"integrate": ["paid", "pending"], "awaiting_payment": ["pending"]})
+
+
+# -- the demo's samples -------------------------------------------------------------------------------
+def test_the_samples_show_a_late_payment_and_a_refund(erp):
+    """``orders_20261121_0900.csv`` (the demo drops it after the 20th's files): WEB-100234, pending on
+    the 20th, is paid by PayPal; WEB-100231 is partly refunded (20.00)."""
+    samples = INCLUDE / "sample" / "inbound"
+    for name in ("orders_20261120_0900.csv", "orders_20261120_1000.csv"):
+        integrate_file(erp, name, (samples / name).read_bytes(), rules=RULES)
+    waiting, status = _order(erp, "WEB-100234")
+    assert status == "awaiting_payment" and _payments(erp, waiting) == [("PayPal", 54.28, False, False)]
+    later = (samples / "orders_20261121_0900.csv").read_bytes()
+    r = integrate_file(erp, "orders_20261121_0900.csv", later, rules=RULES)
+    assert (r.counts["payments_seen_later"], r.counts["orders_confirmed_by_payment"]) == (1, 1)
+    assert r.counts["credit_notes_requested"] == 1 and r.counts["orders_created"] == 0
+    assert _order(erp, "WEB-100234")[1] == "confirmed"
+    assert _payments(erp, waiting) == [("PayPal", 54.28, True, True)]
+    refunded, _ = _order(erp, "WEB-100231")
+    assert [(a, f) for a, _, _, _, f, _ in _credit_notes(erp, refunded)] == [(20.0, "orders_20261121_0900.csv")]
