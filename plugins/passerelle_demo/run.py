@@ -293,6 +293,13 @@ def _summary(results) -> None:
             "SELECT flow, mode, dry_run, counts, rejects, bytes_sent, bytes_received "
             "FROM passerelle.run_summary ORDER BY id"
         ).fetchall()
+        web = conn.execute(
+            "SELECT count(*), count(*) FILTER (WHERE status = 'awaiting_payment'), "
+            "(SELECT count(*) FROM erp.credit_note_request), "
+            "count(*) FILTER (WHERE EXISTS (SELECT 1 FROM erp.order_status_history h WHERE h.order_id = o.id "
+            "AND h.status = 'awaiting_payment') AND status <> 'awaiting_payment') "
+            "FROM erp.sales_order o WHERE origin = 'web'"
+        ).fetchone()
     failed = [name for name, state in results if state != "success"]
     print(
         f"\n== Passerelle demo: {len(results) - len(failed)} of {len(results)} runs succeeded"
@@ -305,6 +312,16 @@ def _summary(results) -> None:
             f"  {flow:<14} {(mode or '-') + (' dry' if dry else ''):<6} {rows_moved(counts):>7} {rejects or 0:>8} "
             f"{sent or 0:>9}B {received or 0:>9}B"
         )
+    from passerelle.config import load_settings
+    from passerelle.dag_settings import report_settings
+
+    daily = sorted(report_settings(load_settings())["local_dir"].glob("orders-*.csv"))
+    print(
+        f"\nWeb orders: {web[0]} ({web[1]} awaiting their payment, {web[3]} paid later and confirmed), "
+        f"{web[2]} credit note requests from refunds; the staff's list: "
+        + (f"{daily[-1]}" if daily else "no daily file")
+        + " and the Passerelle view's Web orders (make airflow)"
+    )
     shop = VAR / "shop"
     if shop.exists():
         files = [p for p in shop.rglob("*") if p.is_file()]

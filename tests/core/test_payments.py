@@ -305,3 +305,15 @@ def test_the_samples_show_a_late_payment_and_a_refund(erp):
     assert _payments(erp, waiting) == [("PayPal", 54.28, True, True)]
     refunded, _ = _order(erp, "WEB-100231")
     assert [(a, f) for a, _, _, _, f, _ in _credit_notes(erp, refunded)] == [(20.0, "orders_20261121_0900.csv")]
+
+
+def test_the_shopify_samples_show_a_bank_transfer_paid_two_days_later(erp):
+    """``shopify_orders_export_20261122.csv``: ``#1002``, pending bank transfer on the 20th, paid."""
+    samples = INCLUDE / "sample" / "inbound"
+    integrate_file(erp, "s.csv", (samples / "shopify_orders_export.csv").read_bytes(), rules=RULES)
+    order_id, status = _order(erp, "#1002")
+    assert status == "awaiting_payment"
+    later = integrate_file(erp, "s2.csv", (samples / "shopify_orders_export_20261122.csv").read_bytes(), rules=RULES)
+    assert (later.counts["payments_seen_later"], later.counts["orders_confirmed_by_payment"]) == (1, 1)
+    assert _order(erp, "#1002")[1] == "confirmed"
+    assert _payments(erp, order_id) == [("Virement bancaire", 84.56, True, True)]
