@@ -206,6 +206,7 @@ def test_a_refund_becomes_one_credit_note_request_and_the_order_is_not_changed(e
     # Then the whole order is refunded (status refunded, no amount: the order's total).
     full = integrate_file(erp, "r2.csv", generic("WEB-R1", "refunded", paid="1"), rules=RULES)
     assert full.counts["credit_notes_requested"] == 1
+    assert (full.counts["rows_integrated"], full.counts["rows_ignored"]) == (1, 0)  # handed over as a refund
     assert _credit_notes(erp, order_id)[1] == (
         14.0,
         24.0,
@@ -223,6 +224,7 @@ def test_a_refund_becomes_one_credit_note_request_and_the_order_is_not_changed(e
 def test_a_refund_of_an_order_never_integrated_asks_for_nothing(erp):
     r = integrate_file(erp, "r.csv", generic("WEB-R2", "refunded", paid="1", refunded="24.00"), rules=RULES)
     assert r.counts["credit_notes_requested"] == 0 and r.counts["orders_ignored"] == 1
+    assert (r.counts["rows_integrated"], r.counts["rows_ignored"]) == (0, 1)
     assert erp.execute("SELECT count(*) FROM erp.credit_note_request").fetchone()[0] == 0
 
 

@@ -251,13 +251,21 @@ def _integrate_parsed(
     lines = parsed.lines[parsed.lines["shop_order_id"].isin(keep)]
     payments = parsed.payments[parsed.payments["shop_order_id"].isin(keep)]
     counts: dict[str, int] = {"rows_read": int(parsed.rows_read), **{f"orders_{k}": v for k, v in sel.counts.items()}}
-    counts.update(_row_outcomes(parsed, sel))
 
     stage(conn, parsed, wanted, lines, payments, sel.cancels)
     counts.update(upsert_customers(conn))
     counts.update(insert_orders(conn, file_id, walk_in_id))
     counts.update(cancel_orders(conn, file_id, parsed.name, quarantine=quarantine))
     counts.update(request_credit_notes(conn, parsed.name))
+    # Orders whose only news is a refund (status in no group) were handed to the back office too.
+    refunded = {
+        r[0]
+        for r in conn.execute(
+            "SELECT DISTINCT r.shop_order_id FROM s_refund r JOIN erp.sales_order o "
+            "ON o.shop_order_id = r.shop_order_id AND o.kind = 'order'"
+        )
+    }
+    counts.update(_row_outcomes(parsed, sel, refunded))
     rejects = parsed.rejects
     if quarantine and len(rejects):
         q = rejects.assign(file_id=file_id)
@@ -273,10 +281,11 @@ def _integrate_parsed(
     return counts, rejects
 
 
-def _row_outcomes(parsed: ib.ParsedFile, sel: OrderSelection) -> dict[str, int]:
+def _row_outcomes(parsed: ib.ParsedFile, sel: OrderSelection, refunded: set[str] = frozenset()) -> dict[str, int]:
     """Every row read is integrated, quarantined or ignored, and said so: ``rows_integrated``
-    (rows of the orders handed to the back office: created, quotes, cancellations, or already
-    there; the customers kept of a customers file), ``rows_quarantined`` (rows with a reject),
+    (rows of the orders handed to the back office: created, awaiting their payment, quotes,
+    cancellations, refunds of orders it holds (``refunded``), or already there; the customers
+    kept of a customers file), ``rows_quarantined`` (rows with a reject),
     ``rows_ignored`` (rows of orders whose status is in no group; a customer given again further
     down a customers file). Their sum is ``rows_read``."""
     quarantined = int(parsed.rejects["line"].nunique())
@@ -292,6 +301,7 @@ def _row_outcomes(parsed: ib.ParsedFile, sel: OrderSelection) -> dict[str, int]:
         | set(sel.quotes["shop_order_id"])
         | set(sel.cancels["shop_order_id"])
         | set(sel.awaiting.get("shop_order_id", ()))
+        | set(refunded)
     )
     rows = parsed.lines[["line", "shop_order_id"]].drop_duplicates("line")
     integrated = int(rows["shop_order_id"].isin(handed).sum())
