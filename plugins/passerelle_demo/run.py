@@ -11,9 +11,9 @@ Set AIRFLOW_CONN_PASSERELLE_ERP / AIRFLOW_CONN_PASSERELLE_SHOP to run against re
 
 ``--shop <dialect>`` (``make demo SHOP=shopify``): the same cycle with that shop's formats
 (``shop.dialect``), so a retailer sees their own shop's files in ``var/shop/``. The demo's
-configuration is then the project's with that dialect and the shop's section
-(:data:`SHOP_SECTIONS`), written to ``var/demo/passerelle.yaml``; without it, the project's
-configuration as it is.
+configuration is the project's with that dialect and the shop's section
+(:data:`SHOP_SECTIONS`), and pending orders integrated awaiting their payment
+(:data:`DEMO_AWAITING`: the samples' late payment shows), written to ``var/demo/passerelle.yaml``.
 
 It prints one line per run (state, duration, the run's note) and a short table; Airflow's task
 logs and the FTP server's log go to ``var/demo.log``, or to the terminal with ``VERBOSE=1``
@@ -107,13 +107,17 @@ def _find_dag(bag, flow: str):
 
 #: What each shop's section says in the demo (the settings its dialect cannot do without).
 SHOP_SECTIONS: dict[str, dict] = {"shopify": {"location": "Entrepôt Lyon"}}
+#: What the demo adds to the ``inbound`` section: pending orders (bank transfer, cheque) come in
+#: awaiting their payment, so the sample paid the next day shows a payment seen later.
+DEMO_AWAITING: dict[str, list[str]] = {"awaiting_payment": ["pending"]}
 
 
 def demo_config(shop: str | None, folder: Path = VAR / "demo", *, inbound: dict | None = None) -> Path:
     """The project's configuration with ``shop.dialect: <shop>`` (and that shop's section; None: the
-    project's dialect) and the demo back office's ``inbound`` set-up (*inbound*: the gift-card
-    article and walk-in customer of :func:`passerelle_demo.seed.seed_inbound_setup`), written to
-    *folder*; the path, for ``PASSERELLE_CONFIG``. Checked as the DAGs will read it."""
+    project's dialect), pending orders awaiting their payment (:data:`DEMO_AWAITING`) and the demo
+    back office's ``inbound`` set-up (*inbound*: the gift-card article and walk-in customer of
+    :func:`passerelle_demo.seed.seed_inbound_setup`), written to *folder*; the path, for
+    ``PASSERELLE_CONFIG``. Checked as the DAGs will read it."""
     import yaml
 
     from passerelle.config import DEFAULT_PATH, load_settings
@@ -123,8 +127,7 @@ def demo_config(shop: str | None, folder: Path = VAR / "demo", *, inbound: dict 
         cfg.setdefault("shop", {})["dialect"] = shop
         if shop in SHOP_SECTIONS:
             cfg[shop] = {**SHOP_SECTIONS[shop], **(cfg.get(shop) or {})}
-    if inbound:
-        cfg["inbound"] = {**(cfg.get("inbound") or {}), **inbound}
+    cfg["inbound"] = {**DEMO_AWAITING, **(cfg.get("inbound") or {}), **(inbound or {})}
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "passerelle.yaml"
     path.write_text(
@@ -347,6 +350,13 @@ def _summary(results) -> None:
             "SELECT flow, mode, dry_run, counts, rejects, bytes_sent, bytes_received "
             "FROM passerelle.run_summary ORDER BY id"
         ).fetchall()
+        web = conn.execute(
+            "SELECT count(*), count(*) FILTER (WHERE status = 'awaiting_payment'), "
+            "(SELECT count(*) FROM erp.credit_note_request), "
+            "count(*) FILTER (WHERE EXISTS (SELECT 1 FROM erp.order_status_history h WHERE h.order_id = o.id "
+            "AND h.status = 'awaiting_payment') AND status <> 'awaiting_payment') "
+            "FROM erp.sales_order o WHERE origin = 'web'"
+        ).fetchone()
     failed = [name for name, state in results if state != "success"]
     print(
         f"\n== Passerelle demo: {len(results) - len(failed)} of {len(results)} runs succeeded"
@@ -363,6 +373,16 @@ def _summary(results) -> None:
     if accounting.exists():
         files = sorted(p.name for p in accounting.iterdir() if p.is_file() and not p.name.startswith("."))
         print(f"\nThe accountant's files: {', '.join(files) or 'none'} in {accounting}")
+    from passerelle.config import load_settings
+    from passerelle.dag_settings import report_settings
+
+    daily = sorted(report_settings(load_settings())["local_dir"].glob("orders-*.csv"))
+    print(
+        f"\nWeb orders: {web[0]} ({web[1]} awaiting their payment, {web[3]} paid later and confirmed), "
+        f"{web[2]} credit note requests from refunds; the staff's list: "
+        + (f"{daily[-1]}" if daily else "no daily file")
+        + " and the Passerelle view's Web orders (make airflow)"
+    )
     shop = VAR / "shop"
     if shop.exists():
         files = [p for p in shop.rglob("*") if p.is_file()]

@@ -54,7 +54,9 @@ def test_filter_orders_by_status():
     assert sel.quotes.shop_order_id.tolist() == ["WEB-100233"]
     assert sel.cancels.shop_order_id.tolist() == ["WEB-100180"]
     assert sel.ignored.shop_order_id.tolist() == ["WEB-100234"]
-    assert sel.counts == {"create": 2, "quotes": 1, "cancels": 1, "ignored": 1}
+    assert sel.counts == {"create": 2, "quotes": 1, "cancels": 1, "ignored": 1, "awaiting_payment": 0}
+    waiting = filter_orders(p, awaiting_payment=("pending",))
+    assert waiting.awaiting.shop_order_id.tolist() == ["WEB-100234"] and waiting.ignored.empty
     assert filter_orders(p, integrate=("paid",)).counts["ignored"] == 2
     with pytest.raises(ValueError, match="unknown statuses \\['payed'\\]"):
         filter_orders(p, integrate=("payed",))

@@ -291,3 +291,29 @@ def test_dag_file_imports_cleanly(airflow_db, report_config):
     bag = DagBag(dag_folder=str(PROJECT_ROOT / "dags" / "report.py"))
     assert bag.import_errors == {}
     assert list(bag.dags) == ["report"]
+
+
+def test_the_daily_web_orders_file_is_written_beside_the_report(report, erp, ftp_server, tmp_path):
+    """``orders-<day>.csv``: the web orders of the day before and of the report's day until the run's
+    moment, on the shop's server and in the local folder (readable by a web server), the same bytes."""
+    import codecs
+    import csv
+    import io
+
+    _seed(erp)
+    assert report.test(logical_date=REPORT_DAY).state == "success"
+    remote = ftp_server.path("/reports/orders-2026-11-21.csv")
+    local = tmp_path / "kept" / "orders-2026-11-21.csv"
+    assert remote.is_file() and local.is_file() and remote.read_bytes() == local.read_bytes()
+    assert local.stat().st_mode & 0o777 == 0o644
+    data = local.read_bytes()
+    assert data.startswith(codecs.BOM_UTF8)
+    rows = list(csv.DictReader(io.StringIO(data[3:].decode("utf-8")), delimiter=";"))
+    # Web orders only; W5 came after the run's moment; the store and phone orders are not the shop's.
+    assert [(r["order_number"], r["status"]) for r in rows] == [
+        ("CMD-W1", "confirmed"),
+        ("CMD-W3", "cancelled"),
+        ("CMD-W2", "shipped"),
+        ("CMD-W4", "confirmed"),
+    ]
+    assert rows[0]["total_incl_vat"] == "150.00" and rows[0]["payment_state"] == "no payment"

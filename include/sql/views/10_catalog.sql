@@ -115,7 +115,7 @@ LEFT JOIN (   -- shop orders in the back office, not shipped yet: the shop no lo
     SELECT ol.article_id, ol.variant_id, sum(greatest(ol.quantity - ol.shipped_qty, 0)) AS qty
     FROM erp.sales_order o
     JOIN erp.sales_order_line ol ON ol.order_id = o.id
-    WHERE o.origin = 'web' AND o.kind = 'order' AND o.status IN ('confirmed', 'prepared')
+    WHERE o.origin = 'web' AND o.kind = 'order' AND o.status IN ('awaiting_payment', 'confirmed', 'prepared')
     GROUP BY ol.article_id, ol.variant_id
 ) d ON d.article_id = r.article_id AND coalesce(d.variant_id, 0) = coalesce(r.variant_id, 0);
 

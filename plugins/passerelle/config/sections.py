@@ -284,6 +284,9 @@ class InboundSection(Section):
     integrate: Statuses = ("paid", "validated")
     quotes: Statuses = ("quote",)
     cancels: Statuses = ("cancelled",)
+    #: Shop statuses of orders integrated before their payment (bank transfer, cheque): a back-office
+    #: order in the status ``awaiting_payment`` until a later file says it is paid.
+    awaiting_payment: Statuses = ()
     encoding: Annotated[str | None, BeforeValidator(_encoding)] = None
     delimiter: Annotated[str | None, BeforeValidator(_delimiter)] = None
     decimal: Annotated[str | None, BeforeValidator(_decimal)] = None
@@ -299,7 +302,7 @@ class InboundSection(Section):
     @model_validator(mode="after")
     def _one_group_per_status(self) -> InboundSection:
         seen: dict[str, str] = {}
-        for key in ("integrate", "quotes", "cancels"):
+        for key in ("integrate", "quotes", "cancels", "awaiting_payment"):
             for status in getattr(self, key):
                 if status in seen:
                     raise fail(
@@ -318,6 +321,8 @@ class InboundSection(Section):
             "quotes": list(self.quotes),
             "cancels": list(self.cancels),
         }
+        if self.awaiting_payment:
+            out["awaiting_payment"] = list(self.awaiting_payment)
         for key in ("walk_in_customer", "gift_card_article", "unmatched_line_article"):
             if getattr(self, key) is not None:
                 out[key] = getattr(self, key)

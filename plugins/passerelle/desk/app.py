@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
-from fastapi import Depends, FastAPI, Form, HTTPException, Request
+from fastapi import Depends, FastAPI, Form, HTTPException, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.templating import Jinja2Templates
@@ -252,22 +252,66 @@ def create_app() -> FastAPI:
         )
 
     @app.get("/orders", response_class=HTMLResponse)
-    def orders(request: Request, user: User, q: str = "") -> HTMLResponse:
+    def orders(
+        request: Request,
+        user: User,
+        q: str = "",
+        status: str = "",
+        payment: str = "",
+        date_from: Annotated[str, Query(alias="from")] = "",
+        date_to: Annotated[str, Query(alias="to")] = "",
+    ) -> HTMLResponse:
+        from passerelle.core.order_list import PAYMENT_STATES, OrderFilter, quarantined_orders, statuses
+        from passerelle.dag_settings import report_settings
         from passerelle.desk import queries
 
-        with _erp(_settings()) as conn:
-            rows = queries.web_orders(conn, search=q)
-        return _page(request, "orders.html", user, orders=rows, q=q)
+        settings = _settings()
+        tz = settings.shop.timezone
+        form = {"q": q, "status": status, "payment": payment, "from": date_from, "to": date_to}
+        try:
+            where = OrderFilter.parse(search=q, status=status, payment=payment, date_from=date_from, date_to=date_to)
+            problem = None
+        except ValueError as exc:
+            where, problem = OrderFilter(search=q.strip()), str(exc)
+        with _erp(settings) as conn:
+            rows = queries.web_orders(conn, where=where, timezone=tz)
+            waiting = quarantined_orders(conn)
+            choices = statuses(conn)
+        return _page(
+            request,
+            "orders.html",
+            user,
+            settings,
+            orders=rows,
+            q=q,
+            form=form,
+            problem=problem,
+            statuses=choices,
+            payment_states=PAYMENT_STATES,
+            quarantined=waiting,
+            daily=queries.daily_orders_files(report_settings(settings)["local_dir"])[:7],
+        )
+
+    @app.get("/orders/daily/{day}")
+    def daily_orders(user: User, day: str) -> FileResponse:
+        from passerelle.dag_settings import report_settings
+        from passerelle.desk import queries
+
+        path = queries.daily_orders_path(report_settings(_settings())["local_dir"], day)
+        if path is None:
+            raise HTTPException(status_code=404, detail=f"No daily orders file for {day!r} (expected YYYY-MM-DD)")
+        return FileResponse(path, media_type="text/csv; charset=utf-8", filename=path.name)
 
     @app.get("/orders/{order_id}", response_class=HTMLResponse)
     def order(request: Request, user: User, order_id: int) -> HTMLResponse:
         from passerelle.desk import queries
 
-        with _erp(_settings()) as conn:
-            found = queries.web_order(conn, order_id)
+        settings = _settings()
+        with _erp(settings) as conn:
+            found = queries.web_order(conn, order_id, timezone=settings.shop.timezone)
         if found is None:
             raise HTTPException(status_code=404, detail=f"No web order with id {order_id}")
-        return _page(request, "order.html", user, order=found)
+        return _page(request, "order.html", user, settings, order=found)
 
     @app.get("/runs", response_class=HTMLResponse)
     def runs(request: Request, user: User) -> HTMLResponse:
@@ -301,7 +345,14 @@ def create_app() -> FastAPI:
         from passerelle.desk import queries
 
         folder = report_settings(_settings())["local_dir"]
-        return _page(request, "reports.html", user, reports=queries.reports(folder), folder=folder)
+        return _page(
+            request,
+            "reports.html",
+            user,
+            reports=queries.reports(folder),
+            daily=queries.daily_orders_files(folder),
+            folder=folder,
+        )
 
     @app.get("/reports/{day}")
     def report(user: User, day: str) -> FileResponse:

@@ -1,9 +1,10 @@
 """What the Passerelle view reads from the back office, as plain rows for the templates.
 
-Read-only SQL over a psycopg (3) connection: web orders (lines, payment, status history,
-deliveries), the last runs per flow (``passerelle.run_summary``), each send's batch and manifest
-(``passerelle.batch``), and the daily reports the report flow keeps on disk. The actions live in
-:mod:`passerelle.core.quarantine`.
+Read-only SQL over a psycopg (3) connection: web orders (:mod:`passerelle.core.order_list`:
+lines, payment state, status history, deliveries, credit note requests, quarantine), the last
+runs per flow (``passerelle.run_summary``), each send's batch and manifest
+(``passerelle.batch``), and the daily reports and order files the report flow keeps on disk.
+The actions live in :mod:`passerelle.core.quarantine`.
 """
 
 from __future__ import annotations
@@ -27,72 +28,30 @@ def _dicts(conn: psycopg.Connection, sql: str, params: Any = None) -> list[dict[
         return cur.execute(sql, params).fetchall()
 
 
-#: A customer as the staff name them: person, then company.
-_CUSTOMER_NAME = "concat_ws(' ', c.first_name, c.last_name, nullif(c.company, ''))"
+def web_orders(
+    conn: psycopg.Connection,
+    *,
+    search: str = "",
+    where: Any = None,
+    timezone: str = "Europe/Paris",
+    limit: int = 200,
+) -> list[dict[str, Any]]:
+    """The integrated web orders, newest first (:func:`passerelle.core.order_list.list_orders`);
+    ``search`` matches the shop's order id, the back-office number or the customer's name or
+    e-mail, ``where`` (an :class:`~passerelle.core.order_list.OrderFilter`) narrows by status,
+    payment state and dates."""
+    from passerelle.core.order_list import OrderFilter, list_orders
+
+    where = where or OrderFilter(search=search.strip())
+    return list_orders(conn, where, timezone=timezone, limit=limit)
 
 
-def web_orders(conn: psycopg.Connection, *, search: str = "", limit: int = 100) -> list[dict[str, Any]]:
-    """The integrated web orders, newest first; ``search`` matches the shop's order id, the
-    back-office number or the customer's name or e-mail."""
-    like = f"%{search.strip()}%"
-    return _dicts(
-        conn,
-        f"""
-        SELECT o.id, o.number, o.shop_order_id, o.kind, o.status, o.order_date, o.total_incl_vat, o.currency,
-               {_CUSTOMER_NAME} AS customer, c.email,
-               (SELECT count(*) FROM erp.sales_order_line l WHERE l.order_id = o.id) AS lines,
-               (SELECT bool_and(p.paid) FROM erp.payment p WHERE p.order_id = o.id) AS paid
-          FROM erp.sales_order o JOIN erp.customer c ON c.id = o.customer_id
-         WHERE o.origin = 'web'
-           AND (%(all)s OR o.shop_order_id ILIKE %(s)s OR o.number ILIKE %(s)s
-                OR {_CUSTOMER_NAME} ILIKE %(s)s OR c.email ILIKE %(s)s)
-         ORDER BY o.order_date DESC, o.id DESC LIMIT %(n)s""",
-        {"s": like, "all": not search.strip(), "n": limit},
-    )
+def web_order(conn: psycopg.Connection, order_id: int, *, timezone: str = "Europe/Paris") -> dict[str, Any] | None:
+    """One web order with its lines, payments, status history, deliveries, credit note requests
+    and quarantined rows; None if absent."""
+    from passerelle.core.order_list import order_detail
 
-
-def web_order(conn: psycopg.Connection, order_id: int) -> dict[str, Any] | None:
-    """One web order with its lines, payments, status history and delivery notes; None if absent."""
-    found = _dicts(
-        conn,
-        f"""
-        SELECT o.*, {_CUSTOMER_NAME} AS customer, c.email, l.file_id, f.name AS file
-          FROM erp.sales_order o JOIN erp.customer c ON c.id = o.customer_id
-          LEFT JOIN passerelle.order_ledger l ON l.shop_order_id = o.shop_order_id
-          LEFT JOIN passerelle.inbound_file f ON f.id = l.file_id
-         WHERE o.id = %s AND o.origin = 'web'""",
-        (order_id,),
-    )
-    if not found:
-        return None
-    order = found[0]
-    order["lines"] = _dicts(
-        conn,
-        """
-        SELECT l.line_number, coalesce(v.reference, a.reference) AS reference, l.label, l.quantity,
-               l.unit_price_excl_vat, l.discount_excl_vat, l.vat_rate, l.shipped_qty
-          FROM erp.sales_order_line l JOIN erp.article a ON a.id = l.article_id
-          LEFT JOIN erp.variant v ON v.id = l.variant_id
-         WHERE l.order_id = %s ORDER BY l.line_number""",
-        (order_id,),
-    )
-    order["payments"] = _dicts(
-        conn,
-        "SELECT method, amount, transaction_id, paid, paid_at FROM erp.payment WHERE order_id = %s ORDER BY id",
-        (order_id,),
-    )
-    order["history"] = _dicts(
-        conn,
-        "SELECT status, changed_at FROM erp.order_status_history WHERE order_id = %s ORDER BY changed_at, id",
-        (order_id,),
-    )
-    order["deliveries"] = _dicts(
-        conn,
-        "SELECT number, shipped_at, carrier, tracking_number FROM erp.delivery_note "
-        "WHERE order_id = %s ORDER BY shipped_at, id",
-        (order_id,),
-    )
-    return order
+    return order_detail(conn, order_id, timezone=timezone)
 
 
 def last_runs(conn: psycopg.Connection, *, per_flow: int = 10) -> dict[str, list[dict[str, Any]]]:
@@ -197,6 +156,29 @@ def reports(folder: Path) -> list[Report]:
     return sorted(found, key=lambda r: r.day, reverse=True)
 
 
+def daily_orders_files(folder: Path) -> list[Report]:
+    """The daily files of web orders the report flow wrote in ``folder`` (``orders-YYYY-MM-DD.csv``),
+    newest first."""
+    from passerelle.core.order_list import daily_day
+
+    if not folder.is_dir():
+        return []
+    found = [Report(d, p) for p in folder.iterdir() if (d := daily_day(p.name)) is not None and p.is_file()]
+    return sorted(found, key=lambda r: r.day, reverse=True)
+
+
+def daily_orders_path(folder: Path, day: str) -> Path | None:
+    """The daily orders file of ``day`` (YYYY-MM-DD) in ``folder``, or None; never a path outside it."""
+    from passerelle.core.order_list import daily_name
+
+    try:
+        wanted = date.fromisoformat(day)
+    except ValueError:
+        return None
+    path = folder / daily_name(wanted)
+    return path if path.is_file() else None
+
+
 def report_path(folder: Path, day: str) -> Path | None:
     """The report of ``day`` (YYYY-MM-DD) in ``folder``, or None; never a path outside it."""
     try:
@@ -213,6 +195,8 @@ __all__ = [
     "batch",
     "batches",
     "counts_text",
+    "daily_orders_files",
+    "daily_orders_path",
     "last_runs",
     "report_path",
     "reports",

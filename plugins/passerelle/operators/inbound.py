@@ -350,6 +350,13 @@ class ProposeReordersOperator(OutcomeMixin, ErpMixin, BaseOperator):
         self.log.info("%d reorder proposals; run counts %s", proposals, counts)
         rows = max(int(counts.get("rows_read", 0)) - int(counts.get("rejected_rows", 0)), 0)
         more = [f"{counts['rows_replayed']} quarantined rows replayed"] if counts.get("rows_replayed") else []
+        for key, words in (
+            ("payments_seen_later", "payments seen later"),
+            ("orders_confirmed_by_payment", "orders confirmed by their payment"),
+            ("credit_notes_requested", "credit notes requested"),
+        ):
+            if counts.get(key):
+                more.append(f"{counts[key]} {words}")
         self.say(
             context,
             note_text(

@@ -1,4 +1,5 @@
-"""The daily report's operator: render the run's day, put the page on the shop's server, keep a copy.
+"""The daily report's operator: render the run's day, put the page (and the day's web orders as
+CSV) on the shop's server, keep a copy.
 
 Reading and rendering are :mod:`passerelle.core.report`; the run's summary is
 :mod:`passerelle.core.summary`. This operator only moves the page to its two places.
@@ -36,7 +37,9 @@ def write_atomically(path: Path, data: bytes, *, mode: int = 0o644) -> None:
 
 
 class PublishReportOperator(OutcomeMixin, ErpMixin, ShopMixin, BaseOperator):
-    """Render the report for the run's day, upload it to the shop's server, keep a local copy.
+    """Render the report for the run's day, upload it to the shop's server, keep a local copy;
+    the same for the staff's daily file of web orders (``orders-YYYY-MM-DD.csv``,
+    :mod:`passerelle.core.order_list`: the day before whole and the run's day so far).
 
     The page covers the run's day until the run's logical moment and the ``days`` whole days
     before (:func:`passerelle.core.report.window`); it is linked from the task ("Report") when
@@ -67,6 +70,7 @@ class PublishReportOperator(OutcomeMixin, ErpMixin, ShopMixin, BaseOperator):
         self.config_path = config_path
 
     def execute(self, context: Any) -> dict:
+        from passerelle.core.order_list import daily_name, daily_rows, file_window, orders_csv
         from passerelle.core.report import collect_report, render_html
         from passerelle.core.summary import record_run
         from passerelle.dag_settings import report_settings
@@ -77,11 +81,17 @@ class PublishReportOperator(OutcomeMixin, ErpMixin, ShopMixin, BaseOperator):
         day = run_day(context, timezone)
         until = context.get("logical_date") or getattr(context.get("dag_run"), "run_after", None)
         data = collect_report(self.erp, day=day, days=options["days"], timezone=timezone, until=until)
+        start, end = file_window(day, timezone, until=until)
+        orders = daily_rows(self.erp, start, end, timezone=timezone)
         self.erp.rollback()  # end the read transaction
         content = render_html(data).encode("utf-8")
+        orders_content = orders_csv(orders, timezone=timezone)
         name = f"report-{day.isoformat()}.html"
         remote = posixpath.join(options["remote_dir"], name)
         local = options["local_dir"] / name
+        orders_name = daily_name(day)
+        orders_remote = posixpath.join(options["remote_dir"], orders_name)
+        orders_local = options["local_dir"] / orders_name
         result = {
             "day": day.isoformat(),
             "bytes": len(content),
@@ -89,19 +99,31 @@ class PublishReportOperator(OutcomeMixin, ErpMixin, ShopMixin, BaseOperator):
             "flows": len(data.flows),
             "orders": data.total_orders,
             "stock_alerts": data.stock_alert_count,
+            "orders_file_rows": len(orders),
             "dry_run": dry,
         }
         if dry:
             self.log.info("dry run: %s would be %d bytes; nothing written or uploaded", name, len(content))
         else:
             write_atomically(local, content)
+            write_atomically(orders_local, orders_content)  # 0644: the web server beside the desk reads it
             with self.shop as shop:
                 shop.makedirs(options["remote_dir"])
                 shop.put_atomic(remote, content)
+                shop.put_atomic(orders_remote, orders_content)
             self.log.info(
                 "report %s: %d bytes, kept in %s and put on the shop's server as %s", name, len(content), local, remote
             )
-            result.update(remote=remote, local=str(local))
+            self.log.info(
+                "web orders %s: %d rows (%s to %s), kept in %s and put on the shop's server as %s",
+                orders_name,
+                len(orders),
+                start.isoformat(),
+                end.isoformat(),
+                orders_local,
+                orders_remote,
+            )
+            result.update(remote=remote, local=str(local), orders_remote=orders_remote, orders_local=str(orders_local))
             self.link(report=remote)
         dag_run = context.get("dag_run")
         record_run(

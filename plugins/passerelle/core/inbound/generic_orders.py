@@ -36,6 +36,7 @@ _GENERIC_ORDER_LEVEL = [
     "payment_transaction_id",
     "payment_paid",
     "paid_at",
+    "refunded_amount",
     "note",
     *_ADDR_CANON,
 ]
@@ -53,7 +54,7 @@ REQUIRED = ["vat_rate"]
 #: Every line names its article: a generic file is written from the shop's own references.
 SKU_REQUIRED = True
 #: Amount columns, beyond those of every orders file.
-MONEY: list[str] = []
+MONEY: list[str] = ["refunded_amount"]
 #: How far the stated payment may be from the computed total (cents rounded line by line).
 TOLERANCE = 0.015
 

@@ -35,7 +35,7 @@ PRESTASHOP_STATES = {
     "4": "paid",  # Shipped
     "5": "paid",  # Delivered
     "6": "cancelled",  # Canceled
-    "7": "cancelled",  # Refunded
+    "7": "refunded",  # Refunded: a credit note request, the order is left as it is
     "8": "pending",  # Payment error
     "9": "paid",  # On backorder (paid)
     "10": "validated",  # Awaiting bank wire payment

@@ -30,7 +30,7 @@ SHOPIFY_STATUSES = {
     "authorized": "validated",
     "paid": "paid",
     "partially_refunded": "paid",
-    "refunded": "cancelled",
+    "refunded": "refunded",
     "voided": "cancelled",
     "expired": "cancelled",
 }

@@ -47,8 +47,8 @@ WOOCOMMERCE_STATUSES = {
     "brouillon": "pending",
     "cancelled": "cancelled",
     "annulée": "cancelled",
-    "refunded": "cancelled",
-    "remboursée": "cancelled",
+    "refunded": "refunded",  # a credit note request, never a silent change of the order
+    "remboursée": "refunded",
 }
 #: Statuses of orders the customer paid.
 _PAID = {"processing", "en cours", "completed", "terminée", "refunded", "remboursée"}

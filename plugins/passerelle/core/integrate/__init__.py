@@ -59,7 +59,13 @@ from passerelle.core.integrate.rules import (
     taken_numbers,
     vat_rates,
 )
-from passerelle.core.integrate.writes import cancel_orders, insert_orders, stage, upsert_customers
+from passerelle.core.integrate.writes import (
+    cancel_orders,
+    insert_orders,
+    request_credit_notes,
+    stage,
+    upsert_customers,
+)
 from passerelle.core.quarantine import apply_sku_aliases
 from passerelle.db import copy_in
 
@@ -228,7 +234,14 @@ def _integrate_parsed(
     if parsed.kind != ib.CUSTOMERS:
         parsed = resolve_vat(parsed, vat_rates(references))
     sel = filter_orders(parsed, **status_rules(rules))
-    wanted = pd.concat([sel.create.assign(kind="order"), sel.quotes.assign(kind="quote")], ignore_index=True)
+    wanted = pd.concat(
+        [
+            sel.create.assign(kind="order", awaiting=False),
+            sel.quotes.assign(kind="quote", awaiting=False),
+            sel.awaiting.assign(kind="order", awaiting=True),
+        ],
+        ignore_index=True,
+    )
     wanted["number"] = order_numbers(wanted["shop_order_id"])
     keep = set(wanted["shop_order_id"])
     if parsed.kind != ib.CUSTOMERS:  # customers of an order file: those of the orders integrated
@@ -240,12 +253,21 @@ def _integrate_parsed(
     lines = parsed.lines[parsed.lines["shop_order_id"].isin(keep)]
     payments = parsed.payments[parsed.payments["shop_order_id"].isin(keep)]
     counts: dict[str, int] = {"rows_read": int(parsed.rows_read), **{f"orders_{k}": v for k, v in sel.counts.items()}}
-    counts.update(_row_outcomes(parsed, sel))
 
     stage(conn, parsed, wanted, lines, payments, sel.cancels, references)
     counts.update(upsert_customers(conn))
     counts.update(insert_orders(conn, file_id, walk_in_id))
     counts.update(cancel_orders(conn, file_id, parsed.name, quarantine=quarantine))
+    counts.update(request_credit_notes(conn, parsed.name))
+    # Orders whose only news is a refund (status in no group) were handed to the back office too.
+    refunded = {
+        r[0]
+        for r in conn.execute(
+            "SELECT DISTINCT r.shop_order_id FROM s_refund r JOIN erp.sales_order o "
+            "ON o.shop_order_id = r.shop_order_id AND o.kind = 'order'"
+        )
+    }
+    counts.update(_row_outcomes(parsed, sel, refunded))
     rejects = parsed.rejects
     if quarantine and len(rejects):
         q = rejects.assign(file_id=file_id)
@@ -260,10 +282,11 @@ def _integrate_parsed(
     return counts, rejects
 
 
-def _row_outcomes(parsed: ib.ParsedFile, sel: OrderSelection) -> dict[str, int]:
+def _row_outcomes(parsed: ib.ParsedFile, sel: OrderSelection, refunded: set[str] = frozenset()) -> dict[str, int]:
     """Every row read is integrated, quarantined or ignored, and said so: ``rows_integrated``
-    (rows of the orders handed to the back office: created, quotes, cancellations, or already
-    there; the customers kept of a customers file), ``rows_quarantined`` (rows with a reject),
+    (rows of the orders handed to the back office: created, awaiting their payment, quotes,
+    cancellations, refunds of orders it holds (``refunded``), or already there; the customers
+    kept of a customers file), ``rows_quarantined`` (rows with a reject),
     ``rows_ignored`` (rows of orders whose status is in no group; a customer given again further
     down a customers file). Their sum is ``rows_read``."""
     quarantined = int(parsed.rejects["line"].nunique())
@@ -274,7 +297,13 @@ def _row_outcomes(parsed: ib.ParsedFile, sel: OrderSelection) -> dict[str, int]:
             "rows_quarantined": quarantined,
             "rows_ignored": int(parsed.rows_read) - quarantined - integrated,
         }
-    handed = set(sel.create["shop_order_id"]) | set(sel.quotes["shop_order_id"]) | set(sel.cancels["shop_order_id"])
+    handed = (
+        set(sel.create["shop_order_id"])
+        | set(sel.quotes["shop_order_id"])
+        | set(sel.cancels["shop_order_id"])
+        | set(sel.awaiting.get("shop_order_id", ()))
+        | set(refunded)
+    )
     rows = parsed.lines[["line", "shop_order_id"]].drop_duplicates("line")
     integrated = int(rows["shop_order_id"].isin(handed).sum())
     return {"rows_integrated": integrated, "rows_quarantined": quarantined, "rows_ignored": int(len(rows)) - integrated}
@@ -492,7 +521,7 @@ _REORDER = """
 WITH open_web AS (
     SELECT l.article_id, l.variant_id, sum(l.quantity - l.shipped_qty) AS qty
       FROM erp.sales_order o JOIN erp.sales_order_line l ON l.order_id = o.id
-     WHERE o.origin = 'web' AND o.kind = 'order' AND o.status IN ('confirmed', 'prepared')
+     WHERE o.origin = 'web' AND o.kind = 'order' AND o.status IN ('awaiting_payment', 'confirmed', 'prepared')
      GROUP BY l.article_id, l.variant_id
 ), projected AS (
     SELECT sl.article_id, sl.variant_id, sl.available_qty - coalesce(w.qty, 0) AS projected_qty

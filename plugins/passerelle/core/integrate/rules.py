@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -46,6 +46,8 @@ class OrderSelection:
     quotes: pd.DataFrame
     cancels: pd.DataFrame
     ignored: pd.DataFrame
+    #: Orders created before their payment (``awaiting_payment`` group): back-office status ``awaiting_payment``.
+    awaiting: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -54,6 +56,7 @@ class OrderSelection:
             "quotes": len(self.quotes),
             "cancels": len(self.cancels),
             "ignored": len(self.ignored),
+            "awaiting_payment": len(self.awaiting),
         }
 
 
@@ -194,33 +197,39 @@ def filter_orders(
     integrate: Iterable[str] = ("paid", "validated"),
     quotes: Iterable[str] = ("quote",),
     cancels: Iterable[str] = ("cancelled",),
+    awaiting_payment: Iterable[str] = (),
 ) -> OrderSelection:
-    """Split the file's orders by status: created in the back office, turned into quotes,
-    cancelling an order already integrated, or ignored (counted, not rejected)."""
-    sets = {"integrate": set(integrate), "quotes": set(quotes), "cancels": set(cancels)}
+    """Split the file's orders by status: created in the back office, created awaiting their
+    payment, turned into quotes, cancelling an order already integrated, or ignored (counted, not
+    rejected)."""
+    sets = {
+        "integrate": set(integrate),
+        "quotes": set(quotes),
+        "cancels": set(cancels),
+        "awaiting_payment": set(awaiting_payment),
+    }
     for label, values in sets.items():
         unknown = values - set(ib.STATUSES)
         if unknown:
             raise ValueError(
                 f"filter_orders: {label} has unknown statuses {sorted(unknown)}; expected some of {list(ib.STATUSES)}"
             )
-    clash = (
-        (sets["integrate"] & sets["quotes"])
-        | (sets["integrate"] & sets["cancels"])
-        | (sets["quotes"] & sets["cancels"])
-    )
+    groups = list(sets.values())
+    clash = {s for i, a in enumerate(groups) for b in groups[i + 1 :] for s in a & b}
     if clash:
         raise ValueError(f"filter_orders: statuses {sorted(clash)} are in more than one group")
     status = parsed.orders["status"]
     m_create = status.isin(sets["integrate"])
     m_quote = status.isin(sets["quotes"])
     m_cancel = status.isin(sets["cancels"])
+    m_await = status.isin(sets["awaiting_payment"])
     orders = parsed.orders
     return OrderSelection(
         create=orders[m_create].reset_index(drop=True),
         quotes=orders[m_quote].reset_index(drop=True),
         cancels=orders[m_cancel].reset_index(drop=True),
-        ignored=orders[~(m_create | m_quote | m_cancel)].reset_index(drop=True),
+        ignored=orders[~(m_create | m_quote | m_cancel | m_await)].reset_index(drop=True),
+        awaiting=orders[m_await].reset_index(drop=True),
     )
 
 

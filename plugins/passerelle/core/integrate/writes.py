@@ -33,16 +33,18 @@ CREATE TEMP TABLE s_order (line int, shop_order_id text, order_date timestamptz,
     shipping_incl_vat numeric, shipping_vat_rate numeric, order_discount_excl_vat numeric,
     order_discount_incl_vat numeric, discount_code text, total_excl_vat numeric, total_incl_vat numeric,
     taxes_total numeric, refunded_amount numeric, note text, vat_rates text, kind text, number text,
-    walk_in boolean, vat_disagreement text) ON COMMIT DELETE ROWS;
+    walk_in boolean, vat_disagreement text, awaiting boolean) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE s_line (line int, shop_order_id text, line_number int, sku text, article_id int, variant_id int,
     label text, quantity numeric, unit_price_excl_vat numeric, unit_price_incl_vat numeric, vat_rate numeric,
     discount_excl_vat numeric, discount_incl_vat numeric, matched_by text) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE s_payment (line int, shop_order_id text, method text, amount numeric, transaction_id text,
     paid boolean, paid_at timestamptz) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE s_cancel (line int, shop_order_id text, raw text) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE s_refund (line int, shop_order_id text, status text, shop_status text, refunded_amount numeric,
+    total_incl_vat numeric) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE s_new (id int, shop_order_id text, kind text) ON COMMIT DELETE ROWS;
 """
-_STAGING_TABLES = ("s_customer", "s_address", "s_order", "s_line", "s_payment", "s_cancel", "s_new")
+_STAGING_TABLES = ("s_customer", "s_address", "s_order", "s_line", "s_payment", "s_cancel", "s_refund", "s_new")
 
 #: The lines as staged: ids of the back office's article and variant already looked up, each
 #: order's lines numbered 1..n (their order in the file: line_number, then physical line).
@@ -108,11 +110,24 @@ def stage(
     _staging_tables(conn)
     copy_in(conn, "s_customer", parsed.customers, ib.CUSTOMER_COLUMNS)
     copy_in(conn, "s_address", parsed.addresses, ib.ADDRESS_COLUMNS)
-    wanted = wanted.assign(walk_in=wanted.get("walk_in", False), vat_disagreement=wanted.get("vat_disagreement"))
-    copy_in(conn, "s_order", wanted, [*ib.ORDER_COLUMNS, "kind", "number", "walk_in", "vat_disagreement"])
+    wanted = wanted.assign(
+        walk_in=wanted.get("walk_in", False),
+        vat_disagreement=wanted.get("vat_disagreement"),
+        awaiting=wanted.get("awaiting", False),
+    )
+    copy_in(conn, "s_order", wanted, [*ib.ORDER_COLUMNS, "kind", "number", "walk_in", "vat_disagreement", "awaiting"])
     copy_in(conn, "s_line", staged_lines(lines, references), _LINE_STAGED)
     copy_in(conn, "s_payment", payments, ib.PAYMENT_COLUMNS)
     copy_in(conn, "s_cancel", cancels.assign(raw=cancels["line"].map(parsed.raw)), ["line", "shop_order_id", "raw"])
+    refunds = parsed.orders
+    if len(refunds):  # every order the file keeps that says a refund (status or amount)
+        refunds = refunds[(refunds["status"] == "refunded") | (refunds["refunded_amount"].fillna(0) > 0)]
+    copy_in(
+        conn,
+        "s_refund",
+        refunds,
+        ["line", "shop_order_id", "status", "shop_status", "refunded_amount", "total_incl_vat"],
+    )
 
 
 _CUSTOMERS = """
@@ -232,7 +247,8 @@ WITH src AS (
         delivery_phone, vat_disagreement)
     SELECT number,
            kind, 'web', shop_order_id, customer_id, order_date,
-           CASE WHEN kind = 'quote' THEN 'quote' ELSE 'confirmed' END, coalesce(currency, 'EUR'),
+           CASE WHEN kind = 'quote' THEN 'quote' WHEN awaiting THEN 'awaiting_payment' ELSE 'confirmed' END,
+           coalesce(currency, 'EUR'),
            coalesce(shipping_excl_vat, 0), coalesce(shipping_vat_rate, 20), coalesce(total_excl_vat, 0),
            coalesce(taxes_total, 0), coalesce(total_incl_vat, 0),
            b_name, b1, b2, bp, bc, CASE WHEN length(bco) = 2 THEN bco END,
@@ -279,8 +295,8 @@ _QUOTES_CONFIRMED = """
 CREATE TEMP TABLE s_converted ON COMMIT DROP AS
 WITH upd AS (
     UPDATE erp.sales_order o SET kind = 'order', status = 'confirmed'
-      FROM s_order s WHERE s.kind = 'order' AND o.shop_order_id = s.shop_order_id AND o.kind = 'quote'
-       AND o.status = 'quote'
+      FROM s_order s WHERE s.kind = 'order' AND NOT s.awaiting AND o.shop_order_id = s.shop_order_id
+       AND o.kind = 'quote' AND o.status = 'quote'
     RETURNING o.id, o.shop_order_id
 )
 SELECT * FROM upd
@@ -314,9 +330,56 @@ ON CONFLICT DO NOTHING
 """
 
 
+# Payments seen later: an order already in the back office (not created nor confirmed from a quote by
+# this file) that the file now puts in the ``integrate`` group. Its payment, when the file says it
+# is paid and the back office has no paid payment for it yet, completes the first unpaid payment
+# row (else one is written); an order ``awaiting_payment`` becomes ``confirmed``. Both only change
+# what is not done yet: the same news in another file changes nothing (exactly once).
+_LATE = """
+CREATE TEMP TABLE s_late ON COMMIT DROP AS
+SELECT DISTINCT ON (o.id) o.id AS order_id, p.method, p.amount, p.transaction_id, coalesce(p.paid, false) AS paid,
+       p.paid_at
+  FROM s_order s JOIN erp.sales_order o ON o.shop_order_id = s.shop_order_id AND o.kind = 'order'
+  LEFT JOIN s_payment p ON p.shop_order_id = s.shop_order_id
+ WHERE s.kind = 'order' AND NOT s.awaiting
+   AND NOT EXISTS (SELECT 1 FROM s_new n WHERE n.id = o.id)
+   AND NOT EXISTS (SELECT 1 FROM s_converted c WHERE c.id = o.id)
+ ORDER BY o.id, p.line
+"""
+
+_LATE_PAYMENTS_UPDATE = """
+WITH target AS (
+    SELECT DISTINCT ON (e.order_id) e.id, e.order_id FROM erp.payment e JOIN s_late l ON l.order_id = e.order_id
+     WHERE l.paid AND NOT e.paid
+       AND NOT EXISTS (SELECT 1 FROM erp.payment x WHERE x.order_id = e.order_id AND x.paid)
+     ORDER BY e.order_id, e.id
+)
+UPDATE erp.payment e SET method = coalesce(nullif(l.method, ''), e.method), amount = coalesce(l.amount, e.amount),
+       transaction_id = coalesce(l.transaction_id, e.transaction_id), paid = true,
+       paid_at = coalesce(l.paid_at, e.paid_at)
+  FROM target t JOIN s_late l ON l.order_id = t.order_id
+ WHERE e.id = t.id
+"""
+
+_LATE_PAYMENTS_INSERT = """
+INSERT INTO erp.payment (order_id, method, amount, transaction_id, paid, paid_at)
+SELECT l.order_id, coalesce(nullif(l.method, ''), 'unknown'), l.amount, l.transaction_id, true, l.paid_at
+  FROM s_late l
+ WHERE l.paid AND l.amount IS NOT NULL AND NOT EXISTS (SELECT 1 FROM erp.payment e WHERE e.order_id = l.order_id)
+ON CONFLICT DO NOTHING
+"""
+
+_LATE_CONFIRMED = """
+UPDATE erp.sales_order o SET status = 'confirmed'
+  FROM s_late l WHERE o.id = l.order_id AND o.status = 'awaiting_payment'
+"""
+
+
 def insert_orders(conn: psycopg.Connection, file_id: int, walk_in_id: int | None = None) -> dict[str, int]:
     """Orders, lines and payments of the staged orders not yet in the back office; an order
-    marked ``walk_in`` (no e-mail, no customer id) goes to the customer ``walk_in_id``."""
+    marked ``walk_in`` (no e-mail, no customer id) goes to the customer ``walk_in_id``, one marked
+    ``awaiting`` is created in the status ``awaiting_payment``. Quotes the file says are paid
+    become orders; orders already integrated get the payment the file now reports, once."""
     conn.execute(_ORDERS, {"walk_in": walk_in_id, "file_id": file_id})
     staged, orders, quotes = conn.execute(
         "SELECT (SELECT count(*) FROM s_order), count(*) FILTER (WHERE kind = 'order'), "
@@ -324,13 +387,20 @@ def insert_orders(conn: psycopg.Connection, file_id: int, walk_in_id: int | None
     ).fetchone()
     lines = conn.execute(_LINES).rowcount
     payments = conn.execute(_PAYMENTS).rowcount
-    converted = completed = 0
-    if staged > orders + quotes:  # some were in the back office already: quotes now paid among them?
+    converted = completed = paid_later = confirmed_later = 0
+    if staged > orders + quotes:  # some were in the back office already: quotes now paid, late payments?
         conn.execute(_QUOTES_CONFIRMED)
         converted = conn.execute("SELECT count(*) FROM s_converted").fetchone()[0]
         completed = conn.execute(_CONVERTED_PAYMENTS_UPDATE).rowcount
         payments += conn.execute(_CONVERTED_PAYMENTS_INSERT).rowcount
-        conn.execute("DROP TABLE s_converted")
+        conn.execute(_LATE)
+        paid_later = max(conn.execute(_LATE_PAYMENTS_UPDATE).rowcount, 0)
+        paid_later += conn.execute(_LATE_PAYMENTS_INSERT).rowcount
+        confirmed_later = conn.execute(_LATE_CONFIRMED).rowcount
+        conn.execute("DROP TABLE s_converted, s_late")
+    awaiting = conn.execute(
+        "SELECT count(*) FROM s_new n JOIN erp.sales_order o ON o.id = n.id WHERE o.status = 'awaiting_payment'"
+    ).fetchone()[0]
     # A confirmed quote is counted once: as confirmed, not also as already integrated.
     return {
         "orders_created": orders,
@@ -340,6 +410,9 @@ def insert_orders(conn: psycopg.Connection, file_id: int, walk_in_id: int | None
         "lines_created": lines,
         "payments_created": payments,
         "payments_completed": max(completed, 0),
+        "orders_awaiting_payment": awaiting,
+        "payments_seen_later": paid_later,
+        "orders_confirmed_by_payment": confirmed_later,
     }
 
 
@@ -348,7 +421,7 @@ def cancel_orders(conn: psycopg.Connection, file_id: int, name: str, *, quaranti
     changed: the cancellation goes to the quarantine for the staff to handle."""
     cancelled = conn.execute(
         "UPDATE erp.sales_order o SET status = 'cancelled' FROM s_cancel s "
-        "WHERE o.shop_order_id = s.shop_order_id AND o.status IN ('quote', 'confirmed', 'prepared')"
+        "WHERE o.shop_order_id = s.shop_order_id AND o.status IN ('quote', 'awaiting_payment', 'confirmed', 'prepared')"
     ).rowcount
     late = conn.execute(
         "SELECT s.line, s.shop_order_id, s.raw, o.status FROM s_cancel s "
@@ -369,3 +442,40 @@ def cancel_orders(conn: psycopg.Connection, file_id: int, name: str, *, quaranti
                 ],
             )
     return {"orders_cancelled": cancelled, "cancels_too_late": len(late), "cancels_not_integrated": unknown}
+
+
+# A refund in the shop never changes the order: it asks the back office for a credit note. The shop
+# states the refunded total so far (Shopify's ``Refunded Amount``, the generic ``refunded_amount``;
+# a ``refunded`` status without amount: the order's total); what it adds to the requests already
+# made for the order is requested. The same file again, or another one saying the same, asks for
+# nothing more; a second partial refund asks for the difference.
+_CREDIT_NOTES = """
+WITH r AS (
+    SELECT DISTINCT ON (shop_order_id) shop_order_id, status, shop_status,
+           CASE WHEN coalesce(refunded_amount, 0) > 0 THEN refunded_amount
+                WHEN status = 'refunded' THEN total_incl_vat END AS refunded
+      FROM s_refund ORDER BY shop_order_id, line
+), due AS (
+    SELECT o.id, o.currency, o.total_incl_vat, r.status, r.shop_status, round(r.refunded, 2) AS refunded,
+           round(r.refunded - coalesce((SELECT sum(q.amount) FROM erp.credit_note_request q WHERE q.order_id = o.id),
+                                       0), 2) AS amount
+      FROM r JOIN erp.sales_order o ON o.shop_order_id = r.shop_order_id AND o.kind = 'order'
+     WHERE r.refunded > 0
+)
+INSERT INTO erp.credit_note_request (order_id, amount, refunded_total, reason, shop_status, source_file)
+SELECT id, amount, refunded,
+       CASE WHEN refunded >= total_incl_vat - 0.005 THEN 'refunded in the shop' ELSE 'partly refunded in the shop'
+       END || format(': %%s %%s refunded in all', to_char(refunded, 'FM999999990.00'), currency)
+       || CASE WHEN amount < refunded
+               THEN format(', %%s already requested', to_char(refunded - amount, 'FM999999990.00')) ELSE '' END,
+       nullif(shop_status, ''), %(file)s
+  FROM due WHERE amount > 0.005
+ON CONFLICT (order_id, refunded_total) DO NOTHING
+"""
+
+
+def request_credit_notes(conn: psycopg.Connection, name: str) -> dict[str, int]:
+    """Credit note requests (``erp.credit_note_request``) for the refunds the staged file reports
+    on orders in the back office; the order itself is left as it is."""
+    done = conn.execute(_CREDIT_NOTES, {"file": name}).rowcount
+    return {"credit_notes_requested": done}
