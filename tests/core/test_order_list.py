@@ -136,19 +136,22 @@ def test_one_order_tells_its_whole_story(erp, shop_day):
         (10.0, "o2.csv", "requested")
     ]
     assert [(d["number"], d["lines"]) for d in d02["deliveries"]] == [("BL-0001", [])]
-    assert d02["delivery_columns"] == []  # no delivery note lines in this back office
     assert order_detail(erp, 999_999_999) is None
 
 
-def test_delivery_note_lines_are_shown_when_the_back_office_has_them(erp, shop_day):
+def test_a_parcel_shows_the_order_lines_it_ships(erp, shop_day):
     erp.execute(
-        "CREATE TABLE erp.delivery_note_line (delivery_note_id integer NOT NULL REFERENCES erp.delivery_note (id), "
-        "line_number integer NOT NULL, quantity numeric(12, 3) NOT NULL, PRIMARY KEY (delivery_note_id, line_number))"
+        "INSERT INTO erp.delivery_note_line (delivery_note_id, order_id, line_number, quantity) "
+        "SELECT id, order_id, 1, 1 FROM erp.delivery_note WHERE number = 'BL-0001'"
     )
-    erp.execute("INSERT INTO erp.delivery_note_line SELECT id, 1, 1 FROM erp.delivery_note WHERE number = 'BL-0001'")
     d02 = order_detail(erp, shop_day["WEB-D02"], timezone=PARIS)
-    assert d02["delivery_columns"] == ["line_number", "quantity"]
-    assert [(line["line_number"], float(line["quantity"])) for line in d02["deliveries"][0]["lines"]] == [(1, 1.0)]
+    label = erp.execute(
+        "SELECT label FROM erp.sales_order_line WHERE order_id = %s AND line_number = 1", (shop_day["WEB-D02"],)
+    ).fetchone()[0]
+    assert d02["delivery_columns"] == ["line_number", "label", "quantity"]
+    assert [(ln["line_number"], ln["label"], float(ln["quantity"])) for ln in d02["deliveries"][0]["lines"]] == [
+        (1, label, 1.0)
+    ]
 
 
 def test_an_order_shows_its_quarantined_rows(erp, shop_day):

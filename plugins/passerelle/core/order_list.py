@@ -4,7 +4,7 @@ Passerelle view's pages (``desk/``) and as the daily file the report flow writes
 (``orders-YYYY-MM-DD.csv``, for people who do not open Airflow).
 
 Read-only SQL over a psycopg (3) connection; no Airflow. Delivery note lines are shown when the
-back office has them (``erp.delivery_note_line``, whatever its columns: they are read by name).
+back office's parcel lines (``erp.delivery_note_line``).
 """
 
 from __future__ import annotations
@@ -172,7 +172,8 @@ def order_detail(conn: psycopg.Connection, order_id: int, *, timezone: str = "Eu
         "WHERE order_id = %s ORDER BY shipped_at, id",
         (order_id,),
     )
-    order["delivery_columns"], lines = delivery_lines(conn, [d["id"] for d in order["deliveries"]])
+    order["delivery_columns"] = DELIVERY_COLUMNS
+    lines = delivery_lines(conn, [d["id"] for d in order["deliveries"]])
     for d in order["deliveries"]:
         d["lines"] = lines.get(d["id"], [])
     order["credit_notes"] = _dicts(
@@ -195,47 +196,26 @@ def quarantine_rows(conn: psycopg.Connection, shop_order_id: str) -> list[dict[s
     )
 
 
-_IDENT = re.compile(r"^[a-z_][a-z0-9_]*$")
+#: What the staff see of each parcel line: the order line shipped and the quantity in the parcel.
+DELIVERY_COLUMNS = ["line_number", "label", "quantity"]
 
 
-def delivery_lines(
-    conn: psycopg.Connection, note_ids: Sequence[int]
-) -> tuple[list[str], dict[int, list[dict[str, Any]]]]:
-    """The lines of the given delivery notes when the back office has ``erp.delivery_note_line``
-    (its columns as they are, but the one pointing to the note): (column names, lines per note id).
-    Without the table, or without a column referencing ``erp.delivery_note``: ([], {})."""
-    if not note_ids or conn.execute("SELECT to_regclass('erp.delivery_note_line')").fetchone()[0] is None:
-        return [], {}
-    ref = conn.execute(
-        """
-        SELECT a.attname FROM pg_constraint c
-          JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]
-         WHERE c.conrelid = 'erp.delivery_note_line'::regclass AND c.contype = 'f'
-           AND c.confrelid = 'erp.delivery_note'::regclass
-         LIMIT 1"""
-    ).fetchone()
-    if ref is None or not _IDENT.match(ref[0]):
-        return [], {}
-    key = ref[0]
-    columns = [
-        r[0]
-        for r in conn.execute(
-            "SELECT attname FROM pg_attribute WHERE attrelid = 'erp.delivery_note_line'::regclass AND attnum > 0 "
-            "AND NOT attisdropped ORDER BY attnum"
-        )
-        if r[0] != key and _IDENT.match(r[0])
-    ]
-    order = ", ".join(c for c in ("line_number", "order_line_number", "position", "id") if c in columns) or key
+def delivery_lines(conn: psycopg.Connection, note_ids: Sequence[int]) -> dict[int, list[dict[str, Any]]]:
+    """The lines of the given delivery notes (``erp.delivery_note_line``, with the label of the
+    order line each ships), per note id, in the order's line order."""
+    if not note_ids:
+        return {}
     rows = _dicts(
         conn,
-        f"SELECT {key} AS _note, {', '.join(columns)} FROM erp.delivery_note_line "
-        f"WHERE {key} = ANY(%s) ORDER BY {key}, {order}",
+        "SELECT d.delivery_note_id AS _note, d.line_number, l.label, d.quantity FROM erp.delivery_note_line d "
+        "JOIN erp.sales_order_line l ON l.order_id = d.order_id AND l.line_number = d.line_number "
+        "WHERE d.delivery_note_id = ANY(%s) ORDER BY d.delivery_note_id, d.line_number",
         ([int(i) for i in note_ids],),
     )
     out: dict[int, list[dict[str, Any]]] = {}
     for row in rows:
         out.setdefault(row.pop("_note"), []).append(row)
-    return columns, out
+    return out
 
 
 def quarantined_orders(conn: psycopg.Connection, *, limit: int = 200) -> list[dict[str, Any]]:
