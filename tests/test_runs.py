@@ -211,6 +211,10 @@ def test_catalog_run_says_what_it_sent_links_its_batch_and_announces_it(
     rows = f"{sent:,}".replace(",", "\u202f")
     assert note.startswith(f"sent {rows} rows in {files} files; 3 rows quarantined, top reasons: ")
     assert note.endswith("top reasons: ean: not a valid EAN-13 (13 digits, check digit) (3)")
+    # Kept with the run's summary too: the Passerelle view's runs page shows it, API or not.
+    kept = erp.execute("SELECT note FROM passerelle.run_summary WHERE dag_run_id = %s", (dr.run_id,)).fetchone()[0]
+    erp.commit()
+    assert kept == note
 
     published = _xcom(dr, "publish")
     assert _xcom(dr, "publish", "_link_BatchFolderLink") == f"{BASE}{published['folder']}"
@@ -266,6 +270,9 @@ def test_orders_run_with_replay_counts_rejects_once_and_links_the_rejects(
     assert f"; {open_rows} row{'s' if open_rows > 1 else ''} quarantined, top reasons: " in note
     assert "sku: unknown SKU: no article or variant with this reference in the back office (1)" in note
     assert "order … has a rejected line … (1)" in note
+    kept = erp.execute("SELECT note FROM passerelle.run_summary WHERE dag_run_id = %s", (dr.run_id,)).fetchone()[0]
+    erp.commit()
+    assert kept == note
 
 
 @pytest.fixture
