@@ -87,6 +87,22 @@ def environment(env: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+def _prepare(env: dict[str, str]) -> None:
+    """In this process (Airflow imported once, not three times: it takes seconds): Airflow's
+    database migrated (standalone then finds it ready), the shop's pool, the back office's state
+    schema at the latest migration."""
+    os.environ.update(env)  # before Airflow is imported: it reads its configuration then
+    from airflow.utils.db import upgradedb
+
+    from passerelle import migrate, pools
+
+    upgradedb()
+    pools.main([])
+    if "AIRFLOW_CONN_PASSERELLE_ERP" in env:
+        if migrate.main(["upgrade"]):
+            raise SystemExit("the back office's state schema could not be migrated (see above)")
+
+
 def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
@@ -114,13 +130,9 @@ def main() -> int:
         print(f"shop's server: ftp://{ftp.host}:{ftp.port} (user {ftp.user}), files in {VAR / 'shop'}", flush=True)
     home = Path(env["AIRFLOW_HOME"])
     print(f"Airflow home: {home}; user admin, password in {home / PASSWORDS}", flush=True)
-    python = sys.executable
     try:
-        subprocess.run([python, "-m", "airflow", "db", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)
-        subprocess.run([python, "-m", "passerelle.pools"], env=env, check=True)
-        if "AIRFLOW_CONN_PASSERELLE_ERP" in env:
-            subprocess.run([python, "-m", "passerelle.migrate", "upgrade"], env=env, check=True)
-        standalone = subprocess.Popen([python, "-m", "airflow", "standalone"], env=env)
+        _prepare(env)
+        standalone = subprocess.Popen([sys.executable, "-m", "airflow", "standalone"], env=env)
         signal.signal(signal.SIGTERM, _interrupt)  # `timeout`, `kill`: stop like Ctrl-C, FTP server included
         try:
             return standalone.wait()
