@@ -102,8 +102,17 @@ def test_one_warning_per_reject_reason(caplog):
     class Task(OutcomeMixin):
         log = logging.getLogger("passerelle.test_runs")
 
-    with caplog.at_level(logging.WARNING, logger="passerelle.test_runs"):
-        Task().warn({"sku: unknown SKU …": 4, "name: name is empty": 1}, where="orders_1000.csv")
+    # caplog's handler on the logger itself: Airflow's logging set-up (structlog) may keep the
+    # records from reaching the root logger, where caplog listens by default.
+    logger = Task.log
+    logger.addHandler(caplog.handler)
+    propagate, logger.propagate = logger.propagate, False  # each record reaches the handler once
+    try:
+        with caplog.at_level(logging.WARNING, logger="passerelle.test_runs"):
+            Task().warn({"sku: unknown SKU …": 4, "name: name is empty": 1}, where="orders_1000.csv")
+    finally:
+        logger.removeHandler(caplog.handler)
+        logger.propagate = propagate
     records = [r for r in caplog.records if r.name == "passerelle.test_runs"]
     assert [r.levelno for r in records] == [logging.WARNING, logging.WARNING]
     assert records[0].getMessage() == "4 rows rejected in orders_1000.csv: sku: unknown SKU …"
