@@ -34,22 +34,16 @@ lint: $(STAMP)
 migrate: $(STAMP)
 	$(BIN)/python -m passerelle.migrate $(if $(DSN),--dsn "$(DSN)") upgrade
 
-# The Airflow UI on the project's DAGs (http://localhost:8080; the admin password is printed
-# by `airflow standalone` and kept in var/airflow/simple_auth_manager_passwords.json.generated),
-# with the Passerelle view in its navigation (plugins/passerelle_plugin.py, docs/operators-desk.md).
-# The pool of the tasks that connect to the shop's server (shop.ftp_pool) is created first: the
-# scheduler never starts a task whose pool does not exist. .venv/bin goes first on PATH:
-# `airflow standalone` starts its scheduler, API server, DAG processor and triggerer as `airflow`
-# commands found on PATH, which a fresh clone's shell does not have. `make demo` keeps its own
-# Airflow home (var/demo-airflow), so its runs never land in this one.
-AIRFLOW_LOCAL_ENV := PATH="$(CURDIR)/$(BIN):$$PATH" AIRFLOW_HOME=$(CURDIR)/var/airflow \
-	AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags AIRFLOW__CORE__PLUGINS_FOLDER=$(CURDIR)/plugins \
-	AIRFLOW__CORE__LOAD_EXAMPLES=False
-
+# The Airflow UI on the project's DAGs (http://localhost:8080, user admin; its password is printed
+# and kept in var/airflow/simple_auth_manager_passwords.json.generated), with the Passerelle view
+# in its navigation (plugins/passerelle_plugin.py, docs/operators-desk.md). passerelle_demo.standalone
+# puts .venv/bin first on PATH (standalone starts its components as `airflow` commands), uses the
+# demo's back office and an FTP server over var/shop unless AIRFLOW_CONN_PASSERELLE_ERP/_SHOP are
+# set, defines the connection airflow_api through which each run writes its note on the DAG run,
+# creates the shop's pool, then runs `airflow standalone` (home var/airflow; `make demo` keeps its
+# own, var/demo-airflow, so its runs never land here).
 airflow: $(STAMP)
-	$(AIRFLOW_LOCAL_ENV) $(BIN)/airflow db migrate
-	$(AIRFLOW_LOCAL_ENV) $(BIN)/python -m passerelle.pools
-	$(AIRFLOW_LOCAL_ENV) $(BIN)/airflow standalone
+	$(BIN)/python -m passerelle_demo.standalone
 
 # The fault and abuse suite (tests/trials): fuzzed inbound files, SIGKILLs of the import and the
 # publish, faulty FTP and PostgreSQL servers, payloads and credentials. `make test` runs its fast

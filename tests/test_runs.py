@@ -102,8 +102,17 @@ def test_one_warning_per_reject_reason(caplog):
     class Task(OutcomeMixin):
         log = logging.getLogger("passerelle.test_runs")
 
-    with caplog.at_level(logging.WARNING, logger="passerelle.test_runs"):
-        Task().warn({"sku: unknown SKU …": 4, "name: name is empty": 1}, where="orders_1000.csv")
+    # caplog's handler on the logger itself: Airflow's logging set-up (structlog) may keep the
+    # records from reaching the root logger, where caplog listens by default.
+    logger = Task.log
+    logger.addHandler(caplog.handler)
+    propagate, logger.propagate = logger.propagate, False  # each record reaches the handler once
+    try:
+        with caplog.at_level(logging.WARNING, logger="passerelle.test_runs"):
+            Task().warn({"sku: unknown SKU …": 4, "name: name is empty": 1}, where="orders_1000.csv")
+    finally:
+        logger.removeHandler(caplog.handler)
+        logger.propagate = propagate
     records = [r for r in caplog.records if r.name == "passerelle.test_runs"]
     assert [r.levelno for r in records] == [logging.WARNING, logging.WARNING]
     assert records[0].getMessage() == "4 rows rejected in orders_1000.csv: sku: unknown SKU …"
@@ -211,6 +220,10 @@ def test_catalog_run_says_what_it_sent_links_its_batch_and_announces_it(
     rows = f"{sent:,}".replace(",", "\u202f")
     assert note.startswith(f"sent {rows} rows in {files} files; 3 rows quarantined, top reasons: ")
     assert note.endswith("top reasons: ean: not a valid EAN-13 (13 digits, check digit) (3)")
+    # Kept with the run's summary too: the Passerelle view's runs page shows it, API or not.
+    kept = erp.execute("SELECT note FROM passerelle.run_summary WHERE dag_run_id = %s", (dr.run_id,)).fetchone()[0]
+    erp.commit()
+    assert kept == note
 
     published = _xcom(dr, "publish")
     assert _xcom(dr, "publish", "_link_BatchFolderLink") == f"{BASE}{published['folder']}"
@@ -266,6 +279,9 @@ def test_orders_run_with_replay_counts_rejects_once_and_links_the_rejects(
     assert f"; {open_rows} row{'s' if open_rows > 1 else ''} quarantined, top reasons: " in note
     assert "sku: unknown SKU: no article or variant with this reference in the back office (1)" in note
     assert "order … has a rejected line … (1)" in note
+    kept = erp.execute("SELECT note FROM passerelle.run_summary WHERE dag_run_id = %s", (dr.run_id,)).fetchone()[0]
+    erp.commit()
+    assert kept == note
 
 
 @pytest.fixture

@@ -233,28 +233,92 @@ def test_crash_after_commit_before_archive_is_finished_by_the_next_run(erp):
     assert put == {}
 
 
-def test_reorder_proposals_for_articles_below_minimum(erp):
+def _art_below_minimum(erp, reference: str = "ART-000001") -> int:
+    """The id of *reference*, given a minimum (1000) far above its web stock."""
     art = erp.execute(
         "SELECT a.id FROM erp.article a JOIN passerelle_src.stock_level s ON s.article_id = a.id "
-        "AND s.variant_id IS NULL WHERE a.reference = 'ART-000001'"
+        "AND s.variant_id IS NULL WHERE a.reference = %s",
+        (reference,),
     ).fetchone()
-    assert art, "seed has stock for ART-000001"
+    assert art, f"seed has stock for {reference}"
     erp.execute("UPDATE erp.article SET min_stock = 1000, reorder_qty = 5 WHERE id = %s", (art[0],))
     erp.commit()
+    return art[0]
+
+
+def _proposals(erp) -> list[tuple]:
+    rows = erp.execute(
+        "SELECT article_id, variant_id, status, projected_qty, proposed_qty FROM erp.reorder_proposal "
+        "ORDER BY article_id, variant_id NULLS FIRST, id"
+    ).fetchall()
+    erp.commit()
+    return rows
+
+
+def test_reorder_proposals_for_articles_below_minimum(erp):
+    art = _art_below_minimum(erp)
     integrate_file(erp, "o.csv", _orders_file(1))
-    n = propose_reorders(erp)
+    first = propose_reorders(erp)
     row = erp.execute(
         "SELECT projected_qty, min_stock, proposed_qty, supplier_id IS NOT NULL FROM "
         "erp.reorder_proposal WHERE article_id = %s",
-        (art[0],),
+        (art,),
     ).fetchone()
     avail = erp.execute(
-        "SELECT available_qty FROM passerelle_src.stock_level WHERE article_id = %s AND variant_id IS NULL", (art[0],)
+        "SELECT available_qty FROM passerelle_src.stock_level WHERE article_id = %s AND variant_id IS NULL", (art,)
     ).fetchone()[0]
-    assert n >= 1 and float(row[0]) == float(avail) - 2 and float(row[1]) == 1000
+    assert first.added >= 1 and first.skipped is None
+    assert float(row[0]) == float(avail) - 2 and float(row[1]) == 1000
     assert float(row[2]) == 1000 - float(row[0])
     erp.commit()
-    assert propose_reorders(erp) == 0  # an open proposal is not repeated
+    again = propose_reorders(erp)  # nothing changed: not recomputed
+    assert (again.added, again.updated) == (0, 0) and "neither the stock nor the open web orders" in again.skipped
+    forced = propose_reorders(erp, force=True)  # recomputed: the same proposals, none repeated
+    assert (forced.added, forced.updated, forced.skipped) == (0, 0, None)
+
+
+def test_reorder_proposals_skip_twice_unchanged_then_follow_a_new_order_without_doubling(erp):
+    art = _art_below_minimum(erp)
+    first = propose_reorders(erp)
+    assert first.added >= 1 and first.skipped is None
+    before = _proposals(erp)
+    assert len({(a, v) for a, v, status, *_ in before if status == "proposed"}) == len(before)
+
+    for _ in range(2):  # two runs with nothing new: nothing written
+        nothing = propose_reorders(erp)
+        assert nothing.skipped and (nothing.added, nothing.updated) == (0, 0)
+        assert _proposals(erp) == before
+
+    # A new web order for the article (2 units): its open proposal follows, no second one.
+    integrate_file(erp, "o.csv", _orders_file(1))
+    after_order = propose_reorders(erp)
+    assert after_order.skipped is None and (after_order.added, after_order.updated) == (0, 1)
+    after = _proposals(erp)
+    assert len(after) == len(before)
+    [(_, _, _, projected_before, proposed_before)] = [r[:5] for r in before if r[0] == art and r[1] is None]
+    [(_, _, status, projected, proposed)] = [r[:5] for r in after if r[0] == art and r[1] is None]
+    assert status == "proposed" and projected == projected_before - 2 and proposed == proposed_before + 2
+
+    # A stock change alone recomputes too; a proposal the buyer ordered is kept, a new one opened.
+    erp.execute("UPDATE erp.reorder_proposal SET status = 'ordered' WHERE article_id = %s", (art,))
+    erp.execute("UPDATE erp.stock SET quantity = quantity + 1 WHERE article_id = %s AND variant_id IS NULL", (art,))
+    erp.commit()
+    stocked = propose_reorders(erp)
+    assert stocked.skipped is None and stocked.added == 1
+    rows = [r for r in _proposals(erp) if r[0] == art and r[1] is None]
+    assert [r[2] for r in rows] == ["ordered", "proposed"] and rows[1][3] == projected + 1
+
+
+def test_reorder_proposals_never_doubled_without_the_unique_index(erp):
+    """A back office without the partial unique index reorder_open: still one open proposal each."""
+    erp.execute("DROP INDEX erp.reorder_open")
+    erp.commit()
+    _art_below_minimum(erp)
+    first = propose_reorders(erp)
+    assert first.added >= 1
+    assert propose_reorders(erp, force=True).added == 0
+    open_keys = [(a, v) for a, v, status, *_ in _proposals(erp) if status == "proposed"]
+    assert len(open_keys) == len(set(open_keys)) == first.added
 
 
 # The child integrates with a connection that stops, once every row of the file is written

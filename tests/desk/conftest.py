@@ -2,7 +2,8 @@
 
 ``desk_server`` starts ``airflow api-server`` on a free loopback port with its own AIRFLOW_HOME
 (SQLite, migrated), Airflow's SimpleAuthManager with known users (``admin``, role admin;
-``viewer``, role viewer), the project's plugins folder (so ``passerelle_plugin.py`` is loaded),
+``viewer``, role viewer), the project's plugins folder (so ``passerelle_plugin.py`` is loaded) and
+DAGs (serialized into its database, so the UI shows them and their trigger forms),
 the back office as the Airflow connection ``passerelle_erp`` (a copy of the seeded template)
 and a configuration whose report folder is a temporary one.
 """
@@ -126,6 +127,11 @@ def desk_server(desk_db, tmp_path_factory):
     }
     subprocess.run(
         [sys.executable, "-m", "airflow", "db", "migrate"], env=env, check=True, capture_output=True, timeout=600
+    )
+    # The project's DAGs into the metadata database, as the DAG processor would: the UI's DAG pages
+    # and trigger forms (tests/desk/test_browser.py) read them from there (no scheduler here).
+    subprocess.run(
+        [sys.executable, "-m", "airflow", "dags", "reserialize"], env=env, check=True, capture_output=True, timeout=600
     )
     log = home / "api-server.log"
     with log.open("wb") as out:

@@ -1,11 +1,12 @@
 """The Passerelle view in a real browser (Debian's Chromium through selenium and chromium-driver)
 under a real ``airflow api-server``: log in through Airflow's own login page, see a quarantined
 order with words a shop manager can act on, dismiss one with a note, map a shop label and replay
-from the page, and find "Passerelle" in the Airflow UI's navigation. Screenshots go to
-``var/screenshots/``."""
+from the page, and find "Passerelle" in the Airflow UI's navigation; then start a DAG run from a
+DAG's own trigger form in the Airflow UI. Screenshots go to ``var/screenshots/``."""
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 import psycopg
@@ -66,19 +67,25 @@ def quarantine_status(dsn: str, order: str) -> list[tuple]:
         ).fetchall()
 
 
+def log_in(browser, wait, url: str, path: str, screenshot: str | None = None) -> None:
+    """Open *path* without a session: Airflow's own login page, then back to *path*."""
+    browser.get(f"{url}{path}")
+    wait.until(ec.url_contains("/auth/login"))
+    user = wait.until(ec.visibility_of_element_located((By.CSS_SELECTOR, "input[name=username]")))
+    user.send_keys("admin")
+    browser.find_element(By.CSS_SELECTOR, "input[type=password]").send_keys(PASSWORDS["admin"])
+    if screenshot:
+        shot(browser, screenshot)
+    browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    wait.until(ec.url_to_be(f"{url}{path}"))
+
+
 def test_a_quarantined_order_is_seen_dismissed_and_replayed_from_the_page(desk_server, quarantined, browser):
     wait = WebDriverWait(browser, 90)
     url = desk_server.url
 
     # Not logged in: Airflow's own login page, then back to the quarantine.
-    browser.get(f"{url}/passerelle/quarantine")
-    wait.until(ec.url_contains("/auth/login"))
-    user = wait.until(ec.visibility_of_element_located((By.CSS_SELECTOR, "input[name=username]")))
-    user.send_keys("admin")
-    browser.find_element(By.CSS_SELECTOR, "input[type=password]").send_keys(PASSWORDS["admin"])
-    shot(browser, "01-airflow-login")
-    browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-    wait.until(ec.url_to_be(f"{url}/passerelle/quarantine"))
+    log_in(browser, wait, url, "/passerelle/quarantine", "01-airflow-login")
     wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "section.group")))
 
     # Seen: grouped by file and order, the reason in words, the shop's line behind a fold.
@@ -144,3 +151,46 @@ def test_a_quarantined_order_is_seen_dismissed_and_replayed_from_the_page(desk_s
     assert heading.text == "Overview"
     browser.switch_to.default_content()
     shot(browser, "07-in-airflow-ui")
+
+
+def test_a_dag_run_is_started_from_the_dags_trigger_form(desk_server, browser):
+    """The orders_in DAG's trigger form in the Airflow UI holds its two options, worded for it;
+    ticking "Dry run" and pressing Trigger starts a run whose conf says so (read back through
+    Airflow's REST API)."""
+    wait = WebDriverWait(browser, 90)
+    url = desk_server.url
+    run_id = f"browser__{uuid.uuid4().hex[:8]}"
+
+    log_in(browser, wait, url, "/dags/orders_in")
+    wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, "[data-testid=trigger-dag-button]"))).click()
+    dialog = wait.until(ec.visibility_of_element_located((By.CSS_SELECTOR, "[role=dialog][data-state=open]")))
+    assert "Trigger Dag - orders_in" in dialog.text
+
+    # The DAG's own options, in their section, with the words of params.py; nothing else.
+    dialog.find_element(By.XPATH, ".//button[contains(., 'Run options')]").click()
+    options = wait.until(
+        ec.visibility_of_element_located((By.CSS_SELECTOR, "[role=dialog][data-state=open] [role=region]"))
+    )
+    switches = [e.get_attribute("name") for e in options.find_elements(By.CSS_SELECTOR, "input[type=checkbox]")]
+    assert switches == ["element_dry_run", "element_replay_quarantine"], switches
+    assert "Download and read the shop's files and show what would be integrated" in options.text
+    assert "mode" not in switches and "entities" not in [s.removeprefix("element_") for s in switches]
+
+    # Dry run on, a run id we can find again, then Trigger.
+    options.find_element(By.ID, "switch:element_dry_run:control").click()
+    wait.until(lambda d: d.find_element(By.ID, "switch:element_dry_run").get_attribute("data-state") == "checked")
+    dialog.find_element(By.XPATH, ".//button[contains(., 'Advanced Options')]").click()
+    run_field = wait.until(
+        ec.visibility_of_element_located((By.CSS_SELECTOR, "[role=dialog][data-state=open] input[name=dagRunId]"))
+    )
+    run_field.send_keys(run_id)
+    shot(browser, "08-trigger-form")
+    dialog.find_element(By.CSS_SELECTOR, "[data-testid=trigger-dag-submit]").click()
+    wait.until(ec.text_to_be_present_in_element((By.TAG_NAME, "body"), "Dag Run Triggered"))
+    shot(browser, "09-triggered")
+
+    with desk_server.client() as admin:
+        run = admin.get(f"/api/v2/dags/orders_in/dagRuns/{run_id}")
+    assert run.status_code == 200, run.text
+    assert run.json()["conf"] == {"dry_run": True, "replay_quarantine": False}
+    assert run.json()["run_type"] == "manual"

@@ -112,9 +112,14 @@ def test_runs_and_a_sends_batch_with_its_manifest(desk_server):
             (batch_id, f"articles-{key}.csv"),
         )
         conn.execute(
-            "INSERT INTO passerelle.run_summary (flow, dag_run_id, run_key, mode, counts, rejects) "
-            "VALUES ('orders_in', %s, %s, 'delta', %s, 2)",
-            (f"manual__{key}", key, json.dumps({"orders": {"created": 5, "rejected": 2}})),
+            "INSERT INTO passerelle.run_summary (flow, dag_run_id, run_key, mode, counts, rejects, note) "
+            "VALUES ('orders_in', %s, %s, 'delta', %s, 2, %s)",
+            (
+                f"manual__{key}",
+                key,
+                json.dumps({"orders": {"created": 5, "rejected": 2}}),
+                f"integrated 7 rows in 1 file; 2 rows quarantined {key}",
+            ),
         )
     with desk_server.client() as admin:
         runs = admin.get("/passerelle/runs")
@@ -126,4 +131,5 @@ def test_runs_and_a_sends_batch_with_its_manifest(desk_server):
     assert "article: changed 1, created 3" in sends.text  # in jsonb's key order
     assert one.status_code == 200
     assert f"articles-{key}.csv" in one.text and f"&#34;batch&#34;: &#34;{key}&#34;" in one.text
-    assert "orders: created 5, rejected 2" in home.text
+    assert f"integrated 7 rows in 1 file; 2 rows quarantined {key}" in runs.text  # the run's note
+    assert f"integrated 7 rows in 1 file; 2 rows quarantined {key}" in home.text

@@ -164,3 +164,41 @@ def test_only_a_run_that_sends_catalog_files_announces_the_publication(catalog, 
     manifest = json.loads(_manifests(ftp_server)[-1].read_text())
     assert manifest["mode"] == "delta" and manifest["files"] == []
     assert [dry for dry, _ in erp.execute(summaries).fetchall()] == [True, False, False]
+
+
+def test_a_catalog_run_logs_no_xcom_not_found(catalog, connections, erp, ftp_server, monkeypatch):
+    """Issue #13: every catalog run logged ``[error] XCom not found``: finish_images iterated the
+    mapped render_images' output, which asks the API server for one item past the end, and the
+    Task SDK's client logs that 404 as an error. A run whose photos are rendered in several chunks
+    reads every chunk's result and logs no error from the client."""
+    from airflow.sdk.api import client
+
+    logged: list[tuple[str, str]] = []
+    reads: list[int] = []
+
+    class Recorder:
+        """The client's logger, recording what it says (and still saying it)."""
+
+        def __init__(self, log):
+            self._log = log
+
+        def __getattr__(self, level):
+            def say(event, *args, **kwargs):
+                logged.append((level, str(event)))
+                return getattr(self._log, level)(event, *args, **kwargs)
+
+            return say
+
+    read_item = client.XComOperations.get_sequence_item
+
+    def counted(self, *args, **kwargs):
+        reads.append(kwargs.get("offset", args[-1] if args else None))
+        return read_item(self, *args, **kwargs)
+
+    monkeypatch.setattr(client, "log", Recorder(client.log))
+    monkeypatch.setattr(client.XComOperations, "get_sequence_item", counted)
+    dr = _run(catalog, pendulum.datetime(2026, 11, 20, 2, tz="Europe/Paris"))
+    chunks = [ti for ti in dr.get_task_instances() if ti.task_id == "render_images"]
+    assert len(chunks) > 1 and {ti.state for ti in chunks} == {"success"}  # the mapped task ran, in chunks
+    assert [event for level, event in logged if level in ("error", "exception", "critical")] == []
+    assert sorted(reads) == list(range(len(chunks)))  # each chunk's result read once, none past the end

@@ -155,3 +155,57 @@ def test_unreadable_file_goes_to_the_error_folder_and_the_quarantine(orders_in, 
     assert len(moved) == 1 and moved[0].endswith("_notes.csv")
     row = erp.execute("SELECT file, line, field, reason FROM passerelle.quarantine").fetchone()
     assert row[:3] == ("notes.csv", 0, "file") and "notes.csv" in row[3]
+
+
+def test_reorder_proposals_skipped_when_nothing_changed_updated_not_doubled_after_an_order(orders_in, erp, ftp_server):
+    """Issue #11 item 5: a run with nothing new writes no proposal (the task is skipped, saying
+    why); an integrated order updates the open proposals of its articles, never doubles them."""
+    ftp_server.path("/inbound").mkdir(parents=True)
+    erp.execute("UPDATE erp.article SET min_stock = 100000, reorder_qty = 10")  # every stock row below minimum
+    erp.commit()
+
+    def proposals() -> list[tuple]:
+        rows = erp.execute(
+            "SELECT article_id, variant_id, status, projected_qty FROM erp.reorder_proposal ORDER BY 1, 2, id"
+        ).fetchall()
+        erp.commit()
+        return rows
+
+    def reorder_state(dr) -> str:
+        return dr.get_task_instance("propose_reorders").state
+
+    first = _run(orders_in, DAY1)
+    assert reorder_state(first) == "success"
+    computed = proposals()
+    assert computed and len({(a, v) for a, v, *_ in computed}) == len(computed)
+
+    for hours in (1, 2):  # two runs with nothing new: skipped, nothing written
+        dr = _run(orders_in, DAY1.add(hours=hours))
+        assert reorder_state(dr) == "skipped"
+        assert proposals() == computed
+    counts, note = erp.execute(
+        "SELECT counts, note FROM passerelle.run_summary WHERE dag_run_id = %s", (dr.run_id,)
+    ).fetchone()
+    erp.commit()
+    assert (counts["reorder_proposals"], counts["reorder_proposals_updated"]) == (0, 0)
+    assert note.startswith("integrated 0 rows in 0 files")  # the summary and note are still written
+
+    _drop(ftp_server, names=["orders_20261120_0900.csv"])
+    dr = _run(orders_in, DAY1.add(hours=3))
+    assert reorder_state(dr) == "success"
+    after = proposals()
+    assert [(a, v, s) for a, v, s, _ in after] == [(a, v, s) for a, v, s, _ in computed]  # none added
+    ordered = erp.execute(
+        "SELECT l.article_id, l.variant_id, sum(l.quantity) FROM erp.sales_order_line l "
+        "JOIN erp.sales_order o ON o.id = l.order_id WHERE o.origin = 'web' AND o.status = 'confirmed' "
+        "GROUP BY 1, 2"
+    ).fetchall()
+    erp.commit()
+    assert ordered
+    projected_before = {(a, v): q for a, v, _, q in computed}
+    projected_after = {(a, v): q for a, v, _, q in after}
+    for article, variant, qty in ordered:  # each ordered article's open proposal follows the order
+        assert projected_after[(article, variant)] == projected_before[(article, variant)] - qty
+    counts = erp.execute("SELECT counts FROM passerelle.run_summary WHERE dag_run_id = %s", (dr.run_id,)).fetchone()[0]
+    erp.commit()
+    assert counts["reorder_proposals"] == 0 and counts["reorder_proposals_updated"] == len(ordered)

@@ -21,17 +21,33 @@ def record_run(
     bytes_sent: int = 0,
     bytes_received: int = 0,
     started_at: datetime | None = None,
+    note: str | None = None,
 ) -> None:
-    """Insert (or, for a rerun of the same DAG run, replace) the run's summary."""
+    """Insert (or, for a rerun of the same DAG run, replace) the run's summary and its note (what
+    the run says in one line, :func:`passerelle.core.outcome.note_text`)."""
     conn.execute(
         """
         INSERT INTO passerelle.run_summary
-            (flow, dag_run_id, run_key, mode, dry_run, counts, rejects, bytes_sent, bytes_received, started_at)
-        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+            (flow, dag_run_id, run_key, mode, dry_run, counts, rejects, bytes_sent, bytes_received, started_at,
+             note)
+        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
         ON CONFLICT (flow, dag_run_id) DO UPDATE SET
             run_key = EXCLUDED.run_key, mode = EXCLUDED.mode, dry_run = EXCLUDED.dry_run,
             counts = EXCLUDED.counts, rejects = EXCLUDED.rejects, bytes_sent = EXCLUDED.bytes_sent,
-            bytes_received = EXCLUDED.bytes_received, started_at = EXCLUDED.started_at, finished_at = now()
+            bytes_received = EXCLUDED.bytes_received, started_at = EXCLUDED.started_at, note = EXCLUDED.note,
+            finished_at = now()
         """,
-        (flow, dag_run_id, run_key, mode, dry_run, json.dumps(counts), rejects, bytes_sent, bytes_received, started_at),
+        (
+            flow,
+            dag_run_id,
+            run_key,
+            mode,
+            dry_run,
+            json.dumps(counts),
+            rejects,
+            bytes_sent,
+            bytes_received,
+            started_at,
+            note,
+        ),
     )

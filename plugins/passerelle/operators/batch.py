@@ -274,6 +274,16 @@ class ConfirmBatchOperator(OutcomeMixin, ErpMixin, BaseOperator):
         dry = batch["status"] == "dry_run"
         advanced = False if dry else confirm_batch(self.erp, batch["batch_id"])
         rejects = sum(c.get("rejected", 0) for c in batch["counts"].values())
+        reasons = batch_reasons(self.erp, batch["batch_id"])
+        files = batch.get("files") or []
+        note = note_text(
+            verb="sent",
+            rows=sent_rows(batch["counts"]),
+            files=len(files),
+            quarantined=rejects,
+            reasons=reasons,
+            dry_run=dry,
+        )
         record_run(
             self.erp,
             flow=batch["flow"],
@@ -285,6 +295,7 @@ class ConfirmBatchOperator(OutcomeMixin, ErpMixin, BaseOperator):
             rejects=rejects,
             bytes_sent=published.get("bytes", 0),
             started_at=getattr(context.get("dag_run"), "start_date", None),
+            note=note,
         )
         self.erp.commit()
         totals = {
@@ -292,21 +303,7 @@ class ConfirmBatchOperator(OutcomeMixin, ErpMixin, BaseOperator):
             for k in ("created", "changed", "removed", "unchanged", "rejected")
         }
         self.log.info("run summary: %s%s", totals, " (dry run)" if dry else "")
-        reasons = batch_reasons(self.erp, batch["batch_id"])
-        self.erp.rollback()  # end the read transaction
-        files = batch.get("files") or []
-        self.say(
-            context,
-            note_text(
-                verb="sent",
-                rows=sent_rows(batch["counts"]),
-                files=len(files),
-                quarantined=rejects,
-                reasons=reasons,
-                dry_run=dry,
-            ),
-            reasons,
-        )
+        self.say(context, note, reasons)
         return {"batch_id": batch["batch_id"], "snapshot_advanced": advanced, **totals}
 
 

@@ -173,6 +173,21 @@ def _small(rendered: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def mapped_values(values: Any) -> list:
+    """A mapped task's return values as a list, read by index within their count.
+
+    Airflow's ``LazyXComSequence`` (a mapped task's output) is iterated by asking for item 0, 1, ...
+    until the API server answers 404, and the Task SDK logs that last answer as
+    ``[error] XCom not found`` (apache/airflow#73175): every catalog run said so. Its ``len()`` is
+    one request (the count), then one per item, none past the end. Lists (tests) pass as they are.
+    """
+    if values is None:
+        return []
+    if isinstance(values, (list, tuple)):
+        return list(values)
+    return [values[i] for i in range(len(values))]
+
+
 class FinishImagesOperator(ErpMixin, ShopMixin, BaseOperator):
     """Delete removed photos' renders on the server, advance the snapshot, count the run.
 
@@ -215,7 +230,7 @@ class FinishImagesOperator(ErpMixin, ShopMixin, BaseOperator):
         plan = self.plan
         if not isinstance(plan, Mapping) or "counts" not in plan:
             raise ValueError(f"plan must be the plan task's XCom 'plan' (a dict with counts), got {plan!r:.200}")
-        results = [r for r in (self.results or []) if r]
+        results = [r for r in mapped_values(self.results) if r]
         summary = summarize((r["rendered"], r["errors"]) for r in results)
         counts = plan["counts"]
         out = {
@@ -282,4 +297,4 @@ class FinishImagesOperator(ErpMixin, ShopMixin, BaseOperator):
         return done
 
 
-__all__ = ["FinishImagesOperator", "PlanImagesOperator", "RenderImagesOperator", "images_folder"]
+__all__ = ["FinishImagesOperator", "PlanImagesOperator", "RenderImagesOperator", "images_folder", "mapped_values"]

@@ -306,11 +306,15 @@ class ImportOrdersOperator(OutcomeMixin, ErpMixin, ShopMixin, BaseOperator):
 
 
 class ProposeReordersOperator(OutcomeMixin, ErpMixin, BaseOperator):
-    """Reorder proposals after integration, then the run summary.
+    """Reorder proposals after integration, then the run summary and the run's note.
 
     :param imported: the import task's XCom (templated).
     :param erp_conn_id: the back office's Postgres connection; default ``shop.erp_conn_id``.
     :param config_path: configuration file; default ``PASSERELLE_CONFIG`` or the project's.
+
+    The proposals are recomputed only when what they are computed from changed (stock, open web
+    orders: :func:`passerelle.core.integrate.propose_reorders`); otherwise, and in a dry run, the
+    summary and the note are still written, then the task is skipped with a log line saying why.
     """
 
     template_fields: Sequence[str] = ("imported",)
@@ -324,7 +328,9 @@ class ProposeReordersOperator(OutcomeMixin, ErpMixin, BaseOperator):
         self.config_path = config_path
 
     def execute(self, context: Any) -> dict:
-        from passerelle.core.integrate import propose_reorders
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from passerelle.core.integrate import Reorders, propose_reorders
         from passerelle.core.outcome import note_text
         from passerelle.core.summary import record_run
 
@@ -332,8 +338,38 @@ class ProposeReordersOperator(OutcomeMixin, ErpMixin, BaseOperator):
         if not isinstance(imported, dict):
             raise ValueError(f"imported must be the import task's result (a dict), got {type(imported).__name__}")
         dry = bool(imported.get("dry_run"))
-        proposals = 0 if dry else propose_reorders(self.erp)
-        counts = {**imported.get("counts", {}), "files": len(imported.get("files", [])), "reorder_proposals": proposals}
+        orders = sum(int(imported.get("counts", {}).get(k, 0)) for k in ("orders_created", "orders_cancelled"))
+        reorders = (
+            Reorders(skipped="dry run: nothing was integrated, no proposal computed")
+            if dry
+            else propose_reorders(self.erp)
+        )
+        counts = {
+            **imported.get("counts", {}),
+            "files": len(imported.get("files", [])),
+            "reorder_proposals": reorders.added,
+            "reorder_proposals_updated": reorders.updated,
+        }
+        rows = max(int(counts.get("rows_read", 0)) - int(counts.get("rejected_rows", 0)), 0)
+        more = [f"{counts['rows_replayed']} quarantined rows replayed"] if counts.get("rows_replayed") else []
+        for key, words in (
+            ("payments_seen_later", "payments seen later"),
+            ("orders_confirmed_by_payment", "orders confirmed by their payment"),
+            ("credit_notes_requested", "credit notes requested"),
+        ):
+            if counts.get(key):
+                more.append(f"{counts[key]} {words}")
+        if reorders.added or reorders.updated:
+            more.append(f"reorder proposals: {reorders.added} new, {reorders.updated} updated")
+        note = note_text(
+            verb="integrated",
+            rows=rows,
+            files=counts["files"],
+            quarantined=int(counts.get("rejected_rows", 0)),
+            reasons=imported.get("reasons"),
+            dry_run=dry,
+            more=more,
+        )
         record_run(
             self.erp,
             flow=FLOW,
@@ -345,30 +381,19 @@ class ProposeReordersOperator(OutcomeMixin, ErpMixin, BaseOperator):
             rejects=int(counts.get("rejected_rows", 0)),
             bytes_received=int(imported.get("bytes_received", 0)),
             started_at=getattr(context.get("dag_run"), "start_date", None),
+            note=note,
         )
         self.erp.commit()
-        self.log.info("%d reorder proposals; run counts %s", proposals, counts)
-        rows = max(int(counts.get("rows_read", 0)) - int(counts.get("rejected_rows", 0)), 0)
-        more = [f"{counts['rows_replayed']} quarantined rows replayed"] if counts.get("rows_replayed") else []
-        for key, words in (
-            ("payments_seen_later", "payments seen later"),
-            ("orders_confirmed_by_payment", "orders confirmed by their payment"),
-            ("credit_notes_requested", "credit notes requested"),
-        ):
-            if counts.get(key):
-                more.append(f"{counts[key]} {words}")
-        self.say(
-            context,
-            note_text(
-                verb="integrated",
-                rows=rows,
-                files=counts["files"],
-                quarantined=int(counts.get("rejected_rows", 0)),
-                reasons=imported.get("reasons"),
-                dry_run=dry,
-                more=more,
-            ),
-        )
+        self.log.info("%d reorder proposals added, %d updated; run counts %s", reorders.added, reorders.updated, counts)
+        self.say(context, note)
+        if reorders.skipped:
+            self.log.info(
+                "reorder proposals not recomputed (%d order%s created or cancelled in this run): %s",
+                orders,
+                "" if orders == 1 else "s",
+                reorders.skipped,
+            )
+            raise AirflowSkipException(f"reorder proposals not recomputed: {reorders.skipped}")
         return counts
 
 

@@ -7,11 +7,16 @@ folder, manifest, rejects file, report under ``shop.public_base_url``) and
 :meth:`~OutcomeMixin.announce` (extra of the outlets' asset events). The texts are
 :mod:`passerelle.core.outcome`.
 
-The run note: a task cannot write its run's note through the Task SDK (the execution API has no
-such call and tasks have no database access). The note is therefore kept as the XCom
-``run_note`` of the task that ends the run and logged; with ``alerts.api_conn_id`` (an HTTP
-connection to the Airflow API server, with a user's login and password), it is also written as
-the DAG run's note through the public REST API, where the grid and the run page show it.
+The run note: a task cannot write its run's note through the Task SDK (Airflow 3.3's execution
+API sets a note only on a run it triggers, ``POST /execution/dag-runs/{dag_id}/{run_id}``, and tasks
+have no database access; Airflow's maintainers point to the public REST API for it,
+apache/airflow#28232). The note is therefore kept in three places: the run's summary
+(``passerelle.run_summary.note``, shown by the Passerelle view, whatever the Airflow set-up), the
+XCom ``run_note`` of the task that ends the run, and its log. With ``alerts.api_conn_id`` (an HTTP
+connection to the Airflow API server, with a user's login and password; ``make airflow`` defines
+``airflow_api`` and the project's configuration names it) it is also written as the DAG run's note
+through the public REST API, where the grid and the run page show it. A connection that is not
+defined is not an error: one INFO line says the note stays in the summary.
 """
 
 from __future__ import annotations
@@ -87,7 +92,8 @@ class OutcomeMixin:
 
     def say(self, context: Any, note: str, reasons: Mapping[str, int] | None = None, *, where: str = "") -> str:
         """One WARNING line per reject reason with its count, then the run's note (logged, kept as
-        the XCom ``run_note``, and written as the DAG run's note when ``alerts.api_conn_id`` is set)."""
+        the XCom ``run_note``, and written as the DAG run's note when the connection
+        ``alerts.api_conn_id`` exists). The operator keeps it in the run summary itself."""
         self.warn(reasons, where=where)
         self.log.info("run note: %s", note)
         ti = context.get("ti")
@@ -95,8 +101,16 @@ class OutcomeMixin:
             ti.xcom_push(key=NOTE_KEY, value=note)
         conn_id = self.settings.alerts.api_conn_id
         if conn_id:
+            from airflow.sdk.exceptions import AirflowNotFoundException
+
             try:
                 write_run_note(conn_id, context["dag"].dag_id, context["run_id"], note)
+            except AirflowNotFoundException:
+                self.log.info(
+                    "run note kept in the run summary and this log, not on the DAG run: no Airflow connection %r "
+                    "(alerts.api_conn_id)",
+                    conn_id,
+                )
             except Exception as exc:  # the note is a courtesy: the run's outcome stands without it
                 self.log.warning("run note not written to the Airflow API (%s): %s", conn_id, exc)
         return note

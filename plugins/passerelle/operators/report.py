@@ -126,6 +126,10 @@ class PublishReportOperator(OutcomeMixin, ErpMixin, ShopMixin, BaseOperator):
             result.update(remote=remote, local=str(local), orders_remote=orders_remote, orders_local=str(orders_local))
             self.link(report=remote)
         dag_run = context.get("dag_run")
+        note = (
+            f"report {name}: {data.total_runs} runs, {data.total_orders} orders, "
+            f"{data.stock_alert_count} stock alerts" + (" (dry run, nothing written)" if dry else "")
+        )
         record_run(
             self.erp,
             flow="report",
@@ -138,13 +142,10 @@ class PublishReportOperator(OutcomeMixin, ErpMixin, ShopMixin, BaseOperator):
             },
             bytes_sent=0 if dry else len(content),
             started_at=getattr(dag_run, "start_date", None),
+            note=note,
         )
         self.erp.commit()
-        self.say(
-            context,
-            f"report {name}: {data.total_runs} runs, {data.total_orders} orders, "
-            f"{data.stock_alert_count} stock alerts" + (" (dry run, nothing written)" if dry else ""),
-        )
+        self.say(context, note)
         return result
 
 

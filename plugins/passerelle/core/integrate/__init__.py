@@ -74,6 +74,7 @@ __all__ = [
     "LOCK_KEY",
     "FileResult",
     "OrderSelection",
+    "Reorders",
     "archive_name",
     "complete_archives",
     "filter_orders",
@@ -517,7 +518,9 @@ def _replay_file(
 # Reorder proposals
 # --------------------------------------------------------------------------------------------
 
-_REORDER = """
+#: Every stock row's projected stock (web available stock less the open web order quantities),
+#: with its article's supplier, minimum and reorder quantity: what the reorder rule reads.
+_REORDER_INPUTS = """
 WITH open_web AS (
     SELECT l.article_id, l.variant_id, sum(l.quantity - l.shipped_qty) AS qty
       FROM erp.sales_order o JOIN erp.sales_order_line l ON l.order_id = o.id
@@ -527,23 +530,95 @@ WITH open_web AS (
     SELECT sl.article_id, sl.variant_id, sl.available_qty - coalesce(w.qty, 0) AS projected_qty
       FROM passerelle_src.stock_level sl
       LEFT JOIN open_web w ON w.article_id = sl.article_id AND w.variant_id IS NOT DISTINCT FROM sl.variant_id
+), inputs AS (
+    SELECT p.article_id, p.variant_id, p.projected_qty, a.supplier_id, a.min_stock, a.reorder_qty
+      FROM projected p JOIN erp.article a ON a.id = p.article_id
+)"""
+
+#: The fingerprint of the rule's inputs: unchanged, the proposals would come out the same.
+_REORDER_BASIS = (
+    _REORDER_INPUTS
+    + """
+SELECT md5(coalesce(string_agg(concat_ws(':', article_id, variant_id, projected_qty::text, supplier_id,
+                                         min_stock::text, reorder_qty::text), ','
+                               ORDER BY article_id, variant_id NULLS FIRST), ''))
+  FROM inputs"""
 )
-INSERT INTO erp.reorder_proposal (supplier_id, article_id, variant_id, projected_qty, min_stock, proposed_qty)
-SELECT a.supplier_id, p.article_id, p.variant_id, p.projected_qty, a.min_stock,
-       greatest(a.reorder_qty, a.min_stock - p.projected_qty)
-  FROM projected p JOIN erp.article a ON a.id = p.article_id
- WHERE p.projected_qty < a.min_stock
-ON CONFLICT (article_id, coalesce(variant_id, 0)) WHERE status = 'proposed' DO NOTHING
-"""
+
+#: Set-wise: an open proposal (status ``proposed``) of the same article and variant is updated to
+#: the new figures (when they differ), any other wanted proposal inserted; never two open ones.
+#: ``NOT EXISTS`` rather than ``ON CONFLICT``, so that a back office without the partial unique
+#: index ``reorder_open`` (include/sql/erp/20_orders.sql) gets no duplicate either.
+_REORDER = (
+    _REORDER_INPUTS
+    + """, wanted AS (
+    SELECT supplier_id, article_id, variant_id, projected_qty, min_stock,
+           greatest(reorder_qty, min_stock - projected_qty) AS proposed_qty
+      FROM inputs WHERE projected_qty < min_stock
+), updated AS (
+    UPDATE erp.reorder_proposal r
+       SET supplier_id = w.supplier_id, projected_qty = w.projected_qty, min_stock = w.min_stock,
+           proposed_qty = w.proposed_qty
+      FROM wanted w
+     WHERE r.status = 'proposed' AND r.article_id = w.article_id AND r.variant_id IS NOT DISTINCT FROM w.variant_id
+       AND (r.supplier_id, r.projected_qty, r.min_stock, r.proposed_qty)
+           IS DISTINCT FROM (w.supplier_id, w.projected_qty, w.min_stock, w.proposed_qty)
+    RETURNING r.id
+), inserted AS (
+    INSERT INTO erp.reorder_proposal (supplier_id, article_id, variant_id, projected_qty, min_stock, proposed_qty)
+    SELECT w.supplier_id, w.article_id, w.variant_id, w.projected_qty, w.min_stock, w.proposed_qty
+      FROM wanted w
+     WHERE NOT EXISTS (SELECT 1 FROM erp.reorder_proposal r
+                        WHERE r.status = 'proposed' AND r.article_id = w.article_id
+                          AND r.variant_id IS NOT DISTINCT FROM w.variant_id)
+    RETURNING id
+)
+SELECT (SELECT count(*) FROM inserted), (SELECT count(*) FROM updated)"""
+)
+
+#: pg_advisory_xact_lock key of the reorder rule (one run at a time; any constant: "reorder").
+_REORDER_LOCK = 0x72656F72646572
 
 
-def propose_reorders(conn: psycopg.Connection) -> int:
+@dataclass(frozen=True)
+class Reorders:
+    """What :func:`propose_reorders` did: proposals ``added`` and open ones ``updated``, or why
+    nothing was computed (``skipped``)."""
+
+    added: int = 0
+    updated: int = 0
+    skipped: str | None = None
+
+
+def propose_reorders(conn: psycopg.Connection, *, force: bool = False) -> Reorders:
     """Reorder proposals (per supplier) for articles and variants whose projected stock (web
-    available stock less open web order quantities) is below the article's minimum. An open
-    proposal for the same article and variant is left alone. Commits; returns rows added."""
+    available stock less open web order quantities) is below the article's minimum. Commits.
+
+    Recomputed only when what the rule reads changed since the last proposals (stock, open web
+    orders, an article's minimum, reorder quantity or supplier: their fingerprint is kept in
+    ``passerelle.reorder_basis``), or with *force*; otherwise nothing is written and
+    ``skipped`` says why. An open proposal (status ``proposed``) of the same article and variant
+    is updated to the new figures, never doubled; proposals the buyer ordered or dismissed are
+    left alone.
+    """
     _idle(conn)
     with conn.transaction():
-        return conn.execute(_REORDER).rowcount
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_REORDER_LOCK,))
+        fingerprint = conn.execute(_REORDER_BASIS).fetchone()[0]
+        last = conn.execute("SELECT fingerprint, computed_at FROM passerelle.reorder_basis").fetchone()
+        if last and last[0] == fingerprint and not force:
+            return Reorders(
+                skipped="neither the stock nor the open web orders (nor an article's minimum, reorder quantity "
+                f"or supplier) changed since the proposals computed at {last[1]:%Y-%m-%d %H:%M:%S %z}"
+            )
+        added, updated = conn.execute(_REORDER).fetchone()
+        conn.execute(
+            "INSERT INTO passerelle.reorder_basis (fingerprint, proposals, computed_at) VALUES (%s, %s, now()) "
+            "ON CONFLICT (id) DO UPDATE SET fingerprint = EXCLUDED.fingerprint, proposals = EXCLUDED.proposals, "
+            "computed_at = EXCLUDED.computed_at",
+            (fingerprint, added + updated),
+        )
+    return Reorders(added=int(added), updated=int(updated))
 
 
 # --------------------------------------------------------------------------------------------
