@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import statistics
 import sys
 import tempfile
@@ -172,11 +173,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             extra_env={"PASSERELLE_CONFIG": str(config)},
             triggerer=True,
             pg_server_dsn=server_dsn,
+            api_timeout=180.0,  # the machine may be shared: a slow answer is not a failure here
         )
         stack.start()
         stack.set_pool(settings.ftp_pool(FLOW), 2, "Connections to the shop's FTP/FTPS/SFTP server")
         stack.set_connection(settings.shop.erp_conn_id, dsn.replace("postgresql://", "postgres://", 1))
         stack.set_connection(settings.shop.shop_conn_id, ftp.uri())
+        # Airflow's logging, set up by the import above, let the FTP server's per-command lines through.
+        logging.getLogger("pyftpdlib").setLevel(logging.WARNING)
         log(f"  up in {time.monotonic() - started:.0f} s; first run of {FLOW} (every price and stock) ...")
         baseline = stack.run_dag(FLOW, dag_file=f"{FLOW}.py", timeout=600)  # also unpauses the DAG
         log(f"  baseline run {baseline.run_id}: {baseline.state}")

@@ -324,6 +324,7 @@ class CeleryStack:
     :param concurrency: task slots of the Celery worker.
     :param pg_server_dsn: a PostgreSQL server (URL form) where the metadata database is created.
     :param startup_timeout: seconds allowed for the processes to become healthy.
+    :param api_timeout: seconds a REST API call may take (raise it on a machine under load).
     :param triggerer: also start ``airflow triggerer`` (deferred tasks, the AssetWatchers of the
         ``on_change`` flows), and wait for it to be healthy.
     """
@@ -339,6 +340,7 @@ class CeleryStack:
         pg_server_dsn: str = LOCAL_PG_DSN,
         startup_timeout: float = 180.0,
         triggerer: bool = False,
+        api_timeout: float = 30.0,
     ) -> None:
         if not bundles:
             raise ValueError("bundles is empty: give at least one {name: dags_folder}")
@@ -354,6 +356,7 @@ class CeleryStack:
         self.concurrency = concurrency
         self.startup_timeout = startup_timeout
         self.triggerer = triggerer
+        self.api_timeout = api_timeout
         self.queue = f"passerelle_{uuid.uuid4().hex[:8]}"
         self.api_port = free_port()
         self.database = MetadataDatabase(pg_server_dsn)
@@ -553,13 +556,15 @@ class CeleryStack:
             response = httpx.post(
                 f"{self.base_url}/auth/token",
                 json={"username": ADMIN_USER, "password": self._password},
-                timeout=30,
+                timeout=self.api_timeout,
             )
             if response.status_code not in (200, 201):
                 raise StackError(f"login as {ADMIN_USER!r} failed: HTTP {response.status_code} {response.text}")
             token = response.json()["access_token"]
             self._client = httpx.Client(
-                base_url=f"{self.base_url}/api/v2", headers={"Authorization": f"Bearer {token}"}, timeout=30
+                base_url=f"{self.base_url}/api/v2",
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=self.api_timeout,
             )
         return self._client
 
