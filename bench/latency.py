@@ -197,9 +197,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         def watching() -> bool:
             stack.check_processes()
             with psycopg.connect(dsn) as conn:
-                return bool(
-                    conn.execute("SELECT 1 FROM passerelle.change_marker WHERE watcher = %s", (watcher,)).fetchone()
-                )
+                try:
+                    row = conn.execute("SELECT 1 FROM passerelle.change_marker WHERE watcher = %s", (watcher,))
+                except psycopg.errors.UndefinedTable:  # the watcher creates it when it first starts
+                    return False
+                return bool(row.fetchone())
 
         wait_until(watching, timeout=300, what=f"the triggerer to start the watcher {watcher}", interval=1.0)
         wait_runs_over(stack, timeout=600)
