@@ -91,6 +91,8 @@ def test_table_goes_between_the_markers_and_says_which_goals_are_met(bench_all, 
     assert "**5.50x** ImageMagick (40.0 s vs 220.0 s)" in photos and photos.endswith("| >= 5 | **yes** |")
     memory = next(line for key, line in rows.items() if key.startswith("catalog peak memory"))
     assert "**1.25x** (100 MB / 80 MB)" in memory and memory.endswith("| <= 1.5 | **yes** |")
+    rerun = next(line for key, line in rows.items() if key.startswith("same file again"))
+    assert "**0.40 %** of the first run" in rerun and rerun.endswith("| <= 5 % | **yes** |")
     assert "Benches that exited non-zero: `photos` (1)." in content
 
 
@@ -105,3 +107,12 @@ def test_a_readme_without_markers_is_refused(bench_all, tmp_path):
 def test_the_project_readme_has_the_markers(bench_all):
     content = (ROOT / "README.md").read_text(encoding="utf-8")
     assert content.index(bench_all.START) < content.index(bench_all.END)
+
+
+def test_every_field_read_is_checked_when_its_bench_ends(bench_all):
+    """The early check (after each bench) covers every field the summary reads."""
+    read = {(bench, name) for _, bench, name in bench_all.DIRECT}
+    read |= {("catalog_1m", "peak_rss_mb"), ("catalog_100k", "peak_rss_mb")}
+    required = {(bench, name) for bench, names in bench_all.REQUIRED.items() for name in names}
+    assert read == required
+    assert set(bench_all.REQUIRED) == {b.key for b in bench_all.BENCHES}
