@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell sha1sum requirements.txt | cut -c1-12)
 export PYTHONPATH := $(CURDIR)/plugins
 
-.PHONY: demo test lint migrate airflow bench bench-images bench-orders compose-check clean trials
+.PHONY: demo test lint migrate airflow bench bench-images bench-orders bench-latency bench-all compose-check clean trials
 
 $(STAMP): requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -69,6 +69,17 @@ bench-images: $(STAMP)
 
 bench-orders: $(STAMP)
 	$(BIN)/python bench/orders.py
+
+# A back-office change to its file on the shop's server: the on-change flow under a real
+# scheduler, triggerer and Celery worker (bench/latency.py; p50/p95 of 20 changes).
+bench-latency: $(STAMP)
+	$(BIN)/python bench/latency.py
+
+# Every bench of issue 15 one after the other (about an hour on 2 cores); writes README.md's
+# benchmark table and prints the figures as one JSON object on its last line (bench/all.py).
+# QUICK=1: small sizes, to check the script; the table then goes to bench/out/, not README.md.
+bench-all: $(STAMP)
+	$(BIN)/python bench/all.py $(if $(QUICK),--quick)
 
 # `docker compose config` without an engine (Debian's docker-compose v1 if the plugin is absent).
 compose-check:

@@ -324,6 +324,9 @@ class CeleryStack:
     :param concurrency: task slots of the Celery worker.
     :param pg_server_dsn: a PostgreSQL server (URL form) where the metadata database is created.
     :param startup_timeout: seconds allowed for the processes to become healthy.
+    :param api_timeout: seconds a REST API call may take (raise it on a machine under load).
+    :param triggerer: also start ``airflow triggerer`` (deferred tasks, the AssetWatchers of the
+        ``on_change`` flows), and wait for it to be healthy.
     """
 
     def __init__(
@@ -336,6 +339,8 @@ class CeleryStack:
         concurrency: int = 2,
         pg_server_dsn: str = LOCAL_PG_DSN,
         startup_timeout: float = 180.0,
+        triggerer: bool = False,
+        api_timeout: float = 30.0,
     ) -> None:
         if not bundles:
             raise ValueError("bundles is empty: give at least one {name: dags_folder}")
@@ -350,6 +355,8 @@ class CeleryStack:
         self.extra_env = dict(extra_env or {})
         self.concurrency = concurrency
         self.startup_timeout = startup_timeout
+        self.triggerer = triggerer
+        self.api_timeout = api_timeout
         self.queue = f"passerelle_{uuid.uuid4().hex[:8]}"
         self.api_port = free_port()
         self.database = MetadataDatabase(pg_server_dsn)
@@ -396,6 +403,8 @@ class CeleryStack:
         self._spawn("api-server", ["api-server", "--host", "127.0.0.1", "--port", str(self.api_port), "--workers", "1"])
         self._spawn("scheduler", ["scheduler"])
         self._spawn("dag-processor", ["dag-processor"])
+        if self.triggerer:
+            self._spawn("triggerer", ["triggerer"])
         self._spawn(
             "celery-worker",
             [
@@ -412,7 +421,9 @@ class CeleryStack:
             ],
         )
         wait_until(
-            self._api_healthy, timeout=self.startup_timeout, what="api-server, scheduler and dag-processor health"
+            self._api_healthy,
+            timeout=self.startup_timeout,
+            what="api-server, scheduler, dag-processor" + (" and triggerer" if self.triggerer else "") + " health",
         )
         wait_until(self._worker_ready, timeout=self.startup_timeout, what="the Celery worker to be ready")
 
@@ -528,6 +539,8 @@ class CeleryStack:
             return False
         health = response.json()
         components = [health.get("metadatabase"), health.get("scheduler"), health.get("dag_processor")]
+        if self.triggerer:
+            components.append(health.get("triggerer"))
         return all(c and c.get("status") == "healthy" for c in components)
 
     def _worker_ready(self) -> bool:
@@ -543,13 +556,15 @@ class CeleryStack:
             response = httpx.post(
                 f"{self.base_url}/auth/token",
                 json={"username": ADMIN_USER, "password": self._password},
-                timeout=30,
+                timeout=self.api_timeout,
             )
             if response.status_code not in (200, 201):
                 raise StackError(f"login as {ADMIN_USER!r} failed: HTTP {response.status_code} {response.text}")
             token = response.json()["access_token"]
             self._client = httpx.Client(
-                base_url=f"{self.base_url}/api/v2", headers={"Authorization": f"Bearer {token}"}, timeout=30
+                base_url=f"{self.base_url}/api/v2",
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=self.api_timeout,
             )
         return self._client
 

@@ -1,0 +1,118 @@
+"""bench/all.py's bookkeeping on sample JSON last lines (the benches themselves are not run here)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def bench_all():
+    spec = importlib.util.spec_from_file_location("bench_all", ROOT / "bench" / "all.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_all"] = module  # its dataclasses look their module up there
+    try:
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        sys.modules.pop("bench_all", None)
+
+
+def sample() -> dict[str, dict]:
+    """Last lines as the benches print them (only the fields bench/all.py reads, plus a few)."""
+    return {
+        "orders": {"orders": 10000, "floor_ratio": 1.42, "connector_speedup": 11.3, "rerun_ratio": 0.004},
+        "catalog_100k": {"rows": 90026, "delta_floor_ratio": 1.8, "full_floor_ratio": 3.1, "peak_rss_mb": 80.0},
+        "catalog_1m": {"rows": 899991, "delta_floor_ratio": 1.9, "full_floor_ratio": 3.6, "peak_rss_mb": 100.0},
+        "photos": {"photos": 2000, "seconds": 40.0, "imagemagick_seconds": 220.0, "speedup": 5.5},
+        "latency": {"changes": 20, "p50_seconds": 31.2, "p95_seconds": 71.5},
+    }
+
+
+def test_summary_takes_each_field_and_divides_the_peaks(bench_all):
+    summary = bench_all.summarize(sample())
+
+    assert summary == {
+        "orders_floor_ratio": 1.42,
+        "orders_connector_speedup": 11.3,
+        "orders_rerun_ratio": 0.004,
+        "catalog_1m_delta_floor_ratio": 1.9,
+        "catalog_1m_full_floor_ratio": 3.6,
+        "catalog_memory_ratio": 1.25,
+        "photos_speedup": 5.5,
+        "change_to_shop_p95_seconds": 71.5,
+    }
+    assert json.loads(json.dumps(summary)) == summary  # the last line is plain JSON
+
+
+@pytest.mark.parametrize(
+    ("bench", "name"),
+    [("orders", "connector_speedup"), ("catalog_1m", "delta_floor_ratio"), ("catalog_100k", "peak_rss_mb")],
+)
+def test_a_missing_field_names_the_bench_and_the_field(bench_all, bench, name):
+    results = sample()
+    del results[bench][name]
+
+    with pytest.raises(bench_all.BenchError, match=rf"bench '{bench}': field '{name}' missing"):
+        bench_all.summarize(results)
+
+
+def test_a_bench_without_json_is_named(bench_all):
+    with pytest.raises(bench_all.BenchError, match="bench 'photos': its last output line is not JSON"):
+        bench_all.last_json(["rendering...", "Traceback (most recent call last):", "  boom"], "photos")
+    assert bench_all.last_json(["table", '{"speedup": 5.1}', ""], "photos") == {"speedup": 5.1}
+
+
+def test_table_goes_between_the_markers_and_says_which_goals_are_met(bench_all, tmp_path):
+    readme = tmp_path / "README.md"
+    before, after = "# Project\n\n## Benchmarks\n\nintro\n", "\n## Trials\n\nuntouched\n"
+    readme.write_text(f"{before}{bench_all.START}\nold figures\n{bench_all.END}{after}", encoding="utf-8")
+    results = sample()
+    results["photos"]["_exit_code"] = 1
+    summary = bench_all.summarize(results)
+
+    text = bench_all.table(results, summary, when="2026-12-01 23:00 UTC", machine="2 cores")
+    bench_all.write_table(readme, text)
+    bench_all.write_table(readme, text)  # twice: same file (the markers stay, nothing piles up)
+
+    content = readme.read_text(encoding="utf-8")
+    assert content.startswith(before + bench_all.START) and content.endswith(bench_all.END + after)
+    assert "old figures" not in content and content.count("| work | figure |") == 1
+    rows = {line.split(" | ")[0].strip("| "): line for line in content.splitlines() if line.startswith("| ")}
+    latency = next(line for key, line in rows.items() if key.startswith("a back-office change"))
+    assert "p95 **71.5 s**" in latency and latency.endswith("| < 60 | **no** |")  # 71.5 s misses the goal
+    photos = next(line for key, line in rows.items() if key.startswith("2,000 photos"))
+    assert "**5.50x** ImageMagick (40.0 s vs 220.0 s)" in photos and photos.endswith("| >= 5 | **yes** |")
+    memory = next(line for key, line in rows.items() if key.startswith("catalog peak memory"))
+    assert "**1.25x** (100 MB / 80 MB)" in memory and memory.endswith("| <= 1.5 | **yes** |")
+    rerun = next(line for key, line in rows.items() if key.startswith("same file again"))
+    assert "**0.40 %** of the first run" in rerun and rerun.endswith("| <= 5 % | **yes** |")
+    assert "Benches that exited non-zero: `photos` (1)." in content
+
+
+def test_a_readme_without_markers_is_refused(bench_all, tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("# Project\n", encoding="utf-8")
+    with pytest.raises(bench_all.BenchError, match="markers .* not found"):
+        bench_all.write_table(readme, "| table |\n")
+    assert readme.read_text(encoding="utf-8") == "# Project\n"
+
+
+def test_the_project_readme_has_the_markers(bench_all):
+    content = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert content.index(bench_all.START) < content.index(bench_all.END)
+
+
+def test_every_field_read_is_checked_when_its_bench_ends(bench_all):
+    """The early check (after each bench) covers every field the summary reads."""
+    read = {(bench, name) for _, bench, name in bench_all.DIRECT}
+    read |= {("catalog_1m", "peak_rss_mb"), ("catalog_100k", "peak_rss_mb")}
+    required = {(bench, name) for bench, names in bench_all.REQUIRED.items() for name in names}
+    assert read == required
+    assert set(bench_all.REQUIRED) == {b.key for b in bench_all.BENCHES}
