@@ -338,11 +338,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--repeat", type=int, default=REPEAT, help=f"repetitions of each measure (default {REPEAT})")
     p.add_argument("--seed", type=int, default=42, help="demo data seed (default 42)")
-    p.add_argument("--keep", action="store_true", help=f"keep the database {DATABASE} afterwards")
+    p.add_argument("--database", default=DATABASE, help=f"the database's name (default {DATABASE})")
+    p.add_argument("--keep", action="store_true", help="keep the database afterwards")
     p.add_argument(
         "--reuse",
         action="store_true",
-        help=f"measure again on the database {DATABASE} kept by an earlier --keep run (its SQL files and "
+        help="measure again on the database kept by an earlier --keep run (its SQL files and "
         "migrations applied again, no seeding; implies --keep)",
     )
     p.add_argument(
@@ -363,10 +364,10 @@ def main(argv: list[str] | None = None) -> int:
         stop = _nothing
     if args.reuse:
         args.keep = True
-        dsn = with_database(server, DATABASE)
+        dsn = with_database(server, args.database)
     else:
-        dsn = create_database(server, DATABASE, replace=True)
-    log(f"database {with_database(server, DATABASE)}; {args.articles:,} articles; rule {args.rule!r}")
+        dsn = create_database(server, args.database, replace=True)
+    log(f"database {with_database(server, args.database)}; {args.articles:,} articles; rule {args.rule!r}")
     try:
         if args.reuse:
             seeded, prepared = in_child(reapply, dsn), {}
@@ -378,9 +379,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.keep and stop is not _nothing:
             log(f"--keep ignored: {server} is a throwaway cluster, stopped now")
         elif args.keep:
-            log(f"kept database {DATABASE}")
+            log(f"kept database {args.database}")
         else:
-            drop_database(server, DATABASE)
+            drop_database(server, args.database)
         stop()
     counts = measured.pop("counts")
     report = {
