@@ -138,7 +138,11 @@ def markup_in(values: pd.Series) -> pd.Series:
 def _may_hold_markup(values: pd.Series) -> bool:
     """False when no cell of the column has a ``<``, ``=`` or ``:`` (most columns: numbers,
     codes, names): one search over the column's text joined, at C speed."""
-    text = "\n".join(v for v in values.to_numpy(dtype=object) if isinstance(v, str))
+    cells = values.to_numpy(dtype=object)
+    try:
+        text = "\n".join(cells)
+    except TypeError:  # missing values (None, NaN, NA) among the text
+        text = "\n".join(v for v in cells if isinstance(v, str))
     return "<" in text or "=" in text or ":" in text
 
 
