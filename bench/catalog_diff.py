@@ -37,10 +37,10 @@ side of the delta; PostgreSQL's own memory is the server's (bounded by ``work_me
 
 The last line of output is one JSON object: ``rows`` (articles in the delta's view selection),
 ``seconds`` (median delta), ``full_seconds`` (median full send), ``floor_seconds`` (median sum of
-the tables' COPY), ``delta_floor_ratio`` (seconds / floor_seconds), ``full_floor_ratio``
-(full_seconds / floor_seconds), ``copy_seconds`` (median COPY of the view) and ``ratio``
-(seconds / copy_seconds, the reference of issue 2), ``peak_rss_mb``, ``articles_changed``,
-``files``, ``bytes`` and a few more.
+the tables' COPY), ``delta_floor_ratio`` (delta / floor) and ``full_floor_ratio`` (full send /
+floor), each the median of the ratios taken within each repetition, ``copy_seconds`` (median
+COPY of the view) and ``ratio`` (seconds / copy_seconds, the reference of issue 2),
+``peak_rss_mb``, ``articles_changed``, ``files``, ``bytes`` and a few more.
 Targets (issue 15, at 1,000,000 articles): delta_floor_ratio at most 2, full_floor_ratio at most
 4; peak_rss_mb at 1,000,000 articles at most 1.5 x that at 100,000.
 """
@@ -275,13 +275,21 @@ def measure(dsn: str, rule: str, repeat: int) -> dict[str, Any]:
                 f"full {times['full'][-1]:.2f} s (diff {times['full_diff'][-1]:.2f} s); {counts}"
             )
     med = {k: statistics.median(v) for k, v in times.items()}
+    # Each ratio is taken within its repetition (the floor and the send measured minutes apart at
+    # most, under the same load), then the median of those: on a shared machine whose load
+    # changes from one repetition to the next, a ratio of medians would pair a quiet floor with
+    # a busy send.
+    delta_ratios = [d / f for d, f in zip(times["delta"], times["floor"], strict=True)]
+    full_ratios = [d / f for d, f in zip(times["full"], times["floor"], strict=True)]
     return {
         **result,
         "seconds": round(med["delta"], 3),
         "full_seconds": round(med["full"], 3),
         "floor_seconds": round(med["floor"], 3),
-        "delta_floor_ratio": round(med["delta"] / med["floor"], 2),
-        "full_floor_ratio": round(med["full"] / med["floor"], 2),
+        "delta_floor_ratio": round(statistics.median(delta_ratios), 2),
+        "full_floor_ratio": round(statistics.median(full_ratios), 2),
+        "delta_floor_ratios": [round(x, 2) for x in delta_ratios],
+        "full_floor_ratios": [round(x, 2) for x in full_ratios],
         "copy_seconds": round(med["copy"], 3),
         "ratio": round(med["delta"] / med["copy"], 2),
         "copy_floor_ratio": round(med["copy"] / med["floor"], 2),
