@@ -102,10 +102,6 @@ CREATE TABLE IF NOT EXISTS erp.stock (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS stock_key ON erp.stock (location_code, article_id, coalesce(variant_id, 0));
 CREATE INDEX IF NOT EXISTS stock_article_idx ON erp.stock (article_id);  -- per-article lookups, cascades
--- The shop's stock sums (passerelle_src.stock_level) read every stock row grouped by article and
--- variant: in this order, from the index alone, they group as they read, in constant memory,
--- where a hash of every (article, variant) spills to disk past a million articles.
-CREATE INDEX IF NOT EXISTS stock_level_idx ON erp.stock (article_id, variant_id) INCLUDE (location_code, quantity, reserved);
 
 -- Photos per article or variant, ordered (position 1 is the cover). Bytes or a path.
 CREATE TABLE IF NOT EXISTS erp.image (
