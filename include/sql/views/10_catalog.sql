@@ -88,60 +88,85 @@ $$;
 -- The stock the shop is told about: the ONE definition behind the catalog's quantities
 -- (article.quantity, variant.quantity) and the hourly stock file (passerelle_src.stock), so both
 -- files say the same for the same article at the same moment. One row per stock row the shop
--- sees: each active variant, and each article without an active variant (variant_id NULL):
+-- sees: each active variant (shop_stock_variant), and each article without an active variant
+-- (shop_stock_own, variant_id NULL):
 --   real_qty      physical stock over the web locations;
 --   available_qty back-office available stock (stock_level.available_qty: quantity - reserved),
 --                 minus the quantities of shop orders already downloaded but not yet shipped
---                 (web orders confirmed or prepared: quantity - shipped_qty per line), minus the
---                 safety stock (passerelle_src.safety_stock()), never below zero.
--- Open orders are summed once per query (the grouped subquery "d"), then joined by article and
--- variant (coalesce(variant_id, 0): the article's own row, as in the back office's erp.stock key).
-CREATE OR REPLACE VIEW passerelle_src.shop_stock AS
-SELECT r.article_id, r.variant_id,
-       coalesce(r.real_qty, 0) AS real_qty,
-       greatest(coalesce(r.available_qty, 0) - coalesce(d.qty, 0) - passerelle_src.safety_stock(), 0)
+--                 (open_web_order), minus the safety stock (passerelle_src.safety_stock()),
+--                 never below zero.
+-- Every sum is computed once per query and then joined (no correlated subquery): the stock per
+-- stock row (stock_level), the open orders per article and variant (open_web_order).
+
+-- Shop orders in the back office, not shipped yet (web orders awaiting their payment, confirmed or
+-- prepared: quantity -
+-- shipped_qty per line, per article and variant): the shop no longer counts them.
+CREATE OR REPLACE VIEW passerelle_src.open_web_order AS
+SELECT ol.article_id, ol.variant_id, sum(greatest(ol.quantity - ol.shipped_qty, 0)) AS qty
+FROM erp.sales_order o
+JOIN erp.sales_order_line ol ON ol.order_id = o.id
+WHERE o.origin = 'web' AND o.kind = 'order' AND o.status IN ('awaiting_payment', 'confirmed', 'prepared')
+GROUP BY ol.article_id, ol.variant_id;
+
+-- The stock the shop is told of each active variant, with the variant's own columns (for
+-- shop_stock_article's "variants" JSON, which then reads erp.variant once).
+CREATE OR REPLACE VIEW passerelle_src.shop_stock_variant AS
+SELECT v.article_id, v.id AS variant_id,
+       coalesce(sl.real_qty, 0) AS real_qty,
+       greatest(coalesce(sl.available_qty, 0) - coalesce(d.qty, 0) - passerelle_src.safety_stock(), 0)
+           AS available_qty,
+       v.reference, v.ean, v.size, v.colour, v.price_impact, v.weight_impact, v.position
+FROM erp.variant v
+-- (IS NOT NULL, implied by the equality, lets stock_level filter its rows before it groups)
+LEFT JOIN passerelle_src.stock_level sl ON sl.variant_id = v.id AND sl.variant_id IS NOT NULL
+LEFT JOIN passerelle_src.open_web_order d ON d.article_id = v.article_id AND d.variant_id = v.id
+WHERE v.active;
+
+-- The stock the shop would be told of every article's own stock row (variant_id NULL); it is
+-- the article's stock when the article has no active variant (shop_stock, shop_stock_article).
+CREATE OR REPLACE VIEW passerelle_src.shop_stock_own AS
+SELECT a.id AS article_id,
+       coalesce(sl.real_qty, 0) AS real_qty,
+       greatest(coalesce(sl.available_qty, 0) - coalesce(d.qty, 0) - passerelle_src.safety_stock(), 0)
            AS available_qty
-FROM (SELECT v.article_id, v.id AS variant_id, sl.real_qty, sl.available_qty
-      FROM erp.variant v
-      -- (IS NOT NULL, implied by the equality, lets stock_level filter its rows before it groups)
-      LEFT JOIN passerelle_src.stock_level sl ON sl.variant_id = v.id AND sl.variant_id IS NOT NULL
-      WHERE v.active
-      UNION ALL
-      SELECT a.id, NULL::integer, sl.real_qty, sl.available_qty
-      FROM erp.article a
-      LEFT JOIN passerelle_src.stock_level sl ON sl.article_id = a.id AND sl.variant_id IS NULL
-      WHERE NOT EXISTS (SELECT 1 FROM erp.variant v WHERE v.article_id = a.id AND v.active)) r
-LEFT JOIN (   -- shop orders in the back office, not shipped yet: the shop no longer counts them
-    SELECT ol.article_id, ol.variant_id, sum(greatest(ol.quantity - ol.shipped_qty, 0)) AS qty
-    FROM erp.sales_order o
-    JOIN erp.sales_order_line ol ON ol.order_id = o.id
-    WHERE o.origin = 'web' AND o.kind = 'order' AND o.status IN ('awaiting_payment', 'confirmed', 'prepared')
-    GROUP BY ol.article_id, ol.variant_id
-) d ON d.article_id = r.article_id AND coalesce(d.variant_id, 0) = coalesce(r.variant_id, 0);
+FROM erp.article a
+LEFT JOIN passerelle_src.stock_level sl ON sl.article_id = a.id AND sl.variant_id IS NULL
+LEFT JOIN passerelle_src.open_web_order d ON d.article_id = a.id AND d.variant_id IS NULL;
+
+CREATE OR REPLACE VIEW passerelle_src.shop_stock AS
+SELECT s.article_id, s.variant_id, s.real_qty, s.available_qty
+FROM passerelle_src.shop_stock_variant s
+UNION ALL
+SELECT o.article_id, NULL::integer, o.real_qty, o.available_qty
+FROM passerelle_src.shop_stock_own o
+WHERE NOT EXISTS (SELECT 1 FROM erp.variant v WHERE v.article_id = o.article_id AND v.active);
 
 -- The same per article: an article with active variants (has_variants) holds the sums of their
--- rows, any other its own row. Grouped by the article's id, so that a view joining it by article
--- and read without its stock columns (the selection checks of other entities) skips it.
+-- rows (shop_stock_variant, grouped by article), any other its own row (shop_stock_own): both
+-- joined to the article by its id, so that a view joining this one by article and read without
+-- its stock columns (the selection checks of other entities) skips it.
 -- "variants": the article's active variants as a JSON array in position order, with the stock
 -- the shop is told (NULL for an article without any, and for every article unless
 -- passerelle_src.with_article_variants()). The WooCommerce and Shopify files write a product and
 -- its variations together from the article's row (docs/formats/woocommerce.md, "Input columns"),
 -- and the article's row changes whenever one of its variants does; built here, in the same
--- grouped pass over shop_stock as the sums, so the stock rows are read once.
+-- grouped pass over the variants' stock as the sums, so the stock rows are read once.
 CREATE OR REPLACE VIEW passerelle_src.shop_stock_article AS
 SELECT a.id AS article_id,
-       bool_or(ss.variant_id IS NOT NULL) AS has_variants,
-       sum(ss.real_qty) AS real_qty,
-       sum(ss.available_qty) AS available_qty,
-       json_agg(json_build_object(
-                    'reference', v.reference, 'ean', v.ean, 'size', v.size, 'colour', v.colour,
-                    'price_impact', v.price_impact, 'weight_impact', v.weight_impact, 'position', v.position,
-                    'quantity', ss.available_qty) ORDER BY v.position, v.reference)
-           FILTER (WHERE v.id IS NOT NULL AND passerelle_src.with_article_variants()) AS variants
+       vs.article_id IS NOT NULL AS has_variants,
+       coalesce(vs.real_qty, o.real_qty) AS real_qty,
+       coalesce(vs.available_qty, o.available_qty) AS available_qty,
+       vs.variants
 FROM erp.article a
-JOIN passerelle_src.shop_stock ss ON ss.article_id = a.id
-LEFT JOIN erp.variant v ON v.id = ss.variant_id
-GROUP BY a.id;
+LEFT JOIN (SELECT s.article_id, sum(s.real_qty) AS real_qty, sum(s.available_qty) AS available_qty,
+                  json_agg(json_build_object(
+                               'reference', s.reference, 'ean', s.ean, 'size', s.size, 'colour', s.colour,
+                               'price_impact', s.price_impact, 'weight_impact', s.weight_impact,
+                               'position', s.position, 'quantity', s.available_qty) ORDER BY s.position, s.reference)
+                      FILTER (WHERE passerelle_src.with_article_variants()) AS variants
+           FROM passerelle_src.shop_stock_variant s
+           GROUP BY s.article_id) vs ON vs.article_id = a.id
+LEFT JOIN passerelle_src.shop_stock_own o ON o.article_id = a.id;
 
 -- The promotion for every customer (no price list, no variant) that is current or comes next on
 -- the as-of date, one per article (earliest start first): a shop such as PrestaShop holds one

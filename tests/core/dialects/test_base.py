@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from passerelle.core.dialects import dialect, exchange_dialect, names, register
-from passerelle.core.dialects.base import Dialect, neutralise_formulas, sanitise_html, valid_ean13
+from passerelle.core.dialects.base import Dialect, markup_in, neutralise_formulas, sanitise_html, valid_ean13
 
 
 def test_formulas_are_neutralised_numbers_are_not():
@@ -28,6 +28,22 @@ def test_sanitise_html_strips_scripts_and_handlers():
 
 def test_ean13_check_digit():
     assert list(valid_ean13(pd.Series(["3760000000017", "3760000000018", "", "12"]))) == [True, False, True, False]
+
+
+def test_checks_work_per_distinct_value_and_keep_each_row_in_place():
+    """Sanitising, the markup check and the EAN check run once per distinct value (catalog
+    columns repeat): each row still gets its own value's result, at its own index label, repeated
+    and missing values included; an EAN in other Unicode digits is checked as before."""
+    bad = '<p onclick="x()">a</p>'
+    rich = pd.Series([bad, "<p>b</p>", bad, None, ""], index=[10, 3, 7, 1, 4])
+    out = sanitise_html(rich)
+    assert list(out.index) == [10, 3, 7, 1, 4]
+    assert out[10] == out[7] == "<p>a</p>" and out[3] == "<p>b</p>" and pd.isna(out[1]) and out[4] == ""
+    plain = pd.Series(["Nom", "<b>x</b>", "Nom", None, "<b>x</b>"], index=[5, 2, 9, 0, 1])
+    assert markup_in(plain).to_dict() == {5: False, 2: True, 9: False, 0: False, 1: True}
+    assert markup_in(pd.Series(["1.5", "2", None])).tolist() == [False, False, False]
+    eans = pd.Series(["3760000000017", "\u0663\u0667\u0666" + "\u0660" * 8 + "\u0661\u0667", "3760000000017", "x" * 13])
+    assert valid_ean13(eans).tolist() == [True, True, True, False]
 
 
 def test_registry_lists_the_shop_modules_and_names_the_unknown():
