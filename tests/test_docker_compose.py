@@ -25,6 +25,8 @@ import psycopg
 import pytest
 import yaml
 
+from servers import ensure_packages
+
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "docker-compose.yaml"
 ENV_EXAMPLE = ROOT / ".env.example"
@@ -54,21 +56,19 @@ SECRET_WORDS = re.compile(
 )
 
 
-def compose_cli() -> list[str] | None:
-    """``docker compose`` (v2 plugin) if it works, else Debian's ``docker-compose`` (v1), else None."""
+def compose_cli() -> list[str]:
+    """``docker compose`` (v2 plugin) if it works, else Debian's ``docker-compose`` (v1), installed
+    by apt-get when absent (as the file servers are: tests/servers.py)."""
     if shutil.which("docker"):
         probe = subprocess.run(["docker", "compose", "version"], capture_output=True, text=True, check=False)
         if probe.returncode == 0:
             return ["docker", "compose"]
-    if shutil.which("docker-compose"):
-        return ["docker-compose"]
-    return None
+    found = shutil.which("docker-compose")
+    return [found or ensure_packages("/usr/bin/docker-compose", ("docker-compose",))]
 
 
 def run_config(env_file: Path, tmp_path: Path) -> subprocess.CompletedProcess:
     cli = compose_cli()
-    if cli is None:
-        pytest.skip("neither `docker compose` nor `docker-compose` is installed (apt-get install docker-compose)")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("COMPOSE_", "AIRFLOW", "DOCKER_"))}
     return subprocess.run(
         [*cli, "--env-file", str(env_file), "--project-directory", str(ROOT), "-f", str(COMPOSE), "config"],
