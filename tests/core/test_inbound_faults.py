@@ -129,31 +129,9 @@ hypothesis = pytest.importorskip("hypothesis")  # pinned in requirements.txt
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from fuzz_tokens import TOKENS
+
 SAMPLE_BYTES = {p.name: p.read_bytes() for p in sorted(SAMPLES.rglob("*.csv"))}  # the shops' own exports too
-#: Bytes that broke the parser once, and the shapes around them.
-TOKENS = [
-    b'"',
-    b'""',
-    b"\x00",
-    b"\r",
-    b"\n",
-    b"\r\n",
-    b",",
-    b";",
-    b"\t",
-    b"\xff",
-    b"\xc3",
-    b"\xef\xbb\xbf",
-    b"999999999999",
-    b"-1",
-    b"1e400",
-    b"\xef\xbc\x94",
-    b"=1+1",
-    b"WEB-",
-    b" ",
-    b"2147483648",
-    b"#passerelle ",
-]
 
 
 @st.composite

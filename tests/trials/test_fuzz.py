@@ -37,30 +37,12 @@ hypothesis = pytest.importorskip("hypothesis")  # pinned in requirements.txt
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from fuzz_tokens import TOKENS as SHARED_TOKENS
+
 SAMPLES = {p.name: p.read_bytes() for p in sorted((INCLUDE / "sample" / "inbound").glob("*.csv"))}
-#: Bytes and cells that broke a reader once, and the shapes around them.
+#: The shared tokens (tests/fuzz_tokens.py) and cells that broke a reader once, and the shapes around them.
 TOKENS = [
-    b'"',
-    b'""',
-    b"\x00",
-    b"\r",
-    b"\n",
-    b"\r\n",
-    b",",
-    b";",
-    b"\t",
-    b"\xff",
-    b"\xc3",
-    b"\xef\xbb\xbf",
-    b"999999999999",
-    b"-1",
-    b"1e400",
-    b"\xef\xbc\x94",
-    b"=1+1",
-    b"WEB-",
-    b" ",
-    b"2147483648",
-    b"#passerelle ",
+    *SHARED_TOKENS,
     b"NaN",
     b"inf",
     b"0,00",
