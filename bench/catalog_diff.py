@@ -29,7 +29,12 @@ dropped at the end unless ``--keep``):
      catalog without reading these rows once;
    - a reference: ``COPY (SELECT * FROM passerelle_src.article a WHERE a.web AND (<rule>)) TO
      STDOUT`` streamed with psycopg 3's ``cursor.copy`` and discarded (bytes counted): the view's
-     own cost, which the delta and the full send pay at least once.
+     own cost, which the delta and the full send pay at least once;
+   - the limits, what any design pays beyond the floor, whatever it does next: for the delta,
+     one pass over the view hashing each selected row (``COPY (SELECT md5(a::text) ...)``,
+     ``delta_limit_seconds``): it cannot know what changed without it; for the full send, every
+     selected row out of the database with its hash, in key order (``COPY (SELECT a.*,
+     md5(a::text) ... ORDER BY a.key)``, ``full_limit_seconds``), before any file is written.
 
 ``peak_rss_mb`` is the peak resident memory (``ru_maxrss``) of the measuring process, the Python
 side of the delta; PostgreSQL's own memory is the server's (bounded by ``work_mem`` and
@@ -38,7 +43,10 @@ side of the delta; PostgreSQL's own memory is the server's (bounded by ``work_me
 The last line of output is one JSON object: ``rows`` (articles in the delta's view selection),
 ``seconds`` (median delta), ``full_seconds`` (median full send), ``floor_seconds`` (median sum of
 the tables' COPY), ``delta_floor_ratio`` (delta / floor) and ``full_floor_ratio`` (full send /
-floor), each the median of the ratios taken within each repetition, ``copy_seconds`` (median
+floor), each the median of the ratios taken within each repetition, ``delta_limit_seconds``,
+``delta_limit_ratio``, ``full_limit_seconds``, ``full_limit_ratio`` (the limits above, and their
+ratio to the floor: the least ``delta_floor_ratio`` and ``full_floor_ratio`` can be with this
+view on this machine), ``copy_seconds`` (median
 COPY of the view) and ``ratio`` (seconds / copy_seconds, the reference of issue 2),
 ``peak_rss_mb``, ``articles_changed``, ``files``, ``bytes`` and a few more.
 Targets (issue 15, at 1,000,000 articles): delta_floor_ratio at most 2, full_floor_ratio at most
@@ -211,9 +219,18 @@ def measure(dsn: str, rule: str, repeat: int) -> dict[str, Any]:
     entities = catalog_entities(rule, ["article"])
     generic = dialect("generic")
     copy_sql = f"COPY ({_selection(rule)}) TO STDOUT"
+    selected = f"FROM passerelle_src.article a WHERE a.web AND ({rule})"
+    # The least a delta does: evaluate the view once and hash each selected row (the hash it
+    # compares with the snapshot), nothing joined, nothing recorded, nothing written.
+    hash_sql = f"COPY (SELECT md5(a::text) {selected}) TO STDOUT"
+    # The least a full send does: every selected row, whole, out of the database with its hash,
+    # in key order (its files are in key order), nothing recorded, nothing written.
+    rows_hash_sql = f"COPY (SELECT a.*, md5(a::text) {selected} ORDER BY a.key) TO STDOUT"
     times: dict[str, list[float]] = {
         "floor": [],
         "copy": [],
+        "hash": [],
+        "rows_hash": [],
         "delta": [],
         "full": [],
         "delta_diff": [],
@@ -222,6 +239,10 @@ def measure(dsn: str, rule: str, repeat: int) -> dict[str, Any]:
     per_table: dict[str, list[float]] = {}
     result: dict[str, Any] = {}
     with psycopg.connect(dsn) as conn:
+        # Every statement measured gets the work_mem the catalog's building transaction sets for
+        # itself (export.WORK_MEM): the limits and the view's COPY are not slowed by spills the
+        # send does not have.
+        conn.execute("SELECT set_config('work_mem', %s, false)", (export.WORK_MEM,))
         tables = source_tables(conn, "passerelle_src.article")
         conn.commit()
         log(f"floor: COPY of {len(tables)} tables: {', '.join(tables)}")
@@ -237,6 +258,14 @@ def measure(dsn: str, rule: str, repeat: int) -> dict[str, Any]:
             t = time.perf_counter()
             nbytes = copy_discard(conn, copy_sql)
             times["copy"].append(time.perf_counter() - t)
+
+            # The limits: what any delta, and any full send, must do beyond the floor, timed here.
+            t = time.perf_counter()
+            copy_discard(conn, hash_sql)
+            times["hash"].append(time.perf_counter() - t)
+            t = time.perf_counter()
+            copy_discard(conn, rows_hash_sql)
+            times["rows_hash"].append(time.perf_counter() - t)
 
             t = time.perf_counter()
             batch, files = export.build_catalog(
@@ -271,6 +300,7 @@ def measure(dsn: str, rule: str, repeat: int) -> dict[str, Any]:
             conn.commit()
             log(
                 f"repetition {i}: floor {times['floor'][-1]:.2f} s, view COPY {times['copy'][-1]:.2f} s, "
+                f"limits: hash pass {times['hash'][-1]:.2f} s, rows + hash {times['rows_hash'][-1]:.2f} s, "
                 f"delta {times['delta'][-1]:.2f} s (diff {times['delta_diff'][-1]:.2f} s), "
                 f"full {times['full'][-1]:.2f} s (diff {times['full_diff'][-1]:.2f} s); {counts}"
             )
@@ -281,6 +311,8 @@ def measure(dsn: str, rule: str, repeat: int) -> dict[str, Any]:
     # a busy send.
     delta_ratios = [d / f for d, f in zip(times["delta"], times["floor"], strict=True)]
     full_ratios = [d / f for d, f in zip(times["full"], times["floor"], strict=True)]
+    hash_ratios = [d / f for d, f in zip(times["hash"], times["floor"], strict=True)]
+    rows_hash_ratios = [d / f for d, f in zip(times["rows_hash"], times["floor"], strict=True)]
     return {
         **result,
         "seconds": round(med["delta"], 3),
@@ -290,6 +322,10 @@ def measure(dsn: str, rule: str, repeat: int) -> dict[str, Any]:
         "full_floor_ratio": round(statistics.median(full_ratios), 2),
         "delta_floor_ratios": [round(x, 2) for x in delta_ratios],
         "full_floor_ratios": [round(x, 2) for x in full_ratios],
+        "delta_limit_seconds": round(med["hash"], 3),
+        "delta_limit_ratio": round(statistics.median(hash_ratios), 2),
+        "full_limit_seconds": round(med["rows_hash"], 3),
+        "full_limit_ratio": round(statistics.median(rows_hash_ratios), 2),
         "copy_seconds": round(med["copy"], 3),
         "ratio": round(med["delta"] / med["copy"], 2),
         "copy_floor_ratio": round(med["copy"] / med["floor"], 2),
@@ -326,6 +362,10 @@ def table(report: dict[str, Any]) -> str:
         f"{'floor bytes':<28}{report['floor_bytes']:>14,}",
         f"{'delta / floor (<= 2)':<28}{report['delta_floor_ratio']:>14.2f}",
         f"{'full / floor (<= 4)':<28}{report['full_floor_ratio']:>14.2f}",
+        f"{'delta limit (hash pass) s':<28}{report['delta_limit_seconds']:>14.3f}",
+        f"{'  / floor':<28}{report['delta_limit_ratio']:>14.2f}",
+        f"{'full limit (rows + hash) s':<28}{report['full_limit_seconds']:>14.3f}",
+        f"{'  / floor':<28}{report['full_limit_ratio']:>14.2f}",
         f"{'view COPY seconds (median)':<28}{report['copy_seconds']:>14.3f}",
         f"{'view COPY bytes':<28}{report['copy_bytes']:>14,}",
         f"{'delta / view COPY (ref.)':<28}{report['ratio']:>14.2f}",
