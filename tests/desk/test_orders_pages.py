@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 import zlib
+from urllib.parse import unquote
 
 import psycopg
 import pytest
@@ -95,6 +96,48 @@ def test_an_order_page_tells_the_payment_seen_later_and_the_refund(desk_server, 
     assert "7.50" in notes and "partly refunded in the shop" in notes and f"{p}2.csv" in notes
     assert "requested" in notes
     assert "Nothing of this order was quarantined." in refunded.text
+
+
+def _credit_request(dsn: str, order_id: int) -> tuple:
+    with psycopg.connect(dsn) as conn:
+        return conn.execute(
+            "SELECT id, status, note, handled_by, handled_at IS NOT NULL FROM erp.credit_note_request "
+            "WHERE order_id = %s",
+            (order_id,),
+        ).fetchone()
+
+
+def test_the_accountant_marks_a_credit_note_request_issued_once(desk_server, orders):
+    p, ids = orders
+    order = ids["R"]
+    request_id, status, *_ = _credit_request(desk_server.erp_dsn, order)
+    assert status == "requested"
+    url = f"/passerelle/orders/{order}/credit-notes/{request_id}"
+    with desk_server.client("viewer") as viewer:
+        page = viewer.get(f"/passerelle/orders/{order}")
+        looked = viewer.post(url, data={"outcome": "issued", "note": "AV-1"})
+    assert f'action="{url}"' in page.text  # the form is on the order's page
+    assert looked.status_code == 403 and _credit_request(desk_server.erp_dsn, order)[1] == "requested"
+
+    with desk_server.client() as admin:
+        unsaid = admin.post(url, data={"outcome": "refused", "note": " "})
+        assert unsaid.status_code == 303 and "a refusal needs a note" in unquote(unsaid.headers["location"])
+        other = admin.post(f"/passerelle/orders/{ids['P']}/credit-notes/{request_id}", data={"outcome": "issued"})
+        assert "not a request of order" in unquote(other.headers["location"])
+        assert _credit_request(desk_server.erp_dsn, order)[1] == "requested"  # neither changed it
+
+        issued = admin.post(url, data={"outcome": "issued", "note": "credit note AV-2026-0042"})
+        assert issued.status_code == 303 and "marked issued" in unquote(issued.headers["location"])
+        again = admin.post(url, data={"outcome": "refused", "note": "changed my mind"})
+        assert "already issued; nothing changed" in unquote(again.headers["location"])
+        shown = admin.get(f"/passerelle/orders/{order}").text
+        listed = admin.get("/passerelle/orders", params={"q": p, "payment": "partly refunded"}).text
+
+    answered = _credit_request(desk_server.erp_dsn, order)
+    assert answered == (request_id, "issued", "credit note AV-2026-0042", "admin", True)
+    notes = shown.split("credit note requests</h2>")[1].split("</table>")[0]
+    assert "by admin: credit note AV-2026-0042" in notes and f'action="{url}"' not in notes
+    assert "credit note to issue" not in listed  # no longer waiting for the accountant
 
 
 def test_quarantined_orders_are_listed_beside_the_integrated_ones(desk_server, quarantined):

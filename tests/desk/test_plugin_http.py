@@ -7,6 +7,7 @@ import json
 import uuid
 from urllib.parse import parse_qs, urlparse
 
+import httpx
 import psycopg
 
 
@@ -53,6 +54,23 @@ def test_pages_render_from_the_back_office_and_a_viewer_may_look_but_not_act(des
     assert refused.status_code == 403
     assert "edit rights on the DAG 'orders_in'" in refused.text
     assert _open_ids(desk_server.erp_dsn, f"{quarantined}3") == ids  # nothing changed
+
+
+def test_a_form_posted_with_the_session_cookie_from_another_site_is_refused(desk_server, quarantined):
+    """The browser's case: Airflow's session cookie, and the Origin header browsers add to a POST."""
+    order = f"{quarantined}3"
+    ids = _open_ids(desk_server.erp_dsn, order)
+    form = {"ids": ids, "note": "entered by hand"}
+    with httpx.Client(base_url=desk_server.url, cookies={"_token": desk_server.token("admin")}, timeout=60) as browser:
+        forged = browser.post("/passerelle/quarantine/dismiss", data=form, headers={"Origin": "https://shop.example"})
+        sandboxed = browser.post("/passerelle/quarantine/dismiss", data=form, headers={"Origin": "null"})
+        assert (forged.status_code, sandboxed.status_code) == (403, 403)
+        assert "Form posted from another site (https://shop.example): refused" in forged.text
+        assert _open_ids(desk_server.erp_dsn, order) == ids  # nothing dismissed
+
+        own = browser.post("/passerelle/quarantine/dismiss", data=form, headers={"Origin": desk_server.url})
+    assert own.status_code == 303, own.text
+    assert _open_ids(desk_server.erp_dsn, order) == []
 
 
 def test_an_integrated_web_order_shows_lines_payment_and_history(desk_server, quarantined):

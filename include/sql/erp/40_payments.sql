@@ -41,4 +41,6 @@ CREATE TABLE IF NOT EXISTS erp.credit_note_request (
     note            text,
     UNIQUE (order_id, refunded_total)
 );
+-- Who answered the request from the Passerelle view (issued or refused, with handled_at and note).
+ALTER TABLE erp.credit_note_request ADD COLUMN IF NOT EXISTS handled_by text;
 CREATE INDEX IF NOT EXISTS credit_note_request_open_idx ON erp.credit_note_request (status) WHERE status = 'requested';

@@ -178,12 +178,48 @@ def order_detail(conn: psycopg.Connection, order_id: int, *, timezone: str = "Eu
         d["lines"] = lines.get(d["id"], [])
     order["credit_notes"] = _dicts(
         conn,
-        "SELECT amount, refunded_total, reason, shop_status, source_file, status, requested_at "
-        "FROM erp.credit_note_request WHERE order_id = %s ORDER BY id",
+        "SELECT id, amount, refunded_total, reason, shop_status, source_file, status, requested_at, "
+        "handled_at, handled_by, note FROM erp.credit_note_request WHERE order_id = %s ORDER BY id",
         (order_id,),
     )
     order["quarantine"] = quarantine_rows(conn, order["shop_order_id"])
     return order
+
+
+#: What the accountant answers to a credit note request (``erp.credit_note_request.status``).
+CREDIT_NOTE_OUTCOMES = ("issued", "refused")
+
+
+def handle_credit_note(
+    conn: psycopg.Connection, order_id: int, request_id: int, outcome: str, note: str, *, by: str
+) -> None:
+    """Record the answer to an open credit note request of an order: ``issued`` (the credit note
+    was made in the back office; the note may give its number) or ``refused`` (the note says why),
+    with when and by whom. Once only: a request already answered is left as it is. Commits.
+
+    :raises DeskError: an unknown outcome, a refusal without a note, a request that is not one of
+        this order's, or one already answered (the message names it and its state).
+    """
+    from passerelle.core.quarantine import DeskError
+
+    if outcome not in CREDIT_NOTE_OUTCOMES:
+        raise DeskError(f"outcome: {outcome!r} is not one of {', '.join(CREDIT_NOTE_OUTCOMES)}")
+    note = (note or "").strip()
+    if outcome == "refused" and not note:
+        raise DeskError("note: a refusal needs a note saying why (e.g. 'goods not returned')")
+    with conn.transaction():
+        done = conn.execute(
+            "UPDATE erp.credit_note_request SET status = %s, note = nullif(%s, ''), handled_at = now(), "
+            "handled_by = %s WHERE id = %s AND order_id = %s AND status = 'requested'",
+            (outcome, note, by, request_id, order_id),
+        ).rowcount
+        if not done:
+            row = conn.execute(
+                "SELECT status FROM erp.credit_note_request WHERE id = %s AND order_id = %s", (request_id, order_id)
+            ).fetchone()
+            if row is None:
+                raise DeskError(f"credit note request {request_id}: not a request of order {order_id}")
+            raise DeskError(f"credit note request {request_id}: already {row[0]}; nothing changed")
 
 
 def quarantine_rows(conn: psycopg.Connection, shop_order_id: str) -> list[dict[str, Any]]:

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlparse
 
 from fastapi import Depends, FastAPI, Form, HTTPException, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
@@ -83,10 +83,36 @@ async def desk_user(
     return user
 
 
-def desk_actor(user: Annotated[Any, Depends(desk_user)]) -> Any:
-    """A user who may also act: edit rights on the ``orders_in`` DAG (Airflow's role "User" and above)."""
+def cross_site(request: Request) -> str | None:
+    """The foreign origin of a form posted with Airflow's session cookie, else None.
+
+    Airflow's cookie is ``SameSite=Lax``: another site cannot post with it, but a page on a sibling
+    domain (same site) could. Browsers send ``Origin`` (else ``Referer``) with every POST; a
+    request authenticated by the cookie must come from the host it is sent to (``Host``, or
+    ``X-Forwarded-Host`` behind a proxy). A request with a bearer token (an API client, which a
+    browser never adds by itself) or without either header (not a browser's form) passes.
+    """
+    if request.headers.get("authorization", "").lower().startswith("bearer "):
+        return None
+    source = request.headers.get("origin") or request.headers.get("referer")
+    if not source:
+        return None
+    own = {h.strip().lower() for h in request.headers.get("x-forwarded-host", "").split(",") if h.strip()}
+    own.add(request.headers.get("host", "").lower())
+    seen = urlparse(source).netloc.lower()
+    return None if seen in own else (source if source != "null" else "an opaque origin")
+
+
+def desk_actor(request: Request, user: Annotated[Any, Depends(desk_user)]) -> Any:
+    """A user who may also act: edit rights on the ``orders_in`` DAG (Airflow's role "User" and
+    above), from a form of the desk itself (:func:`cross_site`)."""
     from airflow.api_fastapi.app import get_auth_manager
     from airflow.api_fastapi.auth.managers.models.resource_details import DagDetails
+
+    foreign = cross_site(request)
+    if foreign is not None:
+        log.warning("passerelle desk: %s refused for %s: posted from %s", request.url.path, user.get_name(), foreign)
+        raise HTTPException(status_code=403, detail=f"Form posted from another site ({foreign}): refused")
 
     if not get_auth_manager().is_authorized_dag(method="PUT", details=DagDetails(id=ACTIONS_DAG), user=user):
         raise HTTPException(
@@ -312,6 +338,26 @@ def create_app() -> FastAPI:
         if found is None:
             raise HTTPException(status_code=404, detail=f"No web order with id {order_id}")
         return _page(request, "order.html", user, settings, order=found)
+
+    @app.post("/orders/{order_id}/credit-notes/{request_id}")
+    def credit_note(
+        request: Request,
+        user: Actor,
+        order_id: int,
+        request_id: int,
+        outcome: Annotated[str, Form()],
+        note: Annotated[str, Form()] = "",
+    ) -> RedirectResponse:
+        from passerelle.core.order_list import handle_credit_note
+        from passerelle.core.quarantine import DeskError
+
+        with _erp(_settings()) as conn:
+            try:
+                handle_credit_note(conn, order_id, request_id, outcome, note, by=user.get_name())
+            except DeskError as exc:
+                return _back(request, f"/orders/{order_id}", error=str(exc))
+        log.info("passerelle desk: %s marked credit note request %s %s: %s", user.get_name(), request_id, outcome, note)
+        return _back(request, f"/orders/{order_id}", msg=f"Credit note request marked {outcome}.")
 
     @app.get("/runs", response_class=HTMLResponse)
     def runs(request: Request, user: User) -> HTMLResponse:
