@@ -309,6 +309,40 @@ def test_reorder_proposals_skip_twice_unchanged_then_follow_a_new_order_without_
     assert [r[2] for r in rows] == ["ordered", "proposed"] and rows[1][3] == projected + 1
 
 
+def test_an_open_proposal_is_withdrawn_once_the_stock_is_back_and_an_ordered_one_is_kept(erp):
+    # Two articles with their own stock row and no variant (one proposal each).
+    first, second = (
+        r[0]
+        for r in erp.execute(
+            "SELECT a.reference FROM erp.article a JOIN passerelle_src.stock_level s ON s.article_id = a.id "
+            "AND s.variant_id IS NULL WHERE NOT EXISTS (SELECT 1 FROM erp.variant v WHERE v.article_id = a.id) "
+            "ORDER BY a.id LIMIT 2"
+        )
+    )
+    art, other = _art_below_minimum(erp, first), _art_below_minimum(erp, second)
+    assert propose_reorders(erp).added >= 2
+    erp.execute("UPDATE erp.reorder_proposal SET status = 'ordered' WHERE article_id = %s", (other,))
+    others_before = [r for r in _proposals(erp) if r[0] not in (art, other)]
+
+    # Delivered: both articles back above their minimum.
+    erp.execute(
+        "UPDATE erp.stock SET quantity = quantity + 2000 WHERE article_id = ANY(%s) AND variant_id IS NULL",
+        ([art, other],),
+    )
+    erp.commit()
+    back = propose_reorders(erp)
+    assert back.skipped is None and (back.added, back.updated, back.withdrawn) == (0, 0, 1)
+    assert [r[:3] for r in _proposals(erp) if r[0] in (art, other)] == [(other, None, "ordered")]
+    assert [r for r in _proposals(erp) if r[0] not in (art, other)] == others_before  # the rest untouched
+
+    # Sold out again: a new open proposal, the buyer's ordered one still there.
+    erp.execute("UPDATE erp.stock SET quantity = quantity - 2000 WHERE article_id = %s AND variant_id IS NULL", (art,))
+    erp.commit()
+    again = propose_reorders(erp)
+    assert (again.added, again.withdrawn) == (1, 0)
+    assert [r[2] for r in _proposals(erp) if r[0] == art] == ["proposed"]
+
+
 def test_reorder_proposals_never_doubled_without_the_unique_index(erp):
     """A back office without the partial unique index reorder_open: still one open proposal each."""
     erp.execute("DROP INDEX erp.reorder_open")

@@ -349,6 +349,7 @@ class ProposeReordersOperator(OutcomeMixin, ErpMixin, BaseOperator):
             "files": len(imported.get("files", [])),
             "reorder_proposals": reorders.added,
             "reorder_proposals_updated": reorders.updated,
+            "reorder_proposals_withdrawn": reorders.withdrawn,
         }
         rows = max(int(counts.get("rows_read", 0)) - int(counts.get("rejected_rows", 0)), 0)
         more = [f"{counts['rows_replayed']} quarantined rows replayed"] if counts.get("rows_replayed") else []
@@ -359,8 +360,11 @@ class ProposeReordersOperator(OutcomeMixin, ErpMixin, BaseOperator):
         ):
             if counts.get(key):
                 more.append(f"{counts[key]} {words}")
-        if reorders.added or reorders.updated:
-            more.append(f"reorder proposals: {reorders.added} new, {reorders.updated} updated")
+        if reorders.added or reorders.updated or reorders.withdrawn:
+            more.append(
+                f"reorder proposals: {reorders.added} new, {reorders.updated} updated, "
+                f"{reorders.withdrawn} withdrawn (back in stock)"
+            )
         note = note_text(
             verb="integrated",
             rows=rows,
@@ -384,7 +388,13 @@ class ProposeReordersOperator(OutcomeMixin, ErpMixin, BaseOperator):
             note=note,
         )
         self.erp.commit()
-        self.log.info("%d reorder proposals added, %d updated; run counts %s", reorders.added, reorders.updated, counts)
+        self.log.info(
+            "%d reorder proposals added, %d updated, %d withdrawn; run counts %s",
+            reorders.added,
+            reorders.updated,
+            reorders.withdrawn,
+            counts,
+        )
         self.say(context, note)
         if reorders.skipped:
             self.log.info(

@@ -546,7 +546,10 @@ SELECT md5(coalesce(string_agg(concat_ws(':', article_id, variant_id, projected_
 )
 
 #: Set-wise: an open proposal (status ``proposed``) of the same article and variant is updated to
-#: the new figures (when they differ), any other wanted proposal inserted; never two open ones.
+#: the new figures (when they differ), any other wanted proposal inserted; never two open ones. An
+#: open proposal no longer wanted (its stock is back at its minimum: a delivery, a cancelled web
+#: order, a lower minimum) is withdrawn: the buyer never acted on it, and it would have them
+#: order what is in stock.
 #: ``NOT EXISTS`` rather than ``ON CONFLICT``, so that a back office without the partial unique
 #: index ``reorder_open`` (include/sql/erp/20_orders.sql) gets no duplicate either.
 _REORDER = (
@@ -572,8 +575,14 @@ _REORDER = (
                         WHERE r.status = 'proposed' AND r.article_id = w.article_id
                           AND r.variant_id IS NOT DISTINCT FROM w.variant_id)
     RETURNING id
+), withdrawn AS (
+    DELETE FROM erp.reorder_proposal r
+     WHERE r.status = 'proposed'
+       AND NOT EXISTS (SELECT 1 FROM wanted w
+                        WHERE w.article_id = r.article_id AND w.variant_id IS NOT DISTINCT FROM r.variant_id)
+    RETURNING r.id
 )
-SELECT (SELECT count(*) FROM inserted), (SELECT count(*) FROM updated)"""
+SELECT (SELECT count(*) FROM inserted), (SELECT count(*) FROM updated), (SELECT count(*) FROM withdrawn)"""
 )
 
 #: pg_advisory_xact_lock key of the reorder rule (one run at a time; any constant: "reorder").
@@ -582,11 +591,12 @@ _REORDER_LOCK = 0x72656F72646572
 
 @dataclass(frozen=True)
 class Reorders:
-    """What :func:`propose_reorders` did: proposals ``added`` and open ones ``updated``, or why
-    nothing was computed (``skipped``)."""
+    """What :func:`propose_reorders` did: proposals ``added``, open ones ``updated`` and open ones
+    ``withdrawn`` (no longer needed), or why nothing was computed (``skipped``)."""
 
     added: int = 0
     updated: int = 0
+    withdrawn: int = 0
     skipped: str | None = None
 
 
@@ -598,8 +608,8 @@ def propose_reorders(conn: psycopg.Connection, *, force: bool = False) -> Reorde
     orders, an article's minimum, reorder quantity or supplier: their fingerprint is kept in
     ``passerelle.reorder_basis``), or with *force*; otherwise nothing is written and
     ``skipped`` says why. An open proposal (status ``proposed``) of the same article and variant
-    is updated to the new figures, never doubled; proposals the buyer ordered or dismissed are
-    left alone.
+    is updated to the new figures, never doubled, and withdrawn (deleted) once its article or
+    variant is back at its minimum; proposals the buyer ordered or dismissed are left alone.
     """
     _idle(conn)
     with conn.transaction():
@@ -611,14 +621,14 @@ def propose_reorders(conn: psycopg.Connection, *, force: bool = False) -> Reorde
                 skipped="neither the stock nor the open web orders (nor an article's minimum, reorder quantity "
                 f"or supplier) changed since the proposals computed at {last[1]:%Y-%m-%d %H:%M:%S %z}"
             )
-        added, updated = conn.execute(_REORDER).fetchone()
+        added, updated, withdrawn = conn.execute(_REORDER).fetchone()
         conn.execute(
             "INSERT INTO passerelle.reorder_basis (fingerprint, proposals, computed_at) VALUES (%s, %s, now()) "
             "ON CONFLICT (id) DO UPDATE SET fingerprint = EXCLUDED.fingerprint, proposals = EXCLUDED.proposals, "
             "computed_at = EXCLUDED.computed_at",
             (fingerprint, added + updated),
         )
-    return Reorders(added=int(added), updated=int(updated))
+    return Reorders(added=int(added), updated=int(updated), withdrawn=int(withdrawn))
 
 
 # --------------------------------------------------------------------------------------------
