@@ -499,6 +499,10 @@ def seed_inbound_setup(conn: psycopg.Connection) -> dict[str, str]:
     return DEMO_INBOUND
 
 
+#: What the demo's changes append to (or take off) one article's name.
+NEW_MODEL = " (nouveau modèle)"
+
+
 def apply_demo_changes(conn: psycopg.Connection) -> dict[str, list[str]]:
     """The edits `make demo` (and the end-to-end test) make between two syncs:
     3 articles changed, 1 created, 1 taken off the web."""
@@ -510,7 +514,13 @@ def apply_demo_changes(conn: psycopg.Connection) -> dict[str, list[str]]:
         )
     ]
     conn.execute("UPDATE erp.article SET price_excl_vat = price_excl_vat + 1 WHERE reference = %s", (changed[0],))
-    conn.execute("UPDATE erp.article SET name = name || ' (nouveau modèle)' WHERE reference = %s", (changed[1],))
+    # A second call (the demo's new-only run) takes the suffix off again: still a change, and the
+    # name never reads "(nouveau modèle) (nouveau modèle)".
+    conn.execute(
+        "UPDATE erp.article SET name = CASE WHEN name LIKE %s THEN left(name, -length(%s)) ELSE name || %s END "
+        "WHERE reference = %s",
+        (f"%{NEW_MODEL}", NEW_MODEL, NEW_MODEL, changed[1]),
+    )
     conn.execute(
         "UPDATE erp.article SET long_description = '<p>Nouvelle description.</p>' WHERE reference = %s", (changed[2],)
     )
