@@ -75,7 +75,7 @@ bench-orders: $(STAMP)
 bench-latency: $(STAMP)
 	$(BIN)/python bench/latency.py
 
-# Every bench of issue 15 one after the other (about an hour on 2 cores); writes README.md's
+# Every bench of issue 15 one after the other (34 minutes on a quiet 2-core machine); writes README.md's
 # benchmark table and prints the figures as one JSON object on its last line (bench/all.py).
 # QUICK=1: small sizes, to check the script; the table then goes to bench/out/, not README.md.
 bench-all: $(STAMP)

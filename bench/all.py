@@ -1,6 +1,6 @@
 """Every benchmark of issue 15, one after the other, into README.md's table (``make bench-all``).
 
-    .venv/bin/python bench/all.py            # the issue's sizes (about an hour on 2 cores)
+    .venv/bin/python bench/all.py            # the issue's sizes (34 minutes on a quiet 2-core machine)
     .venv/bin/python bench/all.py --quick    # small sizes: checks this script, writes no README
 
 Runs, in this order, each in its own process (their output passes through; the machine does one
