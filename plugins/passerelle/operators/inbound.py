@@ -361,10 +361,8 @@ class ProposeReordersOperator(OutcomeMixin, ErpMixin, BaseOperator):
             if counts.get(key):
                 more.append(f"{counts[key]} {words}")
         if reorders.added or reorders.updated or reorders.withdrawn:
-            more.append(
-                f"reorder proposals: {reorders.added} new, {reorders.updated} updated, "
-                f"{reorders.withdrawn} withdrawn (back in stock)"
-            )
+            said = f"reorder proposals: {reorders.added} new, {reorders.updated} updated"
+            more.append(said + (f", {reorders.withdrawn} withdrawn (back in stock)" if reorders.withdrawn else ""))
         note = note_text(
             verb="integrated",
             rows=rows,
