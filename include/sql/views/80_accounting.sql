@@ -45,9 +45,8 @@ SELECT i.number AS invoice_number,
        ol.discount_excl_vat,
        ol.vat_rate
 FROM erp.invoice i
-JOIN erp.sales_order o ON o.id = i.order_id
-JOIN erp.sales_order_line ol ON ol.order_id = o.id
-WHERE o.origin = 'web' AND o.kind = 'order';
+JOIN passerelle_src.journal_order o ON o.order_id = i.order_id
+JOIN erp.sales_order_line ol ON ol.order_id = o.order_id;
 
 -- Payments received on web orders (paid, with the moment they were); a refund is a negative amount.
 CREATE OR REPLACE VIEW passerelle_src.journal_payment AS
