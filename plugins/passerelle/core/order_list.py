@@ -22,6 +22,8 @@ from zoneinfo import ZoneInfo
 import psycopg
 from psycopg.rows import dict_row
 
+from passerelle.core.quarantine import DeskError
+
 #: What the payment state column says, in the order the filter offers them.
 PAYMENT_STATES = ("paid", "awaiting payment", "not paid", "no payment", "partly refunded", "refunded")
 
@@ -200,8 +202,6 @@ def handle_credit_note(
     :raises DeskError: an unknown outcome, a refusal without a note, a request that is not one of
         this order's, or one already answered (the message names it and its state).
     """
-    from passerelle.core.quarantine import DeskError
-
     if outcome not in CREDIT_NOTE_OUTCOMES:
         raise DeskError(f"outcome: {outcome!r} is not one of {', '.join(CREDIT_NOTE_OUTCOMES)}")
     note = (note or "").strip()
