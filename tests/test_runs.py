@@ -12,6 +12,7 @@ import pendulum
 import pytest
 import yaml
 
+from dag_runs import xcom
 from passerelle import INCLUDE, PROJECT_ROOT
 from passerelle.core.outcome import count_reasons, inbound_totals, note_text, public_url, reason_kind, sent_rows
 from passerelle.dag_settings import cron_words
@@ -171,19 +172,6 @@ def _config(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("PASSERELLE_CONFIG", str(path))
 
 
-def _xcom(dr, task_id: str, key: str = "return_value"):
-    from airflow.models.xcom import XComModel
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        row = session.execute(
-            XComModel.get_many(run_id=dr.run_id, key=key, task_ids=task_id, dag_ids=dr.dag_id).with_only_columns(
-                XComModel.value
-            )
-        ).first()
-    return XComModel.deserialize_value(row) if row else None
-
-
 def _run(dag, when, conf=None):
     dr = dag.test(logical_date=when, run_conf=conf or {})
     assert dr.state == "success", f"run ended {dr.state}"
@@ -213,10 +201,10 @@ def test_catalog_run_says_what_it_sent_links_its_batch_and_announces_it(
     day = pendulum.datetime(2026, 11, 20, 2, tz=PARIS)
     dr = _run(dag, day)
 
-    built = _xcom(dr, "build")
+    built = xcom(dr, "build")
     sent = sent_rows(built["counts"])
     files = len(built["files"])
-    note = _xcom(dr, "confirm", "run_note")
+    note = xcom(dr, "confirm", "run_note")
     rows = f"{sent:,}".replace(",", "\u202f")
     assert note.startswith(f"sent {rows} rows in {files} files; 3 rows quarantined, top reasons: ")
     assert note.endswith("top reasons: ean: not a valid EAN-13 (13 digits, check digit) (3)")
@@ -225,9 +213,9 @@ def test_catalog_run_says_what_it_sent_links_its_batch_and_announces_it(
     erp.commit()
     assert kept == note
 
-    published = _xcom(dr, "publish")
-    assert _xcom(dr, "publish", "_link_BatchFolderLink") == f"{BASE}{published['folder']}"
-    assert _xcom(dr, "publish", "_link_ManifestLink") == f"{BASE}{published['folder']}/manifest.json"
+    published = xcom(dr, "publish")
+    assert xcom(dr, "publish", "_link_BatchFolderLink") == f"{BASE}{published['folder']}"
+    assert xcom(dr, "publish", "_link_ManifestLink") == f"{BASE}{published['folder']}/manifest.json"
     with create_session() as session:
         events = session.scalars(select(AssetEvent).where(AssetEvent.source_run_id == dr.run_id)).all()
         extras = [e.extra for e in events]
@@ -237,12 +225,12 @@ def test_catalog_run_says_what_it_sent_links_its_batch_and_announces_it(
 
     # A full run the next day sends every row again: counted as changed, none "unchanged".
     dr2 = _run(dag, day.add(days=1), {"mode": "full"})
-    counts = _xcom(dr2, "build")["counts"]
+    counts = xcom(dr2, "build")["counts"]
     # (the 3 refused articles never reached the shop: new again, and refused again)
     assert counts["article"]["unchanged"] == 0 and counts["article"]["created"] == 3
     assert counts["article"]["changed"] == built["counts"]["article"]["created"] - 3
     assert counts["brand"]["changed"] == built["counts"]["brand"]["created"] and counts["brand"]["unchanged"] == 0
-    confirm = _xcom(dr2, "confirm")
+    confirm = xcom(dr2, "confirm")
     assert confirm["unchanged"] == 0 and confirm["changed"] == sum(c["changed"] for c in counts.values())
     assert confirm["created"] + confirm["changed"] + confirm["removed"] - confirm["rejected"] == sent_rows(counts)
 
@@ -269,12 +257,12 @@ def test_orders_run_with_replay_counts_rejects_once_and_links_the_rejects(
     erp.commit()
     assert rejects == open_rows  # not twice: the replay left them open, it did not reject them again
 
-    imported = _xcom(dr, "import_files")
+    imported = xcom(dr, "import_files")
     assert imported["counts"]["rejected_rows"] == open_rows and imported["counts"]["rows_still_open"] == open_rows
     assert sum(imported["reasons"].values()) == open_rows
     [rejects_file] = [f["rejects_file"] for f in imported["files"] if f.get("rejects_file")]
-    assert _xcom(dr, "import_files", "_link_RejectsLink") == f"{BASE}/errors/{rejects_file}"
-    note = _xcom(dr, "propose_reorders", "run_note")
+    assert xcom(dr, "import_files", "_link_RejectsLink") == f"{BASE}/errors/{rejects_file}"
+    note = xcom(dr, "propose_reorders", "run_note")
     assert note.startswith("integrated ") and " in 3 files; " in note
     assert f"; {open_rows} row{'s' if open_rows > 1 else ''} quarantined, top reasons: " in note
     assert "sku: unknown SKU: no article or variant with this reference in the back office (1)" in note
@@ -347,7 +335,7 @@ def test_the_run_note_is_written_on_the_run_through_the_api(api_server, connecti
     from passerelle.flows.report import report_dag
 
     dr = _run(report_dag(), pendulum.datetime(2026, 11, 21, 6, tz=PARIS), {"dry_run": True})
-    kept = _xcom(dr, "publish_report", "run_note")
+    kept = xcom(dr, "publish_report", "run_note")
     assert kept.startswith("report report-2026-11-21.html: ") and kept.endswith("(dry run, nothing written)")
     with create_session() as session:
         assert session.get(DagRun, dr.id).note == kept

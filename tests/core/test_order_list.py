@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from passerelle.core.integrate import integrate_file
+from passerelle.core.integrate import DEFAULT_RULES, integrate_file
 from passerelle.core.order_list import (
     DAILY_COLUMNS,
     OrderFilter,
@@ -25,12 +25,7 @@ from passerelle.core.order_list import (
 )
 
 PARIS = "Europe/Paris"
-RULES = {
-    "integrate": ["paid", "validated"],
-    "quotes": ["quote"],
-    "cancels": ["cancelled"],
-    "awaiting_payment": ["pending"],
-}
+RULES = {**DEFAULT_RULES, "awaiting_payment": ["pending"]}
 HEADER = (
     "shop_order_id,order_date,status,shop_customer_id,email,currency,line_number,sku,label,quantity,"
     "unit_price_excl_vat,vat_rate,line_discount_excl_vat,payment_method,payment_amount,payment_paid,paid_at,"

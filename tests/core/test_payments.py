@@ -13,14 +13,9 @@ import io
 import pytest
 
 from passerelle import INCLUDE
-from passerelle.core.integrate import integrate_file
+from passerelle.core.integrate import DEFAULT_RULES, integrate_file
 
-RULES = {
-    "integrate": ["paid", "validated"],
-    "quotes": ["quote"],
-    "cancels": ["cancelled"],
-    "awaiting_payment": ["pending"],
-}
+RULES = {**DEFAULT_RULES, "awaiting_payment": ["pending"]}
 
 HEADER = (
     "shop_order_id,order_date,status,shop_customer_id,email,currency,line_number,sku,label,quantity,"

@@ -11,12 +11,9 @@ from urllib.parse import unquote
 import psycopg
 import pytest
 
-RULES = {
-    "integrate": ["paid", "validated"],
-    "quotes": ["quote"],
-    "cancels": ["cancelled"],
-    "awaiting_payment": ["pending"],
-}
+from passerelle.core.integrate import DEFAULT_RULES
+
+RULES = {**DEFAULT_RULES, "awaiting_payment": ["pending"]}
 HEADER = (
     "shop_order_id,order_date,status,shop_customer_id,email,currency,line_number,sku,label,quantity,"
     "unit_price_excl_vat,vat_rate,line_discount_excl_vat,payment_method,payment_amount,payment_paid,"

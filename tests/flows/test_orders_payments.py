@@ -11,23 +11,11 @@ import shutil
 import pendulum
 import yaml
 
+from dag_runs import xcom
 from passerelle import INCLUDE
 
 SAMPLES = INCLUDE / "sample" / "inbound"
 PARIS = "Europe/Paris"
-
-
-def _xcom(dr, task_id: str, key: str = "return_value"):
-    from airflow.models.xcom import XComModel
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        row = session.execute(
-            XComModel.get_many(run_id=dr.run_id, key=key, task_ids=task_id, dag_ids=dr.dag_id).with_only_columns(
-                XComModel.value
-            )
-        ).first()
-    return XComModel.deserialize_value(row) if row else None
 
 
 def _state(erp) -> dict:
@@ -83,7 +71,7 @@ def test_a_late_payment_and_a_refund_through_the_dag(airflow_db, connections, er
     assert after["paid"] == [(True, "PAYID-M5QK2VA8XK")]
     assert [(o, float(a), f) for o, a, f in after["credit_notes"]] == [("WEB-100231", 20.0, "orders_20261121_0900.csv")]
     assert after["history"] == [("awaiting_payment",), ("confirmed",)]
-    note = _xcom(second, "propose_reorders", "run_note")
+    note = xcom(second, "propose_reorders", "run_note")
     assert "1 payments seen later" in note and "1 orders confirmed by their payment" in note
     assert "1 credit notes requested" in note
 
@@ -93,5 +81,5 @@ def test_a_late_payment_and_a_refund_through_the_dag(airflow_db, connections, er
     third = dag.test(logical_date=pendulum.datetime(2026, 11, 21, 11, 15, tz=PARIS))
     assert third.state == "success"
     assert _state(erp) == after
-    counts = _xcom(third, "import_files")["counts"]
+    counts = xcom(third, "import_files")["counts"]
     assert (counts["payments_seen_later"], counts["credit_notes_requested"], counts["orders_created"]) == (0, 0, 0)
