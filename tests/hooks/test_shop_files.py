@@ -393,3 +393,22 @@ def test_vsftpd_requires_the_tls_session_reuse_the_hook_does(vsftpd_shop):
             plain.nlst("/")
     finally:
         plain.close()
+
+
+def test_a_tls_data_connection_closed_while_its_handshake_is_in_progress_is_not_an_error():
+    """TLS 1.3: an empty listing can end before OpenSSL is out of its handshake, and ``ftplib``'s
+    ``unwrap()`` then fails with SHUTDOWN_WHILE_IN_INIT. Under load that hit one listing in six on the
+    suite's pyftpdlib FTPS; the hook's data sockets skip the TLS goodbye and let the 226 reply judge."""
+    from passerelle.hooks.ftp import DataSocket, ReusedSessionFTP_TLS
+
+    def in_init(context: ssl.SSLContext) -> ssl.SSLSocket:
+        ours, theirs = socket.socketpair()
+        theirs.close()
+        return context.wrap_socket(ours, server_hostname="shop.example", do_handshake_on_connect=False)
+
+    with pytest.raises(ssl.SSLError, match="SHUTDOWN_WHILE_IN_INIT"), in_init(ssl.create_default_context()) as plain:
+        plain.unwrap()  # the standard library's socket: what the hook met
+    client = ReusedSessionFTP_TLS(context=ssl.create_default_context())
+    with in_init(client.context) as data:
+        assert isinstance(data, DataSocket)
+        assert data.unwrap() is None

@@ -37,13 +37,38 @@ def truthy(value: Any, default: bool) -> bool:
     return bool(value)
 
 
+class DataSocket(ssl.SSLSocket):
+    """A TLS data connection whose closing handshake may find the TLS handshake still in progress.
+
+    Under TLS 1.3 a short transfer (an empty listing) can end while OpenSSL is still reading the
+    server's post-handshake messages; ``ftplib`` then calls ``unwrap()`` and OpenSSL refuses with
+    ``SHUTDOWN_WHILE_IN_INIT`` (CPython bpo-34391, OpenSSL issue 25798). The data has been read to
+    its end by then, and the server's own reply on the control connection (226 or an error), which
+    ``ftplib`` reads next, says whether the transfer was whole: skip the TLS goodbye and close.
+    Raising instead would also leave that reply unread and the control connection out of step.
+    """
+
+    def unwrap(self):
+        try:
+            return super().unwrap()
+        except ssl.SSLError as exc:
+            if exc.reason != "SHUTDOWN_WHILE_IN_INIT":
+                raise
+            return None
+
+
 class ReusedSessionFTP_TLS(ftplib.FTP_TLS):
     """FTP_TLS that resumes the control connection's TLS session on data connections.
 
     vsftpd (``require_ssl_reuse=YES``, its default), ProFTPD (``TLSOptions
     NoSessionReuseRequired`` absent) and FileZilla Server refuse data connections that do not
-    reuse the control session; the standard library does not do it.
+    reuse the control session; the standard library does not do it. Its sockets are
+    :class:`DataSocket`.
     """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.context.sslsocket_class = DataSocket
 
     def ntransfercmd(self, cmd, rest=None):
         conn, size = ftplib.FTP.ntransfercmd(self, cmd, rest)
