@@ -26,7 +26,6 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,7 +33,7 @@ from pathlib import Path
 
 import pytest
 
-from passerelle_demo.localenv import free_port, self_signed_certificate
+from passerelle_demo.localenv import free_port, self_signed_certificate, serve_in_thread
 
 SERVER_BASE = Path("/srv/passerelle-tests")
 SFTP_SERVER_PACKAGES = ("openssh-server", "openssh-sftp-server")
@@ -270,15 +269,7 @@ def start_pyftpdlib(
     handler = type("Handler", (base,), attrs)
     server = ThreadedFTPServer(("127.0.0.1", 0), handler)
     port = server.socket.getsockname()[1]
-    thread = threading.Thread(
-        target=server.serve_forever, kwargs={"timeout": 0.2}, daemon=True, name="passerelle-test-ftp"
-    )
-    thread.start()
-
-    def stop() -> None:
-        server.close_all()
-        thread.join(5)
-
+    stop = serve_in_thread(server, "passerelle-test-ftp")
     extra = {"tls": "true", "ca_file": cafile} if tls else {}
     return ShopServer("ftps" if tls else "ftp", "ftp", "127.0.0.1", port, user, password, root, extra, None, stop)
 

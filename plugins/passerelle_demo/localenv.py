@@ -18,6 +18,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import psycopg
@@ -188,11 +189,28 @@ def start_ftp(root: Path, *, tls: bool = False, port: int = 0) -> tuple[FTPServe
         handler.tls_data_required = True
     server = ThreadedFTPServer(("127.0.0.1", port), handler)
     actual = server.socket.getsockname()[1]
-    thread = threading.Thread(target=server.serve_forever, kwargs={"timeout": 0.2}, daemon=True, name="passerelle-ftp")
+    stop = serve_in_thread(server, "passerelle-ftp")
+    return FTPServer("127.0.0.1", actual, "shop", "s3cret", root, tls=tls, cafile=cafile), stop
+
+
+def serve_in_thread(server: Any, name: str) -> Callable[[], None]:
+    """Run a pyftpdlib server's loop in a thread; returns ``stop``, which ends the loop, then closes.
+
+    Closing the server from another thread while its loop polls makes the loop fail on a closed
+    descriptor: the loop turns in short steps and checks a flag, as pyftpdlib's own test server does.
+    """
+    stopping = threading.Event()
+
+    def loop() -> None:
+        while not stopping.is_set():
+            server.serve_forever(timeout=0.1, blocking=False)
+
+    thread = threading.Thread(target=loop, daemon=True, name=name)
     thread.start()
 
     def stop() -> None:
-        server.close_all()
+        stopping.set()
         thread.join(5)
+        server.close_all()
 
-    return FTPServer("127.0.0.1", actual, "shop", "s3cret", root, tls=tls, cafile=cafile), stop
+    return stop
