@@ -303,6 +303,38 @@ def test_the_seeded_back_office_is_at_head(erp):
     assert current(erp) == head()
 
 
+def test_batch_rows_belong_to_a_batch_and_go_with_it(erp):
+    """0007: the rows of a batch are checked per statement, not per row, and still obey the rules
+    of the foreign key they replace: no row of a missing batch, and a deleted batch takes its rows."""
+    make = (
+        "INSERT INTO passerelle.batch (flow, run_key, mode, status, entities) "
+        "VALUES ('t', %s, 'full', 'built', '{article}') RETURNING id"
+    )
+    kept, dropped = (erp.execute(make, (key,)).fetchone()[0] for key in ("kept", "dropped"))
+    rows = (
+        "INSERT INTO passerelle.batch_row (batch_id, entity, key, hash, label, op) "
+        "SELECT %s, 'article', 'ART-' || i, 'h', NULL, 'C' FROM generate_series(1, 3) i"
+    )
+    erp.execute(rows, (kept,))
+    erp.execute(rows, (dropped,))
+    erp.execute("DELETE FROM passerelle.batch WHERE id = %s", (dropped,))
+    left = erp.execute(
+        "SELECT batch_id, count(*) FROM passerelle.batch_row WHERE batch_id IN (%s, %s) GROUP BY 1", (kept, dropped)
+    )
+    assert left.fetchall() == [(kept, 3)]
+    erp.commit()
+    missing = dropped + 1000
+    with pytest.raises(psycopg.errors.ForeignKeyViolation, match=f"batch {missing} does not exist"):
+        erp.execute(rows, (missing,))
+    erp.rollback()
+    with pytest.raises(psycopg.errors.ForeignKeyViolation, match=f"batch {missing} does not exist"):
+        erp.execute("UPDATE passerelle.batch_row SET batch_id = %s WHERE batch_id = %s", (missing, kept))
+    erp.rollback()
+    erp.execute("DELETE FROM passerelle.batch WHERE id = %s", (kept,))
+    erp.commit()
+    assert erp.execute("SELECT count(*) FROM passerelle.batch_row WHERE batch_id = %s", (kept,)).fetchone() == (0,)
+
+
 def test_apply_sql_names_an_unknown_part(empty_db):
     with psycopg.connect(empty_db) as conn, pytest.raises(ValueError, match=r"unknown part\(s\) \['stat'\]"):
         apply_sql(conn, ("erp", "stat"))

@@ -243,6 +243,7 @@ def diff_entity(
         INSERT INTO passerelle.batch_row (batch_id, entity, key, hash, label, op)
         SELECT %(batch)s, %(entity)s, key, hash, label, CASE op WHEN '=' THEN 'U' ELSE op END
         FROM diff WHERE op = 'C' OR NOT %(new_only)s
+        ORDER BY key  -- the primary key's index then grows at its end, page after page
     ){keep}
     SELECT op, count(*) FROM diff GROUP BY op
     """

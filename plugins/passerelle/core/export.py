@@ -161,6 +161,10 @@ def _live_rows_query(batch: Batch, entity: Entity, with_previous: bool) -> tuple
     sends everything as if the shop had nothing) and ``batch_op`` (``C``: the shop never
     confirmed the row, full send included; ``U``: it did)."""
     source = batch.kept.get(entity.name, entity.view)
+    if not with_previous and entity.name in batch.kept:
+        # The kept rows are the batch's created and changed rows, no more (rows a dialect refuses
+        # leave the batch after they are read): no join with the batch's rows needed.
+        return f"SELECT v.* FROM {source} v ORDER BY v.key", ()
     if not with_previous:
         return (
             f"SELECT v.* FROM {source} v JOIN passerelle.batch_row b "
