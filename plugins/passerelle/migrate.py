@@ -36,6 +36,20 @@ LOCK_KEY = 0x7061737365726C
 DEFAULT_CONN_ID = "passerelle_erp"
 
 
+def run_statements(statements) -> None:
+    """A revision's ``upgrade``: its SQL statements, in order, on the migration's connection."""
+    from alembic import op
+
+    bind = op.get_bind()
+    for statement in statements:
+        bind.exec_driver_sql(statement)
+
+
+def forward_only() -> None:
+    """Every revision's ``downgrade``: the state schema is never taken back by a migration."""
+    raise NotImplementedError("Passerelle's state schema only moves forward: restore a backup to go back")
+
+
 class MigrationError(RuntimeError):
     """The schema cannot be migrated as it is; the message says what to do."""
 

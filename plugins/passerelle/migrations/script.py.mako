@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa  # noqa: F401
 from alembic import op  # noqa: F401
+
+from passerelle.migrate import forward_only, run_statements  # noqa: F401
 % if imports:
 ${imports}
 % endif
@@ -25,5 +27,4 @@ def upgrade() -> None:
     ${upgrades if upgrades else "pass"}
 
 
-def downgrade() -> None:
-    raise NotImplementedError("Passerelle's state schema only moves forward: restore a backup to go back")
+downgrade = forward_only

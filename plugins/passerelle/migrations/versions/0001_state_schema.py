@@ -12,7 +12,7 @@ against ``TABLES`` and stamps it at 0001 instead of running this.
 
 from __future__ import annotations
 
-from alembic import op
+from passerelle.migrate import forward_only, run_statements
 
 revision = "0001"
 down_revision = None
@@ -276,10 +276,7 @@ def statements(sql: str = STATE_SQL) -> list[str]:
 
 
 def upgrade() -> None:
-    bind = op.get_bind()
-    for statement in statements():
-        bind.exec_driver_sql(statement)
+    run_statements(statements())
 
 
-def downgrade() -> None:
-    raise NotImplementedError("Passerelle's state schema only moves forward: restore a backup to go back")
+downgrade = forward_only

@@ -13,7 +13,7 @@ collapsed (``passerelle.core.integrate.rules.label_key``).
 
 from __future__ import annotations
 
-from alembic import op
+from passerelle.migrate import forward_only, run_statements
 
 revision = "0002"
 down_revision = "0001"
@@ -31,8 +31,7 @@ CREATE TABLE passerelle.line_mapping (
 
 
 def upgrade() -> None:
-    op.get_bind().exec_driver_sql(SQL)
+    run_statements([SQL])
 
 
-def downgrade() -> None:
-    raise NotImplementedError("Passerelle's state schema only moves forward: restore a backup to go back")
+downgrade = forward_only

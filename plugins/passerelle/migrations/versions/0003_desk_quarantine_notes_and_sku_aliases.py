@@ -14,7 +14,7 @@ Create Date: 2026-12-01
 
 from __future__ import annotations
 
-from alembic import op
+from passerelle.migrate import forward_only, run_statements
 
 revision = "0003"
 down_revision = "0002"
@@ -36,10 +36,7 @@ STATEMENTS = (
 
 
 def upgrade() -> None:
-    bind = op.get_bind()
-    for statement in STATEMENTS:
-        bind.exec_driver_sql(statement)
+    run_statements(STATEMENTS)
 
 
-def downgrade() -> None:
-    raise NotImplementedError("Passerelle's state schema only moves forward: restore a backup to go back")
+downgrade = forward_only

@@ -21,6 +21,8 @@ import logging
 
 from alembic import op
 
+from passerelle.migrate import forward_only
+
 revision = "0006"
 down_revision = "0005"
 branch_labels = None
@@ -41,5 +43,4 @@ def upgrade() -> None:
         nested.commit()
 
 
-def downgrade() -> None:
-    raise NotImplementedError("Passerelle's state schema only moves forward: restore a backup to go back")
+downgrade = forward_only

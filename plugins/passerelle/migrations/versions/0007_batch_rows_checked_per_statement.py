@@ -24,7 +24,7 @@ other transaction can delete that batch meanwhile.
 
 from __future__ import annotations
 
-from alembic import op
+from passerelle.migrate import forward_only, run_statements
 
 revision = "0007"
 down_revision = "0006"
@@ -61,10 +61,7 @@ END $$""",
 
 
 def upgrade() -> None:
-    bind = op.get_bind()
-    for statement in STATEMENTS:
-        bind.exec_driver_sql(statement)
+    run_statements(STATEMENTS)
 
 
-def downgrade() -> None:
-    raise NotImplementedError("Passerelle's state schema only moves forward: restore a backup to go back")
+downgrade = forward_only
