@@ -153,7 +153,7 @@ def _live_files(dialect: Dialect, entity: str, df: pd.DataFrame, rejects: Reject
     return {dialect.stems[entity]: dialect.live(entity, df, rejects)}
 
 
-def _live_rows_query(batch: Batch, entity: Entity, with_previous: bool) -> tuple[str, tuple]:
+def _live_rows_query(batch: Batch, entity: Entity, with_previous: bool) -> tuple[str, tuple | None]:
     """The view's rows of the batch's created and changed keys, from the rows the diff kept
     (``batch.kept``) when it did, else from the view itself; with *with_previous*, three more
     columns: ``batch_label`` (the label the snapshot will record), ``previous_label`` (the
@@ -164,7 +164,7 @@ def _live_rows_query(batch: Batch, entity: Entity, with_previous: bool) -> tuple
     if not with_previous and entity.name in batch.kept:
         # The kept rows are the batch's created and changed rows, no more (rows a dialect refuses
         # leave the batch after they are read): no join with the batch's rows needed.
-        return f"SELECT v.* FROM {source} v ORDER BY v.key", ()
+        return f"SELECT v.* FROM {source} v ORDER BY v.key", None
     if not with_previous:
         return (
             f"SELECT v.* FROM {source} v JOIN passerelle.batch_row b "
