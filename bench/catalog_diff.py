@@ -199,6 +199,7 @@ def prepare(dsn: str, articles: int, rule: str) -> dict[str, Any]:
 def measure(dsn: str, rule: str, repeat: int) -> dict[str, Any]:
     """Time the floor, the view's COPY, the delta and the full send, interleaved, ``repeat``
     times each (fresh child process)."""
+    import passerelle.core.differ as differ
     import passerelle.core.export as export
     from passerelle.core.dialects import dialect
     from passerelle.core.differ import catalog_entities
@@ -240,9 +241,13 @@ def measure(dsn: str, rule: str, repeat: int) -> dict[str, Any]:
     result: dict[str, Any] = {}
     with psycopg.connect(dsn) as conn:
         # Every statement measured gets the work_mem the catalog's building transaction sets for
-        # itself (export.WORK_MEM): the limits and the view's COPY are not slowed by spills the
-        # send does not have.
+        # itself (export.WORK_MEM) and the planner costs its diff reads the view with
+        # (differ.PARALLEL_DIFF_SETTINGS: parallel workers): the limits and the view's COPY are not
+        # slowed by spills, or kept to one core, where the send is not. The floor's bare COPY of a
+        # table is one process whatever the settings.
         conn.execute("SELECT set_config('work_mem', %s, false)", (export.WORK_MEM,))
+        for name, value in differ.PARALLEL_DIFF_SETTINGS.items():
+            conn.execute("SELECT set_config(%s, %s, false)", (name, value))
         tables = source_tables(conn, "passerelle_src.article")
         conn.commit()
         log(f"floor: COPY of {len(tables)} tables: {', '.join(tables)}")

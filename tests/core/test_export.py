@@ -154,3 +154,56 @@ def test_prestashop_homonym_families_and_deactivations(erp):
     off = _ps_rows(erp, batch.id, "categories_off_0001.csv")
     assert [(r["ID"], r["Active (0/1)"], r["Name"]) for r in off] == [(str(10_000 + family_id), "0", family)]
     assert off[0]["Parent category"].isdigit()
+
+
+def test_parallel_workers_read_the_run_settings(erp, monkeypatch):
+    """The diff reads its view with parallel workers, and the workers see the transaction's run
+    settings: the safety stock shapes the quantities sent exactly as in one process."""
+    from passerelle.core import differ
+
+    # The demo's tables are small: let the planner use workers for them too.
+    monkeypatch.setitem(differ.PARALLEL_DIFF_SETTINGS, "min_parallel_table_scan_size", "0")
+    monkeypatch.setitem(differ.PARALLEL_DIFF_SETTINGS, "min_parallel_index_scan_size", "0")
+    monkeypatch.setitem(differ.PARALLEL_DIFF_SETTINGS, "parallel_tuple_cost", "0")
+    settings = {"passerelle.safety_stock": "3"}
+    (article,) = catalog_entities(RULE, ["article"])
+    with erp.transaction(force_rollback=True):
+        for name, value in settings.items():
+            erp.execute("SELECT set_config(%s, %s, true)", (name, value))
+        with differ._parallel_diff(erp):
+            plan = "\n".join(
+                r[0]
+                for r in erp.execute(
+                    "EXPLAIN (COSTS OFF) " + differ.diff_statement(article, keep_rows=True),
+                    {"entity": "article", "full": True, "new_only": False},
+                )
+            )
+            # A filter on the run setting, evaluated by the workers themselves.
+            above = "SELECT count(*) FROM erp.stock WHERE quantity > passerelle_src.safety_stock()"
+            worker_plan = "\n".join(r[0] for r in erp.execute("EXPLAIN (COSTS OFF) " + above))
+            in_workers = erp.execute(above).fetchone()[0]
+        erp.execute("SELECT set_config('max_parallel_workers_per_gather', '0', true)")
+        in_one_process = erp.execute(above).fetchone()[0]
+        expected = dict(
+            erp.execute(f"SELECT key, quantity::text FROM passerelle_src.article a WHERE a.web AND {RULE}").fetchall()
+        )
+    assert "Gather" in plan, plan
+    assert "Parallel Seq Scan on stock" in worker_plan and "safety_stock" in worker_plan, worker_plan
+    assert 0 < in_workers == in_one_process
+    # Some quantities above the safety stock, some brought down to zero by it.
+    assert 0 < sum(1 for q in expected.values() if q == "0") < len(expected)
+
+    batch, files = build_catalog(
+        erp,
+        flow="catalog",
+        run_key="parallel",
+        entities=[article],
+        dialect=dialect("generic"),
+        mode="full",
+        settings=settings,
+    )
+    sent = {}
+    for _name, content, _info in iter_outbox(erp, batch.id):
+        for row in csv.DictReader(io.StringIO(content.decode())):
+            sent[row["key"]] = row["quantity"]
+    assert sent == expected

@@ -53,11 +53,16 @@ FROM erp.stock st
 JOIN erp.location l ON l.code = st.location_code AND l.web
 GROUP BY st.article_id, st.variant_id;
 
+-- The functions of these views are PARALLEL SAFE (they read run settings, which parallel workers
+-- get from the transaction that starts them): the differ lets the planner read a view with parallel
+-- workers (passerelle.core.differ._parallel_diff), and one function without the label would keep
+-- every statement reading it to one process.
+
 -- The safety stock kept back from the shop: stock.safety_stock, set by the exporters of the
 -- catalog and of the hourly stock file as the transaction-local option passerelle.safety_stock
 -- (see 20_exchange.sql for the run settings). Unset (psql, a report): 0.
 CREATE OR REPLACE FUNCTION passerelle_src.safety_stock() RETURNS numeric
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
     SELECT greatest(coalesce(nullif(current_setting('passerelle.safety_stock', true), '')::numeric, 0), 0)
 $$;
 
@@ -65,7 +70,7 @@ $$;
 -- exporters of the catalog and of the hourly exchanges as the transaction-local option
 -- passerelle.as_of (see 20_exchange.sql for the run settings). Unset (psql, a report): today.
 CREATE OR REPLACE FUNCTION passerelle_src.as_of() RETURNS date
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
     SELECT coalesce(nullif(current_setting('passerelle.as_of', true), '')::date, current_date)
 $$;
 
@@ -75,13 +80,13 @@ $$;
 -- generic, psql): the column is NULL and the JSON is never built, which would cost every catalog
 -- diff about as much again as the rest of the article row (measured on the bench).
 CREATE OR REPLACE FUNCTION passerelle_src.with_article_variants() RETURNS boolean
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
     SELECT coalesce(current_setting('passerelle.article_variants', true), '') = 'on'
 $$;
 
 -- A promotion's price excl. VAT: the fixed one, else the base price less the percentage.
 CREATE OR REPLACE FUNCTION passerelle_src.promotional_price(base numeric, discount_pct numeric, fixed numeric)
-RETURNS numeric LANGUAGE sql IMMUTABLE AS $$
+RETURNS numeric LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT coalesce(fixed, round(base * (1 - discount_pct / 100), 4))
 $$;
 

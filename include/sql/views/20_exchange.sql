@@ -20,7 +20,7 @@
 -- (passerelle_src.as_of() is in 10_catalog.sql: the article view reads the promotions too.)
 
 CREATE OR REPLACE FUNCTION passerelle_src.shop_timezone() RETURNS text
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
     SELECT coalesce(nullif(current_setting('passerelle.timezone', true), ''), 'UTC')
 $$;
 
