@@ -36,9 +36,10 @@ dropped at the end unless ``--keep``):
      selected row out of the database with its hash, in key order (``COPY (SELECT a.*,
      md5(a::text) ... ORDER BY a.key)``, ``full_limit_seconds``), before any file is written.
 
-``peak_rss_mb`` is the peak resident memory (``ru_maxrss``) of the measuring process, the Python
-side of the delta; PostgreSQL's own memory is the server's (bounded by ``work_mem`` and
-``shared_buffers``), not counted here.
+``peak_rss_mb`` is the Python side's peak resident memory: the measuring process's
+(``ru_maxrss``, ``own_peak_rss_mb``) plus that of the process a large send formats its files in
+(``VmHWM`` read from /proc, ``formatter_peak_rss_mb``), as if both peaked at once; PostgreSQL's
+own memory is the server's (bounded by ``work_mem`` and ``shared_buffers``), not counted here.
 
 The last line of output is one JSON object: ``rows`` (articles in the delta's view selection),
 ``seconds`` (median delta), ``full_seconds`` (median full send), ``floor_seconds`` (median sum of
@@ -62,7 +63,9 @@ import os
 import resource
 import statistics
 import sys
+import threading
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +99,47 @@ def log(message: str) -> None:
 def peak_rss_mb() -> float:
     """This process's peak resident set size in MiB (Linux reports ru_maxrss in KiB)."""
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+class DescendantsPeak(threading.Thread):
+    """The largest peak resident set size (``VmHWM``, MiB) of this process's descendants, read from
+    /proc every 0.2 s while it runs: the process a large send formats its files in
+    (passerelle.core.export._Formatter) is a grandchild, which ``RUSAGE_CHILDREN`` does not see."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.peak_mb = 0.0
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        me = os.getpid()
+        while not self._stop_event.wait(0.2):
+            parents = {}
+            for entry in os.listdir("/proc"):
+                if entry.isdigit():
+                    try:
+                        with open(f"/proc/{entry}/stat") as f:
+                            parents[int(entry)] = int(f.read().rsplit(")", 1)[1].split()[1])
+                    except (OSError, IndexError, ValueError):
+                        continue
+            for pid in parents:
+                ancestor = parents.get(pid)
+                while ancestor not in (None, 0, 1, me):
+                    ancestor = parents.get(ancestor)
+                if ancestor != me:
+                    continue
+                try:
+                    with open(f"/proc/{pid}/status") as f:
+                        for line in f:
+                            if line.startswith("VmHWM:"):
+                                self.peak_mb = max(self.peak_mb, int(line.split()[1]) / 1024)
+                except OSError:
+                    continue
+
+    def stop(self) -> float:
+        self._stop_event.set()
+        self.join()
+        return round(self.peak_mb, 1)
 
 
 def _selection(rule: str) -> str:
@@ -239,6 +283,8 @@ def measure(dsn: str, rule: str, repeat: int) -> dict[str, Any]:
     }
     per_table: dict[str, list[float]] = {}
     result: dict[str, Any] = {}
+    descendants = DescendantsPeak()
+    descendants.start()
     with psycopg.connect(dsn) as conn:
         # Every statement measured gets the work_mem the catalog's building transaction sets for
         # itself (export.WORK_MEM) and the planner costs its diff reads the view with
@@ -318,7 +364,7 @@ def measure(dsn: str, rule: str, repeat: int) -> dict[str, Any]:
     full_ratios = [d / f for d, f in zip(times["full"], times["floor"], strict=True)]
     hash_ratios = [d / f for d, f in zip(times["hash"], times["floor"], strict=True)]
     rows_hash_ratios = [d / f for d, f in zip(times["rows_hash"], times["floor"], strict=True)]
-    return {
+    report = {
         **result,
         "seconds": round(med["delta"], 3),
         "full_seconds": round(med["full"], 3),
@@ -341,14 +387,20 @@ def measure(dsn: str, rule: str, repeat: int) -> dict[str, Any]:
         "full_runs": [round(x, 3) for x in times["full"]],
         "floor_runs": [round(x, 3) for x in times["floor"]],
         "copy_runs": [round(x, 3) for x in times["copy"]],
-        "peak_rss_mb": peak_rss_mb(),
+        "own_peak_rss_mb": peak_rss_mb(),
+        "formatter_peak_rss_mb": descendants.stop(),
     }
+    # Both processes of a large send at their peaks at once: the Python side's memory, at most.
+    report["peak_rss_mb"] = round(report["own_peak_rss_mb"] + report["formatter_peak_rss_mb"], 1)
+    return report
 
 
 def in_child(func, *args) -> Any:
-    """Run func(*args) in a fresh interpreter (spawn) and return its result."""
-    with multiprocessing.get_context("spawn").Pool(1) as pool:
-        return pool.apply(func, args)
+    """Run func(*args) in a fresh interpreter (spawn) and return its result. Not a
+    ``multiprocessing.Pool``, whose daemonic processes may not start the process a large send
+    formats its files in."""
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(func, *args).result()
 
 
 def table(report: dict[str, Any]) -> str:
@@ -375,7 +427,9 @@ def table(report: dict[str, Any]) -> str:
         f"{'view COPY bytes':<28}{report['copy_bytes']:>14,}",
         f"{'delta / view COPY (ref.)':<28}{report['ratio']:>14.2f}",
         f"{'view COPY / floor':<28}{report['copy_floor_ratio']:>14.2f}",
-        f"{'peak RSS, measuring (MiB)':<28}{report['peak_rss_mb']:>14.1f}",
+        f"{'peak RSS, Python (MiB)':<28}{report['peak_rss_mb']:>14.1f}",
+        f"{'  measuring process':<28}{report['own_peak_rss_mb']:>14.1f}",
+        f"{'  formatting process':<28}{report['formatter_peak_rss_mb']:>14.1f}",
         f"{'peak RSS, seeding (MiB)':<28}{report['seed_peak_rss_mb'] or 0:>14.1f}",
     ]
     return "\n".join(lines)

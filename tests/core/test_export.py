@@ -207,3 +207,72 @@ def test_parallel_workers_read_the_run_settings(erp, monkeypatch):
         for row in csv.DictReader(io.StringIO(content.decode())):
             sent[row["key"]] = row["quantity"]
     assert sent == expected
+
+
+def test_large_sends_format_their_files_in_another_process(erp, monkeypatch):
+    """From a send's second part on, its files are formatted in another process: the files, their
+    order and their bytes are those of formatting everything in this one."""
+    from passerelle.core import export
+
+    started = []
+    start = export._Formatter.start
+
+    def start_and_record(self):
+        start(self)
+        started.append(self._pool is not None)
+
+    def sent(run_key):
+        batch, files = build_catalog(
+            erp,
+            flow="catalog",
+            run_key=run_key,
+            entities=catalog_entities(RULE, ["family", "article", "variant"]),
+            dialect=dialect("prestashop"),
+            mode="full",
+            rows_per_file=200,
+        )
+        return [(f["name"], f["rows"], f["sha256"]) for f in files]
+
+    monkeypatch.setattr(export._Formatter, "start", start_and_record)
+    elsewhere = sent("another-process")
+    assert started and all(started)
+    monkeypatch.setattr(export._Formatter, "start", lambda self: None)
+    here = sent("this-process")
+    assert len(elsewhere) > 3 and elsewhere == here
+
+
+def test_a_send_goes_on_when_its_formatting_processes_die(erp, monkeypatch):
+    """The processes formatting a large send's files killed as they start: the send formats the
+    rest itself, and its files are those of a send formatted in one process."""
+    import os
+    import signal
+
+    from passerelle.core import export
+
+    start = export._Formatter.start
+    killed = []
+
+    def start_and_kill(self):
+        start(self)
+        self._pool.submit(os.getpid).result()  # the processes are up
+        for pid in list(self._pool._processes):
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+
+    def sent(run_key):
+        batch, files = build_catalog(
+            erp,
+            flow="catalog",
+            run_key=run_key,
+            entities=catalog_entities(RULE, ["article"]),
+            dialect=dialect("generic"),
+            mode="full",
+            rows_per_file=200,
+        )
+        return [(f["name"], f["rows"], f["sha256"]) for f in files]
+
+    monkeypatch.setattr(export._Formatter, "start", start_and_kill)
+    survived = sent("killed")
+    assert killed
+    monkeypatch.setattr(export._Formatter, "start", lambda self: None)
+    assert len(survived) > 3 and survived == sent("this-process")

@@ -214,7 +214,7 @@ def write_invoice_pdfs(conn: psycopg.Connection, batch: Batch, *, chunk_size: in
                 except InvoiceError as exc:
                     refused.append({"key": invoice.number, "field": "pdf", "value": "", "reason": str(exc)})
                     continue
-                _store(conn, batch.id, "invoice", pdf_name(invoice.number), content, 1)
+                _store(conn, batch.id, "invoice", pdf_name(invoice.number), content, rows=1)
                 counts[f"pdf_{source}"] += 1
     if refused:
         _record_rejects(conn, batch, "invoice", pd.DataFrame(refused))
