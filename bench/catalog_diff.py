@@ -37,8 +37,8 @@ dropped at the end unless ``--keep``):
      md5(a::text) ... ORDER BY a.key)``, ``full_limit_seconds``), before any file is written.
 
 ``peak_rss_mb`` is the Python side's peak resident memory: the measuring process's
-(``ru_maxrss``, ``own_peak_rss_mb``) plus that of the process a large send formats its files in
-(``VmHWM`` read from /proc, ``formatter_peak_rss_mb``), as if both peaked at once; PostgreSQL's
+(``ru_maxrss``, ``own_peak_rss_mb``) plus those of the processes a large send formats its files in
+(``VmHWM`` read from /proc, ``formatter_peak_rss_mb``), as if all peaked at once; PostgreSQL's
 own memory is the server's (bounded by ``work_mem`` and ``shared_buffers``), not counted here.
 
 The last line of output is one JSON object: ``rows`` (articles in the delta's view selection),
@@ -102,9 +102,10 @@ def peak_rss_mb() -> float:
 
 
 class DescendantsPeak(threading.Thread):
-    """The largest peak resident set size (``VmHWM``, MiB) of this process's descendants, read from
-    /proc every 0.2 s while it runs: the process a large send formats its files in
-    (passerelle.core.export._Formatter) is a grandchild, which ``RUSAGE_CHILDREN`` does not see."""
+    """The peak resident memory (MiB) of this process's descendants together: every 0.2 s, the sum of
+    the peaks (``VmHWM``, from /proc) of those alive, the largest sum kept. The processes a large
+    send formats its files in (passerelle.core.export._Formatter) are grandchildren, which
+    ``RUSAGE_CHILDREN`` does not see."""
 
     def __init__(self) -> None:
         super().__init__(daemon=True)
@@ -122,6 +123,7 @@ class DescendantsPeak(threading.Thread):
                             parents[int(entry)] = int(f.read().rsplit(")", 1)[1].split()[1])
                     except (OSError, IndexError, ValueError):
                         continue
+            total = 0.0
             for pid in parents:
                 ancestor = parents.get(pid)
                 while ancestor not in (None, 0, 1, me):
@@ -132,9 +134,10 @@ class DescendantsPeak(threading.Thread):
                     with open(f"/proc/{pid}/status") as f:
                         for line in f:
                             if line.startswith("VmHWM:"):
-                                self.peak_mb = max(self.peak_mb, int(line.split()[1]) / 1024)
+                                total += int(line.split()[1]) / 1024
                 except OSError:
                     continue
+            self.peak_mb = max(self.peak_mb, total)
 
     def stop(self) -> float:
         self._stop_event.set()
