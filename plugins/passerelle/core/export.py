@@ -99,13 +99,18 @@ def _format_chunk(dialect: Dialect, entity: str, chunk: pd.DataFrame) -> tuple[l
     return files, rejects.rows
 
 
+def _ready(_dialect_class: type) -> None:
+    """Nothing: sent to a formatting process as it starts, so that it imports this module and the
+    dialect's (unpickling the argument) before the first rows come."""
+
+
 class _Formatter:
     """Turns a send's rows into the shop's files (:func:`_format_chunk`: the dialect's checks, its
     rows, its CSV) and hands them over in order.
 
     That is most of a large send's Python work (at 1,000,000 articles, about 17 of the 25 s spent
-    writing 18 files), while the database is idle. Once :meth:`start` is called (the send has a
-    second part), chunks are turned into files in other processes (:attr:`workers`) while this one
+    writing 18 files), while the database is idle. Once :meth:`start` is called (a send of two
+    parts or more), chunks are turned into files in another process (:attr:`workers`) while this one
     reads the next rows: on 2 cores, they overlap. Until then, and for small sends, everything
     happens here; if those processes cannot start or die, here again (:meth:`_fall_back`).
     Wherever a chunk was formatted, what comes of it is handed over in this process, in the order
@@ -117,7 +122,9 @@ class _Formatter:
     def __init__(self, dialect: Dialect):
         self._dialect = dialect
         #: Chunks formatted at once (one process each) and in flight (never more, whatever the catalog).
-        self.workers = min(2, os.cpu_count() or 1)
+        #: One: a second process formatting took the writing from 22.0 to about 21.5 s at 1,000,000
+        #: articles, within this machine's spread, for 200 MB more (bench/README.md).
+        self.workers = 1
         self._pool: ProcessPoolExecutor | None = None
         #: (result or its future, take, entity, chunk): the chunk is kept until it is handed over.
         self._pending: deque[tuple[Future | tuple, Callable[..., list[dict]], str, pd.DataFrame]] = deque()
@@ -130,13 +137,16 @@ class _Formatter:
             self._pool.shutdown(wait=True, cancel_futures=True)
 
     def start(self) -> None:
-        """Format in another process from now on (once per send). Not where there is one core, nor
-        in a daemonic process (a ``multiprocessing.Pool``'s), which may not start one."""
+        """Format in other processes from now on (once per send). Not where there is one core, nor
+        in a daemonic process (a ``multiprocessing.Pool``'s), which may not start one. The
+        processes start now, and import what formatting needs, while the rows are read."""
         if self._pool is None and (os.cpu_count() or 1) > 1 and not multiprocessing.current_process().daemon:
             # forkserver: a clean process, not a fork of this one and its threads and connections.
             self._pool = ProcessPoolExecutor(
                 max_workers=self.workers, mp_context=multiprocessing.get_context("forkserver")
             )
+            for _ in range(self.workers):
+                self._pool.submit(_ready, type(self._dialect))
 
     def submit(self, entity: str, chunk: pd.DataFrame, take: Callable[..., list[dict]]) -> None:
         """Format *chunk*; ``take(files, refused)`` gets what comes of it (:func:`_format_chunk`),
@@ -212,10 +222,11 @@ def write_files(
             rejects = Rejects()
             parts: dict[str, int] = {}
             query, params = _live_rows_query(batch, entity, entity.name in dialect.with_previous)
+            counts = batch.counts.get(entity.name, {})
+            if counts.get("created", 0) + counts.get("changed", 0) > rows_per_file:
+                formatter.start()  # two parts or more: a large send; started before its rows are read
             with _hash_joins_only(conn):
-                for number, chunk in enumerate(read_query_chunks(conn, query, params, chunksize=rows_per_file)):
-                    if number == 1:
-                        formatter.start()  # a second part: a large send
+                for chunk in read_query_chunks(conn, query, params, chunksize=rows_per_file):
                     if enrich is not None:
                         chunk = enrich(entity.name, chunk)
                     take = partial(_take_files, conn, batch.id, entity.name, parts, rejects)
