@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -67,6 +68,19 @@ def apply_sql(conn: psycopg.Connection, parts: Sequence[str] = SQL_PARTS) -> lis
             done.append(f"{path.parent.name}/{path.name}")
     conn.commit()
     return done
+
+
+@contextmanager
+def local_settings(conn: psycopg.Connection, settings: Mapping[str, str]) -> Iterator[None]:
+    """Server settings (``work_mem``, planner options...) for the block's statements only, set
+    transaction-locally and put back after it. If the block fails they are not put back: the
+    transaction is rolled back, and its local settings with it."""
+    previous = {name: conn.execute("SELECT current_setting(%s)", (name,)).fetchone()[0] for name in settings}
+    for name, value in settings.items():
+        conn.execute("SELECT set_config(%s, %s, true)", (name, value))
+    yield
+    for name, value in previous.items():
+        conn.execute("SELECT set_config(%s, %s, true)", (name, value))
 
 
 #: About how many bytes :func:`copy_out` gathers before it hands them over.

@@ -209,8 +209,23 @@ def test_parallel_workers_read_the_run_settings(erp, monkeypatch):
     assert sent == expected
 
 
+def _sent_in_parts(erp, run_key, names, shop):
+    """A full send of the catalog's *names* to *shop* in parts of 200 rows: each file's name, rows
+    and SHA-256, in order."""
+    batch, files = build_catalog(
+        erp,
+        flow="catalog",
+        run_key=run_key,
+        entities=catalog_entities(RULE, names),
+        dialect=dialect(shop),
+        mode="full",
+        rows_per_file=200,
+    )
+    return [(f["name"], f["rows"], f["sha256"]) for f in files]
+
+
 def test_large_sends_format_their_files_in_another_process(erp, monkeypatch):
-    """From a send's second part on, its files are formatted in another process: the files, their
+    """In a send of two parts or more, its files are formatted in another process: the files, their
     order and their bytes are those of formatting everything in this one."""
     from passerelle.core import export
 
@@ -221,23 +236,11 @@ def test_large_sends_format_their_files_in_another_process(erp, monkeypatch):
         start(self)
         started.append(self._pool is not None)
 
-    def sent(run_key):
-        batch, files = build_catalog(
-            erp,
-            flow="catalog",
-            run_key=run_key,
-            entities=catalog_entities(RULE, ["family", "article", "variant"]),
-            dialect=dialect("prestashop"),
-            mode="full",
-            rows_per_file=200,
-        )
-        return [(f["name"], f["rows"], f["sha256"]) for f in files]
-
     monkeypatch.setattr(export._Formatter, "start", start_and_record)
-    elsewhere = sent("another-process")
+    elsewhere = _sent_in_parts(erp, "another-process", ["family", "article", "variant"], "prestashop")
     assert started and all(started)
     monkeypatch.setattr(export._Formatter, "start", lambda self: None)
-    here = sent("this-process")
+    here = _sent_in_parts(erp, "this-process", ["family", "article", "variant"], "prestashop")
     assert len(elsewhere) > 3 and elsewhere == here
 
 
@@ -259,20 +262,8 @@ def test_a_send_goes_on_when_its_formatting_processes_die(erp, monkeypatch):
             os.kill(pid, signal.SIGKILL)
             killed.append(pid)
 
-    def sent(run_key):
-        batch, files = build_catalog(
-            erp,
-            flow="catalog",
-            run_key=run_key,
-            entities=catalog_entities(RULE, ["article"]),
-            dialect=dialect("generic"),
-            mode="full",
-            rows_per_file=200,
-        )
-        return [(f["name"], f["rows"], f["sha256"]) for f in files]
-
     monkeypatch.setattr(export._Formatter, "start", start_and_kill)
-    survived = sent("killed")
+    survived = _sent_in_parts(erp, "killed", ["article"], "generic")
     assert killed
     monkeypatch.setattr(export._Formatter, "start", lambda self: None)
-    assert len(survived) > 3 and survived == sent("this-process")
+    assert len(survived) > 3 and survived == _sent_in_parts(erp, "this-process", ["article"], "generic")

@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 
 import psycopg
+
+from passerelle.db import local_settings
 
 log = logging.getLogger(__name__)
 
@@ -198,9 +200,9 @@ def kept_rows(entity: Entity) -> str:
 PARALLEL_DIFF_SETTINGS = {"parallel_setup_cost": "0", "parallel_tuple_cost": "0.01"}
 
 
-@contextmanager
-def _parallel_diff(conn: psycopg.Connection) -> Iterator[None]:
-    """Let the planner read the view with parallel workers for the block; settings put back after it.
+def _parallel_diff(conn: psycopg.Connection) -> AbstractContextManager[None]:
+    """Let the planner read the view with parallel workers for the block (:data:`PARALLEL_DIFF_SETTINGS`,
+    put back after it: :func:`passerelle.db.local_settings`).
 
     The diff reads its view whole, and the view's joins and stock sums are CPU work in one
     server process; with PostgreSQL's default costs the planner keeps them to one core. With
@@ -208,17 +210,9 @@ def _parallel_diff(conn: psycopg.Connection) -> Iterator[None]:
     workers (at 1,000,000 articles on 2 cores, a delta's diff went from 27 s to 20 s,
     bench/README.md). Small tables stay serial (``min_parallel_table_scan_size``). The views'
     functions are PARALLEL SAFE (include/sql/views) and the run settings they read reach the
-    workers with the rest of the transaction's settings. If the block fails the settings are not
-    put back: the transaction is rolled back, and its local settings with it.
+    workers with the rest of the transaction's settings.
     """
-    previous = {
-        name: conn.execute("SELECT current_setting(%s)", (name,)).fetchone()[0] for name in PARALLEL_DIFF_SETTINGS
-    }
-    for name, value in PARALLEL_DIFF_SETTINGS.items():
-        conn.execute("SELECT set_config(%s, %s, true)", (name, value))
-    yield
-    for name, value in previous.items():
-        conn.execute("SELECT set_config(%s, %s, true)", (name, value))
+    return local_settings(conn, PARALLEL_DIFF_SETTINGS)
 
 
 def diff_statement(entity: Entity, *, keep_rows: bool) -> str:

@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from functools import partial
 
 import pandas as pd
@@ -27,7 +27,7 @@ import psycopg
 
 from passerelle.core.dialects.base import Dialect, Rejects
 from passerelle.core.differ import Batch, Entity, build_batch
-from passerelle.db import copy_in, read_query_chunks
+from passerelle.db import copy_in, local_settings, read_query_chunks
 
 log = logging.getLogger(__name__)
 
@@ -68,22 +68,18 @@ def apply_settings(conn: psycopg.Connection, settings: Mapping[str, str]) -> Non
         conn.execute("SELECT set_config(%s, %s, true)", (name, value))
 
 
-@contextmanager
-def _hash_joins_only(conn: psycopg.Connection) -> Iterator[None]:
-    """Plan the block's statements without nested loops; the setting is put back after it.
+def _hash_joins_only(conn: psycopg.Connection) -> AbstractContextManager[None]:
+    """Plan the block's statements without nested loops; the setting is put back after it
+    (:func:`passerelle.db.local_settings`).
 
     The files are read by joining each view with the batch's rows, which this very transaction
     has just written: batch_row's statistics do not know them (a first full send of 100,000
     articles is estimated at one row), and the planner would then put the view's grouped
     subqueries (the stock sums of passerelle_src.shop_stock) on the inner side of a nested loop,
     evaluated again for every row. A whole view read against a set of keys is a job for hash
-    joins. If the block fails the setting is not put back: the transaction is rolled back, and
-    its local setting with it.
+    joins.
     """
-    previous = conn.execute("SELECT current_setting('enable_nestloop')").fetchone()[0]
-    conn.execute("SELECT set_config('enable_nestloop', 'off', true)")
-    yield
-    conn.execute("SELECT set_config('enable_nestloop', %s, true)", (previous,))
+    return local_settings(conn, {"enable_nestloop": "off"})
 
 
 def _format_chunk(dialect: Dialect, entity: str, chunk: pd.DataFrame) -> tuple[list[tuple[str, bytes, int]], list]:
