@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import random
+
 import pandas as pd
 import pytest
 
 from passerelle.core.dialects import dialect, exchange_dialect, names, register
-from passerelle.core.dialects.base import Dialect, markup_in, neutralise_formulas, sanitise_html, valid_ean13
+from passerelle.core.dialects.base import (
+    Dialect,
+    _csv_column,
+    csv_bytes,
+    markup_in,
+    neutralise_formulas,
+    sanitise_html,
+    valid_ean13,
+)
 
 
 def test_formulas_are_neutralised_numbers_are_not():
@@ -83,3 +95,47 @@ def test_a_shop_module_imported_again_under_another_name_keeps_the_first_registr
     spec.loader.exec_module(module)
     assert module.GenericDialect is not generic.GenericDialect
     assert type(dialect("generic")) is before is generic.GenericDialect
+
+
+def _pandas_csv(df: pd.DataFrame, sep: str) -> bytes:
+    buf = io.StringIO()
+    df.to_csv(buf, index=False, sep=sep, quoting=csv.QUOTE_MINIMAL, lineterminator="\r\n")
+    return buf.getvalue().encode("utf-8")
+
+
+@pytest.mark.parametrize("sep", [",", ";"])
+def test_csv_bytes_are_pandas_bytes(sep):
+    """The shops' files are joined by csv_bytes, not pandas: the same bytes as pandas' to_csv for
+    every kind of text (separators, quotes, CR, LF, CRLF, tabs, NUL, accents, empty and missing
+    cells, quoted headers), a frame without rows, and the frames it leaves to pandas."""
+    rng = random.Random(15)
+    alphabet = ["a", "Z", "é", "€", " ", ",", ";", '"', "'", "\r", "\n", "\r\n", "\t", "\0", "<p>", "=", "-", "1"]
+
+    def cell():
+        roll = rng.random()
+        if roll < 0.05:
+            return rng.choice([None, float("nan"), pd.NA])
+        if roll < 0.1:
+            return ""
+        return "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 8)))
+
+    header = ["key", "name, full", 'say "hi"', "line\nbreak", "plain"]
+    df = pd.DataFrame({h: [cell() for _ in range(400)] for h in header})
+    plain = pd.DataFrame({"key": ["A1", "A2"], "price": ["1.50", "2"], "ean": ["", "3760000000017"]})
+    assert all(_csv_column(df[h], sep) is not None for h in header)  # joined here, not by pandas
+    assert csv_bytes(df, sep=sep) == _pandas_csv(df, sep)
+    assert csv_bytes(plain, sep=sep) == _pandas_csv(plain, sep)
+    assert csv_bytes(df.iloc[:0], sep=sep) == _pandas_csv(df.iloc[:0], sep) == _pandas_csv(df.iloc[:0], sep)
+    # Left to pandas: numbers and dates, one column (an empty one-field row is written ""), a
+    # repeated header.
+    typed = plain.assign(stock=[3, 4], price=[1.5, 2.0], when=pd.to_datetime(["2026-12-01", None]))
+    single = pd.DataFrame({"name": ["", "x"]})
+    repeated = pd.DataFrame([["a", "b"]], columns=["k", "k"])
+    for frame in (typed, single, repeated):
+        assert csv_bytes(frame, sep=sep) == _pandas_csv(frame, sep)
+    assert csv_bytes(single, sep=sep) == b'name\r\n""\r\nx\r\n'
+
+
+def test_csv_bytes_refuse_text_the_encoding_cannot_hold():
+    with pytest.raises(UnicodeEncodeError):
+        csv_bytes(pd.DataFrame({"key": ["A1"], "name": ["Noël €"]}), encoding="latin-1")

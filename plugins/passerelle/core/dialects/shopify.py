@@ -22,8 +22,6 @@ them changes. The price file needs ``has_variants`` on ``passerelle_src.price``.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from datetime import date
 from functools import cache
@@ -590,13 +588,6 @@ class ShopifyDialect(Dialect):
             # file (the e-mail last sent) for a person or an app to disable the account.
             return stem, pd.DataFrame({"key": df["key"], "active": "0", "email": df["label"].fillna("")})
         return stem, pd.DataFrame(index=df.index[:0])
-
-    def to_bytes(self, df: pd.DataFrame) -> bytes:
-        """UTF-8 CSV without formula neutralising: Shopify stores a cell as written, so a quote in
-        front of "-20% Lot de 2 torchons" would end up in the product's title."""
-        buf = io.StringIO()
-        df.to_csv(buf, index=False, sep=self.separator, quoting=csv.QUOTE_MINIMAL, lineterminator="\r\n")
-        return buf.getvalue().encode(self.encoding, errors="strict")
 
 
 def _whole(s: pd.Series) -> pd.Series:

@@ -27,8 +27,6 @@ docs/formats/woocommerce.md, "Input columns"). The same column serves the Shopif
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from functools import cache
@@ -521,15 +519,6 @@ class WooCommerceDialect(Dialect):
             parent = df["label"].fillna("").str.split("\t").str[0]
             return stem, self.frame({"sku": df["key"], "published": "0", "parent_id": parent}, df.index)
         return stem, pd.DataFrame(index=df.index[:0])
-
-    def to_bytes(self, df: pd.DataFrame) -> bytes:
-        """UTF-8 CSV, no formula neutralising: WooCommerce removes the leading ``'`` only from the
-        fields it parses with ``unescape_data`` (numbers, lists), never from names, descriptions,
-        SKUs or categories, where a ``'`` would be stored as typed ("-20% Lot" would become "'-20% Lot").
-        The file goes to the shop's importer, not to a spreadsheet."""
-        buf = io.StringIO()
-        df.to_csv(buf, index=False, sep=self.separator, quoting=csv.QUOTE_MINIMAL, lineterminator="\r\n")
-        return buf.getvalue().encode(self.encoding, errors="strict")
 
 
 # One class serves the catalog and the exchanges: every file is WooCommerce's product CSV.
