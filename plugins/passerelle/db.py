@@ -7,11 +7,13 @@ connections when SQLAlchemy 2 is installed, as it is here.
 
 from __future__ import annotations
 
+import io
 import json
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import pandas as pd
@@ -101,6 +103,51 @@ def copy_out(conn: psycopg.Connection, query: str, params: Sequence | dict | Non
                     block.clear()
             if block:
                 yield bytes(block)
+
+
+def copy_parts(
+    conn: psycopg.Connection, query: str, params: Sequence | dict | None, out: BinaryIO, *, rows: int
+) -> Iterator[tuple[int, int, int]]:
+    """Write ``COPY (query) TO STDOUT`` (CSV, header first) to the file *out*, and yield each part
+    of at most *rows* rows as soon as it is written: ``(start, end, rows)``, its bytes' offsets in
+    the file and its row count, flushed, so that another process may read it while the rest comes.
+    The first item is the header (rows 0), which every part needs to be read (:func:`read_part`).
+
+    PostgreSQL sends each row of a ``COPY TO`` in its own message: a part ends between two rows
+    whatever their text (a description with line breaks included), counted without parsing any
+    CSV. While the COPY runs, the connection serves nothing else (psycopg holds its lock).
+    """
+    with conn.cursor() as cur:
+        with cur.copy(f"COPY ({query}) TO STDOUT WITH (FORMAT csv, HEADER true)", params) as copy:
+            block = bytearray()
+            start = out.tell()
+            count = -1  # the header first
+            for row in copy:
+                block += row
+                count += 1
+                if count == 0 or count == rows or len(block) >= COPY_BLOCK:
+                    out.write(block)
+                    block.clear()
+                if count == 0 or count == rows:
+                    out.flush()
+                    end = out.tell()
+                    yield start, end, count
+                    start, count = end, 0
+            out.write(block)
+            out.flush()
+            if count > 0:
+                yield start, out.tell(), count
+
+
+def read_part(path: str | Path, header: tuple[int, int], part: tuple[int, int], *, dtype=str) -> pd.DataFrame:
+    """The rows of a part of a COPY written by :func:`copy_parts` to *path* (offsets of its header
+    and of the part), as :func:`read_query_chunks` gives them: values as text, empty for NULL."""
+    with open(path, "rb") as f:
+        f.seek(header[0])
+        data = f.read(header[1] - header[0])
+        f.seek(part[0])
+        data += f.read(part[1] - part[0])
+    return pd.read_csv(io.BytesIO(data), dtype=dtype, keep_default_na=False, na_values=[], engine="c")
 
 
 def read_query_chunks(

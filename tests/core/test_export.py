@@ -6,6 +6,8 @@ import csv
 import io
 import threading
 
+import pandas as pd
+
 from passerelle.config import parse_settings
 from passerelle.core.dialects import dialect
 from passerelle.core.differ import catalog_entities, confirm_batch
@@ -174,7 +176,7 @@ def test_parallel_workers_read_the_run_settings(erp, monkeypatch):
             plan = "\n".join(
                 r[0]
                 for r in erp.execute(
-                    "EXPLAIN (COSTS OFF) " + differ.diff_statement(article, keep_rows=True),
+                    "EXPLAIN (COSTS OFF) " + differ.diff_statement(article, columns=differ.view_columns(erp, article)),
                     {"entity": "article", "full": True, "new_only": False},
                 )
             )
@@ -267,3 +269,64 @@ def test_a_send_goes_on_when_its_formatting_processes_die(erp, monkeypatch):
     assert killed
     monkeypatch.setattr(export._Formatter, "start", lambda self: None)
     assert len(survived) > 3 and survived == _sent_in_parts(erp, "this-process", ["article"], "generic")
+
+
+def test_copy_parts_end_between_rows_whatever_their_text(erp, tmp_path):
+    """A COPY cut in parts of 3 rows, counted by PostgreSQL's messages: each part holds whole rows,
+    line breaks, quotes and separators inside values included, and the parts read back give every
+    row once, in order, as one read of the whole query does."""
+    from passerelle.db import copy_parts, read_part, read_query_chunks
+
+    query = (
+        "SELECT n AS key, CASE n % 4 WHEN 0 THEN E'two\\nlines' WHEN 1 THEN 'a \"quote\", a comma' "
+        "WHEN 2 THEN E'crlf\\r\\nend\\n' END AS text, 'x' AS other FROM generate_series(1, 8) n ORDER BY n"
+    )
+    path = tmp_path / "rows.csv"
+    with open(path, "w+b") as out:
+        parts = list(copy_parts(erp, query, None, out, rows=3))
+    header, parts = parts[0], parts[1:]
+    assert header[2] == 0 and [count for _s, _e, count in parts] == [3, 3, 2]
+    frames = [read_part(path, header[:2], (start, end)) for start, end, _count in parts]
+    assert [len(f) for f in frames] == [3, 3, 2]
+    whole = next(read_query_chunks(erp, query))
+    assert pd.concat(frames, ignore_index=True).equals(whole)
+    assert list(whole["text"])[:4] == ['a "quote", a comma', "crlf\r\nend\n", "", "two\nlines"]
+
+
+def test_the_catalog_enricher_travels_to_the_formatting_process(erp, monkeypatch):
+    """The catalog's enricher (photo URLs) goes with the rows to the process formatting a large
+    send: the files are those of a send formatted here, photo URLs included."""
+    import pickle
+
+    from passerelle.core import export
+    from passerelle.core.photos import image_url_enricher
+
+    enrich = image_url_enricher(parse_settings({"shop": {"public_base_url": "https://shop.example"}}))
+    assert pickle.loads(pickle.dumps(enrich)) == enrich
+    pools = []
+    start = export._Formatter.start
+
+    def start_and_record(self):
+        start(self)
+        pools.append(self._pool is not None)
+
+    def send(run_key):
+        batch, files = build_catalog(
+            erp,
+            flow="catalog",
+            run_key=run_key,
+            entities=catalog_entities(RULE, ["article"]),
+            dialect=dialect("prestashop"),
+            mode="full",
+            rows_per_file=200,
+            enrich=enrich,
+        )
+        contents = [content for _name, content, _info in iter_outbox(erp, batch.id)]
+        return [(f["name"], f["rows"], f["sha256"]) for f in files], contents
+
+    monkeypatch.setattr(export._Formatter, "start", start_and_record)
+    elsewhere, contents = send("enriched-elsewhere")
+    assert pools == [True]
+    assert sum(c.count(b"https://shop.example/images/") for c in contents) > 0
+    monkeypatch.setattr(export._Formatter, "start", lambda self: None)
+    assert elsewhere == send("enriched-here")[0]

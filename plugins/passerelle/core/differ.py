@@ -148,9 +148,12 @@ class Batch:
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
     reused: bool = False
     #: Entity -> a FROM item giving the rows this batch sends, whole, as the view gave them
-    #: (:func:`kept_rows`, :func:`diff_entity` with ``keep_rows``); gone when the building
+    #: (:func:`kept_rows`, :func:`diff_entity` with the view's columns); gone when the building
     #: transaction ends.
     kept: dict[str, str] = field(default_factory=dict)
+    #: Entities whose rows are not in ``passerelle.batch_row`` yet (a batch built with ``keep_rows``:
+    #: its writer records them, :func:`record_batch_rows`, before the building transaction ends).
+    unrecorded: list[str] = field(default_factory=list)
 
     def as_xcom(self) -> dict:
         return {
@@ -189,10 +192,24 @@ def diff_table(entity: Entity) -> str:
     return f"pg_temp.passerelle_diff_{entity.name}"
 
 
-def kept_rows(entity: Entity) -> str:
-    """The rows of *entity* that the batch being built sends, whole, as the view gave them: a
-    FROM item over :func:`diff_table` (valid until the building transaction ends)."""
-    return f"(SELECT (d.r).* FROM {diff_table(entity)} d WHERE d.kept)"
+def view_columns(conn: psycopg.Connection, entity: Entity) -> list[str]:
+    """The columns of *entity*'s view, in order (from PostgreSQL's catalog: the view is not run)."""
+    rows = conn.execute(
+        "SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped "
+        "ORDER BY attnum",
+        (entity.view,),
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def _columns_sql(alias: str, columns: Sequence[str]) -> str:
+    return ", ".join(f'{alias}."{c}"' for c in columns)
+
+
+def kept_rows(entity: Entity, columns: Sequence[str]) -> str:
+    """The rows of *entity* that the batch being built sends, whole, as the view gave them (its
+    *columns*): a FROM item over :func:`diff_table` (valid until the building transaction ends)."""
+    return f"(SELECT {_columns_sql('d', columns)} FROM {diff_table(entity)} d WHERE d.passerelle_kept)"
 
 
 #: The planner's costs for the diff's one statement (see :func:`_parallel_diff`): a worker's start
@@ -215,23 +232,31 @@ def _parallel_diff(conn: psycopg.Connection) -> AbstractContextManager[None]:
     return local_settings(conn, PARALLEL_DIFF_SETTINGS)
 
 
-def diff_statement(entity: Entity, *, keep_rows: bool) -> str:
-    """The statement creating :func:`diff_table` for *entity* (see :func:`diff_entity`); its
-    parameters: ``entity`` (the name), ``full`` and ``new_only`` (the mode)."""
+def diff_statement(entity: Entity, *, columns: Sequence[str] = ()) -> str:
+    """The statement creating :func:`diff_table` for *entity* (see :func:`diff_entity`), keeping
+    the view's *columns* of the rows to send (none if empty); its parameters: ``entity`` (the
+    name), ``full`` and ``new_only`` (the mode).
+
+    The table's own columns are named ``passerelle_*`` (key, hash, label, op, kept), apart from the
+    view's. The view's columns are kept as columns, not as one value of the view's row type: read
+    back, a row value is taken apart one field at a time, each time from its start (about 2 s more
+    for 900,000 articles of 26 columns, bench/README.md)."""
     a = entity.alias
+    kept = f", {_columns_sql('c', columns)}" if columns else ""
     return f"""
     CREATE TEMPORARY TABLE {diff_table(entity)} ON COMMIT DROP AS
-    SELECT coalesce(c.key, s.key) AS key, c.hash, coalesce(c.label, s.label) AS label,
-           CASE WHEN s.key IS NULL THEN 'C' WHEN c.key IS NULL THEN 'D'
-                WHEN c.hash <> s.hash THEN 'U' ELSE '=' END AS op,
-           c.key IS NOT NULL AND (s.key IS NULL OR NOT %(new_only)s) AS kept,
-           c.r
-    FROM (SELECT {a}.key, {entity.label_sql}::text AS label, md5({a}::text) AS hash,
-                 {a if keep_rows else "NULL::text"} AS r
+    SELECT coalesce(c.passerelle_key, s.key) AS passerelle_key, c.passerelle_hash,
+           coalesce(c.passerelle_label, s.label) AS passerelle_label,
+           CASE WHEN s.key IS NULL THEN 'C' WHEN c.passerelle_key IS NULL THEN 'D'
+                WHEN c.passerelle_hash <> s.hash THEN 'U' ELSE '=' END AS passerelle_op,
+           c.passerelle_key IS NOT NULL AND (s.key IS NULL OR NOT %(new_only)s) AS passerelle_kept{kept}
+    FROM (SELECT {a}.key AS passerelle_key, {entity.label_sql}::text AS passerelle_label,
+                 md5({a}::text) AS passerelle_hash{", " + a + ".*" if columns else ""}
           FROM {entity.view} {a}
           WHERE {entity.where}) c
-    FULL JOIN (SELECT key, hash, label FROM passerelle.snapshot WHERE entity = %(entity)s) s ON s.key = c.key
-    WHERE %(full)s OR c.hash IS DISTINCT FROM s.hash
+    FULL JOIN (SELECT key, hash, label FROM passerelle.snapshot WHERE entity = %(entity)s) s
+           ON s.key = c.passerelle_key
+    WHERE %(full)s OR c.passerelle_hash IS DISTINCT FROM s.hash
     """
 
 
@@ -242,7 +267,8 @@ def diff_entity(
     *,
     full: bool = False,
     new_only: bool = False,
-    keep_rows: bool = False,
+    columns: Sequence[str] = (),
+    record: bool = True,
 ) -> dict[str, int]:
     """Record the entity's created/changed/removed keys for the batch; return the counts.
 
@@ -257,10 +283,12 @@ def diff_entity(
     rows that differ (every row in a full send) are written to a temporary table
     (:func:`diff_table`), with their operation; that statement creates the table, so the planner may
     read the view with parallel workers (:func:`_parallel_diff`; a statement that inserts into an
-    existing table is planned for one process). The batch's rows are then recorded from that table.
-    With *keep_rows*, the created and changed rows are kept there whole (:func:`kept_rows`), and the
-    files are written from them: the view is not evaluated a second time to read them (at 1,000,000
-    articles that second pass cost as much as the diff itself, for 1 % of the rows). Unchanged rows
+    existing table is planned for one process). The batch's rows are then recorded from that table
+    (:func:`record_rows`; later, by the caller, if not *record*).
+    With the view's *columns* (:func:`view_columns`), the created and changed rows are kept there
+    whole (:func:`kept_rows`), and the files are written from them: the view is not evaluated a
+    second time to read them (at 1,000,000 articles that second pass cost as much as the diff
+    itself, for 1 % of the rows). Unchanged rows
     are counted from the snapshot: a key of the snapshot is either unchanged, changed or removed.
     """
     if full and new_only:
@@ -269,15 +297,10 @@ def diff_entity(
     table = diff_table(entity)
     conn.execute(f"DROP TABLE IF EXISTS {table}")
     with _parallel_diff(conn):
-        conn.execute(diff_statement(entity, keep_rows=keep_rows), params)
-    conn.execute(
-        "INSERT INTO passerelle.batch_row (batch_id, entity, key, hash, label, op) "
-        f"SELECT %s, %s, key, hash, label, CASE op WHEN '=' THEN 'U' ELSE op END FROM {table} "
-        "WHERE op = 'C' OR NOT %s "
-        "ORDER BY key",  # the primary key's index then grows at its end, page after page
-        (batch_id, entity.name, new_only),
-    )
-    rows = dict(conn.execute(f"SELECT op, count(*) FROM {table} GROUP BY op").fetchall())
+        conn.execute(diff_statement(entity, columns=columns), params)
+    if record:
+        record_rows(conn, batch_id, entity, new_only=new_only)
+    rows = dict(conn.execute(f"SELECT passerelle_op, count(*) FROM {table} GROUP BY 1").fetchall())
     if not full:
         # Every key of the snapshot is either unchanged, changed or removed.
         known = conn.execute("SELECT count(*) FROM passerelle.snapshot WHERE entity = %s", (entity.name,)).fetchone()[0]
@@ -300,6 +323,27 @@ def diff_entity(
     }
 
 
+def record_rows(conn: psycopg.Connection, batch_id: int, entity: Entity, *, new_only: bool = False) -> None:
+    """Record the keys the diff of *entity* found (:func:`diff_table`) in ``passerelle.batch_row``,
+    with their hash, label and operation (a full send's unchanged rows as changes); a new-only
+    batch records its created rows alone."""
+    conn.execute(
+        "INSERT INTO passerelle.batch_row (batch_id, entity, key, hash, label, op) "
+        "SELECT %s, %s, passerelle_key, passerelle_hash, passerelle_label, "
+        f"CASE passerelle_op WHEN '=' THEN 'U' ELSE passerelle_op END FROM {diff_table(entity)} "
+        "WHERE passerelle_op = 'C' OR NOT %s "
+        "ORDER BY passerelle_key",  # the primary key's index then grows at its end, page after page
+        (batch_id, entity.name, new_only),
+    )
+
+
+def record_batch_rows(conn: psycopg.Connection, batch: Batch, entity: Entity) -> None:
+    """Record *entity*'s rows of a batch built with ``keep_rows`` (:func:`build_batch`), once."""
+    if entity.name in batch.unrecorded:
+        record_rows(conn, batch.id, entity, new_only=batch.mode == "new")
+        batch.unrecorded.remove(entity.name)
+
+
 def build_batch(
     conn: psycopg.Connection,
     *,
@@ -315,7 +359,9 @@ def build_batch(
     Runs in the caller's transaction, which should be REPEATABLE READ so that the hashes and
     the rows exported next come from one consistent view of the back office. With *keep_rows*,
     the rows to send are kept in temporary tables until the transaction ends
-    (:func:`diff_entity`), and the batch says which (``Batch.kept``).
+    (:func:`diff_entity`), and the batch says which (``Batch.kept``); the batch's rows are then left
+    for the caller to record (``Batch.unrecorded``, :func:`record_batch_rows`), when it suits it
+    (the files' writer does it while its rows are formatted, passerelle.core.export).
     """
     check_mode(mode)
     key = f"{run_key}#dry" if dry_run else run_key
@@ -333,8 +379,17 @@ def build_batch(
         "INSERT INTO passerelle.batch (flow, run_key, mode, status, entities) VALUES (%s, %s, %s, %s, %s) RETURNING id",
         (flow, key, mode, status, [e.name for e in entities]),
     ).fetchone()[0]
+    columns = {e.name: view_columns(conn, e) if keep_rows else [] for e in entities}
     counts = {
-        e.name: diff_entity(conn, batch_id, e, full=mode == "full", new_only=mode == "new", keep_rows=keep_rows)
+        e.name: diff_entity(
+            conn,
+            batch_id,
+            e,
+            full=mode == "full",
+            new_only=mode == "new",
+            columns=columns[e.name],
+            record=not keep_rows,
+        )
         for e in entities
     }
     conn.execute("UPDATE passerelle.batch SET counts = %s WHERE id = %s", (json.dumps(counts), batch_id))
@@ -345,8 +400,10 @@ def build_batch(
             "AND status IN ('built', 'published')",
             (flow, batch_id),
         )
-    kept = {e.name: kept_rows(e) for e in entities} if keep_rows else {}
-    return Batch(batch_id, flow, key, mode, status, [e.name for e in entities], counts, kept=kept)
+    kept = {e.name: kept_rows(e, columns[e.name]) for e in entities} if keep_rows else {}
+    return Batch(
+        batch_id, flow, key, mode, status, [e.name for e in entities], counts, kept=kept, unrecorded=list(kept)
+    )
 
 
 def confirm_batch(conn: psycopg.Connection, batch_id: int) -> bool:

@@ -15,19 +15,23 @@ import json
 import logging
 import multiprocessing
 import os
+import pickle
+import tempfile
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import AbstractContextManager
 from functools import partial
+from pathlib import Path
+from typing import NamedTuple
 
 import pandas as pd
 import psycopg
 
 from passerelle.core.dialects.base import Dialect, Rejects
-from passerelle.core.differ import Batch, Entity, build_batch
-from passerelle.db import copy_in, local_settings, read_query_chunks
+from passerelle.core.differ import Batch, Entity, build_batch, record_batch_rows
+from passerelle.db import copy_in, copy_parts, local_settings, read_part, read_query_chunks
 
 log = logging.getLogger(__name__)
 
@@ -95,35 +99,70 @@ def _format_chunk(dialect: Dialect, entity: str, chunk: pd.DataFrame) -> tuple[l
     return files, rejects.rows
 
 
+class _Part(NamedTuple):
+    """A part of an entity's rows, as :func:`passerelle.db.copy_parts` wrote them to ``path``: the
+    offsets of the header and of the part, its row count, and where its files go (``out``, a
+    prefix of paths)."""
+
+    path: str
+    header: tuple[int, int]
+    rows: tuple[int, int]
+    count: int
+    out: str
+
+
+def _format_part(
+    dialect: Dialect, entity: str, enrich: Enricher | None, part: _Part
+) -> tuple[list[tuple[str, str, int]], list]:
+    """A part of the rows turned into the shop's files (:func:`_format_chunk`), each written to a
+    file of its own next to the rows: each file's stem, path and row count, in order, and the rows
+    refused. Runs in this process or in a formatting one (:class:`_Formatter`)."""
+    chunk = read_part(part.path, part.header, part.rows)
+    if len(chunk) != part.count:  # one COPY message per row (copy_parts): a part is whole rows
+        raise RuntimeError(f"{entity}: {len(chunk)} rows read back from a part of {part.count}")
+    if enrich is not None:
+        chunk = enrich(entity, chunk)
+    files, refused = _format_chunk(dialect, entity, chunk)
+    written = []
+    for i, (stem, content, rows) in enumerate(files):
+        path = f"{part.out}.{i}"
+        with open(path, "wb") as f:
+            f.write(content)
+        written.append((stem, path, rows))
+    return written, refused
+
+
 def _ready(_dialect_class: type) -> None:
     """Nothing: sent to a formatting process as it starts, so that it imports this module and the
     dialect's (unpickling the argument) before the first rows come."""
 
 
 class _Formatter:
-    """Turns a send's rows into the shop's files (:func:`_format_chunk`: the dialect's checks, its
+    """Turns a send's rows into the shop's files (:func:`_format_part`: the dialect's checks, its
     rows, its CSV) and hands them over in order.
 
-    That is most of a large send's Python work (at 1,000,000 articles, about 17 of the 25 s spent
-    writing 18 files), while the database is idle. Once :meth:`start` is called (a send of two
-    parts or more), chunks are turned into files in another process (:attr:`workers`) while this one
-    reads the next rows: on 2 cores, they overlap. Until then, and for small sends, everything
-    happens here; if those processes cannot start or die, here again (:meth:`_fall_back`).
-    Wherever a chunk was formatted, what comes of it is handed over in this process, in the order
-    the chunks were submitted (the files are stored from here), and an error raised formatting it
-    is raised here, failing the send. The dialects hold no state from one chunk to the next; the
-    rows they refuse come back with the files.
+    That is most of a large send's Python work (at 1,000,000 articles, 18 parts of about half a
+    second each), while the database is idle. Once :meth:`start` is called (a send of two parts or
+    more), parts are turned into files in another process (:attr:`workers`) as soon as their rows
+    are on disk, while this one reads the next rows: on 2 cores, they overlap. Until then, and for
+    small sends, everything happens here; if that process cannot start or dies, here again
+    (:meth:`_fall_back`). Wherever a part was formatted, what comes of it is handed over in this
+    process, in the order the parts were submitted (the files are stored from here), and an error
+    raised formatting it is raised here, failing the send. The dialects hold no state from one part
+    to the next; the rows they refuse come back with the files. The enricher (``enrich``) goes to
+    the formatting process with the dialect: if it cannot be pickled, everything happens here.
     """
 
-    def __init__(self, dialect: Dialect):
+    def __init__(self, dialect: Dialect, enrich: Enricher | None = None):
         self._dialect = dialect
-        #: Chunks formatted at once (one process each) and in flight (never more, whatever the catalog).
-        #: One: a second process formatting took the writing from 22.0 to about 21.5 s at 1,000,000
-        #: articles, within this machine's spread, for 200 MB more (bench/README.md).
-        self.workers = 1
+        self._enrich = enrich
+        #: Parts formatted at once (one process each). One: a second process formatting took the
+        #: writing from 22.0 to about 21.5 s at 1,000,000 articles, within this machine's spread,
+        #: for 200 MB more (bench/README.md).
+        self.workers = 2
         self._pool: ProcessPoolExecutor | None = None
-        #: (result or its future, take, entity, chunk): the chunk is kept until it is handed over.
-        self._pending: deque[tuple[Future | tuple, Callable[..., list[dict]], str, pd.DataFrame]] = deque()
+        #: (result or its future, take, entity, part), in submission order.
+        self._pending: deque[tuple[Future | tuple, Callable[..., list[dict]], str, _Part]] = deque()
 
     def __enter__(self) -> _Formatter:
         return self
@@ -133,50 +172,56 @@ class _Formatter:
             self._pool.shutdown(wait=True, cancel_futures=True)
 
     def start(self) -> None:
-        """Format in other processes from now on (once per send). Not where there is one core, nor
-        in a daemonic process (a ``multiprocessing.Pool``'s), which may not start one. The
-        processes start now, and import what formatting needs, while the rows are read."""
-        if self._pool is None and (os.cpu_count() or 1) > 1 and not multiprocessing.current_process().daemon:
-            # forkserver: a clean process, not a fork of this one and its threads and connections.
-            self._pool = ProcessPoolExecutor(
-                max_workers=self.workers, mp_context=multiprocessing.get_context("forkserver")
-            )
-            for _ in range(self.workers):
-                self._pool.submit(_ready, type(self._dialect))
+        """Format in another process from now on (once per send). Not where there is one core, nor
+        in a daemonic process (a ``multiprocessing.Pool``'s), which may not start one, nor with an
+        enricher that cannot be pickled. The process starts now, and imports what formatting needs,
+        while the rows are read."""
+        if self._pool is not None or (os.cpu_count() or 1) < 2 or multiprocessing.current_process().daemon:
+            return
+        try:
+            pickle.dumps((self._dialect, self._enrich))
+        except (pickle.PicklingError, AttributeError, TypeError) as exc:
+            log.info("formatting the files in this process: %s", exc)
+            return
+        # forkserver: a clean process, not a fork of this one and its threads and connections.
+        self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("forkserver"))
+        for _ in range(self.workers):
+            self._pool.submit(_ready, type(self._dialect))
 
-    def submit(self, entity: str, chunk: pd.DataFrame, take: Callable[..., list[dict]]) -> None:
-        """Format *chunk*; ``take(files, refused)`` gets what comes of it (:func:`_format_chunk`),
-        in submission order (:meth:`done`), and returns the files it stored."""
+    def submit(self, entity: str, part: _Part, take: Callable[..., list[dict]]) -> None:
+        """Format *part*; ``take(files, refused)`` gets what comes of it (:func:`_format_part`), in
+        submission order (:meth:`done`), and returns the files it stored."""
         result: Future | tuple | None = None
         if self._pool is not None:
             try:
-                result = self._pool.submit(_format_chunk, self._dialect, entity, chunk)
+                result = self._pool.submit(_format_part, self._dialect, entity, self._enrich, part)
             except BrokenProcessPool:
                 self._fall_back()
         if result is None:
-            result = _format_chunk(self._dialect, entity, chunk)
-        self._pending.append((result, take, entity, chunk))
+            result = _format_part(self._dialect, entity, self._enrich, part)
+        self._pending.append((result, take, entity, part))
 
     def _fall_back(self) -> None:
         """The other processes could not start or died (not a formatting error, which is raised as
-        it is): the chunks not handed over yet, and the next ones, are formatted here."""
+        it is): the parts not handed over yet, and the next ones, are formatted here."""
         log.warning("the processes formatting the files stopped: formatting them in this one")
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._pool = None
-        self._pending = deque((_format_chunk(self._dialect, e, c), t, e, c) for _r, t, e, c in self._pending)
+        self._pending = deque(
+            (_format_part(self._dialect, e, self._enrich, p), t, e, p) for _r, t, e, p in self._pending
+        )
 
-    def done(self, pending: int = 0) -> list[dict]:
-        """Hand over the chunks formatted so far, oldest first, until at most *pending* are left
-        (waiting for them); the files stored."""
+    def done(self) -> list[dict]:
+        """Hand over every part submitted, oldest first (waiting for them); the files stored."""
         stored = []
-        while len(self._pending) > pending:
-            result, take, entity, chunk = self._pending.popleft()
+        while self._pending:
+            result, take, entity, part = self._pending.popleft()
             if isinstance(result, Future):
                 try:
                     result = result.result()
                 except BrokenProcessPool:
                     self._fall_back()
-                    result = _format_chunk(self._dialect, entity, chunk)
+                    result = _format_part(self._dialect, entity, self._enrich, part)
             stored += take(*result)
         return stored
 
@@ -187,15 +232,17 @@ def _take_files(
     entity: str,
     parts: dict[str, int],
     rejects: Rejects,
-    files: list[tuple[str, bytes, int]],
+    files: list[tuple[str, str, int]],
     refused: list,
 ) -> list[dict]:
-    """Store a chunk's files in the outbox, each named after its stem and part number (*parts*,
-    counted per stem over the entity's chunks), and keep the rows refused; the files stored."""
+    """Store a part's files in the outbox, each named after its stem and part number (*parts*,
+    counted per stem over the entity's parts), and keep the rows refused; the files stored."""
     rejects.rows.extend(refused)
     stored = []
-    for stem, content, rows in files:
+    for stem, path, rows in files:
         parts[stem] = parts.get(stem, 0) + 1
+        content = Path(path).read_bytes()
+        os.unlink(path)
         stored.append(_store(conn, batch_id, entity, f"{stem}_{parts[stem]:04d}.csv", content, rows=rows))
     return stored
 
@@ -209,10 +256,19 @@ def write_files(
     rows_per_file: int = 50_000,
     enrich: Enricher | None = None,
 ) -> list[dict]:
-    """Write the batch's files (live rows first, in import order, then deactivations)."""
+    """Write the batch's files (live rows first, in import order, then deactivations).
+
+    Each entity's rows are read in one ``COPY`` written to a temporary file, part by part
+    (:func:`passerelle.db.copy_parts`): a part is formatted as soon as its rows are on disk, in
+    another process for a large send (:class:`_Formatter`), while the next rows come; the files are
+    stored once the ``COPY`` is over (the connection serves nothing else while it runs). Neither
+    the rows nor the files are held in memory, but one part at a time. A batch built with
+    ``keep_rows`` has its rows recorded here (:func:`passerelle.core.differ.record_batch_rows`),
+    while the parts are formatted.
+    """
     files: list[dict] = []
     removals: list[tuple[Entity, str]] = []
-    with _Formatter(dialect) as formatter:
+    with tempfile.TemporaryDirectory(prefix="passerelle-files-") as work, _Formatter(dialect, enrich) as formatter:
         for entity in entities:
             stem = dialect.stems[entity.name]
             rejects = Rejects()
@@ -221,14 +277,21 @@ def write_files(
             counts = batch.counts.get(entity.name, {})
             if counts.get("created", 0) + counts.get("changed", 0) > rows_per_file:
                 formatter.start()  # two parts or more: a large send; started before its rows are read
-            with _hash_joins_only(conn):
-                for chunk in read_query_chunks(conn, query, params, chunksize=rows_per_file):
-                    if enrich is not None:
-                        chunk = enrich(entity.name, chunk)
-                    take = partial(_take_files, conn, batch.id, entity.name, parts, rejects)
-                    formatter.submit(entity.name, chunk, take)
-                    files += formatter.done(pending=formatter.workers)
+            take = partial(_take_files, conn, batch.id, entity.name, parts, rejects)
+            rows_path = os.path.join(work, f"{entity.name}.csv")
+            if entity.name in dialect.with_previous:
+                record_batch_rows(conn, batch, entity)  # the rows are read with the batch's labels
+            with _hash_joins_only(conn), open(rows_path, "w+b") as rows_file:
+                copied = copy_parts(conn, query, params, rows_file, rows=rows_per_file)
+                header = next(copied)[:2]
+                for n, (start, end, count) in enumerate(copied):
+                    out = os.path.join(work, f"{entity.name}.{n}")
+                    formatter.submit(entity.name, _Part(rows_path, header, (start, end), count, out), take)
+            # The batch's rows recorded while the last parts are formatted (at 1,000,000 articles,
+            # 5 s of the database's time), before the rows refused leave the batch.
+            record_batch_rows(conn, batch, entity)
             files += formatter.done()
+            os.unlink(rows_path)
             refused = rejects.frame()
             if len(refused):
                 _record_rejects(conn, batch, entity.name, refused)
@@ -348,6 +411,8 @@ def build_catalog(
                 files = outbox_files(conn, batch.id)
             else:
                 files = write_files(conn, batch, entities, dialect, rows_per_file=rows_per_file, enrich=enrich)
+                for entity in entities:  # every row recorded (write_files does it as it goes)
+                    record_batch_rows(conn, batch, entity)
     finally:
         conn.isolation_level = previous
     return batch, files

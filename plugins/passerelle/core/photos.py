@@ -7,6 +7,7 @@ this module only names them, so that the product files and the uploaded renders 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import pandas as pd
 
@@ -23,24 +24,32 @@ def render_file_name(reference: str, position: int, format_name: str, ext: str) 
     return render_name(reference, int(position), format_name, ext)
 
 
-def image_url_enricher(settings: Settings) -> Callable[[str, pd.DataFrame], pd.DataFrame]:
-    """An export enricher adding ``image_urls`` (comma separated, cover first) to article rows:
-    renders under ``shop.public_base_url``, in ``images.format``."""
-    base = settings.shop.public_base_url.rstrip("/")
-    ext = "webp" if settings.images.format == "webp" else "jpg"
-    folder = f"{base}/images" if base else "images"
+@dataclass(frozen=True)
+class ImageUrls:
+    """The export enricher adding ``image_urls`` (comma separated, cover first) to article rows:
+    renders in *folder* (a URL), with extension *ext*. A plain object, so that it travels to the
+    process formatting a large send's files (passerelle.core.export)."""
 
-    def enrich(entity: str, df: pd.DataFrame) -> pd.DataFrame:
+    folder: str
+    ext: str
+
+    def __call__(self, entity: str, df: pd.DataFrame) -> pd.DataFrame:
         if entity != "article" or "images" not in df:
             return df
         parts = df["images"].fillna("").str.split(",").explode()
         parts = parts[parts != ""]
         positions = parts.str.split(":").str[0].astype(int)
         refs = df.loc[positions.index, "reference"]
-        urls = [f"{folder}/{render_file_name(r, p, SHOP_FORMAT, ext)}" for r, p in zip(refs, positions)]
+        urls = [f"{self.folder}/{render_file_name(r, p, SHOP_FORMAT, self.ext)}" for r, p in zip(refs, positions)]
         joined = pd.Series(urls, index=positions.index, dtype=object).groupby(level=0).agg(",".join)
         out = df.copy()
         out["image_urls"] = joined.reindex(df.index).fillna("")
         return out
 
-    return enrich
+
+def image_url_enricher(settings: Settings) -> Callable[[str, pd.DataFrame], pd.DataFrame]:
+    """The catalog's enricher (:class:`ImageUrls`): renders under ``shop.public_base_url``, in
+    ``images.format``."""
+    base = settings.shop.public_base_url.rstrip("/")
+    ext = "webp" if settings.images.format == "webp" else "jpg"
+    return ImageUrls(f"{base}/images" if base else "images", ext)
