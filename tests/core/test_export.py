@@ -7,6 +7,7 @@ import io
 import threading
 
 import pandas as pd
+import pytest
 
 from passerelle.config import parse_settings
 from passerelle.core.dialects import dialect
@@ -330,3 +331,34 @@ def test_the_catalog_enricher_travels_to_the_formatting_process(erp, monkeypatch
     assert sum(c.count(b"https://shop.example/images/") for c in contents) > 0
     monkeypatch.setattr(export._Formatter, "start", lambda self: None)
     assert elsewhere == send("enriched-here")[0]
+
+
+def test_an_error_formatting_a_part_fails_the_send_and_leaves_the_connection_usable(erp, monkeypatch):
+    """A part that cannot be formatted while the rows are still coming (formatted in this process):
+    the send fails with that error, the COPY is cancelled, nothing of the batch is kept, and the
+    connection serves the next statement."""
+    from passerelle.core import export
+
+    calls = []
+    format_chunk = export._format_chunk
+
+    def fail_second(dialect_, entity, chunk):
+        calls.append(len(chunk))
+        if len(calls) == 2:
+            raise ValueError("part 2 cannot be formatted")
+        return format_chunk(dialect_, entity, chunk)
+
+    monkeypatch.setattr(export._Formatter, "start", lambda self: None)
+    monkeypatch.setattr(export, "_format_chunk", fail_second)
+    with pytest.raises(ValueError, match="part 2 cannot be formatted"):
+        build_catalog(
+            erp,
+            flow="catalog",
+            run_key="fails",
+            entities=catalog_entities(RULE, ["article"]),
+            dialect=dialect("generic"),
+            mode="full",
+            rows_per_file=200,
+        )
+    assert calls == [200, 200]
+    assert erp.execute("SELECT count(*) FROM passerelle.batch WHERE run_key = 'fails'").fetchone()[0] == 0

@@ -21,7 +21,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, closing
 from functools import partial
 from pathlib import Path
 from typing import NamedTuple
@@ -141,16 +141,17 @@ class _Formatter:
     """Turns a send's rows into the shop's files (:func:`_format_part`: the dialect's checks, its
     rows, its CSV) and hands them over in order.
 
-    That is most of a large send's Python work (at 1,000,000 articles, 18 parts of about half a
-    second each), while the database is idle. Once :meth:`start` is called (a send of two parts or
-    more), parts are turned into files in another process (:attr:`workers`) as soon as their rows
-    are on disk, while this one reads the next rows: on 2 cores, they overlap. Until then, and for
-    small sends, everything happens here; if that process cannot start or dies, here again
-    (:meth:`_fall_back`). Wherever a part was formatted, what comes of it is handed over in this
-    process, in the order the parts were submitted (the files are stored from here), and an error
-    raised formatting it is raised here, failing the send. The dialects hold no state from one part
-    to the next; the rows they refuse come back with the files. The enricher (``enrich``) goes to
-    the formatting process with the dialect: if it cannot be pickled, everything happens here.
+    That is most of a large send's Python work (at 1,000,000 articles, 18 parts of 0.6 to 0.8 s
+    each: parsing the rows, the checks, the CSV), while the database is idle. Once :meth:`start` is
+    called (a send of two parts or more), parts are turned into files in other processes
+    (:attr:`workers`) as soon as their rows are on disk, while this one reads the next rows and
+    records the batch's: on 2 cores, they overlap. Until then, and for small sends, everything
+    happens here; if those processes cannot start or die, here again (:meth:`_fall_back`).
+    Wherever a part was formatted, what comes of it is handed over in this process, in the order the
+    parts were submitted (the files are stored from here), and an error raised formatting it is
+    raised here, failing the send. The dialects hold no state from one part to the next; the rows
+    they refuse come back with the files. The enricher (``enrich``) goes to
+    the formatting processes with the dialect: if it cannot be pickled, everything happens here.
     """
 
     def __init__(self, dialect: Dialect, enrich: Enricher | None = None):
@@ -281,8 +282,12 @@ def write_files(
             rows_path = os.path.join(work, f"{entity.name}.csv")
             if entity.name in dialect.with_previous:
                 record_batch_rows(conn, batch, entity)  # the rows are read with the batch's labels
-            with _hash_joins_only(conn), open(rows_path, "w+b") as rows_file:
-                copied = copy_parts(conn, query, params, rows_file, rows=rows_per_file)
+            with (
+                _hash_joins_only(conn),
+                open(rows_path, "w+b") as rows_file,
+                # closed on an error too: the COPY is cancelled before the transaction rolls back
+                closing(copy_parts(conn, query, params, rows_file, rows=rows_per_file)) as copied,
+            ):
                 header = next(copied)[:2]
                 for n, (start, end, count) in enumerate(copied):
                     out = os.path.join(work, f"{entity.name}.{n}")
