@@ -143,24 +143,25 @@ class _Formatter:
 
     That is most of a large send's Python work (at 1,000,000 articles, 18 parts of 0.6 to 0.8 s
     each: parsing the rows, the checks, the CSV), while the database is idle. Once :meth:`start` is
-    called (a send of two parts or more), parts are turned into files in other processes
+    called (a send of two parts or more), parts are turned into files in another process
     (:attr:`workers`) as soon as their rows are on disk, while this one reads the next rows and
     records the batch's: on 2 cores, they overlap. Until then, and for small sends, everything
-    happens here; if those processes cannot start or die, here again (:meth:`_fall_back`).
+    happens here; if that process cannot start or dies, here again (:meth:`_fall_back`).
     Wherever a part was formatted, what comes of it is handed over in this process, in the order the
     parts were submitted (the files are stored from here), and an error raised formatting it is
     raised here, failing the send. The dialects hold no state from one part to the next; the rows
     they refuse come back with the files. The enricher (``enrich``) goes to
-    the formatting processes with the dialect: if it cannot be pickled, everything happens here.
+    the formatting process with the dialect: if it cannot be pickled, everything happens here.
     """
 
     def __init__(self, dialect: Dialect, enrich: Enricher | None = None):
         self._dialect = dialect
         self._enrich = enrich
-        #: Parts formatted at once (one process each). One: a second process formatting took the
-        #: writing from 22.0 to about 21.5 s at 1,000,000 articles, within this machine's spread,
-        #: for 200 MB more (bench/README.md).
-        self.workers = 2
+        #: Parts formatted at once (one process each). One: at 1,000,000 articles, a second one
+        #: gave the same writing time (23.0 and 25.6 s with one, 26.7 and 24.2 s with two, in
+        #: alternating runs: the two cores are busy anyway, with the database reading and recording
+        #: the rows) for 220 MB more (bench/README.md).
+        self.workers = 1
         self._pool: ProcessPoolExecutor | None = None
         #: (result or its future, take, entity, part), in submission order.
         self._pending: deque[tuple[Future | tuple, Callable[..., list[dict]], str, _Part]] = deque()
