@@ -351,14 +351,6 @@ def test_an_error_formatting_a_part_fails_the_send_and_leaves_the_connection_usa
     monkeypatch.setattr(export._Formatter, "start", lambda self: None)
     monkeypatch.setattr(export, "_format_chunk", fail_second)
     with pytest.raises(ValueError, match="part 2 cannot be formatted"):
-        build_catalog(
-            erp,
-            flow="catalog",
-            run_key="fails",
-            entities=catalog_entities(RULE, ["article"]),
-            dialect=dialect("generic"),
-            mode="full",
-            rows_per_file=200,
-        )
+        _sent_in_parts(erp, "fails", ["article"], "generic")
     assert calls == [200, 200]
     assert erp.execute("SELECT count(*) FROM passerelle.batch WHERE run_key = 'fails'").fetchone()[0] == 0
