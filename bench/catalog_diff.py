@@ -31,10 +31,11 @@ dropped at the end unless ``--keep``):
      STDOUT`` streamed with psycopg 3's ``cursor.copy`` and discarded (bytes counted): the view's
      own cost, which the delta and the full send pay at least once;
    - the limits, what any design pays beyond the floor, whatever it does next: for the delta,
-     one pass over the view hashing each selected row (``COPY (SELECT md5(a::text) ...)``,
-     ``delta_limit_seconds``): it cannot know what changed without it; for the full send, every
-     selected row out of the database with its hash, in key order (``COPY (SELECT a.*,
-     md5(a::text) ... ORDER BY a.key)``, ``full_limit_seconds``), before any file is written.
+     one pass over the view hashing each selected row with the differ's hash (``COPY (SELECT
+     hash_record_extended(a, 0)::text ...)``, ``differ.row_hash``, ``delta_limit_seconds``): it
+     cannot know what changed without it; for the full send, every selected row out of the
+     database with its hash, in key order (``COPY (SELECT a.*, <the hash> ... ORDER BY a.key)``,
+     ``full_limit_seconds``), before any file is written.
 
 ``peak_rss_mb`` is the Python side's peak resident memory: the measuring process's
 (``ru_maxrss``, ``own_peak_rss_mb``) plus those of the processes a large send formats its files in
@@ -270,10 +271,11 @@ def measure(dsn: str, rule: str, repeat: int) -> dict[str, Any]:
     selected = f"FROM passerelle_src.article a WHERE a.web AND ({rule})"
     # The least a delta does: evaluate the view once and hash each selected row (the hash it
     # compares with the snapshot), nothing joined, nothing recorded, nothing written.
-    hash_sql = f"COPY (SELECT md5(a::text) {selected}) TO STDOUT"
+    # The hash is the differ's own (differ.row_hash: the row's values hashed by their types).
+    hash_sql = f"COPY (SELECT {differ.row_hash('a')} {selected}) TO STDOUT"
     # The least a full send does: every selected row, whole, out of the database with its hash,
     # in key order (its files are in key order), nothing recorded, nothing written.
-    rows_hash_sql = f"COPY (SELECT a.*, md5(a::text) {selected} ORDER BY a.key) TO STDOUT"
+    rows_hash_sql = f"COPY (SELECT a.*, {differ.row_hash('a')} {selected} ORDER BY a.key) TO STDOUT"
     times: dict[str, list[float]] = {
         "floor": [],
         "copy": [],
