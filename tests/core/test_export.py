@@ -177,7 +177,12 @@ def test_parallel_workers_read_the_run_settings(erp, monkeypatch):
             plan = "\n".join(
                 r[0]
                 for r in erp.execute(
-                    "EXPLAIN (COSTS OFF) " + differ.diff_statement(article, columns=differ.view_columns(erp, article)),
+                    "EXPLAIN (COSTS OFF) "
+                    + differ.diff_statement(
+                        article,
+                        hashed=differ.hashed_columns(erp, article.view),
+                        columns=differ.view_columns(erp, article),
+                    ),
                     {"entity": "article", "full": True, "new_only": False},
                 )
             )

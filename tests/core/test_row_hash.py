@@ -7,10 +7,8 @@ import csv
 import importlib
 import io
 
-import pytest
-
 from passerelle.core.dialects import dialect
-from passerelle.core.differ import Entity, catalog_entities, confirm_batch, diff_entity, row_hash
+from passerelle.core.differ import Entity, catalog_entities, confirm_batch, diff_entity, hashed_columns, row_hash
 from passerelle.core.export import build_catalog, iter_outbox
 
 RULE = "a.price_excl_vat > 0 AND a.name <> ''"
@@ -46,13 +44,11 @@ def test_an_md5_snapshot_is_converted_where_its_row_is_unchanged(erp):
     erp.execute("UPDATE erp.article SET price_excl_vat = price_excl_vat + 1 WHERE reference = 'ART-000003'")
     erp.commit()
 
-    for statement in MIGRATION.STATEMENTS:
-        erp.execute(statement)
+    MIGRATION.convert(erp)
     erp.commit()
 
-    hashes = dict(
-        erp.execute(f"SELECT s.key, s.hash = {row_hash('v')} FROM passerelle.snapshot s, {articles}").fetchall()
-    )
+    new = row_hash("v", hashed_columns(erp, "passerelle_src.article"))
+    hashes = dict(erp.execute(f"SELECT s.key, s.hash = {new} FROM passerelle.snapshot s, {articles}").fetchall())
     assert len(hashes) > 10
     assert [key for key, converted in hashes.items() if not converted] == ["ART-000003"]
     kept = erp.execute("SELECT hash FROM passerelle.snapshot WHERE entity = 'article' AND key = 'ART-000003'")
@@ -66,8 +62,9 @@ def test_an_md5_snapshot_is_converted_where_its_row_is_unchanged(erp):
 def test_equal_values_hash_alike_and_any_change_shows(erp):
     """Values, not their text: 1.5 and 1.50 are one price; a change of one column, or a column
     becoming NULL, is a new hash."""
+    columns = [("key", True), ("price", True), ("name", True)]
     values = erp.execute(
-        f"SELECT {row_hash('r')} FROM (VALUES ('k', 1.5::numeric, 'x'), ('k', 1.50, 'x'), ('k', 1.51, 'x'), "
+        f"SELECT {row_hash('r', columns)} FROM (VALUES ('k', 1.5::numeric, 'x'), ('k', 1.50, 'x'), ('k', 1.51, 'x'), "
         "('k', 1.5, 'y'), ('k', 1.5, NULL), ('k', 1.5, '')) AS r(key, price, name)"
     ).fetchall()
     hashes = [v[0] for v in values]
@@ -75,13 +72,45 @@ def test_equal_values_hash_alike_and_any_change_shows(erp):
     assert len(set(hashes[1:])) == 5
 
 
-def test_a_view_column_without_a_hash_function_is_named(erp):
-    """A view the retailer rewrote with a json column: the send fails naming the view and the type."""
+def test_a_change_inside_the_variants_json_shows(erp):
+    """WooCommerce's and Shopify's article rows carry their variants as JSON text: two variants'
+    colours swapped is a new hash of the article's row (jsonb's own hash, which XORs keys and
+    values together, would not see it)."""
     with erp.transaction(force_rollback=True):
-        erp.execute("CREATE VIEW passerelle_src.hashless AS SELECT 'k'::text AS key, '{}'::json AS doc")
+        erp.execute("SELECT set_config('passerelle.article_variants', 'on', true)")
+        article, first, second = erp.execute(
+            "SELECT v.article_id, v.id, w.id FROM erp.variant v JOIN erp.variant w ON w.article_id = v.article_id "
+            "AND w.id > v.id AND w.active AND w.colour <> v.colour WHERE v.active ORDER BY 1, 2, 3 LIMIT 1"
+        ).fetchone()
+        columns = hashed_columns(erp, "passerelle_src.article")
+        assert ("variants", True) in columns  # text: hashed as it is
+        hash_sql = (
+            f"SELECT {row_hash('a', columns)} FROM passerelle_src.article a "
+            "WHERE a.key = (SELECT reference FROM erp.article WHERE id = %s)"
+        )
+        before = erp.execute(hash_sql, (article,)).fetchone()[0]
+        erp.execute(
+            "UPDATE erp.variant v SET colour = o.colour FROM erp.variant o "
+            "WHERE (v.id, o.id) IN ((%(a)s, %(b)s), (%(b)s, %(a)s))",
+            {"a": first, "b": second},
+        )
+        assert erp.execute(hash_sql, (article,)).fetchone()[0] != before
+
+
+def test_a_view_column_without_a_hash_function_is_hashed_as_its_text(erp):
+    """A view rewritten for another back office with a json column: the send works, and a change
+    inside the JSON is a change."""
+    with erp.transaction(force_rollback=True):
+        erp.execute("CREATE VIEW passerelle_src.with_json AS SELECT 'k'::text AS key, '{\"a\": 1}'::json AS doc")
+        columns = hashed_columns(erp, "passerelle_src.with_json")
+        assert columns == [("key", True), ("doc", False)]
         batch_id = erp.execute(
             "INSERT INTO passerelle.batch (flow, run_key, mode, status, entities) "
-            "VALUES ('t', 'hashless', 'full', 'built', '{hashless}') RETURNING id"
+            "VALUES ('t', 'with_json', 'full', 'built', '{with_json}') RETURNING id"
         ).fetchone()[0]
-        with pytest.raises(ValueError, match=r"passerelle_src\.hashless: .*type json.*jsonb"):
-            diff_entity(erp, batch_id, Entity("hashless"), full=True)
+        assert diff_entity(erp, batch_id, Entity("with_json"), full=True)["created"] == 1
+        docs = erp.execute(
+            f"SELECT {row_hash('r', columns)} FROM (VALUES ('k', '{{\"a\": 1}}'::json), ('k', '{{\"a\": 2}}'::json)) "
+            "AS r(key, doc)"
+        ).fetchall()
+        assert docs[0] != docs[1]

@@ -154,12 +154,14 @@ WHERE NOT EXISTS (SELECT 1 FROM erp.variant v WHERE v.article_id = o.article_id 
 -- the shop is told (NULL for an article without any, and for every article unless
 -- passerelle_src.with_article_variants()). The WooCommerce and Shopify files write a product and
 -- its variations together from the article's row (docs/formats/woocommerce.md, "Input columns"),
--- and the article's row changes whenever one of its variants does. jsonb, not json: the differ
--- hashes a row by its values (hash_record_extended) and json has no hash function.
+-- and the article's row changes whenever one of its variants does. Its text, not json or jsonb:
+-- the differ hashes a row by its values (hash_record_extended), json has no hash function, and
+-- jsonb's hash XORs its keys and values together, blind to two variants' colours swapped.
 -- The sums come from one of the two branches of "vs", the other's filter being false before it
 -- reads a row:
 --   without the JSON (PrestaShop, generic), the stock rows of active variants (joined to them as
---     they are read, in parallel) grouped per variant then per article, with hashed aggregates; a
+--     they are read, in parallel) grouped per variant (and per the stock rows' article, as
+--     stock_level groups them) then per the variant's article, with hashed aggregates; a
 --     variant without a stock row adds nothing (its available stock is greatest(0 - orders -
 --     safety, 0) = 0), so the variants are read whole only for has_variants (hv). At 1,000,000
 --     articles this computed the view's stock in 12 s instead of 16.5 s.
@@ -179,22 +181,22 @@ FROM erp.article a
 LEFT JOIN (SELECT DISTINCT v.article_id FROM erp.variant v WHERE v.active) hv ON hv.article_id = a.id
 LEFT JOIN (SELECT g.article_id, sum(g.real_qty) AS real_qty,
                   sum(greatest(g.available_qty - coalesce(o.qty, 0) - passerelle_src.safety_stock(), 0)) AS available_qty,
-                  NULL::jsonb AS variants
+                  NULL::text AS variants
            FROM (SELECT v.article_id, st.variant_id, sum(st.quantity) AS real_qty,
                         greatest(sum(st.quantity - st.reserved), 0) AS available_qty
                  FROM erp.stock st
                  JOIN erp.location l ON l.code = st.location_code AND l.web
                  JOIN erp.variant v ON v.id = st.variant_id AND v.active
-                 GROUP BY v.article_id, st.variant_id) g
+                 GROUP BY st.article_id, st.variant_id, v.article_id) g
            LEFT JOIN passerelle_src.open_web_order o ON o.article_id = g.article_id AND o.variant_id = g.variant_id
            WHERE NOT passerelle_src.with_article_variants()
            GROUP BY g.article_id
            UNION ALL
            SELECT s.article_id, sum(s.real_qty), sum(s.available_qty),
-                  jsonb_agg(jsonb_build_object(
-                                'reference', s.reference, 'ean', s.ean, 'size', s.size, 'colour', s.colour,
-                                'price_impact', s.price_impact, 'weight_impact', s.weight_impact,
-                                'position', s.position, 'quantity', s.available_qty) ORDER BY s.position, s.reference)
+                  json_agg(json_build_object(
+                               'reference', s.reference, 'ean', s.ean, 'size', s.size, 'colour', s.colour,
+                               'price_impact', s.price_impact, 'weight_impact', s.weight_impact,
+                               'position', s.position, 'quantity', s.available_qty) ORDER BY s.position, s.reference)::text
            FROM passerelle_src.shop_stock_variant s
            WHERE passerelle_src.with_article_variants()
            GROUP BY s.article_id) vs ON vs.article_id = a.id

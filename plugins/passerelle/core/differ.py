@@ -202,19 +202,36 @@ def view_columns(conn: psycopg.Connection, entity: Entity) -> list[str]:
     return [r[0] for r in rows]
 
 
-def row_hash(alias: str) -> str:
-    """The SQL of a view row's hash (the row of *alias*), as the snapshot keeps it: PostgreSQL's
-    ``hash_record_extended``, each column hashed by its type's own hash function and the 64 bits
-    combined, in decimal text.
+#: A view's columns in order, each with whether PostgreSQL has a hash function for its type (a
+#: default operator class of the hash method); the parameter is the view's name.
+HASHED_COLUMNS_SQL = (
+    "SELECT a.attname, EXISTS (SELECT 1 FROM pg_catalog.pg_opclass c JOIN pg_catalog.pg_am m ON m.oid = c.opcmethod "
+    "WHERE m.amname = 'hash' AND c.opcdefault AND c.opcintype = a.atttypid) "
+    "FROM pg_catalog.pg_attribute a WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped "
+    "ORDER BY a.attnum"
+)
+
+
+def hashed_columns(conn: psycopg.Connection, view: str) -> list[tuple[str, bool]]:
+    """*view*'s columns for :func:`row_hash`: each name, and whether its type has a hash function."""
+    return [(name, hashable) for name, hashable in conn.execute(HASHED_COLUMNS_SQL, (view,)).fetchall()]
+
+
+def row_hash(alias: str, columns: Sequence[tuple[str, bool]]) -> str:
+    """The SQL of a view row's hash (the row of *alias*, its *columns* from :func:`hashed_columns`),
+    as the snapshot keeps it: PostgreSQL's ``hash_record_extended`` of the row's values, each
+    column hashed by its type's own hash function and the 64 bits combined, in decimal text. A
+    column whose type has none (``json``, in a view rewritten for another back office) is hashed
+    as its text. PostgreSQL 14 or later.
 
     Any change of any column's value changes it (two values equal to their type hash alike:
     ``1.50`` and ``1.5`` are one price, and neither is sent again for that). It replaced the md5 of
     the row's text form (migration 0008): hashing the values, not their text, costs about a third
     of it, and the view's whole row is hashed in one process (at 1,000,000 articles the pass over
-    the article view took 16 s instead of 22 s, bench/README.md). Every column of a view must
-    have a hash function: ``jsonb``, not ``json`` (:func:`diff_entity` says which column has none).
+    the article view took 16 s instead of 22 s, bench/README.md).
     """
-    return f"hash_record_extended({alias}, 0)::text"
+    cells = ", ".join(f'{alias}."{name}"' + ("" if hashable else "::text") for name, hashable in columns)
+    return f"hash_record_extended(ROW({cells}), 0)::text"
 
 
 def _columns_sql(alias: str, columns: Sequence[str]) -> str:
@@ -247,10 +264,11 @@ def _parallel_diff(conn: psycopg.Connection) -> AbstractContextManager[None]:
     return local_settings(conn, PARALLEL_DIFF_SETTINGS)
 
 
-def diff_statement(entity: Entity, *, columns: Sequence[str] = ()) -> str:
-    """The statement creating :func:`diff_table` for *entity* (see :func:`diff_entity`), keeping
-    the view's *columns* of the rows to send (none if empty); its parameters: ``entity`` (the
-    name), ``full`` and ``new_only`` (the mode).
+def diff_statement(entity: Entity, *, hashed: Sequence[tuple[str, bool]], columns: Sequence[str] = ()) -> str:
+    """The statement creating :func:`diff_table` for *entity* (see :func:`diff_entity`), hashing
+    the view's *hashed* columns (:func:`hashed_columns`) and keeping its *columns* of the rows to
+    send (none if empty); its parameters: ``entity`` (the name), ``full`` and ``new_only`` (the
+    mode).
 
     The table's own columns are named ``passerelle_*`` (key, hash, label, op, kept), apart from the
     view's. The view's columns are kept as columns, not as one value of the view's row type: read
@@ -266,7 +284,7 @@ def diff_statement(entity: Entity, *, columns: Sequence[str] = ()) -> str:
                 WHEN c.passerelle_hash <> s.hash THEN 'U' ELSE '=' END AS passerelle_op,
            c.passerelle_key IS NOT NULL AND (s.key IS NULL OR NOT %(new_only)s) AS passerelle_kept{kept}
     FROM (SELECT {a}.key AS passerelle_key, {entity.label_sql}::text AS passerelle_label,
-                 {row_hash(a)} AS passerelle_hash{", " + a + ".*" if columns else ""}
+                 {row_hash(a, hashed)} AS passerelle_hash{", " + a + ".*" if columns else ""}
           FROM {entity.view} {a}
           WHERE {entity.where}) c
     FULL JOIN (SELECT key, hash, label FROM passerelle.snapshot WHERE entity = %(entity)s) s
@@ -287,8 +305,7 @@ def diff_entity(
 ) -> dict[str, int]:
     """Record the entity's created/changed/removed keys for the batch; return the counts.
 
-    The row hash (:func:`row_hash`) changes with any exported column: a view column whose type
-    PostgreSQL cannot hash (``json``) is an error naming the view. A full send records every
+    The row hash (:func:`row_hash`) changes with any exported column. A full send records every
     current row (as created or changed) and the removed ones, so that the shop can deactivate
     what left the selection; its counts say so (a row unchanged since the snapshot but sent again
     counts as changed, none as unchanged).
@@ -313,15 +330,7 @@ def diff_entity(
     table = diff_table(entity)
     conn.execute(f"DROP TABLE IF EXISTS {table}")
     with _parallel_diff(conn):
-        try:
-            conn.execute(diff_statement(entity, columns=columns), params)
-        except psycopg.errors.UndefinedFunction as exc:
-            if "hash function" not in str(exc):
-                raise
-            raise ValueError(
-                f"{entity.view}: {exc.diag.message_primary}: every column of a view Passerelle sends must have "
-                "a hash function (make a json column jsonb, or text)"
-            ) from None
+        conn.execute(diff_statement(entity, hashed=hashed_columns(conn, entity.view), columns=columns), params)
     if record:
         record_rows(conn, batch_id, entity, new_only=new_only)
     rows = dict(conn.execute(f"SELECT passerelle_op, count(*) FROM {table} GROUP BY 1").fetchall())

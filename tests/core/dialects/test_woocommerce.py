@@ -47,7 +47,7 @@ ARTICLES = pd.DataFrame(
         "images": ["1:5,2:7", ""],
         "image_urls": ["https://s/images/ART-1_1_large.jpg,https://s/images/ART-1_2_large.jpg", ""],
         "web": ["t", "t"],
-        # The article's variants as the view's jsonb_agg writes them (numbers as JSON numbers).
+        # The article's variants as the view's json_agg writes them (numbers as JSON numbers).
         "variants": [
             None,
             json.dumps(

@@ -18,7 +18,7 @@ in include/reference/woocommerce_product_csv.json) and is documented in docs/for
   lists every value of each attribute and is imported before its variations.
 
 Input: rows of the views in include/sql/views (text, as COPY gives them), with the article view's
-``variants`` column: the article's active variants as a JSON array (jsonb_agg, in position order),
+``variants`` column: the article's active variants as a JSON array (json_agg, in position order),
 so that a product and its variations are written together, parent first, and sent again whole
 when any of them changes. The view builds it only under the dialect's ``view_options``
 (``passerelle.article_variants: on``, see passerelle_src.shop_stock_article and
@@ -105,7 +105,7 @@ def category_paths(paths: pd.Series) -> pd.Series:
 
 
 def explode_variants(df: pd.DataFrame) -> pd.DataFrame:
-    """The article rows' ``variants`` (a JSON array per article, as the view's jsonb_agg gives it)
+    """The article rows' ``variants`` (a JSON array per article, as the view's json_agg gives it)
     as one row per variant: ``_row`` (the article row's index), ``_order`` (position in the
     article), reference, ean, size, colour, price_impact, weight_impact, position, quantity."""
     fields = ["reference", "ean", "size", "colour", "price_impact", "weight_impact", "position", "quantity"]
