@@ -32,8 +32,8 @@ dropped at the end unless ``--keep``):
      own cost, which the delta and the full send pay at least once;
    - the limits, what any design pays beyond the floor, whatever it does next: for the delta,
      one pass over the view hashing each selected row with the differ's hash (``COPY (SELECT
-     hash_record_extended(a, 0)::text ...)``, ``differ.row_hash``, ``delta_limit_seconds``): it
-     cannot know what changed without it; for the full send, every selected row out of the
+     hash_record_extended(ROW(a.<columns>), 0)::text ...)``, ``differ.row_hash``,
+     ``delta_limit_seconds``): it cannot know what changed without it; for the full send, every selected row out of the
      database with its hash, in key order (``COPY (SELECT a.*, <the hash> ... ORDER BY a.key)``,
      ``full_limit_seconds``), before any file is written.
 
@@ -271,11 +271,12 @@ def measure(dsn: str, rule: str, repeat: int) -> dict[str, Any]:
     selected = f"FROM passerelle_src.article a WHERE a.web AND ({rule})"
     # The least a delta does: evaluate the view once and hash each selected row (the hash it
     # compares with the snapshot), nothing joined, nothing recorded, nothing written.
-    # The hash is the differ's own (differ.row_hash: the row's values hashed by their types).
-    hash_sql = f"COPY (SELECT {differ.row_hash('a')} {selected}) TO STDOUT"
+    # The hash is the differ's own (differ.row_hash: the row's values hashed by their types); its
+    # columns are read from the catalog once connected.
+    hash_sql = f"COPY (SELECT {{hash}} {selected}) TO STDOUT"
     # The least a full send does: every selected row, whole, out of the database with its hash,
     # in key order (its files are in key order), nothing recorded, nothing written.
-    rows_hash_sql = f"COPY (SELECT a.*, {differ.row_hash('a')} {selected} ORDER BY a.key) TO STDOUT"
+    rows_hash_sql = f"COPY (SELECT a.*, {{hash}} {selected} ORDER BY a.key) TO STDOUT"
     times: dict[str, list[float]] = {
         "floor": [],
         "copy": [],
@@ -296,6 +297,8 @@ def measure(dsn: str, rule: str, repeat: int) -> dict[str, Any]:
         # (differ.PARALLEL_DIFF_SETTINGS: parallel workers): the limits and the view's COPY are not
         # slowed by spills, or kept to one core, where the send is not. The floor's bare COPY of a
         # table is one process whatever the settings.
+        row_hash = differ.row_hash("a", differ.hashed_columns(conn, "passerelle_src.article"))
+        hash_sql, rows_hash_sql = (sql.replace("{hash}", row_hash) for sql in (hash_sql, rows_hash_sql))
         conn.execute("SELECT set_config('work_mem', %s, false)", (export.WORK_MEM,))
         for name, value in differ.PARALLEL_DIFF_SETTINGS.items():
             conn.execute("SELECT set_config(%s, %s, false)", (name, value))
