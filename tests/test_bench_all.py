@@ -136,3 +136,25 @@ def test_the_measured_limits_are_shown_beside_their_goal(bench_all):
     del results["catalog_1m"]["full_limit_ratio"]  # an older bench's JSON: no limit, no claim
     text = bench_all.table(results, bench_all.summarize(results), when="now", machine="2 cores")
     assert "measured limit (every selected row" not in text
+
+
+def test_the_catalog_bench_runs_end_to_end(pg_server, tmp_path):
+    """bench/catalog_diff.py at a tiny size on the tests' PostgreSQL: it seeds, sends, measures each
+    line and prints its JSON last line with the fields bench/all.py reads (a change of the differ's
+    functions once broke it unnoticed until a 1,000,000-article run)."""
+    import subprocess
+
+    database = f"passerelle_bench_smoke_{tmp_path.name[-8:].lower()}"
+    command = [sys.executable, str(ROOT / "bench" / "catalog_diff.py"), "--articles", "300", "--repeat", "1"]
+    done = subprocess.run(
+        [*command, "--database", database, "--dsn", pg_server],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    last = json.loads(done.stdout.strip().splitlines()[-1])
+    assert last["rows"] > 0 and last["delta_rows"] > 0 and last["full_rows"] == last["rows"]
+    for field in ("delta_floor_ratio", "full_floor_ratio", "delta_limit_ratio", "full_limit_ratio", "peak_rss_mb"):
+        assert last[field] > 0, field
