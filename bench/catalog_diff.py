@@ -33,9 +33,9 @@ dropped at the end unless ``--keep``):
    - the limits, what any design pays beyond the floor, whatever it does next: for the delta,
      one pass over the view hashing each selected row with the differ's hash (``COPY (SELECT
      hash_record_extended(ROW(a.<columns>), 0)::text ...)``, ``differ.row_hash``,
-     ``delta_limit_seconds``): it cannot know what changed without it; for the full send, every selected row out of the
-     database with its hash, in key order (``COPY (SELECT a.*, <the hash> ... ORDER BY a.key)``,
-     ``full_limit_seconds``), before any file is written.
+     ``delta_limit_seconds``): it cannot know what changed without it; for the full send, every
+     selected row out of the database with its hash, in key order (``COPY (SELECT a.*, <the
+     hash> ... ORDER BY a.key)``, ``full_limit_seconds``), before any file is written.
 
 ``peak_rss_mb`` is the Python side's peak resident memory: the measuring process's
 (``ru_maxrss``, ``own_peak_rss_mb``) plus those of the processes a large send formats its files in
@@ -269,14 +269,6 @@ def measure(dsn: str, rule: str, repeat: int) -> dict[str, Any]:
     generic = dialect("generic")
     copy_sql = f"COPY ({_selection(rule)}) TO STDOUT"
     selected = f"FROM passerelle_src.article a WHERE a.web AND ({rule})"
-    # The least a delta does: evaluate the view once and hash each selected row (the hash it
-    # compares with the snapshot), nothing joined, nothing recorded, nothing written.
-    # The hash is the differ's own (differ.row_hash: the row's values hashed by their types); its
-    # columns are read from the catalog once connected.
-    hash_sql = f"COPY (SELECT {{hash}} {selected}) TO STDOUT"
-    # The least a full send does: every selected row, whole, out of the database with its hash,
-    # in key order (its files are in key order), nothing recorded, nothing written.
-    rows_hash_sql = f"COPY (SELECT a.*, {{hash}} {selected} ORDER BY a.key) TO STDOUT"
     times: dict[str, list[float]] = {
         "floor": [],
         "copy": [],
@@ -297,8 +289,14 @@ def measure(dsn: str, rule: str, repeat: int) -> dict[str, Any]:
         # (differ.PARALLEL_DIFF_SETTINGS: parallel workers): the limits and the view's COPY are not
         # slowed by spills, or kept to one core, where the send is not. The floor's bare COPY of a
         # table is one process whatever the settings.
+        # The least a delta does: evaluate the view once and hash each selected row with the
+        # differ's own hash (differ.row_hash, its columns read from the catalog), the hash it
+        # compares with the snapshot; nothing joined, nothing recorded, nothing written.
         row_hash = differ.row_hash("a", differ.hashed_columns(conn, "passerelle_src.article"))
-        hash_sql, rows_hash_sql = (sql.replace("{hash}", row_hash) for sql in (hash_sql, rows_hash_sql))
+        hash_sql = f"COPY (SELECT {row_hash} {selected}) TO STDOUT"
+        # The least a full send does: every selected row, whole, out of the database with its hash,
+        # in key order (its files are in key order), nothing recorded, nothing written.
+        rows_hash_sql = f"COPY (SELECT a.*, {row_hash} {selected} ORDER BY a.key) TO STDOUT"
         conn.execute("SELECT set_config('work_mem', %s, false)", (export.WORK_MEM,))
         for name, value in differ.PARALLEL_DIFF_SETTINGS.items():
             conn.execute("SELECT set_config(%s, %s, false)", (name, value))

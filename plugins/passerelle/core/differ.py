@@ -194,12 +194,7 @@ def diff_table(entity: Entity) -> str:
 
 def view_columns(conn: psycopg.Connection, entity: Entity) -> list[str]:
     """The columns of *entity*'s view, in order (from PostgreSQL's catalog: the view is not run)."""
-    rows = conn.execute(
-        "SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped "
-        "ORDER BY attnum",
-        (entity.view,),
-    ).fetchall()
-    return [r[0] for r in rows]
+    return [name for name, _hashable in hashed_columns(conn, entity.view)]
 
 
 #: A view's columns in order, each with whether PostgreSQL has a hash function for its type (a
@@ -213,8 +208,9 @@ HASHED_COLUMNS_SQL = (
 
 
 def hashed_columns(conn: psycopg.Connection, view: str) -> list[tuple[str, bool]]:
-    """*view*'s columns for :func:`row_hash`: each name, and whether its type has a hash function."""
-    return [(name, hashable) for name, hashable in conn.execute(HASHED_COLUMNS_SQL, (view,)).fetchall()]
+    """*view*'s columns in order, for :func:`row_hash`: each name, and whether its type has a hash
+    function (from PostgreSQL's catalog: the view is not run)."""
+    return conn.execute(HASHED_COLUMNS_SQL, (view,)).fetchall()
 
 
 def row_hash(alias: str, columns: Sequence[tuple[str, bool]]) -> str:
