@@ -372,3 +372,53 @@ def test_a_later_revision_reaches_a_legacy_installation(empty_db, tmp_path, monk
     assert (outcome.before, outcome.stamped, outcome.after) == (None, True, probe)
     assert notes == [(1, "kept"), (2, "kept")]
     assert rows(empty_db) == before  # 0001's columns of every row, as they were
+
+
+STALE_VIEWS = "CREATE SCHEMA passerelle_src; CREATE VIEW passerelle_src.article AS SELECT 'old'::text AS key"
+
+
+def view_columns(dsn: str, view: str) -> list[str]:
+    with psycopg.connect(dsn) as conn:
+        return [
+            r[0]
+            for r in conn.execute(
+                "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attnum > 0 ORDER BY attnum",
+                (view,),
+            )
+        ]
+
+
+def test_views_are_rebuilt_from_the_release_with_one_command(empty_db, capsys):
+    """After a release whose views changed, ``migrate views`` replaces the installed ones (here a
+    stale article view) with include/sql/views; again, it changes nothing."""
+    from passerelle.migrate import main
+
+    with psycopg.connect(empty_db) as conn:
+        apply_sql(conn, ["erp"])
+        conn.execute(STALE_VIEWS)
+        conn.commit()
+    assert view_columns(empty_db, "passerelle_src.article") == ["key"]
+
+    assert main(["--dsn", empty_db, "views"]) == 0
+    out = capsys.readouterr().out
+    assert "views/10_catalog.sql" in out and "views/80_accounting.sql" in out
+    columns = view_columns(empty_db, "passerelle_src.article")
+    assert columns[0] == "key" and {"reference", "name", "price_excl_vat", "vat_rate"} <= set(columns)
+    assert view_columns(empty_db, "passerelle_src.customer")  # every file applied, not only the first
+
+    assert main(["--dsn", empty_db, "views"]) == 0
+    assert view_columns(empty_db, "passerelle_src.article") == columns
+
+
+def test_views_that_do_not_fit_the_back_office_are_refused_and_the_old_ones_kept(empty_db, capsys):
+    """Without the tables the views read (another back office, views not rewritten), the command
+    fails naming the file and what to do, and leaves the installed views as they were."""
+    from passerelle.migrate import main
+
+    with psycopg.connect(empty_db) as conn:
+        conn.execute(STALE_VIEWS)
+        conn.commit()
+    assert main(["--dsn", empty_db, "views"]) == 1
+    err = capsys.readouterr().err
+    assert "views/10_catalog.sql" in err and "does not exist" in err and "Another ERP" in err
+    assert view_columns(empty_db, "passerelle_src.article") == ["key"]

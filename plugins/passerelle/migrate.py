@@ -3,12 +3,14 @@
     python -m passerelle.migrate                               # upgrade, through the Airflow connection passerelle_erp
     python -m passerelle.migrate --dsn postgresql://... upgrade
     python -m passerelle.migrate --conn-id passerelle_erp current
+    python -m passerelle.migrate views                         # the views (passerelle_src) from include/sql/views
     python -m passerelle.migrate history
     python -m passerelle.migrate revision -m "add a column to passerelle.batch"   # a developer's new revision
 
 The revisions are in ``passerelle/migrations/versions`` (shipped with the package, as Airflow
 ships its own). Alembic's version table is ``passerelle.alembic_version``: the back office's
-schemas and Airflow's metadata database are never touched. An installation made before
+schemas and Airflow's metadata database are never touched (``views`` rebuilds only the schema
+``passerelle_src``, the views Passerelle reads the back office through). An installation made before
 migrations existed (the tables of revision 0001, no version table) is recognised by its tables'
 columns and stamped at 0001, then upgraded: nothing is recreated, no row is lost. Runs take a
 PostgreSQL advisory lock, so two processes upgrading at once (the compose stack's init and the
@@ -215,6 +217,29 @@ def current(conn: psycopg.Connection) -> str | None:
     return rev
 
 
+def apply_views(conn: psycopg.Connection) -> list[str]:
+    """Rebuild the views Passerelle reads the back office through (schema ``passerelle_src``, the
+    files of include/sql/views, in order) in one transaction: a file that fails leaves the views
+    as they were, and the error names it. Views hold no data, so this is safe to run again, and
+    needed after each release whose views changed. Returns the files applied."""
+    from passerelle.db import sql_files
+
+    conn.commit()
+    applied = []
+    try:
+        with conn.transaction():
+            for path in sql_files(["views"]):
+                applied.append(f"{path.parent.name}/{path.name}")
+                conn.execute(path.read_text(encoding="utf-8"))
+    except psycopg.errors.UndefinedTable as exc:
+        raise MigrationError(
+            f"{applied[-1]}: {str(exc).strip()}: the views are written for the reference back office "
+            '(include/sql/erp); rewrite their FROM clauses for yours (README, "Another ERP"); '
+            "the views were left as they were"
+        ) from exc
+    return applied
+
+
 def _connect(args) -> psycopg.Connection:
     """The connection the command works on, retried for ``--wait`` seconds while the server refuses."""
     deadline = time.monotonic() + args.wait
@@ -247,7 +272,9 @@ def main(argv: list[str] | None = None) -> int:
         metavar="SECONDS",
         help="retry connecting this long while the server refuses (a starting container)",
     )
-    p.add_argument("command", nargs="?", default="upgrade", choices=("upgrade", "current", "history", "revision"))
+    p.add_argument(
+        "command", nargs="?", default="upgrade", choices=("upgrade", "views", "current", "history", "revision")
+    )
     p.add_argument("--to", default="head", metavar="REVISION", help="upgrade: the target revision (default head)")
     p.add_argument("-m", "--message", help="revision: what the new revision does")
     args = p.parse_args(argv)
@@ -267,6 +294,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         with _connect(args) as conn:
+            if args.command == "views":
+                applied = apply_views(conn)
+                print(f"passerelle_src: views rebuilt from {', '.join(applied)}")
+                return 0
             if args.command == "current":
                 rev = current(conn)
                 print(f"passerelle schema: {rev or 'no version table'} (head {head()})")
