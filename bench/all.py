@@ -167,9 +167,10 @@ def _orders_bounds(figures: dict[str, Any]) -> str:
     by file, and its CPU spread over the machine's cores (no overlap of the same work does better)."""
     out = ""
     if figures.get("inserts_ratio") is not None:
-        out += f"; the integration's own inserts, file by file: {_n(figures['inserts_ratio'])}x"
+        out += f"; the integration's own inserts alone, file by file: {_n(figures['inserts_ratio'])}x the floor"
     if figures.get("cpu_per_core_ratio") is not None:
-        out += f"; its CPU over the {figures.get('cores', '?')} cores: {_n(figures['cpu_per_core_ratio'])}x"
+        cores = figures.get("cores", "?")
+        out += f"; the integration's CPU over the {cores} cores: {_n(figures['cpu_per_core_ratio'])}x the floor"
     return out
 
 

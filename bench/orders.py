@@ -42,11 +42,11 @@ matches or records anything), ``limit_ratio`` (limit_seconds / floor_seconds: th
 ``floor_ratio`` such a design can reach here), ``baseline_seconds``, ``speedup``
 (baseline_seconds / seconds), ``speedup_ceiling`` (baseline_seconds / floor_seconds),
 ``inserts_seconds`` (the time spent in :func:`passerelle.core.integrate.writes.insert_orders`
-during ``seconds``: each file's orders with their ledger rows, lines and payments, the rows the
-floor writes, file by file) and ``inserts_ratio`` (inserts_seconds / floor_seconds), ``cores``
-and ``cpu_per_core_ratio`` (the integration's CPU, Python and server, over the cores, against
-the floor: the least ``floor_ratio`` any overlap of the same work reaches, pipelined files or
-more processes; None without the server's CPU).
+during ``seconds``: each file's orders, lines and payments, the rows the floor writes, file by
+file, with the orders' ledger rows, which the floor does not write) and ``inserts_ratio``
+(inserts_seconds / floor_seconds), ``cores`` and ``cpu_per_core_ratio`` (the integration's CPU,
+Python and server, over the cores, against the floor: the least ``floor_ratio`` any overlap of
+the same work reaches, pipelined files or more processes; None without the server's CPU).
 Targets (issue 15): floor_ratio <= 1.5, connector_speedup >= 10, rerun_ratio <= 0.05.
 """
 
@@ -261,7 +261,7 @@ def connector(conn: psycopg.Connection, files: list[tuple[str, bytes]]) -> int:
 @contextlib.contextmanager
 def timed(module: Any, name: str) -> Iterator[list[float]]:
     """``module.name`` (a function) timed while the block runs: yields a one-item list that holds
-    the seconds spent in its calls when the block ends; the function is restored then. Ten calls
+    the seconds spent in its calls when the block ends; the function is restored then. Its calls
     (one per file) cost nothing measurable next to what they time."""
     spent = [0.0]
     original = getattr(module, name)

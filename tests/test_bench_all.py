@@ -128,7 +128,7 @@ def test_the_measured_limits_are_shown_beside_their_goal(bench_all):
     rows = {line.split(" | ")[0].strip("| "): line for line in text.splitlines() if line.startswith("| ")}
     orders = next(line for key, line in rows.items() if key.startswith("10,000 orders"))
     assert "measured limit (the floor + parsing the files + a bare `COPY` of their rows): 1.83x the floor" in orders
-    assert "the integration's own inserts, file by file: 1.52x; its CPU over the 2 cores: 1.71x" in orders
+    assert "own inserts alone, file by file: 1.52x the floor; the integration's CPU over the 2 cores: 1.71x" in orders
     delta = next(line for key, line in rows.items() if key.startswith("catalog delta"))
     assert "measured limit (one pass over the view hashing each selected row): 1.71x the floor" in delta
     full = next(line for key, line in rows.items() if key.startswith("catalog full"))
@@ -138,7 +138,7 @@ def test_the_measured_limits_are_shown_beside_their_goal(bench_all):
     del results["orders"]["cpu_per_core_ratio"]
     text = bench_all.table(results, bench_all.summarize(results), when="now", machine="2 cores")
     assert "measured limit (every selected row" not in text
-    assert "file by file: 1.52x" in text and "its CPU over" not in text
+    assert "file by file: 1.52x" in text and "CPU over" not in text
 
 
 def test_the_catalog_bench_runs_end_to_end(pg_server, tmp_path):
@@ -166,7 +166,7 @@ def test_the_catalog_bench_runs_end_to_end(pg_server, tmp_path):
 def test_the_orders_bench_runs_end_to_end(pg_server, tmp_path):
     """bench/orders.py at a tiny size on the tests' PostgreSQL: every line measured, the orders
     integrated, the connector's too, and the JSON last line with the fields bench/all.py reads and
-    the limits it shows; the insert timing it wraps is put back."""
+    the limits it shows."""
     import subprocess
 
     database = f"passerelle_bench_orders_{tmp_path.name[-8:].lower()}"
@@ -184,7 +184,9 @@ def test_the_orders_bench_runs_end_to_end(pg_server, tmp_path):
     assert last["connector_orders"] == 40 and last["connector_lines"] == 200
     # The inserts are timed inside the integration; the CPU is read from the server process (local).
     assert 0 < last["inserts_seconds"] < last["seconds"]
-    assert last["cores"] >= 1 and 0 < last["cpu_per_core_ratio"]
+    assert last["cores"] >= 1
+    if last["server_cpu_seconds"] is not None:  # None when the server's /proc cannot be read
+        assert last["cpu_per_core_ratio"] > 0
     for field in ("floor_ratio", "connector_speedup", "limit_ratio", "inserts_ratio"):
         assert last[field] > 0, field
     assert 0 <= last["rerun_ratio"] < 1

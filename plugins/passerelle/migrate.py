@@ -221,21 +221,28 @@ def apply_views(conn: psycopg.Connection) -> list[str]:
     """Rebuild the views Passerelle reads the back office through (schema ``passerelle_src``, the
     files of include/sql/views, in order) in one transaction: a file that fails leaves the views
     as they were, and the error names it. Views hold no data, so this is safe to run again, and
-    needed after each release whose views changed. Returns the files applied."""
+    needed after each release whose views changed. Holds the migrations' advisory lock, so that
+    it never runs during an upgrade. Returns the files applied."""
     from passerelle.db import sql_files
 
     conn.commit()
     applied = []
     try:
         with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))  # never during an upgrade
             for path in sql_files(["views"]):
                 applied.append(f"{path.parent.name}/{path.name}")
                 conn.execute(path.read_text(encoding="utf-8"))
-    except psycopg.errors.UndefinedTable as exc:
+    except (psycopg.ProgrammingError, psycopg.DataError) as exc:
+        hint = (
+            "; the views are written for the reference back office (include/sql/erp): rewrite them for "
+            'yours (README, "Another ERP")'
+            if isinstance(exc, (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn))
+            else ""
+        )
+        where = applied[-1] if applied else "include/sql/views"
         raise MigrationError(
-            f"{applied[-1]}: {str(exc).strip()}: the views are written for the reference back office "
-            '(include/sql/erp); rewrite their FROM clauses for yours (README, "Another ERP"); '
-            "the views were left as they were"
+            f"{where}: {type(exc).__name__}: {' '.join(str(exc).split())}{hint}; the views were left as they were"
         ) from exc
     return applied
 
