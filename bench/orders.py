@@ -450,6 +450,7 @@ def main() -> None:
         stop()
 
     cores = len(os.sched_getaffinity(0))
+    cpu_per_core = None if server_cpu is None else (python_cpu + server_cpu) / cores
     result = {
         "orders": created,
         "lines": lines,
@@ -483,9 +484,7 @@ def main() -> None:
         "inserts_seconds": round(inserts_seconds[0], 3),
         "inserts_ratio": round(inserts_seconds[0] / floor_seconds, 2),
         "cores": cores,
-        "cpu_per_core_ratio": None
-        if server_cpu is None
-        else round((python_cpu + server_cpu) / cores / floor_seconds, 2),
+        "cpu_per_core_ratio": None if cpu_per_core is None else round(cpu_per_core / floor_seconds, 2),
         "connector_orders": connector_orders,
         "connector_lines": int(connector_lines),
         "connector_measured_seconds": round(connector_measured, 3),
@@ -516,9 +515,9 @@ def main() -> None:
         f"{'inserts':<12} {inserts_seconds[0]:8.2f} s  (the integration's own orders, ledger, lines and payments "
         f"inserts, file by file: {result['inserts_ratio']}x the floor)"
     )
-    if result["cpu_per_core_ratio"] is not None:
+    if cpu_per_core is not None:
         print(
-            f"{'CPU / cores':<12} {(python_cpu + server_cpu) / cores:8.2f} s  (the integration's CPU spread over "
+            f"{'CPU / cores':<12} {cpu_per_core:8.2f} s  (the integration's CPU spread over "
             f"{cores} cores: {result['cpu_per_core_ratio']}x the floor, the least any overlap of it reaches)"
         )
     print(

@@ -141,23 +141,28 @@ def test_the_measured_limits_are_shown_beside_their_goal(bench_all):
     assert "file by file: 1.52x" in text and "CPU over" not in text
 
 
-def test_the_catalog_bench_runs_end_to_end(pg_server, tmp_path):
-    """bench/catalog_diff.py at a tiny size on the tests' PostgreSQL: it seeds, sends, measures each
-    line and prints its JSON last line with the fields bench/all.py reads (a change of the differ's
-    functions once broke it unnoticed until a 1,000,000-article run)."""
+def run_bench(script: str, *args: str, dsn: str, tmp_path: Path) -> dict:
+    """``bench/<script> args`` on the tests' server, in a database of its own (dropped by the
+    bench); asserts it exits 0 and returns its JSON last line."""
     import subprocess
 
-    database = f"passerelle_bench_smoke_{tmp_path.name[-8:].lower()}"
-    command = [sys.executable, str(ROOT / "bench" / "catalog_diff.py"), "--articles", "300", "--repeat", "1"]
+    database = f"passerelle_bench_{Path(script).stem}_{tmp_path.name[-8:].lower()}"
     done = subprocess.run(
-        [*command, "--database", database, "--dsn", pg_server],
+        [sys.executable, str(ROOT / "bench" / script), *args, "--database", database, "--dsn", dsn],
         capture_output=True,
         text=True,
         timeout=600,
         cwd=ROOT,
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    last = json.loads(done.stdout.strip().splitlines()[-1])
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_the_catalog_bench_runs_end_to_end(pg_server, tmp_path):
+    """bench/catalog_diff.py at a tiny size on the tests' PostgreSQL: it seeds, sends, measures each
+    line and prints its JSON last line with the fields bench/all.py reads (a change of the differ's
+    functions once broke it unnoticed until a 1,000,000-article run)."""
+    last = run_bench("catalog_diff.py", "--articles", "300", "--repeat", "1", dsn=pg_server, tmp_path=tmp_path)
     assert last["rows"] > 0 and last["delta_rows"] > 0 and last["full_rows"] == last["rows"]
     for field in ("delta_floor_ratio", "full_floor_ratio", "delta_limit_ratio", "full_limit_ratio", "peak_rss_mb"):
         assert last[field] > 0, field
@@ -167,19 +172,9 @@ def test_the_orders_bench_runs_end_to_end(pg_server, tmp_path):
     """bench/orders.py at a tiny size on the tests' PostgreSQL: every line measured, the orders
     integrated, the connector's too, and the JSON last line with the fields bench/all.py reads and
     the limits it shows."""
-    import subprocess
-
-    database = f"passerelle_bench_orders_{tmp_path.name[-8:].lower()}"
-    command = [sys.executable, str(ROOT / "bench" / "orders.py"), "--orders", "120", "--files", "3"]
-    done = subprocess.run(
-        [*command, "--connector-orders", "40", "--database", database, "--dsn", pg_server],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=ROOT,
+    last = run_bench(
+        "orders.py", "--orders", "120", "--files", "3", "--connector-orders", "40", dsn=pg_server, tmp_path=tmp_path
     )
-    assert done.returncode == 0, done.stderr[-2000:]
-    last = json.loads(done.stdout.strip().splitlines()[-1])
     assert (last["orders"], last["lines"], last["files"], last["rejected_rows"]) == (120, 600, 3, 0)
     assert last["connector_orders"] == 40 and last["connector_lines"] == 200
     # The inserts are timed inside the integration; the CPU is read from the server process (local).
