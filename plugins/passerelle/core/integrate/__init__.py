@@ -258,7 +258,7 @@ def _integrate_parsed(
     stage(conn, parsed, wanted, lines, payments, sel.cancels, references)
     counts.update(upsert_customers(conn))
     counts.update(insert_orders(conn, file_id, walk_in_id))
-    counts.update(cancel_orders(conn, file_id, parsed.name, quarantine=quarantine))
+    counts.update(cancel_orders(conn, file_id, parsed.name, quarantine=quarantine, staged=len(sel.cancels)))
     counts.update(request_credit_notes(conn, parsed.name))
     # Orders whose only news is a refund (status in no group) were handed to the back office too.
     refunded = {

@@ -42,7 +42,7 @@ CREATE TEMP TABLE s_payment (line int, shop_order_id text, method text, amount n
 CREATE TEMP TABLE s_cancel (line int, shop_order_id text, raw text) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE s_refund (line int, shop_order_id text, status text, shop_status text, refunded_amount numeric,
     total_incl_vat numeric) ON COMMIT DELETE ROWS;
-CREATE TEMP TABLE s_new (id int, shop_order_id text, kind text) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE s_new (id int, shop_order_id text, kind text, status text) ON COMMIT DELETE ROWS;
 """
 _STAGING_TABLES = ("s_customer", "s_address", "s_order", "s_line", "s_payment", "s_cancel", "s_refund", "s_new")
 
@@ -167,7 +167,7 @@ UPDATE erp.customer c SET
     company = coalesce(s.company, c.company), phone = coalesce(s.phone, c.phone),
     customer_family = coalesce(f.code, c.customer_family)
   FROM latest s LEFT JOIN erp.customer_family f ON f.code = s.customer_family
- WHERE c.id = s.customer_id
+ WHERE c.id = s.customer_id AND c.id = ANY (ARRAY(SELECT customer_id FROM latest))
    AND (c.email, c.first_name, c.last_name, c.company, c.phone, c.customer_family) IS DISTINCT FROM
        (coalesce(s.email, c.email), coalesce(s.first_name, c.first_name), coalesce(s.last_name, c.last_name),
         coalesce(s.company, c.company), coalesce(s.phone, c.phone), coalesce(f.code, c.customer_family))
@@ -182,14 +182,33 @@ ON CONFLICT (shop_customer_id) DO UPDATE SET customer_id = EXCLUDED.customer_id,
  WHERE passerelle.customer_link.customer_id <> EXCLUDED.customer_id
 """
 
-# Addresses belong to the customer of their row (shop id first, then e-mail); one per kind: that of the
-# customer's latest order in the file (a customers file: the latest updated row), whatever the lines' order.
+# Every row of a shop customer id now names the customer its link names (the latest row's, as
+# _LINKS wrote it; rows differ only for a new id given with two e-mails): each staged row is then the
+# customer its orders and addresses belong to, and they are looked up here, not in the back office.
+_SAME_AS_LINK = """
+UPDATE s_customer s SET customer_id = w.customer_id
+  FROM (SELECT DISTINCT ON (shop_customer_id) shop_customer_id, customer_id FROM s_customer
+         WHERE shop_customer_id IS NOT NULL AND customer_id IS NOT NULL
+         ORDER BY shop_customer_id, updated_at DESC NULLS LAST, line DESC) w
+ WHERE s.shop_customer_id = w.shop_customer_id AND s.customer_id IS DISTINCT FROM w.customer_id
+"""
+
+#: A staged row's customer key, NULLs compared equal and hashable (the parser writes no '' value).
+_KEY = (
+    "coalesce({0}.shop_customer_id, '') = coalesce({1}.shop_customer_id, '') "
+    "AND coalesce({0}.email, '') = coalesce({1}.email, '')"
+)
+
+# Addresses belong to the customer of their row (its staged customer; else shop id, then e-mail); one per
+# kind: that of the customer's latest order in the file (a customers file: the latest updated row),
+# whatever the lines' order.
 _ADDRESSES = """
+UPDATE s_address a SET customer_id = s.customer_id FROM s_customer s WHERE {key};
 UPDATE s_address a SET customer_id = l.customer_id FROM passerelle.customer_link l
- WHERE l.shop_customer_id = a.shop_customer_id;
+ WHERE a.customer_id IS NULL AND l.shop_customer_id = a.shop_customer_id;
 UPDATE s_address a SET customer_id = c.id FROM erp.customer c
  WHERE a.customer_id IS NULL AND a.email IS NOT NULL AND {c_email} = a.email;
-""".format(**_EMAIL)
+""".format(key=_KEY.format("s", "a"), **_EMAIL)
 
 _ADDRESSES_UPSERT = """
 INSERT INTO erp.address AS t (customer_id, kind, name, line1, line2, postcode, city, country, phone)
@@ -218,15 +237,22 @@ def upsert_customers(conn: psycopg.Connection) -> dict[str, int]:
     conn.execute(_CUSTOMERS_RESOLVE)
     updated = conn.execute(_CUSTOMERS_UPDATE).rowcount
     conn.execute(_LINKS)
+    conn.execute(_SAME_AS_LINK)
     conn.execute(_ADDRESSES)
     addresses = conn.execute(_ADDRESSES_UPSERT).rowcount
     return {"customers_created": created, "customers_updated": max(updated, 0), "addresses_upserted": addresses}
 
 
-# The orders not yet in the back office, their ledger rows, and s_new (their ids) in one statement.
+# The orders not yet in the back office, their ledger rows, and s_new (their ids) in one statement. An
+# order's customer is its staged customer's (upsert_customers); else, were it not staged, that of its
+# shop id's link, then of its e-mail (each looked up only then, through an index); else the walk-in one.
 _ORDERS = """
 WITH src AS (
-    SELECT o.*, coalesce(l.customer_id, c.id, CASE WHEN o.walk_in THEN %(walk_in)s::int END) AS customer_id,
+    SELECT o.*, coalesce(
+               s.customer_id,
+               (SELECT l.customer_id FROM passerelle.customer_link l WHERE l.shop_customer_id = o.shop_customer_id),
+               (SELECT min(c.id) FROM erp.customer c WHERE o.email IS NOT NULL AND {c_email} = o.email),
+               CASE WHEN o.walk_in THEN %(walk_in)s::int END) AS customer_id,
            coalesce(nullif(trim(concat_ws(' ', b.first_name, b.last_name)), ''), b.company) AS b_name,
            b.address1 AS b1, b.address2 AS b2, b.postcode AS bp, b.city AS bc, b.country AS bco,
            b.company AS bcomp, b.region AS breg, b.phone AS bph,
@@ -234,8 +260,7 @@ WITH src AS (
            d.address1 AS d1, d.address2 AS d2, d.postcode AS dp, d.city AS dc, d.country AS dco,
            d.company AS dcomp, d.region AS dreg, d.phone AS dph
       FROM s_order o
-      LEFT JOIN passerelle.customer_link l ON l.shop_customer_id = o.shop_customer_id
-      LEFT JOIN erp.customer c ON o.email IS NOT NULL AND {c_email} = o.email
+      LEFT JOIN s_customer s ON {key}
       LEFT JOIN s_address b ON b.shop_order_id = o.shop_order_id AND b.kind = 'billing'
       LEFT JOIN s_address d ON d.shop_order_id = o.shop_order_id AND d.kind = 'delivery'
 ), ins AS (
@@ -261,14 +286,14 @@ WITH src AS (
            CASE WHEN d1 IS NULL THEN coalesce(bph, phone) ELSE dph END, vat_disagreement
       FROM src
     ON CONFLICT (shop_order_id) DO NOTHING
-    RETURNING id, shop_order_id, kind
+    RETURNING id, shop_order_id, kind, status
 ), ledger AS (
     INSERT INTO passerelle.order_ledger (shop_order_id, order_id, kind, file_id)
     SELECT shop_order_id, id, kind, %(file_id)s FROM ins
     ON CONFLICT DO NOTHING
 )
-INSERT INTO s_new (id, shop_order_id, kind) SELECT id, shop_order_id, kind FROM ins
-""".format(**_EMAIL)
+INSERT INTO s_new (id, shop_order_id, kind, status) SELECT id, shop_order_id, kind, status FROM ins
+""".format(key=_KEY.format("s", "o"), **_EMAIL)
 
 # The lines come staged with their article, variant, label, rate and number (staged_lines).
 _LINES = """
@@ -381,9 +406,9 @@ def insert_orders(conn: psycopg.Connection, file_id: int, walk_in_id: int | None
     ``awaiting`` is created in the status ``awaiting_payment``. Quotes the file says are paid
     become orders; orders already integrated get the payment the file now reports, once."""
     conn.execute(_ORDERS, {"walk_in": walk_in_id, "file_id": file_id})
-    staged, orders, quotes = conn.execute(
+    staged, orders, quotes, awaiting = conn.execute(
         "SELECT (SELECT count(*) FROM s_order), count(*) FILTER (WHERE kind = 'order'), "
-        "count(*) FILTER (WHERE kind = 'quote') FROM s_new"
+        "count(*) FILTER (WHERE kind = 'quote'), count(*) FILTER (WHERE status = 'awaiting_payment') FROM s_new"
     ).fetchone()
     lines = conn.execute(_LINES).rowcount
     payments = conn.execute(_PAYMENTS).rowcount
@@ -398,9 +423,6 @@ def insert_orders(conn: psycopg.Connection, file_id: int, walk_in_id: int | None
         paid_later += conn.execute(_LATE_PAYMENTS_INSERT).rowcount
         confirmed_later = conn.execute(_LATE_CONFIRMED).rowcount
         conn.execute("DROP TABLE s_converted, s_late")
-    awaiting = conn.execute(
-        "SELECT count(*) FROM s_new n JOIN erp.sales_order o ON o.id = n.id WHERE o.status = 'awaiting_payment'"
-    ).fetchone()[0]
     # A confirmed quote is counted once: as confirmed, not also as already integrated.
     return {
         "orders_created": orders,
@@ -416,21 +438,27 @@ def insert_orders(conn: psycopg.Connection, file_id: int, walk_in_id: int | None
     }
 
 
-def cancel_orders(conn: psycopg.Connection, file_id: int, name: str, *, quarantine: bool) -> dict[str, int]:
+def cancel_orders(
+    conn: psycopg.Connection, file_id: int, name: str, *, quarantine: bool, staged: int | None = None
+) -> dict[str, int]:
     """Cancel integrated orders the shop cancelled; an order already shipped or invoiced is not
-    changed: the cancellation goes to the quarantine for the staff to handle."""
+    changed: the cancellation goes to the quarantine for the staff to handle. ``staged``: the
+    cancellations staged, when the caller knows it (none: no statement is sent)."""
+    if staged == 0:
+        return {"orders_cancelled": 0, "cancels_too_late": 0, "cancels_not_integrated": 0}
+    # The staged ids go to the orders' unique index as one array (or one probe per cancellation): the
+    # planner, which does not know the staging tables' size, cannot choose to read every order.
     cancelled = conn.execute(
-        "UPDATE erp.sales_order o SET status = 'cancelled' FROM s_cancel s "
-        "WHERE o.shop_order_id = s.shop_order_id AND o.status IN ('quote', 'awaiting_payment', 'confirmed', 'prepared')"
+        "UPDATE erp.sales_order o SET status = 'cancelled' "
+        "WHERE o.shop_order_id = ANY (ARRAY(SELECT shop_order_id FROM s_cancel)) "
+        "AND o.status IN ('quote', 'awaiting_payment', 'confirmed', 'prepared')"
     ).rowcount
-    late = conn.execute(
-        "SELECT s.line, s.shop_order_id, s.raw, o.status FROM s_cancel s "
-        "JOIN erp.sales_order o ON o.shop_order_id = s.shop_order_id AND o.status IN ('shipped', 'invoiced')"
+    staged_status = conn.execute(
+        "SELECT s.line, s.shop_order_id, s.raw, "
+        "(SELECT o.status FROM erp.sales_order o WHERE o.shop_order_id = s.shop_order_id) FROM s_cancel s"
     ).fetchall()
-    unknown = conn.execute(
-        "SELECT count(*) FROM s_cancel s WHERE NOT EXISTS "
-        "(SELECT 1 FROM erp.sales_order o WHERE o.shop_order_id = s.shop_order_id)"
-    ).fetchone()[0]
+    late = [row for row in staged_status if row[3] in ("shipped", "invoiced")]
+    unknown = sum(row[3] is None for row in staged_status)
     if late and quarantine:
         with conn.cursor() as cur:
             cur.executemany(
