@@ -11,6 +11,9 @@ if present, dropped at the end unless ``--keep``):
    files holding ``--orders`` paid orders of ``--lines-per-order`` lines each (SKUs of the
    back office, one customer per 3 orders, billing address, card payment, the payment amount
    the order adds up to);
+   With ``--history N``, the back office first receives N older web orders (their customers,
+   links and addresses), integrated the same way, then ``VACUUM ANALYZE``: a back office with a
+   past, where a statement that reads a whole table shows (the floor copies only the timed orders);
 2. *integration* (``seconds``): :func:`passerelle.core.integrate.integrate_file` on each file's
    bytes: parse, check, customers and addresses upserted, orders, lines, payments, ledgers, one
    transaction per file;
@@ -32,8 +35,9 @@ if present, dropped at the end unless ``--keep``):
    It runs ``--connector-orders`` orders (whole files; default 1,000) and its time per order,
    flat, is scaled to the integration's orders (``connector_measured_seconds`` is what ran).
 
-The last line of output is one JSON object: ``orders``, ``lines``, ``files``, ``seconds``,
-``floor_seconds``, ``floor_ratio`` (seconds / floor_seconds), ``connector_seconds``,
+The last line of output is one JSON object: ``orders``, ``history_orders``, ``lines``, ``files``, ``seconds``,
+``floor_seconds``, ``floor_orders`` (the orders it wrote), ``floor_ratio`` (seconds / floor_seconds),
+``connector_seconds``,
 ``connector_speedup`` (connector_seconds / seconds), ``rerun_seconds``, ``rerun_ratio``
 (rerun_seconds / seconds), ``parse_seconds``, ``database_seconds`` (``seconds`` less the
 parse), ``copy_seconds``, ``limit_seconds`` (floor + parse + COPY only: what any integration that
@@ -293,16 +297,19 @@ def backend_cpu(conn: psycopg.Connection) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def back_office_floor(conn: psycopg.Connection) -> tuple[float, float | None]:
+def back_office_floor(conn: psycopg.Connection, after_id: int = 0) -> tuple[float, float | None, int]:
     """Seconds (and the server's CPU seconds) the back office takes to store the integrated web
-    orders, lines and payments again, everything known beforehand: one ``INSERT ... SELECT`` per table from copies made
+    orders (those whose id is above ``after_id``: not the ``--history``), lines and payments
+    again, everything known beforehand: one ``INSERT ... SELECT`` per table from copies made
     outside the timing, then rolled back. What is timed is the tables' own work (foreign keys,
-    unique indexes, the status trigger), which any integration into this back office pays."""
+    unique indexes, the status trigger), which any integration into this back office pays. Also
+    returns the orders it wrote."""
     with conn.transaction(force_rollback=True):
         conn.execute(
             "CREATE TEMP TABLE f_order ON COMMIT DROP AS SELECT o.*, "
             "nextval(pg_get_serial_sequence('erp.sales_order', 'id')) AS new_id "
-            "FROM erp.sales_order o WHERE o.origin = 'web'"
+            "FROM erp.sales_order o WHERE o.origin = 'web' AND o.id > %s",
+            (after_id,),
         )
         conn.execute(
             "CREATE TEMP TABLE f_line ON COMMIT DROP AS SELECT l.* FROM erp.sales_order_line l "
@@ -315,7 +322,7 @@ def back_office_floor(conn: psycopg.Connection) -> tuple[float, float | None]:
         conn.execute("ANALYZE f_order; ANALYZE f_line; ANALYZE f_payment")
         cpu0 = backend_cpu(conn)
         t0 = time.perf_counter()
-        conn.execute(
+        orders = conn.execute(
             "INSERT INTO erp.sales_order (id, number, kind, origin, shop_order_id, customer_id, order_date, status, "
             "currency, shipping_excl_vat, shipping_vat_rate, total_excl_vat, total_vat, total_incl_vat, billing_name, "
             "billing_line1, billing_line2, billing_postcode, billing_city, billing_country, delivery_name, "
@@ -325,7 +332,7 @@ def back_office_floor(conn: psycopg.Connection) -> tuple[float, float | None]:
             "billing_line1, billing_line2, billing_postcode, billing_city, billing_country, delivery_name, "
             "delivery_line1, delivery_line2, delivery_postcode, delivery_city, delivery_country, carrier, note "
             "FROM f_order"
-        )
+        ).rowcount
         conn.execute(
             "INSERT INTO erp.sales_order_line (order_id, line_number, article_id, variant_id, label, quantity, "
             "unit_price_excl_vat, discount_excl_vat, vat_rate) SELECT o.new_id, l.line_number, l.article_id, "
@@ -338,7 +345,7 @@ def back_office_floor(conn: psycopg.Connection) -> tuple[float, float | None]:
             "FROM f_payment p JOIN f_order o ON o.id = p.order_id"
         )
         seconds, cpu1 = time.perf_counter() - t0, backend_cpu(conn)
-        return seconds, (cpu1 - cpu0 if cpu0 is not None and cpu1 is not None else None)
+        return seconds, (cpu1 - cpu0 if cpu0 is not None and cpu1 is not None else None), orders
 
 
 def main() -> None:
@@ -351,6 +358,12 @@ def main() -> None:
         type=int,
         default=1000,
         help="orders the connector integrates (whole files; its per-order time is scaled to --orders)",
+    )
+    ap.add_argument(
+        "--history",
+        type=int,
+        default=0,
+        help="web orders (and their customers) the back office holds before the run, integrated beforehand",
     )
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--dsn", default=None, help="server to create the database on (default 127.0.0.1:5432)")
@@ -384,6 +397,18 @@ def main() -> None:
             conn.autocommit = True
             conn.execute("VACUUM ANALYZE")
             conn.autocommit = False
+        after_id = 0
+        if args.history:
+            print(f"a past of {args.history:,} orders...", file=sys.stderr)
+            per_file = -(-args.orders // args.files)
+            past = order_files(skus, args.history, args.lines_per_order, -(-args.history // per_file), tag="H")
+            with psycopg.connect(dsn) as conn:
+                done = [integrate_file(conn, name, data).counts.get("orders_created", 0) for name, data in past]
+                assert sum(done) == args.history, f"the past: {sum(done)} orders integrated of {args.history}"
+                after_id = conn.execute("SELECT max(id) FROM erp.sales_order").fetchone()[0]
+                conn.commit()
+                conn.autocommit = True
+                conn.execute("VACUUM ANALYZE")
         files = order_files(skus, args.orders, args.lines_per_order, args.files)
         connector_files = order_files(skus, args.orders, args.lines_per_order, args.files, tag="C")
         per_file = -(-args.orders // args.files)
@@ -429,7 +454,7 @@ def main() -> None:
 
         print("floor (the back office's own inserts)...", file=sys.stderr)
         with psycopg.connect(dsn) as conn:
-            floor_seconds, floor_cpu = back_office_floor(conn)
+            floor_seconds, floor_cpu, floor_orders = back_office_floor(conn, after_id)
 
         # After the floor, which copies every web order: the connector's would count in it.
         print("connector (one order per transaction)...", file=sys.stderr)
@@ -453,6 +478,7 @@ def main() -> None:
     cpu_per_core = None if server_cpu is None else (python_cpu + server_cpu) / cores
     result = {
         "orders": created,
+        "history_orders": args.history,
         "lines": lines,
         "files": len(files),
         "rejected_rows": rejected,
@@ -465,6 +491,7 @@ def main() -> None:
         "parse_seconds": round(parse_seconds, 3),
         "database_seconds": round(seconds - parse_seconds, 3),
         "floor_seconds": round(floor_seconds, 3),
+        "floor_orders": floor_orders,
         "floor_ratio": round(seconds / floor_seconds, 2),
         "python_cpu_seconds": round(python_cpu, 3),
         "server_cpu_seconds": None if server_cpu is None else round(server_cpu, 3),
@@ -492,7 +519,8 @@ def main() -> None:
         "connector_ms_per_order": round(1000 * connector_measured / max(connector_orders, 1), 3),
         "connector_speedup": round(connector_seconds / seconds, 2),
     }
-    print(f"{'integration':<12} {seconds:8.2f} s  ({created} orders, {lines} lines, {len(files)} files)")
+    past = f"; the back office held {args.history:,} orders before" if args.history else ""
+    print(f"{'integration':<12} {seconds:8.2f} s  ({created} orders, {lines} lines, {len(files)} files{past})")
     print(f"{'to_sql':<12} {baseline_seconds:8.2f} s  (read_csv + to_sql; speedup {result['speedup']})")
     if server_cpu is not None and floor_cpu:
         print(

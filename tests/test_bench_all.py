@@ -173,9 +173,14 @@ def test_the_orders_bench_runs_end_to_end(pg_server, tmp_path):
     integrated, the connector's too, and the JSON last line with the fields bench/all.py reads and
     the limits it shows."""
     last = run_bench(
-        "orders.py", "--orders", "120", "--files", "3", "--connector-orders", "40", dsn=pg_server, tmp_path=tmp_path
+        "orders.py",
+        *("--orders", "120", "--files", "3", "--connector-orders", "40", "--history", "80"),
+        dsn=pg_server,
+        tmp_path=tmp_path,
     )
+    # The floor re-inserts the 120 timed orders only, not the back office's past 80.
     assert (last["orders"], last["lines"], last["files"], last["rejected_rows"]) == (120, 600, 3, 0)
+    assert (last["history_orders"], last["floor_orders"]) == (80, 120)
     assert last["connector_orders"] == 40 and last["connector_lines"] == 200
     # The inserts are timed inside the integration; the CPU is read from the server process (local).
     assert 0 < last["inserts_seconds"] < last["seconds"]
