@@ -133,3 +133,21 @@ def test_a_file_reads_no_growing_table_whole_and_each_order_goes_to_the_matched_
     assert cities == {linked: "Lyon", store: "Nantes", new: "Lille"}
     same = "SELECT count(*) FROM erp.customer WHERE lower(btrim(email)) = 'marie.dupont@exemple.fr'"
     assert erp.execute(same).fetchone()[0] == 1  # the guest was not created again
+
+
+def test_a_new_shop_customer_given_with_two_known_emails_has_all_its_orders_under_its_link(erp):
+    """A shop customer id the back office does not know yet, whose orders give two e-mails of two
+    back-office customers: its link goes to the customer of its latest order, and so do all its
+    orders (not each to the customer of its own e-mail)."""
+    sku = erp.execute("SELECT reference FROM erp.variant ORDER BY id LIMIT 1").fetchone()[0]
+    x, y = (
+        erp.execute("INSERT INTO erp.customer (code, email) VALUES (%s, %s) RETURNING id", (code, email)).fetchone()[0]
+        for code, email in (("X", "x@exemple.fr"), ("Y", "y@exemple.fr"))
+    )
+    erp.commit()
+    older = _row("Q-1", "paid", "900", "x@exemple.fr", sku, "Lyon").replace("2026-11-20T08", "2026-11-19T08")
+    result = integrate_file(erp, "two.csv", _file(older, _row("Q-2", "paid", "900", "y@exemple.fr", sku, "Lille")))
+    assert result.counts["orders_created"] == 2
+    link = erp.execute("SELECT customer_id FROM passerelle.customer_link WHERE shop_customer_id = '900'").fetchone()
+    owners = erp.execute("SELECT DISTINCT customer_id FROM erp.sales_order WHERE shop_order_id LIKE 'Q-%'").fetchall()
+    assert (link[0], owners) == (y, [(y,)]) and x != y
