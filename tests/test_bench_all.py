@@ -113,6 +113,7 @@ def test_every_field_read_is_checked_when_its_bench_ends(bench_all):
     """The early check (after each bench) covers every field the summary reads."""
     read = {(bench, name) for _, bench, name in bench_all.DIRECT}
     read |= {("catalog_1m", "peak_rss_mb"), ("catalog_100k", "peak_rss_mb")}
+    read |= {("orders_past", "floor_ratio")}  # the table's line without a goal
     required = {(bench, name) for bench, names in bench_all.REQUIRED.items() for name in names}
     assert read == required
     assert set(bench_all.REQUIRED) == {b.key for b in bench_all.BENCHES}
@@ -190,3 +191,18 @@ def test_the_orders_bench_runs_end_to_end(pg_server, tmp_path):
     for field in ("floor_ratio", "connector_speedup", "limit_ratio", "inserts_ratio"):
         assert last[field] > 0, field
     assert 0 <= last["rerun_ratio"] < 1
+
+
+def test_the_orders_into_a_back_office_with_a_past_get_their_own_line_without_a_goal(bench_all):
+    """orders.py --history: its line follows the orders' own, with its ratio and no goal of its
+    own; results of a run before it (no such bench) give the table without that line."""
+    results = sample()
+    results["orders_past"] = {"orders": 10000, "history_orders": 50000, "floor_ratio": 2.81}
+    text = bench_all.table(results, bench_all.summarize(results), when="now", machine="2 cores")
+    rows = [line for line in text.splitlines() if line.startswith("| ")]
+    at = next(i for i, line in enumerate(rows) if "already holding 50,000 orders" in line)
+    assert rows[at - 1].startswith("| 10,000 orders integrated")
+    assert "**2.81x** the floor" in rows[at] and rows[at].endswith("| as above | - |")
+    del results["orders_past"]
+    text = bench_all.table(results, bench_all.summarize(results), when="now", machine="2 cores")
+    assert "already holding" not in text

@@ -147,7 +147,7 @@ CREATE TABLE IF NOT EXISTS erp.customer (
 CREATE UNIQUE INDEX IF NOT EXISTS customer_email ON erp.customer (lower(email)) WHERE email IS NOT NULL;
 -- The integration matches a shop's customer by e-mail as passerelle.core.emails.email_key_sql
 -- writes it (trimmed, lower case, two Unicode folds): without this index each file's matching reads
--- every customer, 4 times (tests/test_integrate_plans.py checks each statement can use an index).
+-- every customer, 4 times (tests/core/test_plans.py checks no statement of a file reads a whole table).
 CREATE INDEX IF NOT EXISTS customer_email_key
     ON erp.customer ((replace(replace(lower(btrim(email)), U&'\03c2', U&'\03c3'), U&'\0069\0307', U&'\0069')));
 

@@ -1,7 +1,9 @@
-"""A file's integration finds what it needs in the back office through indexes, never by reading a
-whole table: customers by shop id and by e-mail, orders by shop order id, so that a file costs the
-same in a back office of ten years of orders as in a new one. And the customer each order and
-address goes to is the one the matching chose (staged once, not looked up again)."""
+"""Statements that run on every inbound file or every stock send find what they need in the back
+office through indexes, never by reading a whole table that grows with the years: customers by
+shop id and by e-mail, orders by shop order id, the open web orders by their partial index; so a
+file or a send costs the same in a back office of ten years of orders as in a new one. And the
+customer each order and address goes to is the one the matching chose (staged once, not looked up
+again)."""
 
 from __future__ import annotations
 
@@ -151,3 +153,40 @@ def test_a_new_shop_customer_given_with_two_known_emails_has_all_its_orders_unde
     link = erp.execute("SELECT customer_id FROM passerelle.customer_link WHERE shop_customer_id = '900'").fetchone()
     owners = erp.execute("SELECT DISTINCT customer_id FROM erp.sales_order WHERE shop_order_id LIKE 'Q-%'").fetchall()
     assert (link[0], owners) == (y, [(y,)]) and x != y
+
+
+def test_the_stock_and_the_reorder_rule_read_the_open_web_orders_only(erp):
+    """The stock the shop is told of (``passerelle_src.stock``, every stock send) and the reorder
+    rule's inputs count out the web orders not shipped yet (20 here): with 3,000 shipped ones and
+    their lines behind them, neither reads those (the partial index ``sales_order_open_web``)."""
+    from passerelle.core.integrate import _REORDER_BASIS
+
+    article = erp.execute("SELECT id FROM erp.article ORDER BY id LIMIT 1").fetchone()[0]
+    customer = erp.execute("INSERT INTO erp.customer (code) VALUES ('PAST') RETURNING id").fetchone()[0]
+    erp.execute(
+        "INSERT INTO erp.sales_order (number, kind, origin, shop_order_id, customer_id, order_date, status) "
+        "SELECT 'PAST-' || n, 'order', 'web', 'past-' || n, %s, now() - n * interval '1 hour', "
+        "CASE WHEN n <= 20 THEN 'confirmed' WHEN n %% 2 = 0 THEN 'shipped' ELSE 'invoiced' END "
+        "FROM generate_series(1, 3020) n",
+        (customer,),
+    )
+    erp.execute(
+        "INSERT INTO erp.sales_order_line (order_id, line_number, article_id, label, quantity, unit_price_excl_vat, "
+        "vat_rate, shipped_qty) SELECT o.id, k, %s, 'past', 1, 10, 20, 1 FROM erp.sales_order o "
+        "CROSS JOIN generate_series(1, 2) k WHERE o.number LIKE 'PAST-%%'",
+        (article,),
+    )
+    erp.execute("ANALYZE")
+    open_orders, open_lines = erp.execute(
+        "SELECT count(DISTINCT o.id), count(*) FROM erp.sales_order o JOIN erp.sales_order_line l ON l.order_id = o.id "
+        "WHERE o.origin = 'web' AND o.kind = 'order' AND o.status IN ('awaiting_payment', 'confirmed', 'prepared')"
+    ).fetchone()
+    assert 20 <= open_orders < 100 and open_lines < 200  # 20 open here, and the demo's
+
+    # As for a file: the planner would read so few rows whole here; at ten years' size it must not.
+    erp.execute("SET enable_seqscan = off")
+    for query in ("SELECT * FROM passerelle_src.stock", _REORDER_BASIS):
+        plan = "\n".join(r[0] for r in erp.execute(f"EXPLAIN (ANALYZE, COSTS OFF) {query}"))
+        assert "Seq Scan on sales_order " not in plan and "Seq Scan on sales_order_line " not in plan, plan
+        assert max(_rows_read(plan, ("sales_order", "sales_order_line"))) <= max(open_orders, open_lines), plan
+    erp.rollback()
