@@ -284,8 +284,8 @@ def measure(dsn: str, rule: str, repeat: int) -> dict[str, Any]:
     descendants = DescendantsPeak()
     descendants.start()
     with psycopg.connect(dsn) as conn:
-        # Every statement measured gets the work_mem the catalog's building transaction sets for
-        # itself (export.WORK_MEM) and the planner costs its diff reads the view with
+        # Every statement measured gets the work_mem and jit the catalog's building transaction sets
+        # for itself (export.WORK_MEM, export.JIT) and the planner costs its diff reads the view with
         # (differ.PARALLEL_DIFF_SETTINGS: parallel workers): the limits and the view's COPY are not
         # slowed by spills, or kept to one core, where the send is not. The floor's bare COPY of a
         # table is one process whatever the settings.
@@ -298,6 +298,7 @@ def measure(dsn: str, rule: str, repeat: int) -> dict[str, Any]:
         # in key order (its files are in key order), nothing recorded, nothing written.
         rows_hash_sql = f"COPY (SELECT a.*, {row_hash} {selected} ORDER BY a.key) TO STDOUT"
         conn.execute("SELECT set_config('work_mem', %s, false)", (export.WORK_MEM,))
+        conn.execute("SELECT set_config('jit', %s, false)", (export.JIT,))
         for name, value in differ.PARALLEL_DIFF_SETTINGS.items():
             conn.execute("SELECT set_config(%s, %s, false)", (name, value))
         tables = source_tables(conn, "passerelle_src.article")
