@@ -161,6 +161,7 @@ def _n(value: Any, digits: int = 2) -> str:
 
 #: What each limit is: the least its ratio can be, measured in the same run (see the benches' docs).
 ORDERS_LIMIT = "the floor + parsing the files + a bare `COPY` of their rows"
+ORDERS_SERVER_LIMIT = "the floor + the files `COPY`ed raw and typed on the server"
 DELTA_LIMIT = "one pass over the view hashing each selected row"
 FULL_LIMIT = "every selected row out of the view with its hash, in key order"
 
@@ -173,9 +174,13 @@ def _limit(figures: dict[str, Any], name: str, what: str) -> str:
 
 
 def _orders_bounds(figures: dict[str, Any]) -> str:
-    """What the orders' own work costs at the least, when the bench measured it: its inserts file
-    by file, and its CPU spread over the machine's cores (no overlap of the same work does better)."""
+    """The limit of a design parsing the files on the server, and what the orders' own work costs
+    at the least, when the bench measured them: its inserts file by file, and its CPU spread over
+    the machine's cores (no overlap of the same work does better)."""
     out = ""
+    if figures.get("server_limit_ratio") is not None:
+        ratio = _n(figures["server_limit_ratio"])
+        out += f"; a design parsing on the server ({ORDERS_SERVER_LIMIT}): {ratio}x the floor"
     if figures.get("inserts_ratio") is not None:
         out += f"; the integration's own inserts alone, file by file: {_n(figures['inserts_ratio'])}x the floor"
     if figures.get("cpu_per_core_ratio") is not None:
