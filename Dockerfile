@@ -13,7 +13,7 @@ FROM apache/airflow:${AIRFLOW_VERSION}-python${PYTHON_VERSION}
 ARG AIRFLOW_VERSION
 
 COPY requirements.txt /tmp/passerelle-requirements.txt
-RUN grep -iE '^(numpy|pandas|pillow|nh3|reportlab|psycopg|psycopg-binary|pyyaml|apache-airflow-providers-(ftp|sftp|ssh|postgres|common-sql))==' \
+RUN grep -iE '^(numpy|pandas|pillow|pyvips|pyvips-binary|nh3|reportlab|psycopg|psycopg-binary|pyyaml|apache-airflow-providers-(ftp|sftp|ssh|postgres|common-sql))==' \
         /tmp/passerelle-requirements.txt > /tmp/passerelle-runtime.txt \
     && cat /tmp/passerelle-runtime.txt \
     && pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" -r /tmp/passerelle-runtime.txt

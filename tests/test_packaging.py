@@ -103,3 +103,103 @@ def test_the_ast_check_sees_a_demo_import(tmp_path):
     probe = tmp_path / "probe.py"
     probe.write_text("import passerelle_demo.seed\nfrom passerelle_demo.localenv import start_ftp\n")
     assert imported_modules(probe) == {"passerelle_demo.seed", "passerelle_demo.localenv"}
+
+
+# ------------------------------------------------------------------ the Docker image's libraries
+
+#: What the image runs: the production package, the plugin and the DAGs, and the compose file's
+#: helper services (the back office's seeding, the FTPS certificate).
+IMAGE_CODE = [
+    *sorted((PLUGINS / "passerelle").rglob("*.py")),
+    ENTRY_POINT,
+    *sorted((ROOT / "dags").glob("*.py")),
+    ROOT / "docker" / "erp_seed.py",
+    ROOT / "docker" / "ftps_cert.py",
+    PLUGINS / "passerelle_demo" / "seed.py",
+]
+
+#: Libraries whose wheel loads a native library the official image does not have: the wheel
+#: that brings it must be installed too.
+NATIVE = {"pyvips": "pyvips-binary"}
+
+
+def _canonical(name: str) -> str:
+    return name.lower().replace("_", "-").replace(".", "-")
+
+
+def dockerfile_libraries() -> set[str]:
+    """The distributions the Dockerfile adds to the official image: the lines of requirements.txt
+    its ``grep -iE '...'`` keeps (the one list of versions)."""
+    import re
+
+    text = (ROOT / "Dockerfile").read_text(encoding="utf-8")
+    pattern = re.search(r"grep -iE '([^']+)'", text)
+    assert pattern, "Dockerfile: no grep -iE '...' choosing the runtime libraries from requirements.txt"
+    keep = re.compile(pattern.group(1), re.IGNORECASE)
+    lines = (ROOT / "requirements.txt").read_text(encoding="utf-8").splitlines()
+    return {_canonical(line.split("==")[0]) for line in lines if keep.search(line)}
+
+
+def installed_closure(roots: set[str]) -> set[str]:
+    """``roots`` and everything they require, as installed here (extras left out): what pip
+    installs with them, at the least."""
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    from packaging.requirements import Requirement
+
+    seen: set[str] = set()
+    todo = [_canonical(r) for r in roots]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        try:
+            requires = distribution(name).requires or []
+        except PackageNotFoundError:
+            continue
+        for spec in requires:
+            req = Requirement(spec)
+            if req.marker is None or req.marker.evaluate({"extra": ""}):
+                todo.append(_canonical(req.name))
+    return seen
+
+
+def missing_from_image(files: list[Path], image: set[str]) -> dict[str, str]:
+    """The third-party modules ``files`` import that no distribution of ``image`` provides (module:
+    what provides it here), and the native wheels (:data:`NATIVE`) not beside their library."""
+    from importlib.metadata import packages_distributions
+
+    modules = {m.split(".")[0] for f in files for m in imported_modules(f)}
+    modules -= set(sys.stdlib_module_names) | {"__future__", "passerelle", "passerelle_demo"}
+    providers = packages_distributions()
+    missing = {}
+    for module in sorted(modules):
+        dists = {_canonical(d) for d in providers.get(module, [])}
+        if not dists & image:
+            missing[module] = ", ".join(sorted(dists)) or "not installed here"
+        for dist in dists & NATIVE.keys():
+            if NATIVE[dist] not in image:
+                missing[module] = f"{dist} without {NATIVE[dist]}"
+    return missing
+
+
+def test_the_image_installs_every_library_the_code_it_runs_imports():
+    """Each third-party import of the code the image runs comes from Airflow (what it requires)
+    or from a library the Dockerfile installs: a library added to requirements.txt for the code
+    but not to the Dockerfile's list fails here, not at the first photo in production."""
+    added = dockerfile_libraries()
+    assert {"pandas", "psycopg", "pillow", "pyvips", "pyvips-binary"} <= added
+    image = installed_closure({"apache-airflow"} | added)
+    assert {"apache-airflow-core", "sqlalchemy", "pandas", "numpy"} <= image  # the closure is read
+    assert missing_from_image(IMAGE_CODE, image) == {}
+
+
+def test_the_image_check_sees_a_library_missing():
+    """The check above can fail: without the Dockerfile's libraries, Airflow alone lacks pandas
+    and pyvips; with pyvips but not its native wheel, that is said too."""
+    airflow_only = installed_closure({"apache-airflow"})
+    missing = missing_from_image(IMAGE_CODE, airflow_only)
+    assert {"pandas", "pyvips", "nh3"} <= missing.keys()
+    without_native = installed_closure({"apache-airflow"} | dockerfile_libraries()) - {"pyvips-binary"}
+    assert missing_from_image(IMAGE_CODE, without_native) == {"pyvips": "pyvips without pyvips-binary"}
