@@ -35,6 +35,17 @@ def test_generic_categories_keep_their_documented_columns():
     ]
 
 
+def test_generic_categories_come_parents_first():
+    """The fixture lists each child before its parent: the file puts every parent first, and
+    keeps the view's order among families of the same depth."""
+    out = dialect("generic").live("family", FAMILY, Rejects())
+    assert out["code"].tolist() == ["CUI", "SDB", "ACC-CUI", "ACC-SDB"]
+    seen = set()
+    for code, parent in zip(out["code"], out["parent_code"], strict=True):
+        assert parent == "" or parent in seen, f"{code} before its parent {parent}"
+        seen.add(code)
+
+
 def test_generic_removal_is_key_and_active_zero():
     stem, out = GenericDialect().removed("article", pd.DataFrame({"key": ["ART-1"], "label": ["x"]}))
     assert stem == "products_off" and out.to_dict("records") == [{"key": "ART-1", "active": "0"}]

@@ -14,6 +14,7 @@ from passerelle.core.dialects.base import (
     RICH_TEXT,
     Dialect,
     Rejects,
+    _num,
     delivery_lines,
     in_time_order,
     notify_flags,
@@ -104,6 +105,10 @@ class GenericDialect(Dialect):
         if entity in ("customer", "customer_address"):
             return generic_customers(entity, df, rejects)
         out = df.drop(columns=[c for c in (*INTERNAL_COLUMNS, *SHOP_ONLY_COLUMNS.get(entity, ())) if c in df])
+        if entity == "family" and "depth" in out:
+            # Parents before children (the file's documented order): a shop creating categories
+            # row by row finds each parent already there. Same depth: the view's order (by key).
+            out = out.iloc[_num(out["depth"]).to_numpy().argsort(kind="stable")]
         for col in RICH_TEXT.get(entity, ()):
             if col in out:
                 out[col] = sanitise_html(out[col])
