@@ -521,6 +521,28 @@ def test_each_trigger_is_integrated_or_refused_and_the_next_file_goes_through(er
     assert _import(erp, "next.csv", _orders_file(3)) == "integrated"
 
 
+def test_a_value_too_long_to_index_refuses_its_file_and_the_next_file_goes_through(erp):
+    """An order id of 3,000 random characters passes the reader (rows up to 100,000 characters)
+    but no btree index takes it (an entry is at most about 2,700 bytes): PostgreSQL's
+    ProgramLimitExceeded, an OperationalError, comes from the file's content like a DataError.
+    The file is refused with the reason; it does not stop the run and block the files after it."""
+    import random
+    import string
+
+    rng = random.Random(15)
+    long_id = "".join(rng.choice(string.ascii_letters + string.digits) for _ in range(3000))
+    before = _counts(erp)
+    assert _import(erp, "long.csv", _file(_row(long_id), _row("LONG-2"))) == "refused"
+    assert erp.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    [(reason,)] = erp.execute("SELECT reason FROM passerelle.quarantine WHERE file = 'long.csv'").fetchall()
+    erp.commit()
+    assert "ProgramLimitExceeded" in reason and "index row" in reason, reason
+    after = _counts(erp)
+    kept = ("orders", "lines", "payments", "customers", "addresses", "ledger")
+    assert {k: after[k] for k in kept} == {k: before[k] for k in kept}  # refused whole: LONG-2 neither
+    assert _import(erp, "next.csv", _orders_file(3, prefix="N")) == "integrated"
+
+
 def test_an_error_of_the_files_content_refuses_it_whole_and_a_database_failure_still_raises(erp, monkeypatch):
     """The core guarantee: whatever fails on a file's content rolls its transaction back and
     becomes an InboundError naming the file; the server's own failures are not the file's."""

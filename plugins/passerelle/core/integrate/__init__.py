@@ -182,13 +182,15 @@ def _content_error(conn: psycopg.Connection, exc: Exception) -> bool:
     """Whether ``exc``, raised while integrating a file, comes from the file (refuse it, go on)
     rather than from the database or the machine (stop the run). The database's own failures
     (connection lost, server shutting down, a missing table, a lock timeout) are not the file's;
-    values it refuses (``DataError``: overflow, NUL, bad encoding) or a constraint the file's
-    rows break (``IntegrityError``) are; so is anything raised by Python code on the file's
-    content. A connection left broken is never the file's fault."""
+    values it refuses (``DataError``: overflow, NUL, bad encoding), a constraint the file's
+    rows break (``IntegrityError``) and a value beyond the server's limits
+    (``ProgramLimitExceeded``, an ``OperationalError``: an id too long for its index) are; so is
+    anything raised by Python code on the file's content. A connection left broken is never the
+    file's fault."""
     if isinstance(exc, MemoryError) or conn.closed or conn.broken:
         return False
     if isinstance(exc, psycopg.Error):
-        return isinstance(exc, (psycopg.DataError, psycopg.IntegrityError))
+        return isinstance(exc, (psycopg.DataError, psycopg.IntegrityError, psycopg.errors.ProgramLimitExceeded))
     return True
 
 
