@@ -245,3 +245,27 @@ def test_a_refused_file_killed_before_its_move_is_refused_once(importer, erp, ft
     assert [f["status"] for f in out["files"]] == ["refused"]
     assert erp.execute("SELECT count(*) FROM passerelle.quarantine WHERE file = 'notes.csv'").fetchone()[0] == 1
     assert [p.name.endswith("_notes.csv") for p in ftp_server.path("/errors").iterdir()] == [True]
+
+
+def test_files_left_claimed_come_back_in_the_order_they_were_claimed():
+    """Oldest claim first; claimed in the same second (one run claims its files within a second),
+    in their names' order, whatever the claim's random part: the file that creates an order
+    comes back before the one that cancels it."""
+    from passerelle.operators.inbound import claim_name, claimed_names
+
+    listing = [
+        "orders_0900.csv.c20261204T082000Zffffff",  # created the order
+        "orders_1000.csv.c20261204T082000Z000000",  # cancelled it: a smaller random part
+        "orders_0800.csv.c20261204T081959Zeeeeee",  # an earlier run's
+        "orders_0700.csv.c20261204T082001Z111111",  # a later one's
+        "orders_0930.csv",  # not claimed
+    ]
+    assert claimed_names(listing) == [
+        ("orders_0800.csv.c20261204T081959Zeeeeee", "orders_0800.csv"),
+        ("orders_0900.csv.c20261204T082000Zffffff", "orders_0900.csv"),
+        ("orders_1000.csv.c20261204T082000Z000000", "orders_1000.csv"),
+        ("orders_0700.csv.c20261204T082001Z111111", "orders_0700.csv"),
+    ]
+    # What claim_name writes is what claimed_names reads back.
+    claimed = claim_name("orders_1100.csv")
+    assert claimed_names([claimed]) == [(claimed, "orders_1100.csv")]

@@ -43,13 +43,17 @@ def claim_name(name: str) -> str:
 
 
 def claimed_names(names: Iterable[str]) -> list[tuple[str, str]]:
-    """(claimed name, original name) of the claimed files of a listing, oldest claim first."""
+    """(claimed name, original name) of the claimed files of a listing, oldest claim first, and
+    files claimed in the same second in their own names' order (the order they were claimed in:
+    a run claims in name order, and shops name files by time). The token's random part is not
+    an order: a file cancelling an order must not come back before the file creating it."""
     out = []
     for claimed in names:
         token = _CLAIM_TOKEN.search(claimed)
         if token:
-            out.append((token.group(0), claimed, claimed[: token.start()]))
-    return [(claimed, name) for _, claimed, name in sorted(out)]
+            second = token.group(0)[:-6]  # ".c<UTC time>", without the random part
+            out.append((second, claimed[: token.start()], claimed))
+    return [(claimed, name) for _, name, claimed in sorted(out)]
 
 
 def inbound_names(names: Iterable[str]) -> list[str]:
