@@ -315,3 +315,45 @@ def test_a_rerun_of_an_old_failed_run_does_not_republish_its_superseded_batch(
     )
     manifest = json.loads((folders[0] / "manifest.json").read_text())
     assert pendulum.parse(manifest["run_key"]) == eleven
+
+
+def test_a_server_refusing_to_delete_old_uploads_does_not_fail_a_publication(
+    airflow_db, connections, erp, ftp_server, monkeypatch, tmp_path
+):
+    """The housekeeping of abandoned uploads runs after the publication is committed: a server
+    that refuses the deletion (550 on DELE) leaves the old ``.part`` where it is, and the run still
+    succeeds, its batch confirmed, rather than failing publish and sending the rows again."""
+    from pyftpdlib.handlers import FTPHandler
+
+    from passerelle.core.batches import batch_folder
+
+    flows = yaml.safe_load((INCLUDE / "config" / "passerelle.yaml").read_text(encoding="utf-8"))["flows"]
+    _config(tmp_path, monkeypatch, flows={**flows, "prices_stock": {"cron": "0 * * * *", "retries": 0}})
+    from passerelle.flows.exchange import prices_stock_dag
+
+    dag = prices_stock_dag()
+    ten, eleven = (pendulum.datetime(2026, 11, 20, h, 0, tz="Europe/Paris") for h in (10, 11))
+    shop = os.environ["AIRFLOW_CONN_PASSERELLE_SHOP"]
+    monkeypatch.setenv("AIRFLOW_CONN_PASSERELLE_SHOP", shop.replace(f":{ftp_server.port}", ":1"))
+    assert dag.test(logical_date=ten).state == "failed"  # built, never published
+    monkeypatch.setenv("AIRFLOW_CONN_PASSERELLE_SHOP", shop)
+    [(batch_id, key)] = erp.execute("SELECT id, run_key FROM passerelle.batch WHERE flow = 'prices_stock'").fetchall()
+    stale = ftp_server.path(f"/outbound/prices_stock/{batch_folder(batch_id, key)}")
+    stale.mkdir(parents=True)
+    (stale / "prices.csv.part").write_bytes(b"half")
+    old = time.time() - 2 * 86400
+    os.utime(stale / "prices.csv.part", (old, old))
+    erp.execute("UPDATE passerelle.batch SET created_at = now() - interval '2 days' WHERE id = %s", (batch_id,))
+    erp.execute("UPDATE erp.article SET price_excl_vat = price_excl_vat + 1 WHERE reference = 'ART-000010'")
+    erp.commit()
+    # The real server, answering every deletion with a refusal.
+    monkeypatch.setattr(FTPHandler, "ftp_DELE", lambda self, path: self.respond("550 Deleting is not allowed here."))
+
+    run = dag.test(logical_date=eleven)
+    assert run.state == "success"
+    assert run.get_task_instance("publish").state == "success"
+    assert (stale / "prices.csv.part").exists()  # refused: left, said in the task's log
+    statuses = erp.execute("SELECT status FROM passerelle.batch WHERE flow = 'prices_stock' ORDER BY id").fetchall()
+    erp.commit()
+    assert statuses[-1] == ("confirmed",)
+    assert len(list(ftp_server.path("/outbound/prices_stock").glob("*/manifest.json"))) == 1

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import logging
 import re
 from pathlib import Path
 
@@ -144,6 +145,11 @@ def test_flows_hold_no_operator_class():
         assert not re.search(r"^class \w+", text, re.M), f"{path.name} defines a class: operators live in operators/"
 
 
-def test_inbound_names_keeps_csv_and_txt_files_safe_to_read_sorted():
+def test_inbound_names_keeps_csv_and_txt_files_safe_to_read_sorted(caplog):
     names = ["orders_2.csv", "orders_1.CSV", "notes.txt", "orders_3.csv.part", ".hidden.csv", "a/b.csv", "x.pdf"]
-    assert inbound_names(names) == ["notes.txt", "orders_1.CSV", "orders_2.csv"]
+    with caplog.at_level(logging.WARNING, logger="passerelle.operators.inbound"):
+        assert inbound_names(names + ["orders\\4.csv"]) == ["notes.txt", "orders_1.CSV", "orders_2.csv"]
+    # A file meant for us under a name we do not touch is said, not ignored; hidden files and
+    # partial uploads are skipped quietly.
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 2 and "a/b.csv" in said[0] and repr("orders\\4.csv") in said[1], said

@@ -125,6 +125,7 @@ class ShopFilesHook(BaseHook):
         self._file_mode = file_mode
         self._server: ServerFiles | None = None
         self._connected = False
+        self._chmod_refused = False  # said once per hook at WARNING, then at DEBUG
 
     # -- connection -------------------------------------------------------------------------------
     def _adapter(self) -> ServerFiles:
@@ -296,7 +297,18 @@ class ShopFilesHook(BaseHook):
         """Set ``path``'s mode; ``False`` (logged) when the server does not allow it."""
         done = self._do(f"set mode {mode:o} on {path}", lambda s: s.chmod(path, mode), path=path)
         if not done:
-            log.debug("%s: the server does not let us set mode %o on %s; left as it is", self.where, mode, path)
+            # Once at WARNING: the files keep the server's own mode, which a web server serving
+            # them (photos, invoices) may not be allowed to read.
+            log.log(
+                logging.DEBUG if self._chmod_refused else logging.WARNING,
+                "%s: the server does not let us set mode %o on %s; left as it is (the server's umask "
+                "decides: a web server reading these files needs them readable, e.g. vsftpd's "
+                "local_umask=022; or set the connection's extra file_mode to keep)",
+                self.where,
+                mode,
+                path,
+            )
+            self._chmod_refused = True
         return done
 
     def cleanup_parts(self, folder: str, older_than: datetime.timedelta | float) -> list[str]:

@@ -206,15 +206,25 @@ class PublishBatchOperator(OutcomeMixin, ErpMixin, ShopMixin, BaseOperator):
         :data:`ABANDONED_AFTER`) and delete their abandoned ``.part`` uploads. The shop ignores a folder
         without a manifest; the report says it may be deleted. Returns the folders' paths."""
         from passerelle.core import batches
+        from passerelle.hooks.shop import TransferError
 
-        folders = batches.unfinished_folders(
-            self.erp, shop.list(base, missing_ok=True), keep=keep, older_than=ABANDONED_AFTER
-        )
+        # After the publication's commit: a server refusing to list or delete here must not fail
+        # the task (confirm would not run, and the next run would send the batch's rows again).
+        try:
+            listing = shop.list(base, missing_ok=True)
+        except TransferError as exc:
+            self.log.warning("housekeeping of %s skipped: %s", base, exc)
+            return []
+        folders = batches.unfinished_folders(self.erp, listing, keep=keep, older_than=ABANDONED_AFTER)
         self.erp.commit()
         out = []
         for name in folders:
             path = posixpath.join(base, name)
-            removed = shop.cleanup_parts(path, ABANDONED_AFTER)
+            try:
+                removed = shop.cleanup_parts(path, ABANDONED_AFTER)
+            except TransferError as exc:
+                self.log.warning("abandoned .part uploads of %s left: %s", path, exc)
+                removed = []
             self.log.warning(
                 "unfinished batch folder %s on %s: its batch was never published whole (no manifest)"
                 "%s; the shop ignores it, it may be deleted",

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import datetime
+import logging
 import posixpath
 import re
 import secrets
@@ -19,6 +20,8 @@ from airflow.sdk import BaseOperator
 from passerelle.core.values import parse_bool
 from passerelle.operators.common import ErpMixin, ShopMixin, run_key
 from passerelle.operators.outcome import INBOUND_LINKS, OutcomeMixin
+
+log = logging.getLogger(__name__)
 
 #: The flow's name in the configuration and in ``passerelle.run_summary``.
 FLOW = "orders_in"
@@ -65,7 +68,10 @@ def inbound_names(names: Iterable[str]) -> list[str]:
     for name in names:
         try:
             safe_name(name)
-        except TransferError:
+        except TransferError as exc:
+            if name.lower().endswith((".csv", ".txt")) and not name.startswith("."):
+                # A file the shop meant us to read, under a name we do not touch: said, not ignored.
+                log.warning("inbound file left where it is, its name is not safe to use: %s", exc)
             continue
         if name.lower().endswith((".csv", ".txt")):
             out.append(name)
@@ -118,7 +124,7 @@ class ImportOrdersOperator(OutcomeMixin, ErpMixin, ShopMixin, BaseOperator):
         from passerelle.core import integrate as core
         from passerelle.core.inbound import InboundError, read_inbound
         from passerelle.core.outcome import inbound_totals, quarantine_reasons
-        from passerelle.hooks.shop import FileVanished, FolderMissing
+        from passerelle.hooks.shop import FileVanished, FolderMissing, TransferError
 
         dry = parse_bool(self.dry_run, "dry_run", default=False)
         replay = parse_bool(self.replay_quarantine, "replay_quarantine", default=False)
@@ -165,7 +171,10 @@ class ImportOrdersOperator(OutcomeMixin, ErpMixin, ShopMixin, BaseOperator):
             else:
                 for folder in (folders["archive_dir"], folders["errors_dir"], claimed_dir):
                     shop.makedirs(folder)
-                shop.cleanup_parts(folders["errors_dir"], ABANDONED_AFTER)  # rejects uploads a kill left
+                try:  # rejects uploads a kill left; a server refusing it must not stop every import
+                    shop.cleanup_parts(folders["errors_dir"], ABANDONED_AFTER)
+                except TransferError as exc:
+                    self.log.warning("abandoned .part uploads of %s left: %s", folders["errors_dir"], exc)
                 completed = core.complete_archives(self.erp, shop.exists)
                 if completed:
                     self.log.warning(
