@@ -46,6 +46,27 @@ def test_files_are_cut_in_parts_without_hanging(erp):
     assert len(keys) == len(set(keys)) == selected
 
 
+def test_the_flows_confirm_refuses_a_batch_never_published(erp):
+    """A publish marked successful by hand leaves the batch ``built``: the flows' confirm
+    (published_only) refuses it and the snapshot stays; once published, it is confirmed."""
+    from passerelle.core.batches import mark_published
+
+    ents = catalog_entities(RULE, ["article"])
+    batch, _ = build_catalog(erp, flow="catalog", run_key="never", entities=ents, dialect=dialect("generic"))
+    erp.commit()
+    with pytest.raises(ValueError, match=rf"batch {batch.id} was built but never published"):
+        confirm_batch(erp, batch.id, published_only=True)
+    erp.rollback()
+    assert erp.execute("SELECT count(*) FROM passerelle.snapshot").fetchone()[0] == 0
+    assert erp.execute("SELECT status FROM passerelle.batch WHERE id = %s", (batch.id,)).fetchone() == ("built",)
+    mark_published(erp, batch.id, {"files": []})
+    assert confirm_batch(erp, batch.id, published_only=True) is True
+    erp.commit()
+    assert erp.execute("SELECT count(*) FROM passerelle.snapshot").fetchone()[0] == sum(
+        c["created"] for c in batch.counts.values()
+    )
+
+
 def test_rejected_rows_are_recorded_and_retried(erp):
     erp.execute("UPDATE erp.article SET ean = '1234567890123' WHERE reference = 'ART-000001'")
     erp.commit()

@@ -435,13 +435,15 @@ def build_batch(
     )
 
 
-def confirm_batch(conn: psycopg.Connection, batch_id: int) -> bool:
+def confirm_batch(conn: psycopg.Connection, batch_id: int, *, published_only: bool = False) -> bool:
     """Advance the snapshot to what the batch sent; once only. Returns False if already done.
 
     A full batch replaces the snapshot of its entities; a delta upserts created and changed
     rows and forgets removed ones; a new-only batch upserts its created rows and leaves every
     other row of the snapshot as it was (changes and removals were not sent). Superseded or
-    dry-run batches never touch the snapshot.
+    dry-run batches never touch the snapshot. With *published_only* (the flows' confirm task),
+    a batch still ``built`` is refused with an error: its files never reached the shop (a publish
+    task marked successful by hand), and advancing the snapshot would lose its changes for good.
     """
     row = conn.execute(
         "SELECT status, mode, entities FROM passerelle.batch WHERE id = %s FOR UPDATE", (batch_id,)
@@ -449,6 +451,12 @@ def confirm_batch(conn: psycopg.Connection, batch_id: int) -> bool:
     if row is None:
         raise ValueError(f"no batch {batch_id}")
     status, mode, entities = row
+    if published_only and status == "built":
+        raise ValueError(
+            f"batch {batch_id} was built but never published: its files are not on the shop's server, so "
+            "the snapshot is left as it is (was the publish task marked successful by hand? clear it to "
+            "run it, or let the next run send these changes)"
+        )
     if status not in ("built", "published"):
         log.info("batch %s is %s: snapshot left as it is", batch_id, status)
         return False

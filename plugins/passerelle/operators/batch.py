@@ -282,7 +282,7 @@ class ConfirmBatchOperator(OutcomeMixin, ErpMixin, BaseOperator):
         if not isinstance(published, dict):
             raise ValueError(f"published must be the publish task's result (a dict), got {published!r:.200}")
         dry = batch["status"] == "dry_run"
-        advanced = False if dry else confirm_batch(self.erp, batch["batch_id"])
+        advanced = False if dry else confirm_batch(self.erp, batch["batch_id"], published_only=True)
         rejects = sum(c.get("rejected", 0) for c in batch["counts"].values())
         reasons = batch_reasons(self.erp, batch["batch_id"])
         files = batch.get("files") or []
