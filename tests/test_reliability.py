@@ -262,13 +262,10 @@ def _config(tmp_path, monkeypatch, **sections):
     monkeypatch.setenv("PASSERELLE_CONFIG", str(path))
 
 
-def test_a_rerun_of_an_old_failed_run_does_not_republish_its_superseded_batch(
-    airflow_db, connections, erp, ftp_server, monkeypatch, tmp_path
-):
-    """10:00 builds prices, cannot publish (the server is down) and fails; 11:00 publishes newer prices;
-    then 10:00 is run again: its batch is superseded, nothing is uploaded, the task ends skipped,
-    the run succeeds, the snapshot keeps 11:00's prices. Published files are readable by a web server,
-    and the abandoned 10:00 folder is reported with its old ``.part`` deleted."""
+def _ten_oclock_left_unpublished(erp, ftp_server, monkeypatch, tmp_path):
+    """The prices_stock flow (no retries) whose 10:00 run built its batch but could not publish it
+    (the server down), leaving a folder with a ``.part`` two days old (a kill mid-upload), its batch
+    as old; then a price changes in the back office. Returns the DAG, 10:00, 11:00 and that folder."""
     from passerelle.core.batches import batch_folder
 
     flows = yaml.safe_load((INCLUDE / "config" / "passerelle.yaml").read_text(encoding="utf-8"))["flows"]
@@ -283,16 +280,26 @@ def test_a_rerun_of_an_old_failed_run_does_not_republish_its_superseded_batch(
     monkeypatch.setenv("AIRFLOW_CONN_PASSERELLE_SHOP", shop)
     first = erp.execute("SELECT id, run_key, status FROM passerelle.batch WHERE flow = 'prices_stock'").fetchall()
     assert len(first) == 1 and first[0][2] == "built"
-    # The failed run had left a half-made folder two days ago (a kill mid-upload).
     stale = ftp_server.path(f"/outbound/prices_stock/{batch_folder(first[0][0], first[0][1])}")
     stale.mkdir(parents=True)
     (stale / "prices.csv.part").write_bytes(b"half")
-    (stale / "stock.csv").write_bytes(b"whole, but no manifest")
     old = time.time() - 2 * 86400
     os.utime(stale / "prices.csv.part", (old, old))
     erp.execute("UPDATE passerelle.batch SET created_at = now() - interval '2 days' WHERE id = %s", (first[0][0],))
     erp.execute("UPDATE erp.article SET price_excl_vat = price_excl_vat + 1 WHERE reference = 'ART-000010'")
     erp.commit()
+    return dag, ten, eleven, stale
+
+
+def test_a_rerun_of_an_old_failed_run_does_not_republish_its_superseded_batch(
+    airflow_db, connections, erp, ftp_server, monkeypatch, tmp_path
+):
+    """10:00 builds prices, cannot publish (the server is down) and fails; 11:00 publishes newer prices;
+    then 10:00 is run again: its batch is superseded, nothing is uploaded, the task ends skipped,
+    the run succeeds, the snapshot keeps 11:00's prices. Published files are readable by a web server,
+    and the abandoned 10:00 folder is reported with its old ``.part`` deleted."""
+    dag, ten, eleven, stale = _ten_oclock_left_unpublished(erp, ftp_server, monkeypatch, tmp_path)
+    (stale / "stock.csv").write_bytes(b"whole, but no manifest")
 
     assert dag.test(logical_date=eleven).state == "success"
     assert not (stale / "prices.csv.part").exists() and (stale / "stock.csv").exists()
@@ -325,27 +332,7 @@ def test_a_server_refusing_to_delete_old_uploads_does_not_fail_a_publication(
     succeeds, its batch confirmed, rather than failing publish and sending the rows again."""
     from pyftpdlib.handlers import FTPHandler
 
-    from passerelle.core.batches import batch_folder
-
-    flows = yaml.safe_load((INCLUDE / "config" / "passerelle.yaml").read_text(encoding="utf-8"))["flows"]
-    _config(tmp_path, monkeypatch, flows={**flows, "prices_stock": {"cron": "0 * * * *", "retries": 0}})
-    from passerelle.flows.exchange import prices_stock_dag
-
-    dag = prices_stock_dag()
-    ten, eleven = (pendulum.datetime(2026, 11, 20, h, 0, tz="Europe/Paris") for h in (10, 11))
-    shop = os.environ["AIRFLOW_CONN_PASSERELLE_SHOP"]
-    monkeypatch.setenv("AIRFLOW_CONN_PASSERELLE_SHOP", shop.replace(f":{ftp_server.port}", ":1"))
-    assert dag.test(logical_date=ten).state == "failed"  # built, never published
-    monkeypatch.setenv("AIRFLOW_CONN_PASSERELLE_SHOP", shop)
-    [(batch_id, key)] = erp.execute("SELECT id, run_key FROM passerelle.batch WHERE flow = 'prices_stock'").fetchall()
-    stale = ftp_server.path(f"/outbound/prices_stock/{batch_folder(batch_id, key)}")
-    stale.mkdir(parents=True)
-    (stale / "prices.csv.part").write_bytes(b"half")
-    old = time.time() - 2 * 86400
-    os.utime(stale / "prices.csv.part", (old, old))
-    erp.execute("UPDATE passerelle.batch SET created_at = now() - interval '2 days' WHERE id = %s", (batch_id,))
-    erp.execute("UPDATE erp.article SET price_excl_vat = price_excl_vat + 1 WHERE reference = 'ART-000010'")
-    erp.commit()
+    dag, _ten, eleven, stale = _ten_oclock_left_unpublished(erp, ftp_server, monkeypatch, tmp_path)
     # The real server, answering every deletion with a refusal.
     monkeypatch.setattr(FTPHandler, "ftp_DELE", lambda self, path: self.respond("550 Deleting is not allowed here."))
 
