@@ -230,10 +230,12 @@ def start_pyftpdlib(
     chmod: bool = True,
     size_lies: bool = False,
     stor_reply: str | None = None,
+    dele_reply: str | None = None,
 ) -> ShopServer:
     """pyftpdlib in a thread, with the shared tree; ``without`` removes commands (``SIZE``, ``MLSD``...),
     ``chmod=False`` refuses ``SITE CHMOD``, ``size_lies`` answers SIZE with one byte less (a server that
-    truncated the upload silently), ``stor_reply`` answers every upload so (``452 ...``: a full disk)."""
+    truncated the upload silently), ``stor_reply`` answers every upload so (``452 ...``: a full disk),
+    ``dele_reply`` every deletion (``550 ...``: a server that keeps what it received)."""
     import logging
 
     from pyftpdlib.authorizers import DummyAuthorizer
@@ -262,6 +264,8 @@ def start_pyftpdlib(
         attrs["ftp_SIZE"] = ftp_SIZE
     if stor_reply:
         attrs["ftp_STOR"] = lambda self, file, mode="w": self.respond(stor_reply)
+    if dele_reply:
+        attrs["ftp_DELE"] = lambda self, path: self.respond(dele_reply)
     cafile = None
     if tls:
         cafile, keyfile = self_signed_certificate(Path(tempfile.mkdtemp(prefix="passerelle-tls-")))

@@ -373,6 +373,23 @@ def test_a_hung_server_times_out_naming_host_and_port(server, connect, silent_po
     assert time.monotonic() - started < 15
 
 
+def test_cleanup_parts_keeps_what_the_server_will_not_delete(tmp_path, connect, caplog):
+    """Housekeeping never fails its caller: a ``.part`` the server refuses to delete (550) is
+    kept with a warning naming it, and cleanup_parts returns what it did delete (nothing)."""
+    server = start_pyftpdlib(tmp_path / "root", dele_reply="550 Deleting is not allowed here.")
+    try:
+        server.path("/shop/out").mkdir(parents=True)
+        part = server.write("/shop/out/old.csv.part", b"x")
+        old = datetime.datetime.now().timestamp() - 3 * 3600
+        os.utime(part, (old, old))
+        with connect(server) as hook, caplog.at_level(logging.WARNING, logger="passerelle.hooks.shop"):
+            assert hook.cleanup_parts("/shop/out", datetime.timedelta(hours=1)) == []
+        assert server.path("/shop/out/old.csv.part").exists()
+        assert "abandoned upload /shop/out/old.csv.part kept" in caplog.text and "550" in caplog.text
+    finally:
+        server.stop()
+
+
 def test_a_full_disk_is_retried_then_named(tmp_path, connect):
     server = start_pyftpdlib(tmp_path / "root", stor_reply="452 Insufficient storage space.")
     try:

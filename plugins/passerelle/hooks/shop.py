@@ -315,12 +315,20 @@ class ShopFilesHook(BaseHook):
         """Delete the abandoned ``*.part`` uploads of ``folder`` last changed before ``older_than`` ago.
 
         A ``.part`` younger than that may be an upload in progress (another run, another worker) and
-        is kept; so is one whose date the server does not tell. Returns the names deleted.
+        is kept; so is one whose date the server does not tell. Housekeeping, never the task's
+        failure: a folder the server will not list, or a ``.part`` it will not delete, is kept
+        with a warning (callers run it after their real work, e.g. a publication's commit).
+        Returns the names deleted.
         """
         age = older_than if isinstance(older_than, datetime.timedelta) else datetime.timedelta(seconds=older_than)
         limit = datetime.datetime.now(datetime.UTC) - age
         removed = []
-        for name in self.list(folder, missing_ok=True):
+        try:
+            names = self.list(folder, missing_ok=True)
+        except TransferError as exc:
+            log.warning("%s: abandoned uploads of %s left: %s", self.where, folder, exc)
+            return removed
+        for name in names:
             if not name.endswith(PART_SUFFIX):
                 continue
             path = posixpath.join(folder, name)
@@ -333,6 +341,8 @@ class ShopFilesHook(BaseHook):
                     removed.append(name)
             except FileVanished:  # finished (renamed) or removed meanwhile
                 continue
+            except TransferError as exc:
+                log.warning("%s: abandoned upload %s kept: %s", self.where, path, exc)
         if removed:
             log.info("%s: deleted %d abandoned uploads in %s: %s", self.where, len(removed), folder, ", ".join(removed))
         return removed

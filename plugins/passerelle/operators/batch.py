@@ -208,8 +208,9 @@ class PublishBatchOperator(OutcomeMixin, ErpMixin, ShopMixin, BaseOperator):
         from passerelle.core import batches
         from passerelle.hooks.shop import TransferError
 
-        # After the publication's commit: a server refusing to list or delete here must not fail
-        # the task (confirm would not run, and the next run would send the batch's rows again).
+        # After the publication's commit: a server refusing to list here must not fail the task
+        # (confirm would not run, and the next run would send the batch's rows again); a refused
+        # deletion is cleanup_parts' own warning.
         try:
             listing = shop.list(base, missing_ok=True)
         except TransferError as exc:
@@ -220,11 +221,7 @@ class PublishBatchOperator(OutcomeMixin, ErpMixin, ShopMixin, BaseOperator):
         out = []
         for name in folders:
             path = posixpath.join(base, name)
-            try:
-                removed = shop.cleanup_parts(path, ABANDONED_AFTER)
-            except TransferError as exc:
-                self.log.warning("abandoned .part uploads of %s left: %s", path, exc)
-                removed = []
+            removed = shop.cleanup_parts(path, ABANDONED_AFTER)
             self.log.warning(
                 "unfinished batch folder %s on %s: its batch was never published whole (no manifest)"
                 "%s; the shop ignores it, it may be deleted",

@@ -66,14 +66,15 @@ def inbound_names(names: Iterable[str]) -> list[str]:
 
     out = []
     for name in names:
+        wanted = name.lower().endswith((".csv", ".txt"))
         try:
             safe_name(name)
         except TransferError as exc:
-            if name.lower().endswith((".csv", ".txt")) and not name.startswith("."):
+            if wanted and not name.startswith("."):
                 # A file the shop meant us to read, under a name we do not touch: said, not ignored.
                 log.warning("inbound file left where it is, its name is not safe to use: %s", exc)
             continue
-        if name.lower().endswith((".csv", ".txt")):
+        if wanted:
             out.append(name)
     return sorted(out)
 
@@ -124,7 +125,7 @@ class ImportOrdersOperator(OutcomeMixin, ErpMixin, ShopMixin, BaseOperator):
         from passerelle.core import integrate as core
         from passerelle.core.inbound import InboundError, read_inbound
         from passerelle.core.outcome import inbound_totals, quarantine_reasons
-        from passerelle.hooks.shop import FileVanished, FolderMissing, TransferError
+        from passerelle.hooks.shop import FileVanished, FolderMissing
 
         dry = parse_bool(self.dry_run, "dry_run", default=False)
         replay = parse_bool(self.replay_quarantine, "replay_quarantine", default=False)
@@ -171,10 +172,7 @@ class ImportOrdersOperator(OutcomeMixin, ErpMixin, ShopMixin, BaseOperator):
             else:
                 for folder in (folders["archive_dir"], folders["errors_dir"], claimed_dir):
                     shop.makedirs(folder)
-                try:  # rejects uploads a kill left; a server refusing it must not stop every import
-                    shop.cleanup_parts(folders["errors_dir"], ABANDONED_AFTER)
-                except TransferError as exc:
-                    self.log.warning("abandoned .part uploads of %s left: %s", folders["errors_dir"], exc)
+                shop.cleanup_parts(folders["errors_dir"], ABANDONED_AFTER)  # rejects uploads a kill left
                 completed = core.complete_archives(self.erp, shop.exists)
                 if completed:
                     self.log.warning(
