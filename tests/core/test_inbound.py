@@ -150,6 +150,25 @@ def test_customers_sample():
     assert a.shop_order_id.isna().all()
 
 
+def test_an_identifier_too_long_to_index_rejects_its_row_in_every_format():
+    """Customer ids, e-mails and order ids end up in the back office's unique indexes: one too long
+    for an index entry is its row's error (file, line, field, reason), whatever the format, and the
+    other rows are kept."""
+    long = "9" * 400
+    text = (SAMPLES / "customers_20261120.csv").read_text(encoding="utf-8").replace("\n5013,", f"\n{long},", 1)
+    p = read_inbound("customers.csv", text.encode())
+    [reject] = p.rejects.itertuples(index=False)
+    assert (reject.line, reject.field) == (3, "shop_customer_id")
+    assert reject.reason == "too long: 400 characters, an identifier has at most 255 (the back office indexes it)"
+    assert sorted(p.customers.shop_customer_id) == ["5012", "5014", "5040"]
+
+    text = (SAMPLES / "shopify_orders_export.csv").read_text(encoding="utf-8").replace("#1002,", f"#{long},")
+    p = read_inbound("shopify.csv", text.encode())
+    assert set(p.rejects.field) == {"Name"} and len(p.rejects)  # the column as the shop names it
+    assert p.rejects.reason.str.startswith("too long: 401 characters").all()
+    assert sorted(p.orders.shop_order_id) == ["#1001", "#1003"]
+
+
 def test_shopify_export_sample():
     p = sample("shopify_orders_export.csv")
     assert p.kind == SHOPIFY_ORDERS and p.rejects.empty

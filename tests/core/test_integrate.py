@@ -521,26 +521,58 @@ def test_each_trigger_is_integrated_or_refused_and_the_next_file_goes_through(er
     assert _import(erp, "next.csv", _orders_file(3)) == "integrated"
 
 
-def test_a_value_too_long_to_index_refuses_its_file_and_the_next_file_goes_through(erp):
-    """An order id of 3,000 random characters passes the reader (rows up to 100,000 characters)
-    but no btree index takes it (an entry is at most about 2,700 bytes): PostgreSQL's
-    ProgramLimitExceeded, an OperationalError, comes from the file's content like a DataError.
-    The file is refused with the reason; it does not stop the run and block the files after it."""
+@pytest.mark.parametrize(
+    ("field", "long_row"),
+    [
+        ("shop_order_id", lambda long: _row(long)),
+        ("shop_customer_id", lambda long: _row("LONG-1").replace(",9001,", f",{long},")),
+        ("email", lambda long: _row("LONG-1").replace(",c1@exemple.fr,", f",{long[:2989]}@exemple.fr,")),
+        ("payment_method", lambda long: _row("LONG-1").replace(",card,", f",{long},")),
+    ],
+)
+def test_an_identifier_too_long_to_index_is_its_rows_error_not_the_files(erp, field, long_row):
+    """An identifier of 3,000 random characters passes the reader (rows up to 100,000 characters)
+    but no btree index takes it (an entry is at most about 2,700 bytes): written, PostgreSQL would
+    refuse the whole file (ProgramLimitExceeded). It is its row's error instead, naming the row and
+    the field; the file's other orders are integrated."""
     import random
     import string
 
     rng = random.Random(15)
-    long_id = "".join(rng.choice(string.ascii_letters + string.digits) for _ in range(3000))
+    long = "".join(rng.choice(string.ascii_letters + string.digits) for _ in range(3000))
     before = _counts(erp)
-    assert _import(erp, "long.csv", _file(_row(long_id), _row("LONG-2"))) == "refused"
-    assert erp.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
-    [(reason,)] = erp.execute("SELECT reason FROM passerelle.quarantine WHERE file = 'long.csv'").fetchall()
+    assert _import(erp, "long.csv", _file(long_row(long), _row("LONG-2"))) == "integrated"
+    rows = erp.execute(
+        "SELECT line, field, value, reason FROM passerelle.quarantine WHERE file = 'long.csv'"
+    ).fetchall()
+    created = {r[0] for r in erp.execute("SELECT shop_order_id FROM erp.sales_order WHERE origin = 'web'")}
     erp.commit()
-    assert "ProgramLimitExceeded" in reason and "index row" in reason, reason
+    [(line, got_field, value, reason)] = rows
+    assert (line, got_field) == (2, field)
+    assert value.startswith(long[:2989])
+    assert reason == f"too long: {len(value):,} characters, an identifier has at most 255 (the back office indexes it)"
     after = _counts(erp)
-    kept = ("orders", "lines", "payments", "customers", "addresses", "ledger")
-    assert {k: after[k] for k in kept} == {k: before[k] for k in kept}  # refused whole: LONG-2 neither
-    assert _import(erp, "next.csv", _orders_file(3, prefix="N")) == "integrated"
+    assert after["orders"] == before["orders"] + 1 and "LONG-2" in created
+    assert not any(len(k) > 255 for k in created)
+
+
+def test_a_value_beyond_the_servers_limits_is_the_files_fault_not_an_outage(erp):
+    """Should a value beyond PostgreSQL's limits still reach it (ProgramLimitExceeded, an
+    OperationalError like a lost connection), it counts as the file's content: the file is refused
+    and the run goes on, rather than stopping on it, and on it again at every later run."""
+    import random
+    import string
+
+    from passerelle.core.integrate import _content_error
+
+    rng = random.Random(15)
+    long = "".join(rng.choice(string.ascii_letters + string.digits) for _ in range(3000))
+    erp.execute("CREATE TEMP TABLE too_long (k text UNIQUE)")
+    with pytest.raises(psycopg.errors.ProgramLimitExceeded) as caught:
+        erp.execute("INSERT INTO too_long VALUES (%s)", (long,))
+    erp.rollback()
+    assert _content_error(erp, caught.value)
+    assert not _content_error(erp, psycopg.errors.AdminShutdown("terminating connection"))
 
 
 def test_an_error_of_the_files_content_refuses_it_whole_and_a_database_failure_still_raises(erp, monkeypatch):

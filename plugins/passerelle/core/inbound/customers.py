@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from passerelle.core.inbound.fields import _DATE_HELP, _emails, _parse_datetime
+from passerelle.core.inbound.fields import _DATE_HELP, _emails, _parse_datetime, _too_long
 from passerelle.core.inbound.frames import _addresses, _customer_frame, _empty_order_frames
 from passerelle.core.inbound.model import _ADDR_CANON, CUSTOMER_COLUMNS, InboundError
 from passerelle.core.inbound.problems import _check_shape, _Problems, _rejects_frame
@@ -36,6 +36,9 @@ def _parse_customers(ctx: _Context) -> dict[str, pd.DataFrame]:
     problems.add(
         (email == "") & (customer_id == ""), "email", "", "no customer key: email and shop_customer_id are both empty"
     )
+    for col in ("shop_customer_id", "email"):
+        too_long, why = _too_long(rows[col])
+        problems.add(too_long, col, rows[col], why)
     lower, valid = _emails(email)
     problems.add((email != "") & ~valid, "email", email, "not an email address")
     updated, bad = _parse_datetime(rows["updated_at"], ctx.timezone)

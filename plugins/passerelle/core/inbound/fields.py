@@ -162,6 +162,28 @@ def _not_whole_positive(numbers: pd.Series) -> np.ndarray:
     return ~np.isnan(v) & ((v <= 0) | (v != np.round(v)))
 
 
+#: Longest identifier taken (order id, customer id, e-mail, payment method and transaction id). The
+#: back office keeps them in unique indexes, whose entries hold at most about 2,700 bytes: a longer
+#: value would make PostgreSQL refuse the whole file (ProgramLimitExceeded) instead of its row.
+#: Real ones are far shorter (an e-mail address is at most 254 characters, RFC 5321; 255 characters
+#: are at most 1,020 bytes in UTF-8).
+MAX_ID_CHARS = 255
+#: The columns held to :data:`MAX_ID_CHARS`.
+ID_COLUMNS = ("shop_order_id", "shop_customer_id", "email", "payment_method", "payment_transaction_id")
+
+
+def _too_long(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(mask of the values longer than :data:`MAX_ID_CHARS`, the reason on each row)."""
+    lengths = np.fromiter(map(len, values), dtype=np.int64, count=len(values))
+    over = lengths > MAX_ID_CHARS
+    reasons = np.full(len(values), "", dtype=object)
+    reasons[over] = [
+        f"too long: {n:,} characters, an identifier has at most {MAX_ID_CHARS} (the back office indexes it)"
+        for n in lengths[over]
+    ]
+    return over, reasons
+
+
 _EMAIL_RE = re.compile(_EMAIL)
 _CURRENCY_RE = re.compile(r"[A-Z]{3}")
 

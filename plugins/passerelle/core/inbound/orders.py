@@ -18,12 +18,14 @@ from passerelle.core.inbound import generic_orders, prestashop, shopify, woocomm
 from passerelle.core.inbound.fields import (
     _CURRENCY_RE,
     _DATE_HELP,
+    ID_COLUMNS,
     _emails,
     _filled,
     _not_whole_positive,
     _number_help,
     _parse_datetime,
     _parse_number,
+    _too_long,
 )
 from passerelle.core.inbound.frames import _order_frames, _Orders
 from passerelle.core.inbound.model import ORDERS, PRESTASHOP_ORDERS, SHOPIFY_ORDERS, WOOCOMMERCE_ORDERS
@@ -114,6 +116,10 @@ def _parse_orders(ctx: _Context, kind: str) -> dict[str, pd.DataFrame]:
         problems.add(missing, src[col], "", "required value is empty")
     # An order without e-mail nor customer id (draft and point-of-sale orders) is not refused here:
     # the integration gives it the walk-in customer, or quarantines it (rules.attach_walk_in).
+
+    for col in ID_COLUMNS:
+        too_long, why = _too_long(rows[col])
+        add(too_long, col, why)
 
     # Types.
     email, valid = _emails(rows["email"])
