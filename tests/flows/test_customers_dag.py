@@ -130,3 +130,55 @@ def test_a_customer_taken_off_the_web_is_deactivated_by_its_email(customers, con
     folder = _manifests(ftp_server)[1].parent
     header, *rows = _rows(folder / "customers_off_0001.csv")
     assert rows == [["CLI-000007", email, "0"]] and header == ["passerelle_key", "email", "active"]
+
+
+def test_a_run_that_failed_after_publishing_creates_no_customer_twice(
+    airflow_db, connections, erp, ftp_server, monkeypatch, tmp_path
+):
+    """The first run publishes its Customers and Addresses imports, then its confirm fails (the
+    database gone at that moment: it raises like one). The shop has the files and imports them.
+    The next run must not send those customers again as creations: PrestaShop matches customers and
+    addresses by ID only, so each would be created a second time. Its build confirms the published
+    batch first, and sends what changed since: here one customer's new phone number."""
+    import psycopg
+    import yaml
+
+    import passerelle.core.differ as differ
+    from passerelle import INCLUDE
+
+    cfg = yaml.safe_load((INCLUDE / "config" / "passerelle.yaml").read_text(encoding="utf-8"))
+    cfg["flows"]["customers"] = {**cfg["flows"]["customers"], "retries": 0}
+    (tmp_path / "passerelle.yaml").write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
+    monkeypatch.setenv("PASSERELLE_CONFIG", str(tmp_path / "passerelle.yaml"))
+    from passerelle.flows.customers import customers_dag
+
+    customers = customers_dag()
+    real = differ.confirm_batch
+
+    def database_gone(*args, **kwargs):
+        raise psycopg.OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(differ, "confirm_batch", database_gone)
+    dr = customers.test(logical_date=DAY1)
+    assert dr.get_task_instance("publish").state == "success"
+    assert dr.get_task_instance("confirm").state != "success"
+    (first,) = _manifests(ftp_server)
+    header, *created = _rows(first.parent / "customers_0001.csv")
+    assert len(created) > 5
+    assert erp.execute("SELECT status FROM passerelle.batch WHERE flow = 'customers'").fetchall() == [("published",)]
+    erp.execute("UPDATE erp.customer SET phone = '0700000000' WHERE code = 'CLI-000010'")
+    erp.commit()
+
+    monkeypatch.setattr(differ, "confirm_batch", real)
+    _run(customers, DAY1.add(days=1))
+    statuses = erp.execute("SELECT status FROM passerelle.batch WHERE flow = 'customers' ORDER BY id").fetchall()
+    erp.commit()
+    assert statuses == [("confirmed",), ("confirmed",)]
+    second = _manifests(ftp_server)[1]
+    m2 = json.loads(second.read_text())
+    assert m2["mode"] == "delta"
+    assert (m2["counts"]["customer"]["created"], m2["counts"]["customer"]["changed"]) == (0, 1)
+    assert m2["counts"]["customer_address"]["created"] == 0
+    assert sorted(f["name"] for f in m2["files"]) == ["customers_updates_0001.csv"]
+    header, *rows = _rows(second.parent / "customers_updates_0001.csv")
+    assert [r[header.index("passerelle_key")] for r in rows] == ["CLI-000010"]

@@ -400,6 +400,8 @@ def build_batch(
         return existing
     if existing is not None:  # a dry run is recomputed each time
         conn.execute("DELETE FROM passerelle.batch WHERE id = %s", (existing.id,))
+    if not dry_run:
+        _confirm_published(conn, flow)
     if mode in ("delta", "new") and first_run(conn, entities):
         log.info("no snapshot yet for %s: first run, sending everything", [e.name for e in entities])
         mode = "full"
@@ -423,16 +425,38 @@ def build_batch(
     }
     conn.execute("UPDATE passerelle.batch SET counts = %s WHERE id = %s", (json.dumps(counts), batch_id))
     if not dry_run:
-        # An earlier batch built but never confirmed is contained in this one.
+        # An earlier batch built but never published is contained in this one.
         conn.execute(
-            "UPDATE passerelle.batch SET status = 'superseded' WHERE flow = %s AND id < %s "
-            "AND status IN ('built', 'published')",
+            "UPDATE passerelle.batch SET status = 'superseded' WHERE flow = %s AND id < %s AND status = 'built'",
             (flow, batch_id),
         )
     kept = {e.name: kept_rows(e, columns[e.name]) for e in entities} if keep_rows else {}
     return Batch(
         batch_id, flow, key, mode, status, [e.name for e in entities], counts, kept=kept, unrecorded=list(kept)
     )
+
+
+def _confirm_published(conn: psycopg.Connection, flow: str) -> None:
+    """Confirm the flow's earlier batches that were published but never confirmed (the run failed
+    between its publish and its confirm: the database down, a worker lost), oldest first.
+
+    Their files are on the shop's server, manifest and all, and the shop imports them: the snapshot
+    must say so before the next batch is diffed against it. Superseded instead, their rows would be
+    sent again, and a row the shop has no key for yet is then created twice: a PrestaShop customer
+    or address without the shop's ``ID`` (its importer matches by ``ID`` only) becomes two.
+    """
+    published = conn.execute(
+        "SELECT id, run_key FROM passerelle.batch WHERE flow = %s AND status = 'published' ORDER BY id", (flow,)
+    ).fetchall()
+    for batch_id, run_key in published:
+        log.warning(
+            "batch %s of %s (%s) was published but its confirm never ran: confirmed now, its rows are on the "
+            "shop's server and are not sent again",
+            batch_id,
+            flow,
+            run_key,
+        )
+        confirm_batch(conn, batch_id)
 
 
 def confirm_batch(conn: psycopg.Connection, batch_id: int, *, published_only: bool = False) -> bool:
