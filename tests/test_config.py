@@ -43,6 +43,11 @@ WRONG_VALUES = [
     ),
     ({"shop": {"rows_per_file": 0}}, "shop.rows_per_file", ["must be a positive integer, got 0"]),
     (
+        {"shop": {"inbound_settle_seconds": -1}},
+        "shop.inbound_settle_seconds",
+        ["must be a number of seconds from 0 to 300, got -1"],
+    ),
+    (
         {"shop": {"timezone": "Europe/Pariss"}},
         "shop.timezone",
         ["'Europe/Pariss' is not a known timezone", '"Europe/Paris"'],

@@ -135,6 +135,53 @@ def test_a_file_gone_between_listing_and_claim_is_skipped_and_the_others_go_thro
     assert not (errors / "old.rejects.csv.part").exists() and (errors / "new.rejects.csv.part").exists()
 
 
+def test_a_file_the_shop_is_still_writing_in_place_is_left_until_it_stops_growing(
+    importer, erp, ftp_server, monkeypatch
+):
+    """The shop writes its export in place, under its final name, not a temporary one renamed when
+    done: the run looks at each file's size and date twice, shop.inbound_settle_seconds apart, and
+    the shop writes the second half meanwhile. The file is left where it is, nothing of it
+    integrated (its first half would have made orders without their last lines); the next run
+    finds it whole and still, and integrates every order of it."""
+    import passerelle.operators.inbound as inbound
+    from passerelle.core.inbound import read_inbound
+
+    data = (SAMPLES / O900).read_bytes()
+    half = data.index(b"\n", len(data) // 2) + 1
+    path = ftp_server.path("/inbound") / "orders_in_place.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data[:half])
+    real_sleep, waits = time.sleep, []
+
+    def the_shop_writes_meanwhile(seconds):
+        if not waits:
+            with open(path, "ab") as fh:
+                fh.write(data[half:])
+        waits.append(seconds)
+        real_sleep(seconds)
+
+    monkeypatch.setattr(inbound.time, "sleep", the_shop_writes_meanwhile)
+    first = importer()
+    monkeypatch.setattr(inbound.time, "sleep", real_sleep)
+    assert waits == [2.0]  # the default settle time
+    assert first["files"] == [{"name": "orders_in_place.csv", "status": "incomplete"}]
+    assert path.read_bytes() == data  # not claimed: left in the inbound folder
+    assert _orders(erp) == []
+
+    second = importer()
+    assert [f["status"] for f in second["files"]] == ["integrated"]
+    _drop(ftp_server, O900)  # the same content under the sample's name: a duplicate, nothing more
+    assert [f["status"] for f in importer()["files"]] == ["duplicate"]
+    assert _orders(erp) == ["WEB-100231", "WEB-100232", "WEB-100233"]
+    lines = erp.execute(
+        "SELECT o.shop_order_id, count(*) FROM erp.sales_order_line l JOIN erp.sales_order o ON o.id = l.order_id "
+        "GROUP BY 1 ORDER BY 1"
+    ).fetchall()
+    erp.commit()
+    whole = read_inbound(O900, data).lines.groupby("shop_order_id").size()
+    assert lines == [(k, whole[k]) for k in ("WEB-100231", "WEB-100232", "WEB-100233")]  # every line of each
+
+
 def test_a_missing_inbound_folder_fails_naming_the_server_the_folder_and_the_setting(importer, ftp_server):
     from passerelle.hooks.shop import FolderMissing
 

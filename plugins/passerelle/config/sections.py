@@ -60,6 +60,12 @@ def _rows_per_file(value: Any) -> int:
     return value
 
 
+def _settle_seconds(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 300:
+        raise fail(f"{{key}} must be a number of seconds from 0 to 300, got {value!r}")
+    return float(value)
+
+
 def _ftp_pool(value: Any) -> str:
     try:
         return check_pool(value)
@@ -88,6 +94,9 @@ class ShopSection(Section):
     inbound_dir: Folder = "/inbound"
     archive_dir: Folder = "/inbound/archive"
     errors_dir: Folder = "/errors"
+    #: How long an inbound file's size and date must stay the same before it is taken: a file the
+    #: shop writes in place (not under a temporary name renamed when done) is left while it grows.
+    inbound_settle_seconds: Annotated[float, BeforeValidator(_settle_seconds)] = 2.0
     public_base_url: Annotated[str, BeforeValidator(_url)] = ""
     rows_per_file: Annotated[int, BeforeValidator(_rows_per_file)] = 50000
     #: Airflow pool of the tasks that connect to the shop's server (docs/configuration.md).

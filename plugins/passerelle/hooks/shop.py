@@ -253,6 +253,13 @@ class ShopFilesHook(BaseHook):
         except FileVanished:
             return None
 
+    def stat(self, path: str) -> tuple[int | None, datetime.datetime | None]:
+        """(size, last change) of ``path``, each None where the server does not tell it;
+        :class:`FileVanished` when it is not there."""
+        size = self._do(f"size of {path}", lambda s: s.size(path), path=path)
+        changed = self._do(f"date of {path}", lambda s: s.mtime(path), path=path)
+        return size, changed
+
     def exists(self, path: str) -> bool:
         return self._do(f"look for {path}", lambda s: s.exists(path))
 

@@ -12,6 +12,7 @@ import logging
 import posixpath
 import re
 import secrets
+import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -91,7 +92,8 @@ class ImportOrdersOperator(OutcomeMixin, ErpMixin, ShopMixin, BaseOperator):
     complete_archives`). A file gone since the listing is skipped; a file's content never fails
     the task (its rows are quarantined or the file refused whole); the server or the database
     does, with a message naming the file, the server and the path. Abandoned ``.part`` uploads of
-    rejects older than :data:`ABANDONED_AFTER` are deleted.
+    rejects older than :data:`ABANDONED_AFTER` are deleted. A file still being written (its size or
+    date changed within ``shop.inbound_settle_seconds``) is left for the next run.
 
     :param replay_quarantine: also integrate again the open quarantined rows (templated).
     :param dry_run: parse and count the files; write nothing, move nothing (templated).
@@ -182,6 +184,8 @@ class ImportOrdersOperator(OutcomeMixin, ErpMixin, ShopMixin, BaseOperator):
                     )
                 # Files claimed by a run that stopped before archiving them come first (they are older).
                 todo = [(posixpath.join(claimed_dir, c), name) for c, name in claimed_names(shop.list(claimed_dir))]
+                names, left = self._settled(shop, folders["inbound_dir"], names, shop_settings.inbound_settle_seconds)
+                files.extend(left)
                 for name in names:
                     if len(claim_name(name).encode()) > MAX_NAME_BYTES:
                         self.log.error(
@@ -229,6 +233,50 @@ class ImportOrdersOperator(OutcomeMixin, ErpMixin, ShopMixin, BaseOperator):
             "dry_run": dry,
             "reasons": reasons,
         }
+
+    def _settled(self, shop, folder: str, names: list[str], settle: float) -> tuple[list[str], list[dict]]:
+        """(the files to take, the run's entries of those left): each file's size and date looked at
+        twice, ``settle`` seconds apart; a file that changed in between (a shop writing it in place
+        rather than under a temporary name) is left for the next run (``incomplete``), one gone
+        meanwhile skipped (``vanished``). A server that tells neither size nor date leaves the check
+        to the one after download."""
+        from passerelle.hooks.shop import FileVanished
+
+        if settle <= 0 or not names:
+            return names, []
+
+        def look() -> dict[str, tuple | None]:
+            seen: dict[str, tuple | None] = {}
+            for name in names:
+                try:
+                    seen[name] = shop.stat(posixpath.join(folder, name))
+                except FileVanished:
+                    seen[name] = None
+            return seen
+
+        before = look()
+        time.sleep(settle)
+        after = look()
+        taken, left = [], []
+        for name in names:
+            if after[name] is None:
+                self.log.warning("%s: gone from %s before it was claimed; skipped", name, shop.where)
+                left.append({"name": name, "status": "vanished"})
+            elif before[name] == after[name]:
+                taken.append(name)
+            else:
+                was = before[name] or (None, None)
+                self.log.info(
+                    "%s: still being written (%s bytes at %s, then %s bytes at %s, %g s later); left for the next run",
+                    name,
+                    was[0],
+                    was[1],
+                    after[name][0],
+                    after[name][1],
+                    settle,
+                )
+                left.append({"name": name, "status": "incomplete"})
+        return taken, left
 
     def _claim(self, shop, path: str, claimed_dir: str, name: str) -> str | None:
         """Take the file out of the inbound folder by a rename on the server, before reading it: a
