@@ -54,6 +54,22 @@ def connections_env(erp_dsn: str, ftp_uri: str, config: Path | None = None) -> d
     return env
 
 
+def import_config(folder: Path) -> Path:
+    """The project's configuration with ``shop.inbound_settle_seconds`` at 0, for the rounds that
+    kill or fault an import at a random moment: the files are written whole before the import starts,
+    and the moments drawn should fall on its work (claim, download, integration, archive), not on
+    its wait for files still growing (tests/flows/test_orders_import.py tests that wait)."""
+    import yaml
+
+    from passerelle import INCLUDE
+
+    cfg = yaml.safe_load((INCLUDE / "config" / "passerelle.yaml").read_text(encoding="utf-8"))
+    cfg["shop"] = {**cfg.get("shop", {}), "inbound_settle_seconds": 0}
+    path = folder / "passerelle.yaml"
+    path.write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
+    return path
+
+
 def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 

@@ -26,7 +26,7 @@ import psycopg
 import pytest
 from tests.trials.conftest import size
 from tests.trials.record import record
-from tests.trials.shop import connections_env, orders_file, published_state, sha
+from tests.trials.shop import connections_env, import_config, orders_file, published_state, sha
 
 from passerelle_demo.localenv import start_ftp
 
@@ -108,7 +108,7 @@ def _inbound_partial(root: Path, dropped: dict[str, bytes]) -> list[str]:
 def import_rounds(rounds: int, zygote, erp_dsn: str, tmp_path: Path, *, trial: str) -> dict:
     rng = random.Random(SEED)
     server, stop = start_ftp(tmp_path / "shop")
-    env = connections_env(erp_dsn, server.uri())
+    env = connections_env(erp_dsn, server.uri(), import_config(tmp_path))
     inbound = server.root / "inbound"
     inbound.mkdir(parents=True)
     expected: dict[str, int] = {}

@@ -27,7 +27,7 @@ from pyftpdlib.handlers import DTPHandler, FTPHandler
 from pyftpdlib.servers import ThreadedFTPServer
 from tests.trials.conftest import size
 from tests.trials.record import record
-from tests.trials.shop import connections_env, orders_file, published_state
+from tests.trials.shop import connections_env, import_config, orders_file, published_state
 
 WHEN = pendulum.datetime(2026, 11, 20, 10, tz="Europe/Paris")
 
@@ -204,7 +204,7 @@ def _db_rounds(rounds: int, zygote, erp_dsn: str, tmp_path: Path, fault, *, tria
 
     rng = random.Random(7)
     server, stop = start_ftp(tmp_path / "shop")
-    env = connections_env(erp_dsn, server.uri())
+    env = connections_env(erp_dsn, server.uri(), import_config(tmp_path))
     (server.root / "inbound").mkdir(parents=True)
     expected, dropped, found = {}, {}, []
     totals = {"lost": 0, "doubled": 0, "partial": 0, "failed_as_expected": 0}
