@@ -316,3 +316,33 @@ def test_files_left_claimed_come_back_in_the_order_they_were_claimed():
     # What claim_name writes is what claimed_names reads back.
     claimed = claim_name("orders_1100.csv")
     assert claimed_names([claimed]) == [(claimed, "orders_1100.csv")]
+
+
+def test_a_replay_that_fails_says_why_in_the_tasks_log(erp, ftp_server, connections, monkeypatch, caplog, capsys):
+    """WEB-100237 waits in quarantine for ART-999999; the article is created, and the replay of its
+    file fails on the back office's refusal of a value: the task goes on, and its log says which
+    file, how many rows stay open and why (the error was only in the task's result)."""
+    import passerelle.core.integrate as integrate
+    from passerelle.operators.inbound import ImportOrdersOperator
+
+    _drop(ftp_server, O1000)
+    ImportOrdersOperator(task_id="import_files").execute({})
+    assert "WEB-100237" not in _orders(erp)
+    erp.execute(
+        "INSERT INTO erp.article (reference, name, vat_rate, price_excl_vat) VALUES ('ART-999999', 'Retiré', 20, 15)"
+    )
+    erp.commit()
+
+    def refused(conn, *args):
+        conn.execute("SELECT 1/0")  # DivisionByZero: a DataError, as a value of the rows would cause
+
+    monkeypatch.setattr(integrate, "stage", refused)
+    out = ImportOrdersOperator(task_id="import_files", replay_quarantine=True).execute({})
+    [replayed] = out["replayed"]
+    assert replayed["rows_replayed"] == 0 and replayed["error"].startswith("DivisionByZero")
+    logged = caplog.text + capsys.readouterr().out  # the task's log, wherever Airflow's logging sends it
+    assert (
+        f"replay of {O1000} failed, its {replayed['rows_still_open']} rows stay open: DivisionByZero: division by zero"
+        in logged
+    )
+    assert "WEB-100237" not in _orders(erp)

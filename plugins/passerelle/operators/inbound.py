@@ -210,9 +210,17 @@ class ImportOrdersOperator(OutcomeMixin, ErpMixin, ShopMixin, BaseOperator):
                     files.append(done)
         replayed = core.replay_quarantine(self.erp, rules=rules, declared=declared) if replay and not dry else []
         for r in replayed:
-            self.log.info(
-                "replayed %s: %d rows integrated, %d still open", r["file"], r["rows_replayed"], r["rows_still_open"]
-            )
+            if r.get("error"):
+                self.log.warning(
+                    "replay of %s failed, its %d rows stay open: %s", r["file"], r["rows_still_open"], r["error"]
+                )
+            else:
+                self.log.info(
+                    "replayed %s: %d rows integrated, %d still open",
+                    r["file"],
+                    r["rows_replayed"],
+                    r["rows_still_open"],
+                )
         totals = inbound_totals(files, replayed)  # a replay does not count again the rows it leaves open
         integrated = [f["file_id"] for f in files if f.get("status") == "integrated"]
         reasons = quarantine_reasons(self.erp, integrated) if integrated else {}
