@@ -139,7 +139,8 @@ def test_a_run_that_failed_after_publishing_creates_no_customer_twice(
     database gone at that moment: it raises like one). The shop has the files and imports them.
     The next run must not send those customers again as creations: PrestaShop matches customers and
     addresses by ID only, so each would be created a second time. Its build confirms the published
-    batch first, and sends what changed since: here one customer's new phone number."""
+    batch first, and sends what changed since: here one customer's new phone number. Then the failed
+    run is cleared: its batch is not published again after the newer one."""
     import psycopg
     import yaml
 
@@ -182,3 +183,12 @@ def test_a_run_that_failed_after_publishing_creates_no_customer_twice(
     assert sorted(f["name"] for f in m2["files"]) == ["customers_updates_0001.csv"]
     header, *rows = _rows(second.parent / "customers_updates_0001.csv")
     assert [r[header.index("passerelle_key")] for r in rows] == ["CLI-000010"]
+
+    # The engineer clears the failed first run; meanwhile the shop imported its folder and removed it.
+    for path in first.parent.iterdir():
+        path.unlink()
+    rerun = customers.test(logical_date=DAY1)
+    assert rerun.state == "success"
+    assert rerun.get_task_instance("publish").state == "skipped"  # its customers are not created again
+    assert list(first.parent.iterdir()) == []
+    assert _manifests(ftp_server) == [second]

@@ -88,16 +88,20 @@ def mark_published(conn: psycopg.Connection, batch_id: int, manifest: Mapping[st
 
 
 def superseded_by(conn: psycopg.Connection, batch_id: int) -> tuple[int, str] | None:
-    """(id, status) of the later batch of the same flow that holds this one's changes, when this one
-    is ``superseded`` (built, never confirmed, and a later batch was built over it); else None.
+    """(id, status) of the later batch of the same flow that must not be overtaken by this one's files,
+    when this one is ``superseded`` (built, never published, and a later batch was built over it),
+    or was confirmed by a later batch's build (published, its run failed before its confirm:
+    :func:`passerelle.core.differ.build_batch`); else None.
 
-    Publishing a superseded batch would send its old values (yesterday's prices) after the newer
-    ones, and the snapshot, which holds the newer ones, would never send them again: it must not
-    be published. A confirmed batch may be published again (a rerun reproduces what was sent).
+    Publishing it would send its old values (yesterday's prices, and creations the shop has already
+    made) after the newer ones, and the snapshot, which holds the newer ones, would never send them
+    again: it must not be published. A batch confirmed by its own run may be published again (a
+    rerun reproduces what was sent, as a backfill does).
     """
     row = conn.execute(
         "SELECT n.id, n.status FROM passerelle.batch b JOIN passerelle.batch n ON n.flow = b.flow AND n.id > b.id "
-        "AND n.status <> 'dry_run' WHERE b.id = %s AND b.status = 'superseded' ORDER BY n.id DESC LIMIT 1",
+        "AND n.status <> 'dry_run' WHERE b.id = %s AND (b.status = 'superseded' OR (b.status = 'confirmed' "
+        "AND n.created_at <= b.confirmed_at)) ORDER BY n.id DESC LIMIT 1",
         (batch_id,),
     ).fetchone()
     if row is None:

@@ -109,8 +109,9 @@ class PublishBatchOperator(OutcomeMixin, ErpMixin, ShopMixin, BaseOperator):
         first publication.
     :param config_path: configuration file; default ``PASSERELLE_CONFIG`` or the project's.
 
-    A batch superseded by a later one (a rerun of an old run that failed) is not published: the
-    task ends skipped and says why. After a publication, the flow's batch folders left unfinished
+    A batch overtaken by a later one (a rerun of an old run that failed, before or after its publish:
+    :func:`passerelle.core.batches.superseded_by`) is not published: the task ends skipped and says
+    why. After a publication, the flow's batch folders left unfinished
     by failed runs are reported and their abandoned ``.part`` files deleted.
 
     With ``outlets`` (the catalog's published Asset), a dry run or a batch with no file to send
@@ -157,9 +158,9 @@ class PublishBatchOperator(OutcomeMixin, ErpMixin, ShopMixin, BaseOperator):
         self.erp.commit()
         if later is not None:
             why = (
-                f"batch {batch['batch_id']} ({batch['flow']}, {batch['run_key']}) is superseded: batch {later[0]} "
-                f"({later[1]}) holds its changes with newer values; publishing it now would send older values "
-                "than the shop already has or will get, so nothing is uploaded"
+                f"batch {batch['batch_id']} ({batch['flow']}, {batch['run_key']}) is overtaken: batch {later[0]} "
+                f"({later[1]}) was built after it, from what the shop has or will get; publishing this one now "
+                "would send older values after newer ones, so nothing is uploaded"
             )
             self.log.warning("%s", why)
             context["ti"].xcom_push(
