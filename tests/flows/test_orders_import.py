@@ -135,20 +135,37 @@ def test_a_file_gone_between_listing_and_claim_is_skipped_and_the_others_go_thro
     assert not (errors / "old.rejects.csv.part").exists() and (errors / "new.rejects.csv.part").exists()
 
 
+@pytest.mark.parametrize("kind", ["pyftpdlib", "vsftpd"])
 def test_a_file_the_shop_is_still_writing_in_place_is_left_until_it_stops_growing(
-    importer, erp, ftp_server, monkeypatch
+    kind, request, importer, erp, ftp_server, monkeypatch, tmp_path
 ):
     """The shop writes its export in place, under its final name, not a temporary one renamed when
     done: the run looks at each file's size and date twice, shop.inbound_settle_seconds apart, and
     the shop writes the second half meanwhile. The file is left where it is, nothing of it
     integrated (its first half would have made orders without their last lines); the next run
-    finds it whole and still, and integrates every order of it."""
-    import passerelle.operators.inbound as inbound
+    finds it whole and still, and integrates every order of it. On a server with MLSD (pyftpdlib)
+    one listing gives every size and date; vsftpd has none: SIZE and MDTM, file by file."""
+    import passerelle.operators.inbound as operator
     from passerelle.core.inbound import read_inbound
 
+    server, inbound = ftp_server, "/inbound"
+    if kind == "vsftpd":
+        import uuid
+
+        import yaml
+
+        server, top = request.getfixturevalue("vsftpd_shop"), f"/shop/t{uuid.uuid4().hex[:8]}"
+        inbound = f"{top}/inbound"  # the server is shared by the session, its chroot's top not writable
+        cfg = yaml.safe_load((INCLUDE / "config" / "passerelle.yaml").read_text(encoding="utf-8"))
+        cfg["shop"].update(inbound_dir=inbound, archive_dir=f"{inbound}/archive", errors_dir=f"{top}/errors")
+        (tmp_path / "passerelle.yaml").write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
+        monkeypatch.setenv("PASSERELLE_CONFIG", str(tmp_path / "passerelle.yaml"))
+        monkeypatch.setenv("AIRFLOW_CONN_PASSERELLE_SHOP", server.connection())
+        for folder in (top, inbound):
+            server.make_folder(folder)
     data = (SAMPLES / O900).read_bytes()
     half = data.index(b"\n", len(data) // 2) + 1
-    path = ftp_server.path("/inbound") / "orders_in_place.csv"
+    path = server.path(inbound) / "orders_in_place.csv"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data[:half])
     real_sleep, waits = time.sleep, []
@@ -160,17 +177,37 @@ def test_a_file_the_shop_is_still_writing_in_place_is_left_until_it_stops_growin
         waits.append(seconds)
         real_sleep(seconds)
 
-    monkeypatch.setattr(inbound.time, "sleep", the_shop_writes_meanwhile)
+    monkeypatch.setattr(operator.time, "sleep", the_shop_writes_meanwhile)
     first = importer()
-    monkeypatch.setattr(inbound.time, "sleep", real_sleep)
+    monkeypatch.setattr(operator.time, "sleep", real_sleep)
     assert waits == [2.0]  # the default settle time
     assert first["files"] == [{"name": "orders_in_place.csv", "status": "incomplete"}]
     assert path.read_bytes() == data  # not claimed: left in the inbound folder
     assert _orders(erp) == []
+    # The run's note says the file was left, and does not count it as read.
+    import contextlib
+    from types import SimpleNamespace
+
+    import pendulum
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from passerelle.operators.inbound import ProposeReordersOperator
+
+    context = {
+        "run_id": f"manual__in_place_{kind}",
+        "dag": SimpleNamespace(dag_id="orders_in"),
+        "logical_date": pendulum.datetime(2026, 11, 20, 9, 30, tz="UTC"),
+        "dag_run": None,
+    }
+    with contextlib.suppress(AirflowSkipException):  # skipped when no reorder proposal changes
+        ProposeReordersOperator(task_id="propose_reorders", imported=first).execute(context)
+    note = erp.execute("SELECT note FROM passerelle.run_summary WHERE dag_run_id = %s", (context["run_id"],)).fetchone()
+    erp.commit()
+    assert note[0].startswith("integrated 0 rows in 0 files; 1 file still being written, left for the next run; ")
 
     second = importer()
     assert [f["status"] for f in second["files"]] == ["integrated"]
-    _drop(ftp_server, O900)  # the same content under the sample's name: a duplicate, nothing more
+    shutil.copy(SAMPLES / O900, server.path(inbound) / O900)  # the same content: a duplicate, nothing more
     assert [f["status"] for f in importer()["files"]] == ["duplicate"]
     assert _orders(erp) == ["WEB-100231", "WEB-100232", "WEB-100233"]
     lines = erp.execute(

@@ -95,6 +95,26 @@ def test_list_gives_sorted_names_of_files_and_folders(server, shop, folder):
     assert shop.list(f"{folder}/archive") == []  # empty, and there
 
 
+def test_stat_and_stats_give_each_files_size_and_date(server, shop, folder):
+    """What the import compares to see a file still being written: each file's size and last change
+    (UTC, to the second), from one listing where the server has one (MLSD, SFTP), else file by file
+    (vsftpd has no MLSD). Folders are not files."""
+    server.write(f"{folder}/a.csv", b"x" * 10)
+    server.write(f"{folder}/b.csv", b"")
+    server.make_folder(f"{folder}/archive")
+    when = datetime.datetime(2026, 11, 20, 9, 15, 30, tzinfo=datetime.UTC)
+    os.utime(server.path(f"{folder}/a.csv"), (when.timestamp(), when.timestamp()))
+    assert shop.stat(f"{folder}/a.csv") == (10, when)
+    listing = shop.stats(folder)
+    if server.kind == "vsftpd":
+        assert listing is None
+    else:
+        assert listing == {"a.csv": (10, when), "b.csv": (0, listing["b.csv"][1])}
+        assert abs(listing["b.csv"][1] - datetime.datetime.now(datetime.UTC)) < datetime.timedelta(minutes=5)
+    with pytest.raises(FileVanished):
+        shop.stat(f"{folder}/gone.csv")
+
+
 def test_makedirs_creates_parents_and_accepts_existing(server, shop, folder):
     shop.makedirs(f"{folder}/a/b/c")
     shop.makedirs(f"{folder}/a/b/c")
@@ -290,6 +310,22 @@ def test_vsftpd_refusing_size_is_published_to_by_reading_back(connect, caplog):
             assert _publish_one(server, hook) == "sku;qty\nA;3\n"
         assert "verified by reading it back" in caplog.text
         assert _mode(server, "/shop/out/stock.csv") == 0o644
+    finally:
+        server.stop()
+
+
+def test_vsftpd_refusing_mdtm_gives_sizes_without_dates(connect):
+    """vsftpd's cmds_denied answers 550 to MDTM, as for a missing file: on a file that is there it
+    means no dates (the import's settle check compares sizes alone), not a failed import."""
+    server = start_vsftpd(denied=("MDTM",))
+    try:
+        server.make_folder("/shop/in")
+        server.write("/shop/in/orders.csv", b"x" * 7)
+        with connect(server) as hook:
+            assert hook.stat("/shop/in/orders.csv") == (7, None)
+            assert hook.stat("/shop/in/orders.csv") == (7, None)  # learnt: not asked again
+            with pytest.raises(FileVanished):
+                hook.stat("/shop/in/gone.csv")
     finally:
         server.stop()
 

@@ -66,6 +66,12 @@ class ServerFiles(Protocol):
         """Entry names (not paths); the protocol's error when the folder does not exist."""
         ...
 
+    def stats(self, folder: str) -> dict[str, tuple[int | None, datetime.datetime | None]] | None:
+        """(size, last change in UTC) of each file of a folder, in one listing; ``None`` when the
+        server has no such listing (ask file by file); the protocol's error when the folder does
+        not exist."""
+        ...
+
     def makedirs(self, folder: str) -> None: ...
 
     def chmod(self, path: str, mode: int) -> bool:

@@ -154,6 +154,7 @@ class FTPFiles:
         self.hook: ShopFTPHook = (ShopFTPSHook if tls else ShopFTPHook)(ftp_conn_id=conn_id)
         self._has_size: bool | None = None  # learnt from the server: SIZE refused -> listing or re-reading
         self._has_mlsd: bool | None = None
+        self._has_mdtm: bool | None = None
         self._has_chmod: bool | None = None
         self._home = "/"
 
@@ -217,13 +218,47 @@ class FTPFiles:
             raise FileNotFoundError(errno.ENOENT, "no such folder (listed as empty, and CWD there is refused)")
         return sorted({posixpath.basename(n.rstrip("/")) for n in names} - {".", "..", ""})
 
-    def mtime(self, path: str) -> datetime.datetime | None:
+    def stats(self, folder: str) -> dict[str, tuple[int | None, datetime.datetime | None]] | None:
+        """``MLSD``'s ``size`` and ``modify`` facts (RFC 3659: UTC); ``None`` without MLSD (vsftpd)."""
+        if self._has_mlsd is False:
+            return None
         try:
-            return self.hook.get_mod_time(path).replace(tzinfo=datetime.UTC)  # MDTM is UTC (RFC 3659)
+            facts = self.hook.describe_directory(folder)
         except ftplib.error_perm as exc:
-            if _code(exc) in UNSUPPORTED:
-                return None
-            raise
+            if _code(exc) not in UNSUPPORTED:
+                raise
+            self._has_mlsd = False
+            return None
+        self._has_mlsd = True
+        out = {}
+        for name, fact in facts.items():
+            if fact.get("type", "file").lower() != "file":
+                continue
+            size = int(fact["size"]) if "size" in fact else None
+            modify = fact.get("modify", "")
+            try:
+                changed = datetime.datetime.strptime(modify[:14], "%Y%m%d%H%M%S").replace(tzinfo=datetime.UTC)
+            except ValueError:
+                changed = None
+            out[posixpath.basename(name)] = (size, changed)
+        return out
+
+    def mtime(self, path: str) -> datetime.datetime | None:
+        """``MDTM`` (UTC, RFC 3659); ``None`` where the server refuses it: 500/502/504, or 550 on a
+        file that is there (vsftpd's ``cmds_denied``), or answers a date in no known shape."""
+        if self._has_mdtm is False:
+            return None
+        try:
+            changed = self.hook.get_mod_time(path).replace(tzinfo=datetime.UTC)
+        except ftplib.error_perm as exc:
+            if _code(exc) not in UNSUPPORTED and (self._has_mdtm or not self.exists(path)):
+                raise
+            self._has_mdtm = False
+            return None
+        except ValueError:  # a reply the provider cannot read as a date
+            return None
+        self._has_mdtm = True
+        return changed
 
     # -- what the provider lacks ----------------------------------------------------------------
     def size(self, path: str) -> int | None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime
 import socket
+import stat
 from contextlib import ExitStack
 from io import BytesIO
 from typing import Any
@@ -98,6 +99,16 @@ class SFTPFiles:
             self._conn.listdir(folder)  # raises FileNotFoundError, PermissionError...
             names = []
         return sorted(names)
+
+    def stats(self, folder: str) -> dict[str, tuple[int | None, datetime.datetime | None]] | None:
+        """``listdir_attr``: every entry's attributes in one request."""
+        out = {}
+        for attr in self._conn.listdir_attr(folder):
+            if attr.st_mode is not None and not stat.S_ISREG(attr.st_mode):
+                continue
+            changed = None if attr.st_mtime is None else datetime.datetime.fromtimestamp(attr.st_mtime, datetime.UTC)
+            out[attr.filename] = (attr.st_size, changed)
+        return out
 
     def makedirs(self, folder: str) -> None:
         self.connect()

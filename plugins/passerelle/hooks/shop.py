@@ -260,6 +260,11 @@ class ShopFilesHook(BaseHook):
         changed = self._do(f"date of {path}", lambda s: s.mtime(path), path=path)
         return size, changed
 
+    def stats(self, folder: str) -> dict[str, tuple[int | None, datetime.datetime | None]] | None:
+        """(size, last change) of each file of ``folder`` in one listing (MLSD, SFTP's listing);
+        ``None`` when the server has none (vsftpd): :meth:`stat` each file. For a folder just listed."""
+        return self._do(f"list {folder} with sizes and dates", lambda s: s.stats(folder))
+
     def exists(self, path: str) -> bool:
         return self._do(f"look for {path}", lambda s: s.exists(path))
 

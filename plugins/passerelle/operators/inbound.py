@@ -80,6 +80,15 @@ def inbound_names(names: Iterable[str]) -> list[str]:
     return sorted(out)
 
 
+def _seen(stat: tuple | None) -> str:
+    """A file's (size, date) for a log line."""
+    if stat is None:
+        return "not there"
+    size, changed = stat
+    size_text = "?" if size is None else f"{size:,}"
+    return f"{size_text} bytes, changed {'?' if changed is None else changed.strftime('%H:%M:%S UTC')}"
+
+
 class ImportOrdersOperator(OutcomeMixin, ErpMixin, ShopMixin, BaseOperator):
     """Integrate the shop's inbound files, then (optionally) replay the quarantine.
 
@@ -246,14 +255,17 @@ class ImportOrdersOperator(OutcomeMixin, ErpMixin, ShopMixin, BaseOperator):
         """(the files to take, the run's entries of those left): each file's size and date looked at
         twice, ``settle`` seconds apart; a file that changed in between (a shop writing it in place
         rather than under a temporary name) is left for the next run (``incomplete``), one gone
-        meanwhile skipped (``vanished``). A server that tells neither size nor date leaves the check
-        to the one after download."""
+        meanwhile skipped (``vanished``). On a server that tells neither size nor date nothing can
+        be seen growing: said once, and the files are taken."""
         from passerelle.hooks.shop import FileVanished
 
         if settle <= 0 or not names:
             return names, []
 
         def look() -> dict[str, tuple | None]:
+            listing = shop.stats(folder)  # one listing where the server has one
+            if listing is not None:
+                return {name: listing.get(name) for name in names}
             seen: dict[str, tuple | None] = {}
             for name in names:
                 try:
@@ -265,6 +277,12 @@ class ImportOrdersOperator(OutcomeMixin, ErpMixin, ShopMixin, BaseOperator):
         before = look()
         time.sleep(settle)
         after = look()
+        if any(seen == (None, None) for seen in after.values()):
+            self.log.warning(
+                "%s tells neither the size nor the date of the inbound files: a file still being written "
+                "cannot be told from a whole one (have the shop write under a temporary name, then rename)",
+                shop.where,
+            )
         taken, left = [], []
         for name in names:
             if after[name] is None:
@@ -273,14 +291,11 @@ class ImportOrdersOperator(OutcomeMixin, ErpMixin, ShopMixin, BaseOperator):
             elif before[name] == after[name]:
                 taken.append(name)
             else:
-                was = before[name] or (None, None)
                 self.log.info(
-                    "%s: still being written (%s bytes at %s, then %s bytes at %s, %g s later); left for the next run",
+                    "%s: still being written (%s, then %s, %g s later); left for the next run",
                     name,
-                    was[0],
-                    was[1],
-                    after[name][0],
-                    after[name][1],
+                    _seen(before[name]),
+                    _seen(after[name]),
                     settle,
                 )
                 left.append({"name": name, "status": "incomplete"})
@@ -411,9 +426,13 @@ class ProposeReordersOperator(OutcomeMixin, ErpMixin, BaseOperator):
             if dry
             else propose_reorders(self.erp)
         )
+        files = imported.get("files", [])
+        # Files read (integrated, a duplicate, refused, parsed in a dry run); those left on the server
+        # (still being written, gone, a name too long) are said apart.
+        growing = sum(1 for f in files if f.get("status") == "incomplete")
         counts = {
             **imported.get("counts", {}),
-            "files": len(imported.get("files", [])),
+            "files": sum(1 for f in files if f.get("status") not in ("incomplete", "vanished", "name_too_long")),
             "reorder_proposals": reorders.added,
             "reorder_proposals_updated": reorders.updated,
             "reorder_proposals_withdrawn": reorders.withdrawn,
@@ -427,6 +446,8 @@ class ProposeReordersOperator(OutcomeMixin, ErpMixin, BaseOperator):
         ):
             if counts.get(key):
                 more.append(f"{counts[key]} {words}")
+        if growing:
+            more.append(f"{growing} file{'s' if growing > 1 else ''} still being written, left for the next run")
         if reorders.added or reorders.updated or reorders.withdrawn:
             said = f"reorder proposals: {reorders.added} new, {reorders.updated} updated"
             more.append(said + (f", {reorders.withdrawn} withdrawn (back in stock)" if reorders.withdrawn else ""))
