@@ -380,3 +380,45 @@ def test_an_error_formatting_a_part_fails_the_send_and_leaves_the_connection_usa
         _sent_in_parts(erp, "fails", ["article"], "generic")
     assert calls == [200, 200]
     assert erp.execute("SELECT count(*) FROM passerelle.batch WHERE run_key = 'fails'").fetchone()[0] == 0
+
+
+def test_a_builder_waiting_for_another_diffs_against_what_was_committed_meanwhile(erp, erp_dsn):
+    """One builder per flow at a time: the second waits for the first's lock, and its REPEATABLE READ
+    snapshot starts once it holds it, so it sees what the first one committed. Taken inside the
+    transaction, the lock let the snapshot date from before the wait. Here the first builder is a
+    session holding the flow's lock while a price changes and is committed."""
+    import time
+
+    import psycopg
+
+    from passerelle.core.batches import mark_published
+
+    ents = catalog_entities(RULE, ["article"])
+    first, _ = build_catalog(erp, flow="catalog", run_key="k1", entities=ents, dialect=dialect("generic"))
+    mark_published(erp, first.id, {"files": []})
+    confirm_batch(erp, first.id)
+    [(reference,)] = erp.execute(
+        "SELECT reference FROM passerelle_src.article a WHERE a.web AND " + RULE + " ORDER BY reference LIMIT 1"
+    ).fetchall()
+    erp.commit()
+    with psycopg.connect(erp_dsn, autocommit=True) as other:
+        other.execute("SELECT pg_advisory_lock(hashtext('passerelle:catalog'))")
+        result = {}
+        worker = threading.Thread(
+            target=lambda: result.update(
+                out=build_catalog(erp, flow="catalog", run_key="k2", entities=ents, dialect=dialect("generic"))
+            ),
+            daemon=True,
+        )
+        worker.start()
+        waiting = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+        deadline = time.monotonic() + 30
+        while not other.execute(waiting).fetchone()[0]:
+            assert time.monotonic() < deadline, "the second builder never waited for the lock"
+            time.sleep(0.05)
+        other.execute("UPDATE erp.article SET price_excl_vat = price_excl_vat + 1 WHERE reference = %s", (reference,))
+        other.execute("SELECT pg_advisory_unlock(hashtext('passerelle:catalog'))")
+        worker.join(60)
+    assert not worker.is_alive()
+    second, _ = result["out"]
+    assert second.counts["article"]["changed"] == 1  # the price committed while it waited

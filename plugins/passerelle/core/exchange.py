@@ -35,7 +35,14 @@ from passerelle.config import Settings, StockSection
 from passerelle.core.dialects.generic import GenericExchangeDialect
 from passerelle.core.dialects.prestashop import PrestaShopExchangeDialect
 from passerelle.core.differ import VIEW_SCHEMA, Batch, Entity, build_batch
-from passerelle.core.export import _record_rejects, _store, apply_settings, outbox_files, write_files
+from passerelle.core.export import (
+    _record_rejects,
+    _store,
+    apply_settings,
+    builder_transaction,
+    outbox_files,
+    write_files,
+)
 from passerelle.core.invoices import InvoiceError, invoice_pdf, load_invoices, load_seller, pdf_name
 
 log = logging.getLogger(__name__)
@@ -255,47 +262,22 @@ def build_exchange(
 
     A batch already built for this run key is returned with its stored files, untouched.
     """
-    lock = f"passerelle:{flow}"
-    conn.commit()  # the isolation level can only change between transactions
-    # One builder at a time per flow. Taken before the REPEATABLE READ transaction starts, so that
-    # its snapshot is taken after the builder we waited for committed (inside it, the snapshot
-    # would date from before the wait and miss that builder's batch).
-    conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (lock,))
-    conn.commit()
-    previous = conn.isolation_level
-    conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
-    try:
-        with conn.transaction():
-            apply_settings(conn, settings)
-            batch = build_batch(conn, flow=flow, run_key=run_key, entities=entities, mode=mode, dry_run=dry_run)
-            if batch.reused:
-                return batch, outbox_files(conn, batch.id)
-            writers = _writers(entities, dialect)
-            silent = [e.name for d, group in writers for e in group if e.name in d.silent_removals]
-            held = _hold_removals(conn, batch.id, silent, hold=True)
-            pdfs = write_invoice_pdfs(conn, batch) if any(e.name == "invoice" for e in entities) else None
-            files = [f for d, group in writers for f in write_files(conn, batch, group, d, rows_per_file=rows_per_file)]
-            _hold_removals(conn, batch.id, silent, hold=False)
-            if held:
-                log.info(
-                    "%d removed rows of %s forgotten without a file (the shop takes no removal of them)", held, silent
-                )
-            if pdfs is not None:
-                invoice_counts = batch.counts.setdefault("invoice", {})
-                invoice_counts.update({k: v for k, v in pdfs.items() if k != "pdf_rejected"})
-                invoice_counts["rejected"] = invoice_counts.get("rejected", 0) + pdfs["pdf_rejected"]
-                conn.execute(
-                    "UPDATE passerelle.batch SET counts = %s WHERE id = %s", (json.dumps(batch.counts), batch.id)
-                )
-    finally:
-        conn.isolation_level = previous
-        _unlock(conn, lock)
+    with builder_transaction(conn, flow):
+        apply_settings(conn, settings)
+        batch = build_batch(conn, flow=flow, run_key=run_key, entities=entities, mode=mode, dry_run=dry_run)
+        if batch.reused:
+            return batch, outbox_files(conn, batch.id)
+        writers = _writers(entities, dialect)
+        silent = [e.name for d, group in writers for e in group if e.name in d.silent_removals]
+        held = _hold_removals(conn, batch.id, silent, hold=True)
+        pdfs = write_invoice_pdfs(conn, batch) if any(e.name == "invoice" for e in entities) else None
+        files = [f for d, group in writers for f in write_files(conn, batch, group, d, rows_per_file=rows_per_file)]
+        _hold_removals(conn, batch.id, silent, hold=False)
+        if held:
+            log.info("%d removed rows of %s forgotten without a file (the shop takes no removal of them)", held, silent)
+        if pdfs is not None:
+            invoice_counts = batch.counts.setdefault("invoice", {})
+            invoice_counts.update({k: v for k, v in pdfs.items() if k != "pdf_rejected"})
+            invoice_counts["rejected"] = invoice_counts.get("rejected", 0) + pdfs["pdf_rejected"]
+            conn.execute("UPDATE passerelle.batch SET counts = %s WHERE id = %s", (json.dumps(batch.counts), batch.id))
     return batch, files
-
-
-def _unlock(conn: psycopg.Connection, lock: str) -> None:
-    try:
-        conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (lock,))
-        conn.commit()
-    except psycopg.Error as exc:  # a dead connection released its session locks with it
-        log.warning("could not release the builder lock %s: %s", lock, exc)

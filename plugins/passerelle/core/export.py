@@ -21,7 +21,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from contextlib import AbstractContextManager, closing
+from contextlib import AbstractContextManager, closing, contextmanager
 from functools import partial
 from pathlib import Path
 from typing import NamedTuple
@@ -385,6 +385,34 @@ def _record_rejects(conn: psycopg.Connection, batch: Batch, entity: str, rejects
     )
 
 
+@contextmanager
+def builder_transaction(conn: psycopg.Connection, flow: str) -> Iterator[None]:
+    """The REPEATABLE READ transaction a flow's batch is built in, by one builder at a time per flow
+    whatever the scheduler does (max_active_runs above 1, a backfill beside the schedule).
+
+    The lock is a session lock taken before the transaction starts: a REPEATABLE READ snapshot is
+    taken at the transaction's first statement, so a lock taken inside it would leave the second
+    builder diffing against what it saw before the first one committed its batch. Released after;
+    a lost connection releases it with the session.
+    """
+    lock = f"passerelle:{flow}"
+    conn.commit()  # the isolation level can only change between transactions
+    conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (lock,))
+    conn.commit()
+    previous = conn.isolation_level
+    conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+    try:
+        with conn.transaction():
+            yield
+    finally:
+        conn.isolation_level = previous
+        try:
+            conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (lock,))
+            conn.commit()
+        except psycopg.Error as exc:  # a dead connection released its session locks with it
+            log.warning("could not release the builder lock %s: %s", lock, exc)
+
+
 def build_catalog(
     conn: psycopg.Connection,
     *,
@@ -408,26 +436,18 @@ def build_catalog(
 
     A batch already built for this run key is returned with its stored files, untouched.
     """
-    conn.commit()  # the isolation level can only change between transactions
-    previous = conn.isolation_level
-    conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
-    try:
-        with conn.transaction():
-            # One builder at a time per flow, whatever the scheduler does.
-            conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"passerelle:{flow}",))
-            apply_settings(conn, {**view_options(dialect), **(settings or {})})
-            conn.execute("SELECT set_config('work_mem', %s, true), set_config('jit', %s, true)", (WORK_MEM, JIT))
-            batch = build_batch(
-                conn, flow=flow, run_key=run_key, entities=entities, mode=mode, dry_run=dry_run, keep_rows=True
-            )
-            if batch.reused:
-                files = outbox_files(conn, batch.id)
-            else:
-                files = write_files(conn, batch, entities, dialect, rows_per_file=rows_per_file, enrich=enrich)
-                for entity in entities:  # every row recorded (write_files does it as it goes)
-                    record_batch_rows(conn, batch, entity)
-    finally:
-        conn.isolation_level = previous
+    with builder_transaction(conn, flow):
+        apply_settings(conn, {**view_options(dialect), **(settings or {})})
+        conn.execute("SELECT set_config('work_mem', %s, true), set_config('jit', %s, true)", (WORK_MEM, JIT))
+        batch = build_batch(
+            conn, flow=flow, run_key=run_key, entities=entities, mode=mode, dry_run=dry_run, keep_rows=True
+        )
+        if batch.reused:
+            files = outbox_files(conn, batch.id)
+        else:
+            files = write_files(conn, batch, entities, dialect, rows_per_file=rows_per_file, enrich=enrich)
+            for entity in entities:  # every row recorded (write_files does it as it goes)
+                record_batch_rows(conn, batch, entity)
     return batch, files
 
 
