@@ -327,3 +327,52 @@ def test_a_notified_status_without_template_is_named(tmp_path):
     )
     with pytest.raises(NoticeError, match=r"invoice_available\.fr\.html"):
         check_templates(load_settings(str(path)))
+
+
+def test_notices_of_a_run_that_failed_after_publishing_are_mailed_by_the_next(
+    airflow_db, connections, erp, ftp_server, smtp, tmp_path, monkeypatch
+):
+    """The first run publishes the parcels' statuses, then its confirm fails (the database gone at
+    that moment), so its notices are never mailed. The next run's build confirms that batch instead of
+    sending its statuses again: its notify task mails them, once."""
+    import psycopg
+
+    import passerelle.core.differ as differ
+
+    _config(
+        tmp_path,
+        monkeypatch,
+        notices={
+            "notify": {"partly_shipped": True, "shipped": True, "remainder_cancelled": False},
+            "mail": {"enabled": True, "smtp_conn_id": "passerelle_smtp", "from_email": "boutique@example.com"},
+        },
+    )
+    now = datetime.now(UTC)
+    seed_parcels(erp, when=now - timedelta(hours=1))
+    erp.commit()
+    from passerelle.flows.exchange import order_status_dag
+
+    dag = order_status_dag()
+    real = differ.confirm_batch
+
+    def database_gone(*args, **kwargs):
+        raise psycopg.OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(differ, "confirm_batch", database_gone)
+    first = dag.test(logical_date=pendulum.instance(now))
+    assert first.get_task_instance("publish").state == "success"
+    assert first.get_task_instance("notify_customers").state != "success" and smtp.mails == []
+    monkeypatch.setattr(differ, "confirm_batch", real)
+
+    _run(dag, pendulum.instance(now).add(hours=1))
+    subjects = sorted(str(m["Subject"]) for _, m in smtp.mails)
+    assert subjects == [
+        "Un colis de votre commande DEMO-9001 est parti",
+        "Un colis de votre commande DEMO-9002 est parti",
+        "Votre commande DEMO-9001 est expédiée",
+    ], subjects
+    statuses = erp.execute("SELECT status FROM passerelle.batch WHERE flow = 'order_status' ORDER BY id").fetchall()
+    erp.commit()
+    assert statuses == [("confirmed",), ("confirmed",)]
+    _run(dag, pendulum.instance(now).add(hours=2))
+    assert len(smtp.mails) == 3  # once only

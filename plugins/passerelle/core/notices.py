@@ -12,7 +12,9 @@ autoescaped).
 Exactly once: each notice is recorded in ``passerelle.customer_notice`` (key: the status row's key,
 or ``invoice:<number>``) in the same transaction as it is sent; a notice already recorded is not
 sent again (a rerun, a retry, a status row sent again). A failed send rolls its record back and
-stops the run (the task retries the rest). Statuses older than ``notices.mail.max_age_hours``
+stops the run (the task retries the rest). A batch whose run failed after its publish, before its
+confirm and notices, is confirmed by the next batch's build, and that batch's notices include its
+ones. Statuses older than ``notices.mail.max_age_hours``
 before the batch was built are recorded as ``skipped`` without a mail: the first send of the
 statuses of every past order does not mail every customer about their old orders.
 
@@ -135,7 +137,16 @@ def render(settings: Settings, notice: Notice) -> tuple[str, str, str]:
     return " ".join(subject.split()), html, language
 
 
-_STATUS_ROWS = """
+#: The batches whose notices a batch gives: itself, and the earlier ones of its flow its build confirmed
+#: (published, their run failed before its confirm and notices: passerelle.core.differ.build_batch
+#: confirms them in the same transaction, so at the batch's own creation time).
+_COVERED = """
+SELECT a.id FROM passerelle.batch n
+JOIN passerelle.batch a ON a.flow = n.flow AND a.id <= n.id
+WHERE n.id = %(batch)s AND (a.id = n.id OR (a.status = 'confirmed' AND a.confirmed_at >= n.created_at))
+"""
+
+_STATUS_ROWS = f"""
 SELECT b.key, 'status' AS kind, v.status, v.order_number, v.shop_order_id, c.customer_email AS recipient,
        c.language, c.first_name, c.last_name, v.carrier, v.tracking_number, v.invoice_number,
        v.changed_at::timestamptz >= batch.created_at - make_interval(hours => %(hours)s) AS recent
@@ -143,12 +154,12 @@ FROM passerelle.batch batch
 JOIN passerelle.batch_row b ON b.batch_id = batch.id AND b.entity = 'order_status' AND b.op <> 'D'
 JOIN passerelle_src.order_status v ON v.key = b.key
 LEFT JOIN passerelle_src.order_customer c ON c.order_number = v.order_number
-WHERE batch.id = %(batch)s AND v.status = ANY(%(statuses)s)
+WHERE batch.id IN ({_COVERED}) AND v.status = ANY(%(statuses)s)
   AND NOT EXISTS (SELECT 1 FROM passerelle.customer_notice n WHERE n.key = b.key)
 ORDER BY v.changed_at, b.key
 """
 
-_INVOICE_ROWS = """
+_INVOICE_ROWS = f"""
 SELECT 'invoice:' || b.key AS key, 'invoice' AS kind, 'invoice_available' AS status, v.order_number,
        v.shop_order_id, c.customer_email AS recipient, c.language, c.first_name, c.last_name,
        NULL AS carrier, NULL AS tracking_number, v.invoice_number,
@@ -157,14 +168,15 @@ FROM passerelle.batch batch
 JOIN passerelle.batch_row b ON b.batch_id = batch.id AND b.entity = 'invoice' AND b.op = 'C'
 JOIN passerelle_src.invoice v ON v.key = b.key
 LEFT JOIN passerelle_src.order_customer c ON c.order_number = v.order_number
-WHERE batch.id = %(batch)s
+WHERE batch.id IN ({_COVERED})
   AND NOT EXISTS (SELECT 1 FROM passerelle.customer_notice n WHERE n.key = 'invoice:' || b.key)
 ORDER BY v.invoice_date, b.key
 """
 
 
 def pending_notices(conn: psycopg.Connection, batch_id: int, settings: Settings) -> list[Notice]:
-    """The notices a confirmed order_status batch gives that were never sent (set-wise reads)."""
+    """The notices a confirmed order_status batch gives that were never sent (set-wise reads), with
+    those of the earlier batches its build confirmed (:data:`_COVERED`)."""
     mail = settings.notices.mail
     params = {
         "batch": batch_id,
