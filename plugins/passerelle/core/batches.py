@@ -87,6 +87,12 @@ def mark_published(conn: psycopg.Connection, batch_id: int, manifest: Mapping[st
     )
 
 
+#: SQL: batch ``{a}`` was confirmed by the build of the later batch ``{n}`` of its flow, not by its own
+#: run (published, its run failed before its confirm): :func:`passerelle.core.differ.build_batch`
+#: confirms it in that build's transaction, so at ``{n}``'s creation time.
+CONFIRMED_BY_BUILD_OF = "({a}.status = 'confirmed' AND {a}.confirmed_at >= {n}.created_at)"
+
+
 def superseded_by(conn: psycopg.Connection, batch_id: int) -> tuple[int, str] | None:
     """(id, status) of the later batch of the same flow that must not be overtaken by this one's files,
     when this one is ``superseded`` (built, never published, and a later batch was built over it),
@@ -100,8 +106,8 @@ def superseded_by(conn: psycopg.Connection, batch_id: int) -> tuple[int, str] | 
     """
     row = conn.execute(
         "SELECT n.id, n.status FROM passerelle.batch b JOIN passerelle.batch n ON n.flow = b.flow AND n.id > b.id "
-        "AND n.status <> 'dry_run' WHERE b.id = %s AND (b.status = 'superseded' OR (b.status = 'confirmed' "
-        "AND n.created_at <= b.confirmed_at)) ORDER BY n.id DESC LIMIT 1",
+        "AND n.status <> 'dry_run' WHERE b.id = %s AND (b.status = 'superseded' OR "
+        f"{CONFIRMED_BY_BUILD_OF.format(a='b', n='n')}) ORDER BY n.id DESC LIMIT 1",
         (batch_id,),
     ).fetchone()
     if row is None:

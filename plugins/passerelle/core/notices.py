@@ -34,6 +34,7 @@ from psycopg.rows import dict_row
 
 from passerelle import INCLUDE
 from passerelle.config import Settings
+from passerelle.core.batches import CONFIRMED_BY_BUILD_OF
 
 log = logging.getLogger(__name__)
 
@@ -138,12 +139,11 @@ def render(settings: Settings, notice: Notice) -> tuple[str, str, str]:
 
 
 #: The batches whose notices a batch gives: itself, and the earlier ones of its flow its build confirmed
-#: (published, their run failed before its confirm and notices: passerelle.core.differ.build_batch
-#: confirms them in the same transaction, so at the batch's own creation time).
-_COVERED = """
+#: (published, their run failed before its confirm and notices).
+_COVERED = f"""
 SELECT a.id FROM passerelle.batch n
 JOIN passerelle.batch a ON a.flow = n.flow AND a.id <= n.id
-WHERE n.id = %(batch)s AND (a.id = n.id OR (a.status = 'confirmed' AND a.confirmed_at >= n.created_at))
+WHERE n.id = %(batch)s AND (a.id = n.id OR {CONFIRMED_BY_BUILD_OF.format(a="a", n="n")})
 """
 
 _STATUS_ROWS = f"""

@@ -280,19 +280,12 @@ class FTPFiles:
                 if _code(exc) not in UNSUPPORTED and (self._has_size or not self.exists(path)):
                     raise
                 self._has_size = False
-        if self._has_mlsd is not False:
-            folder, name = posixpath.split(path)
-            try:
-                facts = self.hook.describe_directory(folder or ".")
-                self._has_mlsd = True
-            except ftplib.error_perm as exc:
-                if _code(exc) not in UNSUPPORTED:
-                    raise
-                self._has_mlsd = False
-            else:
-                if name not in facts:
-                    raise FileNotFoundError(errno.ENOENT, "not in its folder's MLSD listing")
-                return int(facts[name]["size"]) if "size" in facts[name] else None
+        folder, name = posixpath.split(path)
+        listing = self.stats(folder or ".")
+        if listing is not None:
+            if name not in listing:
+                raise FileNotFoundError(errno.ENOENT, "not in its folder's MLSD listing")
+            return listing[name][0]
         if not self.exists(path):
             raise FileNotFoundError(errno.ENOENT, "not in its folder's NLST listing")
         return None

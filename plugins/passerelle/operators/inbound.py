@@ -254,9 +254,9 @@ class ImportOrdersOperator(OutcomeMixin, ErpMixin, ShopMixin, BaseOperator):
     def _settled(self, shop, folder: str, names: list[str], settle: float) -> tuple[list[str], list[dict]]:
         """(the files to take, the run's entries of those left): each file's size and date looked at
         twice, ``settle`` seconds apart; a file that changed in between (a shop writing it in place
-        rather than under a temporary name) is left for the next run (``incomplete``), one gone
-        meanwhile skipped (``vanished``). On a server that tells neither size nor date nothing can
-        be seen growing: said once, and the files are taken."""
+        rather than under a temporary name) is left for the next run (``incomplete``); one gone
+        meanwhile is taken, and its claim says it vanished. On a server that tells neither size nor
+        date nothing can be seen growing: said once, and the files are taken."""
         from passerelle.hooks.shop import FileVanished
 
         if settle <= 0 or not names:
@@ -285,10 +285,7 @@ class ImportOrdersOperator(OutcomeMixin, ErpMixin, ShopMixin, BaseOperator):
             )
         taken, left = [], []
         for name in names:
-            if after[name] is None:
-                self.log.warning("%s: gone from %s before it was claimed; skipped", name, shop.where)
-                left.append({"name": name, "status": "vanished"})
-            elif before[name] == after[name]:
+            if after[name] is None or before[name] == after[name]:
                 taken.append(name)
             else:
                 self.log.info(
