@@ -127,12 +127,13 @@ def ensure_packages(binary: str, packages: tuple[str, ...]) -> str:
             f"(run: apt-get install -y {' '.join(packages)})"
         )
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = ["apt-get", "install", "-y", "--no-install-recommends", *packages]
+    apt = ["apt-get", "-o", "DPkg::Lock::Timeout=600"]  # another apt-get may hold dpkg's lock: wait for it
+    install = [*apt, "install", "-y", "--no-install-recommends", *packages]
     try:
-        _run(install, f"installing {' '.join(packages)}", env=env, timeout=600)
+        _run(install, f"installing {' '.join(packages)}", env=env, timeout=900)
     except ServerUnavailable:  # a fresh machine has no package lists yet
-        _run(["apt-get", "update"], "apt-get update", env=env, timeout=600)
-        _run(install, f"installing {' '.join(packages)}", env=env, timeout=600)
+        _run([*apt, "update"], "apt-get update", env=env, timeout=900)
+        _run(install, f"installing {' '.join(packages)}", env=env, timeout=900)
     if not Path(binary).exists():
         raise ServerUnavailable(f"{' '.join(packages)} installed but {binary} is still absent")
     return binary

@@ -201,9 +201,11 @@ def ensure_chromium() -> tuple[str, str]:
     browser, driver = shutil.which("chromium"), shutil.which("chromedriver")
     if not (browser and driver):
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        install = ["apt-get", "install", "-y", "--no-install-recommends", "chromium", "chromium-driver"]
+        # Another apt-get (a test run's, interrupted) may hold dpkg's lock for a while: wait for it.
+        apt = ["apt-get", "-o", "DPkg::Lock::Timeout=600"]
+        install = [*apt, "install", "-y", "--no-install-recommends", "chromium", "chromium-driver"]
         if subprocess.run(install, env=env, capture_output=True).returncode != 0:
-            subprocess.run(["apt-get", "update"], env=env, capture_output=True, check=True)
+            subprocess.run([*apt, "update"], env=env, capture_output=True, check=True)
             subprocess.run(install, env=env, capture_output=True, check=True)
         browser, driver = shutil.which("chromium"), shutil.which("chromedriver")
     assert browser and driver, "chromium and chromium-driver could not be installed"
