@@ -322,6 +322,23 @@ def test_a_rerun_of_an_old_failed_run_does_not_republish_its_superseded_batch(
     )
     manifest = json.loads((folders[0] / "manifest.json").read_text())
     assert pendulum.parse(manifest["run_key"]) == eleven
+    # The rerun's summary says it sent nothing: the runs page and the daily report count no rows for it.
+    summary = erp.execute(
+        "SELECT dag_run_id, counts, bytes_sent, note FROM passerelle.run_summary WHERE flow = 'prices_stock' "
+        "ORDER BY finished_at"
+    ).fetchall()
+    erp.commit()
+    old_id, new_id = (
+        r[0] for r in erp.execute("SELECT id FROM passerelle.batch WHERE flow = 'prices_stock' ORDER BY id")
+    )
+    erp.commit()
+    assert len(summary) == 2 and summary[1][0] == rerun.run_id
+    assert summary[0][1] and summary[0][2] > 0  # 11:00 sent its rows
+    assert summary[1][1:] == (
+        {},
+        0,
+        f"sent 0 rows in 0 files; nothing uploaded: batch {old_id} is overtaken by batch {new_id}; nothing quarantined",
+    )
 
 
 def test_a_server_refusing_to_delete_old_uploads_does_not_fail_a_publication(

@@ -15,6 +15,8 @@ import pendulum
 import pytest
 
 from passerelle.core.dialects.prestashop import prestashop_fields, prestashop_required
+from passerelle.core.outcome import sent_rows
+from passerelle.core.summary import LATE_CONFIRM
 
 DAY1 = pendulum.datetime(2026, 11, 20, 2, 30, tz="Europe/Paris")
 BAD_EMAIL = "jean.dupont@exemple"  # no dot in the domain: not an e-mail for the shop
@@ -33,6 +35,27 @@ def _rows(path):
 
 def _manifests(ftp_server):
     return sorted(ftp_server.path("/outbound/customers").glob("*/manifest.json"))
+
+
+def _without_retries(monkeypatch, tmp_path):
+    """The customers DAG, its tasks configured with no retry: a failure fails the run at once."""
+    import yaml
+
+    from passerelle import INCLUDE
+
+    cfg = yaml.safe_load((INCLUDE / "config" / "passerelle.yaml").read_text(encoding="utf-8"))
+    cfg["flows"]["customers"] = {**cfg["flows"]["customers"], "retries": 0}
+    (tmp_path / "passerelle.yaml").write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
+    monkeypatch.setenv("PASSERELLE_CONFIG", str(tmp_path / "passerelle.yaml"))
+    from passerelle.flows.customers import customers_dag
+
+    return customers_dag()
+
+
+def _database_gone(*args, **kwargs):
+    import psycopg
+
+    raise psycopg.OperationalError("server closed the connection unexpectedly")
 
 
 @pytest.fixture
@@ -141,25 +164,12 @@ def test_a_run_that_failed_after_publishing_creates_no_customer_twice(
     addresses by ID only, so each would be created a second time. Its build confirms the published
     batch first, and sends what changed since: here one customer's new phone number. Then the failed
     run is cleared: its batch is not published again after the newer one."""
-    import psycopg
-    import yaml
-
     import passerelle.core.differ as differ
-    from passerelle import INCLUDE
 
-    cfg = yaml.safe_load((INCLUDE / "config" / "passerelle.yaml").read_text(encoding="utf-8"))
-    cfg["flows"]["customers"] = {**cfg["flows"]["customers"], "retries": 0}
-    (tmp_path / "passerelle.yaml").write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
-    monkeypatch.setenv("PASSERELLE_CONFIG", str(tmp_path / "passerelle.yaml"))
-    from passerelle.flows.customers import customers_dag
-
-    customers = customers_dag()
+    customers = _without_retries(monkeypatch, tmp_path)
     real = differ.confirm_batch
 
-    def database_gone(*args, **kwargs):
-        raise psycopg.OperationalError("server closed the connection unexpectedly")
-
-    monkeypatch.setattr(differ, "confirm_batch", database_gone)
+    monkeypatch.setattr(differ, "confirm_batch", _database_gone)
     dr = customers.test(logical_date=DAY1)
     assert dr.get_task_instance("publish").state == "success"
     assert dr.get_task_instance("confirm").state != "success"
@@ -184,6 +194,24 @@ def test_a_run_that_failed_after_publishing_creates_no_customer_twice(
     header, *rows = _rows(second.parent / "customers_updates_0001.csv")
     assert [r[header.index("passerelle_key")] for r in rows] == ["CLI-000010"]
 
+    # The failed run's summary, which its confirm could not write, was written by the build that
+    # confirmed its batch: the runs page and the daily report count the customers it sent.
+    def summaries():
+        rows = erp.execute(
+            "SELECT dag_run_id, counts, bytes_sent, note FROM passerelle.run_summary WHERE flow = 'customers' "
+            "ORDER BY id"
+        ).fetchall()
+        erp.commit()
+        return rows
+
+    m1 = json.loads(first.read_text())
+    late, latest = summaries()
+    assert late[0] == dr.run_id and latest[0] != dr.run_id
+    assert late[1] == m1["counts"]
+    assert late[2] == sum(f["bytes"] for f in m1["files"]) > 0
+    assert late[3].startswith(f"sent {sent_rows(m1['counts'])} rows in 2 files; ")
+    assert LATE_CONFIRM in late[3]
+
     # The engineer clears the failed first run; meanwhile the shop imported its folder and removed it.
     for path in first.parent.iterdir():
         path.unlink()
@@ -192,3 +220,82 @@ def test_a_run_that_failed_after_publishing_creates_no_customer_twice(
     assert rerun.get_task_instance("publish").state == "skipped"  # its customers are not created again
     assert list(first.parent.iterdir()) == []
     assert _manifests(ftp_server) == [second]
+    # That run's summary still says what it sent; the rerun's says it sent nothing (dag.test makes
+    # it a run of its own: a run cleared in the UI keeps its id, and then its summary, as
+    # tests/core/test_summary.py shows).
+    *kept, again = summaries()
+    assert kept == [late, latest]
+    assert again == (
+        rerun.run_id,
+        {},
+        0,
+        "sent 0 rows in 0 files; nothing uploaded: batch 1 is overtaken by batch 2; nothing quarantined",
+    )
+
+
+@pytest.mark.parametrize("cut", ["record", "manifest upload"])
+def test_a_publication_cut_before_it_was_recorded_creates_no_customer_twice(
+    airflow_db, connections, erp, ftp_server, monkeypatch, tmp_path, cut
+):
+    """The first run's publish uploads the Customers and Addresses imports, then either its
+    manifest goes up and the database is lost before the publication is recorded ("record"), or
+    the manifest's upload itself fails ("manifest upload"); the task fails, its retries used up.
+    The shop may have imported the folder. The next run publishes that batch again in its own
+    folder, same bytes (the shop imports a folder once), and confirms it; its own change goes with
+    the run after, alone: no customer is created twice. Before, the batch was superseded and the
+    next one sent every customer again as a creation, in a new folder."""
+    import passerelle.core.batches as batches
+    from passerelle.hooks.shop import ShopFilesHook, TransferError
+
+    customers = _without_retries(monkeypatch, tmp_path)
+    mark, put = batches.mark_published, ShopFilesHook.put_atomic
+    if cut == "record":
+        monkeypatch.setattr(batches, "mark_published", _database_gone)
+    else:
+
+        def no_manifest(self, path, *args, **kwargs):
+            if path.endswith("/manifest.json"):
+                raise TransferError(f"upload {path}: the server replied '452 Insufficient storage space'")
+            return put(self, path, *args, **kwargs)
+
+        monkeypatch.setattr(ShopFilesHook, "put_atomic", no_manifest)
+    dr = customers.test(logical_date=DAY1)
+    assert dr.get_task_instance("publish").state == "failed"
+    folder = next(ftp_server.path("/outbound/customers").iterdir())
+    sent = {p.name: p.read_bytes() for p in folder.iterdir()}
+    assert ("manifest.json" in sent) is (cut == "record")
+    header, *created = _rows(folder / "customers_0001.csv")
+    assert len(created) > 5
+    assert erp.execute("SELECT status FROM passerelle.batch WHERE flow = 'customers'").fetchall() == [("built",)]
+    erp.execute("UPDATE erp.customer SET phone = '0700000000' WHERE code = 'CLI-000010'")
+    erp.commit()
+
+    monkeypatch.setattr(batches, "mark_published", mark)
+    monkeypatch.setattr(ShopFilesHook, "put_atomic", put)
+    second = _run(customers, DAY1.add(days=1))
+    assert second.get_task_instance("build").xcom_pull(task_ids="build")["batch_id"] == 1
+    statuses = erp.execute("SELECT status FROM passerelle.batch WHERE flow = 'customers' ORDER BY id").fetchall()
+    erp.commit()
+    assert statuses == [("confirmed",)]
+    (first,) = _manifests(ftp_server)
+    assert first.parent == folder
+    # The same files, byte for byte; the manifest lists them.
+    again = {p.name: p.read_bytes() for p in folder.iterdir()}
+    assert {k: v for k, v in again.items() if k != "manifest.json"} == {
+        k: v for k, v in sent.items() if k != "manifest.json"
+    }
+    if cut == "record":
+        assert again["manifest.json"] == sent["manifest.json"]
+    m1 = json.loads(again["manifest.json"])
+    assert sorted(f["name"] for f in m1["files"]) == ["addresses_0001.csv", "customers_0001.csv"]
+
+    # The run after sends the one change, no creation.
+    _run(customers, DAY1.add(days=2))
+    _, latest = _manifests(ftp_server)
+    m2 = json.loads(latest.read_text())
+    assert m2["mode"] == "delta"
+    assert (m2["counts"]["customer"]["created"], m2["counts"]["customer"]["changed"]) == (0, 1)
+    assert m2["counts"]["customer_address"]["created"] == 0
+    assert sorted(f["name"] for f in m2["files"]) == ["customers_updates_0001.csv"]
+    header, *rows = _rows(latest.parent / "customers_updates_0001.csv")
+    assert [r[header.index("passerelle_key")] for r in rows] == ["CLI-000010"]

@@ -77,6 +77,38 @@ def published_manifest(conn: psycopg.Connection, batch_id: int) -> dict[str, Any
     return (row[0] if row else None) or None
 
 
+def record_manifest(conn: psycopg.Connection, batch_id: int, folder: str, manifest: Mapping[str, Any]) -> None:
+    """Just before a built batch's manifest goes up: its folder and the manifest, files listed. From
+    then on the shop may have the batch even if its publication is never recorded
+    (:func:`mark_published`: the database lost between the two); the flow's next run publishes it
+    again (:func:`unrecorded_publication`) instead of sending its rows again in a new batch. A batch
+    already published keeps its first manifest. The caller commits."""
+    conn.execute(
+        "UPDATE passerelle.batch SET manifest = %s, publish_folder = %s WHERE id = %s AND status = 'built'",
+        (json.dumps(manifest), folder, batch_id),
+    )
+
+
+def unrecorded_publication(conn: psycopg.Connection, flow: str) -> int | None:
+    """The flow's latest batch, when its manifest was going up (:func:`record_manifest`) but its
+    publication was never recorded (its publish task failed there, retries used up); else None.
+
+    The shop may have imported it. A new batch would be diffed against a snapshot without it and
+    send its rows again, in a new folder: a row the shop has no key for yet would be created twice
+    (a PrestaShop customer). The flow's next run takes it up instead
+    (:func:`passerelle.core.differ.build_batch`): published again in its folder, same bytes (the
+    shop imports a folder once), then confirmed.
+    """
+    row = conn.execute(
+        "SELECT b.id FROM passerelle.batch b WHERE b.flow = %s AND b.status = 'built' "
+        "AND b.publish_folder IS NOT NULL AND b.published_at IS NULL AND NOT EXISTS ("
+        "SELECT 1 FROM passerelle.batch n WHERE n.flow = b.flow AND n.id > b.id AND n.status <> 'dry_run') "
+        "ORDER BY b.id LIMIT 1",
+        (flow,),
+    ).fetchone()
+    return row[0] if row else None
+
+
 def mark_published(conn: psycopg.Connection, batch_id: int, manifest: Mapping[str, Any]) -> None:
     """Record the uploaded manifest and the time; a built batch becomes ``published`` (a confirmed or
     superseded one keeps its status: republishing it must not reopen it). The caller commits."""
@@ -150,6 +182,8 @@ __all__ = [
     "manifest",
     "mark_published",
     "published_manifest",
+    "record_manifest",
     "superseded_by",
     "unfinished_folders",
+    "unrecorded_publication",
 ]

@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 
 import psycopg
 
+from passerelle.core.batches import unrecorded_publication
+from passerelle.core.summary import record_late_confirm
 from passerelle.db import local_settings
 
 log = logging.getLogger(__name__)
@@ -168,14 +170,18 @@ class Batch:
         }
 
 
-def find_batch(conn: psycopg.Connection, flow: str, run_key: str) -> Batch | None:
+def find_batch(
+    conn: psycopg.Connection, flow: str, run_key: str | None = None, *, batch_id: int | None = None
+) -> Batch | None:
+    """The flow's batch of *run_key* (or of id *batch_id*), as built, or None."""
     row = conn.execute(
-        "SELECT id, mode, status, entities, counts FROM passerelle.batch WHERE flow = %s AND run_key = %s",
-        (flow, run_key),
+        "SELECT id, run_key, mode, status, entities, counts FROM passerelle.batch WHERE flow = %s AND "
+        + ("id = %s" if batch_id is not None else "run_key = %s"),
+        (flow, batch_id if batch_id is not None else run_key),
     ).fetchone()
     if row is None:
         return None
-    return Batch(row[0], flow, run_key, row[1], row[2], list(row[3]), row[4], reused=True)
+    return Batch(row[0], flow, row[1], row[2], row[3], list(row[4]), row[5], reused=True)
 
 
 def first_run(conn: psycopg.Connection, entities: Sequence[Entity]) -> bool:
@@ -382,6 +388,7 @@ def build_batch(
     mode: str = "delta",
     dry_run: bool = False,
     keep_rows: bool = False,
+    dag_run_id: str | None = None,
 ) -> Batch:
     """Compute (or find again) the batch of a flow for a run key.
 
@@ -391,6 +398,12 @@ def build_batch(
     (:func:`diff_entity`), and the batch says which (``Batch.kept``); the batch's rows are then left
     for the caller to record (``Batch.unrecorded``, :func:`record_batch_rows`), when it suits it
     (the files' writer does it while its rows are formatted, passerelle.core.export).
+    *dag_run_id* (the Airflow run building it) is kept with the batch: should that run fail between
+    its publish and its confirm, the build that confirms the batch records that run's summary.
+
+    A real build finds again, rather than computes, the flow's latest batch when its publication was
+    cut after its manifest started going up (:func:`passerelle.core.batches.unrecorded_publication`):
+    this run publishes that one again, and its own changes go with the next run.
     """
     check_mode(mode)
     key = f"{run_key}#dry" if dry_run else run_key
@@ -398,6 +411,18 @@ def build_batch(
     if existing is not None and not dry_run:
         log.info("batch %s of %s for %s already built (%s): reused", existing.id, flow, run_key, existing.status)
         return existing
+    cut = None if dry_run else unrecorded_publication(conn, flow)
+    if cut is not None:
+        taken = find_batch(conn, flow, batch_id=cut)
+        log.warning(
+            "batch %s of %s (%s): its manifest was going up when its publish failed, before the publication was "
+            "recorded, and the shop may have it. This run publishes it again in its folder, same files, rather than "
+            "building a new batch, which would send its rows twice; this run's own changes go with the next run",
+            taken.id,
+            flow,
+            taken.run_key,
+        )
+        return taken
     if existing is not None:  # a dry run is recomputed each time
         conn.execute("DELETE FROM passerelle.batch WHERE id = %s", (existing.id,))
     if not dry_run:
@@ -407,8 +432,9 @@ def build_batch(
         mode = "full"
     status = "dry_run" if dry_run else "built"
     batch_id = conn.execute(
-        "INSERT INTO passerelle.batch (flow, run_key, mode, status, entities) VALUES (%s, %s, %s, %s, %s) RETURNING id",
-        (flow, key, mode, status, [e.name for e in entities]),
+        "INSERT INTO passerelle.batch (flow, run_key, mode, status, entities, dag_run_id) "
+        "VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
+        (flow, key, mode, status, [e.name for e in entities], dag_run_id),
     ).fetchone()[0]
     columns = {e.name: view_columns(conn, e) if keep_rows else [] for e in entities}
     counts = {
@@ -444,6 +470,7 @@ def _confirm_published(conn: psycopg.Connection, flow: str) -> None:
     must say so before the next batch is diffed against it. Superseded instead, their rows would be
     sent again, and a row the shop has no key for yet is then created twice: a PrestaShop customer
     or address without the shop's ``ID`` (its importer matches by ``ID`` only) becomes two.
+    The run summary that run could not write is written here (:func:`passerelle.core.summary.record_late_confirm`).
     """
     published = conn.execute(
         "SELECT id, run_key FROM passerelle.batch WHERE flow = %s AND status = 'published' ORDER BY id", (flow,)
@@ -457,6 +484,7 @@ def _confirm_published(conn: psycopg.Connection, flow: str) -> None:
             run_key,
         )
         confirm_batch(conn, batch_id)
+        record_late_confirm(conn, batch_id)
 
 
 def confirm_batch(conn: psycopg.Connection, batch_id: int, *, published_only: bool = False) -> bool:

@@ -256,15 +256,19 @@ def build_exchange(
     mode: str = "delta",
     dry_run: bool = False,
     rows_per_file: int = 50_000,
+    dag_run_id: str | None = None,
 ) -> tuple[Batch, list[dict]]:
     """Compute the batch of an exchange flow and write its files, in one REPEATABLE READ
-    transaction (what the snapshot records is exactly what the files hold).
+    transaction (what the snapshot records is exactly what the files hold). *dag_run_id*: the
+    Airflow run building it, kept with the batch (:func:`~passerelle.core.differ.build_batch`).
 
     A batch already built for this run key is returned with its stored files, untouched.
     """
     with builder_transaction(conn, flow):
         apply_settings(conn, settings)
-        batch = build_batch(conn, flow=flow, run_key=run_key, entities=entities, mode=mode, dry_run=dry_run)
+        batch = build_batch(
+            conn, flow=flow, run_key=run_key, entities=entities, mode=mode, dry_run=dry_run, dag_run_id=dag_run_id
+        )
         if batch.reused:
             return batch, outbox_files(conn, batch.id)
         writers = _writers(entities, dialect)

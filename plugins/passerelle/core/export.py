@@ -425,6 +425,7 @@ def build_catalog(
     rows_per_file: int = 50_000,
     enrich: Enricher | None = None,
     settings: Mapping[str, str] | None = None,
+    dag_run_id: str | None = None,
 ) -> tuple[Batch, list[dict]]:
     """Compute the batch and write its files in one consistent transaction.
 
@@ -433,6 +434,7 @@ def build_catalog(
         (:func:`passerelle.core.exchange.stock_settings`), as the hourly stock file does, and its
         promotions ``passerelle.as_of`` (:func:`passerelle.core.exchange.catalog_settings`). The
         dialect's own :func:`view_options` are set with them.
+    :param dag_run_id: the Airflow run building it, kept with the batch (:func:`~passerelle.core.differ.build_batch`).
 
     A batch already built for this run key is returned with its stored files, untouched.
     """
@@ -440,7 +442,14 @@ def build_catalog(
         apply_settings(conn, {**view_options(dialect), **(settings or {})})
         conn.execute("SELECT set_config('work_mem', %s, true), set_config('jit', %s, true)", (WORK_MEM, JIT))
         batch = build_batch(
-            conn, flow=flow, run_key=run_key, entities=entities, mode=mode, dry_run=dry_run, keep_rows=True
+            conn,
+            flow=flow,
+            run_key=run_key,
+            entities=entities,
+            mode=mode,
+            dry_run=dry_run,
+            keep_rows=True,
+            dag_run_id=dag_run_id,
         )
         if batch.reused:
             files = outbox_files(conn, batch.id)

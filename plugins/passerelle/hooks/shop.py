@@ -393,11 +393,13 @@ class ShopFilesHook(BaseHook):
         *,
         manifest_name: str = "manifest.json",
         file_mode: int | None = _UNSET,
+        before_manifest: Callable[[dict[str, Any]], None] | None = None,
     ) -> list[PublishedFile]:
         """Put every file in ``folder`` atomically, then the manifest (files, rows, sha256) last.
 
         ``files`` yields (name, content, info) with info holding at least ``sha256``; rows are
         read from ``info['rows']`` when given. Publishing again is safe: same names, same bytes.
+        ``before_manifest(body)`` is called with the manifest, files listed, just before it goes up.
         """
         self.makedirs(folder)
         done: list[PublishedFile] = []
@@ -409,6 +411,8 @@ class ShopFilesHook(BaseHook):
             log.info("published %s/%s (%d bytes)", folder, name, len(content))
         body = dict(manifest)
         body["files"] = [f.__dict__ for f in done]
+        if before_manifest is not None:
+            before_manifest(body)
         self.put_atomic(
             posixpath.join(folder, manifest_name),
             json.dumps(body, indent=2, sort_keys=True).encode(),

@@ -11,6 +11,7 @@ travel (XCom): the batch id and counts; the files live in the outbox table. The 
 from __future__ import annotations
 
 import datetime
+import functools
 import posixpath
 from collections.abc import Sequence
 from typing import Any
@@ -175,7 +176,12 @@ class PublishBatchOperator(OutcomeMixin, ErpMixin, ShopMixin, BaseOperator):
         first = batches.published_manifest(self.erp, batch["batch_id"]) if self.extra else None
         manifest = batches.manifest(batch, dialect=shop_settings.dialect, extra=self.extra, first=first)
         with self.shop as shop:
-            done = shop.publish(folder, iter_outbox(self.erp, batch["batch_id"]), manifest)
+            done = shop.publish(
+                folder,
+                iter_outbox(self.erp, batch["batch_id"]),
+                manifest,
+                before_manifest=functools.partial(self._manifest_going_up, batch["batch_id"], folder),
+            )
             manifest["files"] = [f.__dict__ for f in done]
             batches.mark_published(self.erp, batch["batch_id"], manifest)
             self.erp.commit()
@@ -201,6 +207,15 @@ class PublishBatchOperator(OutcomeMixin, ErpMixin, ShopMixin, BaseOperator):
             },
         )
         return result
+
+    def _manifest_going_up(self, batch_id: int, folder: str, body: dict) -> None:
+        """Record the folder and manifest before the manifest's upload (committed): should the
+        publication then go unrecorded, the next run publishes this batch there again rather than
+        sending its rows anew (:func:`passerelle.core.batches.record_manifest`)."""
+        from passerelle.core import batches
+
+        batches.record_manifest(self.erp, batch_id, folder, body)
+        self.erp.commit()
 
     def _housekeeping(self, shop: Any, base: str, keep: int) -> list[str]:
         """Report the flow's batch folders whose publication never ended (no manifest, batch older than
@@ -281,17 +296,23 @@ class ConfirmBatchOperator(OutcomeMixin, ErpMixin, BaseOperator):
             raise ValueError(f"published must be the publish task's result (a dict), got {published!r:.200}")
         dry = batch["status"] == "dry_run"
         advanced = False if dry else confirm_batch(self.erp, batch["batch_id"], published_only=True)
-        rejects = sum(c.get("rejected", 0) for c in batch["counts"].values())
-        reasons = batch_reasons(self.erp, batch["batch_id"])
-        files = batch.get("files") or []
+        overtaken = published.get("superseded_by")
+        counts = {} if overtaken else batch["counts"]  # an overtaken batch sent nothing
+        rejects = sum(c.get("rejected", 0) for c in counts.values())
+        reasons = batch_reasons(self.erp, batch["batch_id"]) if counts else {}
+        files = [] if overtaken else batch.get("files") or []
+        more = [f"nothing uploaded: batch {batch['batch_id']} is overtaken by batch {overtaken}"] if overtaken else []
         note = note_text(
             verb="sent",
-            rows=sent_rows(batch["counts"]),
+            rows=sent_rows(counts),
             files=len(files),
             quarantined=rejects,
             reasons=reasons,
             dry_run=dry,
+            more=more,
         )
+        # A rerun that sent nothing keeps the summary the run has: what it sent before (its batch confirmed
+        # by the next build, which wrote that summary, passerelle.core.summary.record_late_confirm).
         record_run(
             self.erp,
             flow=batch["flow"],
@@ -299,15 +320,16 @@ class ConfirmBatchOperator(OutcomeMixin, ErpMixin, BaseOperator):
             run_key=batch["run_key"],
             mode=batch["mode"],
             dry_run=dry,
-            counts=batch["counts"],
+            counts=counts,
             rejects=rejects,
             bytes_sent=published.get("bytes", 0),
             started_at=getattr(context.get("dag_run"), "start_date", None),
             note=note,
+            replace=not overtaken,
         )
         self.erp.commit()
         totals = {
-            k: sum(c.get(k, 0) for c in batch["counts"].values())
+            k: sum(c.get(k, 0) for c in counts.values())
             for k in ("created", "changed", "removed", "unchanged", "rejected")
         }
         self.log.info("run summary: %s%s", totals, " (dry run)" if dry else "")

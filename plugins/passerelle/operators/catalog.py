@@ -41,6 +41,7 @@ class BuildCatalogOperator(BuildBatchOperator):
             self.erp,
             flow=self.flow,
             run_key=run_key(context),
+            dag_run_id=context["run_id"],
             entities=entities,
             dialect=dialect(settings.shop.dialect, settings, as_of=run_day(context, settings.shop.timezone)),
             mode=self.mode,

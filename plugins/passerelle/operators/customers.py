@@ -45,6 +45,7 @@ class BuildCustomersOperator(BuildBatchOperator):
             self.erp,
             flow=self.flow,
             run_key=run_key(context),
+            dag_run_id=context["run_id"],
             entities=customer_entities(names),
             dialect=shop_dialect,
             mode=self.mode,

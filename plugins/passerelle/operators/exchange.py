@@ -56,6 +56,7 @@ class BuildExchangeOperator(BuildBatchOperator):
             self.erp,
             flow=self.flow,
             run_key=run_key(context),
+            dag_run_id=context["run_id"],
             entities=entities,
             dialect=dialect,
             settings=exchange_settings(settings, day),
