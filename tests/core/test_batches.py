@@ -78,3 +78,41 @@ def test_publication_is_recorded_and_never_reopens_a_confirmed_batch(erp):
     batches.mark_published(erp, batch_id, {"flow": "catalog"})
     assert erp.execute("SELECT status FROM passerelle.batch WHERE id = %s", (batch_id,)).fetchone()[0] == "confirmed"
     assert batches.published_manifest(erp, batch_id + 1000) is None
+
+
+def _batch(erp, flow, run_key, status="built"):
+    return erp.execute(
+        "INSERT INTO passerelle.batch (flow, run_key, mode, status, entities) "
+        "VALUES (%s, %s, 'delta', %s, '{price}') RETURNING id",
+        (flow, run_key, status),
+    ).fetchone()[0]
+
+
+def test_a_manifest_going_up_makes_its_batch_the_next_run_s_until_its_publication_is_recorded(erp):
+    first = _batch(erp, "prices_stock", "k1")
+    assert batches.unrecorded_publication(erp, "prices_stock") is None  # built, nothing uploaded yet
+    assert batches.recorded_folder(erp, first) == (None, False)
+    body = {"batch_id": first, "files": [{"name": "prices_0001.csv", "bytes": 10, "sha256": "x", "rows": 1}]}
+    batches.record_manifest(erp, first, "/outbound/prices_stock/00000001-k1", body)
+    assert batches.unrecorded_publication(erp, "prices_stock") == first
+    assert batches.unrecorded_publication(erp, "catalog") is None  # another flow's
+    assert batches.recorded_folder(erp, first) == ("/outbound/prices_stock/00000001-k1", False)
+    assert batches.published_manifest(erp, first) == body
+    _batch(erp, "prices_stock", "k1#dry", status="dry_run")  # a dry run built since changes nothing
+    assert batches.unrecorded_publication(erp, "prices_stock") == first
+
+    batches.mark_published(erp, first, body)
+    assert batches.unrecorded_publication(erp, "prices_stock") is None
+    assert batches.recorded_folder(erp, first) == ("/outbound/prices_stock/00000001-k1", True)
+    # A published batch keeps its first manifest and folder.
+    batches.record_manifest(erp, first, "/elsewhere", {"batch_id": first, "files": []})
+    assert batches.recorded_folder(erp, first)[0] == "/outbound/prices_stock/00000001-k1"
+    assert batches.published_manifest(erp, first) == body
+
+
+def test_a_cut_publication_with_a_later_batch_is_not_taken_up(erp):
+    """Older values must not go after newer ones: only the flow's latest real batch is taken up."""
+    first = _batch(erp, "prices_stock", "k1")
+    batches.record_manifest(erp, first, "/outbound/prices_stock/00000001-k1", {"files": []})
+    _batch(erp, "prices_stock", "k2", status="confirmed")
+    assert batches.unrecorded_publication(erp, "prices_stock") is None

@@ -233,25 +233,25 @@ def test_a_run_that_failed_after_publishing_creates_no_customer_twice(
     )
 
 
-@pytest.mark.parametrize("cut", ["record", "manifest upload"])
+@pytest.mark.parametrize("cut", ["record", "record, then the shop took the folder", "manifest upload"])
 def test_a_publication_cut_before_it_was_recorded_creates_no_customer_twice(
     airflow_db, connections, erp, ftp_server, monkeypatch, tmp_path, cut
 ):
     """The first run's publish uploads the Customers and Addresses imports, then either its
-    manifest goes up and the database is lost before the publication is recorded ("record"), or
-    the manifest's upload itself fails ("manifest upload"); the task fails, its retries used up.
-    The shop may have imported the folder. The next run publishes that batch again in its own
-    folder, same bytes (the shop imports a folder once), and confirms it; its own change goes with
-    the run after, alone: no customer is created twice. Before, the batch was superseded and the
-    next one sent every customer again as a creation, in a new folder."""
+    manifest goes up and the database is lost before the publication is recorded ("record"; the
+    shop may then import the folder and remove it), or the manifest's upload itself fails
+    ("manifest upload"); the task fails, its retries used up. The next run takes that batch up:
+    its publish records it without putting anything again where the shop has it (manifest there,
+    or folder gone), and puts the manifest where it never arrived; its own change goes with the
+    run after, alone. No customer is created twice, and clearing the first run later sends nothing
+    of it again. Before, the batch was superseded and the next one sent every customer again as a
+    creation, in a new folder."""
     import passerelle.core.batches as batches
     from passerelle.hooks.shop import ShopFilesHook, TransferError
 
     customers = _without_retries(monkeypatch, tmp_path)
     mark, put = batches.mark_published, ShopFilesHook.put_atomic
-    if cut == "record":
-        monkeypatch.setattr(batches, "mark_published", _database_gone)
-    else:
+    if cut == "manifest upload":
 
         def no_manifest(self, path, *args, **kwargs):
             if path.endswith("/manifest.json"):
@@ -259,39 +259,46 @@ def test_a_publication_cut_before_it_was_recorded_creates_no_customer_twice(
             return put(self, path, *args, **kwargs)
 
         monkeypatch.setattr(ShopFilesHook, "put_atomic", no_manifest)
+    else:
+        monkeypatch.setattr(batches, "mark_published", _database_gone)
     dr = customers.test(logical_date=DAY1)
     assert dr.get_task_instance("publish").state == "failed"
     folder = next(ftp_server.path("/outbound/customers").iterdir())
-    sent = {p.name: p.read_bytes() for p in folder.iterdir()}
-    assert ("manifest.json" in sent) is (cut == "record")
+    sent = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in folder.iterdir()}
+    assert ("manifest.json" in sent) is (cut != "manifest upload")
     header, *created = _rows(folder / "customers_0001.csv")
     assert len(created) > 5
     assert erp.execute("SELECT status FROM passerelle.batch WHERE flow = 'customers'").fetchall() == [("built",)]
     erp.execute("UPDATE erp.customer SET phone = '0700000000' WHERE code = 'CLI-000010'")
     erp.commit()
+    if cut == "record, then the shop took the folder":
+        for path in folder.iterdir():
+            path.unlink()
+        folder.rmdir()
 
     monkeypatch.setattr(batches, "mark_published", mark)
     monkeypatch.setattr(ShopFilesHook, "put_atomic", put)
     second = _run(customers, DAY1.add(days=1))
     assert second.get_task_instance("build").xcom_pull(task_ids="build")["batch_id"] == 1
-    statuses = erp.execute("SELECT status FROM passerelle.batch WHERE flow = 'customers' ORDER BY id").fetchall()
+    rows = erp.execute("SELECT status, manifest FROM passerelle.batch WHERE flow = 'customers' ORDER BY id").fetchall()
+    note = erp.execute("SELECT note FROM passerelle.run_summary WHERE dag_run_id = %s", (second.run_id,)).fetchone()[0]
     erp.commit()
-    assert statuses == [("confirmed",)]
-    (first,) = _manifests(ftp_server)
-    assert first.parent == folder
-    # The same files, byte for byte; the manifest lists them.
-    again = {p.name: p.read_bytes() for p in folder.iterdir()}
-    assert {k: v for k, v in again.items() if k != "manifest.json"} == {
-        k: v for k, v in sent.items() if k != "manifest.json"
-    }
-    if cut == "record":
-        assert again["manifest.json"] == sent["manifest.json"]
-    m1 = json.loads(again["manifest.json"])
-    assert sorted(f["name"] for f in m1["files"]) == ["addresses_0001.csv", "customers_0001.csv"]
+    assert [r[0] for r in rows] == ["confirmed"]
+    assert sorted(f["name"] for f in rows[0][1]["files"]) == ["addresses_0001.csv", "customers_0001.csv"]
+    assert f"batch 1 of {DAY1.in_tz('UTC').isoformat()} finished" in note
+    if cut == "record, then the shop took the folder":
+        assert not folder.exists()  # not put again for the shop to import twice
+    else:
+        again = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in folder.iterdir()}
+        if cut == "record":
+            assert again == sent  # the shop has it: nothing put again
+        else:  # the same files (put again: the shop ignores a folder without manifest), and the manifest
+            assert {k: v[0] for k, v in again.items() if k != "manifest.json"} == {k: v[0] for k, v in sent.items()}
+            assert json.loads(again["manifest.json"][0])["files"] == rows[0][1]["files"]
 
     # The run after sends the one change, no creation.
     _run(customers, DAY1.add(days=2))
-    _, latest = _manifests(ftp_server)
+    latest = _manifests(ftp_server)[-1]
     m2 = json.loads(latest.read_text())
     assert m2["mode"] == "delta"
     assert (m2["counts"]["customer"]["created"], m2["counts"]["customer"]["changed"]) == (0, 1)
@@ -299,3 +306,12 @@ def test_a_publication_cut_before_it_was_recorded_creates_no_customer_twice(
     assert sorted(f["name"] for f in m2["files"]) == ["customers_updates_0001.csv"]
     header, *rows = _rows(latest.parent / "customers_updates_0001.csv")
     assert [r[header.index("passerelle_key")] for r in rows] == ["CLI-000010"]
+
+    # The engineer clears the failed first run: the batch it built is the next run's now; it builds
+    # anew, has nothing to send, and the first batch's folder is not put again.
+    def csv_files():
+        return {p: p.stat().st_mtime_ns for p in ftp_server.path("/outbound").rglob("*.csv")}
+
+    before = csv_files()
+    _run(customers, DAY1)
+    assert csv_files() == before

@@ -21,7 +21,7 @@ import json
 import logging
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import psycopg
 
@@ -156,6 +156,9 @@ class Batch:
     #: Entities whose rows are not in ``passerelle.batch_row`` yet (a batch built with ``keep_rows``:
     #: its writer records them, :func:`record_batch_rows`, before the building transaction ends).
     unrecorded: list[str] = field(default_factory=list)
+    #: The run key the batch was built for, when this run took it up (its publication cut before it
+    #: was recorded: :func:`build_batch`).
+    taken_from: str | None = None
 
     def as_xcom(self) -> dict:
         return {
@@ -167,6 +170,7 @@ class Batch:
             "entities": self.entities,
             "counts": self.counts,
             "reused": self.reused,
+            **({"taken_from": self.taken_from} if self.taken_from else {}),
         }
 
 
@@ -401,9 +405,10 @@ def build_batch(
     *dag_run_id* (the Airflow run building it) is kept with the batch: should that run fail between
     its publish and its confirm, the build that confirms the batch records that run's summary.
 
-    A real build finds again, rather than computes, the flow's latest batch when its publication was
+    A real build takes up, rather than computes, the flow's latest batch when its publication was
     cut after its manifest started going up (:func:`passerelle.core.batches.unrecorded_publication`):
-    this run publishes that one again, and its own changes go with the next run.
+    the batch becomes this run's (``Batch.taken_from`` says whose it was), its publish finishes it
+    in its folder, and this run's own changes go with the next run.
     """
     check_mode(mode)
     key = f"{run_key}#dry" if dry_run else run_key
@@ -413,16 +418,19 @@ def build_batch(
         return existing
     cut = None if dry_run else unrecorded_publication(conn, flow)
     if cut is not None:
-        taken = find_batch(conn, flow, batch_id=cut)
+        # The batch becomes this run's (its key, its run id): a rerun of this run finds it, one of the
+        # run that built it builds anew, and this run's summary is the one that counts its rows.
+        taken_from = conn.execute("SELECT run_key FROM passerelle.batch WHERE id = %s", (cut,)).fetchone()[0]
+        conn.execute("UPDATE passerelle.batch SET run_key = %s, dag_run_id = %s WHERE id = %s", (key, dag_run_id, cut))
         log.warning(
             "batch %s of %s (%s): its manifest was going up when its publish failed, before the publication was "
-            "recorded, and the shop may have it. This run publishes it again in its folder, same files, rather than "
-            "building a new batch, which would send its rows twice; this run's own changes go with the next run",
-            taken.id,
+            "recorded, and the shop may have it. This run takes it up (its folder, its files) rather than building "
+            "a new batch, which would send its rows twice; this run's own changes go with the next run",
+            cut,
             flow,
-            taken.run_key,
+            taken_from,
         )
-        return taken
+        return replace(find_batch(conn, flow, batch_id=cut), taken_from=taken_from)
     if existing is not None:  # a dry run is recomputed each time
         conn.execute("DELETE FROM passerelle.batch WHERE id = %s", (existing.id,))
     if not dry_run:

@@ -146,6 +146,7 @@ class PublishBatchOperator(OutcomeMixin, ErpMixin, ShopMixin, BaseOperator):
     def execute(self, context: Any) -> dict:
         from passerelle.core import batches
         from passerelle.core.export import iter_outbox
+        from passerelle.hooks.shop import PublishedFile
 
         batch = _check_batch(self.batch)
         if self.extra is not None and not isinstance(self.extra, dict):
@@ -170,18 +171,28 @@ class PublishBatchOperator(OutcomeMixin, ErpMixin, ShopMixin, BaseOperator):
             raise AirflowSkipException(why)
         shop_settings = self.settings.shop
         base = self.folder or posixpath.join(shop_settings.outbound_dir, batch["flow"])
-        folder = posixpath.join(base, batches.batch_folder(batch["batch_id"], batch["run_key"]))
-        # A rerun of a published batch republishes its first manifest's extra entries, so that
-        # the manifest is the same byte for byte (the extra reflects the first publication).
-        first = batches.published_manifest(self.erp, batch["batch_id"]) if self.extra else None
-        manifest = batches.manifest(batch, dialect=shop_settings.dialect, extra=self.extra, first=first)
-        with self.shop as shop:
-            done = shop.publish(
-                folder,
-                iter_outbox(self.erp, batch["batch_id"]),
-                manifest,
-                before_manifest=functools.partial(self._manifest_going_up, batch["batch_id"], folder),
+        # A batch whose manifest went up (or was going up) goes to that folder again, with that
+        # manifest, byte for byte (its first publication's extra entries included); else its own.
+        recorded, done_before = batches.recorded_folder(self.erp, batch["batch_id"])
+        first = batches.published_manifest(self.erp, batch["batch_id"])
+        self.erp.commit()
+        folder = recorded or posixpath.join(base, batches.batch_folder(batch["batch_id"], batch["run_key"]))
+        if recorded and first:
+            manifest = {k: v for k, v in first.items() if k != "files"}
+        else:
+            manifest = batches.manifest(
+                batch, dialect=shop_settings.dialect, extra=self.extra, first=first if self.extra else None
             )
+        with self.shop as shop:
+            if recorded and not done_before and self._shop_has(shop, folder):
+                done = [PublishedFile(**f) for f in first["files"]]
+            else:
+                done = shop.publish(
+                    folder,
+                    iter_outbox(self.erp, batch["batch_id"]),
+                    manifest,
+                    before_manifest=functools.partial(self._manifest_going_up, batch["batch_id"], folder),
+                )
             manifest["files"] = [f.__dict__ for f in done]
             batches.mark_published(self.erp, batch["batch_id"], manifest)
             self.erp.commit()
@@ -207,6 +218,28 @@ class PublishBatchOperator(OutcomeMixin, ErpMixin, ShopMixin, BaseOperator):
             },
         )
         return result
+
+    def _shop_has(self, shop: Any, folder: str) -> bool:
+        """Whether the shop has the batch of ``folder``, whose publication was cut after its manifest
+        started going up: its manifest is there, or the folder is gone (only the shop removes a
+        folder, once imported, and this one held the batch's files then). Putting it again would
+        have a shop that removes what it imports import it twice."""
+        if shop.exists(posixpath.join(folder, "manifest.json")):
+            self.log.warning(
+                "%s: its manifest is on %s, its publication was cut before it was recorded: recorded now",
+                folder,
+                shop.where,
+            )
+            return True
+        if not shop.exists(folder):
+            self.log.warning(
+                "%s is gone from %s: the shop imported it (its publication was cut before it was recorded): "
+                "recorded now",
+                folder,
+                shop.where,
+            )
+            return True
+        return False
 
     def _manifest_going_up(self, batch_id: int, folder: str, body: dict) -> None:
         """Record the folder and manifest before the manifest's upload (committed): should the
@@ -302,6 +335,11 @@ class ConfirmBatchOperator(OutcomeMixin, ErpMixin, BaseOperator):
         reasons = batch_reasons(self.erp, batch["batch_id"]) if counts else {}
         files = [] if overtaken else batch.get("files") or []
         more = [f"nothing uploaded: batch {batch['batch_id']} is overtaken by batch {overtaken}"] if overtaken else []
+        if batch.get("taken_from"):
+            more.append(
+                f"batch {batch['batch_id']} of {batch['taken_from']} finished: its publication had been cut before "
+                "it was recorded; this run's own changes go with the next run"
+            )
         note = note_text(
             verb="sent",
             rows=sent_rows(counts),

@@ -13,8 +13,8 @@ Create Date: 2026-12-04
 * ``passerelle.batch.publish_folder``: the folder on the shop's server whose ``manifest.json`` the
   publish task was about to upload, written (with the manifest) just before that upload. A batch
   with a folder but no publication recorded (the database lost between the upload and its
-  record) may be on the shop: the flow's next run publishes it again there, same bytes, and
-  confirms it, rather than sending its rows again in a new batch
+  record) may be on the shop: the flow's next run takes it up, rather than sending its rows again
+  in a new batch, and its publish finishes it in that folder
   (``passerelle.core.batches.unrecorded_publication``).
 """
 
