@@ -80,6 +80,14 @@ def log_in(browser, wait, url: str, path: str, screenshot: str | None = None) ->
     wait.until(ec.url_to_be(f"{url}{path}"))
 
 
+def submit(browser, wait, button) -> None:
+    """Click a form's button and wait until the page it posts to has replaced this one: a message
+    looked for too soon is the old page's, gone stale under the test."""
+    page = browser.find_element(By.TAG_NAME, "html")
+    button.click()
+    wait.until(ec.staleness_of(page))
+
+
 def test_a_quarantined_order_is_seen_dismissed_and_replayed_from_the_page(desk_server, quarantined, browser):
     wait = WebDriverWait(browser, 90)
     url = desk_server.url
@@ -102,7 +110,7 @@ def test_a_quarantined_order_is_seen_dismissed_and_replayed_from_the_page(desk_s
     # Dismissed with a note.
     note = "Customer phoned: order re-entered by hand as WEB-TEST"
     nobody.find_element(By.CSS_SELECTOR, "form.dismiss textarea[name=note]").send_keys(note)
-    nobody.find_element(By.CSS_SELECTOR, "form.dismiss button").click()
+    submit(browser, wait, nobody.find_element(By.CSS_SELECTOR, "form.dismiss button"))
     message = wait.until(ec.visibility_of_element_located((By.CSS_SELECTOR, ".msg")))
     assert message.text == "Dismissed 1 row(s) with your note."
     assert f"{quarantined}3" not in groups(browser)
@@ -112,17 +120,17 @@ def test_a_quarantined_order_is_seen_dismissed_and_replayed_from_the_page(desk_s
     # A wrong reference is refused with the value named, nothing changes.
     form = group(browser, f"{quarantined}2").find_element(By.CSS_SELECTOR, "form.map")
     form.find_element(By.CSS_SELECTOR, "input[name=reference]").send_keys("ART-999999")
-    form.find_element(By.TAG_NAME, "button").click()
+    submit(browser, wait, form.find_element(By.TAG_NAME, "button"))
     error = wait.until(ec.visibility_of_element_located((By.CSS_SELECTOR, ".error")))
     assert "reference 'ART-999999'" in error.text and "no article or variant" in error.text
 
     # Mapped, then replayed from the page: the order is integrated.
     form = group(browser, f"{quarantined}2").find_element(By.CSS_SELECTOR, "form.map")
     form.find_element(By.CSS_SELECTOR, "input[name=reference]").send_keys("ART-000001")
-    form.find_element(By.TAG_NAME, "button").click()
+    submit(browser, wait, form.find_element(By.TAG_NAME, "button"))
     message = wait.until(ec.visibility_of_element_located((By.CSS_SELECTOR, ".msg")))
     assert f"Shop label “{shop_label(quarantined)}” now means “ART-000001”" in message.text
-    browser.find_element(By.ID, "replay").click()
+    submit(browser, wait, browser.find_element(By.ID, "replay"))
     message = wait.until(ec.visibility_of_element_located((By.CSS_SELECTOR, ".msg")))
     assert message.text.startswith("Replayed 1 row(s)"), message.text
     assert f"{quarantined}2" not in groups(browser)
