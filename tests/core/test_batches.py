@@ -66,18 +66,18 @@ def test_publication_is_recorded_and_never_reopens_a_confirmed_batch(erp):
         "INSERT INTO passerelle.batch (flow, run_key, mode, status, entities) "
         "VALUES ('catalog', 'k1', 'delta', 'built', '{article}') RETURNING id"
     ).fetchone()[0]
-    assert batches.published_manifest(erp, batch_id) is None
+    assert batches.publication(erp, batch_id)[1] is None
     batches.mark_published(erp, batch_id, {"flow": "catalog", "images": {"rendered": 1}})
     status, published_at = erp.execute(
         "SELECT status, published_at FROM passerelle.batch WHERE id = %s", (batch_id,)
     ).fetchone()
     assert status == "published" and published_at is not None
-    assert batches.published_manifest(erp, batch_id) == {"flow": "catalog", "images": {"rendered": 1}}
+    assert batches.publication(erp, batch_id)[1] == {"flow": "catalog", "images": {"rendered": 1}}
 
     erp.execute("UPDATE passerelle.batch SET status = 'confirmed' WHERE id = %s", (batch_id,))
     batches.mark_published(erp, batch_id, {"flow": "catalog"})
     assert erp.execute("SELECT status FROM passerelle.batch WHERE id = %s", (batch_id,)).fetchone()[0] == "confirmed"
-    assert batches.published_manifest(erp, batch_id + 1000) is None
+    assert batches.publication(erp, batch_id + 1000)[1] is None
 
 
 def _batch(erp, flow, run_key, status="built"):
@@ -91,23 +91,23 @@ def _batch(erp, flow, run_key, status="built"):
 def test_a_manifest_going_up_makes_its_batch_the_next_run_s_until_its_publication_is_recorded(erp):
     first = _batch(erp, "prices_stock", "k1")
     assert batches.unrecorded_publication(erp, "prices_stock") is None  # built, nothing uploaded yet
-    assert batches.recorded_folder(erp, first) == (None, False)
+    assert batches.publication(erp, first)[::2] == (None, False)
     body = {"batch_id": first, "files": [{"name": "prices_0001.csv", "bytes": 10, "sha256": "x", "rows": 1}]}
     batches.record_manifest(erp, first, "/outbound/prices_stock/00000001-k1", body)
     assert batches.unrecorded_publication(erp, "prices_stock") == first
     assert batches.unrecorded_publication(erp, "catalog") is None  # another flow's
-    assert batches.recorded_folder(erp, first) == ("/outbound/prices_stock/00000001-k1", False)
-    assert batches.published_manifest(erp, first) == body
+    assert batches.publication(erp, first)[::2] == ("/outbound/prices_stock/00000001-k1", False)
+    assert batches.publication(erp, first)[1] == body
     _batch(erp, "prices_stock", "k1#dry", status="dry_run")  # a dry run built since changes nothing
     assert batches.unrecorded_publication(erp, "prices_stock") == first
 
     batches.mark_published(erp, first, body)
     assert batches.unrecorded_publication(erp, "prices_stock") is None
-    assert batches.recorded_folder(erp, first) == ("/outbound/prices_stock/00000001-k1", True)
+    assert batches.publication(erp, first)[::2] == ("/outbound/prices_stock/00000001-k1", True)
     # A published batch keeps its first manifest and folder.
     batches.record_manifest(erp, first, "/elsewhere", {"batch_id": first, "files": []})
-    assert batches.recorded_folder(erp, first)[0] == "/outbound/prices_stock/00000001-k1"
-    assert batches.published_manifest(erp, first) == body
+    assert batches.publication(erp, first)[0] == "/outbound/prices_stock/00000001-k1"
+    assert batches.publication(erp, first)[1] == body
 
 
 def test_a_cut_publication_with_a_later_batch_is_not_taken_up(erp):

@@ -71,21 +71,16 @@ def manifest(
     return out
 
 
-def published_manifest(conn: psycopg.Connection, batch_id: int) -> dict[str, Any] | None:
-    """The manifest recorded when the batch was last published or about to be (:func:`record_manifest`),
-    or None (its publication never reached its manifest)."""
-    row = conn.execute("SELECT manifest FROM passerelle.batch WHERE id = %s", (batch_id,)).fetchone()
-    return (row[0] if row else None) or None
-
-
-def recorded_folder(conn: psycopg.Connection, batch_id: int) -> tuple[str | None, bool]:
-    """(the folder the batch's manifest went up to or was going up to, or None if it never got that far;
-    whether that publication is recorded). A folder without its publication recorded is a cut one
-    (:func:`record_manifest`): its publish looks on the server before putting anything again."""
+def publication(conn: psycopg.Connection, batch_id: int) -> tuple[str | None, dict[str, Any] | None, bool]:
+    """What is recorded of the batch's publication: (the folder its manifest went up to or was going
+    up to, or None; that manifest, files listed, or None: its publication never reached its
+    manifest; whether the publication is recorded, :func:`mark_published`). A folder without its
+    publication recorded is a cut one (:func:`record_manifest`): its publish looks on the server
+    before putting anything again."""
     row = conn.execute(
-        "SELECT publish_folder, published_at IS NOT NULL FROM passerelle.batch WHERE id = %s", (batch_id,)
+        "SELECT publish_folder, manifest, published_at IS NOT NULL FROM passerelle.batch WHERE id = %s", (batch_id,)
     ).fetchone()
-    return (row[0], row[1]) if row else (None, False)
+    return (row[0], row[1] or None, row[2]) if row else (None, None, False)
 
 
 def record_manifest(conn: psycopg.Connection, batch_id: int, folder: str, manifest: Mapping[str, Any]) -> None:
@@ -192,9 +187,8 @@ __all__ = [
     "folder_stamp",
     "manifest",
     "mark_published",
-    "published_manifest",
+    "publication",
     "record_manifest",
-    "recorded_folder",
     "superseded_by",
     "unfinished_folders",
     "unrecorded_publication",

@@ -49,6 +49,11 @@ def sent_rows(counts: Mapping[str, Any]) -> int:
     return total
 
 
+def rejected_rows(counts: Mapping[str, Any]) -> int:
+    """Rows a batch refused to send (``rejected``, over its entities)."""
+    return sum(int(c.get("rejected", 0) or 0) for c in counts.values() if isinstance(c, Mapping))
+
+
 def _n(value: int, word: str) -> str:
     return f"{value:,} {word}{'' if value == 1 else 's'}".replace(",", "\u202f")
 

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from datetime import datetime
 
 import psycopg
 
-from passerelle.core.outcome import batch_reasons, note_text, sent_rows
+from passerelle.core.outcome import batch_reasons, note_text, rejected_rows, sent_rows
 
 #: What a run summary written by a later build says of its run (:func:`record_late_confirm`).
 LATE_CONFIRM = "its run failed after the publication, before its confirm: confirmed by the next build"
@@ -78,7 +77,7 @@ def record_late_confirm(conn: psycopg.Connection, batch_id: int) -> None:
         (batch_id,),
     ).fetchone()
     files = (manifest or {}).get("files") or []
-    rejects = sum(int(c.get("rejected", 0) or 0) for c in counts.values() if isinstance(c, Mapping))
+    rejects = rejected_rows(counts)
     record_run(
         conn,
         flow=flow,

@@ -173,8 +173,7 @@ class PublishBatchOperator(OutcomeMixin, ErpMixin, ShopMixin, BaseOperator):
         base = self.folder or posixpath.join(shop_settings.outbound_dir, batch["flow"])
         # A batch whose manifest went up (or was going up) goes to that folder again, with that
         # manifest, byte for byte (its first publication's extra entries included); else its own.
-        recorded, done_before = batches.recorded_folder(self.erp, batch["batch_id"])
-        first = batches.published_manifest(self.erp, batch["batch_id"])
+        recorded, first, done_before = batches.publication(self.erp, batch["batch_id"])
         self.erp.commit()
         folder = recorded or posixpath.join(base, batches.batch_folder(batch["batch_id"], batch["run_key"]))
         if recorded and first:
@@ -320,7 +319,7 @@ class ConfirmBatchOperator(OutcomeMixin, ErpMixin, BaseOperator):
 
     def execute(self, context: Any) -> dict:
         from passerelle.core.differ import confirm_batch
-        from passerelle.core.outcome import batch_reasons, note_text, sent_rows
+        from passerelle.core.outcome import batch_reasons, note_text, rejected_rows, sent_rows
         from passerelle.core.summary import record_run
 
         batch = _check_batch(self.batch)
@@ -331,7 +330,7 @@ class ConfirmBatchOperator(OutcomeMixin, ErpMixin, BaseOperator):
         advanced = False if dry else confirm_batch(self.erp, batch["batch_id"], published_only=True)
         overtaken = published.get("superseded_by")
         counts = {} if overtaken else batch["counts"]  # an overtaken batch sent nothing
-        rejects = sum(c.get("rejected", 0) for c in counts.values())
+        rejects = rejected_rows(counts)
         reasons = batch_reasons(self.erp, batch["batch_id"]) if counts else {}
         files = [] if overtaken else batch.get("files") or []
         more = [f"nothing uploaded: batch {batch['batch_id']} is overtaken by batch {overtaken}"] if overtaken else []
