@@ -162,6 +162,7 @@ def _n(value: Any, digits: int = 2) -> str:
 #: What each limit is: the least its ratio can be, measured in the same run (see the benches' docs).
 ORDERS_LIMIT = "the floor + parsing the files + a bare `COPY` of their rows"
 ORDERS_SERVER_LIMIT = "the floor + the files `COPY`ed raw and typed on the server"
+ORDERS_CUSTOMERS = "the back office's own inserts of the files' customers, addresses and links"
 DELTA_LIMIT = "one pass over the view hashing each selected row"
 FULL_LIMIT = "every selected row out of the view with its hash, in key order"
 
@@ -174,13 +175,22 @@ def _limit(figures: dict[str, Any], name: str, what: str) -> str:
 
 
 def _orders_bounds(figures: dict[str, Any]) -> str:
-    """The limit of a design parsing the files on the server, and what the orders' own work costs
+    """The limit of a design parsing the files on the server (alone, then with the customers any
+    integration of the files writes, which the floor leaves out), and what the orders' own work costs
     at the least, when the bench measured them: its inserts file by file, and its CPU spread over
     the machine's cores (no overlap of the same work does better)."""
     out = ""
     if figures.get("server_limit_ratio") is not None:
         ratio = _n(figures["server_limit_ratio"])
         out += f"; a design parsing on the server ({ORDERS_SERVER_LIMIT}): {ratio}x the floor"
+        if figures.get("server_bound_ratio") is not None:
+            out += f", {_n(figures['server_bound_ratio'])}x with the customers it must write ({ORDERS_CUSTOMERS})"
+        if figures.get("server_design_ratio") is not None:
+            out += (
+                f"; that design prototyped (checks and lookups in SQL, the integration's own writes): "
+                f"{_n(figures['server_design_ratio'])}x, its raw `COPY` and those writes alone "
+                f"{_n(figures['server_design_writes_ratio'])}x"
+            )
     if figures.get("inserts_ratio") is not None:
         out += f"; the integration's own inserts alone, file by file: {_n(figures['inserts_ratio'])}x the floor"
     if figures.get("cpu_per_core_ratio") is not None:

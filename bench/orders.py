@@ -32,12 +32,18 @@ if present, dropped at the end unless ``--keep``):
 6. *floor* (``floor_seconds``): what the back office itself costs, whoever writes into it: the
    same orders, lines and payments, ids already known, inserted again with one
    ``INSERT ... SELECT`` per table (its foreign keys, unique indexes and status trigger at work),
-   then rolled back;
+   then rolled back; *customers floor* (``customers_floor_seconds``): the same for the timed
+   orders' customers, their addresses and their shop ids' links, which the floor leaves out but
+   any integration of these files writes;
 7. *connector* (``connector_seconds``): what a user would otherwise run, a shop connector as
    Odoo's and ERPNext's work minus their ORM (:func:`connector`): one transaction per order,
    lookups and row inserts through the same constraints, on the same orders under other ids.
    It runs ``--connector-orders`` orders (whole files; default 1,000) and its time per order,
    flat, is scaled to the integration's orders (``connector_measured_seconds`` is what ran).
+8. *a design parsing on the server, prototyped* (``server_design_seconds``, :func:`server_design`):
+   the same orders under other ids, each file's bytes COPYed raw, typed, checked and looked up in
+   SQL, the product's staging tables filled by SQL, then the product's own writes; run after the
+   floors, which would otherwise copy its orders and customers too.
 
 The last line of output is one JSON object: ``orders``, ``history_orders``, ``lines``, ``files``, ``seconds``,
 ``floor_seconds``, ``floor_orders`` (the orders it wrote), ``floor_ratio`` (seconds / floor_seconds),
@@ -49,7 +55,15 @@ reads the files in Python, then COPYs their rows and inserts them set-wise, pays
 matches or records anything), ``limit_ratio`` (limit_seconds / floor_seconds: the least
 ``floor_ratio`` such a design can reach here), ``raw_copy_seconds``, ``typing_seconds``,
 ``server_limit_seconds`` (floor + raw COPY + typing: the same for a design parsing the files on
-the server) and ``server_limit_ratio`` (server_limit_seconds / floor_seconds), ``baseline_seconds``, ``speedup``
+the server) and ``server_limit_ratio`` (server_limit_seconds / floor_seconds),
+``customers_floor_seconds`` and ``floor_customers`` (the customers floor, step 6),
+``server_bound_seconds`` (server limit + customers floor: what such a design pays at the least,
+having written the customers the files carry) and ``server_bound_ratio`` (over floor_seconds),
+``server_design_orders``, ``server_design_seconds``, ``server_design_ratio`` (over floor_seconds),
+``server_design_cpu_seconds``, ``server_design_copy_seconds``, ``server_design_writes_seconds`` and
+``server_design_writes_ratio`` (the prototype, step 8: its raw COPYs and the product's writes it
+calls, over floor_seconds),
+``baseline_seconds``, ``speedup``
 (baseline_seconds / seconds), ``speedup_ceiling`` (baseline_seconds / floor_seconds),
 ``inserts_seconds`` (the time spent in :func:`passerelle.core.integrate.writes.insert_orders`
 during ``seconds``: each file's orders, lines and payments, the rows the floor writes, file by
@@ -394,6 +408,265 @@ def back_office_floor(conn: psycopg.Connection, after_id: int = 0) -> tuple[floa
         return seconds, (cpu1 - cpu0 if cpu0 is not None and cpu1 is not None else None), orders
 
 
+def customers_floor(conn: psycopg.Connection, after_id: int = 0) -> tuple[float, int]:
+    """Seconds the back office takes to store the integrated web customers (those whose id is
+    above ``after_id``: not the ``--history``'s), their addresses and their shop ids' links again,
+    everything known beforehand: one ``INSERT ... SELECT`` per table from copies made outside the
+    timing, then rolled back. The orders' floor leaves these rows out, though any integration of
+    these files writes them (an order needs its customer); with the floor and the files' bytes
+    typed on the server, it bounds from below every design that does what the integration does.
+    Also returns the customers it wrote."""
+    with conn.transaction(force_rollback=True):
+        conn.execute(
+            "CREATE TEMP TABLE f_customer ON COMMIT DROP AS SELECT c.*, "
+            "nextval(pg_get_serial_sequence('erp.customer', 'id')) AS new_id "
+            "FROM erp.customer c WHERE c.id > %s AND c.web",
+            (after_id,),
+        )
+        conn.execute(
+            "CREATE TEMP TABLE f_address ON COMMIT DROP AS SELECT a.* FROM erp.address a "
+            "JOIN f_customer c ON c.id = a.customer_id"
+        )
+        conn.execute(
+            "CREATE TEMP TABLE f_link ON COMMIT DROP AS SELECT l.* FROM passerelle.customer_link l "
+            "JOIN f_customer c ON c.id = l.customer_id"
+        )
+        conn.execute("ANALYZE f_customer; ANALYZE f_address; ANALYZE f_link")
+        t0 = time.perf_counter()
+        customers = conn.execute(
+            "INSERT INTO erp.customer (id, code, email, first_name, last_name, company, phone, customer_family, "
+            "price_list, vat_territory, vat_number, web) SELECT new_id, code || '-F', 'f.' || email, first_name, "
+            "last_name, company, phone, customer_family, price_list, vat_territory, vat_number, web FROM f_customer"
+        ).rowcount
+        conn.execute(
+            "INSERT INTO erp.address (customer_id, kind, name, line1, line2, postcode, city, country, phone) "
+            "SELECT c.new_id, a.kind, a.name, a.line1, a.line2, a.postcode, a.city, a.country, a.phone "
+            "FROM f_address a JOIN f_customer c ON c.id = a.customer_id"
+        )
+        conn.execute(
+            "INSERT INTO passerelle.customer_link (shop_customer_id, customer_id) "
+            "SELECT l.shop_customer_id || '-F', c.new_id FROM f_link l JOIN f_customer c ON c.id = l.customer_id"
+        )
+        return time.perf_counter() - t0, customers
+
+
+#: A design parsing on the server, as a prototype over the bench's files (its 27 columns of the
+#: generic format): the file's bytes COPYed raw, every value typed behind a guard (a value the
+#: guard refuses marks its row, no error), the SKUs looked up, each order's values checked to
+#: agree between its lines and its payment against the computed total, the orders with a bad
+#: row, an unknown SKU or a disagreement set aside; then the product's own staging tables filled
+#: by SQL and its own writes (:func:`~passerelle.core.integrate.writes.upsert_customers`,
+#: :func:`~passerelle.core.integrate.writes.insert_orders`). One transaction per file, the file
+#: ledger as the integration keeps it.
+_NUM = r"^\s*[-+]?(\d+(\.\d*)?|\.\d+)\s*$"
+_INT = r"^\s*[-+]?\d{1,9}\s*$"
+_TS = (
+    r"^\s*\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])"
+    r"([T ]([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d+)?)?)?(Z|[+-]\d{2}(:?\d{2})?)?\s*$"
+)
+_BOOL = "('1','0','true','false','yes','no','t','f','y','n','on','off')"
+
+
+def _guarded(column: str, kind: str) -> tuple[str, str, str]:
+    """The typed value of ``column``: behind a guard (NULL when empty or refused), the check that
+    flags a refused one, and the plain cast (which fails the statement on a value it refuses)."""
+    raw = f"nullif(btrim(r.\"{column}\"), '')"
+    if kind == "bool":
+        ok = f"lower({raw}) IN {_BOOL}"
+        return f"CASE WHEN {ok} THEN {raw}::boolean END", f"({raw} IS NULL OR {ok})", f"{raw}::boolean"
+    pattern, cast = {"num": (_NUM, "numeric"), "int": (_INT, "integer"), "ts": (_TS, "timestamptz")}[kind]
+    ok = f"{raw} ~ '{pattern}'"
+    return f"CASE WHEN {ok} THEN {raw}::{cast} END", f"({raw} IS NULL OR {ok})", f"{raw}::{cast}"
+
+
+#: The bench's columns and how the prototype types each (the others are text).
+_KINDS = {
+    "order_date": "ts",
+    "line_number": "int",
+    "quantity": "num",
+    "unit_price_excl_vat": "num",
+    "vat_rate": "num",
+    "line_discount_excl_vat": "num",
+    "shipping_excl_vat": "num",
+    "shipping_vat_rate": "num",
+    "payment_amount": "num",
+    "payment_paid": "bool",
+    "paid_at": "ts",
+}
+#: Values every row needs (generic format).
+_REQUIRED = ("shop_order_id", "order_date", "status", "sku", "quantity", "unit_price_excl_vat", "vat_rate")
+
+
+def _prototype_sql(*, guarded: bool = True) -> dict[str, str]:
+    """The prototype's statements (see :func:`server_design`); ``guarded=False``: the values cast
+    as they are (a value the cast refuses fails the statement), empty required values flagged."""
+    from passerelle.core.emails import email_key_sql
+
+    columns = HEADER.split(",")
+    typed, checks = [], []
+    for c in columns:
+        if c in _KINDS:
+            value, ok, plain = _guarded(c, _KINDS[c])
+            if guarded:
+                checks.append(f"CASE WHEN NOT {ok} THEN '{c}' END")
+            else:
+                value = plain
+        else:
+            value = f"nullif(btrim(r.\"{c}\"), '')"
+        typed.append(f'{value} AS "{c}"')
+    checks += [f"CASE WHEN nullif(btrim(r.\"{c}\"), '') IS NULL THEN '{c} (empty)' END" for c in _REQUIRED]
+    ddl = ", ".join(f'"{c}" text' for c in columns)
+    types = {"ts": "timestamptz", "int": "integer", "num": "numeric", "bool": "boolean"}
+    t_cols = ", ".join(f'"{c}" {types.get(_KINDS.get(c, ""), "text")}' for c in columns)
+    quoted = ", ".join(f'"{c}"' for c in columns)
+    return {
+        "setup": f"""
+CREATE TEMP TABLE r_file (n bigint GENERATED ALWAYS AS IDENTITY, {ddl}) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE t_row (line int, {t_cols}, article_id int, variant_id int, article_vat numeric,
+    article_name text, bad text) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE t_reject (shop_order_id text, line int, reason text) ON COMMIT DELETE ROWS;
+""",
+        "copy": f"COPY r_file ({quoted}) FROM STDIN (FORMAT csv, HEADER true)",
+        "type": f"""
+INSERT INTO t_row
+SELECT r.n - (SELECT min(n) FROM r_file) + 2, {", ".join(typed)},
+       coalesce(v.article_id, a.id), v.id, coalesce(va.vat_rate, a.vat_rate), coalesce(va.name, a.name),
+       concat_ws(', ', {", ".join(checks)})
+  FROM r_file r
+  LEFT JOIN erp.variant v ON v.reference = btrim(r.sku)
+  LEFT JOIN erp.article va ON va.id = v.article_id
+  LEFT JOIN erp.article a ON v.id IS NULL AND a.reference = btrim(r.sku)
+""",
+        # Bad values, unknown SKUs, values of an order that differ between its lines, a payment other
+        # than the computed total, a line number twice, a number another order holds.
+        "reject": """
+INSERT INTO t_reject
+SELECT shop_order_id, line, 'bad or missing value: ' || bad FROM t_row WHERE bad <> ''
+UNION ALL
+SELECT shop_order_id, line, 'unknown SKU ' || sku FROM t_row WHERE article_id IS NULL AND bad = ''
+UNION ALL
+SELECT shop_order_id, min(line), 'order values differ between its lines, or its payment from its total'
+  FROM t_row GROUP BY shop_order_id
+HAVING min(order_date) <> max(order_date) OR min(status) <> max(status)
+    OR min(shop_customer_id) <> max(shop_customer_id) OR min(email) <> max(email) OR min(currency) <> max(currency)
+    OR min(shipping_excl_vat) <> max(shipping_excl_vat) OR min(payment_amount) <> max(payment_amount)
+    OR abs(max(payment_amount) - round(sum((quantity * unit_price_excl_vat - coalesce(line_discount_excl_vat, 0))
+           * (1 + vat_rate / 100)) + coalesce(max(shipping_excl_vat) * (1 + max(shipping_vat_rate) / 100), 0), 2))
+       > 0.015
+UNION ALL
+SELECT shop_order_id, min(line), 'line ' || line_number || ' twice' FROM t_row
+ GROUP BY shop_order_id, line_number HAVING count(*) > 1
+UNION ALL
+SELECT t.shop_order_id, NULL, 'its number is another order''s'
+  FROM (SELECT DISTINCT shop_order_id FROM t_row) t
+  JOIN erp.sales_order o ON o.number = 'WEB-' || ltrim(t.shop_order_id, '#')
+ WHERE o.shop_order_id IS DISTINCT FROM t.shop_order_id
+   AND o.number = ANY (ARRAY(SELECT DISTINCT 'WEB-' || ltrim(shop_order_id, '#') FROM t_row))
+""",
+        "drop": "DELETE FROM t_row WHERE shop_order_id IN (SELECT shop_order_id FROM t_reject) "
+        "OR NOT status = ANY (%(statuses)s)",
+        "stage": f"""
+INSERT INTO s_customer (line, shop_customer_id, email, first_name, last_name, source)
+SELECT DISTINCT ON (shop_customer_id, email) line, shop_customer_id, {email_key_sql("email")}, billing_first_name,
+       billing_last_name, 'order'
+  FROM t_row ORDER BY shop_customer_id, email, order_date DESC, line DESC;
+INSERT INTO s_address (line, shop_order_id, shop_customer_id, email, kind, first_name, last_name, address1,
+    postcode, city, country)
+SELECT DISTINCT ON (shop_order_id) line, shop_order_id, shop_customer_id, {email_key_sql("email")}, 'billing',
+       billing_first_name, billing_last_name, billing_address1, billing_postcode, billing_city, upper(billing_country)
+  FROM t_row WHERE billing_address1 IS NOT NULL ORDER BY shop_order_id, line;
+INSERT INTO s_order (line, shop_order_id, order_date, status, shop_status, shop_customer_id, email, currency,
+    shipping_method, shipping_excl_vat, shipping_vat_rate, total_excl_vat, total_incl_vat, taxes_total, kind,
+    number, walk_in, vat_disagreement, awaiting)
+SELECT line, shop_order_id, order_date, status, status, shop_customer_id, email, currency, shipping_method,
+       shipping_excl_vat, shipping_vat_rate, excl, incl, incl - excl, 'order', 'WEB-' || ltrim(shop_order_id, '#'),
+       false, vat_disagreement, awaiting
+  FROM (SELECT min(line) AS line, shop_order_id, min(order_date) AS order_date, min(status) AS status,
+               min(shop_customer_id) AS shop_customer_id, min({email_key_sql("email")}) AS email,
+               min(currency) AS currency, min(shipping_method) AS shipping_method,
+               min(shipping_excl_vat) AS shipping_excl_vat, min(shipping_vat_rate) AS shipping_vat_rate,
+               sum(quantity * unit_price_excl_vat - coalesce(line_discount_excl_vat, 0))
+                   + coalesce(min(shipping_excl_vat), 0) AS excl,
+               round(sum((quantity * unit_price_excl_vat - coalesce(line_discount_excl_vat, 0)) * (1 + vat_rate / 100))
+                   + coalesce(min(shipping_excl_vat) * (1 + min(shipping_vat_rate) / 100), 0), 2) AS incl,
+               CASE WHEN bool_or(vat_rate <> article_vat)
+                    THEN 'the shop''s VAT rate differs from the article''s' END AS vat_disagreement,
+               NOT coalesce(bool_and(payment_paid), false) AS awaiting
+          FROM t_row GROUP BY shop_order_id) o;
+INSERT INTO s_line (line, shop_order_id, line_number, sku, article_id, variant_id, label, quantity,
+    unit_price_excl_vat, vat_rate, discount_excl_vat, matched_by)
+SELECT line, shop_order_id, row_number() OVER (PARTITION BY shop_order_id ORDER BY line_number, line), sku,
+       article_id, variant_id, coalesce(label, article_name), quantity, unit_price_excl_vat,
+       coalesce(vat_rate, article_vat), line_discount_excl_vat, 'sku'
+  FROM t_row;
+INSERT INTO s_payment (line, shop_order_id, method, amount, transaction_id, paid, paid_at)
+SELECT DISTINCT ON (shop_order_id) line, shop_order_id, payment_method, payment_amount, payment_transaction_id,
+       payment_paid, paid_at
+  FROM t_row WHERE payment_amount IS NOT NULL ORDER BY shop_order_id, line;
+""",
+    }
+
+
+def server_design(conn: psycopg.Connection, files: list[tuple[str, bytes]]) -> dict[str, Any]:
+    """Integrate ``files`` with the prototype of a design parsing them on the server (the SQL of
+    :func:`_prototype_sql`), one transaction per file as the integration does: the advisory lock,
+    the file's sha256 looked up and recorded, the bytes COPYed raw, typed and checked, the
+    product's staging tables filled by SQL, then its own customers' and orders' writes, the
+    rejects to the quarantine, commit. The values are first cast as they are (no file of the bench
+    has a bad one); a file with a value a cast refuses is typed again behind the guards, which
+    cost about 4x more. Returns ``orders`` (created), ``rejected`` (rows), ``guarded`` (files
+    typed behind the guards), ``copy_seconds`` (the raw COPYs) and ``writes_seconds`` (the
+    product's own writes: customers and addresses, orders, their ledger, lines, payments)."""
+    from passerelle.core import integrate
+    from passerelle.core.integrate import writes
+
+    sql, guarded = _prototype_sql(guarded=False), _prototype_sql()["type"]
+    conn.execute(sql["setup"])
+    conn.commit()
+    out = dict.fromkeys(("orders", "rejected", "guarded", "copy_seconds", "writes_seconds"), 0)
+    for name, data in files:
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (integrate.LOCK_KEY,))
+            digest = integrate.sha256(data)
+            if conn.execute("SELECT 1 FROM passerelle.inbound_file WHERE sha256 = %s", (digest,)).fetchone():
+                continue
+            file_id = conn.execute(
+                "INSERT INTO passerelle.inbound_file (name, size, sha256, kind, status, header, delimiter, decimal) "
+                "VALUES (%s, %s, %s, 'orders', 'integrated', %s, ',', '.') RETURNING id",
+                (name, len(data), digest, HEADER),
+            ).fetchone()[0]
+            t0 = time.perf_counter()
+            with conn.cursor() as cur, cur.copy(sql["copy"]) as copy:
+                copy.write(data)
+            out["copy_seconds"] += time.perf_counter() - t0
+            try:  # the values as they are, cast; a value a cast refuses: each behind its guard
+                with conn.transaction():
+                    conn.execute(sql["type"])
+            except psycopg.DataError:
+                conn.execute(guarded)
+                out["guarded"] += 1
+            conn.execute(sql["reject"])
+            conn.execute(sql["drop"], {"statuses": integrate.DEFAULT_RULES["integrate"]})
+            writes._staging_tables(conn)
+            conn.execute(sql["stage"])
+            t0 = time.perf_counter()
+            writes.upsert_customers(conn)
+            counts = writes.insert_orders(conn, file_id)
+            out["writes_seconds"] += time.perf_counter() - t0
+            bad = conn.execute(
+                "INSERT INTO passerelle.quarantine (file_id, file, line, reason, raw, shop_order_id) "
+                "SELECT %s, %s, coalesce(line, 0), reason, '', shop_order_id FROM t_reject",
+                (file_id, name),
+            ).rowcount
+            conn.execute(
+                "UPDATE passerelle.inbound_file SET counts = %s WHERE id = %s",
+                (json.dumps({**counts, "rejected_rows": bad}), file_id),
+            )
+            out["orders"] += counts["orders_created"]
+            out["rejected"] += bad
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--orders", type=int, default=10_000)
@@ -439,6 +712,7 @@ def main() -> None:
                     "WHERE v.article_id = a.id) ORDER BY 1"
                 )
             ]
+            after_customer = conn.execute("SELECT coalesce(max(id), 0) FROM erp.customer").fetchone()[0]
             conn.commit()
             conn.autocommit = True
             conn.execute("VACUUM ANALYZE")
@@ -452,6 +726,7 @@ def main() -> None:
                 done = [integrate_file(conn, name, data).counts.get("orders_created", 0) for name, data in past]
                 assert sum(done) == args.history, f"the past: {sum(done)} orders integrated of {args.history}"
                 after_id = conn.execute("SELECT max(id) FROM erp.sales_order").fetchone()[0]
+                after_customer = conn.execute("SELECT max(id) FROM erp.customer").fetchone()[0]
                 conn.commit()
                 conn.autocommit = True
                 conn.execute("VACUUM ANALYZE")
@@ -505,8 +780,18 @@ def main() -> None:
         print("floor (the back office's own inserts)...", file=sys.stderr)
         with psycopg.connect(dsn) as conn:
             floor_seconds, floor_cpu, floor_orders = back_office_floor(conn, after_id)
+        with psycopg.connect(dsn) as conn:
+            customers_floor_seconds, floor_customers = customers_floor(conn, after_customer)
 
-        # After the floor, which copies every web order: the connector's would count in it.
+        # After the floors, which copy every web order and customer: these would count in them.
+        print("a design parsing on the server (prototype)...", file=sys.stderr)
+        design_files = order_files(skus, args.orders, args.lines_per_order, args.files, tag="S")
+        with psycopg.connect(dsn) as conn:
+            cpu0, py0, t0 = backend_cpu(conn), time.process_time(), time.perf_counter()
+            design = server_design(conn, design_files)
+            design_seconds = time.perf_counter() - t0
+            design_cpu = None if cpu0 is None else time.process_time() - py0 + backend_cpu(conn) - cpu0
+        assert (design["orders"], design["rejected"], design["guarded"]) == (created, 0, 0), f"the prototype: {design}"
         print("connector (one order per transaction)...", file=sys.stderr)
         with psycopg.connect(dsn) as conn:
             t0 = time.perf_counter()
@@ -525,6 +810,7 @@ def main() -> None:
         stop()
 
     cores = len(os.sched_getaffinity(0))
+    server_bound = floor_seconds + raw_copy_seconds + typing_seconds + customers_floor_seconds
     cpu_per_core = None if server_cpu is None else (python_cpu + server_cpu) / cores
     result = {
         "orders": created,
@@ -561,6 +847,17 @@ def main() -> None:
         "typing_seconds": round(typing_seconds, 3),
         "server_limit_seconds": round(floor_seconds + raw_copy_seconds + typing_seconds, 3),
         "server_limit_ratio": round((floor_seconds + raw_copy_seconds + typing_seconds) / floor_seconds, 2),
+        "customers_floor_seconds": round(customers_floor_seconds, 3),
+        "floor_customers": floor_customers,
+        "server_design_orders": design["orders"],
+        "server_design_seconds": round(design_seconds, 3),
+        "server_design_ratio": round(design_seconds / floor_seconds, 2),
+        "server_design_cpu_seconds": None if design_cpu is None else round(design_cpu, 3),
+        "server_design_copy_seconds": round(design["copy_seconds"], 3),
+        "server_design_writes_seconds": round(design["writes_seconds"], 3),
+        "server_design_writes_ratio": round((design["copy_seconds"] + design["writes_seconds"]) / floor_seconds, 2),
+        "server_bound_seconds": round(server_bound, 3),
+        "server_bound_ratio": round(server_bound / floor_seconds, 2),
         "speedup_ceiling": round(baseline_seconds / floor_seconds, 2),
         "inserts_seconds": round(inserts_seconds[0], 3),
         "inserts_ratio": round(inserts_seconds[0] / floor_seconds, 2),
@@ -596,6 +893,17 @@ def main() -> None:
         f"{'server limit':<12} {result['server_limit_seconds']:8.2f} s  (floor + the files COPYed raw "
         f"({raw_copy_seconds:.2f} s) and typed ({typing_seconds:.2f} s) on the server: "
         f"{result['server_limit_ratio']}x the floor)"
+    )
+    print(
+        f"{'server bound':<12} {server_bound:8.2f} s  (the server limit + the back office's own inserts of the "
+        f"files' customers, addresses and links ({customers_floor_seconds:.2f} s): {result['server_bound_ratio']}x "
+        "the floor)"
+    )
+    print(
+        f"{'prototype':<12} {design_seconds:8.2f} s  (a design parsing on the server, its checks and "
+        f"lookups in SQL, the integration's own writes: {result['server_design_ratio']}x the floor; its raw "
+        f"COPY ({design['copy_seconds']:.2f} s) and those writes ({design['writes_seconds']:.2f} s) alone: "
+        f"{result['server_design_writes_ratio']}x)"
     )
     print(f"{'floor':<12} {floor_seconds:8.2f} s  (the back office's own inserts; ours {result['floor_ratio']}x it)")
     print(
