@@ -108,6 +108,30 @@ def test_shopify_orders_must_add_up_to_the_shops_own_totals():
     )
 
 
+def test_shopify_orders_with_import_duties_are_refused_for_them():
+    """Shopify Markets' duties paid at checkout are in the Total (the real export's ``Duties``
+    column): the back office's order has no place for them, so the order is refused saying so,
+    on Duties, not with 'export the order again'. Duties that do not explain the Total change
+    nothing: the Total is refused as before."""
+    dutiable = {**ORDER, "Total": "43.40", "Duties": "8.40"}  # Subtotal 30 + Shipping 5 + Duties
+    p = read_inbound("s.csv", shopify_file([{**dutiable, **LINE_A}, LINE_B]))
+    assert p.orders.empty
+    reasons = dict(zip(p.rejects.field, p.rejects.reason, strict=True))
+    assert reasons["Duties"] == (
+        "Duties 8.40: the order's Total 43.40 includes import duties paid at checkout, which the back "
+        "office's order has no place for; integrate this order by hand"
+    )
+    assert "Total" not in reasons
+    # Taxes excluded from the prices: Subtotal + Shipping + Taxes + Duties.
+    excluded = read_inbound("s.csv", shopify_file([{**dutiable, "Total": "49.23", **LINE_A}, LINE_B]))
+    assert set(excluded.rejects.field) == {"Duties", "Name"}
+    # Duties that do not make up the difference: the Total's own reason.
+    other = read_inbound("s.csv", shopify_file([{**dutiable, "Total": "50.00", **LINE_A}, LINE_B]))
+    assert dict(zip(other.rejects.field, other.rejects.reason, strict=True))["Total"].startswith("Total 50.00 but")
+    # Duties of 0 (the column as most orders have it) change nothing.
+    assert read_inbound("s.csv", shopify_file([{**ORDER, "Duties": "0.00", **LINE_A}, LINE_B])).rejects.empty
+
+
 def test_the_real_export_as_read():
     p = read_inbound("orders_export_1.csv", REAL)
     assert p.rows_read == 28 and p.counts["orders"] == 18
@@ -191,3 +215,59 @@ def test_generic_orders_must_add_up_to_their_stated_payment():
     assert read_inbound("o.csv", unstated.encode()).rejects.empty
     rounded = header + "W1,2026-11-20,paid,a@b.fr,ART-000001,3,3.33,5.5,0,10.54\n"  # 10.539 rounded by the shop
     assert read_inbound("o.csv", rounded.encode()).rejects.empty
+
+
+def prestashop_rows() -> tuple[list[str], list[dict[str, str]]]:
+    """The PrestaShop sample export (SQL Manager, the documented query): header and rows."""
+    text = (SAMPLES / "prestashop" / "request_sql_1.csv").read_text(encoding="utf-8")
+    reader = csv.DictReader(io.StringIO(text), delimiter=";")
+    return list(reader.fieldnames or []), list(reader)
+
+
+def prestashop_file(header: list[str], rows: list[dict[str, str]]) -> bytes:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, header, delimiter=";", lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    return buf.getvalue().encode()
+
+
+def test_prestashop_orders_split_from_one_cart_are_refused_saying_so():
+    """PrestaShop makes one order per package of a cart (PaymentModule::validateOrder), all under
+    the cart's reference, the key Passerelle reads: their rows are refused with that reason (not
+    only 'export the order again', which never helps); the file's other orders are kept."""
+    header, rows = prestashop_rows()
+    first = [r for r in rows if r["id_order"] == "1"]
+    package = [{**r, "id_order": "11", "id_order_detail": f"9{i}", "carrier": "DPD"} for i, r in enumerate(first)]
+    p = read_inbound("request_sql_1.csv", prestashop_file(header, rows + package))
+    assert "QWXKBNAHT" not in set(p.orders.shop_order_id)
+    split = p.rejects[p.rejects.field == "id_order"]
+    assert set(split.shop_order_id) == {"QWXKBNAHT"} and len(split) == 2 * len(first)
+    assert set(split.reason) == {
+        "PrestaShop split one cart into 2 orders (id_order 1, 11) under the same reference, which Passerelle "
+        "keys orders by: integrate them by hand"
+    }
+    alone = read_inbound("request_sql_1.csv", prestashop_file(header, rows))
+    assert set(p.orders.shop_order_id) == set(alone.orders.shop_order_id) - {"QWXKBNAHT"}
+    assert "id_order" not in set(alone.rejects.field)
+
+
+def test_prestashop_orders_with_gift_wrapping_are_refused_saying_so():
+    """Gift wrapping is in total_paid_tax_incl and in no line (Cart::ONLY_WRAPPING): with the
+    query's total_wrapping_tax_incl, such an order is refused on it, with that reason; without the
+    column, the total's own reason, as before."""
+    header, rows = prestashop_rows()
+    wrapped = [{**r, "total_paid_tax_incl": "74.600000"} if r["id_order"] == "1" else r for r in rows]
+    with_column = [{**r, "total_wrapping_tax_incl": "2.40" if r["id_order"] == "1" else "0.00"} for r in wrapped]
+    p = read_inbound("request_sql_1.csv", prestashop_file([*header, "total_wrapping_tax_incl"], with_column))
+    mine = p.rejects[p.rejects.shop_order_id == "QWXKBNAHT"]
+    reasons = dict(zip(mine.field, mine.reason, strict=True))
+    assert reasons["total_wrapping_tax_incl"] == (
+        "total_wrapping_tax_incl 2.40: the order's total_paid_tax_incl 74.60 includes gift wrapping, which the "
+        "back office's order has no place for; integrate this order by hand"
+    )
+    assert "total_paid_tax_incl" not in reasons
+    before = read_inbound("request_sql_1.csv", prestashop_file(header, wrapped))
+    mine = before.rejects[before.rejects.shop_order_id == "QWXKBNAHT"]
+    reasons = dict(zip(mine.field, mine.reason, strict=True))
+    assert reasons["total_paid_tax_incl"].startswith("total_paid_tax_incl 74.60 but the order's lines")

@@ -81,6 +81,7 @@ _ORDER_LEVEL: dict[str, tuple[str, ...]] = {
     "products_incl": ("total_products_wt",),
     "total": ("total_paid_tax_incl",),
     "total_excl": ("total_paid_tax_excl",),
+    "wrapping_incl": ("total_wrapping_tax_incl",),
     **{
         f"{kind}_{f}": (f"{prefix}_{col}",)
         for kind, prefix in (("billing", "invoice"), ("delivery", "delivery"))
@@ -96,6 +97,7 @@ _LINE_LEVEL: dict[str, tuple[str, ...]] = {
     "unit_price": ("unit_price_tax_excl",),
     "unit_price_incl": ("unit_price_tax_incl",),
     "tax_rate": ("tax_rate",),
+    "id_order": ("id_order",),
 }
 REQUIRED_COLUMNS = [
     "reference",
@@ -111,7 +113,15 @@ REQUIRED_COLUMNS = [
 REQUIRED: list[str] = []
 SKU_REQUIRED = False
 TOLERANCE = 0.015
-MONEY = ["shipping_incl", "order_discount_incl", "products_incl", "total", "total_excl", "unit_price_incl"]
+MONEY = [
+    "shipping_incl",
+    "order_discount_incl",
+    "products_incl",
+    "total",
+    "total_excl",
+    "unit_price_incl",
+    "wrapping_incl",
+]
 
 
 def order_rows(ctx: _Context) -> tuple[dict[str, np.ndarray], dict[str, str], list[str], set[str]]:
@@ -174,7 +184,32 @@ def typed(
         "(orders.valid) to the query so that the shop's own states are read",
     )
     paid = _each_distinct(state, lambda v: v in _PAID, bool) | (rows["paid_at"] != "")
+    _split_carts(rows["id_order"], codes, add)
     return status, paid, _amounts(rows, add, codes, qty, money)
+
+
+def _split_carts(id_order: np.ndarray, codes: np.ndarray, add: Callable[..., None]) -> None:
+    """Orders PrestaShop made of one cart share its ``reference`` (``PaymentModule::validateOrder``:
+    one order per package, i.e. per carrier, warehouse or address, each ``$order->reference =
+    $reference``), the key Passerelle reads. Their rows are refused, saying so: merged under one
+    key they would not add up ("export the order again" would never help), and kept apart they
+    would need another key than the one the back office holds for that reference."""
+    ids = pd.Series(id_order, dtype=object).where(id_order != "")
+    keyed = codes >= 0
+    if not ids.notna().any() or not keyed.any():
+        return
+    per = ids[keyed].groupby(codes[keyed]).agg(lambda s: sorted(set(s.dropna()), key=lambda v: (len(v), v)))
+    split = {code: found for code, found in per.items() if len(found) > 1}
+    if not split:
+        return
+    mask = keyed & np.isin(codes, list(split))
+    why = np.full(len(codes), "", dtype=object)
+    why[mask] = [
+        f"PrestaShop split one cart into {len(split[c])} orders (id_order {', '.join(split[c])}) under the same "
+        "reference, which Passerelle keys orders by: integrate them by hand"
+        for c in codes[mask]
+    ]
+    add(mask, "id_order", why)
 
 
 def _rate(excl: np.ndarray, incl: np.ndarray) -> np.ndarray:
@@ -213,6 +248,21 @@ def _amounts(
     with np.errstate(invalid="ignore"):
         expected = lines_incl + ship_incl - disc_incl
         off = ~np.isnan(total) & ~np.isnan(expected) & (np.abs(total - expected) > slack)
+    # Gift wrapping (Cart::ONLY_WRAPPING) is in total_paid_tax_incl and in no line: the back office's
+    # order has no place for it. Refused saying so, not with "export the order again".
+    wrapping = _filled(money["wrapping_incl"].to_numpy(), 0.0)
+    with np.errstate(invalid="ignore"):
+        wrapped = off & (wrapping > TOLERANCE) & (np.abs(total - wrapping - expected) <= slack)
+    _said(
+        add,
+        wrapped,
+        "wrapping_incl",
+        lambda i: (
+            f"total_wrapping_tax_incl {wrapping[i]:.2f}: the order's total_paid_tax_incl {total[i]:.2f} includes "
+            "gift wrapping, which the back office's order has no place for; integrate this order by hand"
+        ),
+    )
+    off &= ~wrapped
     _said(
         add,
         off,
