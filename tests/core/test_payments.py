@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import csv
 import io
+from dataclasses import replace
+from decimal import Decimal
 
 import pytest
 
@@ -314,3 +316,29 @@ def test_the_shopify_samples_show_a_bank_transfer_paid_two_days_later(erp):
     assert (later.counts["payments_seen_later"], later.counts["orders_confirmed_by_payment"]) == (1, 1)
     assert _order(erp, "#1002")[1] == "confirmed"
     assert _payments(erp, order_id) == [("Virement bancaire", 84.56, True, True)]
+
+
+def test_a_woocommerce_order_refunded_in_full_becomes_its_credit_note_request(erp):
+    """Advanced Order Export's default quantity, ``Quantity (- Refund)``, is less the refunds: every
+    line of an order refunded in full reads 0. The order is not refused for it (it was, whole, and
+    its refund never reached the back office): its Order Refund Amount becomes the credit note
+    request, the order as it is. A 0 on an order that is not refunded is still refused."""
+    from shop_exports import Line, Order, woocommerce_export
+
+    order = Order("5303", [Line("ART-000001", "Article", 2, Decimal("10.00"), Decimal("20"))])
+    assert integrate_file(erp, "woo1.csv", woocommerce_export([order]), rules=RULES).counts["orders_created"] == 1
+    order_id, _ = _order(erp, "5303")
+    refunded = {"Order Status": "Refunded", "Quantity (- Refund)": "0", "Order Refund Amount": "28.92"}
+    result = integrate_file(erp, "woo2.csv", woocommerce_export([replace(order, extra=refunded)]), rules=RULES)
+    assert result.status == "integrated", result
+    assert (result.counts["rows_quarantined"], result.counts["credit_notes_requested"]) == (0, 1)
+    assert _credit_notes(erp, order_id) == [
+        (28.92, 28.92, "refunded in the shop: 28.92 EUR refunded in all", "Refunded", "woo2.csv", "requested")
+    ]
+    zero = integrate_file(
+        erp,
+        "woo3.csv",
+        woocommerce_export([replace(order, number="5304", extra={"Quantity (- Refund)": "0"})]),
+        rules=RULES,
+    )
+    assert zero.counts["rows_quarantined"] == 1 and _order(erp, "5304") is None

@@ -129,7 +129,10 @@ def _parse_orders(ctx: _Context, kind: str) -> dict[str, pd.DataFrame]:
     paid_at, bad = _parse_datetime(rows["paid_at"], ctx.timezone)
     add(bad, "paid_at", "not a date: " + _DATE_HELP)
     qty, bad = _parse_number(rows["quantity"], ctx.decimal)
-    add(bad | _not_whole_positive(qty), "quantity", "quantity must be a whole number greater than 0")
+    # A format whose quantities are less the refunds reads 0 on a refunded order's lines (WooCommerce).
+    refunded_away = fmt.refunded_lines(rows, src) if hasattr(fmt, "refunded_lines") else np.zeros(n, dtype=bool)
+    refunded_away &= qty.to_numpy() == 0
+    add(bad | (_not_whole_positive(qty) & ~refunded_away), "quantity", "quantity must be a whole number greater than 0")
     add(qty.to_numpy() >= LIMIT, "quantity", _TOO_LARGE)
     # Currency and status codes: worked out once per distinct value, then spread to the rows.
     which, distinct = pd.factorize(rows["currency"])

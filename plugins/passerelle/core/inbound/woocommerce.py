@@ -183,6 +183,19 @@ def _status_key(value: str) -> str:
     return value.strip().lower().removeprefix("wc-")
 
 
+def refunded_lines(rows: dict[str, np.ndarray], src: dict[str, str]) -> np.ndarray:
+    """Rows whose quantity may be 0: lines of a refunded order read from ``Quantity (- Refund)``,
+    the plugin's default quantity, which is less the refunds (its ``qty_minus_refund``: ``_qty`` +
+    ``get_qty_refunded_for_item()``, a negative number). Such an order's lines all read 0; it
+    goes on to its credit note request (``Order Refund Amount``) instead of being refused for its
+    quantities."""
+    if src.get("quantity", "").lower() != "quantity (- refund)":
+        return np.zeros(len(rows["status"]), dtype=bool)
+    which, distinct = pd.factorize(rows["status"])
+    refunded = np.array([WOOCOMMERCE_STATUSES.get(_status_key(v)) == "refunded" for v in distinct], dtype=bool)
+    return refunded[which] if len(distinct) else np.zeros(len(rows["status"]), dtype=bool)
+
+
 def _clean_rate(rate: np.ndarray, net: np.ndarray, tax: np.ndarray, slack: np.ndarray) -> np.ndarray:
     """``rate`` (tax / net, in percent) to one decimal when the shop's tax is that rate of the net
     amount give or take its rounding (``slack``: half a cent per rounded amount); NaN otherwise
