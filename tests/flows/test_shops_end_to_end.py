@@ -159,9 +159,14 @@ def test_catalog_full_then_delta(shop, catalog, erp, ftp_server):
     assert manifest["mode"] == "full" and manifest["dialect"] == shop
     files = _files(first)
     # One products file: families, brands and suppliers have no file of their own in these shops,
-    # and variants are rows of their product's group.
-    assert sorted(files) == ["products_0001.csv"]
+    # and variants are rows of their product's group. WooCommerce's importer creates or updates,
+    # never both: a second file, of the rows to create, for the import without "Update existing
+    # products"; in a first send, every row.
+    products_new = ["products_new_0001.csv"] if shop == "woocommerce" else []
+    assert sorted(files) == ["products_0001.csv", *products_new]
     header, rows = _read(files["products_0001.csv"])
+    if products_new:
+        assert _read(files["products_new_0001.csv"]) == (header, rows)
     selected, variants = _selected(erp), _selected_variants(erp)
     prices = _prices(erp, DAY1.date().isoformat())
     if shop == "woocommerce":
@@ -205,11 +210,19 @@ def test_catalog_full_then_delta(shop, catalog, erp, ftp_server):
     art = manifest["counts"]["article"]
     assert (art["created"], art["changed"], art["removed"]) == (1, 3, 1)
     files = _files(second)
-    assert sorted(files) == ["products_0001.csv", "products_off_0001.csv"]  # no empty brands_off file
+    # No empty brands_off file.
+    assert sorted(files) == ["products_0001.csv", *products_new, "products_off_0001.csv"]
     assert sorted(f["name"] for f in manifest["files"]) == sorted(files)
     header, rows = _read(files["products_0001.csv"])
     sent = {r["SKU"] for r in rows if r["SKU"]}
     assert sent == set(changes["changed"]) | set(changes["created"])
+    if products_new:
+        # To create: the new product with its variations, and the variations of the changed ones
+        # (a size the shop does not have yet); the changed products themselves only to update.
+        _, new_rows = _read(files["products_new_0001.csv"])
+        (created,) = changes["created"]
+        assert {r["SKU"] for r in new_rows if r["Type"] != "variation"} == {created}
+        assert [r for r in rows if r["Type"] == "variation" or r["SKU"] == created] == new_rows
     off_header, off = _read(files["products_off_0001.csv"])
     (removed,) = changes["removed"]
     name = erp.execute("SELECT name FROM erp.article WHERE reference = %s", (removed,)).fetchone()[0]

@@ -171,6 +171,31 @@ def test_two_variations_follow_their_variable_product():
     assert len(WooCommerceDialect().live("variant", pd.DataFrame({"key": ["TEE-S"]}), Rejects())) == 0
 
 
+def test_products_to_create_and_to_update_go_to_their_own_imports():
+    """WooCommerce's importer creates (box unticked) or updates ("Update existing products"), never
+    both: ``products`` holds every row, for the update; ``products_new`` the products the shop
+    never confirmed with their variations, and the variations of the others (one may be new),
+    for the creation, which skips the rows the shop has."""
+    dialect = WooCommerceDialect()
+    changed = ARTICLES.assign(batch_op=["C", "U"])  # ART-1 new; TEE's row changed (maybe a new size)
+    files = dialect.live_files("article", changed, Rejects())
+    assert list(files) == ["products_new", "products"]
+    assert [(r, s) for r, s in zip(files["products"]["Type"], files["products"]["SKU"], strict=True)] == [
+        ("simple", "ART-1"),
+        ("variable", "TEE"),
+        ("variation", "TEE-S"),
+        ("variation", "TEE-M"),
+    ]
+    assert files["products_new"]["SKU"].tolist() == ["ART-1", "TEE-S", "TEE-M"]
+    # A full send (every row C): both imports get every row.
+    full = dialect.live_files("article", ARTICLES.assign(batch_op="C"), Rejects())
+    assert (
+        full["products_new"]["SKU"].tolist() == full["products"]["SKU"].tolist() == ["ART-1", "TEE", "TEE-S", "TEE-M"]
+    )
+    # Other entities: one file.
+    assert list(dialect.live_files("variant", pd.DataFrame({"key": ["TEE-S"]}), Rejects())) == ["variations"]
+
+
 def test_prices_round_as_the_back_office():
     """3.00 excl. VAT at 5.5 % is 3.165: 3.17 in PostgreSQL (half away from zero), 3.16 in floats."""
     row = ARTICLES.iloc[[0]].assign(price_excl_vat="3.0000", vat_rate="5.50")

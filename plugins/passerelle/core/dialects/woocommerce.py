@@ -267,6 +267,24 @@ class WooCommerceDialect(Dialect):
     filters_variant_display = False
     #: The article view builds its ``variants`` column for this shop (passerelle.core.export.view_options).
     view_options: dict[str, str] = {"passerelle.article_variants": "on"}
+    #: The articles' rows come with ``batch_op``, whether the shop ever confirmed them (see live_files).
+    with_previous: frozenset[str] = frozenset({"article"})
+
+    def live_files(self, entity: str, df: pd.DataFrame, rejects: Rejects) -> dict[str, pd.DataFrame]:
+        """File stem -> rows. Products: WooCommerce's importer either creates or updates, never both
+        (``WC_Product_CSV_Importer::import``: without "Update existing products" a row whose SKU
+        exists is skipped, "A product with this SKU already exists."; with it, a row whose SKU does
+        not exist is skipped, "No matching product exists to update."). ``products`` holds every
+        product and variation, for the import with the box ticked; ``products_new`` the products
+        the shop never confirmed (a full send's: all) with their variations, and every other
+        variation (a size added to a product the shop has), for the import without it, where the
+        rows the shop already has are skipped. The other entities: one file."""
+        rows = self.live(entity, df, rejects)
+        if entity != "article":
+            return {self.stems[entity]: rows}
+        unconfirmed = set(df.loc[df["batch_op"].fillna("C") == "C", "reference"])
+        new = rows["SKU"].isin(unconfirmed) | rows["Parent"].isin(unconfirmed) | (rows["Type"] == "variation")
+        return {f"{self.stems[entity]}_new": rows[new], self.stems[entity]: rows}
 
     # ------------------------------------------------------------------ frames
     def frame(
