@@ -274,7 +274,7 @@ def test_prices_and_stock(shop, prices_stock, erp, ftp_server):
             row["Sale price"],
             row["Date sale price starts"],
             row["Date sale price ends"],
-        ) == (regular, promo, "2026-11-21", "2026-11-30")
+        ) == (regular, promo, "2026-11-21", "2026-12-01")  # the end: the day after the last (woocommerce#35321)
         _, stock = _read(files["products_stock_0001.csv"])
         assert {r["SKU"] for r in stock} == selected - with_variants
         _, variation_stock = _read(files["variations_stock_0001.csv"])

@@ -482,6 +482,10 @@ class WoocommerceSection(Section):
     global_attributes: Bool = True
     #: Add the EAN as "GTIN, UPC, EAN, or ISBN" (the import screen does not map it by itself).
     send_gtin: Bool = False
+    #: Write a promotion's end as the day after its last day: WooCommerce's importer ends a sale at
+    #: the start of the day it is given (woocommerce/woocommerce#35321). False once the shop runs a
+    #: WooCommerce that ends it at that day's 23:59:59, as its product page does.
+    sale_end_day_after: Bool = True
 
 
 class ShopifySection(Section):

@@ -274,8 +274,16 @@ def test_price_update_file():
     plain, promo = rows
     assert (plain["Regular price"], plain["Sale price"], plain["Date sale price starts"]) == ("12.00", "", "")
     assert (promo["Regular price"], promo["Sale price"]) == ("13.19", "11.87")
-    assert (promo["Date sale price starts"], promo["Date sale price ends"]) == ("2026-12-01", "2026-12-24")
+    # The promotion runs until 2026-12-24 included: WooCommerce's importer ends a sale at the start
+    # of the day it is given (woocommerce/woocommerce#35321), so the file says the day after.
+    assert (promo["Date sale price starts"], promo["Date sale price ends"]) == ("2026-12-01", "2026-12-25")
     assert list(rejects["key"]) == ["BAD"] and rejects.loc[0, "field"] == "promo_price_excl_vat"
+    # A WooCommerce that ends it at 23:59:59 of the day given (its product page's way): the last day.
+    _, rows, _ = written(WooCommerceDialect(settings(woocommerce={"sale_end_day_after": False})), "price", PRICES)
+    assert rows[1]["Date sale price ends"] == "2026-12-24"
+    # A year's last day, and a promotion without an end.
+    ends = WooCommerceDialect()._sale_end(pd.Series(["2026-12-31", None, ""]))
+    assert ends.tolist() == ["2027-01-01", "", ""]
 
 
 STOCK = pd.DataFrame(

@@ -489,7 +489,10 @@ class WooCommerceDialect(Dialect):
 
     def _live_price(self, df: pd.DataFrame, rejects: Rejects) -> pd.DataFrame:
         """Regular price, sale price and its dates, tax class, by SKU. WooCommerce runs the sale
-        itself between the two dates (both days included: the importer keeps the date only)."""
+        itself between the two dates; its importer keeps the date only and ends the sale at the
+        start of the day it is given (woocommerce/woocommerce#35321, where its product page ends it
+        at 23:59:59), so the end written is the day after the last day of the promotion
+        (``woocommerce.sale_end_day_after``, default true)."""
         tax_class, bad = self._tax_class(df, rejects)
         has_promo = df["promo_starts_on"].fillna("") != ""
         sale = self._price(df["promo_price_excl_vat"], df["vat_rate"]).where(has_promo, "")
@@ -503,12 +506,19 @@ class WooCommerceDialect(Dialect):
         values = {
             "sku": df["reference"],
             "date_on_sale_from": df["promo_starts_on"].fillna("").where(has_promo, ""),
-            "date_on_sale_to": df["promo_ends_on"].fillna("").where(has_promo, ""),
+            "date_on_sale_to": self._sale_end(df["promo_ends_on"]).where(has_promo, ""),
             "tax_class": tax_class,
             "sale_price": sale,
             "regular_price": regular,
         }
         return self.frame(values, df.index)[~bad]
+
+    def _sale_end(self, last_day: pd.Series) -> pd.Series:
+        """``YYYY-MM-DD`` of the promotion's last day, as WooCommerce's importer needs it (see _live_price)."""
+        days = pd.to_datetime(last_day.fillna(""), format="%Y-%m-%d", errors="coerce")
+        if self.settings.woocommerce.sale_end_day_after:
+            days = days + pd.Timedelta(days=1)
+        return days.dt.strftime("%Y-%m-%d").fillna("")
 
     def _stock_rows(self, df: pd.DataFrame, sku: pd.Series, parent: pd.Series) -> pd.DataFrame:
         in_stock, stock = self._stock(df["available_qty"])
