@@ -21,6 +21,7 @@ from passerelle.core.dialects.prestashop import (
     prestashop_fields,
     prestashop_required,
 )
+from passerelle.core.dialects.woocommerce import WooCommerceDialect
 
 from . import settings
 
@@ -272,3 +273,37 @@ def test_registry_gives_the_prestashop_modules_classes():
     assert type(dialect("prestashop", settings(prestashop={"language": "en"}))) is PrestaShopDialect
     assert type(exchange_dialect("prestashop")) is PrestaShopExchangeDialect
     assert dialect("prestashop", settings(prestashop={"language": "en"})).root_category == "Home"
+
+
+def test_names_and_attributes_the_import_would_refuse_or_split_are_refused_here():
+    """PrestaShop reports these in its own import log only: a catalog name with one of
+    < > ; = # { } (Validate::isCatalogName: the product 'cannot be saved', every hour again for its
+    price and stock rows, which repeat the name), a size or colour with ',' or ':' (the import
+    splits a combination's attributes and positions on them: '38,5' becomes two attributes)."""
+    d = PrestaShopDialect()
+    named = ARTICLE.assign(name=["Clé plate n°12 #12", "Bol en grès", "Vis ; écrous {lot}"])
+    rejects = Rejects()
+    bad = d.common_checks("article", named, rejects)
+    assert bad.tolist() == [True, False, True]
+    frame = rejects.frame()
+    assert frame[["key", "field"]].values.tolist() == [["ART-1", "name"], ["ART-3", "name"]]
+    assert frame.reason.iloc[0].startswith("PrestaShop refuses a name holding any of < > ; = # { }")
+    stock = pd.DataFrame(
+        {"key": ["ART-1", "ART-2"], "name": ["Outils #pro", "Outils pro"], "available_qty": ["1", "2"]}
+    )
+    assert d.common_checks("stock", stock, Rejects()).tolist() == [True, False]
+    family = FAMILY.assign(name=["Accessoires", "Accessoires", "Cuisine <pro>", "Salle de bain"])
+    assert d.common_checks("family", family, Rejects()).tolist() == [False, False, True, False]
+    variants = pd.DataFrame(
+        {
+            "key": ["CH-385", "CH-39", "CH-40"],
+            "reference": ["CH-385", "CH-39", "CH-40"],
+            "size": ["38,5", "39", "40"],
+            "colour": ["noir", "noir", "bleu:marine"],
+        }
+    )
+    rejects = Rejects()
+    assert d.common_checks("variant", variants, rejects).tolist() == [True, False, True]
+    assert rejects.frame()[["key", "field"]].values.tolist() == [["CH-385", "size"], ["CH-40", "colour"]]
+    # Other shops take these names and values as they are.
+    assert not WooCommerceDialect().common_checks("article", named, Rejects()).any()

@@ -202,6 +202,22 @@ def article_label_name(labels: pd.Series) -> pd.Series:
     return name.where(name.notna() & (name != ""), labels)
 
 
+#: Entities whose ``name`` PrestaShop validates with ``Validate::isCatalogName`` (``/^[^<>;=#{}]*$/u``):
+#: products, categories, manufacturers and suppliers, and the price and stock files that repeat a
+#: product's name.
+_CATALOG_NAMED = frozenset({"article", "family", "brand", "supplier", "price", "stock"})
+_NOT_CATALOG_NAME = "[<>;=#{}]"
+_CATALOG_NAME_REASON = (
+    "PrestaShop refuses a name holding any of < > ; = # { } (Validate::isCatalogName): the shop would not save "
+    "it; rename it in the back office"
+)
+_ATTRIBUTE_REASON = (
+    "PrestaShop's combinations import splits attributes on ',' and positions on ':' "
+    "(AdminImportController::attributeImportOne): this {field} would become another attribute; write it without "
+    "them (38.5 rather than 38,5)"
+)
+
+
 class PrestaShopDialect(Dialect):
     """PrestaShop 8 CSV import: ``;`` separated, dot decimals, 0/1 booleans, UTF-8.
 
@@ -255,6 +271,24 @@ class PrestaShopDialect(Dialect):
         return getattr(self, f"_{entity}")(df, rejects)
 
     # -- customers ---------------------------------------------------------------------------
+    def common_checks(self, entity: str, df: pd.DataFrame, rejects: Rejects) -> pd.Series:
+        """The checks of every dialect, then two the shop's import makes, whose failures it reports
+        in its own log only: a catalog name (product, category, brand, supplier; repeated by the
+        price and stock files) holding one of ``< > ; = # { }`` (``Validate::isCatalogName``; the
+        product "cannot be saved", every hour again for its price and stock), and a size or a
+        colour holding ``,`` or ``:``, which ``AdminImportController::attributeImportOne`` splits
+        a combination's attributes and positions on (``38,5`` would become two attributes, the
+        wrong combination sold). The row is refused, naming the field, instead."""
+        bad = super().common_checks(entity, df, rejects)
+        if entity in _CATALOG_NAMED and "name" in df:
+            named = df["name"].fillna("").astype(str).str.contains(_NOT_CATALOG_NAME, regex=True)
+            bad |= rejects.add(df, ~bad & named, "name", _CATALOG_NAME_REASON)
+        for col in ("size", "colour"):
+            if col in df:
+                split = df[col].fillna("").astype(str).str.contains("[,:]", regex=True)
+                bad |= rejects.add(df, ~bad & split, col, _ATTRIBUTE_REASON.format(field=col))
+        return bad
+
     def live_files(self, entity: str, df: pd.DataFrame, rejects: Rejects) -> dict[str, pd.DataFrame]:
         """File stem -> rows. The catalog's entities: one file. Customers and addresses: the rows
         the shop never got go to PrestaShop's own import (``customers``, ``addresses``); the rows it
