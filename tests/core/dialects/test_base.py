@@ -16,9 +16,18 @@ from passerelle.core.dialects.base import (
     csv_bytes,
     markup_in,
     neutralise_formulas,
+    plain_number,
     sanitise_html,
     valid_ean13,
 )
+
+
+def test_weights_are_written_as_plain_decimals():
+    """A tonne and more in grams (Shopify) was written 1.2345e+06, and six significant digits at
+    most (f"{x:g}"): plain decimals, no trailing zeros, whatever the size."""
+    grams = pd.Series([1234500.0, 1234567.8, 200.0, 0.0, float("nan"), 12.25])
+    assert plain_number(grams, 1).tolist() == ["1234500", "1234567.8", "200", "0", "", "12.2"]
+    assert plain_number(pd.Series([0.2, 0.25, 1234.5, 1e-4]), 3).tolist() == ["0.2", "0.25", "1234.5", "0"]
 
 
 def test_formulas_are_neutralised_numbers_are_not():

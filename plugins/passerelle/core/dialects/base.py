@@ -231,6 +231,12 @@ def _fmt(s: pd.Series, decimals: int, decimal: str = ".") -> pd.Series:
     return out.str.replace(".", decimal, regex=False) if decimal != "." else out
 
 
+def plain_number(values: pd.Series, places: int) -> pd.Series:
+    """Numbers as plain decimal text, at most ``places`` decimals, no trailing zeros, never an
+    exponent (``f"{x:g}"`` wrote 1234500 g as ``1.2345e+06``); missing stays empty."""
+    return values.map(lambda x: "" if pd.isna(x) else f"{x:.{places}f}".rstrip("0").rstrip("."))
+
+
 def _whole(s: pd.Series) -> pd.Series:
     """Quantities as whole units (rounded down), as shops count stock; missing is 0."""
     return _num(s).fillna(0).clip(lower=0).floordiv(1).astype(int).astype(str)

@@ -44,6 +44,7 @@ from passerelle.core.dialects.base import (
     delivery_lines,
     local_time,
     notify_flags,
+    plain_number,
     sanitise_html,
     with_shop_order,
 )
@@ -485,7 +486,7 @@ class WooCommerceDialect(Dialect):
 
     def _weight(self, kg: pd.Series) -> pd.Series:
         weight = (kg * WEIGHT_FACTORS[self.settings.woocommerce.weight_unit]).round(3)
-        return weight.map(lambda x: "" if pd.isna(x) else f"{x:g}")
+        return plain_number(weight, 3)
 
     def _live_price(self, df: pd.DataFrame, rejects: Rejects) -> pd.DataFrame:
         """Regular price, sale price and its dates, tax class, by SKU. WooCommerce runs the sale
