@@ -177,6 +177,13 @@ def test_prices_delta_after_a_price_change_and_a_new_promotion(prices_stock, erp
     name = erp.execute("SELECT name FROM erp.article WHERE id = %s", (changed_id,)).fetchone()[0]
     assert sent.loc[changed_ref, "Price tax excluded"] == "41.500000"
     assert sent.loc[changed_ref, "Name"] == name  # never blanked: PrestaShop writes empty names
+    # Nor the categories: a product row with an empty Categories cell keeps one of them. Restated as
+    # the catalog sends them, by category ID (family id + 10,000), leaf first.
+    ids = erp.execute("SELECT family_ids FROM passerelle_src.article WHERE key = %s", (changed_ref,)).fetchone()[0]
+    erp.commit()
+    assert ids and sent.loc[changed_ref, "Categories (x,y,z...)"] == ",".join(
+        str(10_000 + int(i)) for i in reversed(ids.split(","))
+    )
     assert sent.loc[changed_ref, "Discount percent"] == ""
     assert sent.loc[promo_ref, "Discount percent"] == "25.00"
     assert sent.loc[promo_ref, "Discount from (yyyy-mm-dd)"] == "2026-11-25"
@@ -344,6 +351,15 @@ def test_prestashop_sends_out_of_stock_combinations_with_zero_quantity(erp):
         "WHERE s.level = 'article' AND a.web AND NOT s.has_variants"
     ).fetchone()[0]
     assert 0 < len(products) == plain < batch.counts["stock"]["created"]  # combinations' products: PrestaShop sums
+    # The categories restated, as the catalog's product rows give them (an empty cell keeps one).
+    catalog = dict(erp.execute("SELECT key, family_ids FROM passerelle_src.article WHERE family_ids IS NOT NULL"))
+    erp.commit()
+    stated = products.set_index("Reference #")["Categories (x,y,z...)"]
+    assert (stated != "").all()
+    assert all(
+        cell == ",".join(str(10_000 + int(i)) for i in reversed(catalog[ref].split(",")))
+        for ref, cell in stated.items()
+    )
 
 
 # -- one stock for the catalog and the stock file ------------------------------------------------

@@ -35,6 +35,9 @@ $$;
 -- promo_active: the promotion runs on the as-of date, so the row changes (and is sent again) the
 -- day it starts (Shopify has no scheduled sale: its price file sets the sale price that day).
 -- has_variants: the article has active variants (Shopify's price file leaves those to the catalog).
+-- family_ids: the article's family and its parents (passerelle_src.family): PrestaShop's product
+-- import keeps one category of a product whose Categories cell is empty, so its price and stock
+-- rows restate them.
 CREATE OR REPLACE VIEW passerelle_src.price AS
 SELECT a.reference AS key,
        a.reference,
@@ -49,8 +52,11 @@ SELECT a.reference AS key,
        pr.starts_on AS promo_starts_on,
        pr.ends_on AS promo_ends_on,
        pr.active AS promo_active,
-       hv.article_id IS NOT NULL AS has_variants
+       hv.article_id IS NOT NULL AS has_variants,
+       fam.family_ids
 FROM erp.article a
+LEFT JOIN erp.family f ON f.id = a.family_id
+LEFT JOIN passerelle_src.family fam ON fam.code = f.code
 LEFT JOIN passerelle_src.article_promotion pr ON pr.article_id = a.id
 -- set-wise (one grouped pass, hashed), not a subquery per article
 LEFT JOIN (SELECT DISTINCT v.article_id FROM erp.variant v WHERE v.active) hv ON hv.article_id = a.id;
@@ -110,7 +116,7 @@ WHERE (p.price_list IS NOT NULL OR p.variant_id IS NOT NULL)
 --                 never below zero.
 -- Variant rows carry the columns of passerelle_src.variant (attributes, EAN, impacts, position):
 -- PrestaShop's combination import resets what a row leaves empty, so a stock update must restate
--- the whole combination as the catalog sends it.
+-- the whole combination as the catalog sends it. Article rows carry family_ids, as the price view.
 CREATE OR REPLACE VIEW passerelle_src.stock AS
 SELECT a.reference AS key,
        'article'::text AS level,
@@ -121,9 +127,12 @@ SELECT a.reference AS key,
        NULL::text AS size, NULL::text AS colour, NULL::text AS ean,
        NULL::numeric AS price_impact, NULL::numeric AS weight_impact, NULL::integer AS position,
        trim_scale(sa.real_qty) AS real_qty,
-       trim_scale(sa.available_qty) AS available_qty
+       trim_scale(sa.available_qty) AS available_qty,
+       fam.family_ids
 FROM passerelle_src.shop_stock_article sa
 JOIN erp.article a ON a.id = sa.article_id
+LEFT JOIN erp.family f ON f.id = a.family_id
+LEFT JOIN passerelle_src.family fam ON fam.code = f.code
 UNION ALL
 SELECT v.reference,
        'variant',
@@ -133,7 +142,8 @@ SELECT v.reference,
        false,
        v.size, v.colour, v.ean, v.price_impact, v.weight_impact, v.position,
        trim_scale(ss.real_qty),
-       trim_scale(ss.available_qty)
+       trim_scale(ss.available_qty),
+       NULL::text   -- a combination has no categories of its own
 FROM passerelle_src.shop_stock ss
 JOIN erp.variant v ON v.id = ss.variant_id
 JOIN erp.article a ON a.id = v.article_id

@@ -267,6 +267,19 @@ class PrestaShopDialect(Dialect):
         n = _num(family_ids)
         return (n + self.category_id_offset).map(lambda x: "" if pd.isna(x) else str(int(x)))
 
+    def _categories(self, family_ids: pd.Series) -> pd.Series:
+        """A product's ``Categories`` cell: the family and its parents by category ID, leaf first
+        (PrestaShop's default category is the first listed): "1,3,7" becomes "10007,10003,10001"."""
+        ids = family_ids.fillna("").astype(str).str.split(",").explode()
+        ids = ids[ids != ""]
+        return (
+            self.category_ids(ids)
+            .groupby(level=0)
+            .agg(lambda s: ",".join(reversed(list(s))))
+            .reindex(family_ids.index)
+            .fillna("")
+        )
+
     def live(self, entity: str, df: pd.DataFrame, rejects: Rejects) -> pd.DataFrame:
         return getattr(self, f"_{entity}")(df, rejects)
 
@@ -472,21 +485,10 @@ class PrestaShopDialect(Dialect):
             "vat_rate",
             f"no PrestaShop tax rule for this VAT rate (prestashop.tax_rules_groups has {sorted(self.tax_rules)})",
         )
-        # The family and its parents by category ID, leaf first (PrestaShop's default category is
-        # the first listed): "1,3,7" becomes "10007,10003,10001".
-        ids = df["family_ids"].fillna("").str.split(",").explode()
-        ids = ids[ids != ""]
-        cats = (
-            self.category_ids(ids)
-            .groupby(level=0)
-            .agg(lambda s: ",".join(reversed(list(s))))
-            .reindex(df.index)
-            .fillna("")
-        )
         values: dict[str, Any] = {
             "active": "1",
             "name": df["name"],
-            "category": cats,
+            "category": self._categories(df["family_ids"]),
             "price_tex": _fmt(df["price_excl_vat"], 6),
             "id_tax_rules_group": rule.map(lambda x: "" if pd.isna(x) else str(int(x))),
             "reference": df["reference"],
@@ -627,7 +629,8 @@ class PrestaShopExchangeDialect(PrestaShopDialect):
         return when.dt.tz_convert(tz).dt.strftime("%Y-%m-%d %H:%M:%S").fillna("")
 
     def _price(self, df: pd.DataFrame, rejects: Rejects) -> pd.DataFrame:
-        """Products import: name (kept), price excl. VAT, tax rule, the promotion, reference."""
+        """Products import: name (kept), categories (restated), price excl. VAT, tax rule, the promotion,
+        reference."""
         rule = _num(df["vat_rate"]).round(2).map(self.tax_rules)
         bad = rejects.add(
             df,
@@ -646,6 +649,8 @@ class PrestaShopExchangeDialect(PrestaShopDialect):
         )
         values = {
             "name": df["name"],
+            # Restated: a product row with an empty Categories cell keeps one of its categories.
+            "category": self._categories(df["family_ids"]),
             "price_tex": _fmt(df["price_excl_vat"], 6),
             "id_tax_rules_group": rule.map(lambda x: "" if pd.isna(x) else str(int(x))),
             "reduction_price": amount.where(fixed).map(lambda x: "" if pd.isna(x) else f"{x:.2f}"),
@@ -657,11 +662,13 @@ class PrestaShopExchangeDialect(PrestaShopDialect):
         return prestashop_frame("products", values, df.index)[~bad]
 
     def _stock(self, df: pd.DataFrame, rejects: Rejects) -> pd.DataFrame:
-        """Products import: name (kept), reference, quantity; articles with combinations are left
-        out (PrestaShop sums their combinations' stock itself)."""
+        """Products import: name (kept), categories (restated), reference, quantity; articles with
+        combinations are left out (PrestaShop sums their combinations' stock itself)."""
         plain = df[df["has_variants"].fillna("f").isin(["f", "false"])]
         values = {
             "name": plain["name"],
+            # Restated: a product row with an empty Categories cell keeps one of its categories.
+            "category": self._categories(plain["family_ids"]),
             "reference": plain["article_reference"],
             "quantity": _whole(plain["available_qty"]),
         }
