@@ -125,7 +125,23 @@ def prices_stock(airflow_db, connections):
     return prices_stock_dag()
 
 
+def _families_sent(erp, but: tuple[str, ...] = ()) -> None:
+    """The web families as the catalog flow would have sent them (its snapshot), but ``but``."""
+    erp.execute(
+        "INSERT INTO passerelle.snapshot (entity, key, hash, batch_id) SELECT 'family', code, 'h', 0 "
+        "FROM erp.family WHERE web AND code <> ALL (%s)",
+        (list(but),),
+    )
+    erp.commit()
+
+
+def _categories(family_ids: str, sent: set[str] | None = None) -> str:
+    """The Categories cell of family ids "1,3,7" (root first): category ids (+10,000), leaf first."""
+    return ",".join(str(10_000 + int(i)) for i in reversed(family_ids.split(",")) if sent is None or i in sent)
+
+
 def test_prices_delta_after_a_price_change_and_a_new_promotion(prices_stock, erp, ftp_server):
+    _families_sent(erp)
     _run(prices_stock, DAY1)
     (first,) = _folders(ftp_server, "prices_stock")
     m1 = _manifest(first)
@@ -181,9 +197,7 @@ def test_prices_delta_after_a_price_change_and_a_new_promotion(prices_stock, erp
     # the catalog sends them, by category ID (family id + 10,000), leaf first.
     ids = erp.execute("SELECT family_ids FROM passerelle_src.article WHERE key = %s", (changed_ref,)).fetchone()[0]
     erp.commit()
-    assert ids and sent.loc[changed_ref, "Categories (x,y,z...)"] == ",".join(
-        str(10_000 + int(i)) for i in reversed(ids.split(","))
-    )
+    assert ids and sent.loc[changed_ref, "Categories (x,y,z...)"] == _categories(ids)
     assert sent.loc[changed_ref, "Discount percent"] == ""
     assert sent.loc[promo_ref, "Discount percent"] == "25.00"
     assert sent.loc[promo_ref, "Discount from (yyyy-mm-dd)"] == "2026-11-25"
@@ -325,6 +339,7 @@ def test_prestashop_sends_out_of_stock_combinations_with_zero_quantity(erp):
     erp.commit()
     from passerelle.config import parse_settings
 
+    _families_sent(erp)
     settings = parse_settings({"shop": {"timezone": "Europe/Paris"}, "stock": {"safety_stock": 0}})
     dialect = exchange_dialect("prestashop", settings)
     entities = prices_stock_entities(
@@ -351,15 +366,25 @@ def test_prestashop_sends_out_of_stock_combinations_with_zero_quantity(erp):
         "WHERE s.level = 'article' AND a.web AND NOT s.has_variants"
     ).fetchone()[0]
     assert 0 < len(products) == plain < batch.counts["stock"]["created"]  # combinations' products: PrestaShop sums
-    # The categories restated, as the catalog's product rows give them (an empty cell keeps one).
+    # The categories restated, as the catalog's product rows give them (an empty cell keeps one),
+    # but those the catalog has not sent yet (the import would create them, named by their number):
+    # here a leaf family left out of the catalog's snapshot.
     catalog = dict(erp.execute("SELECT key, family_ids FROM passerelle_src.article WHERE family_ids IS NOT NULL"))
-    erp.commit()
     stated = products.set_index("Reference #")["Categories (x,y,z...)"]
     assert (stated != "").all()
-    assert all(
-        cell == ",".join(str(10_000 + int(i)) for i in reversed(catalog[ref].split(",")))
-        for ref, cell in stated.items()
-    )
+    assert all(cell == _categories(catalog[ref]) for ref, cell in stated.items())
+    ref = stated.index[0]
+    leaf_id = catalog[ref].split(",")[-1]
+    leaf, depth = erp.execute(
+        "SELECT code, depth FROM passerelle_src.family WHERE family_id = %s", (int(leaf_id),)
+    ).fetchone()
+    erp.execute("DELETE FROM passerelle.snapshot WHERE entity = 'family' AND key = %s", (leaf,))
+    erp.commit()
+    assert depth > 1  # a leaf under a parent: the parent stays
+    rows = erp.execute("SELECT s.key, s.family_ids FROM passerelle_src.stock s WHERE s.key = %s", (ref,)).fetchall()
+    erp.commit()
+    sent_ids = set(catalog[ref].split(",")) - {leaf_id}
+    assert rows == [(ref, ",".join(i for i in catalog[ref].split(",") if i in sent_ids))]
 
 
 # -- one stock for the catalog and the stock file ------------------------------------------------

@@ -26,6 +26,30 @@ $$;
 
 -- ---------------------------------------------------------------------------------- prices
 
+-- Each family's ids (its own and its parents', root first, as passerelle_src.family.family_ids)
+-- among the families the shop has: those whose catalog row it confirmed (passerelle.snapshot,
+-- entity "family"; the shop's category id derives from the family id). A family created or moved
+-- since the last catalog send is left out until that send. Families are few: computed once per
+-- statement, hash-joined with the articles.
+-- (The snapshot is read through a PL/pgSQL function: the views are made before Passerelle's
+-- state schema in a new installation, and without that schema the shop has no family.)
+CREATE OR REPLACE FUNCTION passerelle_src.shop_has_family(family_code text) RETURNS boolean
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN EXISTS (SELECT 1 FROM passerelle.snapshot s WHERE s.entity = 'family' AND s.key = family_code);
+EXCEPTION WHEN undefined_table THEN
+    RETURN false;
+END
+$$;
+
+CREATE OR REPLACE VIEW passerelle_src.shop_family AS
+SELECT fam.code, string_agg(u.id, ',' ORDER BY u.n) AS family_ids
+FROM passerelle_src.family fam
+CROSS JOIN LATERAL unnest(string_to_array(fam.family_ids, ',')) WITH ORDINALITY AS u(id, n)
+JOIN erp.family f ON f.id = u.id::integer
+WHERE passerelle_src.shop_has_family(f.code)
+GROUP BY fam.code;
+
 -- One row per article: base price excl. and incl. VAT and the promotion for every customer
 -- (no price list, no variant) that is current or comes next on the as-of date
 -- (passerelle_src.article_promotion, 10_catalog.sql). A shop such as PrestaShop holds one such
@@ -35,9 +59,10 @@ $$;
 -- promo_active: the promotion runs on the as-of date, so the row changes (and is sent again) the
 -- day it starts (Shopify has no scheduled sale: its price file sets the sale price that day).
 -- has_variants: the article has active variants (Shopify's price file leaves those to the catalog).
--- family_ids: the article's family and its parents (passerelle_src.family): PrestaShop's product
--- import keeps one category of a product whose Categories cell is empty, so its price and stock
--- rows restate them.
+-- family_ids: the article's family and its parents (passerelle_src.family) that the shop already
+-- has (passerelle_src.shop_family): PrestaShop's product import keeps one category of a product
+-- whose Categories cell is empty, so its price and stock rows restate them; a category the
+-- catalog has not sent yet would be created by that import under a number for a name.
 CREATE OR REPLACE VIEW passerelle_src.price AS
 SELECT a.reference AS key,
        a.reference,
@@ -56,7 +81,7 @@ SELECT a.reference AS key,
        fam.family_ids
 FROM erp.article a
 LEFT JOIN erp.family f ON f.id = a.family_id
-LEFT JOIN passerelle_src.family fam ON fam.code = f.code
+LEFT JOIN passerelle_src.shop_family fam ON fam.code = f.code
 LEFT JOIN passerelle_src.article_promotion pr ON pr.article_id = a.id
 -- set-wise (one grouped pass, hashed), not a subquery per article
 LEFT JOIN (SELECT DISTINCT v.article_id FROM erp.variant v WHERE v.active) hv ON hv.article_id = a.id;
@@ -132,7 +157,7 @@ SELECT a.reference AS key,
 FROM passerelle_src.shop_stock_article sa
 JOIN erp.article a ON a.id = sa.article_id
 LEFT JOIN erp.family f ON f.id = a.family_id
-LEFT JOIN passerelle_src.family fam ON fam.code = f.code
+LEFT JOIN passerelle_src.shop_family fam ON fam.code = f.code
 UNION ALL
 SELECT v.reference,
        'variant',

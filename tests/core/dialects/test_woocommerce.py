@@ -177,7 +177,7 @@ def test_products_to_create_and_to_update_go_to_their_own_imports():
     never confirmed with their variations, and the variations of the others (one may be new),
     for the creation, which skips the rows the shop has."""
     dialect = WooCommerceDialect()
-    changed = ARTICLES.assign(batch_op=["C", "U"])  # ART-1 new; TEE's row changed (maybe a new size)
+    changed = ARTICLES.assign(batch_op=["C", "U"], previous_label=[None, "l"])  # ART-1 new; TEE changed
     files = dialect.live_files("article", changed, Rejects())
     assert list(files) == ["products_new", "products"]
     assert [(r, s) for r, s in zip(files["products"]["Type"], files["products"]["SKU"], strict=True)] == [
@@ -187,8 +187,9 @@ def test_products_to_create_and_to_update_go_to_their_own_imports():
         ("variation", "TEE-M"),
     ]
     assert files["products_new"]["SKU"].tolist() == ["ART-1", "TEE-S", "TEE-M"]
-    # A full send (every row C): both imports get every row.
-    full = dialect.live_files("article", ARTICLES.assign(batch_op="C"), Rejects())
+    # A full send (no previous label, whatever the row's op: U for a row the snapshot holds):
+    # both imports get every row, so that a product the shop lacks is created again.
+    full = dialect.live_files("article", ARTICLES.assign(batch_op=["C", "U"], previous_label=None), Rejects())
     assert (
         full["products_new"]["SKU"].tolist() == full["products"]["SKU"].tolist() == ["ART-1", "TEE", "TEE-S", "TEE-M"]
     )

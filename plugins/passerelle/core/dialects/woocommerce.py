@@ -283,7 +283,9 @@ class WooCommerceDialect(Dialect):
         rows = self.live(entity, df, rejects)
         if entity != "article":
             return {self.stems[entity]: rows}
-        unconfirmed = set(df.loc[df["batch_op"].fillna("C") == "C", "reference"])
+        # No previous label: a row the shop never confirmed, and every row of a full send (which
+        # sends everything as if the shop had nothing: a product it lacks is created again).
+        unconfirmed = set(df.loc[df["previous_label"].isna() | (df["batch_op"].fillna("C") == "C"), "reference"])
         new = rows["SKU"].isin(unconfirmed) | rows["Parent"].isin(unconfirmed) | (rows["Type"] == "variation")
         return {f"{self.stems[entity]}_new": rows[new], self.stems[entity]: rows}
 
