@@ -238,11 +238,27 @@ def test_prestashop_orders_split_from_one_cart_are_refused_saying_so():
     only 'export the order again', which never helps); the file's other orders are kept."""
     header, rows = prestashop_rows()
     first = [r for r in rows if r["id_order"] == "1"]
-    package = [{**r, "id_order": "11", "id_order_detail": f"9{i}", "carrier": "DPD"} for i, r in enumerate(first)]
+    # The second package: its own carrier, one line, its own totals (43.55 with its shipping).
+    package = [
+        {
+            **first[0],
+            "id_order": "11",
+            "id_order_detail": "91",
+            "carrier": "DPD",
+            "product_quantity": "4",
+            "total_products": "31.840000",
+            "total_products_wt": "38.208000",
+            "total_paid_tax_excl": "36.290000",
+            "total_paid_tax_incl": "43.550000",
+        }
+    ]
     p = read_inbound("request_sql_1.csv", prestashop_file(header, rows + package))
     assert "QWXKBNAHT" not in set(p.orders.shop_order_id)
+    mine = p.rejects[p.rejects.shop_order_id == "QWXKBNAHT"]
+    # Not also "export the order again": the totals of two orders taken as one are not checked.
+    assert not mine.reason.str.contains("export the order again").any()
     split = p.rejects[p.rejects.field == "id_order"]
-    assert set(split.shop_order_id) == {"QWXKBNAHT"} and len(split) == 2 * len(first)
+    assert set(split.shop_order_id) == {"QWXKBNAHT"} and len(split) == len(first) + 1
     assert set(split.reason) == {
         "PrestaShop split one cart into 2 orders (id_order 1, 11) under the same reference, which Passerelle "
         "keys orders by: integrate them by hand"

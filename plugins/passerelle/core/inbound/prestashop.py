@@ -184,24 +184,26 @@ def typed(
         "(orders.valid) to the query so that the shop's own states are read",
     )
     paid = _each_distinct(state, lambda v: v in _PAID, bool) | (rows["paid_at"] != "")
-    _split_carts(rows["id_order"], codes, add)
-    return status, paid, _amounts(rows, add, codes, qty, money)
+    split = _split_carts(rows["id_order"], codes, add)
+    return status, paid, _amounts(rows, add, codes, qty, money, split)
 
 
-def _split_carts(id_order: np.ndarray, codes: np.ndarray, add: Callable[..., None]) -> None:
+def _split_carts(id_order: np.ndarray, codes: np.ndarray, add: Callable[..., None]) -> np.ndarray:
     """Orders PrestaShop made of one cart share its ``reference`` (``PaymentModule::validateOrder``:
     one order per package, i.e. per carrier, warehouse or address, each ``$order->reference =
     $reference``), the key Passerelle reads. Their rows are refused, saying so: merged under one
     key they would not add up ("export the order again" would never help), and kept apart they
-    would need another key than the one the back office holds for that reference."""
+    would need another key than the one the back office holds for that reference. Returns the
+    rows refused so (their totals are not checked as one order's: that reason would be false)."""
     ids = pd.Series(id_order, dtype=object).where(id_order != "")
     keyed = codes >= 0
+    none = np.zeros(len(codes), dtype=bool)
     if not ids.notna().any() or not keyed.any():
-        return
+        return none
     per = ids[keyed].groupby(codes[keyed]).agg(lambda s: sorted(set(s.dropna()), key=lambda v: (len(v), v)))
     split = {code: found for code, found in per.items() if len(found) > 1}
     if not split:
-        return
+        return none
     mask = keyed & np.isin(codes, list(split))
     why = np.full(len(codes), "", dtype=object)
     why[mask] = [
@@ -210,6 +212,7 @@ def _split_carts(id_order: np.ndarray, codes: np.ndarray, add: Callable[..., Non
         for c in codes[mask]
     ]
     add(mask, "id_order", why)
+    return mask
 
 
 def _rate(excl: np.ndarray, incl: np.ndarray) -> np.ndarray:
@@ -226,6 +229,7 @@ def _amounts(
     codes: np.ndarray,
     qty: pd.Series,
     money: dict[str, pd.Series],
+    split: np.ndarray,
 ) -> dict[str, Any]:
     q = qty.to_numpy()
     excl = money["unit_price"].to_numpy()
@@ -247,7 +251,7 @@ def _amounts(
     total = money["total"].to_numpy()
     with np.errstate(invalid="ignore"):
         expected = lines_incl + ship_incl - disc_incl
-        off = ~np.isnan(total) & ~np.isnan(expected) & (np.abs(total - expected) > slack)
+        off = ~np.isnan(total) & ~np.isnan(expected) & (np.abs(total - expected) > slack) & ~split
     # Gift wrapping (Cart::ONLY_WRAPPING) is in total_paid_tax_incl and in no line: the back office's
     # order has no place for it. Refused saying so, not with "export the order again".
     wrapping = _filled(money["wrapping_incl"].to_numpy(), 0.0)
@@ -275,7 +279,7 @@ def _amounts(
     )
     products = money["products_incl"].to_numpy()
     with np.errstate(invalid="ignore"):
-        off = ~np.isnan(products) & ~np.isnan(lines_incl) & (np.abs(products - lines_incl) > slack)
+        off = ~np.isnan(products) & ~np.isnan(lines_incl) & (np.abs(products - lines_incl) > slack) & ~split
     _said(
         add,
         off,
