@@ -229,6 +229,11 @@ def test_catalog_full_then_delta(shop, catalog, erp, ftp_server):
     if shop == "woocommerce":
         assert_woocommerce_header(off_header)
         assert [(r["SKU"], r["Published"]) for r in off] == [(removed, "-1")]  # a draft
+        # A full send again, the shop holding the products: every row to create too, so that a
+        # product the shop lacks (its creation skipped) is created this time.
+        _run(catalog, DAY2.add(days=1), {"mode": "full"})
+        third = _files(_folders(ftp_server, "catalog")[2])
+        assert _read(third["products_new_0001.csv"]) == _read(third["products_0001.csv"])
     else:
         assert_shopify_header(off_header)
         # Shopify's update needs the Title: the name last sent, from the snapshot's label

@@ -43,12 +43,12 @@ END
 $$;
 
 CREATE OR REPLACE VIEW passerelle_src.shop_family AS
-SELECT fam.code, string_agg(u.id, ',' ORDER BY u.n) AS family_ids
+SELECT fam.family_id, string_agg(u.id, ',' ORDER BY u.n) AS family_ids
 FROM passerelle_src.family fam
 CROSS JOIN LATERAL unnest(string_to_array(fam.family_ids, ',')) WITH ORDINALITY AS u(id, n)
 JOIN erp.family f ON f.id = u.id::integer
 WHERE passerelle_src.shop_has_family(f.code)
-GROUP BY fam.code;
+GROUP BY fam.family_id;
 
 -- One row per article: base price excl. and incl. VAT and the promotion for every customer
 -- (no price list, no variant) that is current or comes next on the as-of date
@@ -80,8 +80,7 @@ SELECT a.reference AS key,
        hv.article_id IS NOT NULL AS has_variants,
        fam.family_ids
 FROM erp.article a
-LEFT JOIN erp.family f ON f.id = a.family_id
-LEFT JOIN passerelle_src.shop_family fam ON fam.code = f.code
+LEFT JOIN passerelle_src.shop_family fam ON fam.family_id = a.family_id
 LEFT JOIN passerelle_src.article_promotion pr ON pr.article_id = a.id
 -- set-wise (one grouped pass, hashed), not a subquery per article
 LEFT JOIN (SELECT DISTINCT v.article_id FROM erp.variant v WHERE v.active) hv ON hv.article_id = a.id;
@@ -156,8 +155,7 @@ SELECT a.reference AS key,
        fam.family_ids
 FROM passerelle_src.shop_stock_article sa
 JOIN erp.article a ON a.id = sa.article_id
-LEFT JOIN erp.family f ON f.id = a.family_id
-LEFT JOIN passerelle_src.shop_family fam ON fam.code = f.code
+LEFT JOIN passerelle_src.shop_family fam ON fam.family_id = a.family_id
 UNION ALL
 SELECT v.reference,
        'variant',

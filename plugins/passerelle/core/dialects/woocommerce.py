@@ -268,7 +268,7 @@ class WooCommerceDialect(Dialect):
     filters_variant_display = False
     #: The article view builds its ``variants`` column for this shop (passerelle.core.export.view_options).
     view_options: dict[str, str] = {"passerelle.article_variants": "on"}
-    #: The articles' rows come with ``batch_op``, whether the shop ever confirmed them (see live_files).
+    #: The articles' rows come with ``previous_label``, the label the shop last confirmed (see live_files).
     with_previous: frozenset[str] = frozenset({"article"})
 
     def live_files(self, entity: str, df: pd.DataFrame, rejects: Rejects) -> dict[str, pd.DataFrame]:
@@ -285,7 +285,7 @@ class WooCommerceDialect(Dialect):
             return {self.stems[entity]: rows}
         # No previous label: a row the shop never confirmed, and every row of a full send (which
         # sends everything as if the shop had nothing: a product it lacks is created again).
-        unconfirmed = set(df.loc[df["previous_label"].isna() | (df["batch_op"].fillna("C") == "C"), "reference"])
+        unconfirmed = set(df.loc[df["previous_label"].fillna("") == "", "reference"])
         new = rows["SKU"].isin(unconfirmed) | rows["Parent"].isin(unconfirmed) | (rows["Type"] == "variation")
         return {f"{self.stems[entity]}_new": rows[new], self.stems[entity]: rows}
 
@@ -517,7 +517,8 @@ class WooCommerceDialect(Dialect):
         return self.frame(values, df.index)[~bad]
 
     def _sale_end(self, last_day: pd.Series) -> pd.Series:
-        """``YYYY-MM-DD`` of the promotion's last day, as WooCommerce's importer needs it (see _live_price)."""
+        """The ``Date sale price ends`` of a promotion's last day (``YYYY-MM-DD``): the day after it,
+        unless ``woocommerce.sale_end_day_after`` is false (see _live_price)."""
         days = pd.to_datetime(last_day.fillna(""), format="%Y-%m-%d", errors="coerce")
         if self.settings.woocommerce.sale_end_day_after:
             days = days + pd.Timedelta(days=1)

@@ -193,7 +193,7 @@ def refunded_lines(rows: dict[str, np.ndarray], src: dict[str, str]) -> np.ndarr
         return np.zeros(len(rows["status"]), dtype=bool)
     which, distinct = pd.factorize(rows["status"])
     refunded = np.array([WOOCOMMERCE_STATUSES.get(_status_key(v)) == "refunded" for v in distinct], dtype=bool)
-    return refunded[which] if len(distinct) else np.zeros(len(rows["status"]), dtype=bool)
+    return refunded[which]
 
 
 def _clean_rate(rate: np.ndarray, net: np.ndarray, tax: np.ndarray, slack: np.ndarray) -> np.ndarray:
