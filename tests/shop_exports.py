@@ -178,6 +178,7 @@ def prestashop_export(orders: list[Order]) -> bytes:
                 {
                     "id_order": str(n),
                     "reference": order.number,
+                    "orders_in_cart": "1",
                     "date_add": order.date,
                     "current_state": state,
                     "valid": "1" if order.status in ("paid", "validated") else "0",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import psycopg
 import pytest
+from tests.core.test_inbound_amounts import prestashop_file, split_cart
 
 from passerelle import INCLUDE
 from passerelle.core.integrate import integrate_file
@@ -77,3 +78,62 @@ def test_the_shops_own_export_integrates(erp, path, rows, integrated, ignored):
         assert all(r[3] is None for rs in lines.values() for r in rs)  # VAT as the shop states it: agrees
     numbers = {r[0] for r in erp.execute("SELECT number FROM erp.sales_order WHERE origin = 'web'")}
     assert all(n.startswith("WEB-") and "#" not in n for n in numbers)
+
+
+def _package_files() -> tuple[bytes, bytes]:
+    """The sample's orders, QWXKBNAHT the first package of a cart PrestaShop split in two, as the
+    query with orders_in_cart exports them; and the cart's second package, alone in a later file."""
+    header, rows, package = split_cart()
+    return prestashop_file(header, rows), prestashop_file(header, package)
+
+
+def test_a_split_cart_in_two_files_integrates_each_package_once(erp):
+    """Each package of a split cart is its own order, keyed <reference>-<id_order>, whichever file
+    brings it: the second one, in a later file, is integrated with its lines (not taken for the
+    first, already there); a file holding both again creates nothing."""
+    seed_inbound_setup(erp)
+    _published(erp)
+    first, second = _package_files()
+    header, rows, package = split_cart()
+    results = [
+        integrate_file(erp, "request_sql_1.csv", first, rules=RULES),
+        integrate_file(erp, "request_sql_2.csv", second, rules=RULES),
+        integrate_file(erp, "request_sql_3.csv", prestashop_file(header, rows + package), rules=RULES),
+    ]
+    assert [r.status for r in results] == ["integrated"] * 3, results
+    assert results[1].counts["orders_created"] == 1 and results[1].counts["rows_quarantined"] == 0
+    assert results[2].counts["orders_created"] == 0 and results[2].counts["rows_quarantined"] == 0
+    lines = _lines(erp)
+    assert "QWXKBNAHT" not in lines
+    assert [(r[0], r[1]) for r in lines["QWXKBNAHT-11"]] == [(lines["QWXKBNAHT-1"][0][0], 4)]
+    number, total = erp.execute(
+        "SELECT number, total_incl_vat::float FROM erp.sales_order WHERE shop_order_id = 'QWXKBNAHT-11'"
+    ).fetchone()
+    assert (number, total) == ("WEB-QWXKBNAHT-11", 43.13)
+
+
+def test_a_package_whose_cart_was_integrated_whole_is_refused(erp):
+    """A cart split in two whose first package was integrated under its reference alone (a query
+    without orders_in_cart): its packages, now keyed apart, are refused with the reason, not
+    integrated beside it (one of them would be doubled)."""
+    seed_inbound_setup(erp)
+    _published(erp)
+    old = integrate_file(
+        erp, "request_sql_1.csv", (SAMPLES / "prestashop" / "request_sql_1.csv").read_bytes(), rules=RULES
+    )
+    assert old.status == "integrated" and "QWXKBNAHT" in _lines(erp)
+    _, second = _package_files()
+    result = integrate_file(erp, "request_sql_2.csv", second, rules=RULES)
+    assert result.counts["orders_created"] == 0 and result.counts["rejected_orders"] == 1
+    reasons = {
+        r[0]
+        for r in erp.execute(
+            "SELECT reason FROM passerelle.quarantine WHERE shop_order_id = 'QWXKBNAHT-11' AND field = 'reference'"
+        )
+    }
+    assert reasons == {
+        "PrestaShop split cart QWXKBNAHT into several orders, and the back office already holds order "
+        "WEB-QWXKBNAHT, integrated from a file without orders_in_cart: it is one of these packages; compare it with "
+        "QWXKBNAHT-11 and integrate the missing package by hand"
+    }
+    assert "QWXKBNAHT-11" not in _lines(erp)

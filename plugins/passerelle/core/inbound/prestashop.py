@@ -98,6 +98,7 @@ _LINE_LEVEL: dict[str, tuple[str, ...]] = {
     "unit_price_incl": ("unit_price_tax_incl",),
     "tax_rate": ("tax_rate",),
     "id_order": ("id_order",),
+    "orders_in_cart": ("orders_in_cart",),
 }
 REQUIRED_COLUMNS = [
     "reference",
@@ -146,7 +147,23 @@ def order_rows(ctx: _Context) -> tuple[dict[str, np.ndarray], dict[str, str], li
     # MySQL's NULL of an empty optional field comes out as an empty cell; a zero date as 0000-00-00.
     rows["paid_at"] = np.where(np.char.startswith(rows["paid_at"].astype(str), "0000-00-00"), "", rows["paid_at"])
     rows["label"] = np.where(rows["sku"] == "", _each_distinct(rows["label"], variant_title), rows["label"])
+    rows["shop_order_id"] = _package_keys(rows)
     return rows, src, list(_ORDER_LEVEL), absent
+
+
+def _package_keys(rows: dict[str, np.ndarray]) -> np.ndarray:
+    """Each order's key: its ``reference``; for an order of a cart PrestaShop split into one order
+    per package (``PaymentModule::validateOrder`` gives each the cart's reference), which the
+    query's ``orders_in_cart`` says (the orders sharing the reference, counted on the shop's
+    ``reference`` index), ``<reference>-<id_order>``. Every file that holds such an order gives it
+    the same key, whether or not its sibling orders are in the file: each is integrated once, as
+    its own order. A reference has 9 letters and no dash (``Order::generateReference``)."""
+    key = rows["shop_order_id"]
+    count = pd.to_numeric(pd.Series(rows["orders_in_cart"], dtype=object), errors="coerce").to_numpy()
+    split = (count > 1) & (key != "") & (rows["id_order"] != "")
+    if not split.any():
+        return key
+    return np.where(split, key + "-" + rows["id_order"], key)
 
 
 _COMBINATION = re.compile(r"^(?P<name>.+?) - (?P<attributes>[^:,]+ ?: ?[^,]+(?:, [^:,]+ ?: ?[^,]+)*)$")
@@ -191,10 +208,12 @@ def typed(
 def _split_carts(id_order: np.ndarray, codes: np.ndarray, add: Callable[..., None]) -> np.ndarray:
     """Orders PrestaShop made of one cart share its ``reference`` (``PaymentModule::validateOrder``:
     one order per package, i.e. per carrier, warehouse or address, each ``$order->reference =
-    $reference``), the key Passerelle reads. Their rows are refused, saying so: merged under one
-    key they would not add up ("export the order again" would never help), and kept apart they
-    would need another key than the one the back office holds for that reference. Returns the
-    rows refused so (their totals are not checked as one order's: that reason would be false)."""
+    $reference``). With the query's ``orders_in_cart`` each has its own key
+    (:func:`_package_keys`); from a query without it, only the ones that meet in one file can be
+    seen, and keyed apart here they would clash with the same order keyed by its reference alone
+    in another file. Their rows are refused, saying so (merged under one key they would not add
+    up: "export the order again" would never help). Returns the rows refused so (their totals are
+    not checked as one order's: that reason would be false)."""
     ids = pd.Series(id_order, dtype=object).where(id_order != "")
     keyed = codes >= 0
     none = np.zeros(len(codes), dtype=bool)
@@ -208,7 +227,8 @@ def _split_carts(id_order: np.ndarray, codes: np.ndarray, add: Callable[..., Non
     why = np.full(len(codes), "", dtype=object)
     why[mask] = [
         f"PrestaShop split one cart into {len(split[c])} orders (id_order {', '.join(split[c])}) under the same "
-        "reference, which Passerelle keys orders by: integrate them by hand"
+        "reference: add orders_in_cart to the SQL Manager query (docs/formats/prestashop.md) and export these "
+        "orders again, each is then integrated as its own order"
         for c in codes[mask]
     ]
     add(mask, "id_order", why)

@@ -49,8 +49,10 @@ from passerelle.core.integrate.rules import (
     label_key,
     line_mappings,
     order_numbers,
+    packages_held_whole,
     published_titles,
     reject_number_clashes,
+    reject_packages_held_whole,
     reject_unknown_skus,
     resolve_lines,
     resolve_vat,
@@ -234,6 +236,7 @@ def _integrate_parsed(
     references = sku_references(conn, parsed.lines["sku"].unique())  # articles and variants of the file's SKUs
     parsed = reject_unknown_skus(parsed, references["reference"])
     parsed = reject_number_clashes(parsed, taken_numbers(conn, parsed.orders["shop_order_id"]))
+    parsed = reject_packages_held_whole(parsed, packages_held_whole(conn, parsed))
     if parsed.kind != ib.CUSTOMERS:
         parsed = resolve_vat(parsed, vat_rates(references))
     sel = filter_orders(parsed, **status_rules(rules))

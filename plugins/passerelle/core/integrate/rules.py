@@ -6,6 +6,9 @@
   (:func:`order_numbers`);
   an order whose number is already another shop order's (``100231`` and ``WEB-100231``), in
   the back office or earlier in the file, is rejected (:func:`reject_number_clashes`);
+* a package of a cart PrestaShop split (``<reference>-<id_order>``) whose cart the back office
+  holds under its reference alone, integrated from a query without ``orders_in_cart``, is
+  rejected (:func:`reject_packages_held_whole`);
 * orders are split by shop status into created, quotes, cancellations and ignored
   (:func:`filter_orders`, the ``inbound`` section's rules);
 * a line without a SKU is matched (:func:`resolve_lines`: the staff's mapping, the gift-card
@@ -187,6 +190,47 @@ def reject_number_clashes(parsed: ib.ParsedFile, taken: pd.DataFrame) -> ib.Pars
     if not bad:
         return parsed
     own = pd.DataFrame(bad, columns=["line", "shop_order_id", "reason"])
+    own["field"] = ib.order_id_field(parsed.kind)
+    own["value"] = own["shop_order_id"]
+    return ib.reject_orders(parsed, own)
+
+
+#: The key of a package of a cart PrestaShop split (:mod:`passerelle.core.inbound.prestashop`).
+_PACKAGE = re.compile(r"^(?P<reference>[^-]+)-\d+$")
+
+
+def packages_held_whole(conn: psycopg.Connection, parsed: ib.ParsedFile) -> set[str]:
+    """The references of the file's PrestaShop packages (``<reference>-<id_order>``) that the back
+    office holds as an order keyed by the reference alone; no statement for other files."""
+    if parsed.kind != ib.PRESTASHOP_ORDERS:
+        return set()
+    found = parsed.orders["shop_order_id"].astype("str").str.extract(_PACKAGE)["reference"].dropna().unique()
+    if not len(found):
+        return set()
+    rows = conn.execute(
+        "SELECT shop_order_id FROM erp.sales_order WHERE shop_order_id IN (SELECT json_array_elements_text(%s::json))",
+        (json_texts(found),),
+    ).fetchall()
+    return {r[0] for r in rows}
+
+
+def reject_packages_held_whole(parsed: ib.ParsedFile, held: set[str]) -> ib.ParsedFile:
+    """Move to the rejects every package of a split cart whose cart the back office holds keyed by
+    its reference alone (``held``, from :func:`packages_held_whole`): a file exported before the
+    query had ``orders_in_cart`` integrated one of its packages under the reference, and which one
+    cannot be told from here; integrated again it could be doubled."""
+    if not held:
+        return parsed
+    orders = parsed.orders[["line", "shop_order_id"]]
+    reference = orders["shop_order_id"].astype("str").str.extract(_PACKAGE)["reference"]
+    own = orders[reference.isin(held).to_numpy()].copy()
+    ref = reference[reference.isin(held)].to_numpy()
+    own["reason"] = [
+        f"PrestaShop split cart {r} into several orders, and the back office already holds order {NUMBER_PREFIX}{r}, "
+        f"integrated from a file without orders_in_cart: it is one of these packages; compare it with {sid} "
+        "and integrate the missing package by hand"
+        for r, sid in zip(ref, own["shop_order_id"], strict=True)
+    ]
     own["field"] = ib.order_id_field(parsed.kind)
     own["value"] = own["shop_order_id"]
     return ib.reject_orders(parsed, own)
