@@ -238,7 +238,7 @@ def test_prestashop_orders_split_from_one_cart_are_refused_saying_so():
     only 'export the order again', which never helps); the file's other orders are kept."""
     header, rows = prestashop_rows()
     first = [r for r in rows if r["id_order"] == "1"]
-    # The second package: its own carrier, one line, its own totals (43.55 with its shipping).
+    # The second package: its own carrier, one line, its own totals (43.13 with its shipping).
     package = [
         {
             **first[0],
@@ -248,8 +248,10 @@ def test_prestashop_orders_split_from_one_cart_are_refused_saying_so():
             "product_quantity": "4",
             "total_products": "31.840000",
             "total_products_wt": "38.208000",
-            "total_paid_tax_excl": "36.290000",
-            "total_paid_tax_incl": "43.550000",
+            "total_price_tax_excl": "31.840000",
+            "total_price_tax_incl": "38.208000",
+            "total_paid_tax_excl": "35.940000",
+            "total_paid_tax_incl": "43.130000",
         }
     ]
     p = read_inbound("request_sql_1.csv", prestashop_file(header, rows + package))
@@ -260,12 +262,54 @@ def test_prestashop_orders_split_from_one_cart_are_refused_saying_so():
     split = p.rejects[p.rejects.field == "id_order"]
     assert set(split.shop_order_id) == {"QWXKBNAHT"} and len(split) == len(first) + 1
     assert set(split.reason) == {
-        "PrestaShop split one cart into 2 orders (id_order 1, 11) under the same reference, which Passerelle "
-        "keys orders by: integrate them by hand"
+        "PrestaShop split one cart into 2 orders (id_order 1, 11) under the same reference: add orders_in_cart to "
+        "the SQL Manager query (docs/formats/prestashop.md) and export these orders again, each is then integrated "
+        "as its own order"
     }
     alone = read_inbound("request_sql_1.csv", prestashop_file(header, rows))
     assert set(p.orders.shop_order_id) == set(alone.orders.shop_order_id) - {"QWXKBNAHT"}
     assert "id_order" not in set(alone.rejects.field)
+
+
+def split_cart() -> tuple[list[str], list[dict[str, str]], list[dict[str, str]]]:
+    """The sample's header and rows, the first order QWXKBNAHT as the first package of a cart split
+    in two, and its second package (its own carrier, one line, its own totals: 43.13 with its
+    shipping), each row with the query's orders_in_cart."""
+    header, rows = prestashop_rows()
+    header = [*header, "orders_in_cart"]
+    rows = [{**r, "orders_in_cart": "2" if r["reference"] == "QWXKBNAHT" else "1"} for r in rows]
+    first = [r for r in rows if r["id_order"] == "1"]
+    package = [
+        {
+            **first[0],
+            "id_order": "11",
+            "id_order_detail": "91",
+            "carrier": "DPD",
+            "product_quantity": "4",
+            "total_products": "31.840000",
+            "total_products_wt": "38.208000",
+            "total_price_tax_excl": "31.840000",
+            "total_price_tax_incl": "38.208000",
+            "total_paid_tax_excl": "35.940000",
+            "total_paid_tax_incl": "43.130000",
+        }
+    ]
+    return header, rows, package
+
+
+def test_prestashop_packages_of_a_split_cart_are_each_their_own_order():
+    """With the query's orders_in_cart, each order PrestaShop made of one cart is keyed
+    <reference>-<id_order>, in a file with its sibling or alone: each adds up as its own order."""
+    header, rows, package = split_cart()
+    both = read_inbound("request_sql_1.csv", prestashop_file(header, rows + package))
+    assert both.rejects.empty
+    totals = dict(zip(both.orders.shop_order_id, both.orders.total_incl_vat, strict=True))
+    assert totals["QWXKBNAHT-11"] == 43.13 and "QWXKBNAHT-1" in totals and "QWXKBNAHT" not in totals
+    assert both.lines.loc[both.lines.shop_order_id == "QWXKBNAHT-11", "quantity"].tolist() == [4]
+    alone = read_inbound("request_sql_1.csv", prestashop_file(header, package))
+    assert alone.rejects.empty and alone.orders.shop_order_id.tolist() == ["QWXKBNAHT-11"]
+    # An order alone in its cart keeps its reference as its key.
+    assert {"PLMZRTYUA", "GHTYRBVCX"} <= set(both.orders.shop_order_id)
 
 
 def test_prestashop_orders_with_gift_wrapping_are_refused_saying_so():
@@ -287,3 +331,41 @@ def test_prestashop_orders_with_gift_wrapping_are_refused_saying_so():
     mine = before.rejects[before.rejects.shop_order_id == "QWXKBNAHT"]
     reasons = dict(zip(mine.field, mine.reason, strict=True))
     assert reasons["total_paid_tax_incl"].startswith("total_paid_tax_incl 74.60 but the order's lines")
+
+
+def test_woocommerce_orders_with_fees_are_refused_saying_so():
+    """A WooCommerce fee (a payment surcharge) is in Order Total Amount, its tax in Order Total Tax
+    Amount, and in no row: with the plugin's optional Order Total Fee, such an order is refused on
+    that column with that reason; without it, the total's own reason, as before."""
+    from decimal import Decimal
+
+    from shop_exports import Line, Order, woocommerce_export
+
+    order = Order("5401", [Line("ART-000001", "Article", 2, Decimal("10.00"), Decimal("20"))])
+    rows = list(csv.DictReader(io.StringIO(woocommerce_export([order]).decode())))
+    header = [*rows[0].keys(), "Order Total Fee"]
+    fee, fee_tax = Decimal("2.50"), Decimal("0.50")
+    for r in rows:
+        r["Order Total Amount"] = f"{Decimal(r['Order Total Amount']) + fee + fee_tax:.2f}"
+        r["Order Total Tax Amount"] = f"{Decimal(r['Order Total Tax Amount']) + fee_tax:.2f}"
+        r["Order Total Fee"] = f"{fee:.2f}"
+
+    def woo(columns: list[str]) -> bytes:
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, columns, lineterminator="\n", extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+        return buf.getvalue().encode()
+
+    p = read_inbound("woocommerce_orders.csv", woo(header))
+    assert p.orders.empty
+    total = rows[0]["Order Total Amount"]
+    assert dict(zip(p.rejects.field, p.rejects.reason, strict=True)) == {
+        "Order Total Fee": f"Order Total Fee 2.50: the order's Order Total Amount {total} includes fees, which are in "
+        "no line of the export and the back office's order has no place for; integrate this order by hand"
+    }
+    before = read_inbound("woocommerce_orders.csv", woo(header[:-1]))
+    assert before.orders.empty and set(before.rejects.field) == {"Order Total Amount"}
+    assert before.rejects.reason.iloc[0].endswith("a line is missing (file cut?) or altered; export the order again")
+    plain = read_inbound("woocommerce_orders.csv", woocommerce_export([order]))
+    assert plain.rejects.empty and plain.orders.shop_order_id.tolist() == ["5401"]
