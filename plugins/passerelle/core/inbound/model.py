@@ -93,6 +93,7 @@ CUSTOMER_COLUMNS = [
 ]
 ADDRESS_COLUMNS = ["line", "shop_order_id", "shop_customer_id", "email", "kind", *ADDRESS_FIELDS]
 REJECT_COLUMNS = ["file", "line", "field", "value", "reason", "raw", "shop_order_id"]
+IF_NEW_COLUMNS = ["line", "shop_order_id", "field", "value", "reason"]
 #: Columns of the rejects CSV for the shop's error folder.
 REJECT_CSV_COLUMNS = ["file", "line", "field", "value", "reason", "raw"]
 
@@ -132,6 +133,11 @@ class ParsedFile:
     rejects: pd.DataFrame
     #: Raw text of every data row of the file, indexed by its physical line (for quarantine).
     raw: pd.Series = field(repr=False)
+    #: Problems that refuse an order only when the back office does not hold it yet (columns
+    #: :data:`IF_NEW_COLUMNS`): the file cannot give the order as it was sold, but its news (a
+    #: refund) still counts for an order already integrated
+    #: (:func:`passerelle.core.integrate.rules.reject_new_orders`).
+    if_new: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=IF_NEW_COLUMNS), repr=False)
 
     @property
     def counts(self) -> dict[str, int]:

@@ -28,7 +28,13 @@ from passerelle.core.inbound.fields import (
     _too_long,
 )
 from passerelle.core.inbound.frames import _order_frames, _Orders
-from passerelle.core.inbound.model import ORDERS, PRESTASHOP_ORDERS, SHOPIFY_ORDERS, WOOCOMMERCE_ORDERS
+from passerelle.core.inbound.model import (
+    IF_NEW_COLUMNS,
+    ORDERS,
+    PRESTASHOP_ORDERS,
+    SHOPIFY_ORDERS,
+    WOOCOMMERCE_ORDERS,
+)
 from passerelle.core.inbound.problems import _check_shape, _Problems, _rejects_frame
 from passerelle.core.inbound.reading import _Context
 
@@ -171,6 +177,7 @@ def _parse_orders(ctx: _Context, kind: str) -> dict[str, pd.DataFrame]:
     add(dup, "line_number", "line number appears twice in the same order")
 
     status, paid, typed = fmt.typed(ctx, rows, add, orders.codes, qty, money)
+    if_new = typed.pop("if_new", None)  # a reason per row, on an order's first row, else ""
     _check_computed(typed, first_of_order, problems)
 
     # Reject: the bad rows and every other row of their orders.
@@ -219,7 +226,25 @@ def _parse_orders(ctx: _Context, kind: str) -> dict[str, pd.DataFrame]:
         **typed,
         **{c: rows[c] for c in rows if c.startswith(("billing_", "delivery_"))},
     }
-    return {**_order_frames(per_row, orders, keep), "rejects": rejects}
+    return {**_order_frames(per_row, orders, keep), "rejects": rejects, "if_new": _if_new(if_new, keep, per_row, src)}
+
+
+def _if_new(reasons: np.ndarray | None, keep: np.ndarray, per_row: dict, src: dict[str, str]) -> pd.DataFrame:
+    """The format's problems that refuse an order only if the back office does not hold it yet,
+    on the kept rows (:attr:`~passerelle.core.inbound.model.ParsedFile.if_new`)."""
+    if reasons is None:
+        return pd.DataFrame(columns=IF_NEW_COLUMNS)
+    idx = np.flatnonzero(keep & (reasons != ""))
+    return pd.DataFrame(
+        {
+            "line": per_row["line"][idx],
+            "shop_order_id": per_row["shop_order_id"][idx],
+            "field": src["quantity"],
+            "value": np.asarray(per_row["quantity"])[idx].astype("int64").astype(str),
+            "reason": reasons[idx],
+        },
+        columns=IF_NEW_COLUMNS,
+    )
 
 
 def _check_computed(typed: dict, first_of_order: np.ndarray, problems: _Problems) -> None:

@@ -177,7 +177,8 @@ def typed(
         "Cancelled, Refunded, Failed, Draft)",
     )
     paid = np.array([v in _PAID for v in low], dtype=bool)[which] | (rows["paid_at"] != "")
-    amounts = _amounts(rows, add, codes, qty, money)
+    less_refund = _source(ctx, *_LINE_LEVEL["quantity"]).lower() == "quantity (- refund)"
+    amounts = _amounts(rows, add, codes, qty, money, less_refund)
     return status, paid, amounts
 
 
@@ -188,14 +189,22 @@ def _status_key(value: str) -> str:
 def refunded_lines(rows: dict[str, np.ndarray], src: dict[str, str]) -> np.ndarray:
     """Rows whose quantity may be 0: lines of a refunded order read from ``Quantity (- Refund)``,
     the plugin's default quantity, which is less the refunds (its ``qty_minus_refund``: ``_qty`` +
-    ``get_qty_refunded_for_item()``, a negative number). Such an order's lines all read 0; it
-    goes on to its credit note request (``Order Refund Amount``) instead of being refused for its
-    quantities."""
+    ``get_qty_refunded_for_item()``, a negative number). A refunded order (status Refunded, or an
+    ``Order Refund Amount``) is not refused for a line refunded whole: it goes on to its credit
+    note request; one the back office does not hold yet cannot be created from these lines
+    (:func:`_refunded_before`)."""
     if src.get("quantity", "").lower() != "quantity (- refund)":
         return np.zeros(len(rows["status"]), dtype=bool)
     which, distinct = pd.factorize(rows["status"])
     refunded = np.array([WOOCOMMERCE_STATUSES.get(_status_key(v)) == "refunded" for v in distinct], dtype=bool)
-    return refunded[which]
+    return refunded[which] | _each_distinct(rows["refunded_amount"], _positive, bool)
+
+
+def _positive(text: str) -> bool:
+    try:
+        return float(text.replace(",", ".")) > 0
+    except ValueError:
+        return False
 
 
 def _clean_rate(rate: np.ndarray, net: np.ndarray, tax: np.ndarray, slack: np.ndarray) -> np.ndarray:
@@ -214,6 +223,7 @@ def _amounts(
     codes: np.ndarray,
     qty: pd.Series,
     money: dict[str, pd.Series],
+    less_refund: bool = False,
 ) -> dict[str, Any]:
     q = qty.to_numpy()
     cost = money["unit_price"].to_numpy()  # excl. tax, after discounts
@@ -299,6 +309,7 @@ def _amounts(
     )
     total_incl = np.where(np.isnan(total), expected, total)
     tax_total = np.where(np.isnan(taxes), 0.0, taxes)
+    if_new = _refunded_before(codes, q, refunded, total, expected, slack) if less_refund else None
     rates = pd.Series(vat).groupby(codes).transform(lambda s: ";".join(f"{r:g}" for r in dict.fromkeys(s.dropna())))
     return {
         "vat_rates": rates.to_numpy(dtype=object),
@@ -317,4 +328,35 @@ def _amounts(
         "total_incl_vat": pd.Series(total_incl).round(2),
         "taxes_total": pd.Series(tax_total).round(2),
         "payment_amount": pd.Series(total_incl).round(2),
+        **({"if_new": if_new} if if_new is not None else {}),
     }
+
+
+def _refunded_before(
+    codes: np.ndarray, q: np.ndarray, refunded: np.ndarray, total: np.ndarray, expected: np.ndarray, slack: np.ndarray
+) -> np.ndarray:
+    """On the first row of each order partly refunded before this export, read from ``Quantity
+    (- Refund)``: why it cannot be created from this file; "" elsewhere. Its lines are less the
+    refunded items while ``Order Total Amount`` (``get_total()``) is the order as sold: created
+    from them, the order would lack the refunded items and its refund would be asked again as a
+    credit note. An order the back office holds is not refused for it (its refund goes on to its
+    credit note request): :func:`passerelle.core.integrate.rules.reject_new_orders`."""
+    with np.errstate(invalid="ignore"):
+        off = ~np.isnan(total) & ~np.isnan(expected) & (np.abs(total - expected) > slack)
+        a_line_gone = _per_order((q == 0).astype("float64"), codes, "max") > 0  # a line refunded whole
+        # Refunded in full (every line 0, status Refunded): never created, see refunded_lines.
+        cut = (refunded > 0) & (off | a_line_gone) & (_per_order(q, codes, "sum") > 0)
+    first = np.zeros(len(codes), dtype=bool)
+    keyed = np.flatnonzero(codes >= 0)
+    first[keyed[np.unique(codes[keyed], return_index=True)[1]]] = True
+    why = np.full(len(codes), "", dtype=object)
+    idx = np.flatnonzero(cut & first)
+    why[idx] = [
+        f"Order Refund Amount {refunded[i]:.2f}: the order was partly refunded before this export, whose Quantity "
+        f"(- Refund) gives its lines less the refunded items while Order Total Amount {total[i]:.2f} is the order "
+        f"as sold (its lines here with shipping and taxes make {expected[i]:.2f}); it cannot be created from them: "
+        "add the field Quantity to the export profile (docs/formats/woocommerce.md) and export the order again, or "
+        "integrate it by hand"
+        for i in idx
+    ]
+    return why

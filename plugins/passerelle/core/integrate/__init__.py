@@ -49,8 +49,10 @@ from passerelle.core.integrate.rules import (
     label_key,
     line_mappings,
     order_numbers,
+    orders_held,
     packages_held_whole,
     published_titles,
+    reject_new_orders,
     reject_number_clashes,
     reject_packages_held_whole,
     reject_unknown_skus,
@@ -237,6 +239,7 @@ def _integrate_parsed(
     parsed = reject_unknown_skus(parsed, references["reference"])
     parsed = reject_number_clashes(parsed, taken_numbers(conn, parsed.orders["shop_order_id"]))
     parsed = reject_packages_held_whole(parsed, packages_held_whole(conn, parsed))
+    parsed = reject_new_orders(parsed, orders_held(conn, parsed.if_new["shop_order_id"]))
     if parsed.kind != ib.CUSTOMERS:
         parsed = resolve_vat(parsed, vat_rates(references))
     sel = filter_orders(parsed, **status_rules(rules))

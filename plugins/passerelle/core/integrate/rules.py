@@ -9,6 +9,9 @@
 * a package of a cart PrestaShop split (``<reference>-<id_order>``) whose cart the back office
   holds under its reference alone, integrated from a query without ``orders_in_cart``, is
   rejected (:func:`reject_packages_held_whole`);
+* an order the file cannot give as it was sold (WooCommerce's quantities less a refund made
+  before its first export) is rejected if the back office does not hold it yet
+  (:func:`reject_new_orders`);
 * orders are split by shop status into created, quotes, cancellations and ignored
   (:func:`filter_orders`, the ``inbound`` section's rules);
 * a line without a SKU is matched (:func:`resolve_lines`: the staff's mapping, the gift-card
@@ -234,6 +237,27 @@ def reject_packages_held_whole(parsed: ib.ParsedFile, held: set[str]) -> ib.Pars
     own["field"] = ib.order_id_field(parsed.kind)
     own["value"] = own["shop_order_id"]
     return ib.reject_orders(parsed, own)
+
+
+def orders_held(conn: psycopg.Connection, shop_order_ids: Iterable[str]) -> set[str]:
+    """Which of ``shop_order_ids`` the back office holds (one probe of its unique index each)."""
+    ids = list(dict.fromkeys(shop_order_ids))
+    if not ids:
+        return set()
+    rows = conn.execute(
+        "SELECT shop_order_id FROM erp.sales_order WHERE shop_order_id IN (SELECT json_array_elements_text(%s::json))",
+        (json_texts(ids),),
+    ).fetchall()
+    return {r[0] for r in rows}
+
+
+def reject_new_orders(parsed: ib.ParsedFile, held: set[str]) -> ib.ParsedFile:
+    """Move to the rejects the orders of ``parsed.if_new`` that the back office does not hold
+    (``held``, from :func:`orders_held`): the file cannot give them as they were sold. Those it
+    holds go on (their refund becomes a credit note request)."""
+    own = parsed.if_new
+    own = own[own["shop_order_id"].isin(parsed.orders["shop_order_id"]) & ~own["shop_order_id"].isin(held)]
+    return ib.reject_orders(parsed, own) if len(own) else parsed
 
 
 def filter_orders(
