@@ -369,3 +369,19 @@ def test_woocommerce_orders_with_fees_are_refused_saying_so():
     assert before.rejects.reason.iloc[0].endswith("a line is missing (file cut?) or altered; export the order again")
     plain = read_inbound("woocommerce_orders.csv", woocommerce_export([order]))
     assert plain.rejects.empty and plain.orders.shop_order_id.tolist() == ["5401"]
+
+
+def test_a_shopify_free_shipping_code_is_not_taken_off_twice():
+    """A free-shipping code: Shipping is already 0, and Discount Amount may hold the shipping it
+    took off. The order discount is what the products lost (their prices against Subtotal), not
+    Discount Amount again: the back office's order adds up to the shop's Total."""
+    free = {**ORDER, "Shipping": "0.00", "Total": "30.00", "Taxes": "5.00", "Tax 1 Value": "5.00"}
+    free |= {"Discount Code": "LIVRAISON", "Discount Amount": "5.00"}
+    p = read_inbound("s.csv", shopify_file([{**free, **LINE_A}, LINE_B]))
+    assert p.rejects.empty
+    o = p.orders.iloc[0]
+    assert (o.order_discount_incl_vat, o.shipping_incl_vat, o.total_incl_vat) == (0.0, 0.0, 30.0)
+    # A products code alone, as before: Discount Amount is the order's discount.
+    code = {**ORDER, "Subtotal": "27.00", "Total": "32.00", "Discount Code": "BIENVENUE", "Discount Amount": "3.00"}
+    p = read_inbound("s.csv", shopify_file([{**code, **LINE_A}, LINE_B]))
+    assert p.orders.order_discount_incl_vat.tolist() == [3.0]

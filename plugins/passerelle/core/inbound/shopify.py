@@ -137,7 +137,7 @@ def typed(
     paid = np.array([v in ("paid", "partially_refunded", "refunded") for v in low], dtype=bool)[which] | (
         rows["paid_at"] != ""
     )
-    amounts = _shopify_amounts(ctx, rows, money, codes)
+    amounts = _shopify_amounts(ctx, rows, money, codes, qty)
     _check_totals(rows, add, codes, qty, money, amounts.pop("_included"))
     return status, paid, amounts
 
@@ -285,7 +285,7 @@ def _distinct_per_row(frame: pd.DataFrame) -> pd.Series:
 
 
 def _shopify_amounts(
-    ctx: _Context, rows: dict[str, np.ndarray], money: dict[str, pd.Series], key: np.ndarray
+    ctx: _Context, rows: dict[str, np.ndarray], money: dict[str, pd.Series], key: np.ndarray, qty: pd.Series
 ) -> dict[str, Any]:
     """Shopify amounts to ours: VAT rate from the order's tax lines (``Tax 1 Name`` "TVA 20%"),
     prices excl. VAT from prices incl. VAT when the shop's prices include taxes.
@@ -326,6 +326,11 @@ def _shopify_amounts(
     s_excl, s_incl = split(ship, order_rate)
     line_disc_sum = disc.groupby(key).transform("sum")
     odisc = (money["order_discount"].fillna(0.0) - line_disc_sum).clip(lower=0)
+    # Discount Amount may hold more than the products lost: a free-shipping code's discount, which
+    # Shipping already has off. The order discount is then what the products lost, from the figures
+    # (quantity x price less the line discounts, against Subtotal), so it is not taken off twice.
+    lost = ((qty * price).groupby(key).transform("sum") - line_disc_sum - money["subtotal"]).clip(lower=0).round(2)
+    odisc = odisc.where(~(odisc > lost + TOLERANCE), lost)
     o_excl, o_incl = split(odisc, order_rate)
     total_incl = total.where(total.notna(), subtotal + ship + taxes.where(~included, 0.0))
     # The rates the order states (tax lines with a value), for the integration: with several, a
