@@ -314,3 +314,34 @@ def test_a_publication_cut_before_it_was_recorded_creates_no_customer_twice(
     before = csv_files()
     _run(customers, DAY1)
     assert csv_files() == before
+
+
+def test_a_full_send_asked_of_a_run_that_takes_up_a_cut_batch_is_said_not_built(
+    airflow_db, connections, erp, ftp_server, monkeypatch, tmp_path
+):
+    """A run taking up a batch whose publication was cut sends that batch, not what it was asked
+    for: a delta's changes go with the next run, but a full send asked by hand would be lost
+    without a word. Its summary says it was not built and to trigger it again; triggered again,
+    it is built."""
+    import passerelle.core.batches as batches
+
+    customers = _without_retries(monkeypatch, tmp_path)
+    _run(customers, DAY1)  # the first send, full
+    erp.execute("UPDATE erp.customer SET phone = '0700000000' WHERE code = 'CLI-000010'")
+    erp.commit()
+    mark = batches.mark_published
+    monkeypatch.setattr(batches, "mark_published", _database_gone)
+    cut = customers.test(logical_date=DAY1.add(days=1))
+    assert cut.get_task_instance("publish").state == "failed"
+    monkeypatch.setattr(batches, "mark_published", mark)
+
+    asked = _run(customers, DAY1.add(days=2), {"mode": "full"})
+    build = asked.get_task_instance("build").xcom_pull(task_ids="build")
+    note = erp.execute("SELECT note FROM passerelle.run_summary WHERE dag_run_id = %s", (asked.run_id,)).fetchone()[0]
+    erp.commit()
+    assert (build["batch_id"], build["mode"]) == (2, "delta")  # the cut delta, taken up
+    assert "a full send of customer, customer_address was asked of this run and not built: trigger it again" in note
+
+    again = _run(customers, DAY1.add(days=3), {"mode": "full"})
+    rebuilt = again.get_task_instance("build").xcom_pull(task_ids="build")
+    assert rebuilt["mode"] == "full" and "not_built" not in rebuilt

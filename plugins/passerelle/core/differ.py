@@ -159,6 +159,9 @@ class Batch:
     #: The run key the batch was built for, when this run took it up (its publication cut before it
     #: was recorded: :func:`build_batch`).
     taken_from: str | None = None
+    #: What this run was asked for and did not build, having taken up another batch instead
+    #: ("a full send of article, variant"); None when the batch taken up holds it.
+    not_built: str | None = None
 
     def as_xcom(self) -> dict:
         return {
@@ -171,6 +174,7 @@ class Batch:
             "counts": self.counts,
             "reused": self.reused,
             **({"taken_from": self.taken_from} if self.taken_from else {}),
+            **({"not_built": self.not_built} if self.not_built else {}),
         }
 
 
@@ -383,6 +387,16 @@ def record_batch_rows(conn: psycopg.Connection, batch: Batch, entity: Entity) ->
         batch.unrecorded.remove(entity.name)
 
 
+def _not_built(taken: Batch, mode: str, entities: Sequence[Entity]) -> str | None:
+    """The full send a run was asked for that the batch it takes up is not (not full, or without
+    some of the entities); None otherwise: a delta's or new rows' send is never lost, the next
+    run's holds this run's changes."""
+    names = [e.name for e in entities]
+    if mode != "full" or (taken.mode == "full" and set(names) <= set(taken.entities)):
+        return None
+    return f"a full send of {', '.join(names)}"
+
+
 def build_batch(
     conn: psycopg.Connection,
     *,
@@ -430,7 +444,8 @@ def build_batch(
             flow,
             taken_from,
         )
-        return replace(find_batch(conn, flow, batch_id=cut), taken_from=taken_from)
+        taken = find_batch(conn, flow, batch_id=cut)
+        return replace(taken, taken_from=taken_from, not_built=_not_built(taken, mode, entities))
     if existing is not None:  # a dry run is recomputed each time
         conn.execute("DELETE FROM passerelle.batch WHERE id = %s", (existing.id,))
     if not dry_run:

@@ -339,6 +339,8 @@ class ConfirmBatchOperator(OutcomeMixin, ErpMixin, BaseOperator):
                 f"batch {batch['batch_id']} of {batch['taken_from']} finished: its publication had been cut before "
                 "it was recorded; this run's own changes go with the next run"
             )
+        if batch.get("not_built"):
+            more.append(f"{batch['not_built']} was asked of this run and not built: trigger it again")
         note = note_text(
             verb="sent",
             rows=sent_rows(counts),
