@@ -263,8 +263,8 @@ def test_prestashop_orders_split_from_one_cart_are_refused_saying_so():
     assert set(split.shop_order_id) == {"QWXKBNAHT"} and len(split) == len(first) + 1
     assert set(split.reason) == {
         "PrestaShop split one cart into 2 orders (id_order 1, 11) under the same reference: add orders_in_cart to "
-        "the SQL Manager query (docs/formats/prestashop.md) and export these orders again, each is then integrated "
-        "as its own order"
+        "the SQL Manager query (docs/formats/prestashop.md) and export these orders again, to integrate each as its "
+        "own order"
     }
     alone = read_inbound("request_sql_1.csv", prestashop_file(header, rows))
     assert set(p.orders.shop_order_id) == set(alone.orders.shop_order_id) - {"QWXKBNAHT"}

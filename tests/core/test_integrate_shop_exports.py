@@ -132,8 +132,36 @@ def test_a_package_whose_cart_was_integrated_whole_is_refused(erp):
         )
     }
     assert reasons == {
-        "PrestaShop split cart QWXKBNAHT into several orders, and the back office already holds order "
-        "WEB-QWXKBNAHT, integrated from a file without orders_in_cart: it is one of these packages; compare it with "
-        "QWXKBNAHT-11 and integrate the missing package by hand"
+        "PrestaShop split cart QWXKBNAHT into several orders, and the back office already holds order QWXKBNAHT, "
+        "integrated from a file without orders_in_cart: it is one of these packages; compare it with QWXKBNAHT-11 "
+        "and integrate the missing package by hand"
     }
     assert "QWXKBNAHT-11" not in _lines(erp)
+
+
+def test_a_package_read_by_the_old_query_after_its_key_is_not_integrated_twice(erp):
+    """The other way round: the packages integrated under <reference>-<id_order>, then a file of the
+    query without orders_in_cart (a replay of rows quarantined before the upgrade, an export not
+    updated) brings one of them keyed by the reference alone: refused, saying to add the column,
+    not created a second time."""
+    seed_inbound_setup(erp)
+    _published(erp)
+    header, rows, package = split_cart()
+    assert (
+        integrate_file(erp, "request_sql_1.csv", prestashop_file(header, rows + package), rules=RULES).counts[
+            "orders_created"
+        ]
+        == 5
+    )
+    old_header = [c for c in header if c != "orders_in_cart"]
+    old_rows = [{k: v for k, v in r.items() if k in old_header} for r in package]
+    old = integrate_file(erp, "request_sql_2.csv", prestashop_file(old_header, old_rows), rules=RULES)
+    assert (old.counts["orders_created"], old.counts["rejected_orders"]) == (0, 1)
+    reason = erp.execute("SELECT reason FROM passerelle.quarantine WHERE shop_order_id = 'QWXKBNAHT'").fetchone()[0]
+    erp.commit()
+    assert reason == (
+        "order QWXKBNAHT (id_order 11) is package QWXKBNAHT-11 of a cart PrestaShop split, which the back office "
+        "already holds from a file with orders_in_cart; this file's query lacks that column: add it "
+        "(docs/formats/prestashop.md)"
+    )
+    assert "QWXKBNAHT" not in _lines(erp)

@@ -15,7 +15,7 @@ from decimal import Decimal
 import pytest
 
 from passerelle import INCLUDE
-from passerelle.core.integrate import DEFAULT_RULES, integrate_file
+from passerelle.core.integrate import DEFAULT_RULES, integrate_file, replay_quarantine
 
 RULES = {**DEFAULT_RULES, "awaiting_payment": ["pending"]}
 
@@ -344,17 +344,22 @@ def test_a_woocommerce_order_refunded_in_full_becomes_its_credit_note_request(er
     assert zero.counts["rows_quarantined"] == 1 and _order(erp, "5304") is None
 
 
-def _refunded_before_export(order, quantities: dict[str, str], refund: str) -> bytes:
+def _refunded_before_export(order, quantities: dict[str, str], refund: str, *, before=(), **more: str) -> bytes:
     """``order`` as Advanced Order Export writes it after a partial refund: its default ``Quantity
     (- Refund)`` less the refunded items (``quantities``: SKU -> quantity left), its totals the
-    order as sold (``get_total()``), ``Order Refund Amount`` what was refunded."""
+    order as sold (``get_total()``), ``Order Refund Amount`` what was refunded; ``more``: other
+    cells, on every row (a column the default fields lack is added); ``before``: orders written
+    first, as they are."""
     from shop_exports import woocommerce_export
 
-    rows = list(csv.DictReader(io.StringIO(woocommerce_export([order]).decode())))
+    rows = list(csv.DictReader(io.StringIO(woocommerce_export([*before, order]).decode())))
     for r in rows:
+        if r["Order Number"] != order.number:
+            continue
         r["Quantity (- Refund)"] = quantities.get(r["SKU"], r["Quantity (- Refund)"])
         r["Order Refund Amount"] = refund
         r["Order Status"] = "Completed"
+        r.update(more)
     buf = io.StringIO()
     w = csv.DictWriter(buf, list(rows[0]), lineterminator="\n")
     w.writeheader()
@@ -399,3 +404,90 @@ def test_a_woocommerce_order_partly_refunded_before_its_first_export_is_not_crea
     order_id, _ = _order(erp, "5502")
     assert [(amount, file) for amount, _, _, _, file, _ in _credit_notes(erp, order_id)] == [(18.0, "woo3.csv")]
     assert erp.execute("SELECT count(*) FROM erp.sales_order_line WHERE order_id = %s", (order_id,)).fetchone() == (2,)
+
+
+def _woo_lines():
+    from shop_exports import Line
+
+    return [
+        Line("ART-000001", "Article", 2, Decimal("10.00"), Decimal("20")),
+        Line("ART-000002", "Autre article", 1, Decimal("5.00"), Decimal("20")),
+    ]
+
+
+def test_a_new_woocommerce_order_refunded_by_an_amount_alone_is_created_with_its_credit_note_request(erp):
+    """A refund of an amount, no item (a goodwill gesture): Quantity (- Refund) is the quantity sold,
+    the order adds up; a new one is created as sold and its refund becomes its credit note request."""
+    from shop_exports import Order
+
+    data = _refunded_before_export(Order("5601", _woo_lines()), {}, "5.00")
+    result = integrate_file(erp, "woo1.csv", data, rules=RULES)
+    assert (result.counts["orders_created"], result.counts["rows_quarantined"]) == (1, 0)
+    order_id, _ = _order(erp, "5601")
+    assert [amount for amount, *_ in _credit_notes(erp, order_id)] == [5.0]
+    assert erp.execute("SELECT count(*) FROM erp.sales_order_line WHERE order_id = %s", (order_id,)).fetchone() == (2,)
+
+
+def test_a_woocommerce_order_with_fees_is_refused_for_them_even_when_partly_refunded(erp):
+    """A fee and a refund of its shipping, no item refunded: refused on Order Total Fee (not taken as
+    an order that adds up, not told to add the field Quantity); a negative fee (a discount made a
+    fee) likewise, not as a negative amount."""
+    from shop_exports import Order
+
+    for number, fee, refund in (("5701", "2.50", "4.90"), ("5702", "-2.50", "0.00")):
+        order = Order(number, _woo_lines())
+        plain = list(csv.DictReader(io.StringIO(_refunded_before_export(order, {}, refund).decode())))[0]
+        total = Decimal(plain["Order Total Amount"]) + Decimal(fee) * Decimal("1.2")
+        taxes = Decimal(plain["Order Total Tax Amount"]) + Decimal(fee) * Decimal("0.2")
+        data = _refunded_before_export(
+            order,
+            {},
+            refund,
+            **{"Order Total Amount": f"{total:.2f}", "Order Total Tax Amount": f"{taxes:.2f}", "Order Total Fee": fee},
+        )
+        result = integrate_file(erp, f"woo{number}.csv", data, rules=RULES)
+        assert (result.counts["orders_created"], result.counts["rows_quarantined"]) == (0, 2), number
+        reasons = {
+            r[0]: r[1]
+            for r in erp.execute(
+                "SELECT field, reason FROM passerelle.quarantine WHERE shop_order_id = %s AND line = 2", (number,)
+            )
+        }
+        erp.commit()
+        assert list(reasons) == ["Order Total Fee"], reasons
+        assert reasons["Order Total Fee"].startswith(f"Order Total Fee {Decimal(fee):.2f}: the order's Order Total")
+
+
+def test_a_replayed_partly_refunded_woocommerce_order_keeps_its_reason_and_its_lines(erp):
+    """The quarantine's replay reads the rows again under their own line numbers: a partly refunded
+    order still not in the back office stays open with its own reason, on its own lines."""
+    from shop_exports import Order
+
+    left = {"ART-000001": "1", "ART-000002": "0"}
+    data = _refunded_before_export(Order("5801", _woo_lines()), left, "18.00", before=[Order("5800", _woo_lines())])
+    first = integrate_file(erp, "woo1.csv", data, rules=RULES)
+    assert (first.counts["orders_created"], first.counts["rows_quarantined"]) == (1, 2)
+    before = erp.execute(
+        "SELECT line, field, reason FROM passerelle.quarantine WHERE status = 'open' ORDER BY line, field"
+    ).fetchall()
+    erp.commit()
+    out = replay_quarantine(erp, rules=RULES)
+    assert out[0]["orders_created"] == 0
+    after = erp.execute(
+        "SELECT line, field, reason FROM passerelle.quarantine WHERE status = 'open' ORDER BY line, field"
+    ).fetchall()
+    erp.commit()
+    assert [r[0] for r in after] == [r[0] for r in before] == [4, 5]
+    assert after[0][2] == before[0][2] and after[0][2].startswith("Order Refund Amount 18.00: the order was partly")
+
+
+def test_a_partly_refunded_woocommerce_order_that_would_not_be_created_is_left_as_before(erp):
+    """An order the integration would not create anyway (status Refunded: in no group) is not
+    quarantined for its quantities less the refund: its rows are ignored, as before."""
+    from shop_exports import Order
+
+    left = {"ART-000001": "1", "ART-000002": "0"}
+    data = _refunded_before_export(Order("5901", _woo_lines()), left, "18.00", **{"Order Status": "Refunded"})
+    result = integrate_file(erp, "woo1.csv", data, rules=RULES)
+    assert (result.counts["rows_quarantined"], result.counts["rows_ignored"]) == (0, 2)
+    assert _order(erp, "5901") is None

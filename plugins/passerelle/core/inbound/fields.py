@@ -203,6 +203,19 @@ def _per_order(values: np.ndarray, key: np.ndarray, how: str) -> np.ndarray:
     return pd.Series(values).groupby(key).transform(how).to_numpy()
 
 
+def no_refunded_lines(rows: dict[str, np.ndarray], src: dict[str, str], money: dict[str, Any]) -> np.ndarray:
+    """A format's ``refunded_lines`` when its quantities are the quantities sold: no row may read 0."""
+    return np.zeros(len(rows["shop_order_id"]), dtype=bool)
+
+
+def _first_rows(codes: np.ndarray) -> np.ndarray:
+    """Each order's first row (``codes``: the order of each row, -1 for a row without one)."""
+    first = np.zeros(len(codes), dtype=bool)
+    keyed = np.flatnonzero(codes >= 0)
+    first[keyed[np.unique(codes[keyed], return_index=True)[1]]] = True
+    return first
+
+
 def _filled(values: np.ndarray, other: Any) -> np.ndarray:
     """``values`` with NaN replaced by ``other`` (a number, or one per row)."""
     return np.where(np.isnan(values), other, values)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from passerelle.core.inbound.fields import _filled, _parse_bool, _parse_rate, _per_order
+from passerelle.core.inbound.fields import _filled, _parse_bool, _parse_rate, _per_order, no_refunded_lines
 from passerelle.core.inbound.model import _ADDR_CANON, _STATUS_ALIASES, STATUSES, InboundError
 from passerelle.core.inbound.reading import _Context, _require_columns, _text
 
@@ -55,6 +55,10 @@ REQUIRED = ["vat_rate"]
 SKU_REQUIRED = True
 #: Amount columns, beyond those of every orders file.
 MONEY: list[str] = ["refunded_amount"]
+#: Amounts that may be below 0 (none: every amount here is refused when negative).
+SIGNED: list[str] = []
+#: Quantities are those sold: a 0 is refused.
+refunded_lines = no_refunded_lines
 #: How far the stated payment may be from the computed total (cents rounded line by line).
 TOLERANCE = 0.015
 

@@ -94,6 +94,7 @@ CUSTOMER_COLUMNS = [
 ADDRESS_COLUMNS = ["line", "shop_order_id", "shop_customer_id", "email", "kind", *ADDRESS_FIELDS]
 REJECT_COLUMNS = ["file", "line", "field", "value", "reason", "raw", "shop_order_id"]
 IF_NEW_COLUMNS = ["line", "shop_order_id", "field", "value", "reason"]
+ALIAS_COLUMNS = ["line", "shop_order_id", "alias", "reason"]
 #: Columns of the rejects CSV for the shop's error folder.
 REJECT_CSV_COLUMNS = ["file", "line", "field", "value", "reason", "raw"]
 
@@ -138,6 +139,11 @@ class ParsedFile:
     #: refund) still counts for an order already integrated
     #: (:func:`passerelle.core.integrate.rules.reject_new_orders`).
     if_new: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=IF_NEW_COLUMNS), repr=False)
+    #: Another key each order may be held under in the back office, and the reason to refuse the
+    #: order if it is (columns :data:`ALIAS_COLUMNS`): PrestaShop's packages of a split cart,
+    #: keyed by the reference alone or with their id_order, depending on the query that exported
+    #: them (:func:`passerelle.core.integrate.rules.reject_held_aliases`).
+    aliases: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=ALIAS_COLUMNS), repr=False)
 
     @property
     def counts(self) -> dict[str, int]:

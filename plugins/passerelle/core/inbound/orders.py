@@ -29,6 +29,7 @@ from passerelle.core.inbound.fields import (
 )
 from passerelle.core.inbound.frames import _order_frames, _Orders
 from passerelle.core.inbound.model import (
+    ALIAS_COLUMNS,
     IF_NEW_COLUMNS,
     ORDERS,
     PRESTASHOP_ORDERS,
@@ -134,12 +135,6 @@ def _parse_orders(ctx: _Context, kind: str) -> dict[str, pd.DataFrame]:
     add(bad, "order_date", "not a date: " + _DATE_HELP)
     paid_at, bad = _parse_datetime(rows["paid_at"], ctx.timezone)
     add(bad, "paid_at", "not a date: " + _DATE_HELP)
-    qty, bad = _parse_number(rows["quantity"], ctx.decimal)
-    # A format whose quantities are less the refunds reads 0 on a refunded order's lines (WooCommerce).
-    refunded_away = fmt.refunded_lines(rows, src) if hasattr(fmt, "refunded_lines") else np.zeros(n, dtype=bool)
-    refunded_away &= qty.to_numpy() == 0
-    add(bad | (_not_whole_positive(qty) & ~refunded_away), "quantity", "quantity must be a whole number greater than 0")
-    add(qty.to_numpy() >= LIMIT, "quantity", _TOO_LARGE)
     # Currency and status codes: worked out once per distinct value, then spread to the rows.
     which, distinct = pd.factorize(rows["currency"])
     distinct = [v.upper() if v != "" else ctx.currency for v in distinct]
@@ -154,9 +149,16 @@ def _parse_orders(ctx: _Context, kind: str) -> dict[str, pd.DataFrame]:
     for col in _MONEY + fmt.MONEY:
         values, bad = _parse_number(rows[col], ctx.decimal)
         add(bad, col, "not a number: " + _number_help(ctx.decimal))
-        add((values.to_numpy() < 0) & ~bad, col, "must not be negative")
-        add(values.to_numpy() >= LIMIT, col, _TOO_LARGE)
+        if col not in fmt.SIGNED:
+            add((values.to_numpy() < 0) & ~bad, col, "must not be negative")
+        add(np.abs(values.to_numpy()) >= LIMIT, col, _TOO_LARGE)
         money[col] = values
+
+    qty, bad = _parse_number(rows["quantity"], ctx.decimal)
+    # A format whose quantities are less the refunds reads 0 on a refunded order's lines (WooCommerce).
+    refunded_away = fmt.refunded_lines(rows, src, money) & (qty.to_numpy() == 0)
+    add(bad | (_not_whole_positive(qty) & ~refunded_away), "quantity", "quantity must be a whole number greater than 0")
+    add(qty.to_numpy() >= LIMIT, "quantity", _TOO_LARGE)
 
     # A line discount larger than its line would make a negative line (and order) total.
     gross = qty.to_numpy() * money["unit_price"].to_numpy()
@@ -177,7 +179,9 @@ def _parse_orders(ctx: _Context, kind: str) -> dict[str, pd.DataFrame]:
     add(dup, "line_number", "line number appears twice in the same order")
 
     status, paid, typed = fmt.typed(ctx, rows, add, orders.codes, qty, money)
-    if_new = typed.pop("if_new", None)  # a reason per row, on an order's first row, else ""
+    # Per row, on an order's first row, else "": a reason to refuse it if new; another key of it.
+    if_new = typed.pop("if_new", None)
+    alias, alias_reason = typed.pop("alias", None), typed.pop("alias_reason", None)
     _check_computed(typed, first_of_order, problems)
 
     # Reject: the bad rows and every other row of their orders.
@@ -226,7 +230,12 @@ def _parse_orders(ctx: _Context, kind: str) -> dict[str, pd.DataFrame]:
         **typed,
         **{c: rows[c] for c in rows if c.startswith(("billing_", "delivery_"))},
     }
-    return {**_order_frames(per_row, orders, keep), "rejects": rejects, "if_new": _if_new(if_new, keep, per_row, src)}
+    return {
+        **_order_frames(per_row, orders, keep),
+        "rejects": rejects,
+        "if_new": _if_new(if_new, keep, per_row, src),
+        "aliases": _aliases(alias, alias_reason, keep, per_row),
+    }
 
 
 def _if_new(reasons: np.ndarray | None, keep: np.ndarray, per_row: dict, src: dict[str, str]) -> pd.DataFrame:
@@ -244,6 +253,23 @@ def _if_new(reasons: np.ndarray | None, keep: np.ndarray, per_row: dict, src: di
             "reason": reasons[idx],
         },
         columns=IF_NEW_COLUMNS,
+    )
+
+
+def _aliases(alias: np.ndarray | None, reason: np.ndarray | None, keep: np.ndarray, per_row: dict) -> pd.DataFrame:
+    """Another key of each kept order, with the reason to refuse it if the back office holds it
+    under that key (:attr:`~passerelle.core.inbound.model.ParsedFile.aliases`)."""
+    if alias is None or reason is None:
+        return pd.DataFrame(columns=ALIAS_COLUMNS)
+    idx = np.flatnonzero(keep & (alias != ""))
+    return pd.DataFrame(
+        {
+            "line": per_row["line"][idx],
+            "shop_order_id": per_row["shop_order_id"][idx],
+            "alias": alias[idx],
+            "reason": reason[idx],
+        },
+        columns=ALIAS_COLUMNS,
     )
 
 

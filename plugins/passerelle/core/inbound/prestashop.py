@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from passerelle.core.inbound.fields import _each_distinct, _filled, _per_order
+from passerelle.core.inbound.fields import _each_distinct, _filled, _first_rows, _per_order, no_refunded_lines
 from passerelle.core.inbound.model import InboundError
 from passerelle.core.inbound.reading import _Context, _source, _text
 from passerelle.core.inbound.shopify import _said
@@ -123,6 +123,10 @@ MONEY = [
     "unit_price_incl",
     "wrapping_incl",
 ]
+#: Amounts that may be below 0 (none: every amount here is refused when negative).
+SIGNED: list[str] = []
+#: Quantities are those sold (order_detail.product_quantity): a 0 is refused.
+refunded_lines = no_refunded_lines
 
 
 def order_rows(ctx: _Context) -> tuple[dict[str, np.ndarray], dict[str, str], list[str], set[str]]:
@@ -157,13 +161,39 @@ def _package_keys(rows: dict[str, np.ndarray]) -> np.ndarray:
     query's ``orders_in_cart`` says (the orders sharing the reference, counted on the shop's
     ``reference`` index), ``<reference>-<id_order>``. Every file that holds such an order gives it
     the same key, whether or not its sibling orders are in the file: each is integrated once, as
-    its own order. A reference has 9 letters and no dash (``Order::generateReference``)."""
-    key = rows["shop_order_id"]
+    its own order. A reference PrestaShop makes has 9 letters and no dash
+    (``Order::generateReference``).
+
+    Sets ``rows["alias"]`` and ``rows["alias_reason"]``: the key the same order has from a file of
+    the other query (a package keyed by the reference alone by a query without ``orders_in_cart``,
+    and the other way round), refused if the back office holds it under that key
+    (:func:`passerelle.core.integrate.rules.reject_held_aliases`): once under each key, the same
+    package would be integrated twice."""
+    key, id_order = rows["shop_order_id"], rows["id_order"]
+    n = len(key)
     count = pd.to_numeric(pd.Series(rows["orders_in_cart"], dtype=object), errors="coerce").to_numpy()
-    split = (count > 1) & (key != "") & (rows["id_order"] != "")
-    if not split.any():
-        return key
-    return np.where(split, key + "-" + rows["id_order"], key)
+    known = (key != "") & (id_order != "")
+    split = known & (count > 1)
+    old_query = known & np.isnan(count)
+    rows["alias"] = np.full(n, "", dtype=object)
+    rows["alias_reason"] = np.full(n, "", dtype=object)
+    if split.any():
+        rows["alias"][split] = key[split]
+        rows["alias_reason"][split] = [
+            f"PrestaShop split cart {r} into several orders, and the back office already holds order {r}, "
+            f"integrated from a file without orders_in_cart: it is one of these packages; compare it with {r}-{i} "
+            "and integrate the missing package by hand"
+            for r, i in zip(key[split], id_order[split], strict=True)
+        ]
+    if old_query.any():
+        rows["alias"][old_query] = key[old_query] + "-" + id_order[old_query]
+        rows["alias_reason"][old_query] = [
+            f"order {r} (id_order {i}) is package {r}-{i} of a cart PrestaShop split, which the back office already "
+            "holds from a file with orders_in_cart; this file's query lacks that column: add it "
+            "(docs/formats/prestashop.md)"
+            for r, i in zip(key[old_query], id_order[old_query], strict=True)
+        ]
+    return np.where(split, key + "-" + id_order, key) if split.any() else key
 
 
 _COMBINATION = re.compile(r"^(?P<name>.+?) - (?P<attributes>[^:,]+ ?: ?[^,]+(?:, [^:,]+ ?: ?[^,]+)*)$")
@@ -202,7 +232,9 @@ def typed(
     )
     paid = _each_distinct(state, lambda v: v in _PAID, bool) | (rows["paid_at"] != "")
     split = _split_carts(rows["id_order"], codes, add)
-    return status, paid, _amounts(rows, add, codes, qty, money, split)
+    first = _first_rows(codes)
+    aliases = {c: np.where(first, rows[c], "") for c in ("alias", "alias_reason")}
+    return status, paid, {**_amounts(rows, add, codes, qty, money, split), **aliases}
 
 
 def _split_carts(id_order: np.ndarray, codes: np.ndarray, add: Callable[..., None]) -> np.ndarray:
@@ -228,7 +260,7 @@ def _split_carts(id_order: np.ndarray, codes: np.ndarray, add: Callable[..., Non
     why[mask] = [
         f"PrestaShop split one cart into {len(split[c])} orders (id_order {', '.join(split[c])}) under the same "
         "reference: add orders_in_cart to the SQL Manager query (docs/formats/prestashop.md) and export these "
-        "orders again, each is then integrated as its own order"
+        "orders again, to integrate each as its own order"
         for c in codes[mask]
     ]
     add(mask, "id_order", why)

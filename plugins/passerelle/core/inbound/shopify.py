@@ -20,6 +20,7 @@ from passerelle.core.inbound.fields import (
     _on_unique,
     _parse_datetime,
     _per_order,
+    no_refunded_lines,
 )
 from passerelle.core.inbound.reading import _Context, _require_columns, _source, _text
 
@@ -93,6 +94,10 @@ SKU_REQUIRED = False
 TOLERANCE = 0.015
 #: Amount columns, beyond those of every orders file.
 MONEY = ["subtotal", "taxes", "total", "duties", "refunded_amount"] + [f"tax_{i}_value" for i in range(1, 6)]
+#: Amounts that may be below 0 (none: every amount here is refused when negative).
+SIGNED: list[str] = []
+#: Quantities are those sold: a 0 is refused.
+refunded_lines = no_refunded_lines
 
 
 def order_rows(ctx: _Context) -> tuple[dict[str, np.ndarray], dict[str, str], list[str], set[str]]:

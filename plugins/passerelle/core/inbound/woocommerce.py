@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from passerelle.core.inbound.fields import _each_distinct, _filled, _per_order
+from passerelle.core.inbound.fields import _each_distinct, _filled, _first_rows, _per_order
 from passerelle.core.inbound.model import InboundError
 from passerelle.core.inbound.reading import _Context, _source, _text
 from passerelle.core.inbound.shopify import _said
@@ -120,6 +120,8 @@ MONEY = [
     "line_net",
     "line_tax",
 ]
+#: A fee may be negative (WooCommerce's fee lines take any amount: a discount made a fee).
+SIGNED = ["fees"]
 
 
 def order_rows(ctx: _Context) -> tuple[dict[str, np.ndarray], dict[str, str], list[str], set[str]]:
@@ -186,7 +188,7 @@ def _status_key(value: str) -> str:
     return value.strip().lower().removeprefix("wc-")
 
 
-def refunded_lines(rows: dict[str, np.ndarray], src: dict[str, str]) -> np.ndarray:
+def refunded_lines(rows: dict[str, np.ndarray], src: dict[str, str], money: dict[str, pd.Series]) -> np.ndarray:
     """Rows whose quantity may be 0: lines of a refunded order read from ``Quantity (- Refund)``,
     the plugin's default quantity, which is less the refunds (its ``qty_minus_refund``: ``_qty`` +
     ``get_qty_refunded_for_item()``, a negative number). A refunded order (status Refunded, or an
@@ -197,14 +199,8 @@ def refunded_lines(rows: dict[str, np.ndarray], src: dict[str, str]) -> np.ndarr
         return np.zeros(len(rows["status"]), dtype=bool)
     which, distinct = pd.factorize(rows["status"])
     refunded = np.array([WOOCOMMERCE_STATUSES.get(_status_key(v)) == "refunded" for v in distinct], dtype=bool)
-    return refunded[which] | _each_distinct(rows["refunded_amount"], _positive, bool)
-
-
-def _positive(text: str) -> bool:
-    try:
-        return float(text.replace(",", ".")) > 0
-    except ValueError:
-        return False
+    with np.errstate(invalid="ignore"):
+        return refunded[which] | (money["refunded_amount"].to_numpy() > 0)
 
 
 def _clean_rate(rate: np.ndarray, net: np.ndarray, tax: np.ndarray, slack: np.ndarray) -> np.ndarray:
@@ -262,13 +258,13 @@ def _amounts(
     with np.errstate(invalid="ignore"):
         expected = lines_net + ship + _filled(taxes, 0.0)
         slack = TOLERANCE + 0.005 * _per_order(q, codes, "sum")
-        off = ~np.isnan(total) & ~np.isnan(lines_net) & (refunded == 0) & (np.abs(total - expected) > slack)
+        mismatch = ~np.isnan(total) & ~np.isnan(lines_net) & (np.abs(total - expected) > slack)
     # A fee (WooCommerce's fee lines: a payment surcharge, a packaging fee) is in Order Total Amount,
     # its tax in Order Total Tax Amount, and in no row of the export: the back office's order has no
     # place for it. With the plugin's "Order Total Fee" (the fees before tax), refused saying so.
     fees = _filled(money["fees"].to_numpy(), 0.0)
     with np.errstate(invalid="ignore"):
-        with_fees = off & (np.abs(fees) > TOLERANCE) & (np.abs(total - fees - expected) <= slack)
+        with_fees = mismatch & (np.abs(fees) > TOLERANCE) & (np.abs(total - fees - expected) <= slack)
     _said(
         add,
         with_fees,
@@ -278,7 +274,9 @@ def _amounts(
             "are in no line of the export and the back office's order has no place for; integrate this order by hand"
         ),
     )
-    off &= ~with_fees
+    # A refunded order's lines may be less the refund (Quantity (- Refund)), its total is not:
+    # not checked here (_refunded_before).
+    off = mismatch & ~with_fees & (refunded == 0)
     _said(
         add,
         off,
@@ -346,9 +344,7 @@ def _refunded_before(
         a_line_gone = _per_order((q == 0).astype("float64"), codes, "max") > 0  # a line refunded whole
         # Refunded in full (every line 0, status Refunded): never created, see refunded_lines.
         cut = (refunded > 0) & (off | a_line_gone) & (_per_order(q, codes, "sum") > 0)
-    first = np.zeros(len(codes), dtype=bool)
-    keyed = np.flatnonzero(codes >= 0)
-    first[keyed[np.unique(codes[keyed], return_index=True)[1]]] = True
+    first = _first_rows(codes)
     why = np.full(len(codes), "", dtype=object)
     idx = np.flatnonzero(cut & first)
     why[idx] = [

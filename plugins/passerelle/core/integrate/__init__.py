@@ -50,11 +50,10 @@ from passerelle.core.integrate.rules import (
     line_mappings,
     order_numbers,
     orders_held,
-    packages_held_whole,
     published_titles,
+    reject_held_aliases,
     reject_new_orders,
     reject_number_clashes,
-    reject_packages_held_whole,
     reject_unknown_skus,
     resolve_lines,
     resolve_vat,
@@ -238,8 +237,10 @@ def _integrate_parsed(
     references = sku_references(conn, parsed.lines["sku"].unique())  # articles and variants of the file's SKUs
     parsed = reject_unknown_skus(parsed, references["reference"])
     parsed = reject_number_clashes(parsed, taken_numbers(conn, parsed.orders["shop_order_id"]))
-    parsed = reject_packages_held_whole(parsed, packages_held_whole(conn, parsed))
-    parsed = reject_new_orders(parsed, orders_held(conn, parsed.if_new["shop_order_id"]))
+    parsed = reject_held_aliases(parsed, orders_held(conn, parsed.aliases["alias"]))
+    groups = status_rules(rules)
+    creating = [s for g in ("integrate", "quotes", "awaiting_payment") for s in groups.get(g, ())]
+    parsed = reject_new_orders(parsed, orders_held(conn, parsed.if_new["shop_order_id"]), creating)
     if parsed.kind != ib.CUSTOMERS:
         parsed = resolve_vat(parsed, vat_rates(references))
     sel = filter_orders(parsed, **status_rules(rules))
@@ -505,6 +506,8 @@ def _replay_file(
             customers=remap(parsed.customers),
             addresses=remap(parsed.addresses),
             rejects=remap(parsed.rejects).assign(file=name),
+            if_new=remap(parsed.if_new),
+            aliases=remap(parsed.aliases),
             raw=pd.Series(parsed.raw.to_numpy(), index=parsed.raw.index.map(original)),
         )
         counts, rejects = _integrate_parsed(conn, parsed, file_id, rules or DEFAULT_RULES, quarantine=False)

@@ -6,9 +6,9 @@
   (:func:`order_numbers`);
   an order whose number is already another shop order's (``100231`` and ``WEB-100231``), in
   the back office or earlier in the file, is rejected (:func:`reject_number_clashes`);
-* a package of a cart PrestaShop split (``<reference>-<id_order>``) whose cart the back office
-  holds under its reference alone, integrated from a query without ``orders_in_cart``, is
-  rejected (:func:`reject_packages_held_whole`);
+* an order the back office holds under another key the file gives it (a PrestaShop package of a
+  split cart, keyed by its reference alone by a query without ``orders_in_cart`` and with its
+  id_order by one with it) is rejected (:func:`reject_held_aliases`);
 * an order the file cannot give as it was sold (WooCommerce's quantities less a refund made
   before its first export) is rejected if the back office does not hold it yet
   (:func:`reject_new_orders`);
@@ -198,47 +198,6 @@ def reject_number_clashes(parsed: ib.ParsedFile, taken: pd.DataFrame) -> ib.Pars
     return ib.reject_orders(parsed, own)
 
 
-#: The key of a package of a cart PrestaShop split (:mod:`passerelle.core.inbound.prestashop`).
-_PACKAGE = re.compile(r"^(?P<reference>[^-]+)-\d+$")
-
-
-def packages_held_whole(conn: psycopg.Connection, parsed: ib.ParsedFile) -> set[str]:
-    """The references of the file's PrestaShop packages (``<reference>-<id_order>``) that the back
-    office holds as an order keyed by the reference alone; no statement for other files."""
-    if parsed.kind != ib.PRESTASHOP_ORDERS:
-        return set()
-    found = parsed.orders["shop_order_id"].astype("str").str.extract(_PACKAGE)["reference"].dropna().unique()
-    if not len(found):
-        return set()
-    rows = conn.execute(
-        "SELECT shop_order_id FROM erp.sales_order WHERE shop_order_id IN (SELECT json_array_elements_text(%s::json))",
-        (json_texts(found),),
-    ).fetchall()
-    return {r[0] for r in rows}
-
-
-def reject_packages_held_whole(parsed: ib.ParsedFile, held: set[str]) -> ib.ParsedFile:
-    """Move to the rejects every package of a split cart whose cart the back office holds keyed by
-    its reference alone (``held``, from :func:`packages_held_whole`): a file exported before the
-    query had ``orders_in_cart`` integrated one of its packages under the reference, and which one
-    cannot be told from here; integrated again it could be doubled."""
-    if not held:
-        return parsed
-    orders = parsed.orders[["line", "shop_order_id"]]
-    reference = orders["shop_order_id"].astype("str").str.extract(_PACKAGE)["reference"]
-    own = orders[reference.isin(held).to_numpy()].copy()
-    ref = reference[reference.isin(held)].to_numpy()
-    own["reason"] = [
-        f"PrestaShop split cart {r} into several orders, and the back office already holds order {NUMBER_PREFIX}{r}, "
-        f"integrated from a file without orders_in_cart: it is one of these packages; compare it with {sid} "
-        "and integrate the missing package by hand"
-        for r, sid in zip(ref, own["shop_order_id"], strict=True)
-    ]
-    own["field"] = ib.order_id_field(parsed.kind)
-    own["value"] = own["shop_order_id"]
-    return ib.reject_orders(parsed, own)
-
-
 def orders_held(conn: psycopg.Connection, shop_order_ids: Iterable[str]) -> set[str]:
     """Which of ``shop_order_ids`` the back office holds (one probe of its unique index each)."""
     ids = list(dict.fromkeys(shop_order_ids))
@@ -251,13 +210,29 @@ def orders_held(conn: psycopg.Connection, shop_order_ids: Iterable[str]) -> set[
     return {r[0] for r in rows}
 
 
-def reject_new_orders(parsed: ib.ParsedFile, held: set[str]) -> ib.ParsedFile:
+def reject_new_orders(parsed: ib.ParsedFile, held: set[str], creating: Iterable[str]) -> ib.ParsedFile:
     """Move to the rejects the orders of ``parsed.if_new`` that the back office does not hold
-    (``held``, from :func:`orders_held`): the file cannot give them as they were sold. Those it
-    holds go on (their refund becomes a credit note request)."""
+    (``held``, from :func:`orders_held`) and that would be created (their status is one of
+    ``creating``: integrated, quotes, awaiting payment): the file cannot give them as they were
+    sold. Those it holds go on (their refund becomes a credit note request), and so do those it
+    would not create anyway (cancelled, refunded, in no group)."""
     own = parsed.if_new
-    own = own[own["shop_order_id"].isin(parsed.orders["shop_order_id"]) & ~own["shop_order_id"].isin(held)]
+    wanted = parsed.orders.loc[parsed.orders["status"].isin(list(creating)), "shop_order_id"]
+    own = own[own["shop_order_id"].isin(wanted) & ~own["shop_order_id"].isin(held)]
     return ib.reject_orders(parsed, own) if len(own) else parsed
+
+
+def reject_held_aliases(parsed: ib.ParsedFile, held: set[str]) -> ib.ParsedFile:
+    """Move to the rejects every order the back office holds under its other key (``held``: those
+    of ``parsed.aliases`` found by :func:`orders_held`), with the parser's reason: a PrestaShop
+    package keyed by the reference alone by one query and with its id_order by the other would
+    otherwise be integrated under both."""
+    own = parsed.aliases
+    own = own[own["alias"].isin(held) & own["shop_order_id"].isin(parsed.orders["shop_order_id"])]
+    if not len(own):
+        return parsed
+    own = own[["line", "shop_order_id", "reason"]].assign(field=ib.order_id_field(parsed.kind))
+    return ib.reject_orders(parsed, own.assign(value=own["shop_order_id"]))
 
 
 def filter_orders(
