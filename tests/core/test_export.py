@@ -67,6 +67,56 @@ def test_the_flows_confirm_refuses_a_batch_never_published(erp):
     )
 
 
+def test_a_dry_run_counts_a_published_delta_as_sent_and_puts_the_snapshot_back(erp):
+    """A delta published and never confirmed (its run failed between the two): the next real build
+    confirms it first, so a dry run diffs as if it were, and leaves the snapshot exactly as it was
+    (rows the delta changed, created and removed included); the real build then sends what the dry
+    run showed."""
+    from passerelle.core.batches import mark_published
+
+    ents = catalog_entities(RULE, ["article"])
+    generic = dialect("generic")
+    full, _ = build_catalog(erp, flow="catalog", run_key="d1", entities=ents, dialect=generic, mode="full")
+    mark_published(erp, full.id, {"files": []})
+    confirm_batch(erp, full.id)
+    erp.commit()
+    refs = [r[0] for r in erp.execute("SELECT reference FROM erp.article WHERE web ORDER BY id LIMIT 4").fetchall()]
+    erp.execute("UPDATE erp.article SET price_excl_vat = price_excl_vat + 1 WHERE reference = %s", (refs[0],))
+    erp.execute("UPDATE erp.article SET web = false WHERE reference = %s", (refs[1],))
+    erp.commit()
+    delta, _ = build_catalog(erp, flow="catalog", run_key="d2", entities=ents, dialect=generic)
+    assert (delta.counts["article"]["changed"], delta.counts["article"]["removed"]) == (1, 1)
+    mark_published(erp, delta.id, {"files": []})  # its confirm never runs
+    erp.commit()
+    erp.execute("UPDATE erp.article SET name = name || ' bis' WHERE reference = %s", (refs[2],))
+    erp.commit()
+    snapshot = "SELECT entity, key, hash, label, batch_id FROM passerelle.snapshot ORDER BY 1, 2"
+    before = erp.execute(snapshot).fetchall()
+
+    dry, files = build_catalog(erp, flow="catalog", run_key="d3", entities=ents, dialect=generic, dry_run=True)
+    erp.commit()
+    assert dry.counts["article"] == {
+        "created": 0,
+        "changed": 1,
+        "removed": 0,
+        "unchanged": len(before) - 2,
+        "rejected": 0,
+    }
+    assert dry.counted == [
+        f"batch {delta.id} was published and its confirm never ran: the next run confirms it, so its rows "
+        "are counted as on the shop"
+    ]
+    (content,) = [bytes(c) for _n, c, _i in iter_outbox(erp, dry.id)]
+    assert [r["key"] for r in csv.DictReader(io.StringIO(content.decode()))] == [refs[2]]
+    assert erp.execute(snapshot).fetchall() == before
+    assert erp.execute("SELECT status FROM passerelle.batch WHERE id = %s", (delta.id,)).fetchone() == ("published",)
+    erp.commit()
+
+    real, _ = build_catalog(erp, flow="catalog", run_key="d3", entities=ents, dialect=generic)
+    erp.commit()
+    assert real.counts == dry.counts and not real.counted
+
+
 def test_rejected_rows_are_recorded_and_retried(erp):
     erp.execute("UPDATE erp.article SET ean = '1234567890123' WHERE reference = 'ART-000001'")
     erp.commit()

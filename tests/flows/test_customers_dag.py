@@ -345,3 +345,62 @@ def test_a_full_send_asked_of_a_run_that_takes_up_a_cut_batch_is_said_not_built(
     again = _run(customers, DAY1.add(days=3), {"mode": "full"})
     rebuilt = again.get_task_instance("build").xcom_pull(task_ids="build")
     assert rebuilt["mode"] == "full" and "not_built" not in rebuilt
+
+
+@pytest.mark.parametrize("failed", ["confirm", "publication record"])
+def test_a_dry_run_after_a_failed_run_shows_what_the_next_run_sends(
+    airflow_db, connections, erp, ftp_server, monkeypatch, tmp_path, failed
+):
+    """The first run's files reach the shop, then its confirm fails (its batch stays ``published``)
+    or its publication is never recorded (``built``, manifest up: the next run takes it up). The
+    engineer asks a dry run what the next run will send. The next run counts that batch as on the
+    shop, so the dry run must too: it shows the one changed phone number, not every customer created
+    again, and says why. It changes nothing: the snapshot stays empty, the batch as it was, and the
+    next run goes on as it would have."""
+    import passerelle.core.batches as batches
+    import passerelle.core.differ as differ
+
+    customers = _without_retries(monkeypatch, tmp_path)
+    target, name = (differ, "confirm_batch") if failed == "confirm" else (batches, "mark_published")
+    real = getattr(target, name)
+    monkeypatch.setattr(target, name, _database_gone)
+    dr = customers.test(logical_date=DAY1)
+    assert dr.state == "failed"
+    status = "published" if failed == "confirm" else "built"
+    erp.execute("UPDATE erp.customer SET phone = '0700000000' WHERE code = 'CLI-000010'")
+    erp.commit()
+    monkeypatch.setattr(target, name, real)
+
+    def state():
+        rows = (
+            erp.execute("SELECT entity, key, hash FROM passerelle.snapshot ORDER BY 1, 2").fetchall(),
+            erp.execute("SELECT id, status FROM passerelle.batch WHERE status <> 'dry_run' ORDER BY id").fetchall(),
+        )
+        erp.commit()
+        return rows
+
+    before = state()
+    assert before == ([], [(1, status)])
+    dry = _run(customers, DAY1.add(hours=12), {"dry_run": True})
+    build = dry.get_task_instance("build").xcom_pull(task_ids="build")
+    assert build["status"] == "dry_run" and build["mode"] == "delta"
+    assert (build["counts"]["customer"]["created"], build["counts"]["customer"]["changed"]) == (0, 1)
+    assert build["counts"]["customer_address"]["created"] == 0
+    assert [f["name"] for f in build["files"]] == ["customers_updates_0001.csv"]
+    note = erp.execute("SELECT note FROM passerelle.run_summary WHERE dag_run_id = %s", (dry.run_id,)).fetchone()[0]
+    erp.commit()
+    said = (
+        "batch 1 was published and its confirm never ran"
+        if failed == "confirm"
+        else "batch 1's publication was cut before it was recorded"
+    )
+    assert note.startswith("dry run: would have sent 1 row in 1 file; ") and said in note
+    assert state() == before  # nothing changed: the snapshot is put back, batch 1 as it was
+
+    nxt = _run(customers, DAY1.add(days=1), {"dry_run": False})  # (dag.test keeps the last run's params)
+    if failed == "confirm":  # batch 1 confirmed by this build, which sends the change alone
+        _the_phone_change_alone(_manifests(ftp_server)[-1])
+    else:  # batch 1 taken up; the change goes with the run after
+        assert nxt.get_task_instance("build").xcom_pull(task_ids="build")["batch_id"] == 1
+        _run(customers, DAY1.add(days=2))
+        _the_phone_change_alone(_manifests(ftp_server)[-1])

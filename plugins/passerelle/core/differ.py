@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field, replace
 
 import psycopg
@@ -162,6 +162,9 @@ class Batch:
     #: What this run was asked for and did not build, having taken up another batch instead
     #: ("a full send of article, variant"); None when the batch taken up holds it.
     not_built: str | None = None
+    #: A dry run's: the earlier batches it counted as on the shop, as the next real build will
+    #: (:func:`counted_as_sent`), each said in a sentence for the run's summary.
+    counted: list[str] = field(default_factory=list)
 
     def as_xcom(self) -> dict:
         return {
@@ -175,6 +178,7 @@ class Batch:
             "reused": self.reused,
             **({"taken_from": self.taken_from} if self.taken_from else {}),
             **({"not_built": self.not_built} if self.not_built else {}),
+            **({"counted": self.counted} if self.counted else {}),
         }
 
 
@@ -448,6 +452,7 @@ def build_batch(
         return replace(taken, taken_from=taken_from, not_built=_not_built(taken, mode, entities))
     if existing is not None:  # a dry run is recomputed each time
         conn.execute("DELETE FROM passerelle.batch WHERE id = %s", (existing.id,))
+    counted = [_COUNTED[why].format(id=batch_id) for batch_id, why in unconfirmed(conn, flow)] if dry_run else []
     if not dry_run:
         _confirm_published(conn, flow)
     if mode in ("delta", "new") and first_run(conn, entities):
@@ -481,7 +486,16 @@ def build_batch(
         )
     kept = {e.name: kept_rows(e, columns[e.name]) for e in entities} if keep_rows else {}
     return Batch(
-        batch_id, flow, key, mode, status, [e.name for e in entities], counts, kept=kept, unrecorded=list(kept)
+        batch_id,
+        flow,
+        key,
+        mode,
+        status,
+        [e.name for e in entities],
+        counts,
+        kept=kept,
+        unrecorded=list(kept),
+        counted=counted,
     )
 
 
@@ -535,8 +549,15 @@ def confirm_batch(conn: psycopg.Connection, batch_id: int, *, published_only: bo
     if status not in ("built", "published"):
         log.info("batch %s is %s: snapshot left as it is", batch_id, status)
         return False
+    _advance_snapshot(conn, batch_id, mode, entities)
+    conn.execute("UPDATE passerelle.batch SET status = 'confirmed', confirmed_at = now() WHERE id = %s", (batch_id,))
+    return True
+
+
+def _advance_snapshot(conn: psycopg.Connection, batch_id: int, mode: str, entities: Sequence[str]) -> None:
+    """The snapshot made to hold what the batch sent (:func:`confirm_batch`, its status aside)."""
     if mode == "full":
-        conn.execute("DELETE FROM passerelle.snapshot WHERE entity = ANY(%s)", (entities,))
+        conn.execute("DELETE FROM passerelle.snapshot WHERE entity = ANY(%s)", (list(entities),))
     else:
         conn.execute(
             "DELETE FROM passerelle.snapshot s USING passerelle.batch_row b "
@@ -550,5 +571,64 @@ def confirm_batch(conn: psycopg.Connection, batch_id: int, *, published_only: bo
         "SET hash = EXCLUDED.hash, label = EXCLUDED.label, batch_id = EXCLUDED.batch_id",
         (batch_id,),
     )
-    conn.execute("UPDATE passerelle.batch SET status = 'confirmed', confirmed_at = now() WHERE id = %s", (batch_id,))
-    return True
+
+
+#: What a dry run says of a batch it counted as on the shop (:func:`unconfirmed`'s reasons).
+_COUNTED = {
+    "published": "batch {id} was published and its confirm never ran: the next run confirms it, so its rows "
+    "are counted as on the shop",
+    "cut": "batch {id}'s publication was cut before it was recorded: the next run publishes it again and "
+    "these changes go with the run after",
+}
+
+
+def unconfirmed(conn: psycopg.Connection, flow: str) -> list[tuple[int, str]]:
+    """The flow's batches the shop may have that the snapshot does not hold yet, oldest first, with
+    why: ``published`` (its run failed before its confirm: the next build confirms it,
+    :func:`_confirm_published`) or ``cut`` (its manifest was going up when its publish failed: the
+    next build takes it up, :func:`passerelle.core.batches.unrecorded_publication`)."""
+    cut = unrecorded_publication(conn, flow)
+    rows = conn.execute(
+        "SELECT id, CASE WHEN status = 'published' THEN 'published' ELSE 'cut' END FROM passerelle.batch "
+        "WHERE flow = %s AND (status = 'published' OR id = %s) ORDER BY id",
+        (flow, cut),
+    ).fetchall()
+    return [(batch_id, why) for batch_id, why in rows]
+
+
+@contextmanager
+def counted_as_sent(conn: psycopg.Connection, flow: str) -> Iterator[list[int]]:
+    """A dry run's snapshot, within the caller's transaction: what the next real build will diff
+    against, the flow's :func:`unconfirmed` batches counted as sent. Without them, a dry run after
+    a failed confirm or a cut publication lists their rows as still to send, which the real run
+    never sends again. The snapshot is put back as it was when the block ends: a dry run changes
+    nothing. Yields the batches' ids; with none, sends no other statement.
+
+    Every reader of the snapshot in between sees it advanced: the diff, the views that ask what the
+    shop has, the file writer's previous labels."""
+    pending = unconfirmed(conn, flow)
+    if not pending:
+        yield []
+        return
+    ids = [batch_id for batch_id, _ in pending]
+    batches = conn.execute(
+        "SELECT id, mode, entities FROM passerelle.batch WHERE id = ANY(%s) ORDER BY id", (ids,)
+    ).fetchall()
+    full = sorted({e for _, mode, entities in batches if mode == "full" for e in entities})
+    # The rows the batches touch: every row of an entity a full batch replaces, the keys of the others.
+    touched = (
+        "(s.entity = ANY(%(full)s) OR EXISTS (SELECT 1 FROM passerelle.batch_row b "
+        "WHERE b.batch_id = ANY(%(ids)s) AND b.entity = s.entity AND b.key = s.key))"
+    )
+    params = {"full": full, "ids": ids}
+    conn.execute(
+        f"CREATE TEMP TABLE passerelle_dry_snapshot ON COMMIT DROP AS "
+        f"SELECT s.* FROM passerelle.snapshot s WHERE {touched}",
+        params,
+    )
+    for batch_id, mode, entities in batches:
+        _advance_snapshot(conn, batch_id, mode, entities)
+    yield ids
+    conn.execute(f"DELETE FROM passerelle.snapshot s WHERE {touched}", params)
+    conn.execute("INSERT INTO passerelle.snapshot SELECT * FROM passerelle_dry_snapshot")
+    conn.execute("DROP TABLE passerelle_dry_snapshot")

@@ -264,7 +264,7 @@ def build_exchange(
 
     A batch already built for this run key is returned with its stored files, untouched.
     """
-    with builder_transaction(conn, flow):
+    with builder_transaction(conn, flow, dry_run=dry_run):
         apply_settings(conn, settings)
         batch = build_batch(
             conn, flow=flow, run_key=run_key, entities=entities, mode=mode, dry_run=dry_run, dag_run_id=dag_run_id

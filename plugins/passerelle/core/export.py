@@ -21,7 +21,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from contextlib import AbstractContextManager, closing, contextmanager
+from contextlib import AbstractContextManager, closing, contextmanager, nullcontext
 from functools import partial
 from pathlib import Path
 from typing import NamedTuple
@@ -30,7 +30,7 @@ import pandas as pd
 import psycopg
 
 from passerelle.core.dialects.base import Dialect, Rejects
-from passerelle.core.differ import Batch, Entity, build_batch, record_batch_rows
+from passerelle.core.differ import Batch, Entity, build_batch, counted_as_sent, record_batch_rows
 from passerelle.db import copy_in, copy_parts, local_settings, read_part, read_query_chunks
 
 log = logging.getLogger(__name__)
@@ -386,9 +386,11 @@ def _record_rejects(conn: psycopg.Connection, batch: Batch, entity: str, rejects
 
 
 @contextmanager
-def builder_transaction(conn: psycopg.Connection, flow: str) -> Iterator[None]:
+def builder_transaction(conn: psycopg.Connection, flow: str, *, dry_run: bool = False) -> Iterator[None]:
     """The REPEATABLE READ transaction a flow's batch is built in, by one builder at a time per flow
-    whatever the scheduler does (max_active_runs above 1, a backfill beside the schedule).
+    whatever the scheduler does (max_active_runs above 1, a backfill beside the schedule). A dry
+    run's sees the snapshot the next real build will diff against (:func:`~passerelle.core.differ.counted_as_sent`),
+    put back as it was before the transaction commits.
 
     The lock is a session lock taken before the transaction starts: a REPEATABLE READ snapshot is
     taken at the transaction's first statement, so a lock taken inside it would leave the second
@@ -402,7 +404,7 @@ def builder_transaction(conn: psycopg.Connection, flow: str) -> Iterator[None]:
     previous = conn.isolation_level
     conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
     try:
-        with conn.transaction():
+        with conn.transaction(), counted_as_sent(conn, flow) if dry_run else nullcontext():
             yield
     finally:
         conn.isolation_level = previous
@@ -438,7 +440,7 @@ def build_catalog(
 
     A batch already built for this run key is returned with its stored files, untouched.
     """
-    with builder_transaction(conn, flow):
+    with builder_transaction(conn, flow, dry_run=dry_run):
         apply_settings(conn, {**view_options(dialect), **(settings or {})})
         conn.execute("SELECT set_config('work_mem', %s, true), set_config('jit', %s, true)", (WORK_MEM, JIT))
         batch = build_batch(

@@ -341,6 +341,7 @@ class ConfirmBatchOperator(OutcomeMixin, ErpMixin, BaseOperator):
             )
         if batch.get("not_built"):
             more.append(f"{batch['not_built']} was asked of this run and not built: trigger it again")
+        more.extend(batch.get("counted") or [])  # a dry run's: earlier batches it counted as on the shop
         note = note_text(
             verb="sent",
             rows=sent_rows(counts),
