@@ -163,3 +163,71 @@ def test_photos_rendered_then_only_changes_sent(catalog, cfg_path, erp, ftp_serv
     assert (images["rendered"], images["bad"], images["unchanged"]) == (len(listing) - 2, 1, 0)
     renewed = {name for name, p in _renders(ftp_server).items() if p.stat().st_mtime != OLD}
     assert renewed == expected - gone - {render_name(bad, 1, s.name, settings.ext) for s in settings.formats}
+
+
+def test_a_run_taking_up_a_cut_batch_keeps_the_renders_its_product_files_name(
+    catalog, cfg_path, erp, ftp_server, monkeypatch, tmp_path
+):
+    """Night 2 changes an article's second photo: its product row names all its renders. Its publish
+    is cut after the manifest went up, before it was recorded. Then that second photo is deleted.
+    Night 3 takes night 2's batch up and publishes it as it was built, naming the second photo's
+    renders: they stay on the server that night (removal held, the image snapshot keeps the slot),
+    so no product file points at a missing render; night 4 removes them and sends the article's
+    photos without it."""
+    import passerelle.core.batches as batches
+
+    settings = image_settings(cfg_path["images"])
+    base = cfg_path["shop"]["public_base_url"].rstrip("/") + "/images/"
+    cfg = dict(cfg_path)
+    cfg["flows"] = {**cfg["flows"], "catalog": {**cfg["flows"]["catalog"], "retries": 0}}
+    (tmp_path / "passerelle.yaml").write_text(yaml.safe_dump(cfg), encoding="utf-8")
+    from passerelle.flows.catalog import catalog_dag
+
+    catalog = catalog_dag()
+    _run(catalog, DAY1)
+    ref = erp.execute(
+        "SELECT reference FROM passerelle_src.image GROUP BY reference HAVING count(*) >= 2 ORDER BY 1 LIMIT 1"
+    ).fetchone()[0]
+    erp.execute(
+        "UPDATE erp.image i SET content = %s FROM erp.article a WHERE a.id = i.article_id AND a.reference = %s "
+        "AND i.position = 2",
+        (photo(ref + " second", (20, 160, 60), seed=11), ref),
+    )
+    erp.commit()
+
+    def gone(*args, **kwargs):
+        import psycopg
+
+        raise psycopg.OperationalError("server closed the connection unexpectedly")
+
+    mark = batches.mark_published
+    monkeypatch.setattr(batches, "mark_published", gone)
+    cut = catalog.test(logical_date=DAY1.add(days=1), run_conf={"dry_run": False})
+    assert cut.get_task_instance("publish").state == "failed"
+    monkeypatch.setattr(batches, "mark_published", mark)
+    second = {render_name(ref, 2, spec.name, settings.ext) for spec in settings.formats}
+    erp.execute(
+        "DELETE FROM erp.image i USING erp.article a WHERE a.id = i.article_id AND a.reference = %s AND i.position = 2",
+        (ref,),
+    )
+    erp.commit()
+
+    night3 = _run(catalog, DAY1.add(days=2), {"dry_run": False})
+    assert night3.get_task_instance("build").xcom_pull(task_ids="build")["taken_from"]
+    folders = sorted(ftp_server.path("/outbound/catalog").glob("*/manifest.json"))
+    named = {u.removeprefix(base) for u in _image_urls(folders[-1].parent, base)}
+    assert second & named  # the taken-up batch names the deleted photo's render
+    assert named <= set(_renders(ftp_server))  # ... and every render it names is on the server
+    images = night3.get_task_instance("finish_images").xcom_pull(task_ids="finish_images")
+    assert (images["removed"], images["removals_held"]) == (0, 1)
+    assert erp.execute(
+        "SELECT count(*) FROM passerelle.image_snapshot WHERE reference = %s AND position = 2", (ref,)
+    ).fetchone() == (1,)
+
+    _run(catalog, DAY1.add(days=3), {"dry_run": False})
+    assert not second & set(_renders(ftp_server))
+    assert _manifest(ftp_server, -1)["images"]["removed"] == 1
+    folder = sorted(ftp_server.path("/outbound/catalog").glob("*/manifest.json"))[-1].parent
+    sent = {u.removeprefix(base) for u in _image_urls(folder, base)}
+    first = {render_name(ref, 1, spec.name, settings.ext) for spec in settings.formats}
+    assert first & sent and not second & sent  # the article's photos, sent again without the deleted one

@@ -9,7 +9,8 @@ Tasks connecting to the shop's server (render_images, finish_images, publish) ru
 pool ``shop.ftp_pool``.
 
 Photos, beside the build: plan_images -> render_images (mapped over chunks, each render
-uploaded to ``<outbound_dir>/images/``) -> finish_images (removals, image snapshot). publish
+uploaded to ``<outbound_dir>/images/``) -> finish_images (removals, image snapshot; held when the
+build took up a batch whose publication was cut, as its product files may name them). publish
 waits for finish_images, so the product files never name a render not yet on the server, and
 its manifest carries the images' counts under ``images``.
 """
@@ -57,8 +58,9 @@ def catalog_dag(dag_id: str = "catalog") -> DAG:
         # photo as soon as it is encoded, so it holds a session while it renders).
         shop_pool = settings.ftp_pool("catalog")
         render = RenderImagesOperator.partial(task_id="render_images", pool=shop_pool).expand(chunk=plan.output)
+        # finish_images reads the build's batch: one taken up (publication cut) holds the removals.
         images = FinishImagesOperator(
-            task_id="finish_images", plan=plan.output["plan"], results=render.output, pool=shop_pool
+            task_id="finish_images", plan=plan.output["plan"], results=render.output, batch=build.output, pool=shop_pool
         )
         # Updates CATALOG_PUBLISHED only when catalog files reach the shop: a dry run, or a run
         # with nothing but the manifest to send, ends this task skipped (no asset event).

@@ -196,20 +196,27 @@ class FinishImagesOperator(ErpMixin, ShopMixin, BaseOperator):
     :func:`passerelle.core.image_store.save_snapshot`. Returns the run's image summary:
     ``rendered, unchanged, removed, bad, duplicates, files, bytes, errors``.
 
+    A run that takes up a batch whose publication was cut (the build's ``taken_from``) publishes
+    product files built before this run: they may name renders of photos deleted since. Their
+    removal is held (``removals_held``): the renders stay on the server and their slots in the
+    snapshot, and the next run removes them, with product files that no longer name them.
+
     :param plan: the plan task's XCom ``plan`` (templated: ``plan_images.output["plan"]``).
     :param results: the render tasks' return values (templated; the mapped task's output).
+    :param batch: the build task's return value (templated; optional): its ``taken_from`` holds the removals.
     :param erp_conn_id: the back office's Postgres connection; default ``shop.erp_conn_id``.
     :param shop_conn_id: the shop server's connection; default ``shop.shop_conn_id``.
     :param config_path: configuration file; default ``PASSERELLE_CONFIG`` or the project's.
     """
 
-    template_fields: Sequence[str] = ("plan", "results")
+    template_fields: Sequence[str] = ("plan", "results", "batch")
 
     def __init__(
         self,
         *,
         plan: Any,
         results: Any = None,
+        batch: Any = None,
         erp_conn_id: str | None = None,
         shop_conn_id: str | None = None,
         config_path: str | None = None,
@@ -219,6 +226,7 @@ class FinishImagesOperator(ErpMixin, ShopMixin, BaseOperator):
         super().__init__(**kwargs)
         self.plan = plan
         self.results = results
+        self.batch = batch
         self.erp_conn_id = erp_conn_id
         self.shop_conn_id = shop_conn_id
         self.config_path = config_path
@@ -251,7 +259,19 @@ class FinishImagesOperator(ErpMixin, ShopMixin, BaseOperator):
             self.log.info("dry run: images %s, nothing uploaded or removed", counts)
             return out
         settings = image_settings(self.settings)
-        removed = self._remove(plan["remove"], images_folder(self.settings), settings)
+        remove = plan["remove"]
+        taken_from = self.batch.get("taken_from") if isinstance(self.batch, Mapping) else None
+        if taken_from and remove:
+            self.log.warning(
+                "%d photo removals held: this run publishes batch %s, built by the run %s, whose product files may "
+                "name their renders; the next run removes them",
+                len(remove),
+                self.batch.get("batch_id"),
+                taken_from,
+            )
+            out["removals_held"] = len(remove)
+            remove = []
+        removed = self._remove(remove, images_folder(self.settings), settings)
         save_snapshot(
             self.erp,
             rendered=[r for result in results for r in result["rendered"]],
