@@ -97,6 +97,14 @@ def test_amounts_over_10_8_are_rejected_not_sent_to_the_back_office():
     assert any("works out at 239,999,760.00" in x for x in w2.reason)
 
 
+def test_a_negative_huge_amount_is_refused_once_for_its_sign():
+    """An amount that may not be negative, below -10^8: one reason on its field (negative), not a
+    second one saying it is too large."""
+    p = read_inbound("neg.csv", rows("W1,2026-11-20,paid,a@b.fr,1,ART-1,1,-123456789.00,20,"))
+    r = p.rejects[p.rejects["field"] == "unit_price_excl_vat"]
+    assert r[["line", "reason"]].values.tolist() == [[2, "must not be negative"]]
+
+
 def test_line_number_over_2_31_is_rejected():
     data = rows(
         "W1,2026-11-20,paid,a@b.fr,2147483648,ART-1,1,10,20,", "W2,2026-11-20,paid,c@d.fr,2147483647,ART-3,1,10,20,"

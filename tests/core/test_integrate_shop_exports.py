@@ -132,7 +132,7 @@ def test_a_package_whose_cart_was_integrated_whole_is_refused(erp):
         )
     }
     assert reasons == {
-        "PrestaShop split cart QWXKBNAHT into several orders, and the back office already holds order QWXKBNAHT, "
+        "PrestaShop split cart QWXKBNAHT into several orders, and the back office already holds order WEB-QWXKBNAHT, "
         "integrated from a file without orders_in_cart: it is one of these packages; compare it with QWXKBNAHT-11 "
         "and integrate the missing package by hand"
     }
@@ -161,7 +161,32 @@ def test_a_package_read_by_the_old_query_after_its_key_is_not_integrated_twice(e
     erp.commit()
     assert reason == (
         "order QWXKBNAHT (id_order 11) is package QWXKBNAHT-11 of a cart PrestaShop split, which the back office "
-        "already holds from a file with orders_in_cart; this file's query lacks that column: add it "
-        "(docs/formats/prestashop.md)"
+        "already holds as order WEB-QWXKBNAHT-11, from a file with orders_in_cart; this file's query lacks that "
+        "column: add it (docs/formats/prestashop.md)"
     )
     assert "QWXKBNAHT" not in _lines(erp)
+
+
+def test_a_package_held_under_its_own_key_takes_its_news_beside_a_sibling_held_under_the_reference(erp):
+    """A cart split in two: its second package integrated as <reference>-<id_order> (the query with
+    orders_in_cart), then its first package, alone in a file of the query without that column,
+    created under the reference (nothing held under its other key). The second package's later
+    news, its cancellation, is that order's: it cancels it, not refused for the sibling held
+    under the reference."""
+    seed_inbound_setup(erp)
+    _published(erp)
+    header, rows, package = split_cart()
+    assert (
+        integrate_file(erp, "request_sql_1.csv", prestashop_file(header, package), rules=RULES).counts["orders_created"]
+        == 1
+    )
+    old_header = [c for c in header if c != "orders_in_cart"]
+    first = [{k: v for k, v in r.items() if k in old_header} for r in rows if r["id_order"] == "1"]
+    old = integrate_file(erp, "request_sql_2.csv", prestashop_file(old_header, first), rules=RULES)
+    assert (old.counts["orders_created"], old.counts["rejected_orders"]) == (1, 0)
+    cancelled = [{**r, "current_state": "6", "valid": "0", "order_state": "Annulé"} for r in package]
+    result = integrate_file(erp, "request_sql_3.csv", prestashop_file(header, cancelled), rules=RULES)
+    assert (result.counts["orders_cancelled"], result.counts["rejected_orders"]) == (1, 0), result
+    states = dict(erp.execute("SELECT shop_order_id, status FROM erp.sales_order WHERE origin = 'web'").fetchall())
+    erp.commit()
+    assert states["QWXKBNAHT-11"] == "cancelled" and states["QWXKBNAHT"] != "cancelled"

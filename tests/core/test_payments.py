@@ -406,6 +406,33 @@ def test_a_woocommerce_order_partly_refunded_before_its_first_export_is_not_crea
     assert erp.execute("SELECT count(*) FROM erp.sales_order_line WHERE order_id = %s", (order_id,)).fetchone() == (2,)
 
 
+def test_partial_status_rules_refuse_a_short_order_the_default_groups_would_create(erp):
+    """Rules naming only some groups (here awaiting_payment): the others keep their defaults, for
+    the selection and for the refusal alike. A completed order partly refunded before its first
+    export would be created by the default integrate group: it is refused, not created short."""
+    from shop_exports import Order
+
+    short = _refunded_before_export(Order("5551", _woo_lines()), {"ART-000001": "1", "ART-000002": "0"}, "18.00")
+    result = integrate_file(erp, "woo1.csv", short, rules={"awaiting_payment": ["pending"]})
+    assert result.status == "integrated", result
+    assert (result.counts["orders_created"], result.counts["rows_quarantined"]) == (0, 2)
+    assert _order(erp, "5551") is None
+
+
+def test_an_unreadable_refund_amount_is_the_one_reason_its_order_is_refused(erp):
+    """Order Refund Amount written with a decimal comma in a file of decimal points, on an order
+    whose Quantity (- Refund) reads 0 on a line refunded whole: refused on the amount, not also on
+    the quantity (which the refund explains)."""
+    from shop_exports import Order
+
+    data = _refunded_before_export(Order("5561", _woo_lines()), {"ART-000002": "0"}, "6,00")
+    result = integrate_file(erp, "woo1.csv", data, rules=RULES)
+    assert result.counts["orders_created"] == 0
+    fields = {r[0] for r in erp.execute("SELECT field FROM passerelle.quarantine WHERE shop_order_id = '5561'")}
+    erp.commit()
+    assert "Order Refund Amount" in fields and "Quantity (- Refund)" not in fields, fields
+
+
 def _woo_lines():
     from shop_exports import Line
 

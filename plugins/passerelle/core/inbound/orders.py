@@ -149,9 +149,11 @@ def _parse_orders(ctx: _Context, kind: str) -> dict[str, pd.DataFrame]:
     for col in _MONEY + fmt.MONEY:
         values, bad = _parse_number(rows[col], ctx.decimal)
         add(bad, col, "not a number: " + _number_help(ctx.decimal))
-        if col not in fmt.SIGNED:
+        if col in fmt.SIGNED:
+            add(np.abs(values.to_numpy()) >= LIMIT, col, _TOO_LARGE)
+        else:  # a negative one is refused for its sign alone
             add((values.to_numpy() < 0) & ~bad, col, "must not be negative")
-        add(np.abs(values.to_numpy()) >= LIMIT, col, _TOO_LARGE)
+            add(values.to_numpy() >= LIMIT, col, _TOO_LARGE)
         money[col] = values
 
     qty, bad = _parse_number(rows["quantity"], ctx.decimal)

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from passerelle.core.inbound.fields import _each_distinct, _filled, _first_rows, _per_order, no_refunded_lines
-from passerelle.core.inbound.model import InboundError
+from passerelle.core.inbound.model import NUMBER_PREFIX, InboundError
 from passerelle.core.inbound.reading import _Context, _source, _text
 from passerelle.core.inbound.shopify import _said
 
@@ -180,16 +180,17 @@ def _package_keys(rows: dict[str, np.ndarray]) -> np.ndarray:
     if split.any():
         rows["alias"][split] = key[split]
         rows["alias_reason"][split] = [
-            f"PrestaShop split cart {r} into several orders, and the back office already holds order {r}, "
-            f"integrated from a file without orders_in_cart: it is one of these packages; compare it with {r}-{i} "
-            "and integrate the missing package by hand"
+            f"PrestaShop split cart {r} into several orders, and the back office already holds order "
+            f"{NUMBER_PREFIX}{r}, integrated from a file without orders_in_cart: it is one of these packages; "
+            f"compare it with {r}-{i} and integrate the missing package by hand"
             for r, i in zip(key[split], id_order[split], strict=True)
         ]
     if old_query.any():
         rows["alias"][old_query] = key[old_query] + "-" + id_order[old_query]
         rows["alias_reason"][old_query] = [
             f"order {r} (id_order {i}) is package {r}-{i} of a cart PrestaShop split, which the back office already "
-            "holds from a file with orders_in_cart; this file's query lacks that column: add it "
+            f"holds as order {NUMBER_PREFIX}{r}-{i}, from a file with orders_in_cart; this file's query lacks that "
+            "column: add it "
             "(docs/formats/prestashop.md)"
             for r, i in zip(key[old_query], id_order[old_query], strict=True)
         ]

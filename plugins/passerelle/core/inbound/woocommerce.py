@@ -199,8 +199,10 @@ def refunded_lines(rows: dict[str, np.ndarray], src: dict[str, str], money: dict
         return np.zeros(len(rows["status"]), dtype=bool)
     which, distinct = pd.factorize(rows["status"])
     refunded = np.array([WOOCOMMERCE_STATUSES.get(_status_key(v)) == "refunded" for v in distinct], dtype=bool)
+    amount = money["refunded_amount"].to_numpy()
+    unreadable = np.isnan(amount) & (rows["refunded_amount"] != "")  # refused for that, not also its 0s
     with np.errstate(invalid="ignore"):
-        return refunded[which] | (money["refunded_amount"].to_numpy() > 0)
+        return refunded[which] | (amount > 0) | unreadable
 
 
 def _clean_rate(rate: np.ndarray, net: np.ndarray, tax: np.ndarray, slack: np.ndarray) -> np.ndarray:

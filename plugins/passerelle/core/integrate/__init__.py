@@ -237,13 +237,14 @@ def _integrate_parsed(
     references = sku_references(conn, parsed.lines["sku"].unique())  # articles and variants of the file's SKUs
     parsed = reject_unknown_skus(parsed, references["reference"])
     parsed = reject_number_clashes(parsed, taken_numbers(conn, parsed.orders["shop_order_id"]))
-    parsed = reject_held_aliases(parsed, orders_held(conn, parsed.aliases["alias"]))
+    keys = [*parsed.aliases["alias"], *parsed.aliases["shop_order_id"]]  # one probe: held under either key
+    parsed = reject_held_aliases(parsed, orders_held(conn, keys))
     groups = status_rules(rules)
     creating = [s for g in ("integrate", "quotes", "awaiting_payment") for s in groups.get(g, ())]
     parsed = reject_new_orders(parsed, orders_held(conn, parsed.if_new["shop_order_id"]), creating)
     if parsed.kind != ib.CUSTOMERS:
         parsed = resolve_vat(parsed, vat_rates(references))
-    sel = filter_orders(parsed, **status_rules(rules))
+    sel = filter_orders(parsed, **groups)
     wanted = pd.concat(
         [
             sel.create.assign(kind="order", awaiting=False),

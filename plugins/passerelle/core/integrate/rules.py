@@ -133,8 +133,7 @@ def reject_unknown_skus(parsed: ib.ParsedFile, known: Iterable[str] | pd.Series)
     )
 
 
-#: Back-office numbers of web orders: the shop's id behind this prefix (unless it has it).
-NUMBER_PREFIX = "WEB-"
+NUMBER_PREFIX = ib.NUMBER_PREFIX
 
 
 def order_numbers(shop_order_ids: pd.Series) -> pd.Series:
@@ -223,12 +222,18 @@ def reject_new_orders(parsed: ib.ParsedFile, held: set[str], creating: Iterable[
 
 
 def reject_held_aliases(parsed: ib.ParsedFile, held: set[str]) -> ib.ParsedFile:
-    """Move to the rejects every order the back office holds under its other key (``held``: those
-    of ``parsed.aliases`` found by :func:`orders_held`), with the parser's reason: a PrestaShop
-    package keyed by the reference alone by one query and with its id_order by the other would
-    otherwise be integrated under both."""
+    """Move to the rejects every order the back office holds under its other key and not under
+    its own (``held``: those of ``parsed.aliases``' keys and aliases found by
+    :func:`orders_held`), with the parser's reason: a PrestaShop package keyed by the reference
+    alone by one query and with its id_order by the other would otherwise be integrated under
+    both. An order held under its own key is news of that order (its cancellation, a refund),
+    even when a sibling package was created under the alias by the older query."""
     own = parsed.aliases
-    own = own[own["alias"].isin(held) & own["shop_order_id"].isin(parsed.orders["shop_order_id"])]
+    own = own[
+        own["alias"].isin(held)
+        & ~own["shop_order_id"].isin(held)
+        & own["shop_order_id"].isin(parsed.orders["shop_order_id"])
+    ]
     if not len(own):
         return parsed
     own = own[["line", "shop_order_id", "reason"]].assign(field=ib.order_id_field(parsed.kind))
@@ -292,8 +297,10 @@ MATCHED_BY = ("sku", "mapping", "gift_card", "title", "unmatched")
 
 
 def status_rules(rules: Mapping[str, Any]) -> dict[str, list[str]]:
-    """The status groups of ``rules`` (integrate, quotes, cancels), without the other options."""
-    return {k: list(v) for k, v in rules.items() if k not in OPTION_KEYS}
+    """The status groups of ``rules`` (integrate, quotes, cancels, awaiting_payment), without the
+    other options; a group ``rules`` does not name keeps :data:`DEFAULT_RULES`' (as
+    :func:`filter_orders`' defaults), so that every rule reading the groups sees the same ones."""
+    return {**DEFAULT_RULES, **{k: list(v) for k, v in rules.items() if k not in OPTION_KEYS}}
 
 
 def label_key(label: Any) -> str:
