@@ -190,3 +190,32 @@ def test_a_package_held_under_its_own_key_takes_its_news_beside_a_sibling_held_u
     states = dict(erp.execute("SELECT shop_order_id, status FROM erp.sales_order WHERE origin = 'web'").fetchall())
     erp.commit()
     assert states["QWXKBNAHT-11"] == "cancelled" and states["QWXKBNAHT"] != "cancelled"
+
+
+def test_news_of_a_package_read_by_the_old_query_never_lands_on_its_sibling(erp):
+    """The same back office (package 11 held as QWXKBNAHT-11, package 1 as QWXKBNAHT); package 11's
+    cancellation comes by the query without orders_in_cart (an export not updated, a replay), keyed
+    by the bare reference: it cannot tell which package it is, so it is refused, and package 1,
+    held under that reference, is not cancelled."""
+    seed_inbound_setup(erp)
+    _published(erp)
+    header, rows, package = split_cart()
+    integrate_file(erp, "request_sql_1.csv", prestashop_file(header, package), rules=RULES)
+    old_header = [c for c in header if c != "orders_in_cart"]
+
+    def old(rs: list[dict[str, str]]) -> list[dict[str, str]]:
+        return [{k: v for k, v in r.items() if k in old_header} for r in rs]
+
+    first = old([r for r in rows if r["id_order"] == "1"])
+    assert (
+        integrate_file(erp, "request_sql_2.csv", prestashop_file(old_header, first), rules=RULES).counts[
+            "orders_created"
+        ]
+        == 1
+    )
+    cancelled = old([{**r, "current_state": "6", "valid": "0", "order_state": "Annulé"} for r in package])
+    result = integrate_file(erp, "request_sql_3.csv", prestashop_file(old_header, cancelled), rules=RULES)
+    assert (result.counts["orders_cancelled"], result.counts["rejected_orders"]) == (0, 1), result
+    states = dict(erp.execute("SELECT shop_order_id, status FROM erp.sales_order WHERE origin = 'web'").fetchall())
+    erp.commit()
+    assert "cancelled" not in (states["QWXKBNAHT"], states["QWXKBNAHT-11"]), states

@@ -22,10 +22,10 @@ OWN_COLUMNS: dict[str, tuple[str, str, str]] = {
     PRESTASHOP_ORDERS: ("reference", "product_reference", "email"),
 }
 
-#: Our order statuses (the generic format's ``status`` values, lower case).
 #: Back-office numbers of web orders: the shop's id behind this prefix (unless it has it;
 #: :func:`passerelle.core.integrate.rules.order_numbers`).
 NUMBER_PREFIX = "WEB-"
+#: Our order statuses (the generic format's ``status`` values, lower case).
 STATUSES = ("pending", "authorized", "paid", "validated", "quote", "cancelled", "refunded")
 _STATUS_ALIASES = {"canceled": "cancelled"}
 

@@ -226,12 +226,17 @@ def reject_held_aliases(parsed: ib.ParsedFile, held: set[str]) -> ib.ParsedFile:
     its own (``held``: those of ``parsed.aliases``' keys and aliases found by
     :func:`orders_held`), with the parser's reason: a PrestaShop package keyed by the reference
     alone by one query and with its id_order by the other would otherwise be integrated under
-    both. An order held under its own key is news of that order (its cancellation, a refund),
-    even when a sibling package was created under the alias by the older query."""
+    both. A package keyed ``<reference>-<id_order>`` (the query with ``orders_in_cart``) and held
+    under that key is news of that package (its cancellation, a refund), even when a sibling
+    package was created under the bare reference by the older query; a row of the older query
+    keyed by the bare reference cannot tell which package it is, and stays refused."""
     own = parsed.aliases
+    package_key = np.array(
+        [str(k).startswith(f"{a}-") for k, a in zip(own["shop_order_id"], own["alias"], strict=True)], dtype=bool
+    )
     own = own[
         own["alias"].isin(held)
-        & ~own["shop_order_id"].isin(held)
+        & ~(own["shop_order_id"].isin(held).to_numpy() & package_key)
         & own["shop_order_id"].isin(parsed.orders["shop_order_id"])
     ]
     if not len(own):
