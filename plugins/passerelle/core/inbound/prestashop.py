@@ -190,8 +190,7 @@ def _package_keys(rows: dict[str, np.ndarray]) -> np.ndarray:
         rows["alias_reason"][old_query] = [
             f"order {r} (id_order {i}) is package {r}-{i} of a cart PrestaShop split, which the back office already "
             f"holds as order {NUMBER_PREFIX}{r}-{i}, from a file with orders_in_cart; this file's query lacks that "
-            "column: add it "
-            "(docs/formats/prestashop.md)"
+            "column: add it (docs/formats/prestashop.md)"
             for r, i in zip(key[old_query], id_order[old_query], strict=True)
         ]
     return np.where(split, key + "-" + id_order, key) if split.any() else key

@@ -133,15 +133,12 @@ def reject_unknown_skus(parsed: ib.ParsedFile, known: Iterable[str] | pd.Series)
     )
 
 
-NUMBER_PREFIX = ib.NUMBER_PREFIX
-
-
 def order_numbers(shop_order_ids: pd.Series) -> pd.Series:
     """The back-office order number of each shop order id: ``WEB-<id>`` without the ``#`` of
     Shopify's order names (``#1012`` -> ``WEB-1012``), or the id itself when it already starts
     with ``WEB-``."""
     ids = shop_order_ids.astype("str").str.lstrip("#")  # Shopify's names: "#1012" -> WEB-1012
-    return ids.where(ids.str.startswith(NUMBER_PREFIX), NUMBER_PREFIX + ids)
+    return ids.where(ids.str.startswith(ib.NUMBER_PREFIX), ib.NUMBER_PREFIX + ids)
 
 
 def taken_numbers(conn: psycopg.Connection, shop_order_ids: Iterable[str]) -> pd.DataFrame:
